@@ -1,0 +1,55 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why an export failed. Messages name the tensor, the node or the file.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    /// A tensor the network needs is not in the weights.
+    #[error("weights have no tensor '{name}' (needed with shape {shape:?})")]
+    MissingTensor {
+        /// Parameter name.
+        name: String,
+        /// Expected shape.
+        shape: Vec<usize>,
+    },
+    /// A tensor has the wrong shape.
+    #[error("tensor '{name}' has shape {found:?}, the network needs {expected:?}")]
+    WrongShape {
+        /// Parameter name.
+        name: String,
+        /// Expected shape.
+        expected: Vec<usize>,
+        /// Shape in the weights.
+        found: Vec<usize>,
+    },
+    /// A tensor of a type the exporter does not read.
+    #[error("tensor '{name}' has dtype {dtype}; only F32, F64, F16 and BF16 are supported")]
+    UnsupportedDtype {
+        /// Parameter name.
+        name: String,
+        /// The dtype found.
+        dtype: String,
+    },
+    /// A safetensors file that cannot be parsed (truncated, corrupt).
+    #[error("'{path}' is not a valid safetensors file: {reason}")]
+    BadSafetensors {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A batch size of zero or an unsupported opset.
+    #[error("invalid export option: {0}")]
+    BadOption(String),
+    /// File system errors, with the path.
+    #[error("{action} '{path}': {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,398 @@
+//! Builds the layer graph of an architecture of the search space (DESIGN.md section 3), whole or as one
+//! profiling piece (the stem, the head, or a single choice block at the exact input shape it sees).
+
+use serde::Serialize;
+
+use crate::arch::Arch;
+use crate::error::ModelError;
+use crate::graph::{Activation, Conv, Graph, GraphBuilder, Shape, Value};
+use crate::layout::{NetConfig, HEAD_WIDTH, NUM_LAYERS, STEM_WIDTH};
+use crate::op::{Choice, Op};
+
+/// One profiling piece of a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Piece {
+    /// The stem convolution.
+    Stem,
+    /// One choice block: 0-based layer and its choice.
+    Block {
+        /// 0-based layer.
+        layer: usize,
+        /// The layer's choice.
+        choice: Choice,
+    },
+    /// Head convolution, pooling and classifier.
+    Head,
+}
+
+impl Piece {
+    /// The latency-table key: `stem`, `head` or `L<l>:<op>:<scale>` with a 1-based layer (`L3:skip`).
+    pub fn key(&self) -> String {
+        match self {
+            Piece::Stem => "stem".into(),
+            Piece::Head => "head".into(),
+            Piece::Block { layer, choice } => format!("L{}:{choice}", layer + 1),
+        }
+    }
+}
+
+/// Per-sample input shape of the 0-based layer (its geometry does not depend on the choices).
+pub fn layer_input_shape(config: &NetConfig, layer: usize) -> Shape {
+    let mut hw = config.input_size.div_ceil(config.stem_stride());
+    for l in 1..=layer {
+        if NetConfig::is_stride2(l - 1) {
+            hw = hw.div_ceil(2);
+        }
+    }
+    Shape::new(config.layer_in_channels(layer), hw, hw)
+}
+
+/// Per-sample input shape of the head.
+pub fn head_input_shape(config: &NetConfig) -> Shape {
+    let last = layer_input_shape(config, NUM_LAYERS - 1);
+    Shape::new(config.layout.widths()[3], last.h, last.w)
+}
+
+/// The whole network of `arch`.
+pub fn network(arch: &Arch, config: &NetConfig) -> Result<Graph, ModelError> {
+    config.validate()?;
+    let s = config.input_size;
+    let mut b = GraphBuilder::new("hsconas", Shape::new(3, s, s));
+    let mut x = stem(&mut b, config);
+    for (layer, choice) in arch.choices().iter().enumerate() {
+        x = block(&mut b, config, layer, *choice, x);
+    }
+    head(&mut b, config, x);
+    Ok(b.finish())
+}
+
+/// One profiling piece at the input shape it has inside the network.
+pub fn piece(piece: Piece, config: &NetConfig) -> Result<Graph, ModelError> {
+    config.validate()?;
+    let graph = match piece {
+        Piece::Stem => {
+            let s = config.input_size;
+            let mut b = GraphBuilder::new("stem", Shape::new(3, s, s));
+            stem(&mut b, config);
+            b.finish()
+        }
+        Piece::Head => {
+            let mut b = GraphBuilder::new("head", head_input_shape(config));
+            head(&mut b, config, Value::INPUT);
+            b.finish()
+        }
+        Piece::Block { layer, choice } => {
+            if layer >= NUM_LAYERS {
+                return Err(ModelError::LayerOutOfRange(layer));
+            }
+            // Validates skip-in-stride-2 with the same message as architecture strings.
+            let probe = Arch::uniform(Op::Shuffle3, crate::op::Scale::FULL)?;
+            probe.with_layer(layer, choice)?;
+            let mut b = GraphBuilder::new(piece.key(), layer_input_shape(config, layer));
+            block(&mut b, config, layer, choice, Value::INPUT);
+            b.finish()
+        }
+    };
+    Ok(graph)
+}
+
+/// Every distinct profiling piece of the full search space: the stem, each layer's choices, the head.
+pub fn all_pieces() -> Vec<Piece> {
+    let mut pieces = vec![Piece::Stem];
+    for layer in 0..NUM_LAYERS {
+        let space = crate::space::LayerSpace::full(layer);
+        pieces.extend(
+            space
+                .choices()
+                .into_iter()
+                .map(|choice| Piece::Block { layer, choice }),
+        );
+    }
+    pieces.push(Piece::Head);
+    pieces
+}
+
+fn stem(b: &mut GraphBuilder, config: &NetConfig) -> Value {
+    let x = b.conv_plain(
+        "stem.conv",
+        Value::INPUT,
+        STEM_WIDTH,
+        3,
+        config.stem_stride(),
+    );
+    let x = b.bn("stem.bn", x);
+    b.act("stem.relu", x, Activation::Relu)
+}
+
+fn head(b: &mut GraphBuilder, config: &NetConfig, x: Value) -> Value {
+    let x = b.conv_plain("head.conv", x, HEAD_WIDTH, 1, 1);
+    let x = b.bn("head.bn", x);
+    let x = b.act("head.relu", x, Activation::Relu);
+    let x = b.global_avg_pool("head.pool", x);
+    b.linear("head.fc", x, config.classes)
+}
+
+fn block(
+    b: &mut GraphBuilder,
+    config: &NetConfig,
+    layer: usize,
+    choice: Choice,
+    x: Value,
+) -> Value {
+    if choice.is_skip() {
+        return x;
+    }
+    let p = format!("layers.{layer}");
+    let width = config.layer_width(layer);
+    let mid = choice.scale().mid_channels(width);
+    let cin = b.shape(x).c;
+    if NetConfig::is_stride2(layer) {
+        let k = choice.op().kernel();
+        let proj = {
+            let y = b.conv_dw(format!("{p}.proj.0"), x, k, 2);
+            let y = b.bn(format!("{p}.proj.1"), y);
+            let y = b.conv_plain(format!("{p}.proj.2"), y, cin, 1, 1);
+            let y = b.bn(format!("{p}.proj.3"), y);
+            b.act(format!("{p}.proj.4"), y, Activation::Relu)
+        };
+        let main = main_branch(b, &p, choice.op(), x, mid, width - cin, 2);
+        b.concat(format!("{p}.cat"), &[proj, main])
+    } else {
+        let passed = b.slice_channels(format!("{p}.pass"), x, 0, cin, 2);
+        let odd = b.slice_channels(format!("{p}.split"), x, 1, cin, 2);
+        let main = main_branch(b, &p, choice.op(), odd, mid, cin / 2, 1);
+        b.concat(format!("{p}.cat"), &[passed, main])
+    }
+}
+
+/// The main branch `<p>.main.<i>` of a choice block (PyTorch `nn.Sequential` numbering).
+fn main_branch(
+    b: &mut GraphBuilder,
+    p: &str,
+    op: Op,
+    x: Value,
+    mid: usize,
+    out: usize,
+    stride: usize,
+) -> Value {
+    let m = format!("{p}.main");
+    let name = |i: usize| format!("{m}.{i}");
+    let cin = b.shape(x).c;
+    let dw = |c: usize, k: usize, s: usize| Conv {
+        cin: c,
+        cout: c,
+        kernel: k,
+        stride: s,
+        groups: c,
+        bias: false,
+    };
+    let pw = |i: usize, o: usize| Conv {
+        cin: i,
+        cout: o,
+        kernel: 1,
+        stride: 1,
+        groups: 1,
+        bias: false,
+    };
+    match op {
+        Op::Xception => {
+            let y = b.conv_bn(&m, 0, x, dw(cin, 3, stride));
+            let y = b.conv_bn(&m, 2, y, pw(cin, mid));
+            let y = b.act(name(4), y, Activation::Relu);
+            let y = b.conv_bn(&m, 5, y, dw(mid, 3, 1));
+            let y = b.conv_bn(&m, 7, y, pw(mid, mid));
+            let y = b.act(name(9), y, Activation::Relu);
+            let y = b.conv_bn(&m, 10, y, dw(mid, 3, 1));
+            let y = b.conv_bn(&m, 12, y, pw(mid, out));
+            b.act(name(14), y, Activation::Relu)
+        }
+        _ => {
+            let y = b.conv_bn(&m, 0, x, pw(cin, mid));
+            let y = b.act(name(2), y, Activation::Relu);
+            let y = b.conv_bn(&m, 3, y, dw(mid, op.kernel(), stride));
+            let y = b.conv_bn(&m, 5, y, pw(mid, out));
+            b.act(name(7), y, Activation::Relu)
+        }
+    }
+}
+
+/// Parameters and MACs of one part of a network, for `arch info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartCount {
+    /// `stem`, `L1` .. `L20`, `head`.
+    pub part: String,
+    /// The layer's choice (`None` for stem and head).
+    pub choice: Option<String>,
+    /// Input shape `[C, H, W]`.
+    pub input: [usize; 3],
+    /// Stride.
+    pub stride: usize,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Multiply-accumulates per sample.
+    pub macs: usize,
+}
+
+/// Per-part parameter and MAC counts of `arch`; they add up to the whole network's.
+pub fn part_counts(arch: &Arch, config: &NetConfig) -> Result<Vec<PartCount>, ModelError> {
+    let graph = network(arch, config)?;
+    let shape = |s: Shape| [s.c, s.h, s.w];
+    let mut parts = Vec::with_capacity(NUM_LAYERS + 2);
+    let (params, macs) = graph.count_under("stem");
+    let input = Shape::new(3, config.input_size, config.input_size);
+    parts.push(PartCount {
+        part: "stem".into(),
+        choice: None,
+        input: shape(input),
+        stride: config.stem_stride(),
+        params,
+        macs,
+    });
+    for (layer, choice) in arch.choices().iter().enumerate() {
+        let (params, macs) = graph.count_under(&format!("layers.{layer}"));
+        parts.push(PartCount {
+            part: format!("L{}", layer + 1),
+            choice: Some(choice.to_string()),
+            input: shape(layer_input_shape(config, layer)),
+            stride: if NetConfig::is_stride2(layer) { 2 } else { 1 },
+            params,
+            macs,
+        });
+    }
+    let (params, macs) = graph.count_under("head");
+    parts.push(PartCount {
+        part: "head".into(),
+        choice: None,
+        input: shape(head_input_shape(config)),
+        stride: 1,
+        params,
+        macs,
+    });
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::Layout;
+    use crate::op::Scale;
+
+    fn counts(text: &str, layout: Layout, input_size: usize, classes: usize) -> (usize, usize) {
+        let arch = Arch::uniform(
+            text.split(':')
+                .next()
+                .and_then(|o| o.parse().ok())
+                .expect("op"),
+            text.split(':')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("scale"),
+        )
+        .expect("valid");
+        let g = network(
+            &arch,
+            &NetConfig {
+                layout,
+                input_size,
+                classes,
+            },
+        )
+        .expect("builds");
+        (g.param_count(), g.macs())
+    }
+
+    /// The test vectors of DESIGN.md section 3.
+    #[test]
+    fn design_test_vectors() {
+        assert_eq!(
+            counts("shuffle3:1.0", Layout::A, 224, 1000),
+            (2_501_960, 196_384_256)
+        );
+        assert_eq!(
+            counts("shuffle3:1.0", Layout::B, 224, 1000),
+            (3_337_200, 323_968_496)
+        );
+        assert_eq!(
+            counts("shuffle3:1.0", Layout::A, 32, 10),
+            (1_487_210, 15_958_016)
+        );
+        assert_eq!(
+            counts("xception:0.5", Layout::A, 224, 1000),
+            (2_219_168, 128_759_552)
+        );
+        assert_eq!(
+            counts("xception:0.5", Layout::B, 224, 1000),
+            (2_838_918, 203_517_872)
+        );
+        assert_eq!(
+            counts("xception:0.5", Layout::A, 32, 10),
+            (1_204_418, 10_437_632)
+        );
+    }
+
+    #[test]
+    fn parts_add_up_and_pieces_match_the_network() {
+        let mut arch =
+            Arch::uniform(Op::Shuffle7, Scale::from_tenths(3).expect("0.3")).expect("valid");
+        arch = arch.with_layer(6, Choice::SKIP).expect("stride 1");
+        let config = NetConfig::default();
+        let net = network(&arch, &config).expect("builds");
+        let parts = part_counts(&arch, &config).expect("counts");
+        assert_eq!(parts.len(), 22);
+        assert_eq!(
+            parts.iter().map(|p| p.params).sum::<usize>(),
+            net.param_count()
+        );
+        assert_eq!(parts.iter().map(|p| p.macs).sum::<usize>(), net.macs());
+        assert_eq!(parts[7].params, 0, "skip has no parameters");
+        for (layer, choice) in arch.choices().iter().enumerate() {
+            let g = piece(
+                Piece::Block {
+                    layer,
+                    choice: *choice,
+                },
+                &config,
+            )
+            .expect("piece");
+            assert_eq!(g.param_count(), parts[layer + 1].params, "layer {layer}");
+            assert_eq!(g.macs(), parts[layer + 1].macs, "layer {layer}");
+        }
+        let head = piece(Piece::Head, &config).expect("head");
+        assert_eq!(head.input, Shape::new(512, 7, 7));
+        assert_eq!(head.output_shape(), Shape::new(1000, 1, 1));
+    }
+
+    #[test]
+    fn piece_keys_and_the_piece_list() {
+        let pieces = all_pieces();
+        assert_eq!(pieces.len(), 2 + 4 * 40 + 16 * 41);
+        assert_eq!(pieces[1].key(), "L1:shuffle3:0.1");
+        assert!(pieces.iter().any(|p| p.key() == "L2:skip"));
+        let bad = piece(
+            Piece::Block {
+                layer: 4,
+                choice: Choice::SKIP,
+            },
+            &NetConfig::default(),
+        );
+        assert!(bad
+            .expect_err("skip in stride 2")
+            .to_string()
+            .contains("layer 5"));
+    }
+
+    #[test]
+    fn input_shapes_follow_the_strides() {
+        let c = NetConfig::default();
+        assert_eq!(layer_input_shape(&c, 0), Shape::new(16, 112, 112));
+        assert_eq!(layer_input_shape(&c, 1), Shape::new(48, 56, 56));
+        assert_eq!(layer_input_shape(&c, 19), Shape::new(512, 7, 7));
+        let small = NetConfig {
+            input_size: 32,
+            classes: 10,
+            ..c
+        };
+        assert_eq!(layer_input_shape(&small, 0), Shape::new(16, 32, 32));
+        assert_eq!(head_input_shape(&small), Shape::new(512, 2, 2));
+    }
+}

@@ -1,0 +1,217 @@
+//! Per-layer sets of allowed choices: the full space of DESIGN.md section 3 or a shrunk one.
+
+use std::collections::BTreeSet;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::error::ArchError;
+use crate::layout::{NetConfig, NUM_LAYERS};
+use crate::op::{Choice, Op, Scale};
+
+/// The choices one layer may take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerSpace {
+    /// Allowed operators (`skip` only in stride-1 layers).
+    pub ops: BTreeSet<Op>,
+    /// Allowed channel scales, in tenths (`1..=10`); ignored for `skip`.
+    pub scales: BTreeSet<u8>,
+}
+
+impl LayerSpace {
+    /// Every choice of the 0-based layer: 40 in stride-2 layers, 41 in stride-1 layers.
+    pub fn full(layer: usize) -> LayerSpace {
+        let ops = Op::ALL
+            .into_iter()
+            .filter(|op| *op != Op::Skip || !NetConfig::is_stride2(layer))
+            .collect();
+        LayerSpace {
+            ops,
+            scales: Scale::all().map(Scale::tenths).collect(),
+        }
+    }
+
+    /// The distinct choices, in canonical order (skip counts once).
+    pub fn choices(&self) -> Vec<Choice> {
+        let mut out = Vec::new();
+        for &op in &self.ops {
+            if op == Op::Skip {
+                out.push(Choice::SKIP);
+                continue;
+            }
+            out.extend(
+                self.scales
+                    .iter()
+                    .filter_map(|&t| Scale::from_tenths(t))
+                    .map(|s| Choice::new(op, s)),
+            );
+        }
+        out
+    }
+
+    /// Number of distinct choices.
+    pub fn len(&self) -> usize {
+        let blocks = self.ops.iter().filter(|op| **op != Op::Skip).count();
+        blocks * self.scales.len() + usize::from(self.ops.contains(&Op::Skip))
+    }
+
+    /// Whether no choice is left.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the layer may take `choice`.
+    pub fn contains(&self, choice: Choice) -> bool {
+        self.ops.contains(&choice.op())
+            && (choice.is_skip() || self.scales.contains(&choice.scale().tenths()))
+    }
+}
+
+/// Per layer, the allowed choices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchSpace {
+    layers: Vec<LayerSpace>,
+}
+
+impl Default for SearchSpace {
+    fn default() -> Self {
+        SearchSpace::full()
+    }
+}
+
+impl SearchSpace {
+    /// The whole space: `40^4 * 41^16` architectures.
+    pub fn full() -> SearchSpace {
+        SearchSpace {
+            layers: (0..NUM_LAYERS).map(LayerSpace::full).collect(),
+        }
+    }
+
+    /// The per-layer sets.
+    pub fn layers(&self) -> &[LayerSpace] {
+        &self.layers
+    }
+
+    /// Replaces one layer's set. Refuses an empty set or `skip` in a stride-2 layer.
+    pub fn set_layer(&mut self, layer: usize, space: LayerSpace) -> Result<(), ArchError> {
+        if space.ops.contains(&Op::Skip) && NetConfig::is_stride2(layer) {
+            return Err(ArchError::SkipInStride2 {
+                layer: layer + 1,
+                stage: NetConfig::stage_of(layer) + 1,
+            });
+        }
+        if space.is_empty() {
+            return Err(ArchError::NotInSpace {
+                layer: layer + 1,
+                choice: "(empty set)".into(),
+            });
+        }
+        if let Some(slot) = self.layers.get_mut(layer) {
+            *slot = space;
+        }
+        Ok(())
+    }
+
+    /// Number of architectures, exactly.
+    pub fn size(&self) -> u128 {
+        self.layers.iter().map(|l| l.len() as u128).product()
+    }
+
+    /// Whether every layer of `arch` is allowed; names the first layer that is not.
+    pub fn check(&self, arch: &Arch) -> Result<(), ArchError> {
+        for (layer, (space, choice)) in self.layers.iter().zip(arch.choices()).enumerate() {
+            if !space.contains(*choice) {
+                return Err(ArchError::NotInSpace {
+                    layer: layer + 1,
+                    choice: choice.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// An architecture drawn uniformly: each layer uniformly among its distinct choices.
+    /// The same seeded generator gives the same architectures on every run and platform.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Arch {
+        let mut choices = [Choice::SKIP; NUM_LAYERS];
+        for (slot, space) in choices.iter_mut().zip(&self.layers) {
+            let options = space.choices();
+            *slot = options[rng.random_range(0..options.len())];
+        }
+        // Every layer space is non-empty and never has skip in a stride-2 layer, so this cannot fail.
+        Arch::new(choices).unwrap_or_else(|e| unreachable!("sampled an invalid architecture: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn full_space_has_the_documented_size() {
+        let space = SearchSpace::full();
+        assert_eq!(space.layers()[0].len(), 40);
+        assert_eq!(space.layers()[1].len(), 41);
+        assert_eq!(space.size(), 40u128.pow(4) * 41u128.pow(16));
+        assert!((space.size() as f64 - 1.6e32).abs() / 1.6e32 < 0.05);
+    }
+
+    #[test]
+    fn sampling_is_reproducible_for_a_seed() {
+        let space = SearchSpace::full();
+        let draw = |seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..5)
+                .map(|_| space.sample(&mut rng).to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(7), draw(7));
+        assert_ne!(draw(7), draw(8));
+    }
+
+    #[test]
+    fn shrunk_space_is_respected() {
+        let mut space = SearchSpace::full();
+        let only = LayerSpace {
+            ops: [Op::Shuffle5].into(),
+            scales: [3, 4].into(),
+        };
+        space.set_layer(19, only.clone()).expect("valid");
+        assert_eq!(space.size(), SearchSpace::full().size() / 41 * 2);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for _ in 0..50 {
+            let arch = space.sample(&mut rng);
+            assert!(only.contains(arch.choices()[19]));
+            assert!(space.check(&arch).is_ok());
+        }
+        let with_skip = LayerSpace {
+            ops: [Op::Skip].into(),
+            scales: [1].into(),
+        };
+        assert!(space.set_layer(16, with_skip).is_err());
+        let empty = LayerSpace {
+            ops: BTreeSet::new(),
+            scales: [1].into(),
+        };
+        assert!(space.set_layer(3, empty).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn sampled_architectures_are_valid_and_round_trip(seed in any::<u64>()) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let arch = SearchSpace::full().sample(&mut rng);
+            let text = arch.to_string();
+            let back: Arch = text.parse().map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            prop_assert_eq!(&back, &arch);
+            prop_assert!(Arch::new(*arch.choices()).is_ok());
+            let json = serde_json::to_string(&arch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let from_json: Arch = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(from_json, arch);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what hsconas needs to build, test and run, idempotently:
+#   - a Python virtual environment with PyTorch 2.13.0 (the libtorch that tch 0.26 links against),
+#     onnxruntime 1.31.1 (its libonnxruntime.so is what the `ort` backend loads at run time) and onnx
+#     (used by the tests as an oracle: onnx.checker);
+#   - links under .hsconas/ in the checkout that .cargo/config.toml points the build at, so that plain
+#     `cargo build` / `cargo test` work without exporting any variable.
+# The environment lives outside the checkout (default ~/.cache/hsconas, override with HSCONAS_CACHE) so
+# that fresh clones reuse it. Prints what it found.
+set -euo pipefail
+
+TORCH_VERSION=2.13.0
+ORT_VERSION=1.31.1
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${HSCONAS_CACHE:-$HOME/.cache/hsconas}
+venv=$cache/venv
+stamp=$venv/.hsconas-installed-torch${TORCH_VERSION}-ort${ORT_VERSION}
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  say "cargo not found: install a Rust toolchain (https://rustup.rs) first"; exit 1
+fi
+python=${PYTHON:-python3}
+if ! command -v "$python" >/dev/null 2>&1; then
+  say "python3 not found: install Python 3.9 or newer with venv support"; exit 1
+fi
+
+mkdir -p "$cache"
+if [ ! -f "$stamp" ]; then
+  # onnxruntime-gpu brings the CUDA and TensorRT execution providers; use it where an NVIDIA driver is.
+  ort_pkg=onnxruntime
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then ort_pkg=onnxruntime-gpu; fi
+  say "creating $venv (torch==$TORCH_VERSION, $ort_pkg==$ORT_VERSION, onnx); this takes a few minutes once"
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+  "$venv/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" "$ort_pkg==$ORT_VERSION" onnx numpy
+  touch "$stamp"
+fi
+
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+torch_dir=$site/torch
+ort_lib=$(ls "$site"/onnxruntime/capi/libonnxruntime.so* 2>/dev/null | sort | tail -n 1 || true)
+[ -f "$torch_dir/lib/libtorch.so" ] || { say "libtorch not found under $torch_dir"; exit 1; }
+[ -n "$ort_lib" ] || { say "libonnxruntime.so not found under $site/onnxruntime/capi"; exit 1; }
+
+# Stable names inside the checkout; .cargo/config.toml refers to these (relative = true).
+mkdir -p "$repo/.hsconas"
+ln -sfn "$venv" "$repo/.hsconas/venv"
+ln -sfn "$torch_dir" "$repo/.hsconas/libtorch"
+ln -sfn "$ort_lib" "$repo/.hsconas/libonnxruntime.so"
+
+torch_v=$("$venv/bin/python" -c 'import torch; print(torch.__version__)')
+ort_v=$("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__, onnxruntime.get_available_providers())')
+onnx_v=$("$venv/bin/python" -c 'import onnx; print(onnx.__version__)')
+say "cargo:        $(cargo --version)"
+say "python venv:  $venv"
+say "torch:        $torch_v ($torch_dir)"
+say "onnxruntime:  $ort_v ($ort_lib)"
+say "onnx:         $onnx_v"

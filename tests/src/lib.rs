@@ -1,0 +1,168 @@
+//! Helpers shared by the end-to-end tests: running exported models in tract and, as an independent oracle,
+//! in Python's `onnx.checker` + ONNX Runtime (from the virtual environment that `scripts/setup.sh` made).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use tract_onnx::prelude::*;
+
+/// The Python interpreter of the setup's virtual environment.
+pub fn python() -> PathBuf {
+    std::env::var_os("HSCONAS_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("HSCONAS_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// `n` standard-normal values from a seeded generator.
+pub fn random_input(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
+}
+
+/// `max |a - b| / max |b|`: the error relative to the reference's scale.
+pub fn relative_error(a: &[f32], reference: &[f32]) -> f32 {
+    assert_eq!(a.len(), reference.len(), "outputs have different lengths");
+    let scale = reference
+        .iter()
+        .fold(0f32, |m, x| m.max(x.abs()))
+        .max(f32::MIN_POSITIVE);
+    let diff = a
+        .iter()
+        .zip(reference)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    diff / scale
+}
+
+/// Runs an ONNX file in tract (optimised plan) on one input; returns the output's shape and values.
+pub fn run_tract(
+    model: &Path,
+    shape: &[usize],
+    input: &[f32],
+) -> TractResult<(Vec<usize>, Vec<f32>)> {
+    let plan = tract_onnx::onnx()
+        .model_for_path(model)?
+        .with_input_fact(0, f32::fact(shape).into())?
+        .into_optimized()?
+        .into_runnable()?;
+    let x = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), input.to_vec())?;
+    let out = plan.run(tvec!(x.into_tensor().into()))?;
+    let y = out[0].clone().into_tensor();
+    let y = y.to_plain_array_view::<f32>()?;
+    Ok((y.shape().to_vec(), y.iter().copied().collect()))
+}
+
+/// One model for the Python oracle.
+#[derive(Debug, Clone)]
+pub struct OracleCase {
+    /// The ONNX file.
+    pub model: PathBuf,
+    /// Input shape.
+    pub shape: Vec<usize>,
+    /// Input values.
+    pub input: Vec<f32>,
+}
+
+/// Checks every model with `onnx.checker` (full check) and runs it in ONNX Runtime (CPU, 1 thread), in one
+/// Python process. Returns each output's shape and values, in order. Panics with the oracle's message.
+pub fn run_oracle(dir: &Path, cases: &[OracleCase]) -> Vec<(Vec<usize>, Vec<f32>)> {
+    let mut manifest = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let input = dir.join(format!("case{i}.in.f32"));
+        let output = dir.join(format!("case{i}.out.f32"));
+        let bytes: Vec<u8> = case.input.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&input, bytes).expect("writing an oracle input");
+        manifest.push(serde_json::json!({
+            "model": case.model, "input": input, "shape": case.shape, "output": output,
+        }));
+    }
+    let manifest_path = dir.join("oracle.json");
+    std::fs::write(
+        &manifest_path,
+        serde_json::json!({ "cases": manifest }).to_string(),
+    )
+    .expect("writing the manifest");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("oracle/onnx_oracle.py");
+    let status = Command::new(python())
+        .arg(&script)
+        .arg(&manifest_path)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} (run scripts/setup.sh): {e}",
+                python().display()
+            )
+        });
+    assert!(
+        status.success(),
+        "the ONNX oracle failed ({status}); see its message above"
+    );
+    (0..cases.len())
+        .map(|i| {
+            let output = dir.join(format!("case{i}.out.f32"));
+            let bytes = std::fs::read(&output).expect("reading an oracle output");
+            let meta: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(output.with_extension("f32.json")).expect("reading output shape"),
+            )
+            .expect("json");
+            let shape = meta["shape"]
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|d| d.as_u64().expect("dim") as usize)
+                .collect();
+            (
+                shape,
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Path of a binary of this workspace (`hsconas`, `hsconas-runtime`), built next to the test executable.
+/// `cargo test --workspace` builds them before running any test.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Output of a finished command.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs a workspace binary with arguments and captures its output.
+pub fn run_bin(name: &str, args: &[&str]) -> Outcome {
+    let out = Command::new(workspace_bin(name))
+        .args(args)
+        .output()
+        .expect("starting the binary");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
