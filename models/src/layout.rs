@@ -40,7 +40,7 @@ impl Layout {
             layout: widths.map(|w| w.to_string()).join(","),
             reason,
         };
-        if let Some(w) = widths.iter().find(|w| **w % 2 != 0) {
+        if let Some(w) = widths.iter().find(|w| !w.is_multiple_of(2)) {
             return Err(bad(format!(
                 "width {w} is odd; every stage width must be even"
             )));
