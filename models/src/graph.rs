@@ -360,7 +360,9 @@ impl GraphBuilder {
         let name = name.into();
         let s = self.shape(x);
         assert!(
-            s.c == conv.cin && conv.cin.is_multiple_of(conv.groups) && conv.cout.is_multiple_of(conv.groups),
+            s.c == conv.cin
+                && conv.cin.is_multiple_of(conv.groups)
+                && conv.cout.is_multiple_of(conv.groups),
             "{name}: bad conv {conv:?} on {s:?}"
         );
         let out = |n: usize| (n + 2 * (conv.kernel / 2) - conv.kernel) / conv.stride + 1;

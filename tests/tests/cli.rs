@@ -31,17 +31,36 @@ fn arch_info_gives_the_design_test_vectors() {
     ];
     for (entry, layout, size, classes, params, macs) in vectors {
         let arch = uniform(entry);
-        let info = info_json(&["--arch", &arch, "--layout", layout, "--input-size", size, "--classes", classes]);
+        let info = info_json(&[
+            "--arch",
+            &arch,
+            "--layout",
+            layout,
+            "--input-size",
+            size,
+            "--classes",
+            classes,
+        ]);
         assert_eq!(info["params"], params, "{entry} {layout} {size}");
         assert_eq!(info["macs"], macs, "{entry} {layout} {size}");
         let layers = info["layers"].as_array().expect("layers");
         assert_eq!(layers.len(), 22);
-        let sum: u64 = layers.iter().map(|l| l["params"].as_u64().expect("params")).sum();
+        let sum: u64 = layers
+            .iter()
+            .map(|l| l["params"].as_u64().expect("params"))
+            .sum();
         assert_eq!(sum, params);
     }
     // The human table shows the same total.
-    let out = run_bin("hsconas", &["arch", "info", "--arch", &uniform("shuffle3:1.0")]);
-    assert!(out.stdout.contains("2,501,960") && out.stdout.contains("196,384,256"), "{}", out.stdout);
+    let out = run_bin(
+        "hsconas",
+        &["arch", "info", "--arch", &uniform("shuffle3:1.0")],
+    );
+    assert!(
+        out.stdout.contains("2,501,960") && out.stdout.contains("196,384,256"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -52,37 +71,83 @@ fn bad_architectures_fail_cleanly_and_name_the_problem() {
         v.join(",")
     };
     let cases = [
-        (uniform("shuffle3:1.0").replacen("shuffle3:1.0,", "", 1), "found 19"),
+        (
+            uniform("shuffle3:1.0").replacen("shuffle3:1.0,", "", 1),
+            "found 19",
+        ),
         (with(6, "conv3:0.5"), "layer 7: unknown operator 'conv3'"),
         (with(2, "shuffle3:1.5"), "layer 3: channel scale '1.5'"),
-        (with(8, "skip"), "layer 9: 'skip' is not allowed in a stride-2 layer"),
-        (with(11, "xception"), "layer 12: 'xception' needs a channel scale"),
+        (
+            with(8, "skip"),
+            "layer 9: 'skip' is not allowed in a stride-2 layer",
+        ),
+        (
+            with(11, "xception"),
+            "layer 12: 'xception' needs a channel scale",
+        ),
     ];
     for (arch, needle) in cases {
         let out = run_bin("hsconas", &["arch", "info", "--arch", &arch]);
         assert_eq!(out.code, Some(1), "{arch}: {}", out.stderr);
-        assert!(out.stderr.contains(needle), "{arch}: stderr was {:?}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "{arch}: stderr was {:?}",
+            out.stderr
+        );
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
-    let bad_layout = run_bin("hsconas", &["arch", "info", "--arch", &uniform("shuffle3:1.0"), "--layout", "47,128,256,512"]);
+    let bad_layout = run_bin(
+        "hsconas",
+        &[
+            "arch",
+            "info",
+            "--arch",
+            &uniform("shuffle3:1.0"),
+            "--layout",
+            "47,128,256,512",
+        ],
+    );
     assert_eq!(bad_layout.code, Some(1));
     assert!(bad_layout.stderr.contains("odd"), "{}", bad_layout.stderr);
-    let bad_piece = run_bin("hsconas", &["export", "onnx", "--piece", "L21:skip", "--out", "/dev/null"]);
+    let bad_piece = run_bin(
+        "hsconas",
+        &[
+            "export",
+            "onnx",
+            "--piece",
+            "L21:skip",
+            "--out",
+            "/dev/null",
+        ],
+    );
     assert_eq!(bad_piece.code, Some(1));
-    assert!(bad_piece.stderr.contains("outside 1..=20"), "{}", bad_piece.stderr);
+    assert!(
+        bad_piece.stderr.contains("outside 1..=20"),
+        "{}",
+        bad_piece.stderr
+    );
 }
 
 #[test]
 fn arch_sample_is_reproducible_and_valid() {
-    let a = run_bin("hsconas", &["arch", "sample", "--seed", "11", "--count", "5"]);
-    let b = run_bin("hsconas", &["arch", "sample", "--seed", "11", "--count", "5"]);
+    let a = run_bin(
+        "hsconas",
+        &["arch", "sample", "--seed", "11", "--count", "5"],
+    );
+    let b = run_bin(
+        "hsconas",
+        &["arch", "sample", "--seed", "11", "--count", "5"],
+    );
     assert_eq!(a.code, Some(0));
     assert_eq!(a.stdout, b.stdout);
     let lines: Vec<&str> = a.stdout.lines().collect();
     assert_eq!(lines.len(), 5);
     for line in lines {
         let info = info_json(&["--arch", line]);
-        assert_eq!(info["arch"], line, "sampled architectures are printed in canonical form");
+        assert_eq!(
+            info["arch"], line,
+            "sampled architectures are printed in canonical form"
+        );
     }
 }
 
@@ -90,8 +155,11 @@ fn arch_sample_is_reproducible_and_valid() {
 fn onnx_param_count(bytes: &[u8]) -> usize {
     let model = ModelProto::decode(bytes).expect("valid protobuf");
     let graph = model.graph.expect("graph");
-    let sizes: HashMap<&str, usize> =
-        graph.initializer.iter().map(|t| (t.name.as_str(), t.dims.iter().product::<i64>() as usize)).collect();
+    let sizes: HashMap<&str, usize> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t.dims.iter().product::<i64>() as usize))
+        .collect();
     let mut total = 0;
     for node in &graph.node {
         let params: &[usize] = match node.op_type.as_str() {
@@ -111,25 +179,67 @@ fn onnx_param_count(bytes: &[u8]) -> usize {
 #[test]
 fn onnx_initialiser_counts_equal_arch_info() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let sampled = run_bin("hsconas", &["arch", "sample", "--seed", "3", "--count", "2"]);
+    let sampled = run_bin(
+        "hsconas",
+        &["arch", "sample", "--seed", "3", "--count", "2"],
+    );
     for (i, arch) in sampled.stdout.lines().enumerate() {
         for (layout, size, classes) in [("A", "224", "1000"), ("B", "32", "10")] {
-            let info = info_json(&["--arch", arch, "--layout", layout, "--input-size", size, "--classes", classes]);
+            let info = info_json(&[
+                "--arch",
+                arch,
+                "--layout",
+                layout,
+                "--input-size",
+                size,
+                "--classes",
+                classes,
+            ]);
             let path = dir.path().join(format!("{i}{layout}.onnx"));
             let path_str = path.to_str().expect("utf-8 path");
             let out = run_bin(
                 "hsconas",
-                &["export", "onnx", "--arch", arch, "--layout", layout, "--input-size", size, "--classes", classes, "--out", path_str],
+                &[
+                    "export",
+                    "onnx",
+                    "--arch",
+                    arch,
+                    "--layout",
+                    layout,
+                    "--input-size",
+                    size,
+                    "--classes",
+                    classes,
+                    "--out",
+                    path_str,
+                ],
             );
             assert_eq!(out.code, Some(0), "{}", out.stderr);
             let bytes = std::fs::read(&path).expect("written");
-            assert_eq!(onnx_param_count(&bytes) as u64, info["params"].as_u64().expect("params"), "{arch} {layout}");
+            assert_eq!(
+                onnx_param_count(&bytes) as u64,
+                info["params"].as_u64().expect("params"),
+                "{arch} {layout}"
+            );
         }
     }
     let path = dir.path().join("mnasnet.onnx");
-    let out = run_bin("hsconas", &["export", "onnx", "--reference", "mnasnet1_0", "--out", path.to_str().expect("utf-8")]);
+    let out = run_bin(
+        "hsconas",
+        &[
+            "export",
+            "onnx",
+            "--reference",
+            "mnasnet1_0",
+            "--out",
+            path.to_str().expect("utf-8"),
+        ],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(onnx_param_count(&std::fs::read(&path).expect("written")), 4_383_312);
+    assert_eq!(
+        onnx_param_count(&std::fs::read(&path).expect("written")),
+        4_383_312
+    );
 }
 
 #[test]
@@ -138,16 +248,52 @@ fn export_stores_metadata_and_batch() {
     let path = dir.path().join("piece.onnx");
     let out = run_bin(
         "hsconas",
-        &["export", "onnx", "--piece", "L5:xception:0.3", "--batch", "16", "--input-size", "32", "--out", path.to_str().expect("utf-8")],
+        &[
+            "export",
+            "onnx",
+            "--piece",
+            "L5:xception:0.3",
+            "--batch",
+            "16",
+            "--input-size",
+            "32",
+            "--out",
+            path.to_str().expect("utf-8"),
+        ],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let model = ModelProto::decode(std::fs::read(&path).expect("written").as_slice()).expect("protobuf");
-    let meta: HashMap<String, String> = model.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
-    assert_eq!(meta.get("piece").map(String::as_str), Some("L5:xception:0.3"));
+    let model =
+        ModelProto::decode(std::fs::read(&path).expect("written").as_slice()).expect("protobuf");
+    let meta: HashMap<String, String> = model
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.clone(), p.value.clone()))
+        .collect();
+    assert_eq!(
+        meta.get("piece").map(String::as_str),
+        Some("L5:xception:0.3")
+    );
     let input = &model.graph.expect("graph").input[0];
     let dims = format!("{input:?}");
-    assert!(dims.contains("DimValue(16)") && dims.contains("DimValue(48)") && dims.contains("DimValue(16)"), "{dims}");
-    let bad_batch = run_bin("hsconas", &["export", "onnx", "--piece", "stem", "--batch", "0", "--out", path.to_str().expect("utf-8")]);
+    assert!(
+        dims.contains("DimValue(16)")
+            && dims.contains("DimValue(48)")
+            && dims.contains("DimValue(16)"),
+        "{dims}"
+    );
+    let bad_batch = run_bin(
+        "hsconas",
+        &[
+            "export",
+            "onnx",
+            "--piece",
+            "stem",
+            "--batch",
+            "0",
+            "--out",
+            path.to_str().expect("utf-8"),
+        ],
+    );
     assert_eq!(bad_batch.code, Some(1));
     assert!(bad_batch.stderr.contains("--batch"), "{}", bad_batch.stderr);
 }
