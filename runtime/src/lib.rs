@@ -1,1 +1,22 @@
-//! x
+//! The HSCoNAS on-device runtime: runs ONNX models and times them carefully. It knows nothing about
+//! neural architecture search, depends on no `tch`, `models` or `search` code, and is what users build or
+//! cross-compile for the target device (a Jetson, a GPU server, a CPU box).
+//!
+//! - [`backend`]: one small trait over ONNX Runtime (`ort`: CPU, CUDA, TensorRT execution providers, loaded
+//!   dynamically) and `tract` (pure Rust). Prepare once, run many.
+//! - [`timing`]: the timing protocol of DESIGN.md section 6 (warm-up, minimum runs and time, low-percentile
+//!   statistics, optional CPU pinning, interleaved rounds over several models).
+//! - [`fingerprint`]: what the device is (CPU, cores, memory, OS, GPU), stored with every measurement.
+
+pub mod backend;
+mod error;
+pub mod fingerprint;
+mod fsutil;
+pub mod timing;
+
+pub use backend::{Backend, BackendConfig, BackendKind, LoadedModel, Provider, TensorSpec};
+pub use error::RuntimeError;
+pub use fsutil::write_atomic;
+
+pub use fingerprint::Fingerprint;
+pub use timing::{Protocol, Statistic, Stats};

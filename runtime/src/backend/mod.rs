@@ -1,0 +1,223 @@
+//! ONNX backends behind one small trait: load (once), describe inputs and outputs, run (many times).
+
+mod ort_backend;
+mod tract_backend;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::RuntimeError;
+
+pub use ort_backend::{ort_library_path, OrtBackend};
+pub use tract_backend::TractBackend;
+
+/// Which engine runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// ONNX Runtime through `ort` (loaded dynamically).
+    Ort,
+    /// `tract`, pure Rust.
+    Tract,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Ort => "ort",
+            BackendKind::Tract => "tract",
+        })
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = RuntimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ort" | "onnxruntime" => Ok(BackendKind::Ort),
+            "tract" => Ok(BackendKind::Tract),
+            other => Err(RuntimeError::BadSetting(format!(
+                "unknown backend '{other}' (expected ort or tract)"
+            ))),
+        }
+    }
+}
+
+/// An ONNX Runtime execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// The default CPU provider.
+    Cpu,
+    /// NVIDIA CUDA.
+    Cuda,
+    /// NVIDIA TensorRT (with an engine cache).
+    Tensorrt,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::Tensorrt => "tensorrt",
+        })
+    }
+}
+
+impl FromStr for Provider {
+    type Err = RuntimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Provider::Cpu),
+            "cuda" => Ok(Provider::Cuda),
+            "tensorrt" | "trt" => Ok(Provider::Tensorrt),
+            other => Err(RuntimeError::BadSetting(format!(
+                "unknown execution provider '{other}' (expected cpu, cuda or tensorrt)"
+            ))),
+        }
+    }
+}
+
+/// How to build a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendConfig {
+    /// Engine.
+    pub kind: BackendKind,
+    /// Execution providers in order of preference (ort only); CPU is always the last fallback, and a
+    /// fallback is reported in [`LoadedModel::provider`], never silent.
+    pub providers: Vec<Provider>,
+    /// Intra-op threads (ort; tract runs single-threaded).
+    pub threads: usize,
+    /// Apply all graph optimisations (ort level 3, tract's optimised plan). Off: basic only.
+    pub optimize: bool,
+    /// Folder for TensorRT engines so repeated profiling does not rebuild them.
+    pub tensorrt_cache: Option<std::path::PathBuf>,
+}
+
+impl Default for BackendConfig {
+    /// ort on CPU, 1 thread, fully optimised.
+    fn default() -> Self {
+        BackendConfig {
+            kind: BackendKind::Ort,
+            providers: vec![Provider::Cpu],
+            threads: 1,
+            optimize: true,
+            tensorrt_cache: None,
+        }
+    }
+}
+
+/// Name, element type and shape of a model input or output. Symbolic dimensions are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    /// Tensor name in the graph.
+    pub name: String,
+    /// Dimensions; `None` where the model leaves it symbolic.
+    pub shape: Vec<Option<usize>>,
+}
+
+impl TensorSpec {
+    /// The concrete shape, with symbolic dimensions set to `fill`.
+    pub fn concrete_shape(&self, fill: usize) -> Vec<usize> {
+        self.shape.iter().map(|d| d.unwrap_or(fill)).collect()
+    }
+}
+
+/// A dense f32 tensor passed in and out of models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+/// An engine that loads ONNX models.
+pub trait Backend {
+    /// Engine name and version, e.g. `onnxruntime 1.31.1` or `tract 0.23.9`.
+    fn version(&self) -> String;
+    /// Parses and prepares a model (session creation, optimisation). Never timed.
+    fn load(&self, onnx: &[u8]) -> Result<Box<dyn LoadedModel>, RuntimeError>;
+}
+
+/// A prepared model.
+pub trait LoadedModel {
+    /// Graph inputs.
+    fn inputs(&self) -> &[TensorSpec];
+    /// Graph outputs.
+    fn outputs(&self) -> &[TensorSpec];
+    /// The execution provider actually used (`cpu` for tract), after any fallback.
+    fn provider(&self) -> Provider;
+    /// Runs once on the given inputs (one per graph input, in order).
+    fn run(&mut self, inputs: &[HostTensor]) -> Result<Vec<HostTensor>, RuntimeError>;
+    /// Stores inputs in the backend's own form so that [`LoadedModel::run_prepared`] allocates nothing
+    /// it can reuse. Never timed.
+    fn prepare(&mut self, inputs: &[HostTensor]) -> Result<(), RuntimeError>;
+    /// Runs once on the prepared inputs, discarding the outputs: the timed call.
+    fn run_prepared(&mut self) -> Result<(), RuntimeError>;
+}
+
+/// Builds the backend a config asks for.
+pub fn build(config: &BackendConfig) -> Result<Box<dyn Backend>, RuntimeError> {
+    if config.threads == 0 {
+        return Err(RuntimeError::BadSetting(
+            "the thread count must be at least 1".into(),
+        ));
+    }
+    Ok(match config.kind {
+        BackendKind::Ort => Box::new(OrtBackend::new(config.clone())?),
+        BackendKind::Tract => Box::new(TractBackend::new(config.optimize)),
+    })
+}
+
+/// Checks inputs against the model's specs (count and every fixed dimension).
+pub(crate) fn check_inputs(
+    specs: &[TensorSpec],
+    inputs: &[HostTensor],
+) -> Result<(), RuntimeError> {
+    if specs.len() != inputs.len() {
+        return Err(RuntimeError::BadInput(format!(
+            "the model has {} inputs, {} were given",
+            specs.len(),
+            inputs.len()
+        )));
+    }
+    for (spec, input) in specs.iter().zip(inputs) {
+        let fits = spec.shape.len() == input.shape.len()
+            && spec
+                .shape
+                .iter()
+                .zip(&input.shape)
+                .all(|(want, got)| want.is_none_or(|w| w == *got));
+        if !fits {
+            return Err(RuntimeError::BadInput(format!(
+                "input '{}' has shape {:?}, the model expects {}",
+                spec.name,
+                input.shape,
+                describe_shape(&spec.shape)
+            )));
+        }
+        let n: usize = input.shape.iter().product();
+        if n != input.data.len() {
+            return Err(RuntimeError::BadInput(format!(
+                "input '{}' has shape {:?} ({n} values) but {} values",
+                spec.name,
+                input.shape,
+                input.data.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `[batch, 3, 224, 224]` with `?` for symbolic dimensions.
+pub fn describe_shape(shape: &[Option<usize>]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
+        .collect();
+    format!("[{}]", dims.join(", "))
+}

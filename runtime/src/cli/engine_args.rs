@@ -1,0 +1,79 @@
+//! Backend and protocol flags shared by `bench` and `profile`.
+
+use clap::Args;
+use hsconas_runtime::backend::{BackendConfig, BackendKind, Provider};
+use hsconas_runtime::Protocol;
+
+/// `--backend`, `--provider`, `--threads`, `--no-optimize`, `--tensorrt-cache`.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Inference engine.
+    #[arg(long, default_value = "ort", value_name = "ort|tract")]
+    pub backend: BackendKind,
+    /// ONNX Runtime execution providers, in order of preference (comma-separated); CPU is the fallback,
+    /// which is reported.
+    #[arg(
+        long,
+        default_value = "cpu",
+        value_delimiter = ',',
+        value_name = "cpu|cuda|tensorrt"
+    )]
+    pub provider: Vec<Provider>,
+    /// Intra-op threads (ONNX Runtime).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Basic graph optimisations only.
+    #[arg(long)]
+    pub no_optimize: bool,
+    /// Folder for TensorRT engine and timing caches.
+    #[arg(long, value_name = "DIR")]
+    pub tensorrt_cache: Option<std::path::PathBuf>,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> BackendConfig {
+        BackendConfig {
+            kind: self.backend,
+            providers: self.provider.clone(),
+            threads: self.threads,
+            optimize: !self.no_optimize,
+            tensorrt_cache: self.tensorrt_cache.clone(),
+        }
+    }
+}
+
+/// `--warmup`, `--runs`, `--min-time-ms`, `--max-runs`, `--pin`, `--seed`.
+#[derive(Debug, Clone, Args)]
+pub struct ProtocolArgs {
+    /// Untimed runs before timing.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub warmup: usize,
+    /// Timed runs, at least.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub runs: usize,
+    /// Timed milliseconds, at least.
+    #[arg(long, default_value_t = 500.0, value_name = "T")]
+    pub min_time_ms: f64,
+    /// Timed runs, at most.
+    #[arg(long, default_value_t = 5000, value_name = "N")]
+    pub max_runs: usize,
+    /// Pin the measuring thread to these CPUs (e.g. `0` or `2,3`).
+    #[arg(long, value_delimiter = ',', value_name = "CPUS")]
+    pub pin: Vec<usize>,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl ProtocolArgs {
+    pub fn protocol(&self) -> Protocol {
+        Protocol {
+            warmup: self.warmup,
+            min_runs: self.runs,
+            min_time_ms: self.min_time_ms,
+            max_runs: self.max_runs.max(self.runs),
+            seed: self.seed,
+            pin: self.pin.clone(),
+        }
+    }
+}

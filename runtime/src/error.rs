@@ -1,0 +1,49 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Errors of the runtime. Messages say what to install or change where that is the fix.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// The ONNX Runtime shared library could not be found or loaded.
+    #[error(
+        "cannot load ONNX Runtime from '{path}': {reason}. Install it (pip install onnxruntime==1.31.1, or \
+         onnxruntime-gpu for CUDA/TensorRT) and point ORT_DYLIB_PATH at its libonnxruntime.so, or run scripts/setup.sh"
+    )]
+    OrtLibrary {
+        /// Where it was looked for.
+        path: PathBuf,
+        /// Why it failed.
+        reason: String,
+    },
+    /// An execution provider was asked for and none of the ordered list could be used.
+    #[error("execution provider '{provider}' is not available: {reason}")]
+    ProviderUnavailable {
+        /// The provider.
+        provider: String,
+        /// Why (not compiled in, driver missing, ...).
+        reason: String,
+    },
+    /// The model could not be parsed or prepared by the backend.
+    #[error("invalid or unsupported ONNX model: {0}")]
+    BadModel(String),
+    /// Inputs that do not match the model.
+    #[error("bad input: {0}")]
+    BadInput(String),
+    /// A run failed inside the backend.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// A setting that cannot be used (zero threads, unknown CPU for pinning, ...).
+    #[error("invalid setting: {0}")]
+    BadSetting(String),
+    /// File system errors, with the path.
+    #[error("{action} '{path}': {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,113 @@
+//! What the device is: stored with every measurement so that a latency table can be matched to its device.
+
+use serde::{Deserialize, Serialize};
+
+/// The device and the software that measures on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Host name.
+    pub hostname: String,
+    /// CPU model (from sysinfo, `/proc/cpuinfo`, or the device-tree model on boards such as Jetsons).
+    pub cpu_model: String,
+    /// Physical cores.
+    pub physical_cores: Option<usize>,
+    /// Logical CPUs.
+    pub logical_cpus: usize,
+    /// Nominal CPU frequency in MHz.
+    pub cpu_mhz: u64,
+    /// Total memory in bytes.
+    pub memory_bytes: u64,
+    /// Operating system, e.g. `Linux 12 Debian GNU/Linux`.
+    pub os: String,
+    /// Kernel version.
+    pub kernel: String,
+    /// CPU architecture, e.g. `x86_64`, `aarch64`.
+    pub arch: String,
+    /// GPUs as `name (driver X)`, from `nvidia-smi` where present.
+    pub gpus: Vec<String>,
+    /// Version of this runtime.
+    pub runtime_version: String,
+}
+
+impl Fingerprint {
+    /// Reads the machine.
+    pub fn detect() -> Fingerprint {
+        use sysinfo::{CpuRefreshKind, RefreshKind, System};
+        let sys = System::new_with_specifics(
+            RefreshKind::nothing()
+                .with_cpu(CpuRefreshKind::everything())
+                .with_memory(sysinfo::MemoryRefreshKind::everything()),
+        );
+        let brand = sys
+            .cpus()
+            .first()
+            .map(|c| c.brand().trim().to_string())
+            .unwrap_or_default();
+        let cpu_model = if brand.is_empty() {
+            proc_cpu_model().unwrap_or_else(|| "unknown".into())
+        } else {
+            brand
+        };
+        Fingerprint {
+            hostname: System::host_name().unwrap_or_default(),
+            cpu_model,
+            physical_cores: System::physical_core_count(),
+            logical_cpus: sys.cpus().len(),
+            cpu_mhz: sys.cpus().first().map_or(0, |c| c.frequency()),
+            memory_bytes: sys.total_memory(),
+            os: System::long_os_version().unwrap_or_default(),
+            kernel: System::kernel_version().unwrap_or_default(),
+            arch: std::env::consts::ARCH.to_string(),
+            gpus: nvidia_gpus(),
+            runtime_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// `model name` of `/proc/cpuinfo`, or the device-tree model (ARM boards).
+fn proc_cpu_model() -> Option<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .or_else(|| {
+            std::fs::read_to_string("/proc/device-tree/model")
+                .ok()
+                .map(|s| s.trim_end_matches('\0').trim().to_string())
+        })
+}
+
+/// GPUs that `nvidia-smi` lists, if it is installed.
+fn nvidia_gpus() -> Vec<String> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,driver_version", "--format=csv,noheader"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_once(',')
+                    .map(|(name, driver)| format!("{} (driver {})", name.trim(), driver.trim()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_this_machine() {
+        let f = Fingerprint::detect();
+        assert!(f.logical_cpus >= 1);
+        assert!(f.memory_bytes > 0);
+        assert!(!f.cpu_model.is_empty());
+        assert!(!f.arch.is_empty());
+    }
+}

@@ -1,0 +1,26 @@
+use std::io::Write;
+use std::path::Path;
+
+use crate::RuntimeError;
+
+/// Writes `bytes` to `path` atomically (temporary file in the same folder, synced, renamed over the target),
+/// so that an interrupted run leaves the previous file intact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+    let io = |action, source| RuntimeError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io("creating the folder of", e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| io("creating a temporary file next to", e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| io("writing", e))?;
+    tmp.persist(path).map_err(|e| io("replacing", e.error))?;
+    Ok(())
+}

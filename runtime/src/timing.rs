@@ -1,0 +1,290 @@
+//! The timing protocol (DESIGN.md section 6).
+//!
+//! Shared hosts only ever add time, so a low percentile estimates the undisturbed latency far more
+//! repeatably than the median; which statistic a table uses is a setting ([`Statistic`]), and every
+//! measurement records all of them. Session creation, input creation and warm-up are never timed. Several
+//! models are measured in interleaved rounds, so that drift on the machine hits all of them alike.
+
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{HostTensor, LoadedModel, TensorSpec};
+use crate::RuntimeError;
+
+/// Which statistic stands for "the latency".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Statistic {
+    /// Minimum.
+    Min,
+    /// 10th percentile (the default: repeatable on shared hosts).
+    #[default]
+    P10,
+    /// Median (for quiet, dedicated devices).
+    Median,
+    /// Arithmetic mean.
+    Mean,
+}
+
+impl std::str::FromStr for Statistic {
+    type Err = RuntimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "min" => Ok(Statistic::Min),
+            "p10" => Ok(Statistic::P10),
+            "median" => Ok(Statistic::Median),
+            "mean" => Ok(Statistic::Mean),
+            other => Err(RuntimeError::BadSetting(format!(
+                "unknown statistic '{other}' (min, p10, median, mean)"
+            ))),
+        }
+    }
+}
+
+/// How long and how often to measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Protocol {
+    /// Untimed runs per model before timing.
+    pub warmup: usize,
+    /// Timed runs per model, at least.
+    pub min_runs: usize,
+    /// Timed time per model, at least (milliseconds).
+    pub min_time_ms: f64,
+    /// Timed runs per model, at most (stops fast models in long interleaved sessions).
+    pub max_runs: usize,
+    /// Seed of the random inputs.
+    pub seed: u64,
+    /// CPUs to pin the measuring thread to (empty: no pinning).
+    pub pin: Vec<usize>,
+}
+
+impl Default for Protocol {
+    /// 10 warm-up runs, at least 50 runs and 500 ms, at most 5,000 runs, seed 0, no pinning.
+    fn default() -> Self {
+        Protocol {
+            warmup: 10,
+            min_runs: 50,
+            min_time_ms: 500.0,
+            max_runs: 5000,
+            seed: 0,
+            pin: Vec::new(),
+        }
+    }
+}
+
+impl Protocol {
+    fn validate(&self) -> Result<(), RuntimeError> {
+        if self.min_runs == 0 || self.max_runs < self.min_runs {
+            return Err(RuntimeError::BadSetting(format!(
+                "runs: need 1 <= min_runs ({}) <= max_runs ({})",
+                self.min_runs, self.max_runs
+            )));
+        }
+        if !(self.min_time_ms >= 0.0 && self.min_time_ms.is_finite()) {
+            return Err(RuntimeError::BadSetting(
+                "the minimum time must be a finite, non-negative number".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Summary of the timed runs of one model, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Fastest run.
+    pub min_ms: f64,
+    /// 10th percentile.
+    pub p10_ms: f64,
+    /// Median.
+    pub median_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// Sample standard deviation.
+    pub stdev_ms: f64,
+    /// Number of timed runs.
+    pub runs: usize,
+}
+
+impl Stats {
+    /// Summarises samples (milliseconds). `None` for an empty slice.
+    pub fn from_samples(samples: &[f64]) -> Option<Stats> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let mean = sorted.iter().sum::<f64>() / n as f64;
+        let var = if n > 1 {
+            sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        Some(Stats {
+            min_ms: sorted[0],
+            p10_ms: percentile(&sorted, 0.10),
+            median_ms: percentile(&sorted, 0.50),
+            p90_ms: percentile(&sorted, 0.90),
+            mean_ms: mean,
+            stdev_ms: var.sqrt(),
+            runs: n,
+        })
+    }
+
+    /// The chosen statistic.
+    pub fn get(&self, statistic: Statistic) -> f64 {
+        match statistic {
+            Statistic::Min => self.min_ms,
+            Statistic::P10 => self.p10_ms,
+            Statistic::Median => self.median_ms,
+            Statistic::Mean => self.mean_ms,
+        }
+    }
+}
+
+/// Linear interpolation between closest ranks of sorted data.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Standard-normal inputs of the model's declared shapes (symbolic dimensions set to `fill`), from `seed`.
+pub fn random_inputs(specs: &[TensorSpec], fill: usize, seed: u64) -> Vec<HostTensor> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    specs
+        .iter()
+        .map(|spec| {
+            let shape = spec.concrete_shape(fill);
+            let n = shape.iter().product();
+            HostTensor {
+                shape,
+                data: (0..n).map(|_| StandardNormal.sample(&mut rng)).collect(),
+            }
+        })
+        .collect()
+}
+
+/// Pins the calling thread to the given CPUs (Linux `sched_setaffinity`).
+pub fn pin_current_thread(cpus: &[usize]) -> Result<(), RuntimeError> {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu)
+            .map_err(|e| RuntimeError::BadSetting(format!("cannot pin to CPU {cpu}: {e}")))?;
+    }
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .map_err(|e| RuntimeError::BadSetting(format!("cannot pin to CPUs {cpus:?}: {e}")))
+}
+
+/// Measures one prepared model (see [`LoadedModel::prepare`]).
+pub fn measure(model: &mut dyn LoadedModel, protocol: &Protocol) -> Result<Stats, RuntimeError> {
+    let mut all = measure_interleaved(&mut [model], protocol, |_, _| {})?;
+    Ok(all.remove(0))
+}
+
+/// Measures several prepared models in interleaved rounds: every round times each model that still needs
+/// samples once, until every model has at least `min_runs` runs and `min_time_ms` of timed time (or
+/// `max_runs`). `on_round(round, done)` is called after each round with the number of finished models.
+pub fn measure_interleaved(
+    models: &mut [&mut dyn LoadedModel],
+    protocol: &Protocol,
+    mut on_round: impl FnMut(usize, usize),
+) -> Result<Vec<Stats>, RuntimeError> {
+    protocol.validate()?;
+    if !protocol.pin.is_empty() {
+        pin_current_thread(&protocol.pin)?;
+    }
+    for model in models.iter_mut() {
+        for _ in 0..protocol.warmup {
+            model.run_prepared()?;
+        }
+    }
+    let min_time = Duration::from_secs_f64(protocol.min_time_ms / 1e3);
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(protocol.min_runs); models.len()];
+    let mut timed: Vec<Duration> = vec![Duration::ZERO; models.len()];
+    let done = |s: &Vec<f64>, t: Duration| {
+        s.len() >= protocol.max_runs || (s.len() >= protocol.min_runs && t >= min_time)
+    };
+    let mut round = 0;
+    loop {
+        let mut finished = 0;
+        for ((model, s), t) in models.iter_mut().zip(&mut samples).zip(&mut timed) {
+            if done(s, *t) {
+                finished += 1;
+                continue;
+            }
+            let start = Instant::now();
+            model.run_prepared()?;
+            let elapsed = start.elapsed();
+            *t += elapsed;
+            s.push(elapsed.as_secs_f64() * 1e3);
+        }
+        round += 1;
+        on_round(round, finished);
+        if finished == models.len() {
+            break;
+        }
+    }
+    Ok(samples
+        .iter()
+        .map(|s| Stats::from_samples(s).unwrap_or_else(|| unreachable!("min_runs >= 1")))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_of_known_samples() {
+        let s = Stats::from_samples(&[5.0, 1.0, 3.0, 2.0, 4.0]).expect("non-empty");
+        assert_eq!((s.min_ms, s.median_ms, s.runs), (1.0, 3.0, 5));
+        assert!((s.p10_ms - 1.4).abs() < 1e-12);
+        assert!((s.p90_ms - 4.6).abs() < 1e-12);
+        assert!((s.mean_ms - 3.0).abs() < 1e-12);
+        assert!((s.stdev_ms - 2.5f64.sqrt()).abs() < 1e-12);
+        assert_eq!(s.get(Statistic::P10), s.p10_ms);
+        assert!(Stats::from_samples(&[]).is_none());
+    }
+
+    #[test]
+    fn bad_protocols_are_refused() {
+        let p = Protocol {
+            min_runs: 0,
+            ..Protocol::default()
+        };
+        assert!(p.validate().is_err());
+        let p = Protocol {
+            min_runs: 10,
+            max_runs: 5,
+            ..Protocol::default()
+        };
+        assert!(p.validate().is_err());
+        let p = Protocol {
+            min_time_ms: f64::NAN,
+            ..Protocol::default()
+        };
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn random_inputs_fill_symbolic_dimensions() {
+        let spec = TensorSpec {
+            name: "input".into(),
+            shape: vec![None, Some(3), Some(4), Some(4)],
+        };
+        let a = random_inputs(std::slice::from_ref(&spec), 2, 9);
+        assert_eq!(a[0].shape, vec![2, 3, 4, 4]);
+        assert_eq!(a[0].data.len(), 96);
+        assert_eq!(a, random_inputs(&[spec], 2, 9));
+    }
+}
