@@ -7,11 +7,15 @@
 //! - [`timing`]: the timing protocol of DESIGN.md section 6 (warm-up, minimum runs and time, low-percentile
 //!   statistics, optional CPU pinning, interleaved rounds over several models).
 //! - [`fingerprint`]: what the device is (CPU, cores, memory, OS, GPU), stored with every measurement.
+//! - [`measure_job`]: one measurement as a job, run in process or in a worker process with a time limit.
+//! - [`agent`]: the HTTP agent (`hsconas-runtime serve`) and the client the host drives it with.
 
+pub mod agent;
 pub mod backend;
 mod error;
 pub mod fingerprint;
 mod fsutil;
+pub mod measure_job;
 pub mod timing;
 
 pub use backend::{Backend, BackendConfig, BackendKind, LoadedModel, Provider, TensorSpec};

@@ -144,7 +144,7 @@ pub trait Backend {
 }
 
 /// A prepared model.
-pub trait LoadedModel {
+pub trait LoadedModel: Send {
     /// Graph inputs.
     fn inputs(&self) -> &[TensorSpec];
     /// Graph outputs.

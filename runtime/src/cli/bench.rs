@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use hsconas_runtime::backend;
-use hsconas_runtime::timing::{measure, random_inputs};
+use hsconas_runtime::measure_job::{run_job, MeasureJob};
 use hsconas_runtime::Fingerprint;
 use serde_json::json;
 
@@ -28,26 +27,23 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let config = args.engine.config();
-    let engine = backend::build(&config)?;
-    let mut model = engine
-        .load(&bytes)
-        .with_context(|| format!("loading {}", args.model.display()))?;
-    let protocol = args.protocol.protocol();
-    let inputs = random_inputs(model.inputs(), args.batch, protocol.seed);
-    model.prepare(&inputs)?;
-    let stats = measure(model.as_mut(), &protocol)?;
+    let job = MeasureJob {
+        model: args.model.clone(),
+        engine: args.engine.config(),
+        protocol: args.protocol.protocol(),
+        batch: args.batch,
+    };
+    let outcome = run_job(&job).with_context(|| format!("measuring {}", args.model.display()))?;
+    let s = &outcome.stats;
     if args.json {
-        let mut report = serde_json::to_value(&stats)?;
+        let mut report = serde_json::to_value(s)?;
         let extra = json!({
             "model": args.model,
-            "backend": engine.version(),
-            "provider": model.provider(),
-            "threads": config.threads,
-            "input_shapes": inputs.iter().map(|t| &t.shape).collect::<Vec<_>>(),
-            "protocol": protocol,
+            "backend": outcome.backend,
+            "provider": outcome.provider,
+            "threads": job.engine.threads,
+            "input_shapes": outcome.input_shapes,
+            "protocol": job.protocol,
             "fingerprint": Fingerprint::detect(),
         });
         if let (Some(r), Some(e)) = (report.as_object_mut(), extra.as_object()) {
@@ -58,14 +54,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "{} on {} ({}, {} thread(s)), {} runs",
             args.model.display(),
-            engine.version(),
-            model.provider(),
-            config.threads,
-            stats.runs
+            outcome.backend,
+            outcome.provider,
+            job.engine.threads,
+            s.runs
         );
         println!(
             "min {:.4} ms  p10 {:.4} ms  median {:.4} ms  p90 {:.4} ms  mean {:.4} ms  stdev {:.4} ms",
-            stats.min_ms, stats.p10_ms, stats.median_ms, stats.p90_ms, stats.mean_ms, stats.stdev_ms
+            s.min_ms, s.p10_ms, s.median_ms, s.p90_ms, s.mean_ms, s.stdev_ms
         );
     }
     Ok(())

@@ -4,6 +4,7 @@ mod bench;
 mod engine_args;
 mod info;
 mod profile;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,11 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Time a named list of ONNX models in interleaved rounds; resumable.
     Profile(profile::ProfileArgs),
+    /// Run the HTTP agent the host drives (profiling, deployment, inference).
+    Serve(serve::ServeArgs),
+    /// Run one measurement job read from stdin (used by the agent).
+    #[command(hide = true)]
+    Worker,
 }
 
 /// Runs one parsed command line.
@@ -32,5 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Profile(args) => profile::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Worker => serve::worker(),
     }
 }

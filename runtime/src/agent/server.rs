@@ -1,0 +1,369 @@
+//! The agent's HTTP server (`tiny_http`, a few worker threads, no async runtime: it must stay small enough
+//! to build on a Jetson).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use super::settings::ProfileSettings;
+use crate::backend::{self, BackendConfig, BackendKind, HostTensor, LoadedModel, TensorSpec};
+use crate::measure_job::{run_in_worker, MeasureJob, WorkerError};
+use crate::{Fingerprint, RuntimeError};
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Address to listen on (loopback unless told otherwise).
+    pub listen: String,
+    /// When set, every call needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Longest a measurement may run before its worker is killed.
+    pub worker_timeout: Duration,
+    /// The executable that runs `<exe> worker` (normally `hsconas-runtime` itself).
+    pub worker_exe: PathBuf,
+    /// Request-handling threads.
+    pub threads: usize,
+}
+
+/// A deployed model, as listed by `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Name it was deployed under.
+    pub name: String,
+    /// Engine and version.
+    pub backend: String,
+    /// Inputs.
+    pub inputs: Vec<TensorSpec>,
+    /// Outputs.
+    pub outputs: Vec<TensorSpec>,
+    /// Size of the ONNX file.
+    pub bytes: usize,
+}
+
+struct Deployed {
+    info: ModelInfo,
+    model: Mutex<Box<dyn LoadedModel>>,
+}
+
+struct State {
+    config: AgentConfig,
+    models: Mutex<BTreeMap<String, Arc<Deployed>>>,
+    /// Held while a measurement runs: two timings never overlap.
+    measuring: Mutex<()>,
+    scratch: tempfile::TempDir,
+}
+
+/// A bound, not yet serving, agent.
+pub struct Agent {
+    server: Arc<Server>,
+    state: Arc<State>,
+}
+
+/// An HTTP error answer.
+struct ApiError {
+    status: u16,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> ApiError {
+        let status = match e {
+            RuntimeError::BadModel(_) | RuntimeError::BadInput(_) | RuntimeError::BadSetting(_) => {
+                400
+            }
+            RuntimeError::ProviderUnavailable { .. } | RuntimeError::OrtLibrary { .. } => 503,
+            _ => 500,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+type Answer = Result<(u16, Value), ApiError>;
+
+impl Agent {
+    /// Binds the listening socket.
+    pub fn bind(config: AgentConfig) -> Result<Agent, RuntimeError> {
+        if config.threads == 0 || config.max_body_bytes == 0 {
+            return Err(RuntimeError::BadSetting(
+                "threads and the body limit must be at least 1".into(),
+            ));
+        }
+        let server = Server::http(&config.listen).map_err(|e| {
+            RuntimeError::BadSetting(format!("cannot listen on {}: {e}", config.listen))
+        })?;
+        let scratch = tempfile::tempdir().map_err(|source| RuntimeError::Io {
+            action: "creating a scratch folder in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let state = State {
+            config,
+            models: Mutex::new(BTreeMap::new()),
+            measuring: Mutex::new(()),
+            scratch,
+        };
+        Ok(Agent {
+            server: Arc::new(server),
+            state: Arc::new(state),
+        })
+    }
+
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.server.server_addr().to_ip()
+    }
+
+    /// Serves until the process ends.
+    pub fn serve(self) {
+        let threads: Vec<_> = (0..self.state.config.threads)
+            .map(|_| {
+                let (server, state) = (Arc::clone(&self.server), Arc::clone(&self.state));
+                std::thread::spawn(move || {
+                    for request in server.incoming_requests() {
+                        handle(&state, request);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn handle(state: &State, mut request: Request) {
+    let method = request.method().clone();
+    let url = request.url().to_string();
+    let answer = route(state, &mut request, &method, &url);
+    let (status, body) = match answer {
+        Ok((status, body)) => (status, body),
+        Err(e) => (e.status, json!({ "error": e.message, "status": e.status })),
+    };
+    tracing::info!("{method} {url} -> {status}");
+    let mut response = Response::from_data(body.to_string().into_bytes()).with_status_code(status);
+    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
+        response = response.with_header(h);
+    }
+    if let Err(e) = request.respond(response) {
+        tracing::warn!("answering {method} {url}: {e}");
+    }
+}
+
+fn route(state: &State, request: &mut Request, method: &Method, url: &str) -> Answer {
+    authorize(state, request)?;
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        (Method::Get, ["v1", "health"]) => Ok((
+            200,
+            json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
+        )),
+        (Method::Get, ["v1", "device"]) => Ok((200, device())),
+        (Method::Post, ["v1", "profile"]) => profile(state, request, query),
+        (Method::Get, ["v1", "models"]) => {
+            let models = lock(&state.models)?;
+            Ok((
+                200,
+                json!(models.values().map(|d| &d.info).collect::<Vec<_>>()),
+            ))
+        }
+        (Method::Put, ["v1", "models", name]) => deploy(state, request, name, query),
+        (Method::Post, ["v1", "models", name, "infer"]) => infer(state, request, name),
+        (Method::Delete, ["v1", "models", name]) => match lock(&state.models)?.remove(*name) {
+            Some(_) => Ok((200, json!({ "deleted": name }))),
+            None => Err(not_deployed(name)),
+        },
+        (_, ["v1", "health" | "device" | "profile" | "models"])
+        | (_, ["v1", "models", _] | ["v1", "models", _, "infer"]) => Err(ApiError::new(
+            405,
+            format!("{method} is not allowed on {path}"),
+        )),
+        _ => Err(ApiError::new(404, format!("no such endpoint: {path}"))),
+    }
+}
+
+fn authorize(state: &State, request: &Request) -> Result<(), ApiError> {
+    let Some(token) = &state.config.token else {
+        return Ok(());
+    };
+    let given = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str().trim().to_string());
+    match given.as_deref().and_then(|v| v.strip_prefix("Bearer ")) {
+        Some(t) if t == token => Ok(()),
+        Some(_) => Err(ApiError::new(401, "wrong token")),
+        None => Err(ApiError::new(
+            401,
+            "this agent needs 'Authorization: Bearer <token>'",
+        )),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
+    m.lock()
+        .map_err(|_| ApiError::new(500, "internal state poisoned by an earlier failure"))
+}
+
+fn not_deployed(name: &str) -> ApiError {
+    ApiError::new(404, format!("no model named '{name}' is deployed"))
+}
+
+/// Reads the body, refusing more than the limit (413) and fewer bytes than announced (400).
+fn read_body(state: &State, request: &mut Request) -> Result<Vec<u8>, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let announced = request.body_length();
+    if announced.is_some_and(|n| n > limit) {
+        return Err(ApiError::new(
+            413,
+            format!("the body is larger than this agent's limit of {limit} bytes"),
+        ));
+    }
+    let mut body = Vec::with_capacity(announced.unwrap_or(0).min(limit));
+    request
+        .as_reader()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::new(400, format!("reading the body: {e}")))?;
+    if body.len() > limit {
+        return Err(ApiError::new(
+            413,
+            format!("the body is larger than this agent's limit of {limit} bytes"),
+        ));
+    }
+    if let Some(n) = announced.filter(|n| *n != body.len()) {
+        return Err(ApiError::new(
+            400,
+            format!(
+                "truncated body: {} of {n} announced bytes arrived",
+                body.len()
+            ),
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::new(400, "the body is empty"));
+    }
+    Ok(body)
+}
+
+fn valid_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            400,
+            format!("invalid model name '{name}': use 1 to 64 of A-Z a-z 0-9 . _ -"),
+        ))
+    }
+}
+
+fn device() -> Value {
+    let ort = backend::build(&BackendConfig::default())
+        .map(|b| b.version())
+        .map_err(|e| e.to_string());
+    json!({
+        "fingerprint": Fingerprint::detect(),
+        "backends": { "ort": { "version": ort.as_ref().ok(), "error": ort.as_ref().err() }, "tract": { "version": "0.23" } },
+    })
+}
+
+fn profile(state: &State, request: &mut Request, query: &str) -> Answer {
+    let settings = ProfileSettings::from_query(query).map_err(|e| ApiError::new(400, e))?;
+    let body = read_body(state, request)?;
+    let _serial = lock(&state.measuring)?;
+    let path = state.scratch.path().join("profile.onnx");
+    std::fs::write(&path, &body)
+        .map_err(|e| ApiError::new(500, format!("storing the model: {e}")))?;
+    let mut engine = settings.engine;
+    engine.tensorrt_cache = Some(state.scratch.path().join("tensorrt-cache"));
+    let job = MeasureJob {
+        model: path,
+        engine,
+        protocol: settings.protocol,
+        batch: settings.batch,
+    };
+    match run_in_worker(&state.config.worker_exe, &job, state.config.worker_timeout) {
+        Ok(outcome) => Ok((200, json!(outcome))),
+        Err(WorkerError::Job(message)) => Err(ApiError::new(400, message)),
+        Err(e @ WorkerError::Timeout(_)) => Err(ApiError::new(504, e.to_string())),
+        Err(e) => Err(ApiError::new(500, e.to_string())),
+    }
+}
+
+fn deploy(state: &State, request: &mut Request, name: &str, query: &str) -> Answer {
+    valid_name(name)?;
+    let kind = match query.strip_prefix("backend=") {
+        Some(k) => k
+            .parse::<BackendKind>()
+            .map_err(|e| ApiError::new(400, e.to_string()))?,
+        None if query.is_empty() => BackendKind::Ort,
+        None => {
+            return Err(ApiError::new(
+                400,
+                format!("unknown query '{query}' (only backend=ort|tract)"),
+            ))
+        }
+    };
+    let body = read_body(state, request)?;
+    let engine = backend::build(&BackendConfig {
+        kind,
+        ..BackendConfig::default()
+    })?;
+    let model = engine.load(&body)?;
+    let info = ModelInfo {
+        name: name.to_string(),
+        backend: engine.version(),
+        inputs: model.inputs().to_vec(),
+        outputs: model.outputs().to_vec(),
+        bytes: body.len(),
+    };
+    lock(&state.models)?.insert(
+        name.to_string(),
+        Arc::new(Deployed {
+            info: info.clone(),
+            model: Mutex::new(model),
+        }),
+    );
+    Ok((201, json!(info)))
+}
+
+#[derive(Deserialize)]
+struct InferRequest {
+    inputs: Vec<HostTensor>,
+}
+
+fn infer(state: &State, request: &mut Request, name: &str) -> Answer {
+    let deployed = lock(&state.models)?
+        .get(name)
+        .cloned()
+        .ok_or_else(|| not_deployed(name))?;
+    let body = read_body(state, request)?;
+    let req: InferRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(400, format!("malformed infer request: {e}")))?;
+    let outputs = lock(&deployed.model)?.run(&req.inputs)?;
+    Ok((200, json!({ "outputs": outputs })))
+}

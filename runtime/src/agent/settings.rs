@@ -1,0 +1,122 @@
+//! Profile settings as URL query parameters (shared by the server and the client).
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{BackendConfig, BackendKind, Provider};
+use crate::Protocol;
+
+/// Backend, protocol and batch of one remote measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileSettings {
+    /// Backend settings (`tensorrt_cache` is the agent's own choice and ignored here).
+    pub engine: BackendConfig,
+    /// Timing protocol (pinning is the agent's choice and ignored here).
+    pub protocol: Protocol,
+    /// Batch size for symbolic batch dimensions.
+    pub batch: usize,
+}
+
+impl Default for ProfileSettings {
+    fn default() -> Self {
+        ProfileSettings {
+            engine: BackendConfig::default(),
+            protocol: Protocol::default(),
+            batch: 1,
+        }
+    }
+}
+
+impl ProfileSettings {
+    /// `backend=ort&provider=cpu&threads=1&...`.
+    pub fn to_query(&self) -> String {
+        let providers: Vec<String> = self
+            .engine
+            .providers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let p = &self.protocol;
+        format!(
+            "backend={}&provider={}&threads={}&optimize={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}",
+            self.engine.kind,
+            providers.join(","),
+            self.engine.threads,
+            self.engine.optimize,
+            p.warmup,
+            p.min_runs,
+            p.min_time_ms,
+            p.max_runs,
+            p.seed,
+            self.batch
+        )
+    }
+
+    /// Parses a query string; unknown keys and malformed values are errors that name the key.
+    pub fn from_query(query: &str) -> Result<ProfileSettings, String> {
+        let mut s = ProfileSettings::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let bad = |what: &str| format!("query parameter '{key}': {what} (got '{value}')");
+            let int = || {
+                value
+                    .parse::<usize>()
+                    .map_err(|_| bad("expected a whole number"))
+            };
+            match key {
+                "backend" => {
+                    s.engine.kind = value
+                        .parse::<BackendKind>()
+                        .map_err(|e| bad(&e.to_string()))?
+                }
+                "provider" => {
+                    s.engine.providers = value
+                        .split(',')
+                        .map(|v| v.parse::<Provider>().map_err(|e| bad(&e.to_string())))
+                        .collect::<Result<_, _>>()?
+                }
+                "threads" => s.engine.threads = int()?,
+                "optimize" => {
+                    s.engine.optimize = value.parse().map_err(|_| bad("expected true or false"))?
+                }
+                "warmup" => s.protocol.warmup = int()?,
+                "runs" => s.protocol.min_runs = int()?,
+                "min_time_ms" => {
+                    s.protocol.min_time_ms = value.parse().map_err(|_| bad("expected a number"))?
+                }
+                "max_runs" => s.protocol.max_runs = int()?,
+                "seed" => {
+                    s.protocol.seed = value.parse().map_err(|_| bad("expected a whole number"))?
+                }
+                "batch" => s.batch = int()?,
+                _ => return Err(format!("unknown query parameter '{key}'")),
+            }
+        }
+        if s.batch == 0 || s.engine.threads == 0 {
+            return Err("batch and threads must be at least 1".into());
+        }
+        s.protocol.max_runs = s.protocol.max_runs.max(s.protocol.min_runs);
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_round_trip_and_errors() {
+        let mut s = ProfileSettings::default();
+        s.engine.kind = BackendKind::Tract;
+        s.engine.providers = vec![Provider::Tensorrt, Provider::Cpu];
+        s.protocol.min_time_ms = 12.5;
+        s.batch = 16;
+        assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s));
+        assert!(ProfileSettings::from_query("runs=x")
+            .expect_err("bad")
+            .contains("'runs'"));
+        assert!(ProfileSettings::from_query("colour=red")
+            .expect_err("bad")
+            .contains("unknown"));
+        assert!(ProfileSettings::from_query("batch=0").is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! The HTTP agent over real loopback HTTP: every endpoint through the Rust client, every kind of bad
+//! request answered with the right 4xx while the agent keeps serving, and measurements whose worker process
+//! hangs or is killed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hsconas_export::{onnx, Batch, OnnxOptions, Weights};
+use hsconas_models::hsconas::{self, Piece};
+use hsconas_models::NetConfig;
+use hsconas_runtime::agent::{AgentClient, ClientError, ProfileSettings};
+use hsconas_runtime::backend::{self, BackendConfig, BackendKind};
+use hsconas_runtime::timing::random_inputs;
+use hsconas_tests::{relative_error, workspace_bin};
+
+const TOKEN: &str = "s3cret";
+
+/// A running agent, killed when dropped.
+struct RunningAgent {
+    child: Child,
+    url: String,
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_agent() -> RunningAgent {
+    let mut child = Command::new(workspace_bin("hsconas-runtime"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+            "--max-body-mb",
+            "4",
+            "--worker-timeout-s",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the agent");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the agent prints where it listens");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+    let addr = v["listening"].as_str().expect("address").to_string();
+    assert_eq!(v["token_required"], true);
+    RunningAgent {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+fn client(agent: &RunningAgent, token: Option<&str>) -> AgentClient {
+    AgentClient::new(&agent.url, token.map(String::from), Duration::from_secs(60))
+}
+
+fn piece_onnx(key: Piece) -> Vec<u8> {
+    let graph = hsconas::piece(
+        key,
+        &NetConfig {
+            input_size: 32,
+            classes: 10,
+            ..NetConfig::default()
+        },
+    )
+    .expect("builds");
+    onnx::to_bytes(
+        &graph,
+        &Weights::random(&graph, 2),
+        &OnnxOptions {
+            batch: Batch::Fixed(2),
+            ..OnnxOptions::default()
+        },
+    )
+    .expect("exports")
+}
+
+fn quick() -> ProfileSettings {
+    let mut s = ProfileSettings::default();
+    s.protocol.warmup = 1;
+    s.protocol.min_runs = 3;
+    s.protocol.min_time_ms = 5.0;
+    s
+}
+
+fn status_of(result: Result<impl std::fmt::Debug, ClientError>) -> u16 {
+    match result {
+        Err(ClientError::Http { status, .. }) => status,
+        other => panic!("expected an HTTP error, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_endpoint_round_trips() {
+    let agent = start_agent();
+    let c = client(&agent, Some(TOKEN));
+    assert_eq!(c.health().expect("health")["status"], "ok");
+    assert!(c.device().expect("device")["fingerprint"]["logical_cpus"]
+        .as_u64()
+        .is_some_and(|n| n >= 1));
+
+    let model = piece_onnx(Piece::Head);
+    for kind in [BackendKind::Ort, BackendKind::Tract] {
+        let mut settings = quick();
+        settings.engine.kind = kind;
+        let outcome = c.profile(&model, &settings).expect("profile");
+        assert!(
+            outcome.stats.runs >= 3 && outcome.stats.p10_ms > 0.0,
+            "{kind}"
+        );
+        assert_eq!(outcome.input_shapes, vec![vec![2, 512, 2, 2]]);
+    }
+
+    let info = c
+        .deploy("head-1", &model, BackendKind::Ort)
+        .expect("deploy");
+    assert_eq!(
+        info.inputs[0].shape,
+        vec![Some(2), Some(512), Some(2), Some(2)]
+    );
+    assert_eq!(
+        c.models()
+            .expect("list")
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["head-1"]
+    );
+    let inputs = random_inputs(&info.inputs, 2, 8);
+    let remote = c.infer("head-1", &inputs).expect("infer");
+    let local = backend::build(&BackendConfig::default())
+        .expect("ort")
+        .load(&model)
+        .expect("loads")
+        .run(&inputs)
+        .expect("runs");
+    assert_eq!(remote[0].shape, vec![2, 10]);
+    assert!(relative_error(&remote[0].data, &local[0].data) < 1e-6);
+    c.delete("head-1").expect("delete");
+    assert!(c.models().expect("list").is_empty());
+}
+
+#[test]
+fn bad_requests_get_the_right_status_and_the_agent_keeps_serving() {
+    let agent = start_agent();
+    let c = client(&agent, Some(TOKEN));
+    let model = piece_onnx(Piece::Stem);
+
+    assert_eq!(status_of(client(&agent, None).health()), 401);
+    assert_eq!(status_of(client(&agent, Some("wrong")).models()), 401);
+    assert_eq!(status_of(c.profile(b"not onnx at all", &quick())), 400);
+    assert_eq!(
+        status_of(c.deploy("broken", &model[..model.len() / 3], BackendKind::Tract)),
+        400
+    );
+    assert_eq!(
+        status_of(c.deploy("bad name!", &model, BackendKind::Ort)),
+        400
+    );
+    assert_eq!(status_of(c.infer("nobody", &[])), 404);
+    assert_eq!(status_of(c.delete("nobody")), 404);
+    assert_eq!(
+        status_of(c.profile(&vec![0u8; (4 << 20) + 1], &quick())),
+        413
+    );
+
+    let info = c.deploy("stem", &model, BackendKind::Ort).expect("deploy");
+    let mut wrong = random_inputs(&info.inputs, 2, 0);
+    wrong[0].shape = vec![2, 3, 16, 64];
+    assert_eq!(status_of(c.infer("stem", &wrong)), 400);
+
+    // A body that announces more bytes than it sends.
+    let addr = agent.url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    write!(
+        stream,
+        "POST /v1/profile HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 5000\r\n\r\nonly a few bytes"
+    )
+    .expect("writes");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-closes");
+    let mut answer = String::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("truncated body"), "{answer}");
+
+    // Unknown endpoints and methods.
+    let raw = |method: &str, path: &str| -> String {
+        let mut s = TcpStream::connect(addr).expect("connects");
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n").expect("writes");
+        let mut a = String::new();
+        let _ = s.read_to_string(&mut a);
+        a
+    };
+    assert!(raw("GET", "/v1/nothing").starts_with("HTTP/1.1 404"));
+    assert!(raw("DELETE", "/v1/health").starts_with("HTTP/1.1 405"));
+
+    assert_eq!(c.health().expect("still serving")["status"], "ok");
+    let ok = c.profile(&model, &quick()).expect("still measuring");
+    assert!(ok.stats.runs >= 3);
+}
+
+#[test]
+fn a_hanging_measurement_is_killed_and_reported() {
+    let agent = start_agent();
+    let c = client(&agent, Some(TOKEN));
+    let model = piece_onnx(Piece::Head);
+    let mut slow = quick();
+    slow.protocol.min_time_ms = 600_000.0;
+    slow.protocol.max_runs = usize::MAX;
+    let start = Instant::now();
+    match c.profile(&model, &slow) {
+        Err(ClientError::Http {
+            status: 504,
+            message,
+        }) => assert!(message.contains("killed"), "{message}"),
+        other => panic!("expected 504, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert!(
+        c.profile(&model, &quick()).is_ok(),
+        "the agent measures again after a timeout"
+    );
+}
+
+/// Children of `pid` whose command line contains `worker`.
+fn worker_children(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        // Fields after the parenthesised command name: state, ppid, ...
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read_to_string(format!("/proc/{child}/cmdline")).unwrap_or_default();
+        if ppid == Some(pid) && cmdline.contains("worker") {
+            found.push(child);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_worker_killed_mid_measure_is_reported_and_the_agent_survives() {
+    let agent = start_agent();
+    let c = client(&agent, Some(TOKEN));
+    let model = piece_onnx(Piece::Head);
+    let mut slow = quick();
+    slow.protocol.min_time_ms = 20_000.0;
+    slow.protocol.max_runs = usize::MAX;
+    let pending = {
+        let (c, model) = (c.clone(), model.clone());
+        std::thread::spawn(move || c.profile(&model, &slow))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let worker = loop {
+        if let Some(pid) = worker_children(agent.child.id()).first() {
+            break *pid;
+        }
+        assert!(Instant::now() < deadline, "no worker process appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Command::new("kill")
+        .args(["-9", &worker.to_string()])
+        .status()
+        .expect("kill");
+    match pending.join().expect("thread") {
+        Err(ClientError::Http {
+            status: 500,
+            message,
+        }) => assert!(message.contains("signal 9"), "{message}"),
+        other => panic!("expected a 500 naming the signal, got {other:?}"),
+    }
+    assert_eq!(c.health().expect("alive")["status"], "ok");
+    assert!(c.profile(&model, &quick()).is_ok());
+}
