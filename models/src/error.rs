@@ -78,6 +78,14 @@ pub enum ModelError {
         /// Comma-separated known names.
         known: String,
     },
+    /// A profiling-piece key that is not `stem`, `head` or `L<layer>:<choice>`.
+    #[error("invalid piece '{key}': {reason}")]
+    BadPiece {
+        /// The key as given.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A layer index outside 0..20.
     #[error("layer index {0} is out of range (the space has 20 layers, numbered 1..=20)")]
     LayerOutOfRange(usize),

@@ -36,6 +36,39 @@ impl Piece {
     }
 }
 
+impl std::str::FromStr for Piece {
+    type Err = ModelError;
+
+    /// The inverse of [`Piece::key`]: `stem`, `head` or `L<layer>:<op>:<scale>` (1-based layer,
+    /// e.g. `L3:shuffle5:0.5`, `L2:skip`). The layer's rules apply (no `skip` in a stride-2 layer).
+    fn from_str(key: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: String| ModelError::BadPiece {
+            key: key.to_string(),
+            reason,
+        };
+        match key.trim() {
+            "stem" => return Ok(Piece::Stem),
+            "head" => return Ok(Piece::Head),
+            _ => {}
+        }
+        let expected =
+            || bad("expected stem, head or L<layer>:<op>:<scale> such as L3:shuffle5:0.5".into());
+        let rest = key.trim().strip_prefix('L').ok_or_else(expected)?;
+        let (layer, choice) = rest.split_once(':').ok_or_else(expected)?;
+        let layer: usize = layer.parse().map_err(|_| expected())?;
+        if !(1..=NUM_LAYERS).contains(&layer) {
+            return Err(bad(format!("layer {layer} is outside 1..=20")));
+        }
+        let choice: Choice = choice.parse().map_err(|e| bad(format!("{e}")))?;
+        let probe = Arch::uniform(Op::Shuffle3, crate::op::Scale::FULL)?;
+        probe.with_layer(layer - 1, choice)?;
+        Ok(Piece::Block {
+            layer: layer - 1,
+            choice,
+        })
+    }
+}
+
 /// Per-sample input shape of the 0-based layer (its geometry does not depend on the choices).
 pub fn layer_input_shape(config: &NetConfig, layer: usize) -> Shape {
     let mut hw = config.input_size.div_ceil(config.stem_stride());
@@ -360,6 +393,23 @@ mod tests {
         let head = piece(Piece::Head, &config).expect("head");
         assert_eq!(head.input, Shape::new(512, 7, 7));
         assert_eq!(head.output_shape(), Shape::new(1000, 1, 1));
+    }
+
+    #[test]
+    fn piece_keys_parse_back() {
+        for p in all_pieces() {
+            assert_eq!(p.key().parse::<Piece>().expect("parses"), p);
+        }
+        for (bad, needle) in [
+            ("L21:skip", "outside 1..=20"),
+            ("L0:skip", "outside"),
+            ("x", "expected"),
+            ("L3:conv:0.5", "unknown operator"),
+            ("L5:skip", "stride-2"),
+        ] {
+            let err = bad.parse::<Piece>().expect_err(bad).to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
     }
 
     #[test]

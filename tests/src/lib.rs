@@ -166,3 +166,23 @@ pub fn run_bin(name: &str, args: &[&str]) -> Outcome {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The ONNX bytes of one profiling piece (`stem`, `head`, `L3:shuffle5:0.5`, ...) with seeded random weights.
+pub fn piece_onnx(
+    key: &str,
+    config: &hsconas_models::NetConfig,
+    batch: hsconas_export::Batch,
+) -> Vec<u8> {
+    let piece: hsconas_models::hsconas::Piece = key.parse().expect("a valid piece key");
+    let graph = hsconas_models::hsconas::piece(piece, config).expect("the piece builds");
+    let options = hsconas_export::OnnxOptions {
+        batch,
+        ..hsconas_export::OnnxOptions::default()
+    };
+    hsconas_export::onnx::to_bytes(
+        &graph,
+        &hsconas_export::Weights::random(&graph, 2),
+        &options,
+    )
+    .expect("the piece exports")
+}

@@ -7,13 +7,12 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hsconas_export::{onnx, Batch, OnnxOptions, Weights};
-use hsconas_models::hsconas::{self, Piece};
+use hsconas_export::Batch;
 use hsconas_models::NetConfig;
 use hsconas_runtime::agent::{AgentClient, ClientError, ProfileSettings};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind};
 use hsconas_runtime::timing::random_inputs;
-use hsconas_tests::{relative_error, workspace_bin};
+use hsconas_tests::{piece_onnx, relative_error, workspace_bin};
 
 const TOKEN: &str = "s3cret";
 
@@ -65,25 +64,16 @@ fn client(agent: &RunningAgent, token: Option<&str>) -> AgentClient {
     AgentClient::new(&agent.url, token.map(String::from), Duration::from_secs(60))
 }
 
-fn piece_onnx(key: Piece) -> Vec<u8> {
-    let graph = hsconas::piece(
+fn piece(key: &str) -> Vec<u8> {
+    piece_onnx(
         key,
         &NetConfig {
             input_size: 32,
             classes: 10,
             ..NetConfig::default()
         },
+        Batch::Fixed(2),
     )
-    .expect("builds");
-    onnx::to_bytes(
-        &graph,
-        &Weights::random(&graph, 2),
-        &OnnxOptions {
-            batch: Batch::Fixed(2),
-            ..OnnxOptions::default()
-        },
-    )
-    .expect("exports")
 }
 
 fn quick() -> ProfileSettings {
@@ -110,7 +100,7 @@ fn every_endpoint_round_trips() {
         .as_u64()
         .is_some_and(|n| n >= 1));
 
-    let model = piece_onnx(Piece::Head);
+    let model = piece("head");
     for kind in [BackendKind::Ort, BackendKind::Tract] {
         let mut settings = quick();
         settings.engine.kind = kind;
@@ -155,7 +145,7 @@ fn every_endpoint_round_trips() {
 fn bad_requests_get_the_right_status_and_the_agent_keeps_serving() {
     let agent = start_agent();
     let c = client(&agent, Some(TOKEN));
-    let model = piece_onnx(Piece::Stem);
+    let model = piece("stem");
 
     assert_eq!(status_of(client(&agent, None).health()), 401);
     assert_eq!(status_of(client(&agent, Some("wrong")).models()), 401);
@@ -219,7 +209,7 @@ fn bad_requests_get_the_right_status_and_the_agent_keeps_serving() {
 fn a_hanging_measurement_is_killed_and_reported() {
     let agent = start_agent();
     let c = client(&agent, Some(TOKEN));
-    let model = piece_onnx(Piece::Head);
+    let model = piece("head");
     let mut slow = quick();
     slow.protocol.min_time_ms = 600_000.0;
     slow.protocol.max_runs = usize::MAX;
@@ -263,7 +253,7 @@ fn worker_children(pid: u32) -> Vec<u32> {
 fn a_worker_killed_mid_measure_is_reported_and_the_agent_survives() {
     let agent = start_agent();
     let c = client(&agent, Some(TOKEN));
-    let model = piece_onnx(Piece::Head);
+    let model = piece("head");
     let mut slow = quick();
     slow.protocol.min_time_ms = 20_000.0;
     slow.protocol.max_runs = usize::MAX;

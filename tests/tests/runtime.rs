@@ -2,12 +2,12 @@
 //! tract, the same checks over both.
 
 use hsconas_export::{onnx, Batch, OnnxOptions, Weights};
-use hsconas_models::hsconas::{self, Piece};
+use hsconas_models::hsconas;
 use hsconas_models::{Arch, NetConfig};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor, Provider};
 use hsconas_runtime::timing::{measure, random_inputs};
 use hsconas_runtime::{Protocol, RuntimeError};
-use hsconas_tests::{relative_error, run_bin};
+use hsconas_tests::{piece_onnx, relative_error, run_bin};
 
 fn config(kind: BackendKind) -> BackendConfig {
     BackendConfig {
@@ -130,16 +130,7 @@ fn ort_and_tract_agree_on_exported_models() {
     let mut pieces = vec![small_net(Batch::Fixed(2))];
     let config_224 = NetConfig::default();
     for key in ["L1:shuffle7:0.3", "L6:xception:0.5"] {
-        let (layer, choice) = key[1..].split_once(':').expect("key");
-        let piece = Piece::Block {
-            layer: layer.parse::<usize>().expect("layer") - 1,
-            choice: choice.parse().expect("choice"),
-        };
-        let graph = hsconas::piece(piece, &config_224).expect("builds");
-        pieces.push(
-            onnx::to_bytes(&graph, &Weights::random(&graph, 3), &OnnxOptions::default())
-                .expect("exports"),
-        );
+        pieces.push(piece_onnx(key, &config_224, Batch::Fixed(1)));
     }
     let ort = backend::build(&config(BackendKind::Ort)).expect("ort");
     let tract = backend::build(&config(BackendKind::Tract)).expect("tract");
@@ -171,6 +162,8 @@ fn bench_prints_the_statistics_as_json_on_both_backends() {
                 "5",
                 "--min-time-ms",
                 "10",
+                "--pin",
+                "0",
                 "--json",
             ],
         );
@@ -245,26 +238,12 @@ fn profile_measures_a_manifest_and_resumes_without_losing_results() {
     let keys = ["stem", "L2:shuffle3:0.5", "L5:xception:0.2", "head"];
     let mut entries = Vec::new();
     for key in keys {
-        let piece = match key {
-            "stem" => Piece::Stem,
-            "head" => Piece::Head,
-            k => {
-                let (layer, choice) = k[1..].split_once(':').expect("key");
-                Piece::Block {
-                    layer: layer.parse::<usize>().expect("layer") - 1,
-                    choice: choice.parse().expect("choice"),
-                }
-            }
-        };
-        let graph = hsconas::piece(piece, &config).expect("builds");
         let file = format!("{}.onnx", key.replace(':', "_"));
-        onnx::write(
-            &dir.path().join(&file),
-            &graph,
-            &Weights::random(&graph, 0),
-            &OnnxOptions::default(),
+        std::fs::write(
+            dir.path().join(&file),
+            piece_onnx(key, &config, Batch::Fixed(1)),
         )
-        .expect("exports");
+        .expect("written");
         entries.push(serde_json::json!({ "name": key, "path": file }));
     }
     let manifest = dir.path().join("manifest.json");

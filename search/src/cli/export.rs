@@ -8,7 +8,7 @@ use hsconas_export::{onnx, Batch, OnnxOptions, Weights};
 use hsconas_models::graph::Graph;
 use hsconas_models::hsconas::{self, Piece};
 use hsconas_models::reference::Reference;
-use hsconas_models::{Arch, Choice};
+use hsconas_models::Arch;
 
 use super::arch::thousands;
 use super::net_args::NetArgs;
@@ -77,7 +77,7 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
         metadata.push(("reference".into(), net.name().into()));
         net.build(config.input_size, config.classes, args.small_input_stem)?
     } else if let Some(key) = &args.piece {
-        let piece = parse_piece(key)?;
+        let piece: Piece = key.parse()?;
         metadata.push(("piece".into(), piece.key()));
         hsconas::piece(piece, &config)?
     } else {
@@ -108,29 +108,4 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
         graph.nodes.len()
     );
     Ok(())
-}
-
-/// `stem`, `head` or `L<layer>:<choice>`.
-fn parse_piece(key: &str) -> anyhow::Result<Piece> {
-    match key.trim() {
-        "stem" => return Ok(Piece::Stem),
-        "head" => return Ok(Piece::Head),
-        _ => {}
-    }
-    let bad = || {
-        anyhow::anyhow!("invalid --piece '{key}': expected stem, head or L<layer>:<op>:<scale> such as L3:shuffle5:0.5")
-    };
-    let rest = key.trim().strip_prefix('L').ok_or_else(bad)?;
-    let (layer, choice) = rest.split_once(':').ok_or_else(bad)?;
-    let layer: usize = layer.parse().map_err(|_| bad())?;
-    if !(1..=hsconas_models::NUM_LAYERS).contains(&layer) {
-        anyhow::bail!("invalid --piece '{key}': layer {layer} is outside 1..=20");
-    }
-    let choice: Choice = choice
-        .parse()
-        .map_err(|e| anyhow::anyhow!("invalid --piece '{key}': {e}"))?;
-    Ok(Piece::Block {
-        layer: layer - 1,
-        choice,
-    })
 }
