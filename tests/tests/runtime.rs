@@ -309,4 +309,15 @@ fn profile_measures_a_manifest_and_resumes_without_losing_results() {
     let other = run(&["--backend", "tract"]);
     assert_eq!(other.code, Some(1));
     assert!(other.stderr.contains("other settings"), "{}", other.stderr);
+
+    // The same manifest on tract, into its own results file.
+    std::fs::remove_file(&out).expect("removed");
+    let on_tract = run(&["--backend", "tract"]);
+    assert_eq!(on_tract.code, Some(0), "{}", on_tract.stderr);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("results")).expect("JSON");
+    assert!(results["backend"]
+        .as_str()
+        .is_some_and(|b| b.starts_with("tract")));
+    assert_eq!(results["results"].as_object().map(|m| m.len()), Some(4));
 }
