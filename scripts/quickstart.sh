@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
-cargo build --workspace --bins
+# --all-targets: the same feature set as `cargo test --workspace`, so the two share one warm build.
+cargo build --workspace --all-targets
 hsconas=${CARGO_TARGET_DIR:-target}/debug/hsconas
 out=runs/quickstart
 mkdir -p "$out"

@@ -18,6 +18,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
     std::fs::create_dir_all(dir).map_err(|e| io("creating the folder of", e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| io("creating a temporary file next to", e))?;
+    // Temporary files are created private (0600); the result is an ordinary file (0644).
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    tmp.as_file()
+        .set_permissions(mode)
+        .map_err(|e| io("setting permissions of", e))?;
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| io("writing", e))?;

@@ -229,5 +229,14 @@ fn weights_from_safetensors_are_the_ones_exported() {
     let a = onnx::to_bytes(&graph, &weights, &OnnxOptions::default()).expect("exports");
     let b = onnx::to_bytes(&graph, &loaded, &OnnxOptions::default()).expect("exports");
     assert_eq!(a, b);
-    assert!(Path::new(&st).exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(Path::new(&st))
+        .expect("exists")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o644,
+        "written files are ordinary, readable files"
+    );
 }
