@@ -1,3 +1,6 @@
+//! File helpers. `write_atomic` mirrors `hsconas_export::write_atomic` on purpose: the runtime depends on no
+//! other hsconas crate, so that it builds on its own on a device.
+
 use std::io::Write;
 use std::path::Path;
 
