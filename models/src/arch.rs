@@ -54,7 +54,8 @@ impl Arch {
     }
 }
 
-fn check_layer(layer: usize, choice: Choice) -> Result<(), ArchError> {
+/// Whether the 0-based `layer` may take `choice` (no `skip` in a stride-2 layer).
+pub fn check_layer(layer: usize, choice: Choice) -> Result<(), ArchError> {
     if choice.is_skip() && NetConfig::is_stride2(layer) {
         return Err(ArchError::SkipInStride2 {
             layer: layer + 1,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::arch::Arch;
+use crate::arch::{check_layer, Arch};
 use crate::error::ModelError;
 use crate::graph::{Activation, Conv, Graph, GraphBuilder, Shape, Value};
 use crate::layout::{NetConfig, HEAD_WIDTH, NUM_LAYERS, STEM_WIDTH};
@@ -60,8 +60,7 @@ impl std::str::FromStr for Piece {
             return Err(bad(format!("layer {layer} is outside 1..=20")));
         }
         let choice: Choice = choice.parse().map_err(|e| bad(format!("{e}")))?;
-        let probe = Arch::uniform(Op::Shuffle3, crate::op::Scale::FULL)?;
-        probe.with_layer(layer - 1, choice)?;
+        check_layer(layer - 1, choice)?;
         Ok(Piece::Block {
             layer: layer - 1,
             choice,
@@ -118,9 +117,7 @@ pub fn piece(piece: Piece, config: &NetConfig) -> Result<Graph, ModelError> {
             if layer >= NUM_LAYERS {
                 return Err(ModelError::LayerOutOfRange(layer));
             }
-            // Validates skip-in-stride-2 with the same message as architecture strings.
-            let probe = Arch::uniform(Op::Shuffle3, crate::op::Scale::FULL)?;
-            probe.with_layer(layer, choice)?;
+            check_layer(layer, choice)?;
             let mut b = GraphBuilder::new(piece.key(), layer_input_shape(config, layer));
             block(&mut b, config, layer, choice, Value::INPUT);
             b.finish()
