@@ -1,12 +1,15 @@
 //! Device profiles and latency tables: the hardware performance model of HSCoNAS.
 //!
-//! This crate will hold (see the latency-model issue and DESIGN.md sections 4 to 6):
-//! - device profiles (`devices/profiles/<name>.toml`: backend, execution provider, batch, threads, input
-//!   size, layout, agent address, notes such as the power mode);
-//! - latency tables (`devices/tables/*.json`): per-piece timing statistics keyed `stem`, `head`,
-//!   `L<layer>:<op>:<scale>` (see `hsconas_models::hsconas::Piece::key`), with provenance that must match
-//!   the device a table is used for;
-//! - the latency model: table sum plus a bias calibrated from end-to-end measurements.
+//! - [`DeviceProfile`]: what to measure on and how (`devices/profiles/<name>.toml`; the shipped ones,
+//!   `local-cpu`, `xeon-gold-6136`, `gv100` and `jetson-xavier`, are embedded in the binaries).
 //!
-//! It is empty until that issue lands; the workspace builds it so that the dependency direction
-//! (models <- devices <- search) is fixed from the start.
+//! Still to come (the latency-model issue, DESIGN.md sections 4 to 6): latency tables
+//! (`devices/tables/*.json`, per-piece timing statistics keyed `stem`, `head`, `L<layer>:<op>:<scale>` as in
+//! `hsconas_models::hsconas::Piece::key`, with provenance that must match the device a table is used for)
+//! and the latency model (table sum plus a bias calibrated from end-to-end measurements).
+
+mod profile;
+
+pub use profile::{
+    DeviceKind, DeviceProfile, Engine, ExecutionProvider, Precision, ProfileError, TableStatistic,
+};

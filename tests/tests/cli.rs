@@ -297,3 +297,35 @@ fn export_stores_metadata_and_batch() {
     assert_eq!(bad_batch.code, Some(1));
     assert!(bad_batch.stderr.contains("--batch"), "{}", bad_batch.stderr);
 }
+
+#[test]
+fn device_profiles_are_listed_and_shown() {
+    let out = run_bin("hsconas", &["device", "list", "--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["local-cpu", "xeon-gold-6136", "gv100", "jetson-xavier"]
+    );
+    let xavier = run_bin("hsconas", &["device", "show", "jetson-xavier", "--json"]);
+    let p: serde_json::Value = serde_json::from_str(&xavier.stdout).expect("JSON");
+    assert_eq!(
+        (p["batch"].as_u64(), p["provider"].as_str()),
+        (Some(16), Some("tensorrt"))
+    );
+    let missing = run_bin("hsconas", &["device", "show", "no-such-device"]);
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing
+            .stderr
+            .contains("no shipped device profile named 'no-such-device'"),
+        "{}",
+        missing.stderr
+    );
+}

@@ -1,6 +1,7 @@
 //! Command-line definitions and dispatch.
 
 mod arch;
+mod device;
 mod doctor;
 mod export;
 mod net_args;
@@ -21,6 +22,9 @@ enum Command {
     /// Inspect, validate and sample architectures of the search space.
     #[command(subcommand)]
     Arch(arch::ArchCommand),
+    /// Show the device profiles latency tables are measured with.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
     /// Export networks and profiling pieces as ONNX.
     #[command(subcommand)]
     Export(export::ExportCommand),
@@ -32,6 +36,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Arch(cmd) => arch::run(cmd),
+        Command::Device(cmd) => device::run(cmd),
         Command::Export(cmd) => export::run(cmd),
         Command::Doctor(args) => doctor::run(args),
     }
