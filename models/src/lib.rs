@@ -12,6 +12,7 @@
 
 mod arch;
 mod error;
+pub mod fsutil;
 pub mod graph;
 pub mod hsconas;
 mod layout;

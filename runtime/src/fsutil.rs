@@ -1,4 +1,4 @@
-//! File helpers. `write_atomic` mirrors `hsconas_export::write_atomic` on purpose: the runtime depends on no
+//! File helpers. `write_atomic` mirrors `hsconas_models::fsutil::write_atomic` on purpose: the runtime depends on no
 //! other hsconas crate, so that it builds on its own on a device.
 
 use std::io::Write;

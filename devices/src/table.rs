@@ -1,0 +1,383 @@
+//! Latency tables (DESIGN.md section 5): per-piece timing statistics measured on one device, with the
+//! provenance that ties them to it, the calibration bias and validation metrics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hsconas_models::hsconas::Piece;
+use hsconas_models::{Arch, Layout};
+use serde::{Deserialize, Serialize};
+
+use crate::profile::{DeviceProfile, Engine, ExecutionProvider, TableStatistic};
+
+/// Version of the table file format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a table was refused or could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// File system errors.
+    #[error("{action} latency table '{path}': {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a latency table (or a truncated one).
+    #[error("'{path}' is not a valid latency table: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// Measured on another device or with other settings than the profile in use.
+    #[error("latency table '{path}' does not match device profile '{device}': {mismatches}")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// The profile in use.
+        device: String,
+        /// `field: table has X, profile has Y` for every field that differs.
+        mismatches: String,
+    },
+    /// A piece the architecture needs is not in the table.
+    #[error("latency table has no entry '{0}' (profile the device again, or with the layout/input size in use)")]
+    MissingEntry(String),
+}
+
+/// Timing statistics of one piece, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryStats {
+    /// Fastest run.
+    pub min_ms: f64,
+    /// 10th percentile.
+    pub p10_ms: f64,
+    /// Median.
+    pub median_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// Standard deviation.
+    pub stdev_ms: f64,
+    /// Timed runs.
+    pub runs: usize,
+}
+
+impl EntryStats {
+    /// The statistic the table uses.
+    pub fn get(&self, statistic: TableStatistic) -> f64 {
+        match statistic {
+            TableStatistic::Min => self.min_ms,
+            TableStatistic::P10 => self.p10_ms,
+            TableStatistic::Median => self.median_ms,
+            TableStatistic::Mean => self.mean_ms,
+        }
+    }
+}
+
+/// Where and how a table was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Device profile name.
+    pub device: String,
+    /// The runtime's device fingerprint (CPU, cores, memory, OS, GPUs), as it reported it.
+    pub fingerprint: serde_json::Value,
+    /// Engine of the profile.
+    pub engine: Engine,
+    /// Engine and version as the runtime reported it, e.g. `onnxruntime 1.31.1`.
+    pub backend_version: String,
+    /// Execution provider actually used.
+    pub provider: ExecutionProvider,
+    /// Intra-op threads.
+    pub threads: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Input size.
+    pub input_size: usize,
+    /// Layout.
+    pub layout: Layout,
+    /// When it was measured (RFC 3339, UTC).
+    pub date: String,
+    /// The runtime's timing protocol (warm-up, runs, minimum time, ...), as it reported it.
+    pub protocol: serde_json::Value,
+}
+
+/// One end-to-end measurement of a whole network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSample {
+    /// The architecture.
+    pub arch: Arch,
+    /// Measured latency (the table's statistic), ms.
+    pub measured_ms: f64,
+    /// Sum of the table's entries for it, ms.
+    pub table_sum_ms: f64,
+}
+
+/// The bias term `B = mean(measured - table sum)` over M sampled networks (paper Eq. 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// B in ms.
+    pub bias_ms: f64,
+    /// Seed the architectures were drawn with.
+    pub seed: u64,
+    /// The networks and their measurements (M = its length).
+    pub samples: Vec<NetworkSample>,
+}
+
+/// A latency table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyTable {
+    /// File format version.
+    pub format: u32,
+    /// Where and how it was measured.
+    pub provenance: Provenance,
+    /// Which statistic predictions use.
+    pub statistic: TableStatistic,
+    /// Statistics by piece key (`stem`, `head`, `L<l>:<op>:<scale>`).
+    pub entries: BTreeMap<String, EntryStats>,
+    /// The calibrated bias, once `calibrate` ran.
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+    /// Validation metrics, once `validate` ran (free-form report).
+    #[serde(default)]
+    pub validation: Option<serde_json::Value>,
+}
+
+impl LatencyTable {
+    /// Reads a table.
+    pub fn load(path: &Path) -> Result<LatencyTable, TableError> {
+        let bytes = std::fs::read(path).map_err(|source| TableError::Io {
+            action: "reading",
+            path: path.into(),
+            source,
+        })?;
+        let table: LatencyTable =
+            serde_json::from_slice(&bytes).map_err(|e| TableError::Parse {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+        if table.format != FORMAT_VERSION {
+            return Err(TableError::Parse {
+                path: path.into(),
+                message: format!(
+                    "format version {} (this build reads {FORMAT_VERSION})",
+                    table.format
+                ),
+            });
+        }
+        Ok(table)
+    }
+
+    /// Reads a table and refuses it unless it was measured for `profile`.
+    pub fn load_for(path: &Path, profile: &DeviceProfile) -> Result<LatencyTable, TableError> {
+        let table = LatencyTable::load(path)?;
+        table
+            .check_matches(profile)
+            .map_err(|mismatches| TableError::Mismatch {
+                path: path.into(),
+                device: profile.name.clone(),
+                mismatches,
+            })?;
+        Ok(table)
+    }
+
+    /// Writes the table atomically (pretty JSON).
+    pub fn save(&self, path: &Path) -> Result<(), TableError> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| TableError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        hsconas_models::fsutil::write_atomic(path, &json).map_err(|source| TableError::Io {
+            action: "writing",
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// `Err` with every field on which the table and the profile disagree.
+    pub fn check_matches(&self, profile: &DeviceProfile) -> Result<(), String> {
+        let p = &self.provenance;
+        let mut diffs = Vec::new();
+        let mut check = |field: &str, table: String, wanted: String| {
+            if table != wanted {
+                diffs.push(format!("{field}: table has {table}, profile has {wanted}"));
+            }
+        };
+        check("device", p.device.clone(), profile.name.clone());
+        check(
+            "backend",
+            format!("{:?}", p.engine),
+            format!("{:?}", profile.backend),
+        );
+        check("batch", p.batch.to_string(), profile.batch.to_string());
+        check(
+            "threads",
+            p.threads.to_string(),
+            profile.threads.to_string(),
+        );
+        check(
+            "input_size",
+            p.input_size.to_string(),
+            profile.input_size.to_string(),
+        );
+        check("layout", p.layout.to_string(), profile.layout.to_string());
+        let provider_ok =
+            p.provider == profile.provider || profile.fallback_providers.contains(&p.provider);
+        if !provider_ok {
+            diffs.push(format!(
+                "provider: table has {:?}, profile allows {:?}",
+                p.provider, profile.provider
+            ));
+        }
+        if diffs.is_empty() {
+            Ok(())
+        } else {
+            Err(diffs.join("; "))
+        }
+    }
+
+    /// The table's value for one piece.
+    pub fn entry_ms(&self, piece: &Piece) -> Result<f64, TableError> {
+        let key = piece.key();
+        self.entries
+            .get(&key)
+            .map(|e| e.get(self.statistic))
+            .ok_or(TableError::MissingEntry(key))
+    }
+
+    /// Sum of the entries of the stem, the 20 layers (`skip` entries included) and the head.
+    pub fn table_sum_ms(&self, arch: &Arch) -> Result<f64, TableError> {
+        let mut sum = self.entry_ms(&Piece::Stem)? + self.entry_ms(&Piece::Head)?;
+        for (layer, choice) in arch.choices().iter().enumerate() {
+            sum += self.entry_ms(&Piece::Block {
+                layer,
+                choice: *choice,
+            })?;
+        }
+        Ok(sum)
+    }
+
+    /// Predicted latency: table sum + calibrated bias (0 before calibration).
+    pub fn predict_ms(&self, arch: &Arch) -> Result<f64, TableError> {
+        Ok(self.table_sum_ms(arch)? + self.calibration.as_ref().map_or(0.0, |c| c.bias_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsconas_models::hsconas::all_pieces;
+    use hsconas_models::SearchSpace;
+    use rand::SeedableRng;
+
+    fn stats(ms: f64) -> EntryStats {
+        EntryStats {
+            min_ms: ms * 0.9,
+            p10_ms: ms,
+            median_ms: ms * 1.1,
+            p90_ms: ms * 1.3,
+            mean_ms: ms * 1.15,
+            stdev_ms: 0.01,
+            runs: 50,
+        }
+    }
+
+    fn table_for(profile: &DeviceProfile) -> LatencyTable {
+        let entries = all_pieces()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key(), stats(0.01 * (i % 17 + 1) as f64)))
+            .collect();
+        LatencyTable {
+            format: FORMAT_VERSION,
+            provenance: Provenance {
+                device: profile.name.clone(),
+                fingerprint: serde_json::json!({ "cpu_model": "test" }),
+                engine: profile.backend,
+                backend_version: "onnxruntime 1.31.1".into(),
+                provider: profile.provider,
+                threads: profile.threads,
+                batch: profile.batch,
+                input_size: profile.input_size,
+                layout: profile.layout,
+                date: "2026-11-28T00:00:00Z".into(),
+                protocol: serde_json::json!({ "warmup": 10 }),
+            },
+            statistic: profile.statistic,
+            entries,
+            calibration: Some(Calibration {
+                bias_ms: 0.25,
+                seed: 1,
+                samples: Vec::new(),
+            }),
+            validation: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let profile = DeviceProfile::find("local-cpu").expect("shipped");
+        let table = table_for(&profile);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("local-cpu.json");
+        table.save(&path).expect("saves");
+        assert_eq!(
+            LatencyTable::load_for(&path, &profile).expect("loads"),
+            table
+        );
+        std::fs::write(&path, b"{\"format\": 1, \"provenance\":").expect("truncate");
+        assert!(matches!(
+            LatencyTable::load(&path),
+            Err(TableError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn a_table_of_another_device_is_refused() {
+        let local = DeviceProfile::find("local-cpu").expect("shipped");
+        let xavier = DeviceProfile::find("jetson-xavier").expect("shipped");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.json");
+        table_for(&local).save(&path).expect("saves");
+        let err = LatencyTable::load_for(&path, &xavier)
+            .expect_err("other device")
+            .to_string();
+        assert!(
+            err.contains("device: table has local-cpu, profile has jetson-xavier"),
+            "{err}"
+        );
+        assert!(err.contains("batch: table has 1, profile has 16"), "{err}");
+        let mut small = local.clone();
+        small.input_size = 32;
+        let err = LatencyTable::load_for(&path, &small)
+            .expect_err("other input size")
+            .to_string();
+        assert!(
+            err.contains("input_size: table has 224, profile has 32") && !err.contains("batch"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn prediction_is_the_hand_sum_plus_bias() {
+        let profile = DeviceProfile::find("local-cpu").expect("shipped");
+        let table = table_for(&profile);
+        let arch = SearchSpace::full().sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(4));
+        let mut hand = table.entries["stem"].p10_ms + table.entries["head"].p10_ms;
+        for (l, c) in arch.choices().iter().enumerate() {
+            hand += table.entries[&format!("L{}:{c}", l + 1)].p10_ms;
+        }
+        assert!((table.table_sum_ms(&arch).expect("sum") - hand).abs() < 1e-12);
+        assert!((table.predict_ms(&arch).expect("predict") - hand - 0.25).abs() < 1e-12);
+        let mut partial = table;
+        partial.entries.remove("head");
+        assert!(
+            matches!(partial.predict_ms(&arch), Err(TableError::MissingEntry(k)) if k == "head")
+        );
+    }
+}
