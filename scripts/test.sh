@@ -9,5 +9,9 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo build" >&2
+# The end-to-end tests run the `hsconas` and `hsconas-runtime` binaries, which `cargo test` does not build
+# for another package's tests. --all-targets keeps the feature set of `cargo test`, so nothing builds twice.
+cargo build --workspace --all-targets
 echo "== cargo test" >&2
 cargo test --workspace "$@"

@@ -126,7 +126,7 @@ pub fn run_oracle(dir: &Path, cases: &[OracleCase]) -> Vec<(Vec<usize>, Vec<f32>
 }
 
 /// Path of a binary of this workspace (`hsconas`, `hsconas-runtime`), built next to the test executable.
-/// `cargo test --workspace` builds them before running any test.
+/// `scripts/test.sh` builds them (`cargo build --workspace --all-targets`) before running the tests.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
@@ -137,7 +137,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`",
+        "{} is missing: build it first with `cargo build --workspace --all-targets` (scripts/test.sh does)",
         bin.display()
     );
     bin
