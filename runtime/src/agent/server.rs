@@ -282,13 +282,7 @@ fn valid_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn device() -> Value {
-    let ort = backend::build(&BackendConfig::default())
-        .map(|b| b.version())
-        .map_err(|e| e.to_string());
-    json!({
-        "fingerprint": Fingerprint::detect(),
-        "backends": { "ort": { "version": ort.as_ref().ok(), "error": ort.as_ref().err() }, "tract": { "version": "0.23" } },
-    })
+    json!({ "fingerprint": Fingerprint::detect(), "backends": backend::availability() })
 }
 
 fn profile(state: &State, request: &mut Request, query: &str) -> Answer {

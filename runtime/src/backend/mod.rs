@@ -160,6 +160,30 @@ pub trait LoadedModel: Send {
     fn run_prepared(&mut self) -> Result<(), RuntimeError>;
 }
 
+/// Which engines this process can use, as `info`, the agent and `hsconas doctor` report it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Availability {
+    /// The ONNX Runtime library this process loads (see [`ort_library_path`]).
+    pub ort_library: std::path::PathBuf,
+    /// `onnxruntime <version>` if it loaded.
+    pub ort_version: Option<String>,
+    /// Why it did not load.
+    pub ort_error: Option<String>,
+    /// `tract <version>` (always available).
+    pub tract_version: String,
+}
+
+/// Tries to load each engine (ONNX Runtime is loaded once per process).
+pub fn availability() -> Availability {
+    let ort = build(&BackendConfig::default()).map(|b| b.version());
+    Availability {
+        ort_library: ort_library_path(),
+        ort_version: ort.as_ref().ok().cloned(),
+        ort_error: ort.err().map(|e| e.to_string()),
+        tract_version: TractBackend::new(true).version(),
+    }
+}
+
 /// Builds the backend a config asks for.
 pub fn build(config: &BackendConfig) -> Result<Box<dyn Backend>, RuntimeError> {
     if config.threads == 0 {

@@ -1,7 +1,7 @@
 //! `hsconas-runtime info`.
 
 use clap::Args;
-use hsconas_runtime::backend::{self, ort_library_path, BackendConfig, BackendKind};
+use hsconas_runtime::backend;
 use hsconas_runtime::Fingerprint;
 use serde_json::json;
 
@@ -14,23 +14,9 @@ pub struct InfoArgs {
 
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let f = Fingerprint::detect();
-    let ort = backend::build(&BackendConfig::default())
-        .map(|b| b.version())
-        .map_err(|e| e.to_string());
-    let tract = backend::build(&BackendConfig {
-        kind: BackendKind::Tract,
-        ..BackendConfig::default()
-    })
-    .map(|b| b.version())
-    .map_err(|e| e.to_string());
+    let backends = backend::availability();
     if args.json {
-        let report = json!({
-            "fingerprint": f,
-            "backends": {
-                "ort": { "library": ort_library_path(), "version": ort.as_ref().ok(), "error": ort.as_ref().err() },
-                "tract": { "version": tract.as_ref().ok() },
-            }
-        });
+        let report = json!({ "fingerprint": f, "backends": backends });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
@@ -55,12 +41,13 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
             f.gpus.join("; ")
         }
     );
-    match &ort {
-        Ok(v) => println!("ort           {v} ({})", ort_library_path().display()),
-        Err(e) => println!("ort           unavailable: {e}"),
+    match (&backends.ort_version, &backends.ort_error) {
+        (Some(v), _) => println!("ort           {v} ({})", backends.ort_library.display()),
+        (None, e) => println!(
+            "ort           unavailable: {}",
+            e.as_deref().unwrap_or("unknown error")
+        ),
     }
-    if let Ok(v) = &tract {
-        println!("tract         {v}");
-    }
+    println!("tract         {}", backends.tract_version);
     Ok(())
 }

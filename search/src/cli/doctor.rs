@@ -1,6 +1,7 @@
 //! `hsconas doctor`.
 
 use clap::Args;
+use hsconas_runtime::backend::{self, Availability};
 use serde::Serialize;
 
 #[derive(Debug, Args)]
@@ -14,36 +15,35 @@ pub struct DoctorArgs {
 struct Report {
     version: &'static str,
     libtorch: hsconas_search::libtorch::LibtorchInfo,
-    onnxruntime_library: Option<String>,
+    backends: Availability,
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
-    let ort = std::env::var("ORT_DYLIB_PATH")
-        .ok()
-        .or_else(|| option_env!("HSCONAS_DEFAULT_ORT_DYLIB").map(String::from));
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         libtorch: hsconas_search::libtorch::info(),
-        onnxruntime_library: ort.filter(|p| std::path::Path::new(p).exists()),
+        backends: backend::availability(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!("hsconas {}", report.version);
-        let t = &report.libtorch;
-        println!(
-            "libtorch      linked; {} threads; CUDA {}",
-            t.threads,
-            if t.cuda_available {
-                format!("available ({} devices)", t.cuda_devices)
-            } else {
-                "not available".into()
-            }
-        );
-        match &report.onnxruntime_library {
-            Some(p) => println!("onnxruntime   {p}"),
-            None => println!("onnxruntime   not found: run scripts/setup.sh or set ORT_DYLIB_PATH"),
-        }
+        return Ok(());
     }
+    println!("hsconas {}", report.version);
+    let t = &report.libtorch;
+    let cuda = if t.cuda_available {
+        format!("available ({} devices)", t.cuda_devices)
+    } else {
+        "not available".into()
+    };
+    println!("libtorch      linked; {} threads; CUDA {cuda}", t.threads);
+    let b = &report.backends;
+    match (&b.ort_version, &b.ort_error) {
+        (Some(v), _) => println!("onnxruntime   {v} ({})", b.ort_library.display()),
+        (None, e) => println!(
+            "onnxruntime   unavailable: {}",
+            e.as_deref().unwrap_or("unknown error")
+        ),
+    }
+    println!("tract         {}", b.tract_version);
     Ok(())
 }
