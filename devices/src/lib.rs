@@ -8,15 +8,25 @@
 //!   refused for a profile it was not measured with), the calibration bias and validation metrics; the
 //!   prediction is table sum + bias.
 //!
-//! Still to come (the latency-model issue): measuring tables (`hsconas profile`), calibration, validation
-//! reports and a prediction path fast enough for the search.
+//! - [`LatencyModel`]: a table compiled into dense arrays with its correction, for the search's millions of
+//!   predictions.
+//!
+//! - [`metrics`]: how well predictions match measurements (RMSE, RMSPE, within ±5/±10%, Kendall tau,
+//!   Spearman rho) and the least-squares fits the corrections use.
+//!
+//! Measuring tables needs the runtime and the exporter; that lives in the `hsconas` CLI (`hsconas profile`,
+//! `calibrate`, `latency`).
 
+mod latency_model;
+pub mod metrics;
 mod profile;
 mod table;
 
+pub use latency_model::{Correction, LatencyModel, LayerPart, Prediction};
 pub use profile::{
     DeviceKind, DeviceProfile, Engine, ExecutionProvider, Precision, ProfileError, TableStatistic,
 };
 pub use table::{
-    Calibration, EntryStats, LatencyTable, NetworkSample, Provenance, TableError, FORMAT_VERSION,
+    Calibration, CorrectionKind, EntryStats, LatencyTable, NetworkSample, Provenance, TableError,
+    FORMAT_VERSION,
 };

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hsconas_models::hsconas::Piece;
-use hsconas_models::{Arch, Layout};
+use hsconas_models::{Arch, Layout, NetConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::latency_model::Correction;
 use crate::profile::{DeviceProfile, Engine, ExecutionProvider, TableStatistic};
 
 /// Version of the table file format.
@@ -43,6 +44,14 @@ pub enum TableError {
         device: String,
         /// `field: table has X, profile has Y` for every field that differs.
         mismatches: String,
+    },
+    /// The table lacks entries (an interrupted or partial profile).
+    #[error("latency table is incomplete: {missing} entries missing (first: '{first}'); run `hsconas profile` again with the same --out to finish it")]
+    Incomplete {
+        /// How many are missing.
+        missing: usize,
+        /// The first missing key.
+        first: String,
     },
     /// A piece the architecture needs is not in the table.
     #[error("latency table has no entry '{0}' (profile the device again, or with the layout/input size in use)")]
@@ -101,10 +110,28 @@ pub struct Provenance {
     pub input_size: usize,
     /// Layout.
     pub layout: Layout,
+    /// Classes of the classifier in the head entry (and of the calibration networks).
+    #[serde(default = "imagenet_classes")]
+    pub classes: usize,
     /// When it was measured (RFC 3339, UTC).
     pub date: String,
     /// The runtime's timing protocol (warm-up, runs, minimum time, ...), as it reported it.
     pub protocol: serde_json::Value,
+}
+
+fn imagenet_classes() -> usize {
+    1000
+}
+
+impl Provenance {
+    /// The network configuration the table was measured for.
+    pub fn net_config(&self) -> NetConfig {
+        NetConfig {
+            layout: self.layout,
+            input_size: self.input_size,
+            classes: self.classes,
+        }
+    }
 }
 
 /// One end-to-end measurement of a whole network.
@@ -118,15 +145,72 @@ pub struct NetworkSample {
     pub table_sum_ms: f64,
 }
 
-/// The bias term `B = mean(measured - table sum)` over M sampled networks (paper Eq. 3).
+/// Which correction turns table sums into predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CorrectionKind {
+    /// The paper's `table sum + B`.
+    #[default]
+    Bias,
+    /// `scale * table sum + offset`, least squares over the calibration networks.
+    Linear,
+}
+
+/// The bias term `B = mean(measured - table sum)` over M sampled networks (paper Eq. 3), and a fitted linear
+/// correction over the same networks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// B in ms.
     pub bias_ms: f64,
+    /// Least-squares `measured = scale * table_sum + offset` over the same samples (`None` below 3 samples).
+    #[serde(default)]
+    pub linear: Option<Correction>,
+    /// The correction predictions use.
+    #[serde(default)]
+    pub correction: CorrectionKind,
     /// Seed the architectures were drawn with.
     pub seed: u64,
+    /// How many networks were asked for (the calibration is complete when `samples` has that many).
+    pub requested: usize,
     /// The networks and their measurements (M = its length).
     pub samples: Vec<NetworkSample>,
+}
+
+impl Calibration {
+    /// A calibration from measured samples: B and the linear fit. `correction` picks the one that
+    /// predicts held-out samples better in leave-one-out cross-validation over these samples.
+    pub fn from_samples(seed: u64, requested: usize, samples: Vec<NetworkSample>) -> Calibration {
+        let sums: Vec<f64> = samples.iter().map(|s| s.table_sum_ms).collect();
+        let measured: Vec<f64> = samples.iter().map(|s| s.measured_ms).collect();
+        let bias_ms = crate::metrics::mean_difference(&measured, &sums);
+        let linear = crate::metrics::fit_line(&sums, &measured)
+            .map(|(scale, offset_ms)| Correction { scale, offset_ms });
+        let correction = match linear {
+            Some(_)
+                if crate::metrics::loo_rmse_linear(&sums, &measured)
+                    < crate::metrics::loo_rmse_bias(&sums, &measured) =>
+            {
+                CorrectionKind::Linear
+            }
+            _ => CorrectionKind::Bias,
+        };
+        Calibration {
+            bias_ms,
+            linear,
+            correction,
+            seed,
+            requested,
+            samples,
+        }
+    }
+
+    /// The correction in use.
+    pub fn active(&self) -> Correction {
+        match (self.correction, self.linear) {
+            (CorrectionKind::Linear, Some(fit)) => fit,
+            _ => Correction::bias(self.bias_ms),
+        }
+    }
 }
 
 /// A latency table.
@@ -262,9 +346,26 @@ impl LatencyTable {
         Ok(sum)
     }
 
-    /// Predicted latency: table sum + calibrated bias (0 before calibration).
+    /// The calibrated correction ([`Correction::NONE`] before calibration).
+    pub fn correction(&self) -> Correction {
+        self.calibration
+            .as_ref()
+            .map_or(Correction::NONE, Calibration::active)
+    }
+
+    /// Predicted latency: the table sum with the calibrated correction (the paper's `+ B` by default).
+    /// For many predictions, compile a [`LatencyModel`](crate::LatencyModel) once instead.
     pub fn predict_ms(&self, arch: &Arch) -> Result<f64, TableError> {
-        Ok(self.table_sum_ms(arch)? + self.calibration.as_ref().map_or(0.0, |c| c.bias_ms))
+        Ok(self.correction().apply(self.table_sum_ms(arch)?))
+    }
+
+    /// Keys of every piece (`stem`, `head`, each allowed `(layer, choice)`) the table lacks, in profiling order.
+    pub fn missing_entries(&self) -> Vec<String> {
+        hsconas_models::hsconas::all_pieces()
+            .iter()
+            .map(Piece::key)
+            .filter(|k| !self.entries.contains_key(k))
+            .collect()
     }
 }
 
@@ -305,6 +406,7 @@ mod tests {
                 batch: profile.batch,
                 input_size: profile.input_size,
                 layout: profile.layout,
+                classes: 1000,
                 date: "2026-11-28T00:00:00Z".into(),
                 protocol: serde_json::json!({ "warmup": 10 }),
             },
@@ -312,7 +414,10 @@ mod tests {
             entries,
             calibration: Some(Calibration {
                 bias_ms: 0.25,
+                linear: None,
+                correction: CorrectionKind::Bias,
                 seed: 1,
+                requested: 0,
                 samples: Vec::new(),
             }),
             validation: None,

@@ -167,6 +167,17 @@ impl Choice {
     pub fn is_skip(self) -> bool {
         self.op == Op::Skip
     }
+
+    /// Number of distinct choices (4 block operators x 10 scales, plus `skip`).
+    pub const COUNT: usize = Op::BLOCKS.len() * 10 + 1;
+
+    /// A dense index in `0..Choice::COUNT`, for table lookups: `op * 10 + tenths - 1`, `skip` last.
+    pub fn index(self) -> usize {
+        match self.op {
+            Op::Skip => Choice::COUNT - 1,
+            op => op as usize * 10 + usize::from(self.scale.tenths()) - 1,
+        }
+    }
 }
 
 /// Why the text of one choice was rejected (the architecture parser adds the layer).
@@ -281,6 +292,18 @@ mod tests {
         // w = 68: 34 * 5 + 5 = 175 -> 17 (round half up of 17.0); t = 3: 102 + 5 = 107 -> 10.
         assert_eq!(Scale::from_tenths(3).map(|s| s.mid_channels(68)), Some(10));
         assert_eq!(Scale::FULL.mid_channels(512), 256);
+    }
+
+    #[test]
+    fn choice_indices_are_dense_and_distinct() {
+        let mut seen = [false; Choice::COUNT];
+        for op in Op::ALL {
+            for scale in Scale::all() {
+                seen[Choice::new(op, scale).index()] = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+        assert_eq!(Choice::SKIP.index(), Choice::COUNT - 1);
     }
 
     #[test]

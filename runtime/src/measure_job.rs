@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{self, BackendConfig, Provider};
-use crate::timing::{measure, random_inputs};
+use crate::backend::{self, Backend, BackendConfig, LoadedModel, Provider};
+use crate::timing::{measure_interleaved, random_inputs};
 use crate::{Protocol, RuntimeError, Stats};
 
-/// What to measure and how.
+/// What to measure and how: one model, or several measured together in interleaved rounds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MeasureJob {
-    /// The ONNX file.
-    pub model: PathBuf,
+    /// The ONNX files (at least one).
+    pub models: Vec<PathBuf>,
     /// Backend settings.
     pub engine: BackendConfig,
     /// Timing protocol.
@@ -25,7 +25,7 @@ pub struct MeasureJob {
     pub batch: usize,
 }
 
-/// The result of a job.
+/// The measurement of one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeasureOutcome {
     /// Timing statistics.
@@ -38,24 +38,64 @@ pub struct MeasureOutcome {
     pub input_shapes: Vec<Vec<usize>>,
 }
 
-/// Runs a job in this process.
-pub fn run_job(job: &MeasureJob) -> Result<MeasureOutcome, RuntimeError> {
-    let bytes = std::fs::read(&job.model).map_err(|source| RuntimeError::Io {
-        action: "reading",
-        path: job.model.clone(),
-        source,
-    })?;
+/// Runs a job in this process; one outcome per model, in the job's order.
+pub fn run_job(job: &MeasureJob) -> Result<Vec<MeasureOutcome>, RuntimeError> {
+    let models = job
+        .models
+        .iter()
+        .map(|path| {
+            std::fs::read(path).map_err(|source| RuntimeError::Io {
+                action: "reading",
+                path: path.clone(),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let engine = backend::build(&job.engine)?;
-    let mut model = engine.load(&bytes)?;
-    let inputs = random_inputs(model.inputs(), job.batch, job.protocol.seed);
-    model.prepare(&inputs)?;
-    let stats = measure(model.as_mut(), &job.protocol)?;
-    Ok(MeasureOutcome {
-        stats,
-        backend: engine.version(),
-        provider: model.provider(),
-        input_shapes: inputs.into_iter().map(|t| t.shape).collect(),
-    })
+    let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
+    measure_models(engine.as_ref(), &refs, &job.protocol, job.batch, |_, _| {})
+}
+
+/// Loads and prepares every model (ONNX bytes; none of this is timed), then measures them together in
+/// interleaved rounds ([`measure_interleaved`]). A model that fails to load is reported by its position.
+pub fn measure_models(
+    engine: &dyn Backend,
+    models: &[&[u8]],
+    protocol: &Protocol,
+    batch: usize,
+    on_round: impl FnMut(usize, usize),
+) -> Result<Vec<MeasureOutcome>, RuntimeError> {
+    let mut loaded = Vec::with_capacity(models.len());
+    let mut shapes = Vec::with_capacity(models.len());
+    for (i, bytes) in models.iter().enumerate() {
+        let at = |e: RuntimeError| match e {
+            RuntimeError::BadModel(m) if models.len() > 1 => {
+                RuntimeError::BadModel(format!("model {} of {}: {m}", i + 1, models.len()))
+            }
+            other => other,
+        };
+        let mut model = engine.load(bytes).map_err(at)?;
+        let inputs = random_inputs(model.inputs(), batch, protocol.seed);
+        model.prepare(&inputs).map_err(at)?;
+        shapes.push(inputs.into_iter().map(|t| t.shape).collect::<Vec<_>>());
+        loaded.push(model);
+    }
+    let mut refs: Vec<&mut dyn LoadedModel> = loaded
+        .iter_mut()
+        .map(|m| &mut **m as &mut dyn LoadedModel)
+        .collect();
+    let stats = measure_interleaved(&mut refs, protocol, on_round)?;
+    Ok(stats
+        .into_iter()
+        .zip(shapes)
+        .zip(&loaded)
+        .map(|((stats, input_shapes), model)| MeasureOutcome {
+            stats,
+            backend: engine.version(),
+            provider: model.provider(),
+            input_shapes,
+        })
+        .collect())
 }
 
 /// Why a job run in a worker process failed.
@@ -76,12 +116,12 @@ pub enum WorkerError {
 }
 
 /// Runs a job in a child process `<exe> worker`, which reads the job as JSON on stdin and answers on stdout;
-/// kills it after `timeout`.
+/// kills it after `timeout`. One outcome per model, in the job's order.
 pub fn run_in_worker(
     exe: &Path,
     job: &MeasureJob,
     timeout: Duration,
-) -> Result<MeasureOutcome, WorkerError> {
+) -> Result<Vec<MeasureOutcome>, WorkerError> {
     let mut child = Command::new(exe)
         .arg("worker")
         .stdin(Stdio::piped())
@@ -142,8 +182,8 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerAnswer {
-    /// The measurement.
-    Ok(MeasureOutcome),
+    /// The measurements, one per model.
+    Ok(Vec<MeasureOutcome>),
     /// The job's error message.
     Err(String),
 }

@@ -186,3 +186,49 @@ pub fn piece_onnx(
     )
     .expect("the piece exports")
 }
+
+/// An `hsconas-runtime serve` on a free loopback port, killed when dropped.
+pub struct RunningAgent {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl RunningAgent {
+    /// Starts the agent with extra `serve` arguments (token, limits) and waits until it listens.
+    pub fn start(extra: &[&str]) -> RunningAgent {
+        use std::io::BufRead;
+        let mut child = Command::new(workspace_bin("hsconas-runtime"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the agent");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the agent prints where it listens");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+        let addr = v["listening"].as_str().expect("address").to_string();
+        RunningAgent {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+impl RunningAgent {
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

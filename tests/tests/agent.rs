@@ -2,9 +2,9 @@
 //! request answered with the right 4xx while the agent keeps serving, and measurements whose worker process
 //! hangs or is killed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hsconas_export::Batch;
@@ -12,52 +12,19 @@ use hsconas_models::NetConfig;
 use hsconas_runtime::agent::{AgentClient, ClientError, ProfileSettings};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind};
 use hsconas_runtime::timing::random_inputs;
-use hsconas_tests::{piece_onnx, relative_error, workspace_bin};
+use hsconas_tests::{piece_onnx, relative_error, RunningAgent};
 
 const TOKEN: &str = "s3cret";
 
-/// A running agent, killed when dropped.
-struct RunningAgent {
-    child: Child,
-    url: String,
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_agent() -> RunningAgent {
-    let mut child = Command::new(workspace_bin("hsconas-runtime"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token",
-            TOKEN,
-            "--max-body-mb",
-            "4",
-            "--worker-timeout-s",
-            "3",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the agent");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the agent prints where it listens");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
-    let addr = v["listening"].as_str().expect("address").to_string();
-    assert_eq!(v["token_required"], true);
-    RunningAgent {
-        child,
-        url: format!("http://{addr}"),
-    }
+    RunningAgent::start(&[
+        "--token",
+        TOKEN,
+        "--max-body-mb",
+        "4",
+        "--worker-timeout-s",
+        "3",
+    ])
 }
 
 fn client(agent: &RunningAgent, token: Option<&str>) -> AgentClient {
@@ -263,7 +230,7 @@ fn a_worker_killed_mid_measure_is_reported_and_the_agent_survives() {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     let worker = loop {
-        if let Some(pid) = worker_children(agent.child.id()).first() {
+        if let Some(pid) = worker_children(agent.pid()).first() {
             break *pid;
         }
         assert!(Instant::now() < deadline, "no worker process appeared");

@@ -54,6 +54,11 @@ impl AgentClient {
         }
     }
 
+    /// The agent's address.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     fn request(&self, method: &str, path: &str) -> ureq::Request {
         let r = self.http.request(method, &format!("{}{path}", self.base));
         match &self.token {
@@ -101,6 +106,33 @@ impl AgentClient {
     ) -> Result<MeasureOutcome, ClientError> {
         let path = format!("/v1/profile?{}", settings.to_query());
         self.finish(&path, self.request("POST", &path).send_bytes(onnx))
+    }
+
+    /// `POST /v1/profile/group`: measures several ONNX models together, in interleaved rounds; one outcome
+    /// per model, in order.
+    pub fn profile_group(
+        &self,
+        models: &[&[u8]],
+        settings: &ProfileSettings,
+    ) -> Result<Vec<MeasureOutcome>, ClientError> {
+        let sizes: Vec<String> = models.iter().map(|m| m.len().to_string()).collect();
+        let path = format!(
+            "/v1/profile/group?sizes={}&{}",
+            sizes.join(","),
+            settings.to_query()
+        );
+        let body = models.concat();
+        let answer: Value = self.finish(&path, self.request("POST", &path).send_bytes(&body))?;
+        let outcomes: Vec<MeasureOutcome> = serde_json::from_value(answer["results"].clone())
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if outcomes.len() != models.len() {
+            return Err(ClientError::Decode(format!(
+                "{} results for {} models",
+                outcomes.len(),
+                models.len()
+            )));
+        }
+        Ok(outcomes)
     }
 
     /// `PUT /v1/models/{name}`: deploys a model for inference.

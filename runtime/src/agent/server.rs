@@ -14,7 +14,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use super::settings::ProfileSettings;
 use crate::backend::{self, BackendConfig, BackendKind, HostTensor, LoadedModel, TensorSpec};
-use crate::measure_job::{run_in_worker, MeasureJob, WorkerError};
+use crate::measure_job::{run_in_worker, MeasureJob, MeasureOutcome, WorkerError};
 use crate::{Fingerprint, RuntimeError};
 
 /// How the agent runs.
@@ -178,6 +178,7 @@ fn route(state: &State, request: &mut Request, method: &Method, url: &str) -> An
         )),
         (Method::Get, ["v1", "device"]) => Ok((200, device())),
         (Method::Post, ["v1", "profile"]) => profile(state, request, query),
+        (Method::Post, ["v1", "profile", "group"]) => profile_group(state, request, query),
         (Method::Get, ["v1", "models"]) => {
             let models = lock(&state.models)?;
             Ok((
@@ -192,10 +193,12 @@ fn route(state: &State, request: &mut Request, method: &Method, url: &str) -> An
             None => Err(not_deployed(name)),
         },
         (_, ["v1", "health" | "device" | "profile" | "models"])
-        | (_, ["v1", "models", _] | ["v1", "models", _, "infer"]) => Err(ApiError::new(
-            405,
-            format!("{method} is not allowed on {path}"),
-        )),
+        | (_, ["v1", "profile", "group"] | ["v1", "models", _] | ["v1", "models", _, "infer"]) => {
+            Err(ApiError::new(
+                405,
+                format!("{method} is not allowed on {path}"),
+            ))
+        }
         _ => Err(ApiError::new(404, format!("no such endpoint: {path}"))),
     }
 }
@@ -285,23 +288,96 @@ fn device() -> Value {
     json!({ "fingerprint": Fingerprint::detect(), "backends": backend::availability() })
 }
 
+/// Most models one `POST /v1/profile/group` may carry.
+pub const MAX_GROUP: usize = 256;
+
 fn profile(state: &State, request: &mut Request, query: &str) -> Answer {
     let settings = ProfileSettings::from_query(query).map_err(|e| ApiError::new(400, e))?;
     let body = read_body(state, request)?;
+    let mut outcomes = measure_in_worker(state, settings, &[&body])?;
+    Ok((200, json!(outcomes.remove(0))))
+}
+
+/// `sizes=N1,N2,..` splits the body into models; the other query parameters are the settings.
+fn profile_group(state: &State, request: &mut Request, query: &str) -> Answer {
+    let (mut sizes, mut rest) = (None, Vec::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.strip_prefix("sizes=") {
+            Some(list) => sizes = Some(list),
+            None => rest.push(pair),
+        }
+    }
+    let sizes: Vec<usize> = sizes
+        .ok_or_else(|| {
+            ApiError::new(
+                400,
+                "missing query parameter 'sizes' (bytes of each model, comma-separated)",
+            )
+        })?
+        .split(',')
+        .map(|n| n.parse::<usize>().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            ApiError::new(
+                400,
+                "query parameter 'sizes': expected positive whole numbers",
+            )
+        })?;
+    if sizes.len() > MAX_GROUP {
+        return Err(ApiError::new(
+            400,
+            format!("{} models in one group; at most {MAX_GROUP}", sizes.len()),
+        ));
+    }
+    let settings =
+        ProfileSettings::from_query(&rest.join("&")).map_err(|e| ApiError::new(400, e))?;
+    let body = read_body(state, request)?;
+    if sizes.iter().sum::<usize>() != body.len() {
+        return Err(ApiError::new(
+            400,
+            format!(
+                "the sizes add up to {} bytes but the body has {}",
+                sizes.iter().sum::<usize>(),
+                body.len()
+            ),
+        ));
+    }
+    let mut parts = Vec::with_capacity(sizes.len());
+    let mut start = 0;
+    for n in sizes {
+        parts.push(&body[start..start + n]);
+        start += n;
+    }
+    let outcomes = measure_in_worker(state, settings, &parts)?;
+    Ok((200, json!({ "results": outcomes })))
+}
+
+/// Measures the models together in a worker process (one at a time on this agent), with the time limit
+/// scaled by their number.
+fn measure_in_worker(
+    state: &State,
+    settings: ProfileSettings,
+    models: &[&[u8]],
+) -> Result<Vec<MeasureOutcome>, ApiError> {
     let _serial = lock(&state.measuring)?;
-    let path = state.scratch.path().join("profile.onnx");
-    std::fs::write(&path, &body)
-        .map_err(|e| ApiError::new(500, format!("storing the model: {e}")))?;
+    let mut paths = Vec::with_capacity(models.len());
+    for (i, bytes) in models.iter().enumerate() {
+        let path = state.scratch.path().join(format!("profile-{i}.onnx"));
+        std::fs::write(&path, bytes)
+            .map_err(|e| ApiError::new(500, format!("storing the model: {e}")))?;
+        paths.push(path);
+    }
     let mut engine = settings.engine;
     engine.tensorrt_cache = Some(state.scratch.path().join("tensorrt-cache"));
     let job = MeasureJob {
-        model: path,
+        models: paths,
         engine,
         protocol: settings.protocol,
         batch: settings.batch,
     };
-    match run_in_worker(&state.config.worker_exe, &job, state.config.worker_timeout) {
-        Ok(outcome) => Ok((200, json!(outcome))),
+    let timeout = state.config.worker_timeout * models.len() as u32;
+    match run_in_worker(&state.config.worker_exe, &job, timeout) {
+        Ok(outcomes) => Ok(outcomes),
         Err(WorkerError::Job(message)) => Err(ApiError::new(400, message)),
         Err(e @ WorkerError::Timeout(_)) => Err(ApiError::new(504, e.to_string())),
         Err(e) => Err(ApiError::new(500, e.to_string())),

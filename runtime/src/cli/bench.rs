@@ -28,12 +28,14 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let job = MeasureJob {
-        model: args.model.clone(),
+        models: vec![args.model.clone()],
         engine: args.engine.config(),
         protocol: args.protocol.protocol(),
         batch: args.batch,
     };
-    let outcome = run_job(&job).with_context(|| format!("measuring {}", args.model.display()))?;
+    let outcome = run_job(&job)
+        .with_context(|| format!("measuring {}", args.model.display()))?
+        .remove(0);
     let s = &outcome.stats;
     if args.json {
         let mut report = serde_json::to_value(s)?;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use hsconas_runtime::backend::{self, LoadedModel};
-use hsconas_runtime::timing::{measure_interleaved, random_inputs};
+use hsconas_runtime::backend;
+use hsconas_runtime::measure_job::measure_models;
 use hsconas_runtime::{write_atomic, Fingerprint, Protocol, Stats};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -89,29 +89,24 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     for group in todo.chunks(args.group) {
-        let mut loaded: Vec<Box<dyn LoadedModel>> = Vec::with_capacity(group.len());
-        for entry in group {
-            let path = base.join(&entry.path);
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("reading model '{}' ({})", entry.name, path.display()))?;
-            let mut model = engine
-                .load(&bytes)
-                .with_context(|| format!("loading model '{}'", entry.name))?;
-            let inputs = random_inputs(model.inputs(), args.batch, protocol.seed);
-            model
-                .prepare(&inputs)
-                .with_context(|| format!("preparing model '{}'", entry.name))?;
-            results.provider = model.provider().to_string();
-            loaded.push(model);
-        }
-        let mut refs: Vec<&mut dyn LoadedModel> = loaded
-            .iter_mut()
-            .map(|m| &mut **m as &mut dyn LoadedModel)
-            .collect();
+        let bytes = group
+            .iter()
+            .map(|entry| {
+                let path = base.join(&entry.path);
+                std::fs::read(&path)
+                    .with_context(|| format!("reading model '{}' ({})", entry.name, path.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
         bar.set_message(format!("({} in this group)", group.len()));
-        let stats = measure_interleaved(&mut refs, &protocol, |_, _| bar.tick())?;
-        for (entry, s) in group.iter().zip(stats) {
-            results.results.insert(entry.name.clone(), s);
+        let names: Vec<&str> = group.iter().map(|e| e.name.as_str()).collect();
+        let outcomes = measure_models(engine.as_ref(), &refs, &protocol, args.batch, |_, _| {
+            bar.tick()
+        })
+        .with_context(|| format!("measuring the group {names:?}"))?;
+        for (entry, outcome) in group.iter().zip(outcomes) {
+            results.provider = outcome.provider.to_string();
+            results.results.insert(entry.name.clone(), outcome.stats);
         }
         write_atomic(&args.out, &serde_json::to_vec_pretty(&results)?)?;
         bar.inc(group.len() as u64);

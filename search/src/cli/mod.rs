@@ -1,10 +1,17 @@
 //! Command-line definitions and dispatch.
 
 mod arch;
+mod calibrate;
+mod data;
+mod data_args;
 mod device;
 mod doctor;
 mod export;
+mod latency;
+mod measure_args;
 mod net_args;
+mod profile;
+mod supernet;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +35,19 @@ enum Command {
     /// Export networks and profiling pieces as ONNX.
     #[command(subcommand)]
     Export(export::ExportCommand),
+    /// Measure a latency table on a device: every piece, in process or through the device's agent.
+    Profile(profile::ProfileArgs),
+    /// Measure random networks end to end and store the latency model's bias in the table.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Predict latencies from a table, validate the table on held-out networks.
+    #[command(subcommand)]
+    Latency(latency::LatencyCommand),
+    /// Inspect datasets (ImageFolder, CIFAR-10 binary, MNIST).
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Train the weight-sharing supernet, evaluate subnets with its weights, extract them.
+    #[command(subcommand)]
+    Supernet(supernet::SupernetCommand),
     /// Report what this installation can use (libtorch, CUDA, ONNX Runtime).
     Doctor(doctor::DoctorArgs),
 }
@@ -38,6 +58,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Arch(cmd) => arch::run(cmd),
         Command::Device(cmd) => device::run(cmd),
         Command::Export(cmd) => export::run(cmd),
+        Command::Profile(args) => profile::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
+        Command::Latency(cmd) => latency::run(cmd),
+        Command::Data(cmd) => data::run(cmd),
+        Command::Supernet(cmd) => supernet::run(cmd),
         Command::Doctor(args) => doctor::run(args),
     }
 }

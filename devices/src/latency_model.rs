@@ -1,0 +1,241 @@
+//! The latency model compiled for speed: every table entry in a dense array, so that one prediction is 22
+//! lookups and a multiply-add (the search calls it millions of times).
+
+use hsconas_models::hsconas::Piece;
+use hsconas_models::{Arch, Choice, NUM_LAYERS};
+use serde::{Deserialize, Serialize};
+
+use crate::table::{LatencyTable, TableError};
+
+/// How the table sum becomes a prediction: `scale * table_sum + offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Correction {
+    /// Multiplier of the table sum (1 for the paper's bias-only model).
+    pub scale: f64,
+    /// Added milliseconds (the paper's B when `scale` is 1).
+    pub offset_ms: f64,
+}
+
+impl Correction {
+    /// No correction: the plain table sum.
+    pub const NONE: Correction = Correction {
+        scale: 1.0,
+        offset_ms: 0.0,
+    };
+
+    /// The paper's bias term (Eq. 3).
+    pub fn bias(bias_ms: f64) -> Correction {
+        Correction {
+            scale: 1.0,
+            offset_ms: bias_ms,
+        }
+    }
+
+    /// Applies it to a table sum.
+    pub fn apply(&self, table_sum_ms: f64) -> f64 {
+        self.scale * table_sum_ms + self.offset_ms
+    }
+}
+
+/// One layer's share of a prediction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerPart {
+    /// 1-based layer.
+    pub layer: usize,
+    /// The layer's choice.
+    pub choice: Choice,
+    /// Its table entry, ms.
+    pub ms: f64,
+}
+
+/// A prediction with its parts (what `hsconas latency predict --json` prints).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The prediction, ms.
+    pub predicted_ms: f64,
+    /// Sum of the table entries, ms.
+    pub table_sum_ms: f64,
+    /// `predicted_ms - table_sum_ms`.
+    pub bias_ms: f64,
+    /// The correction applied.
+    pub correction: Correction,
+    /// Stem entry, ms.
+    pub stem_ms: f64,
+    /// Head entry, ms.
+    pub head_ms: f64,
+    /// One entry per layer.
+    pub layers: Vec<LayerPart>,
+}
+
+/// A latency table's entries in dense form plus a correction.
+///
+/// Contract: built only from a table with every entry of every layer's allowed choices, so predictions
+/// never fail; `table_sum_ms` equals [`LatencyTable::table_sum_ms`] to the last bit (same summation order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyModel {
+    stem_ms: f64,
+    head_ms: f64,
+    /// `layers[l][choice.index()]`; NaN where the layer does not allow the choice.
+    layers: Vec<[f64; Choice::COUNT]>,
+    correction: Correction,
+}
+
+impl LatencyModel {
+    /// Compiles a table with the given correction. Fails naming the first missing entry.
+    pub fn new(table: &LatencyTable, correction: Correction) -> Result<LatencyModel, TableError> {
+        let missing = table.missing_entries();
+        if let Some(first) = missing.first() {
+            return Err(TableError::Incomplete {
+                missing: missing.len(),
+                first: first.clone(),
+            });
+        }
+        let mut layers = vec![[f64::NAN; Choice::COUNT]; NUM_LAYERS];
+        for piece in hsconas_models::hsconas::all_pieces() {
+            if let Piece::Block { layer, choice } = piece {
+                layers[layer][choice.index()] = table.entry_ms(&piece)?;
+            }
+        }
+        Ok(LatencyModel {
+            stem_ms: table.entry_ms(&Piece::Stem)?,
+            head_ms: table.entry_ms(&Piece::Head)?,
+            layers,
+            correction,
+        })
+    }
+
+    /// Compiles a table with the correction it was calibrated with (none before calibration).
+    pub fn from_table(table: &LatencyTable) -> Result<LatencyModel, TableError> {
+        LatencyModel::new(table, table.correction())
+    }
+
+    /// The correction in use.
+    pub fn correction(&self) -> Correction {
+        self.correction
+    }
+
+    /// Sum of the table entries of the stem, the 20 layers and the head, ms.
+    #[inline]
+    pub fn table_sum_ms(&self, arch: &Arch) -> f64 {
+        let mut sum = self.stem_ms + self.head_ms;
+        for (row, choice) in self.layers.iter().zip(arch.choices()) {
+            sum += row[choice.index()];
+        }
+        sum
+    }
+
+    /// Predicted latency, ms.
+    #[inline]
+    pub fn predict_ms(&self, arch: &Arch) -> f64 {
+        self.correction.apply(self.table_sum_ms(arch))
+    }
+
+    /// The prediction with its parts.
+    pub fn explain(&self, arch: &Arch) -> Prediction {
+        let table_sum_ms = self.table_sum_ms(arch);
+        let predicted_ms = self.correction.apply(table_sum_ms);
+        Prediction {
+            predicted_ms,
+            table_sum_ms,
+            bias_ms: predicted_ms - table_sum_ms,
+            correction: self.correction,
+            stem_ms: self.stem_ms,
+            head_ms: self.head_ms,
+            layers: arch
+                .choices()
+                .iter()
+                .zip(&self.layers)
+                .enumerate()
+                .map(|(l, (choice, row))| LayerPart {
+                    layer: l + 1,
+                    choice: *choice,
+                    ms: row[choice.index()],
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DeviceProfile, EntryStats, Provenance, FORMAT_VERSION};
+    use hsconas_models::hsconas::all_pieces;
+    use hsconas_models::SearchSpace;
+    use rand::SeedableRng;
+
+    fn table() -> LatencyTable {
+        let profile = DeviceProfile::find("local-cpu").expect("shipped");
+        let entries = all_pieces()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let ms = 0.003 * (i % 23 + 1) as f64;
+                let stats = EntryStats {
+                    min_ms: ms,
+                    p10_ms: ms,
+                    median_ms: ms,
+                    p90_ms: ms,
+                    mean_ms: ms,
+                    stdev_ms: 0.0,
+                    runs: 1,
+                };
+                (p.key(), stats)
+            })
+            .collect();
+        LatencyTable {
+            format: FORMAT_VERSION,
+            provenance: Provenance {
+                device: profile.name.clone(),
+                fingerprint: serde_json::Value::Null,
+                engine: profile.backend,
+                backend_version: "test".into(),
+                provider: profile.provider,
+                threads: 1,
+                batch: 1,
+                input_size: 224,
+                layout: profile.layout,
+                classes: 1000,
+                date: String::new(),
+                protocol: serde_json::Value::Null,
+            },
+            statistic: profile.statistic,
+            entries,
+            calibration: None,
+            validation: None,
+        }
+    }
+
+    #[test]
+    fn compiled_model_agrees_with_the_table_exactly() {
+        let table = table();
+        let correction = Correction {
+            scale: 1.07,
+            offset_ms: 0.4,
+        };
+        let model = LatencyModel::new(&table, correction).expect("complete");
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..200 {
+            let arch = SearchSpace::full().sample(&mut rng);
+            let sum = table.table_sum_ms(&arch).expect("complete");
+            assert_eq!(model.table_sum_ms(&arch), sum);
+            assert_eq!(model.predict_ms(&arch), 1.07 * sum + 0.4);
+            let parts = model.explain(&arch);
+            let hand =
+                parts.stem_ms + parts.head_ms + parts.layers.iter().map(|l| l.ms).sum::<f64>();
+            assert!((hand - parts.table_sum_ms).abs() < 1e-12);
+            assert!((parts.predicted_ms - parts.table_sum_ms - parts.bias_ms).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn an_incomplete_table_is_refused_with_the_missing_key() {
+        let mut table = table();
+        table.entries.remove("L7:xception:0.3");
+        let err = LatencyModel::from_table(&table).expect_err("incomplete");
+        assert!(
+            matches!(&err, TableError::Incomplete { missing: 1, first } if first == "L7:xception:0.3"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! `hsconas supernet train|eval|extract`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hsconas_models::{Arch, Layout, NetConfig, SearchSpace};
+use hsconas_search::plots::{Scatter, Series, BLUE, GREY, ORANGE};
+use hsconas_search::train::eval::EvalSettings;
+use hsconas_search::train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
+use hsconas_search::train::trainer::{self, checkpoint_path};
+use hsconas_search::train::{checkpoint, SgdSettings, TrainSettings, TrainState};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::data_args::DataArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum SupernetCommand {
+    /// Train the weight-sharing supernet: every step a uniformly sampled path and channel scales.
+    Train(TrainArgs),
+    /// Accuracy of one architecture with the supernet's weights (batch norms recalibrated).
+    Eval(EvalArgs),
+    /// Write one architecture's weights, sliced from the supernet, as a stand-alone safetensors file.
+    Extract(ExtractArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Stage widths: A, B or four comma-separated widths.
+    #[arg(long, default_value = "A", value_name = "A|B|W1,W2,W3,W4")]
+    layout: Layout,
+    /// Epochs.
+    #[arg(long, default_value_t = 5, value_name = "E")]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 64, value_name = "B")]
+    batch_size: usize,
+    /// Peak learning rate (cosine schedule).
+    #[arg(long, default_value_t = 0.05, value_name = "LR")]
+    lr: f64,
+    /// Epochs of linear learning-rate warm-up.
+    #[arg(long, default_value_t = 0, value_name = "E")]
+    warmup_epochs: usize,
+    /// Label smoothing.
+    #[arg(long, default_value_t = 0.0, value_name = "S")]
+    label_smoothing: f64,
+    /// Weight decay (not on batch-norm parameters and biases).
+    #[arg(long, default_value_t = 3e-5, value_name = "WD")]
+    weight_decay: f64,
+    /// Stop after this many steps in all (smoke runs); a checkpoint is written there.
+    #[arg(long, value_name = "N")]
+    max_steps: Option<u64>,
+    /// Output directory (checkpoint, history, learning curve).
+    #[arg(long, default_value = "runs/supernet", value_name = "DIR")]
+    out: PathBuf,
+    /// Continue the run whose checkpoint is in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Search space to sample paths from (JSON, as written by a shrinking stage). Default: the full space.
+    #[arg(long, value_name = "FILE")]
+    space: Option<PathBuf>,
+    /// Seed of initialisation, data order, augmentation and paths.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Random subnets evaluated after every epoch (plus the widest and the narrowest); 0 skips evaluation.
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    eval_subnets: usize,
+    /// Validation images used by the per-epoch evaluation (0: all).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    eval_images: usize,
+    /// Training batches for batch-norm recalibration before each evaluation.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    bn_batches: usize,
+    /// Train on CUDA (an error if libtorch sees no GPU).
+    #[arg(long)]
+    cuda: bool,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Supernet checkpoint (`checkpoint.safetensors` of a training run).
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Architecture string.
+    #[arg(long, value_name = "STR")]
+    arch: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Training batches for batch-norm recalibration.
+    #[arg(long, default_value_t = 20, value_name = "K")]
+    bn_batches: usize,
+    /// Evaluate on the test split instead of the validation split.
+    #[arg(long)]
+    test: bool,
+    /// Use CUDA.
+    #[arg(long)]
+    cuda: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// Supernet checkpoint.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Architecture string.
+    #[arg(long, value_name = "STR")]
+    arch: String,
+    /// Output safetensors file (DESIGN.md names, e.g. `layers.3.main.0.weight`).
+    #[arg(long, value_name = "FILE.safetensors")]
+    out: PathBuf,
+}
+
+/// How the supernet of a run is built (stored in its checkpoint; a resume must match it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SupernetModel {
+    kind: String,
+    config: NetConfig,
+    space: SearchSpace,
+}
+
+pub fn run(cmd: SupernetCommand) -> anyhow::Result<()> {
+    match cmd {
+        SupernetCommand::Train(args) => train(args),
+        SupernetCommand::Eval(args) => eval(args),
+        SupernetCommand::Extract(args) => extract(args),
+    }
+}
+
+fn train(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.threads {
+        tch::set_num_threads(n as i32);
+    }
+    let device = trainer::device(args.cuda)?;
+    let data = args.data.prepare()?;
+    anyhow::ensure!(
+        data.train.height == data.train.width,
+        "the images are {}x{}; the networks take square inputs (pass --resize S)",
+        data.train.width,
+        data.train.height
+    );
+    let config = NetConfig {
+        layout: args.layout,
+        input_size: data.train.height,
+        classes: data.train.classes.len(),
+    };
+    config.validate()?;
+    let space = match &args.space {
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is not a search space", path.display()))?,
+        None => SearchSpace::full(),
+    };
+    let model = SupernetModel {
+        kind: "supernet".into(),
+        config,
+        space: space.clone(),
+    };
+    let mut training = SupernetTraining::new(config, space, args.seed, device)?;
+    if args.eval_subnets > 0 {
+        let val = if args.eval_images > 0 && args.eval_images < data.val.len() {
+            let step = data.val.len() as f64 / args.eval_images as f64;
+            let idx: Vec<usize> = (0..args.eval_images)
+                .map(|i| (i as f64 * step) as usize)
+                .collect();
+            std::sync::Arc::new(data.val.subset(&idx))
+        } else {
+            data.val.clone()
+        };
+        training.eval = Some((
+            EvalData {
+                train: data.train.clone(),
+                val,
+                transform: data.transform.clone(),
+            },
+            EvalSettings {
+                bn_batches: args.bn_batches,
+                batch_size: 200,
+                seed: args.seed,
+            },
+            args.eval_subnets,
+        ));
+    }
+    let settings = TrainSettings {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        warmup_epochs: args.warmup_epochs,
+        label_smoothing: args.label_smoothing,
+        sgd: SgdSettings {
+            weight_decay: args.weight_decay,
+            ..SgdSettings::default()
+        },
+        seed: args.seed,
+        loader_workers: 2,
+    };
+    eprintln!(
+        "supernet: layout {}, input {}, {} classes; {} training and {} validation images ({}), {:?}",
+        config.layout,
+        config.input_size,
+        config.classes,
+        data.train.len(),
+        data.val.len(),
+        data.format,
+        device
+    );
+    let state = trainer::train(
+        &mut training,
+        serde_json::to_value(&model)?,
+        data.train.clone(),
+        data.transform.clone(),
+        &settings,
+        &args.out,
+        args.resume,
+        args.max_steps,
+        true,
+    )?;
+    write_history(&args.out, &state)?;
+    eprintln!(
+        "{} epochs, {} steps; checkpoint {}",
+        state.epochs_done,
+        state.step,
+        checkpoint_path(&args.out).display()
+    );
+    Ok(())
+}
+
+/// `history.json` and, when there are evaluations, `curve.png` (accuracy per epoch).
+fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
+    hsconas_models::fsutil::write_atomic(
+        &dir.join("history.json"),
+        &serde_json::to_vec_pretty(&state.history)?,
+    )?;
+    let points = |key: &str| -> Vec<(f64, f64)> {
+        state
+            .history
+            .iter()
+            .filter_map(|r| r.eval[key].as_f64().map(|v| (r.epoch as f64, v)))
+            .collect()
+    };
+    if points("widest_top1").is_empty() {
+        return Ok(());
+    }
+    Scatter {
+        title: "supernet: validation top-1 of subnets after each epoch",
+        x_label: "epoch",
+        y_label: "top-1 (%)",
+        series: vec![
+            Series {
+                label: "widest (scale 1.0)",
+                color: BLUE,
+                points: points("widest_top1"),
+            },
+            Series {
+                label: "random subnets (mean)",
+                color: ORANGE,
+                points: points("sampled_mean_top1"),
+            },
+            Series {
+                label: "narrowest (scale 0.1)",
+                color: GREY,
+                points: points("narrowest_top1"),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("curve.png"))
+}
+
+/// Builds the supernet a checkpoint was trained as and loads it.
+fn load_supernet(
+    path: &Path,
+    device: tch::Device,
+) -> anyhow::Result<(SupernetTraining, SupernetModel)> {
+    let state: TrainState = checkpoint::read_state(path)?;
+    let model: SupernetModel = serde_json::from_value(state.model.clone())
+        .with_context(|| format!("{} is not a supernet checkpoint", path.display()))?;
+    let mut training = SupernetTraining::new(model.config, model.space.clone(), 0, device)?;
+    checkpoint::load::<TrainState>(path, &mut training.vs)?;
+    Ok((training, model))
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let arch: Arch = args.arch.parse().context("invalid --arch")?;
+    let device = trainer::device(args.cuda)?;
+    let (training, model) = load_supernet(&args.checkpoint, device)?;
+    let data = args.data.prepare()?;
+    anyhow::ensure!(
+        data.train.height == model.config.input_size
+            && data.train.classes.len() == model.config.classes,
+        "the data ({}x{} images, {} classes) does not match the supernet (input {}, {} classes)",
+        data.train.width,
+        data.train.height,
+        data.train.classes.len(),
+        model.config.input_size,
+        model.config.classes
+    );
+    let val = match (args.test, &data.test) {
+        (true, Some(test)) => test.clone(),
+        (true, None) => anyhow::bail!("the dataset has no test split"),
+        (false, _) => data.val.clone(),
+    };
+    let eval_data = EvalData {
+        train: data.train.clone(),
+        val,
+        transform: data.transform.clone(),
+    };
+    let settings = EvalSettings {
+        bn_batches: args.bn_batches,
+        ..EvalSettings::default()
+    };
+    let start = std::time::Instant::now();
+    let acc = evaluate_subnet(&training.supernet, &arch, &eval_data, &settings, device);
+    let seconds = start.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "arch": arch.to_string(),
+                "split": if args.test { "test" } else { "val" },
+                "top1": acc.top1,
+                "top5": acc.top5,
+                "images": acc.images,
+                "seconds": seconds,
+            }))?
+        );
+    } else {
+        println!(
+            "top-1 {:.2}%{} on {} {} images ({seconds:.1} s)",
+            acc.top1,
+            acc.top5
+                .map(|t| format!(", top-5 {t:.2}%"))
+                .unwrap_or_default(),
+            acc.images,
+            if args.test { "test" } else { "validation" }
+        );
+    }
+    Ok(())
+}
+
+fn extract(args: ExtractArgs) -> anyhow::Result<()> {
+    let arch: Arch = args.arch.parse().context("invalid --arch")?;
+    let (training, _) = load_supernet(&args.checkpoint, tch::Device::Cpu)?;
+    let weights = training.supernet.extract(&arch)?;
+    weights.save_safetensors(&args.out)?;
+    eprintln!("wrote {} ({} tensors)", args.out.display(), weights.len());
+    Ok(())
+}

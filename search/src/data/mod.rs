@@ -1,0 +1,58 @@
+//! Image data for training and evaluating networks: datasets decoded once into memory ([`ImageSet`]), a
+//! seeded stratified validation split, augmentation and normalisation, and batches prepared on background
+//! threads.
+
+pub mod augment;
+pub mod image_set;
+pub mod loader;
+pub mod source;
+pub mod split;
+
+use std::path::{Path, PathBuf};
+
+pub use augment::{Crop, Transform};
+pub use image_set::ImageSet;
+pub use loader::{epoch_batches, Batch, LoaderSettings};
+pub use source::{open, ReadOptions, Splits};
+pub use split::train_val_split;
+
+/// Why a dataset could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// Nothing at the path.
+    #[error("no dataset at '{0}'")]
+    NotFound(PathBuf),
+    /// File system error.
+    #[error("reading '{path}': {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A layout or content that is not what the format needs (empty class, mixed sizes, truncated file).
+    #[error("dataset '{path}': {message}")]
+    Format {
+        /// Where.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An image that cannot be decoded.
+    #[error("cannot decode image '{path}': {message}")]
+    Image {
+        /// The image.
+        path: PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+impl DataError {
+    fn io(path: &Path, source: std::io::Error) -> DataError {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Calibration (paper Eq. 3): M random networks measured end to end; `B = mean(measured - table sum)`, and
+//! a least-squares line over the same networks that is used instead when it cross-validates better.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use hsconas_devices::{Calibration, LatencyTable};
+
+use super::measurer::Measurer;
+use super::networks::{checkpoint_path, sample_archs, NetworkRun};
+
+/// Calibration settings.
+#[derive(Debug, Clone)]
+pub struct CalibrateJob {
+    /// Networks to measure (M).
+    pub samples: usize,
+    /// Seed the architectures are drawn with.
+    pub seed: u64,
+    /// Networks measured together in one interleaved group.
+    pub group: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Measures the networks, stores the calibration in the table and saves it at `path`.
+pub fn calibrate(
+    table: &mut LatencyTable,
+    path: &Path,
+    measurer: &Measurer,
+    job: &CalibrateJob,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(job.samples >= 1, "calibration needs at least one network");
+    let archs = sample_archs(job.samples, job.seed, &HashSet::new());
+    let run = NetworkRun {
+        table,
+        measurer,
+        purpose: "calibration",
+        seed: job.seed,
+        group: job.group,
+        checkpoint: checkpoint_path(path, "calibration"),
+        progress: job.progress,
+    };
+    let samples = run.measure(&archs)?;
+    let calibration = Calibration::from_samples(job.seed, job.samples, samples);
+    let mut updated = table.clone();
+    updated.calibration = Some(calibration);
+    // A new calibration makes an earlier validation stale.
+    updated.validation = None;
+    updated.save(path)?;
+    run.finish()?;
+    *table = updated;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Where models are measured: in this process with the runtime, or on a remote device through its agent.
+//! Both measure a group of models together, in interleaved rounds, with the same protocol.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use hsconas_devices::{DeviceProfile, Engine, ExecutionProvider};
+use hsconas_runtime::agent::{AgentClient, ProfileSettings, MAX_GROUP};
+use hsconas_runtime::backend::{self, Backend, BackendConfig, BackendKind, Provider};
+use hsconas_runtime::measure_job::{measure_models, MeasureOutcome};
+use hsconas_runtime::{Fingerprint, Protocol};
+
+/// Measures groups of ONNX models on one device.
+pub enum Measurer {
+    /// In this process.
+    Local {
+        /// The engine, built once.
+        engine: Box<dyn Backend>,
+        /// Timing protocol.
+        protocol: Protocol,
+        /// Batch size.
+        batch: usize,
+    },
+    /// On the device the agent runs on.
+    Remote {
+        /// The agent.
+        client: AgentClient,
+        /// Engine, protocol and batch sent with every group.
+        settings: ProfileSettings,
+    },
+}
+
+/// The engine settings a device profile asks for (preferred provider, then its fallbacks).
+pub fn engine_config(
+    profile: &DeviceProfile,
+    tensorrt_cache: Option<std::path::PathBuf>,
+) -> BackendConfig {
+    let provider = |p: ExecutionProvider| match p {
+        ExecutionProvider::Cpu => Provider::Cpu,
+        ExecutionProvider::Cuda => Provider::Cuda,
+        ExecutionProvider::Tensorrt => Provider::Tensorrt,
+    };
+    BackendConfig {
+        kind: match profile.backend {
+            Engine::Ort => BackendKind::Ort,
+            Engine::Tract => BackendKind::Tract,
+        },
+        providers: std::iter::once(profile.provider)
+            .chain(profile.fallback_providers.iter().copied())
+            .map(provider)
+            .collect(),
+        threads: profile.threads,
+        optimize: true,
+        tensorrt_cache,
+    }
+}
+
+/// Maps a provider the runtime reports back to the profile's vocabulary.
+pub fn execution_provider(p: Provider) -> ExecutionProvider {
+    match p {
+        Provider::Cpu => ExecutionProvider::Cpu,
+        Provider::Cuda => ExecutionProvider::Cuda,
+        Provider::Tensorrt => ExecutionProvider::Tensorrt,
+    }
+}
+
+impl Measurer {
+    /// A measurer for `profile`: through the agent at `agent` (or the profile's own agent address) when
+    /// given, in this process otherwise. Checks that the engine loads (or the agent answers) up front.
+    pub fn new(
+        profile: &DeviceProfile,
+        protocol: Protocol,
+        agent: Option<&str>,
+        token: Option<String>,
+    ) -> anyhow::Result<Measurer> {
+        let mut protocol = protocol;
+        if protocol.pin.is_empty() {
+            protocol.pin = profile.cpu_affinity.clone();
+        }
+        match agent.or(profile.agent.as_deref()) {
+            Some(url) => {
+                // A group of networks can take minutes on a slow board.
+                let client = AgentClient::new(url, token, Duration::from_secs(3600));
+                client
+                    .health()
+                    .with_context(|| format!("the agent at {url} does not answer"))?;
+                Ok(Measurer::Remote {
+                    client,
+                    settings: ProfileSettings {
+                        engine: engine_config(profile, None),
+                        protocol,
+                        batch: profile.batch,
+                    },
+                })
+            }
+            None => {
+                let cache = std::env::temp_dir().join("hsconas-tensorrt-cache");
+                let engine = backend::build(&engine_config(profile, Some(cache)))?;
+                Ok(Measurer::Local {
+                    engine,
+                    protocol,
+                    batch: profile.batch,
+                })
+            }
+        }
+    }
+
+    /// The timing protocol in use.
+    pub fn protocol(&self) -> &Protocol {
+        match self {
+            Measurer::Local { protocol, .. } => protocol,
+            Measurer::Remote { settings, .. } => &settings.protocol,
+        }
+    }
+
+    /// Most models one group may hold.
+    pub fn max_group(&self) -> usize {
+        match self {
+            Measurer::Local { .. } => usize::MAX,
+            Measurer::Remote { .. } => MAX_GROUP,
+        }
+    }
+
+    /// Where it measures, for messages: `this machine` or the agent's address.
+    pub fn place(&self) -> String {
+        match self {
+            Measurer::Local { .. } => "this machine".into(),
+            Measurer::Remote { client, .. } => format!("the agent at {}", client.base_url()),
+        }
+    }
+
+    /// The device's fingerprint (as JSON, the way the table stores it).
+    pub fn fingerprint(&self) -> anyhow::Result<serde_json::Value> {
+        match self {
+            Measurer::Local { .. } => Ok(serde_json::to_value(Fingerprint::detect())?),
+            Measurer::Remote { client, .. } => Ok(client.device()?["fingerprint"].clone()),
+        }
+    }
+
+    /// Measures the models (ONNX bytes) together; one outcome per model, in order. `on_round` is called
+    /// after each interleaved round when measuring locally.
+    pub fn measure(
+        &self,
+        models: &[&[u8]],
+        on_round: impl FnMut(usize, usize),
+    ) -> anyhow::Result<Vec<MeasureOutcome>> {
+        match self {
+            Measurer::Local {
+                engine,
+                protocol,
+                batch,
+            } => Ok(measure_models(
+                engine.as_ref(),
+                models,
+                protocol,
+                *batch,
+                on_round,
+            )?),
+            Measurer::Remote { client, settings } => Ok(client.profile_group(models, settings)?),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The hardware performance model, host side (paper section III-A): measure a latency table on the device
+//! (in process or through its agent), calibrate the bias on sampled networks, and validate the model on
+//! held-out networks against MACs and parameter counts.
+//!
+//! - [`profiling`]: every piece exported to ONNX and measured, resumable ([`profile_table`]).
+//! - [`calibration`]: paper Eq. 3 plus a cross-validated linear correction ([`calibrate`]).
+//! - [`validation`]: the report of RMSE, RMSPE, within ±5/±10%, Kendall and Spearman ([`validate`]).
+//! - [`measurer`]: where models are measured (this process or a remote agent), always in interleaved groups.
+
+pub mod calibration;
+mod clock;
+pub mod measurer;
+pub mod networks;
+pub mod pieces;
+pub mod profiling;
+pub mod validation;
+
+pub use calibration::{calibrate, CalibrateJob};
+pub use clock::utc_now_rfc3339;
+pub use measurer::Measurer;
+pub use profiling::{profile_table, ProfileJob};
+pub use validation::{validate, ValidateJob, ValidationReport};

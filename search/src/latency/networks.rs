@@ -1,0 +1,193 @@
+//! End-to-end measurements of sampled networks (for calibration and validation), with the table's protocol
+//! and statistic, checkpointed after every group so that an interrupted run resumes where it stopped.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use hsconas_devices::{LatencyModel, LatencyTable, NetworkSample};
+use hsconas_models::{Arch, SearchSpace};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::measurer::Measurer;
+use super::pieces::network_onnx;
+use super::profiling::{entry, progress_bar};
+
+/// `count` distinct architectures drawn uniformly from the full space with `seed`, none of them in
+/// `exclude` (so validation networks are never calibration networks).
+pub fn sample_archs(count: usize, seed: u64, exclude: &HashSet<Arch>) -> Vec<Arch> {
+    let space = SearchSpace::full();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut seen = exclude.clone();
+    let mut archs = Vec::with_capacity(count);
+    while archs.len() < count {
+        let arch = space.sample(&mut rng);
+        if seen.insert(arch.clone()) {
+            archs.push(arch);
+        }
+    }
+    archs
+}
+
+/// What is in a checkpoint file, to resume only the same job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Checkpoint {
+    /// `calibration` or `validation`.
+    purpose: String,
+    /// The table's measurement date (ties the checkpoint to one table).
+    table_date: String,
+    seed: u64,
+    requested: usize,
+    samples: Vec<NetworkSample>,
+}
+
+/// A job of end-to-end measurements.
+pub struct NetworkRun<'a> {
+    /// The table (its configuration, batch, statistic; its entries give the table sums).
+    pub table: &'a LatencyTable,
+    /// Where to measure.
+    pub measurer: &'a Measurer,
+    /// `calibration` or `validation` (names the checkpoint and the progress bar).
+    pub purpose: &'a str,
+    /// Seed the architectures were drawn with.
+    pub seed: u64,
+    /// Networks measured together in one interleaved group.
+    pub group: usize,
+    /// Checkpoint file (removed once every network is measured).
+    pub checkpoint: PathBuf,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl NetworkRun<'_> {
+    /// Measures every architecture (resuming from the checkpoint when it belongs to this job) and returns
+    /// the samples in the order of `archs`.
+    pub fn measure(&self, archs: &[Arch]) -> anyhow::Result<Vec<NetworkSample>> {
+        if self.group == 0 {
+            bail!("the group size must be at least 1");
+        }
+        let model = LatencyModel::new(self.table, hsconas_devices::Correction::NONE)?;
+        let config = self.table.provenance.net_config();
+        let batch = self.table.provenance.batch;
+        let mut done = self.resume(archs.len())?;
+        let todo: Vec<&Arch> = archs
+            .iter()
+            .filter(|a| !done.iter().any(|s| &s.arch == *a))
+            .collect();
+        if todo.len() < archs.len() {
+            eprintln!(
+                "resuming from {}: {} of {} networks already measured",
+                self.checkpoint.display(),
+                archs.len() - todo.len(),
+                archs.len()
+            );
+        }
+        let bar = progress_bar(
+            todo.len(),
+            &format!("{} networks", self.purpose),
+            self.progress,
+        );
+        for group in todo.chunks(self.group.min(self.measurer.max_group())) {
+            let models = group
+                .iter()
+                .map(|a| network_onnx(a, &config, batch))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
+            let outcomes = self
+                .measurer
+                .measure(&refs, |_, _| bar.tick())
+                .with_context(|| {
+                    format!(
+                        "measuring {} networks on {}",
+                        group.len(),
+                        self.measurer.place()
+                    )
+                })?;
+            for (arch, outcome) in group.iter().zip(&outcomes) {
+                done.push(NetworkSample {
+                    arch: (*arch).clone(),
+                    measured_ms: entry(&outcome.stats).get(self.table.statistic),
+                    table_sum_ms: model.table_sum_ms(arch),
+                });
+            }
+            self.save(archs.len(), &done)?;
+            bar.inc(group.len() as u64);
+        }
+        bar.finish_and_clear();
+        let ordered = archs
+            .iter()
+            .map(|a| {
+                done.iter()
+                    .find(|s| &s.arch == a)
+                    .cloned()
+                    .context("a measured network went missing")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(ordered)
+    }
+
+    /// Removes the checkpoint (call once the result is stored elsewhere).
+    pub fn finish(&self) -> anyhow::Result<()> {
+        match std::fs::remove_file(&self.checkpoint) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", self.checkpoint.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn resume(&self, requested: usize) -> anyhow::Result<Vec<NetworkSample>> {
+        if !self.checkpoint.exists() {
+            return Ok(Vec::new());
+        }
+        let text = std::fs::read(&self.checkpoint)
+            .with_context(|| format!("reading {}", self.checkpoint.display()))?;
+        let old: Checkpoint = match serde_json::from_slice(&text) {
+            Ok(c) => c,
+            Err(e) => bail!(
+                "{} is not a valid checkpoint ({e}); delete it to start the {} again",
+                self.checkpoint.display(),
+                self.purpose
+            ),
+        };
+        if old.purpose != self.purpose
+            || old.table_date != self.table.provenance.date
+            || old.seed != self.seed
+            || old.requested != requested
+        {
+            bail!(
+                "{} belongs to another run ({} of {} networks, seed {}, table of {}); delete it, or rerun with those settings",
+                self.checkpoint.display(),
+                old.purpose,
+                old.requested,
+                old.seed,
+                old.table_date
+            );
+        }
+        Ok(old.samples)
+    }
+
+    fn save(&self, requested: usize, samples: &[NetworkSample]) -> anyhow::Result<()> {
+        let checkpoint = Checkpoint {
+            purpose: self.purpose.to_string(),
+            table_date: self.table.provenance.date.clone(),
+            seed: self.seed,
+            requested,
+            samples: samples.to_vec(),
+        };
+        hsconas_models::fsutil::write_atomic(
+            &self.checkpoint,
+            &serde_json::to_vec_pretty(&checkpoint)?,
+        )
+        .with_context(|| format!("writing {}", self.checkpoint.display()))
+    }
+}
+
+/// `<table>.<purpose>.partial.json` next to the table.
+pub fn checkpoint_path(table: &Path, purpose: &str) -> PathBuf {
+    let mut name = table.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{purpose}.partial.json"));
+    table.with_file_name(name)
+}

@@ -1,0 +1,170 @@
+//! Building a latency table: every piece exported and measured on the device, group by group in
+//! interleaved rounds; the table file is rewritten atomically after each group, and a rerun resumes it.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use hsconas_devices::{DeviceProfile, EntryStats, LatencyTable, Provenance, FORMAT_VERSION};
+use hsconas_models::hsconas::{all_pieces, Piece};
+use hsconas_runtime::Stats;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::clock::utc_now_rfc3339;
+use super::measurer::{execution_provider, Measurer};
+use super::pieces::piece_onnx;
+
+/// What to profile.
+#[derive(Debug, Clone)]
+pub struct ProfileJob {
+    /// The device profile, with the layout and input size to measure at.
+    pub profile: DeviceProfile,
+    /// Classes of the head's classifier.
+    pub classes: usize,
+    /// Pieces measured together in one interleaved group.
+    pub group: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Converts the runtime's statistics into a table entry.
+pub fn entry(stats: &Stats) -> EntryStats {
+    EntryStats {
+        min_ms: stats.min_ms,
+        p10_ms: stats.p10_ms,
+        median_ms: stats.median_ms,
+        p90_ms: stats.p90_ms,
+        mean_ms: stats.mean_ms,
+        stdev_ms: stats.stdev_ms,
+        runs: stats.runs,
+    }
+}
+
+/// A progress bar over `len` items of `unit` with an ETA (hidden when `show` is false).
+pub fn progress_bar(len: usize, unit: &str, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let template =
+        format!("{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit}, ETA {{eta}} {{msg}}");
+    ProgressBar::new(len as u64).with_style(
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}
+
+/// Measures every piece the table at `out` still lacks and returns the complete table. An existing file is
+/// resumed when it was measured for the same device and settings, and refused otherwise.
+pub fn profile_table(
+    job: &ProfileJob,
+    measurer: &Measurer,
+    out: &Path,
+) -> anyhow::Result<LatencyTable> {
+    if job.group == 0 {
+        bail!("the group size must be at least 1");
+    }
+    let config = job.profile.net_config(job.classes);
+    config.validate()?;
+    let mut table = start_or_resume(job, measurer, out)?;
+    let todo: Vec<Piece> = all_pieces()
+        .into_iter()
+        .filter(|p| !table.entries.contains_key(&p.key()))
+        .collect();
+    let total = all_pieces().len();
+    if todo.len() < total {
+        eprintln!(
+            "resuming {}: {} of {total} pieces already measured",
+            out.display(),
+            total - todo.len()
+        );
+    }
+    let bar = progress_bar(todo.len(), "pieces", job.progress);
+    for group in todo.chunks(job.group.min(measurer.max_group())) {
+        let models = group
+            .iter()
+            .map(|p| piece_onnx(*p, &config, job.profile.batch))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
+        let first = group.first().map(Piece::key).unwrap_or_default();
+        bar.set_message(first.clone());
+        let outcomes = measurer
+            .measure(&refs, |_, _| bar.tick())
+            .with_context(|| {
+                format!(
+                    "measuring the group of {} pieces from '{first}' on {}",
+                    group.len(),
+                    measurer.place()
+                )
+            })?;
+        for (piece, outcome) in group.iter().zip(&outcomes) {
+            table.entries.insert(piece.key(), entry(&outcome.stats));
+        }
+        if let Some(o) = outcomes.first() {
+            table.provenance.backend_version.clone_from(&o.backend);
+            table.provenance.provider = execution_provider(o.provider);
+        }
+        table.save(out)?;
+        bar.inc(group.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(table)
+}
+
+fn start_or_resume(
+    job: &ProfileJob,
+    measurer: &Measurer,
+    out: &Path,
+) -> anyhow::Result<LatencyTable> {
+    let p = &job.profile;
+    let protocol = serde_json::to_value(measurer.protocol())?;
+    if out.exists() {
+        let table = LatencyTable::load(out)?;
+        let old = &table.provenance;
+        let mut diffs: Vec<String> = table.check_matches(p).err().into_iter().collect();
+        if old.classes != job.classes {
+            diffs.push(format!(
+                "classes: table has {}, wanted {}",
+                old.classes, job.classes
+            ));
+        }
+        if old.protocol != protocol {
+            diffs.push(format!(
+                "protocol: table has {}, wanted {protocol}",
+                old.protocol
+            ));
+        }
+        if table.statistic != p.statistic {
+            diffs.push(format!(
+                "statistic: table has {:?}, profile has {:?}",
+                table.statistic, p.statistic
+            ));
+        }
+        if !diffs.is_empty() {
+            bail!(
+                "{} already holds a table measured with other settings ({}); delete it or choose another --out",
+                out.display(),
+                diffs.join("; ")
+            );
+        }
+        return Ok(table);
+    }
+    Ok(LatencyTable {
+        format: FORMAT_VERSION,
+        provenance: Provenance {
+            device: p.name.clone(),
+            fingerprint: measurer.fingerprint()?,
+            engine: p.backend,
+            backend_version: String::new(),
+            provider: p.provider,
+            threads: p.threads,
+            batch: p.batch,
+            input_size: p.input_size,
+            layout: p.layout,
+            classes: job.classes,
+            date: utc_now_rfc3339(),
+            protocol,
+        },
+        statistic: p.statistic,
+        entries: Default::default(),
+        calibration: None,
+        validation: None,
+    })
+}

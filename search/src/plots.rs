@@ -1,0 +1,154 @@
+//! Scatter plots as PNG or SVG (chosen by the file extension), drawn with `plotters` and an embedded font
+//! so that they render the same on a machine without fonts.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+/// One set of points.
+pub struct Series<'a> {
+    /// Legend label.
+    pub label: &'a str,
+    /// Colour.
+    pub color: RGBColor,
+    /// `(x, y)` points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A scatter plot.
+pub struct Scatter<'a> {
+    /// Title on top.
+    pub title: &'a str,
+    /// X axis label.
+    pub x_label: &'a str,
+    /// Y axis label.
+    pub y_label: &'a str,
+    /// Point sets.
+    pub series: Vec<Series<'a>>,
+    /// Draw `y = x` and the ±`band` relative lines (e.g. 0.1 for ±10%).
+    pub identity: Option<f64>,
+}
+
+/// Colours used across reports.
+pub const BLUE: RGBColor = RGBColor(31, 119, 180);
+/// Second series.
+pub const ORANGE: RGBColor = RGBColor(255, 127, 14);
+/// Reference lines.
+pub const GREY: RGBColor = RGBColor(120, 120, 120);
+
+fn ensure_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Registration only fails for an unparsable font, and this one is fixed at build time.
+        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+impl Scatter<'_> {
+    /// Draws the plot to `path` (`.png` or `.svg`), 900x700 pixels.
+    pub fn draw(&self, path: &Path) -> anyhow::Result<()> {
+        ensure_font();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let size = (900, 700);
+        match ext.as_deref() {
+            Some("png") => self.render(BitMapBackend::new(path, size).into_drawing_area()),
+            Some("svg") => self.render(SVGBackend::new(path, size).into_drawing_area()),
+            _ => bail!("plot file '{}' must end in .png or .svg", path.display()),
+        }
+        .with_context(|| format!("drawing {}", path.display()))
+    }
+
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> anyhow::Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+        root.fill(&WHITE).map_err(err)?;
+        let all = || self.series.iter().flat_map(|s| s.points.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in all() {
+            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+        }
+        if x0 > x1 {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        if self.identity.is_some() {
+            (x0, y0) = (x0.min(y0), x0.min(y0));
+            (x1, y1) = (x1.max(y1), x1.max(y1));
+        }
+        let pad = |a: f64, b: f64| {
+            let p = ((b - a) * 0.05).max(1e-9);
+            (a - p)..(b + p)
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(self.title, ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(pad(x0, x1), pad(y0, y1))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 18))
+            .draw()
+            .map_err(err)?;
+        if let Some(band) = self.identity {
+            let (lo, hi) = (x0.min(y0), x1.max(y1));
+            for (factor, label) in [
+                (1.0, "y = x".to_string()),
+                (1.0 + band, format!("±{:.0}%", band * 100.0)),
+                (1.0 - band, String::new()),
+            ] {
+                let style = if factor == 1.0 {
+                    GREY.stroke_width(2)
+                } else {
+                    GREY.mix(0.6).stroke_width(1)
+                };
+                let series = chart
+                    .draw_series(LineSeries::new(
+                        [(lo, lo * factor), (hi, hi * factor)],
+                        style,
+                    ))
+                    .map_err(err)?;
+                if !label.is_empty() {
+                    series
+                        .label(label)
+                        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+                }
+            }
+        }
+        for s in &self.series {
+            let color = s.color;
+            chart
+                .draw_series(
+                    s.points
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+                )
+                .map_err(err)?
+                .label(s.label)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+        Ok(())
+    }
+}

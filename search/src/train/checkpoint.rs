@@ -1,0 +1,155 @@
+//! Training checkpoints: one safetensors file holding the model's tensors (`model.<name>`), the optimiser's
+//! momentum buffers (`momentum.<name>`) and the training state as JSON metadata, written atomically so that
+//! a killed run leaves the previous checkpoint intact.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{de::DeserializeOwned, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+const STATE_KEY: &str = "hsconas_training_state";
+
+fn to_bytes(t: &Tensor) -> anyhow::Result<(Vec<usize>, Vec<u8>)> {
+    let t = t
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous();
+    let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let data = Vec::<f32>::try_from(t.view([-1]))?;
+    Ok((shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+}
+
+/// Writes the checkpoint: every variable of `vs`, the momentum buffers and `state`.
+pub fn save<S: Serialize>(
+    path: &Path,
+    vs: &nn::VarStore,
+    momentum: &BTreeMap<String, Tensor>,
+    state: &S,
+) -> anyhow::Result<()> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in &vars {
+        let (shape, bytes) = to_bytes(t)?;
+        owned.push((format!("model.{name}"), shape, bytes));
+    }
+    for (name, t) in momentum {
+        let (shape, bytes) = to_bytes(t)?;
+        owned.push((format!("momentum.{name}"), shape, bytes));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (name.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(state)?)]);
+    let bytes = safetensors::serialize(views, Some(metadata))?;
+    hsconas_models::fsutil::write_atomic(path, &bytes)
+        .with_context(|| format!("writing checkpoint {}", path.display()))
+}
+
+/// What a checkpoint holds, read back.
+pub struct Loaded<S> {
+    /// The training state.
+    pub state: S,
+    /// Momentum buffers by parameter name.
+    pub momentum: BTreeMap<String, Tensor>,
+}
+
+/// Reads a checkpoint into `vs` (every variable must be there with its shape) and returns the state and
+/// the momentum buffers (on `device`).
+pub fn load<S: DeserializeOwned>(path: &Path, vs: &mut nn::VarStore) -> anyhow::Result<Loaded<S>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let file = SafeTensors::deserialize(&bytes).with_context(|| {
+        format!(
+            "{} is not a valid checkpoint (truncated or corrupt)",
+            path.display()
+        )
+    })?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{} is not a valid checkpoint", path.display()))?;
+    let state_json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(STATE_KEY))
+        .with_context(|| format!("{} is not an hsconas training checkpoint", path.display()))?;
+    let state: S = serde_json::from_str(state_json).with_context(|| {
+        format!(
+            "{} holds a training state this build cannot read",
+            path.display()
+        )
+    })?;
+    let device = vs.device();
+    let read = |name: &str| -> anyhow::Result<Tensor> {
+        let view = file.tensor(name)?;
+        if view.dtype() != Dtype::F32 {
+            bail!("tensor '{name}' is {:?}, expected F32", view.dtype());
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let dims: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        Ok(Tensor::from_slice(&data)
+            .view(dims.as_slice())
+            .to_device(device))
+    };
+    tch::no_grad(|| -> anyhow::Result<()> {
+        for (name, t) in vs.variables() {
+            let value = read(&format!("model.{name}")).with_context(|| {
+                format!(
+                    "checkpoint {} lacks '{name}' (another network?)",
+                    path.display()
+                )
+            })?;
+            if value.size() != t.size() {
+                bail!(
+                    "checkpoint {}: '{name}' has shape {:?}, the network needs {:?} (another layout or input size?)",
+                    path.display(),
+                    value.size(),
+                    t.size()
+                );
+            }
+            t.shallow_clone().copy_(&value);
+        }
+        Ok(())
+    })?;
+    let mut momentum = BTreeMap::new();
+    for name in file.names() {
+        if let Some(param) = name.strip_prefix("momentum.") {
+            momentum.insert(param.to_string(), read(name)?);
+        }
+    }
+    Ok(Loaded { state, momentum })
+}
+
+/// Reads only the training state of a checkpoint (to learn which network to build before loading it).
+pub fn read_state<S: DeserializeOwned>(path: &Path) -> anyhow::Result<S> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).with_context(|| {
+        format!(
+            "{} is not a valid checkpoint (truncated or corrupt)",
+            path.display()
+        )
+    })?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(STATE_KEY))
+        .with_context(|| format!("{} is not an hsconas training checkpoint", path.display()))?;
+    serde_json::from_str(json).with_context(|| {
+        format!(
+            "{} holds a training state this build cannot read",
+            path.display()
+        )
+    })
+}

@@ -1,0 +1,13 @@
+//! Training and evaluation with libtorch: SGD with momentum and clipping ([`sgd`]), atomic checkpoints
+//! ([`checkpoint`]), the epoch loop with resume ([`trainer`]), accuracy with batch-norm recalibration
+//! ([`eval`]) and the supernet's path sampling and per-epoch probes ([`supernet_run`]).
+
+pub mod checkpoint;
+pub mod eval;
+pub mod sgd;
+pub mod supernet_run;
+pub mod trainer;
+
+pub use eval::Accuracy;
+pub use sgd::SgdSettings;
+pub use trainer::{train, EpochRecord, TrainSettings, TrainState};

@@ -1,0 +1,373 @@
+//! The latency model end to end through the `hsconas` binary, on this machine's real ONNX Runtime at
+//! CIFAR size (input 32) with a short protocol: profiling (local, killed and resumed, and remote through
+//! the agent on loopback), calibration, prediction against the hand sum, validation with plots, and the
+//! refusals (another device, other settings, incomplete or corrupt tables, bad architectures).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hsconas_tests::{run_bin, workspace_bin, Outcome, RunningAgent};
+use serde_json::Value;
+
+/// A short protocol: the tests check the flow and the bookkeeping, not the numbers.
+const FAST: [&str; 8] = [
+    "--warmup",
+    "1",
+    "--runs",
+    "3",
+    "--min-time-ms",
+    "0",
+    "--max-runs",
+    "3",
+];
+
+fn profile_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "profile",
+        "--device",
+        "local-cpu",
+        "--input-size",
+        "32",
+        "--out",
+        out,
+    ];
+    args.extend(extra);
+    args
+}
+
+fn ok(outcome: Outcome) -> Outcome {
+    assert_eq!(
+        outcome.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    outcome
+}
+
+fn fails_with(outcome: Outcome, needle: &str) {
+    assert_eq!(outcome.code, Some(1), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains(needle),
+        "expected '{needle}' in: {}",
+        outcome.stderr
+    );
+    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("file exists")).expect("valid JSON")
+}
+
+fn entries(table: &Value) -> BTreeMap<String, Value> {
+    table["entries"]
+        .as_object()
+        .expect("entries")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The string form of an architecture's JSON form (`[{"op": "shuffle3", "scale": 0.5}, {"op": "skip"}]`).
+fn arch_string(arch: &Value) -> String {
+    arch.as_array()
+        .expect("a list of layers")
+        .iter()
+        .map(|l| match l["scale"].as_f64() {
+            Some(scale) => format!("{}:{scale:.1}", l["op"].as_str().expect("op")),
+            None => "skip".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn profile_fast(out: &Path) -> Value {
+    let out_s = out.to_str().expect("utf-8 path");
+    let mut args = profile_args(out_s, &FAST);
+    args.push("--json");
+    let summary: Value = serde_json::from_str(&ok(run_bin("hsconas", &args)).stdout).expect("JSON");
+    assert_eq!(summary["entries"], 818);
+    read_json(out)
+}
+
+#[test]
+fn profile_calibrate_predict_and_validate_on_this_machine() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t32.json");
+    let p = path.to_str().expect("utf-8");
+    let table = profile_fast(&path);
+    let prov = &table["provenance"];
+    assert_eq!(
+        (
+            prov["device"].as_str(),
+            prov["input_size"].as_u64(),
+            prov["classes"].as_u64(),
+            prov["batch"].as_u64()
+        ),
+        (Some("local-cpu"), Some(32), Some(10), Some(1))
+    );
+    assert!(prov["backend_version"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("onnxruntime 1.31")));
+    assert!(prov["fingerprint"]["cpu_model"].is_string(), "{prov}");
+    for (key, e) in entries(&table) {
+        assert_eq!(e["runs"], 3, "{key}");
+        assert!(e["p10_ms"].as_f64().is_some_and(|v| v > 0.0), "{key}");
+    }
+
+    // Predicting before calibration is the plain table sum; an uncalibrated table cannot be validated.
+    fails_with(
+        run_bin(
+            "hsconas",
+            &["latency", "validate", "--table", p, "--samples", "4"],
+        ),
+        "not calibrated",
+    );
+
+    ok(run_bin(
+        "hsconas",
+        &["calibrate", "--table", p, "--samples", "6", "--seed", "5"],
+    ));
+    let table = read_json(&path);
+    let entries = entries(&table);
+    let cal = &table["calibration"];
+    let samples = cal["samples"].as_array().expect("samples");
+    assert_eq!(samples.len(), 6);
+    let hand_sum = |arch: &str| {
+        let mut sum = entries["stem"]["p10_ms"].as_f64().expect("stem")
+            + entries["head"]["p10_ms"].as_f64().expect("head");
+        for (l, choice) in arch.split(',').enumerate() {
+            sum += entries[&format!("L{}:{choice}", l + 1)]["p10_ms"]
+                .as_f64()
+                .expect("entry");
+        }
+        sum
+    };
+    let mut diff = 0.0;
+    for s in samples {
+        let sum = hand_sum(&arch_string(&s["arch"]));
+        assert!((s["table_sum_ms"].as_f64().expect("sum") - sum).abs() < 1e-9);
+        diff += s["measured_ms"].as_f64().expect("measured") - sum;
+    }
+    let bias = cal["bias_ms"].as_f64().expect("B");
+    assert!((bias - diff / 6.0).abs() < 1e-9, "B is the mean difference");
+    assert!(!path
+        .with_file_name("t32.json.calibration.partial.json")
+        .exists());
+
+    // Prediction: the hand sum with the stored correction, and its parts.
+    let arch = "shuffle3:0.5,shuffle5:1.0,skip,xception:0.3,shuffle7:0.8,skip,shuffle3:0.1,shuffle5:0.6,\
+                xception:1.0,shuffle3:0.9,skip,shuffle7:0.2,shuffle3:0.4,shuffle5:0.5,skip,xception:0.7,\
+                shuffle7:1.0,shuffle3:0.3,skip,shuffle5:0.2";
+    let out = ok(run_bin(
+        "hsconas",
+        &["latency", "predict", "--table", p, "--arch", arch, "--json"],
+    ));
+    let pred: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let sum = hand_sum(arch);
+    let correction = if cal["correction"] == "linear" {
+        (
+            cal["linear"]["scale"].as_f64().expect("scale"),
+            cal["linear"]["offset_ms"].as_f64().expect("offset"),
+        )
+    } else {
+        (1.0, bias)
+    };
+    assert!((pred["table_sum_ms"].as_f64().expect("sum") - sum).abs() < 1e-9);
+    let expected = correction.0 * sum + correction.1;
+    assert!((pred["predicted_ms"].as_f64().expect("predicted") - expected).abs() < 1e-9);
+    assert!((pred["bias_ms"].as_f64().expect("bias") - (expected - sum)).abs() < 1e-9);
+    let layers = pred["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 20);
+    assert_eq!(layers[2]["choice"], "skip");
+    assert_eq!(
+        layers[0]["ms"].as_f64(),
+        entries["L1:shuffle3:0.5"]["p10_ms"].as_f64()
+    );
+
+    // Validation: held-out networks, every predictor, plots.
+    let report_path = dir.path().join("report.json");
+    let plot = dir.path().join("v.png");
+    let out = ok(run_bin(
+        "hsconas",
+        &[
+            "latency",
+            "validate",
+            "--table",
+            p,
+            "--samples",
+            "8",
+            "--out",
+            report_path.to_str().expect("utf-8"),
+            "--plot",
+            plot.to_str().expect("utf-8"),
+        ],
+    ));
+    assert!(out.stdout.contains("Kendall"), "{}", out.stdout);
+    let report = read_json(&report_path);
+    let names: Vec<&str> = report["predictors"]
+        .as_array()
+        .expect("predictors")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for wanted in ["table", "table + B", "MACs", "params"] {
+        assert!(names.contains(&wanted), "{names:?}");
+    }
+    let networks = report["networks"].as_array().expect("networks");
+    assert_eq!(networks.len(), 8);
+    for n in networks {
+        assert!(
+            samples.iter().all(|s| s["arch"] != n["arch"]),
+            "held-out networks are never calibration networks"
+        );
+        assert!(n["macs"].as_u64().is_some_and(|m| m > 0));
+    }
+    for png in [plot.clone(), dir.path().join("v-macs.png")] {
+        let bytes = std::fs::read(&png).expect("plot written");
+        assert!(bytes.starts_with(b"\x89PNG"), "{}", png.display());
+    }
+    assert!(read_json(&path)["validation"]["predictors"].is_array());
+}
+
+#[test]
+fn a_killed_profile_resumes_without_losing_entries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.json");
+    let p = path.to_str().expect("utf-8");
+    let slow = [
+        "--warmup",
+        "1",
+        "--runs",
+        "3",
+        "--min-time-ms",
+        "4",
+        "--group",
+        "4",
+    ];
+    let mut child = Command::new(workspace_bin("hsconas"))
+        .args(profile_args(p, &slow))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start profile");
+    let start = Instant::now();
+    let partial = loop {
+        if let Ok(bytes) = std::fs::read(&path) {
+            let table: Value = serde_json::from_slice(&bytes).expect("never a torn file");
+            if entries(&table).len() >= 12 {
+                break table;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no progress written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let before = entries(&read_json(&path));
+    assert!(before.len() >= entries(&partial).len() && before.len() < 818);
+
+    let out = ok(run_bin("hsconas", &profile_args(p, &slow)));
+    assert!(out.stderr.contains("resuming"), "{}", out.stderr);
+    let after = entries(&read_json(&path));
+    assert_eq!(after.len(), 818);
+    for (key, stats) in &before {
+        assert_eq!(&after[key], stats, "{key} was measured again or lost");
+    }
+
+    // Another protocol on the same file is refused, not mixed in.
+    fails_with(
+        run_bin("hsconas", &profile_args(p, &["--runs", "7"])),
+        "other settings",
+    );
+}
+
+#[test]
+fn remote_profiling_through_the_agent_gives_the_same_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let local = profile_fast(&dir.path().join("local.json"));
+    let agent = RunningAgent::start(&["--token", "t0k"]);
+    let remote_path = dir.path().join("remote.json");
+    let r = remote_path.to_str().expect("utf-8");
+    fails_with(
+        run_bin(
+            "hsconas",
+            &profile_args(r, &["--agent", &agent.url, "--token", "wrong"]),
+        ),
+        "wrong token",
+    );
+    let mut args = profile_args(r, &FAST);
+    args.extend(["--agent", &agent.url, "--token", "t0k"]);
+    ok(run_bin("hsconas", &args));
+    let remote = read_json(&remote_path);
+    assert_eq!(
+        entries(&remote).keys().collect::<Vec<_>>(),
+        entries(&local).keys().collect::<Vec<_>>()
+    );
+    assert_eq!(remote["provenance"]["device"], "local-cpu");
+    assert!(remote["provenance"]["fingerprint"]["cpu_model"].is_string());
+}
+
+#[test]
+fn wrong_devices_bad_tables_and_bad_architectures_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.json");
+    let p = path.to_str().expect("utf-8");
+    profile_fast(&path);
+    fails_with(
+        run_bin(
+            "hsconas",
+            &["calibrate", "--table", p, "--device", "jetson-xavier"],
+        ),
+        "batch: table has 1, profile has 16",
+    );
+    fails_with(
+        run_bin(
+            "hsconas",
+            &[
+                "latency",
+                "predict",
+                "--table",
+                p,
+                "--arch",
+                "shuffle3:0.5,bogus",
+            ],
+        ),
+        "--arch",
+    );
+    let mut table = read_json(&path);
+    table["entries"]
+        .as_object_mut()
+        .expect("entries")
+        .remove("L20:skip");
+    let incomplete = dir.path().join("incomplete.json");
+    std::fs::write(&incomplete, table.to_string()).expect("write");
+    let i = incomplete.to_str().expect("utf-8");
+    fails_with(
+        run_bin("hsconas", &["calibrate", "--table", i]),
+        "incomplete",
+    );
+    fails_with(
+        run_bin(
+            "hsconas",
+            &["latency", "throughput", "--table", i, "--count", "10"],
+        ),
+        "L20:skip",
+    );
+    let bytes = std::fs::read(&path).expect("read");
+    let truncated = dir.path().join("truncated.json");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    fails_with(
+        run_bin(
+            "hsconas",
+            &["calibrate", "--table", truncated.to_str().expect("utf-8")],
+        ),
+        "not a valid latency table",
+    );
+}
