@@ -250,3 +250,36 @@ fn a_worker_killed_mid_measure_is_reported_and_the_agent_survives() {
     assert_eq!(c.health().expect("alive")["status"], "ok");
     assert!(c.profile(&model, &quick()).is_ok());
 }
+
+#[test]
+fn stalled_clients_are_dropped_and_do_not_block_the_agent() {
+    let agent = RunningAgent::start(&["--read-timeout-s", "1", "--threads", "2"]);
+    let addr = agent.url.trim_start_matches("http://").to_string();
+    // More stalled uploads than request threads: each announces a body and stops sending mid-way.
+    let stalled: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).expect("connects");
+            write!(
+                s,
+                "POST /v1/profile HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nonly a few bytes"
+            )
+            .expect("writes");
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("read timeout"), "{answer}");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "stalled uploads were dropped after the read timeout"
+    );
+    let c = AgentClient::new(&agent.url, None, Duration::from_secs(10));
+    assert_eq!(c.health().expect("still serving")["status"], "ok");
+}

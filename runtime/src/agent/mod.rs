@@ -19,6 +19,7 @@
 //! worker process with a time limit.
 
 mod client;
+mod http;
 mod server;
 mod settings;
 

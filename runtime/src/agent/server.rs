@@ -1,8 +1,7 @@
-//! The agent's HTTP server (`tiny_http`, a few worker threads, no async runtime: it must stay small enough
-//! to build on a Jetson).
+//! The agent's endpoints on top of its small HTTP server ([`super::http`]: a few request threads, no async
+//! runtime; it must stay small enough to build on a Jetson).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,7 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tiny_http::{Header, Method, Request, Response, Server};
+
+use super::http::{BodyError, HttpRequest, HttpServer};
 
 use super::settings::ProfileSettings;
 use crate::backend::{self, BackendConfig, BackendKind, HostTensor, LoadedModel, TensorSpec};
@@ -32,6 +32,9 @@ pub struct AgentConfig {
     pub worker_exe: PathBuf,
     /// Request-handling threads.
     pub threads: usize,
+    /// Longest a connection may stay silent while its request is read (headers or body); a stalled client
+    /// is dropped instead of holding a request thread.
+    pub read_timeout: Duration,
 }
 
 /// A deployed model, as listed by `GET /v1/models`.
@@ -64,7 +67,7 @@ struct State {
 
 /// A bound, not yet serving, agent.
 pub struct Agent {
-    server: Arc<Server>,
+    server: HttpServer,
     state: Arc<State>,
 }
 
@@ -106,9 +109,10 @@ impl Agent {
                 "threads and the body limit must be at least 1".into(),
             ));
         }
-        let server = Server::http(&config.listen).map_err(|e| {
-            RuntimeError::BadSetting(format!("cannot listen on {}: {e}", config.listen))
-        })?;
+        let server = HttpServer::bind(&config.listen, config.threads, config.read_timeout)
+            .map_err(|e| {
+                RuntimeError::BadSetting(format!("cannot listen on {}: {e}", config.listen))
+            })?;
         let scratch = tempfile::tempdir().map_err(|source| RuntimeError::Io {
             action: "creating a scratch folder in",
             path: std::env::temp_dir(),
@@ -121,74 +125,58 @@ impl Agent {
             scratch,
         };
         Ok(Agent {
-            server: Arc::new(server),
+            server,
             state: Arc::new(state),
         })
     }
 
     /// The address it listens on (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.server.server_addr().to_ip()
+        self.server.local_addr().ok()
     }
 
     /// Serves until the process ends.
     pub fn serve(self) {
-        let threads: Vec<_> = (0..self.state.config.threads)
-            .map(|_| {
-                let (server, state) = (Arc::clone(&self.server), Arc::clone(&self.state));
-                std::thread::spawn(move || {
-                    for request in server.incoming_requests() {
-                        handle(&state, request);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            let _ = t.join();
-        }
+        let state = self.state;
+        self.server
+            .serve(Arc::new(move |request: &mut HttpRequest| {
+                handle(&state, request)
+            }));
     }
 }
 
-fn handle(state: &State, mut request: Request) {
-    let method = request.method().clone();
-    let url = request.url().to_string();
-    let answer = route(state, &mut request, &method, &url);
-    let (status, body) = match answer {
+fn handle(state: &State, request: &mut HttpRequest) -> (u16, Vec<u8>) {
+    let (method, url) = (request.method.clone(), request.url.clone());
+    let (status, body) = match route(state, request, &method, &url) {
         Ok((status, body)) => (status, body),
         Err(e) => (e.status, json!({ "error": e.message, "status": e.status })),
     };
     tracing::info!("{method} {url} -> {status}");
-    let mut response = Response::from_data(body.to_string().into_bytes()).with_status_code(status);
-    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
-        response = response.with_header(h);
-    }
-    if let Err(e) = request.respond(response) {
-        tracing::warn!("answering {method} {url}: {e}");
-    }
+    (status, body.to_string().into_bytes())
 }
 
-fn route(state: &State, request: &mut Request, method: &Method, url: &str) -> Answer {
+fn route(state: &State, request: &mut HttpRequest, method: &str, url: &str) -> Answer {
     authorize(state, request)?;
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
-        (Method::Get, ["v1", "health"]) => Ok((
+        ("GET", ["v1", "health"]) => Ok((
             200,
             json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
         )),
-        (Method::Get, ["v1", "device"]) => Ok((200, device())),
-        (Method::Post, ["v1", "profile"]) => profile(state, request, query),
-        (Method::Post, ["v1", "profile", "group"]) => profile_group(state, request, query),
-        (Method::Get, ["v1", "models"]) => {
+        ("GET", ["v1", "device"]) => Ok((200, device())),
+        ("POST", ["v1", "profile"]) => profile(state, request, query),
+        ("POST", ["v1", "profile", "group"]) => profile_group(state, request, query),
+        ("GET", ["v1", "models"]) => {
             let models = lock(&state.models)?;
             Ok((
                 200,
                 json!(models.values().map(|d| &d.info).collect::<Vec<_>>()),
             ))
         }
-        (Method::Put, ["v1", "models", name]) => deploy(state, request, name, query),
-        (Method::Post, ["v1", "models", name, "infer"]) => infer(state, request, name),
-        (Method::Delete, ["v1", "models", name]) => match lock(&state.models)?.remove(*name) {
+        ("PUT", ["v1", "models", name]) => deploy(state, request, name, query),
+        ("POST", ["v1", "models", name, "infer"]) => infer(state, request, name),
+        ("DELETE", ["v1", "models", name]) => match lock(&state.models)?.remove(*name) {
             Some(_) => Ok((200, json!({ "deleted": name }))),
             None => Err(not_deployed(name)),
         },
@@ -203,16 +191,14 @@ fn route(state: &State, request: &mut Request, method: &Method, url: &str) -> An
     }
 }
 
-fn authorize(state: &State, request: &Request) -> Result<(), ApiError> {
+fn authorize(state: &State, request: &HttpRequest) -> Result<(), ApiError> {
     let Some(token) = &state.config.token else {
         return Ok(());
     };
-    let given = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.as_str().trim().to_string());
-    match given.as_deref().and_then(|v| v.strip_prefix("Bearer ")) {
+    match request
+        .header("Authorization")
+        .and_then(|v| v.trim().strip_prefix("Bearer "))
+    {
         Some(t) if t == token => Ok(()),
         Some(_) => Err(ApiError::new(401, "wrong token")),
         None => Err(ApiError::new(
@@ -231,37 +217,25 @@ fn not_deployed(name: &str) -> ApiError {
     ApiError::new(404, format!("no model named '{name}' is deployed"))
 }
 
-/// Reads the body, refusing more than the limit (413) and fewer bytes than announced (400).
-fn read_body(state: &State, request: &mut Request) -> Result<Vec<u8>, ApiError> {
+/// Reads the body, refusing more than the limit (413), fewer bytes than announced or a stalled upload
+/// (400), a body without a length (411) and an empty one (400).
+fn read_body(state: &State, request: &mut HttpRequest) -> Result<Vec<u8>, ApiError> {
     let limit = state.config.max_body_bytes;
-    let announced = request.body_length();
-    if announced.is_some_and(|n| n > limit) {
-        return Err(ApiError::new(
+    let body = request.read_body(limit).map_err(|e| match e {
+        BodyError::TooLarge => ApiError::new(
             413,
             format!("the body is larger than this agent's limit of {limit} bytes"),
-        ));
-    }
-    let mut body = Vec::with_capacity(announced.unwrap_or(0).min(limit));
-    request
-        .as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::new(400, format!("reading the body: {e}")))?;
-    if body.len() > limit {
-        return Err(ApiError::new(
-            413,
-            format!("the body is larger than this agent's limit of {limit} bytes"),
-        ));
-    }
-    if let Some(n) = announced.filter(|n| *n != body.len()) {
-        return Err(ApiError::new(
+        ),
+        BodyError::Truncated {
+            got,
+            announced,
+            reason,
+        } => ApiError::new(
             400,
-            format!(
-                "truncated body: {} of {n} announced bytes arrived",
-                body.len()
-            ),
-        ));
-    }
+            format!("truncated body: {got} of {announced} announced bytes arrived ({reason})"),
+        ),
+        BodyError::NoLength => ApiError::new(411, "send the body with a Content-Length"),
+    })?;
     if body.is_empty() {
         return Err(ApiError::new(400, "the body is empty"));
     }
@@ -291,7 +265,7 @@ fn device() -> Value {
 /// Most models one `POST /v1/profile/group` may carry.
 pub const MAX_GROUP: usize = 256;
 
-fn profile(state: &State, request: &mut Request, query: &str) -> Answer {
+fn profile(state: &State, request: &mut HttpRequest, query: &str) -> Answer {
     let settings = ProfileSettings::from_query(query).map_err(|e| ApiError::new(400, e))?;
     let body = read_body(state, request)?;
     let mut outcomes = measure_in_worker(state, settings, &[&body])?;
@@ -299,7 +273,7 @@ fn profile(state: &State, request: &mut Request, query: &str) -> Answer {
 }
 
 /// `sizes=N1,N2,..` splits the body into models; the other query parameters are the settings.
-fn profile_group(state: &State, request: &mut Request, query: &str) -> Answer {
+fn profile_group(state: &State, request: &mut HttpRequest, query: &str) -> Answer {
     let (mut sizes, mut rest) = (None, Vec::new());
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.strip_prefix("sizes=") {
@@ -384,7 +358,7 @@ fn measure_in_worker(
     }
 }
 
-fn deploy(state: &State, request: &mut Request, name: &str, query: &str) -> Answer {
+fn deploy(state: &State, request: &mut HttpRequest, name: &str, query: &str) -> Answer {
     valid_name(name)?;
     let kind = match query.strip_prefix("backend=") {
         Some(k) => k
@@ -426,7 +400,7 @@ struct InferRequest {
     inputs: Vec<HostTensor>,
 }
 
-fn infer(state: &State, request: &mut Request, name: &str) -> Answer {
+fn infer(state: &State, request: &mut HttpRequest, name: &str) -> Answer {
     let deployed = lock(&state.models)?
         .get(name)
         .cloned()

@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Longest one measurement may run before its worker process is killed, in seconds.
     #[arg(long, default_value_t = 600, value_name = "S")]
     worker_timeout_s: u64,
+    /// A connection that sends nothing for this many seconds while its request is read (stalled headers
+    /// or body) is dropped, so that slow or dead clients cannot hold the request threads.
+    #[arg(long, default_value_t = 30, value_name = "S")]
+    read_timeout_s: u64,
     /// Request-handling threads.
     #[arg(long, default_value_t = 4, value_name = "N")]
     threads: usize,
@@ -39,6 +43,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         worker_exe: std::env::current_exe()
             .context("locating this executable for the worker processes")?,
         threads: args.threads,
+        read_timeout: Duration::from_secs(args.read_timeout_s.max(1)),
     };
     let has_token = config.token.is_some();
     let agent = Agent::bind(config)?;
