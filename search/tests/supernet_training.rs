@@ -202,3 +202,63 @@ fn a_killed_run_keeps_its_finished_epochs() {
         "finished epochs are kept as they were"
     );
 }
+
+#[test]
+fn training_from_scratch_writes_weights_the_exporter_takes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("train");
+    let arch = "shuffle5:0.5,".repeat(19) + "xception:0.3";
+    let mut args: Vec<String> = [
+        "train",
+        "--arch",
+        &arch,
+        "--data",
+        data().to_str().expect("utf-8"),
+        "--layout",
+        "24,32,48,64",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    hsconas(&args);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).expect("metadata"))
+            .expect("JSON");
+    assert_eq!(meta["architecture"], arch.as_str());
+    assert_eq!(meta["classes"].as_array().map(Vec::len), Some(10));
+    assert_eq!(
+        meta["normalisation"]["mean"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert!(meta["test"]["top1"].is_number());
+    let onnx = dir.path().join("m.onnx");
+    args = [
+        "export",
+        "onnx",
+        "--arch",
+        &arch,
+        "--layout",
+        "24,32,48,64",
+        "--input-size",
+        "32",
+        "--classes",
+        "10",
+        "--weights",
+        out.join("weights.safetensors").to_str().expect("utf-8"),
+        "--out",
+        onnx.to_str().expect("utf-8"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    hsconas(&args);
+    assert!(onnx.exists());
+}

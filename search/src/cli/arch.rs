@@ -16,6 +16,18 @@ pub enum ArchCommand {
     Info(InfoArgs),
     /// Print random valid architectures, one per line (reproducible for a seed).
     Sample(SampleArgs),
+    /// Print the layer graph of an architecture as JSON (nodes with operations, inputs and shapes; value 0
+    /// is the input, value i + 1 the output of node i), for tools and cross-checks.
+    Graph(GraphArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Architecture string.
+    #[arg(long, value_name = "STR")]
+    arch: String,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +73,12 @@ pub fn run(cmd: ArchCommand) -> anyhow::Result<()> {
             for _ in 0..args.count {
                 println!("{}", space.sample(&mut rng));
             }
+            Ok(())
+        }
+        ArchCommand::Graph(args) => {
+            let arch: Arch = args.arch.parse().context("invalid --arch")?;
+            let graph = hsconas::network(&arch, &args.net.config()?)?;
+            println!("{}", serde_json::to_string(&graph)?);
             Ok(())
         }
     }

@@ -11,7 +11,9 @@ mod latency;
 mod measure_args;
 mod net_args;
 mod profile;
+mod recipe_args;
 mod supernet;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +50,8 @@ enum Command {
     /// Train the weight-sharing supernet, evaluate subnets with its weights, extract them.
     #[command(subcommand)]
     Supernet(supernet::SupernetCommand),
+    /// Train one architecture from scratch; writes its weights (safetensors) and metadata.
+    Train(train::TrainArgs),
     /// Report what this installation can use (libtorch, CUDA, ONNX Runtime).
     Doctor(doctor::DoctorArgs),
 }
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Latency(cmd) => latency::run(cmd),
         Command::Data(cmd) => data::run(cmd),
         Command::Supernet(cmd) => supernet::run(cmd),
+        Command::Train(args) => train::run(args),
         Command::Doctor(args) => doctor::run(args),
     }
 }

@@ -9,11 +9,12 @@ use hsconas_search::plots::{Scatter, Series, BLUE, GREY, ORANGE};
 use hsconas_search::train::eval::EvalSettings;
 use hsconas_search::train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
 use hsconas_search::train::trainer::{self, checkpoint_path};
-use hsconas_search::train::{checkpoint, SgdSettings, TrainSettings, TrainState};
+use hsconas_search::train::{checkpoint, TrainState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::data_args::DataArgs;
+use super::recipe_args::RecipeArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum SupernetCommand {
@@ -32,39 +33,11 @@ pub struct TrainArgs {
     /// Stage widths: A, B or four comma-separated widths.
     #[arg(long, default_value = "A", value_name = "A|B|W1,W2,W3,W4")]
     layout: Layout,
-    /// Epochs.
-    #[arg(long, default_value_t = 5, value_name = "E")]
-    epochs: usize,
-    /// Images per step.
-    #[arg(long, default_value_t = 64, value_name = "B")]
-    batch_size: usize,
-    /// Peak learning rate (cosine schedule).
-    #[arg(long, default_value_t = 0.05, value_name = "LR")]
-    lr: f64,
-    /// Epochs of linear learning-rate warm-up.
-    #[arg(long, default_value_t = 0, value_name = "E")]
-    warmup_epochs: usize,
-    /// Label smoothing.
-    #[arg(long, default_value_t = 0.0, value_name = "S")]
-    label_smoothing: f64,
-    /// Weight decay (not on batch-norm parameters and biases).
-    #[arg(long, default_value_t = 3e-5, value_name = "WD")]
-    weight_decay: f64,
-    /// Stop after this many steps in all (smoke runs); a checkpoint is written there.
-    #[arg(long, value_name = "N")]
-    max_steps: Option<u64>,
-    /// Output directory (checkpoint, history, learning curve).
-    #[arg(long, default_value = "runs/supernet", value_name = "DIR")]
-    out: PathBuf,
-    /// Continue the run whose checkpoint is in --out.
-    #[arg(long)]
-    resume: bool,
+    #[command(flatten)]
+    recipe: RecipeArgs,
     /// Search space to sample paths from (JSON, as written by a shrinking stage). Default: the full space.
     #[arg(long, value_name = "FILE")]
     space: Option<PathBuf>,
-    /// Seed of initialisation, data order, augmentation and paths.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Random subnets evaluated after every epoch (plus the widest and the narrowest); 0 skips evaluation.
     #[arg(long, default_value_t = 3, value_name = "K")]
     eval_subnets: usize,
@@ -74,12 +47,6 @@ pub struct TrainArgs {
     /// Training batches for batch-norm recalibration before each evaluation.
     #[arg(long, default_value_t = 10, value_name = "K")]
     bn_batches: usize,
-    /// Train on CUDA (an error if libtorch sees no GPU).
-    #[arg(long)]
-    cuda: bool,
-    /// CPU threads for libtorch (default: all cores).
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -136,10 +103,7 @@ pub fn run(cmd: SupernetCommand) -> anyhow::Result<()> {
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.threads {
-        tch::set_num_threads(n as i32);
-    }
-    let device = trainer::device(args.cuda)?;
+    let device = args.recipe.device()?;
     let data = args.data.prepare()?;
     anyhow::ensure!(
         data.train.height == data.train.width,
@@ -165,7 +129,8 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         config,
         space: space.clone(),
     };
-    let mut training = SupernetTraining::new(config, space, args.seed, device)?;
+    let seed = args.recipe.seed;
+    let mut training = SupernetTraining::new(config, space, seed, device)?;
     if args.eval_subnets > 0 {
         let val = if args.eval_images > 0 && args.eval_images < data.val.len() {
             let step = data.val.len() as f64 / args.eval_images as f64;
@@ -185,24 +150,13 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
             EvalSettings {
                 bn_batches: args.bn_batches,
                 batch_size: 200,
-                seed: args.seed,
+                seed,
             },
             args.eval_subnets,
         ));
     }
-    let settings = TrainSettings {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        warmup_epochs: args.warmup_epochs,
-        label_smoothing: args.label_smoothing,
-        sgd: SgdSettings {
-            weight_decay: args.weight_decay,
-            ..SgdSettings::default()
-        },
-        seed: args.seed,
-        loader_workers: 2,
-    };
+    let settings = args.recipe.settings(0);
+    let out = args.recipe.out("runs/supernet");
     eprintln!(
         "supernet: layout {}, input {}, {} classes; {} training and {} validation images ({}), {:?}",
         config.layout,
@@ -219,23 +173,23 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         data.train.clone(),
         data.transform.clone(),
         &settings,
-        &args.out,
-        args.resume,
-        args.max_steps,
+        &out,
+        args.recipe.resume,
+        args.recipe.max_steps,
         true,
     )?;
-    write_history(&args.out, &state)?;
+    write_history(&out, &state)?;
     eprintln!(
         "{} epochs, {} steps; checkpoint {}",
         state.epochs_done,
         state.step,
-        checkpoint_path(&args.out).display()
+        checkpoint_path(&out).display()
     );
     Ok(())
 }
 
 /// `history.json` and, when there are evaluations, `curve.png` (accuracy per epoch).
-fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
+pub fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
     hsconas_models::fsutil::write_atomic(
         &dir.join("history.json"),
         &serde_json::to_vec_pretty(&state.history)?,

@@ -61,7 +61,8 @@ pub fn open(path: &Path, options: ReadOptions) -> Result<Splits, DataError> {
     image_folder(path, files, options, "ImageFolder (directory)")
 }
 
-/// Every regular file under `root`, as `(relative path with '/', bytes)`.
+/// Every regular file under `root`, as `(relative path with '/', bytes)`, and every folder as
+/// `(relative path ending in '/', [])` (so that empty class folders are seen).
 fn read_dir_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -70,6 +71,12 @@ fn read_dir_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
             let entry = entry.map_err(|e| DataError::io(&dir, e))?;
             let p = entry.path();
             if p.is_dir() {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                files.push((format!("{rel}/"), Vec::new()));
                 stack.push(p);
             } else if p.is_file() {
                 let rel = p
@@ -85,7 +92,8 @@ fn read_dir_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     Ok(files)
 }
 
-/// Every regular file in a `.tar.gz`, as `(path without a leading ./, bytes)`.
+/// Every regular file in a `.tar.gz`, as `(path without a leading ./, bytes)`, and every folder as
+/// `(path ending in '/', [])`.
 fn read_tar_gz(path: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut archive =
@@ -97,7 +105,23 @@ fn read_tar_gz(path: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     let mut files = Vec::new();
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
-        if !entry.header().entry_type().is_file() {
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            let name = entry
+                .path()
+                .map_err(corrupt)?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            let name = if name.ends_with('/') {
+                name
+            } else {
+                format!("{name}/")
+            };
+            files.push((name, Vec::new()));
+            continue;
+        }
+        if !kind.is_file() {
             continue;
         }
         let name = entry
@@ -132,6 +156,25 @@ fn image_folder(
     let mut tree: BTreeMap<String, ClassFiles> = BTreeMap::new();
     let has_splits = files.iter().any(|(n, _)| n.starts_with("train/"));
     for (name, bytes) in files {
+        if let Some(dir) = name.strip_suffix('/') {
+            // A class folder, possibly empty.
+            match (has_splits, dir.split('/').collect::<Vec<_>>().as_slice()) {
+                (true, [split, class]) if *split == "train" || *split == "test" => {
+                    tree.entry(split.to_string())
+                        .or_default()
+                        .entry(class.to_string())
+                        .or_default();
+                }
+                (false, [class]) => {
+                    tree.entry(String::new())
+                        .or_default()
+                        .entry(class.to_string())
+                        .or_default();
+                }
+                _ => {}
+            }
+            continue;
+        }
         if !is_image(&name) {
             continue;
         }

@@ -28,6 +28,31 @@ impl Standalone {
         self.module.forward(x, mode, &HashMap::new())
     }
 
+    /// The network's tensors with their graph names, on the CPU.
+    pub fn weights(&self) -> anyhow::Result<Weights> {
+        let mut weights = Weights::default();
+        for spec in self.module.graph().params() {
+            let t = self
+                .module
+                .tensor(&spec.name)
+                .ok_or_else(|| anyhow::anyhow!("no tensor '{}'", spec.name))?;
+            let data = Vec::<f32>::try_from(
+                t.detach()
+                    .to_device(tch::Device::Cpu)
+                    .contiguous()
+                    .view([-1]),
+            )?;
+            weights.insert(
+                spec.name.clone(),
+                hsconas_export::Tensor {
+                    shape: spec.shape.clone(),
+                    data,
+                },
+            );
+        }
+        Ok(weights)
+    }
+
     /// Resets every batch norm's running statistics.
     pub fn reset_running_stats(&self) {
         self.module.reset_running_stats();

@@ -1,10 +1,12 @@
 //! Training and evaluation with libtorch: SGD with momentum and clipping ([`sgd`]), atomic checkpoints
 //! ([`checkpoint`]), the epoch loop with resume ([`trainer`]), accuracy with batch-norm recalibration
-//! ([`eval`]) and the supernet's path sampling and per-epoch probes ([`supernet_run`]).
+//! ([`eval`]), the supernet's path sampling and per-epoch probes ([`supernet_run`]) and stand-alone networks
+//! trained from scratch ([`standalone_run`]).
 
 pub mod checkpoint;
 pub mod eval;
 pub mod sgd;
+pub mod standalone_run;
 pub mod supernet_run;
 pub mod trainer;
 

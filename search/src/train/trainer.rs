@@ -212,12 +212,27 @@ pub fn train(
             state.step += 1;
             state.batches_in_epoch += 1;
             let secs = start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
+            let status = format!(
                 "loss {:.3} acc {:.1}% {:.0} img/s lr {lr:.4}",
                 loss_sum / seen as f64,
                 100.0 * hits as f64 / seen as f64,
                 seen as f64 / secs
-            ));
+            );
+            // Without a terminal (logs, nohup) the bar is hidden: a line every tenth of an epoch instead.
+            if progress
+                && bar.is_hidden()
+                && state
+                    .batches_in_epoch
+                    .is_multiple_of(per_epoch.div_ceil(10))
+            {
+                eprintln!(
+                    "epoch {}/{} batch {}/{per_epoch}: {status}",
+                    epoch + 1,
+                    settings.epochs,
+                    state.batches_in_epoch
+                );
+            }
+            bar.set_message(status);
             bar.inc(1);
         }
         bar.finish_and_clear();
