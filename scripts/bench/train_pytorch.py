@@ -7,6 +7,7 @@ Written for the benchmark only.
 """
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -83,6 +84,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--print-loss", type=int, default=0)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -92,7 +95,7 @@ def main():
     decay = [q for q in net.parameters() if q.dim() > 1]
     no_decay = [q for q in net.parameters() if q.dim() <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 3e-5}, {"params": no_decay, "weight_decay": 0.0}],
-                          lr=0.01, momentum=0.9)
+                          lr=a.lr, momentum=0.9)
     s = graph["input"]["h"]
     batches = [(torch.randn(a.batch, 3, s, s), torch.randint(classes, (a.batch,))) for _ in range(4)]
 
@@ -103,6 +106,8 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
+        if a.print_loss and i % a.print_loss == 0:
+            print(f"step {i}: loss {loss.item():.4f}", file=sys.stderr)
 
     for i in range(a.warmup):
         step(i)

@@ -36,6 +36,12 @@ struct Args {
     /// Untimed steps first.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    /// Print the loss every N steps to stderr (a check that both sides learn alike; 0: never).
+    #[arg(long, default_value_t = 0)]
+    print_loss: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,7 +79,13 @@ fn main() -> anyhow::Result<()> {
             -100,
             0.0,
         );
-        opt.backward_step(&loss, 0.01);
+        opt.backward_step(&loss, args.lr);
+        if args.print_loss > 0 && i % args.print_loss == 0 {
+            eprintln!(
+                "step {i}: loss {:.4}",
+                f64::try_from(&loss).unwrap_or(f64::NAN)
+            );
+        }
     };
     for i in 0..args.warmup {
         step(i);
