@@ -80,7 +80,7 @@ fn main() -> anyhow::Result<()> {
             0.0,
         );
         opt.backward_step(&loss, args.lr);
-        if args.print_loss > 0 && i % args.print_loss == 0 {
+        if args.print_loss > 0 && i.is_multiple_of(args.print_loss) {
             eprintln!(
                 "step {i}: loss {:.4}",
                 f64::try_from(&loss).unwrap_or(f64::NAN)
