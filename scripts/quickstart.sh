@@ -26,7 +26,7 @@ echo "$arch" > "$out/arch.txt"
 
 table=$out/latency-local-cpu-32.json
 "$hsconas" profile --device local-cpu --input-size 32 --out "$table"
-"$hsconas" calibrate --table "$table" --samples 20 --group 1   # networks alone: see docs/latency-local-cpu.md
+"$hsconas" calibrate --table "$table" --samples 20
 "$hsconas" latency predict --table "$table" --arch "$arch"
 "$hsconas" export onnx --arch "$arch" --input-size 32 --classes 10 --out "$out/arch-b1.onnx" 2>/dev/null
 ${CARGO_TARGET_DIR:-target}/debug/hsconas-runtime bench "$out/arch-b1.onnx" --runs 50 --min-time-ms 200

@@ -60,6 +60,18 @@ pub struct Protocol {
     pub seed: u64,
     /// CPUs to pin the measuring thread to (empty: no pinning).
     pub pin: Vec<usize>,
+    /// Runs of a model back to back in each interleaved round, of which only the last is timed (the
+    /// others warm the caches with its weights, as when it runs alone). 1: every run is timed.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub burst: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for Protocol {
@@ -72,6 +84,7 @@ impl Default for Protocol {
             max_runs: 5000,
             seed: 0,
             pin: Vec::new(),
+            burst: 1,
         }
     }
 }
@@ -83,6 +96,9 @@ impl Protocol {
                 "runs: need 1 <= min_runs ({}) <= max_runs ({})",
                 self.min_runs, self.max_runs
             )));
+        }
+        if self.burst == 0 {
+            return Err(RuntimeError::BadSetting("burst must be at least 1".into()));
         }
         if !(self.min_time_ms >= 0.0 && self.min_time_ms.is_finite()) {
             return Err(RuntimeError::BadSetting(
@@ -222,6 +238,9 @@ pub fn measure_interleaved(
                 finished += 1;
                 continue;
             }
+            for _ in 1..protocol.burst {
+                model.run_prepared()?;
+            }
             let start = Instant::now();
             model.run_prepared()?;
             let elapsed = start.elapsed();
@@ -274,6 +293,16 @@ mod tests {
             ..Protocol::default()
         };
         assert!(p.validate().is_err());
+        let p = Protocol {
+            burst: 0,
+            ..Protocol::default()
+        };
+        assert!(p.validate().is_err());
+        // burst 1 is not written, so tables measured before the field existed still compare equal.
+        let json = serde_json::to_value(Protocol::default()).expect("serialises");
+        assert!(json.get("burst").is_none());
+        let back: Protocol = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back.burst, 1);
     }
 
     #[test]

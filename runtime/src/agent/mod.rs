@@ -14,7 +14,7 @@
 //! | `DELETE /v1/models/{name}` | | `{"deleted": name}` |
 //!
 //! Profile settings are query parameters: `backend`, `provider` (comma-separated), `threads`, `optimize`,
-//! `warmup`, `runs`, `min_time_ms`, `max_runs`, `seed`, `batch`. When the agent has a token, every call
+//! `warmup`, `runs`, `min_time_ms`, `max_runs`, `seed`, `batch`, `burst`. When the agent has a token, every call
 //! needs `Authorization: Bearer <token>`. Measurements are serialised (two never overlap) and each runs in a
 //! worker process with a time limit.
 

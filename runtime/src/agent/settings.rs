@@ -37,7 +37,7 @@ impl ProfileSettings {
             .collect();
         let p = &self.protocol;
         format!(
-            "backend={}&provider={}&threads={}&optimize={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}",
+            "backend={}&provider={}&threads={}&optimize={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}",
             self.engine.kind,
             providers.join(","),
             self.engine.threads,
@@ -47,7 +47,8 @@ impl ProfileSettings {
             p.min_time_ms,
             p.max_runs,
             p.seed,
-            self.batch
+            self.batch,
+            p.burst
         )
     }
 
@@ -88,11 +89,12 @@ impl ProfileSettings {
                     s.protocol.seed = value.parse().map_err(|_| bad("expected a whole number"))?
                 }
                 "batch" => s.batch = int()?,
+                "burst" => s.protocol.burst = int()?,
                 _ => return Err(format!("unknown query parameter '{key}'")),
             }
         }
-        if s.batch == 0 || s.engine.threads == 0 {
-            return Err("batch and threads must be at least 1".into());
+        if s.batch == 0 || s.engine.threads == 0 || s.protocol.burst == 0 {
+            return Err("batch, threads and burst must be at least 1".into());
         }
         s.protocol.max_runs = s.protocol.max_runs.max(s.protocol.min_runs);
         Ok(s)
@@ -109,6 +111,7 @@ mod tests {
         s.engine.kind = BackendKind::Tract;
         s.engine.providers = vec![Provider::Tensorrt, Provider::Cpu];
         s.protocol.min_time_ms = 12.5;
+        s.protocol.burst = 3;
         s.batch = 16;
         assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s));
         assert!(ProfileSettings::from_query("runs=x")

@@ -74,6 +74,7 @@ impl ProtocolArgs {
             max_runs: self.max_runs.max(self.runs),
             seed: self.seed,
             pin: self.pin.clone(),
+            burst: 1,
         }
     }
 }

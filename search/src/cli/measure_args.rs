@@ -53,16 +53,22 @@ impl ProtocolArgs {
             max_runs: self.max_runs.max(self.runs),
             seed: 0,
             pin: Vec::new(),
+            burst: 1,
         }
     }
 }
 
-/// `--device` for commands that start from a table.
+/// `--device`, `--burst` and the agent flags for commands that measure networks against a table.
 #[derive(Debug, Clone, Args)]
 pub struct TableDeviceArgs {
     /// The device profile (shipped name or .toml file). Default: the one named in the table.
     #[arg(long, value_name = "NAME|FILE")]
     pub device: Option<String>,
+    /// Runs of each network back to back in every interleaved round, only the last timed: warm caches as
+    /// when the network runs alone, drift still spread by interleaving (docs/latency-local-cpu.md). 1 times
+    /// every run.
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub burst: usize,
     #[command(flatten)]
     pub agent: AgentArgs,
 }
@@ -87,8 +93,9 @@ impl TableDeviceArgs {
                 path.display()
             );
         }
-        let protocol: Protocol = serde_json::from_value(table.provenance.protocol.clone())
+        let mut protocol: Protocol = serde_json::from_value(table.provenance.protocol.clone())
             .context("the table's protocol record is not one this build understands")?;
+        protocol.burst = self.burst;
         let measurer = Measurer::new(
             &profile,
             protocol,
