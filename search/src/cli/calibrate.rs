@@ -20,9 +20,6 @@ pub struct CalibrateArgs {
     /// Seed the networks are drawn with.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Networks measured together in one interleaved group.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    group: usize,
     #[command(flatten)]
     device: TableDeviceArgs,
     /// Print JSON.
@@ -40,7 +37,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
     let job = CalibrateJob {
         samples: args.samples,
         seed: args.seed,
-        group: args.group,
+        group: args.device.group,
         progress: !args.json,
     };
     calibrate(&mut table, &args.table, &measurer, &job)?;

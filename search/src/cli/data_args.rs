@@ -38,6 +38,28 @@ pub struct Prepared {
     pub format: &'static str,
 }
 
+impl Prepared {
+    /// The network configuration for these images (square inputs of their size, their classes).
+    pub fn net_config(
+        &self,
+        layout: hsconas_models::Layout,
+    ) -> anyhow::Result<hsconas_models::NetConfig> {
+        anyhow::ensure!(
+            self.train.height == self.train.width,
+            "the images are {}x{}; the networks take square inputs (pass --resize S)",
+            self.train.width,
+            self.train.height
+        );
+        let config = hsconas_models::NetConfig {
+            layout,
+            input_size: self.train.height,
+            classes: self.train.classes.len(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 impl DataArgs {
     /// Reads and splits the dataset.
     pub fn prepare(&self) -> anyhow::Result<Prepared> {

@@ -55,9 +55,6 @@ pub struct ValidateArgs {
     /// Predicted-vs-measured scatter (`.png` or `.svg`); latency vs MACs goes next to it as `<name>-macs`.
     #[arg(long, value_name = "FILE.png")]
     plot: Option<PathBuf>,
-    /// Networks measured together in one interleaved group.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    group: usize,
     #[command(flatten)]
     device: TableDeviceArgs,
     /// Print the report as JSON.
@@ -134,7 +131,7 @@ fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
     let job = ValidateJob {
         samples: args.samples,
         seed: args.seed,
-        group: args.group,
+        group: args.device.group,
         progress: !args.json,
     };
     let report = validate(&mut table, &args.table, &measurer, &job, &out)?;

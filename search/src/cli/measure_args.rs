@@ -64,6 +64,9 @@ pub struct TableDeviceArgs {
     /// The device profile (shipped name or .toml file). Default: the one named in the table.
     #[arg(long, value_name = "NAME|FILE")]
     pub device: Option<String>,
+    /// Networks measured together in one interleaved group.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub group: usize,
     /// Runs of each network back to back in every interleaved round, only the last timed: warm caches as
     /// when the network runs alone, drift still spread by interleaving (docs/latency-local-cpu.md). 1 times
     /// every run.

@@ -105,18 +105,7 @@ pub fn run(cmd: SupernetCommand) -> anyhow::Result<()> {
 fn train(args: TrainArgs) -> anyhow::Result<()> {
     let device = args.recipe.device()?;
     let data = args.data.prepare()?;
-    anyhow::ensure!(
-        data.train.height == data.train.width,
-        "the images are {}x{}; the networks take square inputs (pass --resize S)",
-        data.train.width,
-        data.train.height
-    );
-    let config = NetConfig {
-        layout: args.layout,
-        input_size: data.train.height,
-        classes: data.train.classes.len(),
-    };
-    config.validate()?;
+    let config = data.net_config(args.layout)?;
     let space = match &args.space {
         Some(path) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,

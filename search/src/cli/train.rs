@@ -39,17 +39,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let arch: Arch = args.arch.parse().context("invalid --arch")?;
     let device = args.recipe.device()?;
     let data = args.data.prepare()?;
-    anyhow::ensure!(
-        data.train.height == data.train.width,
-        "the images are {}x{}; the networks take square inputs (pass --resize S)",
-        data.train.width,
-        data.train.height
-    );
-    let config = NetConfig {
-        layout: args.layout,
-        input_size: data.train.height,
-        classes: data.train.classes.len(),
-    };
+    let config = data.net_config(args.layout)?;
     let graph = hsconas::network(&arch, &config)?;
     let model = StandaloneModel {
         kind: "standalone".into(),
