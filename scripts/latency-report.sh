@@ -4,7 +4,8 @@
 # Run i uses calibration seed 10*(i-1)+1 and validation seed 10*(i-1)+2, so the spread over runs covers both
 # measurement noise and the choice of networks. Prints the time of each step and the validation table of each
 # run, then a summary (median and range over runs) that docs/latency-local-cpu.md quotes.
-#   DEVICE (local-cpu), SIZE (224), REPEATS (3), OUT (runs/latency-<device>-<size>)
+#   DEVICE (local-cpu), SIZE (224), REPEATS (3), OUT (runs/latency-<device>-<size>),
+#   BURST (3: runs of each network back to back per round, only the last timed; 1 = the first protocol)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh >/dev/null 2>&1
@@ -15,6 +16,7 @@ DEVICE=${DEVICE:-local-cpu}
 SIZE=${SIZE:-224}
 REPEATS=${REPEATS:-3}
 OUT=${OUT:-runs/latency-$DEVICE-$SIZE}
+BURST=${BURST:-3}
 mkdir -p "$OUT"
 
 step() { # name, command...
@@ -29,9 +31,9 @@ for i in $(seq "$REPEATS"); do
   rm -rf "$dir" && mkdir -p "$dir"
   echo "== run $i of $REPEATS: $DEVICE, input $SIZE ($(date -u +%FT%TZ))" >&2
   step profile "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --out "$dir/table.json"
-  step calibrate "$hsconas" calibrate --table "$dir/table.json" --samples 50 --seed $((10 * (i - 1) + 1))
+  step calibrate "$hsconas" calibrate --table "$dir/table.json" --samples 50 --seed $((10 * (i - 1) + 1)) --burst "$BURST"
   step validate "$hsconas" latency validate --table "$dir/table.json" --samples 200 \
-    --seed $((10 * (i - 1) + 2)) --out "$dir/report.json" --plot "$dir/validation.png"
+    --seed $((10 * (i - 1) + 2)) --burst "$BURST" --out "$dir/report.json" --plot "$dir/validation.png"
 done
 
 .hsconas/venv/bin/python - "$OUT" "$REPEATS" <<'PY'

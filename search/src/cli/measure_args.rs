@@ -88,11 +88,12 @@ impl TableDeviceArgs {
         profile.layout = table.provenance.layout;
         profile.input_size = table.provenance.input_size;
         let table = LatencyTable::load_for(path, &profile)?;
-        if let Some(first) = table.missing_entries().first() {
+        let missing = table.missing_entries();
+        if let Some(first) = missing.first() {
             anyhow::bail!(
                 "{} is incomplete ({} entries missing, first '{first}'); finish it with `hsconas profile --out {}`",
                 path.display(),
-                table.missing_entries().len(),
+                missing.len(),
                 path.display()
             );
         }

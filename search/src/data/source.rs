@@ -106,22 +106,7 @@ fn read_tar_gz(path: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            let name = entry
-                .path()
-                .map_err(corrupt)?
-                .to_string_lossy()
-                .trim_start_matches("./")
-                .to_string();
-            let name = if name.ends_with('/') {
-                name
-            } else {
-                format!("{name}/")
-            };
-            files.push((name, Vec::new()));
-            continue;
-        }
-        if !kind.is_file() {
+        if !kind.is_dir() && !kind.is_file() {
             continue;
         }
         let name = entry
@@ -130,6 +115,15 @@ fn read_tar_gz(path: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
             .to_string_lossy()
             .trim_start_matches("./")
             .to_string();
+        if kind.is_dir() {
+            let dir = if name.ends_with('/') {
+                name
+            } else {
+                format!("{name}/")
+            };
+            files.push((dir, Vec::new()));
+            continue;
+        }
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut bytes).map_err(corrupt)?;
         files.push((name, bytes));
