@@ -5,6 +5,7 @@
 pub mod data;
 pub mod latency;
 pub mod libtorch;
+pub mod nas;
 pub mod nn;
 pub mod plots;
 pub mod train;

@@ -38,6 +38,25 @@ pub const ORANGE: RGBColor = RGBColor(255, 127, 14);
 /// Reference lines.
 pub const GREY: RGBColor = RGBColor(120, 120, 120);
 
+/// Renders `$plot` (a type with `render`) into `$path`, PNG or SVG by extension, 900x700 pixels.
+macro_rules! draw_file {
+    ($plot:expr, $path:expr) => {{
+        ensure_font();
+        let path: &Path = $path;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let size = (900, 700);
+        match ext.as_deref() {
+            Some("png") => $plot.render(BitMapBackend::new(path, size).into_drawing_area()),
+            Some("svg") => $plot.render(SVGBackend::new(path, size).into_drawing_area()),
+            _ => bail!("plot file '{}' must end in .png or .svg", path.display()),
+        }
+        .with_context(|| format!("drawing {}", path.display()))
+    }};
+}
+
 fn ensure_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -49,18 +68,7 @@ fn ensure_font() {
 impl Scatter<'_> {
     /// Draws the plot to `path` (`.png` or `.svg`), 900x700 pixels.
     pub fn draw(&self, path: &Path) -> anyhow::Result<()> {
-        ensure_font();
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let size = (900, 700);
-        match ext.as_deref() {
-            Some("png") => self.render(BitMapBackend::new(path, size).into_drawing_area()),
-            Some("svg") => self.render(SVGBackend::new(path, size).into_drawing_area()),
-            _ => bail!("plot file '{}' must end in .png or .svg", path.display()),
-        }
-        .with_context(|| format!("drawing {}", path.display()))
+        draw_file!(self, path)
     }
 
     fn render<DB: DrawingBackend>(
@@ -148,6 +156,94 @@ impl Scatter<'_> {
             .border_style(BLACK)
             .draw()
             .map_err(err)?;
+        root.present().map_err(err)?;
+        Ok(())
+    }
+}
+
+/// A histogram of values with an optional vertical marker (e.g. a latency target).
+pub struct Histogram<'a> {
+    /// Title on top.
+    pub title: &'a str,
+    /// X axis label.
+    pub x_label: &'a str,
+    /// The values.
+    pub values: Vec<f64>,
+    /// Number of equal-width bins.
+    pub bins: usize,
+    /// A vertical line at `x` with a legend label.
+    pub marker: Option<(f64, &'a str)>,
+}
+
+impl Histogram<'_> {
+    /// Draws the histogram to `path` (`.png` or `.svg`), 900x700 pixels.
+    pub fn draw(&self, path: &Path) -> anyhow::Result<()> {
+        draw_file!(self, path)
+    }
+
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> anyhow::Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+        root.fill(&WHITE).map_err(err)?;
+        let mut lo = self.values.iter().copied().fold(f64::MAX, f64::min);
+        let mut hi = self.values.iter().copied().fold(f64::MIN, f64::max);
+        if let Some((x, _)) = self.marker {
+            (lo, hi) = (lo.min(x), hi.max(x));
+        }
+        if lo > hi {
+            (lo, hi) = (0.0, 1.0);
+        }
+        let bins = self.bins.max(1);
+        let width = ((hi - lo) / bins as f64).max(1e-9);
+        let mut counts = vec![0usize; bins];
+        for &v in &self.values {
+            counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+        }
+        let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(self.title, ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(lo..(lo + width * bins as f64), 0.0..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc("count")
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 18))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(counts.iter().enumerate().map(|(i, &n)| {
+                let x = lo + i as f64 * width;
+                Rectangle::new([(x, 0.0), (x + width, n as f64)], BLUE.mix(0.7).filled())
+            }))
+            .map_err(err)?;
+        if let Some((x, label)) = self.marker {
+            chart
+                .draw_series(LineSeries::new(
+                    [(x, 0.0), (x, top)],
+                    ORANGE.stroke_width(3),
+                ))
+                .map_err(err)?
+                .label(label)
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], ORANGE.stroke_width(3)));
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font(("sans-serif", 16))
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(err)?;
+        }
         root.present().map_err(err)?;
         Ok(())
     }

@@ -10,8 +10,10 @@ mod export;
 mod latency;
 mod measure_args;
 mod net_args;
+mod pipeline;
 mod profile;
 mod recipe_args;
+mod search;
 mod supernet;
 mod train;
 
@@ -52,6 +54,11 @@ enum Command {
     Supernet(supernet::SupernetCommand),
     /// Train one architecture from scratch; writes its weights (safetensors) and metadata.
     Train(train::TrainArgs),
+    /// Search an architecture for a latency target: shrink the space, evolve, re-measure on the device.
+    Search(search::SearchArgs),
+    /// The whole pipeline for a device and a latency target: profile, calibrate, supernet, shrink, search,
+    /// re-measure, retrain, export; reruns continue where they stopped.
+    Run(pipeline::RunArgs),
     /// Report what this installation can use (libtorch, CUDA, ONNX Runtime).
     Doctor(doctor::DoctorArgs),
 }
@@ -68,6 +75,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Data(cmd) => data::run(cmd),
         Command::Supernet(cmd) => supernet::run(cmd),
         Command::Train(args) => train::run(args),
+        Command::Search(args) => search::run(args),
+        Command::Run(args) => pipeline::run(args),
         Command::Doctor(args) => doctor::run(args),
     }
 }

@@ -1,10 +1,12 @@
 //! `hsconas supernet train|eval|extract`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hsconas_models::{Arch, Layout, NetConfig, SearchSpace};
+use hsconas_search::data::ImageSet;
 use hsconas_search::plots::{Scatter, Series, BLUE, GREY, ORANGE};
 use hsconas_search::train::eval::EvalSettings;
 use hsconas_search::train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
@@ -13,7 +15,7 @@ use hsconas_search::train::{checkpoint, TrainState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::data_args::DataArgs;
+use super::data_args::{DataArgs, Prepared};
 use super::recipe_args::RecipeArgs;
 
 #[derive(Debug, Subcommand)]
@@ -88,9 +90,9 @@ pub struct ExtractArgs {
 
 /// How the supernet of a run is built (stored in its checkpoint; a resume must match it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SupernetModel {
+pub(super) struct SupernetModel {
     kind: String,
-    config: NetConfig,
+    pub(super) config: NetConfig,
     space: SearchSpace,
 }
 
@@ -121,15 +123,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     let seed = args.recipe.seed;
     let mut training = SupernetTraining::new(config, space, seed, device)?;
     if args.eval_subnets > 0 {
-        let val = if args.eval_images > 0 && args.eval_images < data.val.len() {
-            let step = data.val.len() as f64 / args.eval_images as f64;
-            let idx: Vec<usize> = (0..args.eval_images)
-                .map(|i| (i as f64 * step) as usize)
-                .collect();
-            std::sync::Arc::new(data.val.subset(&idx))
-        } else {
-            data.val.clone()
-        };
+        let val = spread_subset(&data.val, args.eval_images);
         training.eval = Some((
             EvalData {
                 train: data.train.clone(),
@@ -220,7 +214,7 @@ pub fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
 }
 
 /// Builds the supernet a checkpoint was trained as and loads it.
-fn load_supernet(
+pub(super) fn load_supernet(
     path: &Path,
     device: tch::Device,
 ) -> anyhow::Result<(SupernetTraining, SupernetModel)> {
@@ -232,21 +226,36 @@ fn load_supernet(
     Ok((training, model))
 }
 
+/// `n` images spread evenly over `set` (all of them when `n` is 0 or not smaller).
+pub(super) fn spread_subset(set: &Arc<ImageSet>, n: usize) -> Arc<ImageSet> {
+    if n == 0 || n >= set.len() {
+        return set.clone();
+    }
+    let step = set.len() as f64 / n as f64;
+    let idx: Vec<usize> = (0..n).map(|i| (i as f64 * step) as usize).collect();
+    Arc::new(set.subset(&idx))
+}
+
+/// Refuses data whose image size or class count is not the supernet's.
+pub(super) fn ensure_data_matches(data: &Prepared, config: &NetConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        data.train.height == config.input_size && data.train.classes.len() == config.classes,
+        "the data ({}x{} images, {} classes) does not match the supernet (input {}, {} classes)",
+        data.train.width,
+        data.train.height,
+        data.train.classes.len(),
+        config.input_size,
+        config.classes
+    );
+    Ok(())
+}
+
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let arch: Arch = args.arch.parse().context("invalid --arch")?;
     let device = trainer::device(args.cuda)?;
     let (training, model) = load_supernet(&args.checkpoint, device)?;
     let data = args.data.prepare()?;
-    anyhow::ensure!(
-        data.train.height == model.config.input_size
-            && data.train.classes.len() == model.config.classes,
-        "the data ({}x{} images, {} classes) does not match the supernet (input {}, {} classes)",
-        data.train.width,
-        data.train.height,
-        data.train.classes.len(),
-        model.config.input_size,
-        model.config.classes
-    );
+    ensure_data_matches(&data, &model.config)?;
     let val = match (args.test, &data.test) {
         (true, Some(test)) => test.clone(),
         (true, None) => anyhow::bail!("the dataset has no test split"),

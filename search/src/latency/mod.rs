@@ -18,5 +18,6 @@ pub mod validation;
 pub use calibration::{calibrate, CalibrateJob};
 pub use clock::utc_now_rfc3339;
 pub use measurer::Measurer;
-pub use profiling::{profile_table, ProfileJob};
+pub use networks::NetworkRun;
+pub use profiling::{profile_table, progress_bar, ProfileJob};
 pub use validation::{validate, ValidateJob, ValidationReport};

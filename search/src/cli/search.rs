@@ -1,0 +1,632 @@
+//! `hsconas search`: progressive space shrinking and the evolutionary search on a trained supernet and a
+//! latency table, then re-measurement of the best candidates on the device (correcting the latency model
+//! and searching on when the winner misses the target). Resumable: the state is checkpointed after every
+//! shrunk layer and every generation.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use hsconas_devices::{Calibration, LatencyModel, NetworkSample};
+use hsconas_models::fsutil::write_atomic;
+use hsconas_models::{Arch, SearchSpace};
+use hsconas_search::latency::NetworkRun;
+use hsconas_search::nas::{
+    pareto_front, shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings, LayerDecision,
+    Objective, ObjectiveMode,
+};
+use hsconas_search::plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
+use hsconas_search::train::eval::EvalSettings;
+use hsconas_search::train::supernet_run::{evaluate_subnet, EvalData};
+use hsconas_search::train::trainer;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::data_args::DataArgs;
+use super::measure_args::TableDeviceArgs;
+use super::supernet::{ensure_data_matches, load_supernet, spread_subset};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    /// F = ACC + beta * |LAT/T - 1| (the paper).
+    Penalty,
+    /// LAT <= T required; maximise ACC.
+    Constraint,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Trained supernet checkpoint (`hsconas supernet train`).
+    #[arg(long, value_name = "FILE")]
+    supernet: PathBuf,
+    /// Calibrated latency table of the target device (same layout, input size and classes).
+    #[arg(long, value_name = "FILE")]
+    table: PathBuf,
+    /// Latency target T, ms.
+    #[arg(long, value_name = "T")]
+    target_ms: f64,
+    /// Penalty weight (negative; accuracy counts as a fraction 0..1).
+    #[arg(long, default_value_t = Objective::DEFAULT_BETA, allow_negative_numbers = true)]
+    beta: f64,
+    /// Soft penalty (the paper) or hard latency constraint.
+    #[arg(long, value_enum, default_value_t = ModeArg::Penalty)]
+    mode: ModeArg,
+    /// Shrink the space progressively before the evolutionary search.
+    #[arg(long)]
+    shrink: bool,
+    /// Shrinking stages: 1-based layers in scoring order, stages separated by '/'.
+    #[arg(
+        long,
+        default_value = "20,19,18,17/16,15,14,13",
+        value_name = "L,L/L,L"
+    )]
+    shrink_stages: String,
+    /// Architectures sampled per subspace quality Q (N).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    shrink_samples: usize,
+    /// Candidates per generation.
+    #[arg(long, default_value_t = 50)]
+    population: usize,
+    /// Generations.
+    #[arg(long, default_value_t = 20)]
+    generations: usize,
+    /// Best candidates kept as parents.
+    #[arg(long, default_value_t = 20)]
+    parents: usize,
+    /// Per-gene crossover probability.
+    #[arg(long, default_value_t = 0.25)]
+    crossover: f64,
+    /// Per-gene mutation probability.
+    #[arg(long, default_value_t = 0.25)]
+    mutation: f64,
+    /// Seed of shrinking samples and of the evolution.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Validation images per candidate (spread over the split; 0: all).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    eval_images: usize,
+    /// Training batches for each candidate's batch-norm recalibration.
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    bn_batches: usize,
+    /// Best candidates measured end to end on the device after the search (0: none).
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    remeasure: usize,
+    /// Largest accepted |measured / T - 1| of the winner before the latency model is corrected and the
+    /// search continues.
+    #[arg(long, default_value_t = 0.03)]
+    tolerance: f64,
+    /// Correction rounds at most.
+    #[arg(long, default_value_t = 2)]
+    max_rounds: usize,
+    /// Generations added after each correction.
+    #[arg(long, default_value_t = 5)]
+    extra_generations: usize,
+    #[command(flatten)]
+    device: TableDeviceArgs,
+    /// Output directory (report, plots, checkpoint).
+    #[arg(long, default_value = "runs/search", value_name = "DIR")]
+    out: PathBuf,
+    /// Continue the search whose checkpoint is in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Use CUDA for the supernet.
+    #[arg(long)]
+    cuda: bool,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Print the report as JSON instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One candidate measured end to end on the device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Remeasured {
+    arch: Arch,
+    accuracy: f64,
+    predicted_ms: f64,
+    measured_ms: f64,
+    table_sum_ms: f64,
+    round: usize,
+}
+
+/// Everything a resumed search needs; written atomically after every step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SearchState {
+    settings: serde_json::Value,
+    space: SearchSpace,
+    decisions: Vec<LayerDecision>,
+    candidates: Vec<Candidate>,
+    evolution: Option<Evolution>,
+    remeasured: Vec<Remeasured>,
+    /// Calibration samples added by re-measurement (on top of the table's).
+    extra_samples: Vec<NetworkSample>,
+    rounds: usize,
+}
+
+fn parse_stages(text: &str) -> anyhow::Result<Vec<Vec<usize>>> {
+    text.split('/')
+        .filter(|s| !s.trim().is_empty())
+        .map(|stage| {
+            stage
+                .split(',')
+                .map(|l| {
+                    let l: usize = l
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("bad layer '{l}'"))?;
+                    anyhow::ensure!((1..=20).contains(&l), "layer {l} is not in 1..=20");
+                    Ok(l - 1)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+    let objective = Objective::new(
+        args.target_ms,
+        args.beta,
+        match args.mode {
+            ModeArg::Penalty => ObjectiveMode::Penalty,
+            ModeArg::Constraint => ObjectiveMode::Constraint,
+        },
+    )?;
+    let stages = if args.shrink {
+        parse_stages(&args.shrink_stages).context("invalid --shrink-stages")?
+    } else {
+        Vec::new()
+    };
+    let evo_settings = EvolutionSettings {
+        population: args.population,
+        generations: args.generations,
+        parents: args.parents,
+        crossover: args.crossover,
+        mutation: args.mutation,
+        seed: args.seed,
+    };
+    evo_settings.validate()?;
+    let settings = json!({
+        "supernet": args.supernet, "table": args.table, "objective": objective,
+        "stages": stages, "shrink_samples": args.shrink_samples, "evolution": evo_settings,
+        "data": args.data.data, "eval_images": args.eval_images, "bn_batches": args.bn_batches,
+    });
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let state_path = args.out.join("search.partial.json");
+    let mut state = load_state(&state_path, args.resume, &settings)?;
+
+    let (table, measurer) = args.device.open(&args.table)?;
+    if let Some(n) = args.threads {
+        tch::set_num_threads(n as i32);
+    }
+    let device = trainer::device(args.cuda)?;
+    let (training, model) = load_supernet(&args.supernet, device)?;
+    anyhow::ensure!(
+        table.provenance.net_config() == model.config,
+        "the table was measured for {:?} but the supernet is {:?}",
+        table.provenance.net_config(),
+        model.config
+    );
+    let data = args.data.prepare()?;
+    ensure_data_matches(&data, &model.config)?;
+    let eval_data = EvalData {
+        train: data.train.clone(),
+        val: spread_subset(&data.val, args.eval_images),
+        transform: data.transform.clone(),
+    };
+    let eval_settings = EvalSettings {
+        bn_batches: args.bn_batches,
+        batch_size: 200,
+        seed: args.seed,
+    };
+    let oracle = |arch: &Arch| -> anyhow::Result<f64> {
+        Ok(
+            evaluate_subnet(&training.supernet, arch, &eval_data, &eval_settings, device).top1
+                / 100.0,
+        )
+    };
+    let mut evaluator = Evaluator::new(
+        oracle,
+        latency_model(&table, &state.extra_samples)?,
+        objective,
+    );
+    evaluator.restore(state.candidates.clone());
+    eprintln!(
+        "search: T = {} ms, beta = {}, {:?}; {} validation images per candidate; {} candidates from the checkpoint",
+        objective.target_ms,
+        objective.beta,
+        objective.mode,
+        eval_data.val.len(),
+        evaluator.evaluated().len()
+    );
+
+    let save = |state: &mut SearchState, evaluator: &Evaluator<_>| -> anyhow::Result<()> {
+        state.candidates = evaluator.evaluated().to_vec();
+        write_atomic(&state_path, &serde_json::to_vec(state)?)?;
+        Ok(())
+    };
+
+    for (s, stage) in stages.iter().enumerate() {
+        for &layer in stage {
+            if state.decisions.iter().any(|d| d.layer == layer) {
+                continue;
+            }
+            let ops = state.space.layers()[layer].ops.len();
+            let bar = hsconas_search::latency::progress_bar(
+                ops * args.shrink_samples,
+                &format!("stage {} layer {}", s + 1, layer + 1),
+                !args.json,
+            );
+            let d = shrink_layer(
+                &mut state.space,
+                layer,
+                args.shrink_samples,
+                args.seed,
+                &mut evaluator,
+                || bar.inc(1),
+            )?;
+            bar.finish_and_clear();
+            eprintln!(
+                "stage {} layer {}: {} -> keep {} (space 10^{:.1} -> 10^{:.1})",
+                s + 1,
+                layer + 1,
+                d.qualities
+                    .iter()
+                    .map(|q| format!("{} Q={:.4}", q.op, q.q))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                d.chosen,
+                d.log10_size_before,
+                d.log10_size_after
+            );
+            state.decisions.push(d);
+            save(&mut state, &evaluator)?;
+        }
+    }
+
+    let mut evo = match state.evolution.take() {
+        Some(evo) => evo,
+        None => Evolution::new(evo_settings, state.space.clone())?,
+    };
+    loop {
+        while !evo.is_done() {
+            let g = evo.step(&mut evaluator)?;
+            eprintln!(
+                "generation {:>2}: best F {:.4} (top-1 {:.2}%, {:.3} ms), mean F {:.4}, {} evaluated",
+                g.generation,
+                g.best_score,
+                g.best_accuracy * 100.0,
+                g.best_latency_ms,
+                g.mean_score,
+                g.evaluations
+            );
+            state.evolution = Some(evo.clone());
+            save(&mut state, &evaluator)?;
+        }
+        if args.remeasure == 0 {
+            break;
+        }
+        let best: Vec<Candidate> = ranked(evaluator.evaluated())
+            .into_iter()
+            .filter(|c| !state.remeasured.iter().any(|r| r.arch == c.arch))
+            .take(args.remeasure)
+            .collect();
+        if !best.is_empty() {
+            let run = NetworkRun {
+                table: &table,
+                measurer: &measurer,
+                purpose: "search",
+                seed: args.seed,
+                group: args.device.group,
+                checkpoint: args
+                    .out
+                    .join(format!("remeasure-{}.partial.json", state.rounds)),
+                progress: !args.json,
+            };
+            let archs: Vec<Arch> = best.iter().map(|c| c.arch.clone()).collect();
+            let samples = run.measure(&archs)?;
+            run.finish()?;
+            for (c, s) in best.iter().zip(&samples) {
+                eprintln!(
+                    "re-measured {}: predicted {:.3} ms, measured {:.3} ms ({:+.1}%)",
+                    c.arch,
+                    c.latency_ms,
+                    s.measured_ms,
+                    (c.latency_ms / s.measured_ms - 1.0) * 100.0
+                );
+                state.remeasured.push(Remeasured {
+                    arch: c.arch.clone(),
+                    accuracy: c.accuracy,
+                    predicted_ms: c.latency_ms,
+                    measured_ms: s.measured_ms,
+                    table_sum_ms: s.table_sum_ms,
+                    round: state.rounds,
+                });
+            }
+            state.extra_samples.extend(samples);
+        }
+        let winner = winner(&evaluator, &state.remeasured);
+        let miss = winner.as_ref().map_or(0.0, |(_, measured)| {
+            (measured / objective.target_ms - 1.0).abs()
+        });
+        if miss <= args.tolerance || state.rounds >= args.max_rounds {
+            state.evolution = Some(evo.clone());
+            save(&mut state, &evaluator)?;
+            break;
+        }
+        state.rounds += 1;
+        eprintln!(
+            "the winner misses T by {:.1}% (> {:.1}%): correcting the latency model with {} re-measured networks and searching {} more generations",
+            miss * 100.0,
+            args.tolerance * 100.0,
+            state.extra_samples.len(),
+            args.extra_generations
+        );
+        evaluator.set_model(latency_model(&table, &state.extra_samples)?);
+        evo.extend(args.extra_generations);
+        state.evolution = Some(evo.clone());
+        save(&mut state, &evaluator)?;
+    }
+
+    let report = report(&state, &evaluator, &evo, &settings);
+    write_atomic(
+        &args.out.join("search.json"),
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
+    write_atomic(
+        &args.out.join("space.json"),
+        &serde_json::to_vec_pretty(&state.space)?,
+    )?;
+    draw_plots(&args.out, &evo, evaluator.evaluated(), objective.target_ms)?;
+    // The report holds everything now; a rerun starts a new search.
+    std::fs::remove_file(&state_path)
+        .with_context(|| format!("removing {}", state_path.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report, &args.out);
+    }
+    Ok(())
+}
+
+fn load_state(
+    path: &Path,
+    resume: bool,
+    settings: &serde_json::Value,
+) -> anyhow::Result<SearchState> {
+    if resume && path.exists() {
+        let state: SearchState = serde_json::from_slice(&std::fs::read(path)?)
+            .with_context(|| format!("{} is not a search checkpoint", path.display()))?;
+        anyhow::ensure!(
+            &state.settings == settings,
+            "{} belongs to a search with other settings; use another --out or the same flags",
+            path.display()
+        );
+        return Ok(state);
+    }
+    anyhow::ensure!(
+        !path.exists(),
+        "{} holds an unfinished search: pass --resume to continue it, or use another --out",
+        path.display()
+    );
+    Ok(SearchState {
+        settings: settings.clone(),
+        space: SearchSpace::full(),
+        decisions: Vec::new(),
+        candidates: Vec::new(),
+        evolution: None,
+        remeasured: Vec::new(),
+        extra_samples: Vec::new(),
+        rounds: 0,
+    })
+}
+
+/// The table's model; with re-measured networks, recalibrated over the table's samples plus those.
+fn latency_model(
+    table: &hsconas_devices::LatencyTable,
+    extra: &[NetworkSample],
+) -> anyhow::Result<LatencyModel> {
+    if extra.is_empty() {
+        return Ok(LatencyModel::from_table(table)?);
+    }
+    let (seed, mut samples) = table
+        .calibration
+        .as_ref()
+        .map(|c| (c.seed, c.samples.clone()))
+        .unwrap_or_default();
+    samples.extend_from_slice(extra);
+    let n = samples.len();
+    let calibration = Calibration::from_samples(seed, n, samples);
+    Ok(LatencyModel::new(table, calibration.active())?)
+}
+
+/// Evaluated candidates, best `F` first (evaluation order on ties).
+fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
+    let mut all = candidates.to_vec();
+    all.sort_by(|a, b| b.score.total_cmp(&a.score));
+    all
+}
+
+/// The best candidate by `F` and its measured latency, when it was re-measured.
+fn winner(
+    evaluator: &Evaluator<impl hsconas_search::nas::AccuracyOracle>,
+    remeasured: &[Remeasured],
+) -> Option<(Candidate, f64)> {
+    let best = evaluator.best()?.clone();
+    let measured = remeasured
+        .iter()
+        .rev()
+        .find(|r| r.arch == best.arch)?
+        .measured_ms;
+    Some((best, measured))
+}
+
+fn report(
+    state: &SearchState,
+    evaluator: &Evaluator<impl hsconas_search::nas::AccuracyOracle>,
+    evo: &Evolution,
+    settings: &serde_json::Value,
+) -> serde_json::Value {
+    let best = evaluator.best();
+    let measured = best.and_then(|b| {
+        state
+            .remeasured
+            .iter()
+            .rev()
+            .find(|r| r.arch == b.arch)
+            .map(|r| r.measured_ms)
+    });
+    json!({
+        "settings": settings,
+        "correction": evaluator.model().correction(),
+        "space": state.space,
+        "log10_space_size": state.space.layers().iter().map(|l| (l.len() as f64).log10()).sum::<f64>(),
+        "shrinking": state.decisions,
+        "generations": evo.history,
+        "evaluations": evaluator.evaluated().len(),
+        "cache_hits": evaluator.cache_hits(),
+        "candidates": evaluator.evaluated(),
+        "pareto_front": pareto_front(evaluator.evaluated()),
+        "remeasured": state.remeasured,
+        "correction_rounds": state.rounds,
+        "winner": best.map(|b| json!({
+            "arch": b.arch.to_string(),
+            "accuracy": b.accuracy,
+            "predicted_ms": b.latency_ms,
+            "measured_ms": measured,
+            "score": b.score,
+        })),
+    })
+}
+
+fn draw_plots(
+    dir: &Path,
+    evo: &Evolution,
+    all: &[Candidate],
+    target_ms: f64,
+) -> anyhow::Result<()> {
+    let per_gen = |f: fn(&hsconas_search::nas::GenerationStats) -> f64| -> Vec<(f64, f64)> {
+        evo.history
+            .iter()
+            .map(|g| (g.generation as f64, f(g)))
+            .collect()
+    };
+    Scatter {
+        title: "evolutionary search: objective F per generation",
+        x_label: "generation",
+        y_label: "F",
+        series: vec![
+            Series {
+                label: "best F",
+                color: BLUE,
+                points: per_gen(|g| g.best_score),
+            },
+            Series {
+                label: "mean F",
+                color: ORANGE,
+                points: per_gen(|g| g.mean_score),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("search-score.png"))?;
+    Scatter {
+        title: "evolutionary search: accuracy per generation",
+        x_label: "generation",
+        y_label: "validation top-1 (fraction)",
+        series: vec![
+            Series {
+                label: "best-F candidate",
+                color: BLUE,
+                points: per_gen(|g| g.best_accuracy),
+            },
+            Series {
+                label: "population mean",
+                color: ORANGE,
+                points: per_gen(|g| g.mean_accuracy),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("search-accuracy.png"))?;
+    Scatter {
+        title: "evolutionary search: predicted latency per generation",
+        x_label: "generation",
+        y_label: "latency (ms)",
+        series: vec![
+            Series {
+                label: "best-F candidate",
+                color: BLUE,
+                points: per_gen(|g| g.best_latency_ms),
+            },
+            Series {
+                label: "population mean",
+                color: ORANGE,
+                points: per_gen(|g| g.mean_latency_ms),
+            },
+            Series {
+                label: "target",
+                color: GREY,
+                points: per_gen(|_| 0.0).iter().map(|p| (p.0, target_ms)).collect(),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("search-latency.png"))?;
+    Histogram {
+        title: "predicted latency of every evaluated candidate",
+        x_label: "latency (ms)",
+        values: all.iter().map(|c| c.latency_ms).collect(),
+        bins: 30,
+        marker: Some((target_ms, "target T")),
+    }
+    .draw(&dir.join("latency-histogram.png"))?;
+    let front = pareto_front(all);
+    Scatter {
+        title: "accuracy vs predicted latency (Pareto front in orange)",
+        x_label: "latency (ms)",
+        y_label: "validation top-1 (fraction)",
+        series: vec![
+            Series {
+                label: "evaluated",
+                color: GREY,
+                points: all.iter().map(|c| (c.latency_ms, c.accuracy)).collect(),
+            },
+            Series {
+                label: "Pareto front",
+                color: ORANGE,
+                points: front.iter().map(|c| (c.latency_ms, c.accuracy)).collect(),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("pareto.png"))
+}
+
+fn print_summary(report: &serde_json::Value, out: &Path) {
+    let w = &report["winner"];
+    println!("winner       {}", w["arch"].as_str().unwrap_or("-"));
+    println!(
+        "accuracy     {:.2}% (validation, supernet weights)",
+        w["accuracy"].as_f64().unwrap_or(f64::NAN) * 100.0
+    );
+    println!(
+        "predicted    {:.3} ms",
+        w["predicted_ms"].as_f64().unwrap_or(f64::NAN)
+    );
+    match w["measured_ms"].as_f64() {
+        Some(m) => println!("measured     {m:.3} ms"),
+        None => println!("measured     - (not re-measured)"),
+    }
+    println!(
+        "evaluated    {} candidates ({} cache hits), space 10^{:.1}",
+        report["evaluations"],
+        report["cache_hits"],
+        report["log10_space_size"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!("report       {}", out.join("search.json").display());
+}

@@ -1,0 +1,144 @@
+//! Scoring candidates: accuracy from an oracle (the supernet with inherited weights, in the product),
+//! latency from the latency model, `F` from the objective; every architecture evaluated at most once.
+
+use std::collections::HashMap;
+
+use hsconas_devices::LatencyModel;
+use hsconas_models::Arch;
+use serde::{Deserialize, Serialize};
+
+use super::objective::Objective;
+
+/// Where accuracies come from.
+pub trait AccuracyOracle {
+    /// Validation accuracy of `arch` as a fraction in `0..=1`.
+    fn accuracy(&mut self, arch: &Arch) -> anyhow::Result<f64>;
+}
+
+impl<F: FnMut(&Arch) -> anyhow::Result<f64>> AccuracyOracle for F {
+    fn accuracy(&mut self, arch: &Arch) -> anyhow::Result<f64> {
+        self(arch)
+    }
+}
+
+/// One evaluated architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The architecture.
+    pub arch: Arch,
+    /// Validation accuracy, a fraction.
+    pub accuracy: f64,
+    /// Predicted latency, ms.
+    pub latency_ms: f64,
+    /// Objective `F`.
+    pub score: f64,
+}
+
+/// Evaluates candidates through an oracle, the latency model and the objective, caching by architecture.
+pub struct Evaluator<O> {
+    oracle: O,
+    model: LatencyModel,
+    objective: Objective,
+    /// Accuracies by architecture, in the order they were first evaluated.
+    cache: HashMap<Arch, usize>,
+    evaluated: Vec<Candidate>,
+    hits: usize,
+}
+
+impl<O: AccuracyOracle> Evaluator<O> {
+    /// An evaluator with an empty cache.
+    pub fn new(oracle: O, model: LatencyModel, objective: Objective) -> Evaluator<O> {
+        Evaluator {
+            oracle,
+            model,
+            objective,
+            cache: HashMap::new(),
+            evaluated: Vec::new(),
+            hits: 0,
+        }
+    }
+
+    /// Restores previously evaluated candidates (from a checkpoint); their accuracies are trusted and
+    /// their latency and score recomputed with this evaluator's model and objective.
+    pub fn restore(&mut self, candidates: impl IntoIterator<Item = Candidate>) {
+        for c in candidates {
+            if !self.cache.contains_key(&c.arch) {
+                let c = self.rescored(c.arch, c.accuracy);
+                self.cache.insert(c.arch.clone(), self.evaluated.len());
+                self.evaluated.push(c);
+            }
+        }
+    }
+
+    fn rescored(&self, arch: Arch, accuracy: f64) -> Candidate {
+        let latency_ms = self.model.predict_ms(&arch);
+        Candidate {
+            score: self.objective.score(accuracy, latency_ms),
+            arch,
+            accuracy,
+            latency_ms,
+        }
+    }
+
+    /// The candidate for `arch`: from the cache, or measured by the oracle once.
+    pub fn evaluate(&mut self, arch: &Arch) -> anyhow::Result<Candidate> {
+        if let Some(&i) = self.cache.get(arch) {
+            self.hits += 1;
+            return Ok(self.evaluated[i].clone());
+        }
+        let accuracy = self.oracle.accuracy(arch)?;
+        if !(0.0..=1.0).contains(&accuracy) {
+            anyhow::bail!("accuracy of {arch} is {accuracy}, not a fraction in 0..=1");
+        }
+        let c = self.rescored(arch.clone(), accuracy);
+        self.cache.insert(arch.clone(), self.evaluated.len());
+        self.evaluated.push(c.clone());
+        Ok(c)
+    }
+
+    /// Whether `arch` was evaluated already.
+    pub fn contains(&self, arch: &Arch) -> bool {
+        self.cache.contains_key(arch)
+    }
+
+    /// Every evaluated candidate, in evaluation order.
+    pub fn evaluated(&self) -> &[Candidate] {
+        &self.evaluated
+    }
+
+    /// How many evaluations the cache answered.
+    pub fn cache_hits(&self) -> usize {
+        self.hits
+    }
+
+    /// The best candidate so far (highest `F`; the first one on ties).
+    pub fn best(&self) -> Option<&Candidate> {
+        self.evaluated
+            .iter()
+            .fold(None, |best: Option<&Candidate>, c| match best {
+                Some(b) if b.score >= c.score => Some(b),
+                _ => Some(c),
+            })
+    }
+
+    /// The objective.
+    pub fn objective(&self) -> &Objective {
+        &self.objective
+    }
+
+    /// The latency model.
+    pub fn model(&self) -> &LatencyModel {
+        &self.model
+    }
+
+    /// Replaces the latency model (a new correction after re-measurement) and rescores every cached
+    /// candidate; accuracies are kept.
+    pub fn set_model(&mut self, model: LatencyModel) {
+        self.model = model;
+        let old = std::mem::take(&mut self.evaluated);
+        self.evaluated = old
+            .into_iter()
+            .map(|c| self.rescored(c.arch, c.accuracy))
+            .collect();
+    }
+}

@@ -1,0 +1,290 @@
+//! The evolutionary search of paper section III-D: a population of architectures, the best `parents`
+//! kept each generation, children by mutation and crossover of operator and channel genes, always valid
+//! and inside the search space, never a re-evaluation of a known candidate. Every generation draws from
+//! its own generator seeded by `(seed, generation)`, so a resumed search continues exactly.
+
+use std::collections::HashSet;
+
+use anyhow::{bail, Context};
+use hsconas_models::{Arch, Choice, Op, Scale, SearchSpace, NUM_LAYERS};
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::evaluator::{AccuracyOracle, Candidate, Evaluator};
+
+/// Settings of the evolutionary search (paper defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvolutionSettings {
+    /// Candidates per generation (50).
+    pub population: usize,
+    /// Generations (20).
+    pub generations: usize,
+    /// Best candidates kept as parents (20).
+    pub parents: usize,
+    /// Per-gene probability that a crossover child takes the second parent's gene (0.25).
+    pub crossover: f64,
+    /// Per-gene probability that a mutation child's gene is redrawn (0.25).
+    pub mutation: f64,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for EvolutionSettings {
+    fn default() -> Self {
+        EvolutionSettings {
+            population: 50,
+            generations: 20,
+            parents: 20,
+            crossover: 0.25,
+            mutation: 0.25,
+            seed: 0,
+        }
+    }
+}
+
+impl EvolutionSettings {
+    /// Refuses settings the algorithm cannot run with.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.population < 2 {
+            bail!("the population must hold at least 2 candidates");
+        }
+        if self.parents == 0 || self.parents > self.population {
+            bail!(
+                "parents must be between 1 and the population ({}), got {}",
+                self.population,
+                self.parents
+            );
+        }
+        for (name, p) in [("crossover", self.crossover), ("mutation", self.mutation)] {
+            if !(0.0..=1.0).contains(&p) {
+                bail!("the {name} probability must be in 0..=1, got {p}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Summary of one evaluated generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    /// 0-based generation.
+    pub generation: usize,
+    /// Best `F` of the generation's population.
+    pub best_score: f64,
+    /// Mean `F`.
+    pub mean_score: f64,
+    /// Accuracy of the best-`F` candidate.
+    pub best_accuracy: f64,
+    /// Mean accuracy.
+    pub mean_accuracy: f64,
+    /// Latency of the best-`F` candidate, ms.
+    pub best_latency_ms: f64,
+    /// Mean latency, ms.
+    pub mean_latency_ms: f64,
+    /// The best-`F` architecture.
+    pub best_arch: Arch,
+    /// Distinct architectures evaluated so far.
+    pub evaluations: usize,
+}
+
+/// The search state; serialisable as a checkpoint between generations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evolution {
+    /// Settings.
+    pub settings: EvolutionSettings,
+    /// Where candidates live.
+    pub space: SearchSpace,
+    /// Generations evaluated so far.
+    pub generation: usize,
+    /// The population to evaluate next.
+    pub population: Vec<Arch>,
+    /// One entry per evaluated generation.
+    pub history: Vec<GenerationStats>,
+}
+
+fn generation_rng(seed: u64, generation: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (generation as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F))
+}
+
+impl Evolution {
+    /// A search whose first population is drawn uniformly from `space` (distinct where the space allows).
+    pub fn new(settings: EvolutionSettings, space: SearchSpace) -> anyhow::Result<Evolution> {
+        settings.validate()?;
+        let mut rng = generation_rng(settings.seed, 0);
+        let mut population = Vec::with_capacity(settings.population);
+        let mut seen = HashSet::new();
+        let mut tries = 0;
+        while population.len() < settings.population {
+            let arch = space.sample(&mut rng);
+            tries += 1;
+            if seen.insert(arch.clone()) || tries > 100 * settings.population {
+                population.push(arch);
+            }
+        }
+        Ok(Evolution {
+            settings,
+            space,
+            generation: 0,
+            population,
+            history: Vec::new(),
+        })
+    }
+
+    /// Whether every planned generation has been evaluated.
+    pub fn is_done(&self) -> bool {
+        self.generation >= self.settings.generations
+    }
+
+    /// Plans `extra` more generations (the search continues from the current population).
+    pub fn extend(&mut self, extra: usize) {
+        self.settings.generations = self.generation.max(self.settings.generations) + extra;
+    }
+
+    /// Evaluates the current population, records its statistics and breeds the next one.
+    pub fn step<O: AccuracyOracle>(
+        &mut self,
+        evaluator: &mut Evaluator<O>,
+    ) -> anyhow::Result<&GenerationStats> {
+        let mut scored: Vec<Candidate> = Vec::with_capacity(self.population.len());
+        for arch in &self.population {
+            scored.push(
+                evaluator
+                    .evaluate(arch)
+                    .with_context(|| format!("evaluating {arch}"))?,
+            );
+        }
+        // Stable sort: ties keep population order, so the result is deterministic.
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let n = scored.len() as f64;
+        let best = &scored[0];
+        self.history.push(GenerationStats {
+            generation: self.generation,
+            best_score: best.score,
+            mean_score: scored.iter().map(|c| c.score).sum::<f64>() / n,
+            best_accuracy: best.accuracy,
+            mean_accuracy: scored.iter().map(|c| c.accuracy).sum::<f64>() / n,
+            best_latency_ms: best.latency_ms,
+            mean_latency_ms: scored.iter().map(|c| c.latency_ms).sum::<f64>() / n,
+            best_arch: best.arch.clone(),
+            evaluations: evaluator.evaluated().len(),
+        });
+        let parents: Vec<Arch> = scored
+            .iter()
+            .take(self.settings.parents)
+            .map(|c| c.arch.clone())
+            .collect();
+        self.generation += 1;
+        self.population = self.breed(&parents, |a| evaluator.contains(a));
+        Ok(self
+            .history
+            .last()
+            .unwrap_or_else(|| unreachable!("just pushed")))
+    }
+
+    /// The next population: the parents, then mutation children, then crossover children, each new
+    /// (neither evaluated before nor already in the population) where the space allows.
+    fn breed(&self, parents: &[Arch], known: impl Fn(&Arch) -> bool) -> Vec<Arch> {
+        let s = &self.settings;
+        let mut rng = generation_rng(s.seed, self.generation);
+        let mut next: Vec<Arch> = parents.to_vec();
+        let mut members: HashSet<Arch> = next.iter().cloned().collect();
+        let wanted = s.population - next.len();
+        let mutants = wanted / 2;
+        let max_tries = 100 * s.population;
+        let mut tries = 0;
+        while next.len() < s.population {
+            let child = if tries >= max_tries {
+                self.space.sample(&mut rng)
+            } else if next.len() < parents.len() + mutants {
+                let a = parents.choose(&mut rng).unwrap_or(&parents[0]);
+                self.mutate(a, &mut rng)
+            } else {
+                let a = parents.choose(&mut rng).unwrap_or(&parents[0]);
+                let b = parents.choose(&mut rng).unwrap_or(&parents[0]);
+                self.crossover(a, b, &mut rng)
+            };
+            tries += 1;
+            let fresh = !known(&child) && !members.contains(&child);
+            if fresh || tries > 2 * max_tries {
+                members.insert(child.clone());
+                next.push(child);
+            }
+        }
+        next
+    }
+
+    /// Each layer's operator gene and channel gene redrawn from the space with probability `mutation`.
+    pub fn mutate(&self, parent: &Arch, rng: &mut impl Rng) -> Arch {
+        let mut choices = *parent.choices();
+        for (layer, slot) in choices.iter_mut().enumerate() {
+            let allowed = &self.space.layers()[layer];
+            let mut op = slot.op();
+            let mut scale = (!slot.is_skip()).then(|| slot.scale());
+            if rng.random_bool(self.settings.mutation) {
+                let ops: Vec<Op> = allowed.ops.iter().copied().collect();
+                op = *ops.choose(rng).unwrap_or(&op);
+            }
+            if scale.is_none() || rng.random_bool(self.settings.mutation) {
+                let scales: Vec<u8> = allowed.scales.iter().copied().collect();
+                scale = scales.choose(rng).and_then(|&t| Scale::from_tenths(t));
+            }
+            *slot = make_choice(op, scale);
+        }
+        valid(choices, parent)
+    }
+
+    /// Each layer's operator gene and channel gene taken from `b` with probability `crossover`, else
+    /// from `a`.
+    pub fn crossover(&self, a: &Arch, b: &Arch, rng: &mut impl Rng) -> Arch {
+        let mut choices = *a.choices();
+        for (slot, other) in choices.iter_mut().zip(b.choices()) {
+            let mut op = slot.op();
+            let mut scale = (!slot.is_skip()).then(|| slot.scale());
+            if rng.random_bool(self.settings.crossover) {
+                op = other.op();
+            }
+            if !other.is_skip() && (scale.is_none() || rng.random_bool(self.settings.crossover)) {
+                scale = Some(other.scale());
+            }
+            *slot = make_choice(op, scale);
+        }
+        valid(choices, a)
+    }
+}
+
+fn make_choice(op: Op, scale: Option<Scale>) -> Choice {
+    match op {
+        Op::Skip => Choice::SKIP,
+        _ => Choice::new(op, scale.unwrap_or(Scale::FULL)),
+    }
+}
+
+/// Genes come from the space's per-layer sets, which never put `skip` in a stride-2 layer, so the
+/// architecture is valid; `fallback` guards the impossible case.
+fn valid(choices: [Choice; NUM_LAYERS], fallback: &Arch) -> Arch {
+    Arch::new(choices).unwrap_or_else(|_| fallback.clone())
+}
+
+/// The baseline: `evaluations` distinct architectures drawn uniformly from `space` (seeded); returns
+/// them in draw order.
+pub fn random_search<O: AccuracyOracle>(
+    evaluator: &mut Evaluator<O>,
+    space: &SearchSpace,
+    evaluations: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<Candidate>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(evaluations);
+    let mut tries = 0;
+    while out.len() < evaluations {
+        let arch = space.sample(&mut rng);
+        tries += 1;
+        if evaluator.contains(&arch) && tries < 100 * evaluations {
+            continue;
+        }
+        out.push(evaluator.evaluate(&arch)?);
+    }
+    Ok(out)
+}
