@@ -1,6 +1,6 @@
 //! `hsconas search` end to end on a briefly trained layout-A supernet, the committed CIFAR-10 sample and
 //! the committed `local-cpu` input-32 table: shrinking, evolution, re-measurement with a correction round,
-//! the report and plots; a killed search resumes to exactly the result of an uninterrupted one.
+//! fine-tuning after each stage, the report and plots; a killed search resumes to exactly the result of an uninterrupted one.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -144,7 +144,15 @@ fn search_shrinks_evolves_remeasures_and_reports() {
     for m in remeasured {
         assert!(m["measured_ms"].as_f64().expect("ms") > 0.0);
     }
-    // Every evaluated candidate after shrinking lies in the shrunk space, each evaluated once.
+    // The supernet was fine-tuned after each stage; the candidates scored before the last fine-tuning
+    // are dropped, so every reported candidate was evaluated once, in the shrunk space, with the final
+    // weights.
+    for stage in ["finetune-1", "finetune-2"] {
+        assert!(
+            out.join(stage).join("checkpoint.safetensors").exists(),
+            "{stage}"
+        );
+    }
     let candidates = r["candidates"].as_array().expect("candidates");
     let archs: Vec<Arch> = candidates
         .iter()
@@ -152,6 +160,9 @@ fn search_shrinks_evolves_remeasures_and_reports() {
         .collect();
     let distinct: std::collections::HashSet<_> = archs.iter().collect();
     assert_eq!(distinct.len(), archs.len());
+    for arch in &archs {
+        space.check(arch).expect("inside the shrunk space");
+    }
     let winner: Arch = r["winner"]["arch"]
         .as_str()
         .expect("string")
@@ -191,11 +202,15 @@ fn a_killed_search_resumes_to_the_same_result() {
     let reference = report(&hsconas(&search_args(
         &ckpt,
         &tmp.path().join("a"),
-        &["--remeasure", "0", "--json"],
+        &["--remeasure", "0", "--finetune-epochs", "0", "--json"],
     )));
 
     let out = tmp.path().join("b");
-    let args = search_args(&ckpt, &out, &["--remeasure", "0", "--json"]);
+    let args = search_args(
+        &ckpt,
+        &out,
+        &["--remeasure", "0", "--finetune-epochs", "0", "--json"],
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_hsconas"))
         .args(&args)
         .stdout(Stdio::null())

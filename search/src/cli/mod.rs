@@ -14,6 +14,7 @@ mod pipeline;
 mod profile;
 mod recipe_args;
 mod search;
+mod search_report;
 mod supernet;
 mod train;
 

@@ -12,19 +12,20 @@ use hsconas_models::fsutil::write_atomic;
 use hsconas_models::{Arch, SearchSpace};
 use hsconas_search::latency::NetworkRun;
 use hsconas_search::nas::{
-    pareto_front, shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings, LayerDecision,
-    Objective, ObjectiveMode,
+    shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings, LayerDecision, Objective,
+    ObjectiveMode,
 };
-use hsconas_search::plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
 use hsconas_search::train::eval::EvalSettings;
-use hsconas_search::train::supernet_run::{evaluate_subnet, EvalData};
-use hsconas_search::train::trainer;
+use hsconas_search::train::sgd::SgdSettings;
+use hsconas_search::train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
+use hsconas_search::train::trainer::{self, checkpoint_path, TrainSettings};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::data_args::DataArgs;
 use super::measure_args::TableDeviceArgs;
-use super::supernet::{ensure_data_matches, load_supernet, spread_subset};
+use super::search_report;
+use super::supernet::{ensure_data_matches, load_supernet, spread_subset, SupernetModel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ModeArg {
@@ -64,6 +65,12 @@ pub struct SearchArgs {
     /// Architectures sampled per subspace quality Q (N).
     #[arg(long, default_value_t = 100, value_name = "N")]
     shrink_samples: usize,
+    /// Epochs of supernet fine-tuning in the shrunk space after each shrinking stage (0: none).
+    #[arg(long, default_value_t = 1, value_name = "E")]
+    finetune_epochs: usize,
+    /// Learning rate of the fine-tuning (cosine from this to 0).
+    #[arg(long, default_value_t = 0.01, value_name = "LR")]
+    finetune_lr: f64,
     /// Candidates per generation.
     #[arg(long, default_value_t = 50)]
     population: usize,
@@ -124,27 +131,31 @@ pub struct SearchArgs {
 
 /// One candidate measured end to end on the device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Remeasured {
-    arch: Arch,
-    accuracy: f64,
-    predicted_ms: f64,
-    measured_ms: f64,
-    table_sum_ms: f64,
-    round: usize,
+pub(super) struct Remeasured {
+    pub(super) arch: Arch,
+    pub(super) accuracy: f64,
+    pub(super) predicted_ms: f64,
+    pub(super) measured_ms: f64,
+    pub(super) table_sum_ms: f64,
+    pub(super) round: usize,
 }
 
 /// Everything a resumed search needs; written atomically after every step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SearchState {
-    settings: serde_json::Value,
-    space: SearchSpace,
-    decisions: Vec<LayerDecision>,
-    candidates: Vec<Candidate>,
-    evolution: Option<Evolution>,
-    remeasured: Vec<Remeasured>,
+pub(super) struct SearchState {
+    pub(super) settings: serde_json::Value,
+    pub(super) space: SearchSpace,
+    pub(super) decisions: Vec<LayerDecision>,
+    pub(super) candidates: Vec<Candidate>,
+    pub(super) evolution: Option<Evolution>,
+    pub(super) remeasured: Vec<Remeasured>,
     /// Calibration samples added by re-measurement (on top of the table's).
-    extra_samples: Vec<NetworkSample>,
-    rounds: usize,
+    pub(super) extra_samples: Vec<NetworkSample>,
+    pub(super) rounds: usize,
+    /// Shrinking stages after which the supernet has been fine-tuned (its weights are in
+    /// `finetune-<k>/checkpoint.safetensors`).
+    #[serde(default)]
+    pub(super) finetuned: usize,
 }
 
 fn parse_stages(text: &str) -> anyhow::Result<Vec<Vec<usize>>> {
@@ -192,6 +203,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let settings = json!({
         "supernet": args.supernet, "table": args.table, "objective": objective,
         "stages": stages, "shrink_samples": args.shrink_samples, "evolution": evo_settings,
+        "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
         "data": args.data.data, "eval_images": args.eval_images, "bn_batches": args.bn_batches,
     });
     std::fs::create_dir_all(&args.out)
@@ -204,7 +216,11 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         tch::set_num_threads(n as i32);
     }
     let device = trainer::device(args.cuda)?;
-    let (training, model) = load_supernet(&args.supernet, device)?;
+    let weights = match state.finetuned {
+        0 => args.supernet.clone(),
+        k => checkpoint_path(&finetune_dir(&args.out, k)),
+    };
+    let (mut training, model) = load_supernet(&weights, device)?;
     anyhow::ensure!(
         table.provenance.net_config() == model.config,
         "the table was measured for {:?} but the supernet is {:?}",
@@ -223,70 +239,69 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         batch_size: 200,
         seed: args.seed,
     };
-    let oracle = |arch: &Arch| -> anyhow::Result<f64> {
-        Ok(
-            evaluate_subnet(&training.supernet, arch, &eval_data, &eval_settings, device).top1
-                / 100.0,
-        )
+    let save = |state: &mut SearchState, candidates: &[Candidate]| -> anyhow::Result<()> {
+        state.candidates = candidates.to_vec();
+        write_atomic(&state_path, &serde_json::to_vec(state)?)?;
+        Ok(())
     };
+    eprintln!(
+        "search: T = {} ms, beta = {}, {:?}; {} validation images per candidate; supernet {}; {} candidates from the checkpoint",
+        objective.target_ms,
+        objective.beta,
+        objective.mode,
+        eval_data.val.len(),
+        weights.display(),
+        state.candidates.len()
+    );
+
+    for (s, stage) in stages.iter().enumerate() {
+        {
+            let oracle = supernet_oracle(&training.supernet, &eval_data, &eval_settings, device);
+            let mut evaluator = Evaluator::new(
+                oracle,
+                latency_model(&table, &state.extra_samples)?,
+                objective,
+            );
+            evaluator.restore(state.candidates.clone());
+            for &layer in stage {
+                if state.decisions.iter().any(|d| d.layer == layer) {
+                    continue;
+                }
+                let d = shrink_one(&mut state.space, layer, s, &args, &mut evaluator)?;
+                state.decisions.push(d);
+                save(&mut state, evaluator.evaluated())?;
+            }
+        }
+        if args.finetune_epochs > 0 && state.finetuned <= s {
+            let dir = finetune_dir(&args.out, s + 1);
+            eprintln!(
+                "fine-tuning the supernet in the shrunk space for {} epoch(s) into {}",
+                args.finetune_epochs,
+                dir.display()
+            );
+            finetune(
+                &mut training,
+                model.config,
+                &state.space,
+                &data,
+                &args,
+                &dir,
+            )?;
+            state.finetuned = s + 1;
+            // Accuracies measured with the weights before fine-tuning no longer hold.
+            save(&mut state, &[])?;
+        }
+    }
+
+    let oracle = supernet_oracle(&training.supernet, &eval_data, &eval_settings, device);
     let mut evaluator = Evaluator::new(
         oracle,
         latency_model(&table, &state.extra_samples)?,
         objective,
     );
     evaluator.restore(state.candidates.clone());
-    eprintln!(
-        "search: T = {} ms, beta = {}, {:?}; {} validation images per candidate; {} candidates from the checkpoint",
-        objective.target_ms,
-        objective.beta,
-        objective.mode,
-        eval_data.val.len(),
-        evaluator.evaluated().len()
-    );
-
-    let save = |state: &mut SearchState, evaluator: &Evaluator<_>| -> anyhow::Result<()> {
-        state.candidates = evaluator.evaluated().to_vec();
-        write_atomic(&state_path, &serde_json::to_vec(state)?)?;
-        Ok(())
-    };
-
-    for (s, stage) in stages.iter().enumerate() {
-        for &layer in stage {
-            if state.decisions.iter().any(|d| d.layer == layer) {
-                continue;
-            }
-            let ops = state.space.layers()[layer].ops.len();
-            let bar = hsconas_search::latency::progress_bar(
-                ops * args.shrink_samples,
-                &format!("stage {} layer {}", s + 1, layer + 1),
-                !args.json,
-            );
-            let d = shrink_layer(
-                &mut state.space,
-                layer,
-                args.shrink_samples,
-                args.seed,
-                &mut evaluator,
-                || bar.inc(1),
-            )?;
-            bar.finish_and_clear();
-            eprintln!(
-                "stage {} layer {}: {} -> keep {} (space 10^{:.1} -> 10^{:.1})",
-                s + 1,
-                layer + 1,
-                d.qualities
-                    .iter()
-                    .map(|q| format!("{} Q={:.4}", q.op, q.q))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                d.chosen,
-                d.log10_size_before,
-                d.log10_size_after
-            );
-            state.decisions.push(d);
-            save(&mut state, &evaluator)?;
-        }
-    }
+    let save =
+        |state: &mut SearchState, evaluator: &Evaluator<_>| save(state, evaluator.evaluated());
 
     let mut evo = match state.evolution.take() {
         Some(evo) => evo,
@@ -372,7 +387,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         save(&mut state, &evaluator)?;
     }
 
-    let report = report(&state, &evaluator, &evo, &settings);
+    let report = search_report::report(&state, &evaluator, &evo, &settings);
     write_atomic(
         &args.out.join("search.json"),
         &serde_json::to_vec_pretty(&report)?,
@@ -381,15 +396,105 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         &args.out.join("space.json"),
         &serde_json::to_vec_pretty(&state.space)?,
     )?;
-    draw_plots(&args.out, &evo, evaluator.evaluated(), objective.target_ms)?;
+    search_report::draw_plots(&args.out, &evo, evaluator.evaluated(), objective.target_ms)?;
     // The report holds everything now; a rerun starts a new search.
     std::fs::remove_file(&state_path)
         .with_context(|| format!("removing {}", state_path.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_summary(&report, &args.out);
+        search_report::print_summary(&report, &args.out);
     }
+    Ok(())
+}
+
+/// Accuracy of a subnet with the supernet's weights, as a fraction.
+fn supernet_oracle<'a>(
+    supernet: &'a hsconas_search::nn::Supernet,
+    data: &'a EvalData,
+    settings: &'a EvalSettings,
+    device: tch::Device,
+) -> impl FnMut(&Arch) -> anyhow::Result<f64> + 'a {
+    move |arch: &Arch| Ok(evaluate_subnet(supernet, arch, data, settings, device).top1 / 100.0)
+}
+
+/// Shrinks one layer with a progress bar and logs every Q.
+fn shrink_one<O: hsconas_search::nas::AccuracyOracle>(
+    space: &mut SearchSpace,
+    layer: usize,
+    stage: usize,
+    args: &SearchArgs,
+    evaluator: &mut Evaluator<O>,
+) -> anyhow::Result<LayerDecision> {
+    let ops = space.layers()[layer].ops.len();
+    let bar = hsconas_search::latency::progress_bar(
+        ops * args.shrink_samples,
+        &format!("stage {} layer {}", stage + 1, layer + 1),
+        !args.json,
+    );
+    let d = shrink_layer(
+        space,
+        layer,
+        args.shrink_samples,
+        args.seed,
+        evaluator,
+        || bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    eprintln!(
+        "stage {} layer {}: {} -> keep {} (space 10^{:.1} -> 10^{:.1})",
+        stage + 1,
+        layer + 1,
+        d.qualities
+            .iter()
+            .map(|q| format!("{} Q={:.4}", q.op, q.q))
+            .collect::<Vec<_>>()
+            .join(", "),
+        d.chosen,
+        d.log10_size_before,
+        d.log10_size_after
+    );
+    Ok(d)
+}
+
+fn finetune_dir(out: &Path, stage: usize) -> PathBuf {
+    out.join(format!("finetune-{stage}"))
+}
+
+/// Trains the supernet in `space` for `--finetune-epochs` (resuming a killed fine-tuning in `dir`).
+fn finetune(
+    training: &mut SupernetTraining,
+    config: hsconas_models::NetConfig,
+    space: &SearchSpace,
+    data: &super::data_args::Prepared,
+    args: &SearchArgs,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    training.space = space.clone();
+    training.eval = None;
+    let settings = TrainSettings {
+        epochs: args.finetune_epochs,
+        batch_size: 64,
+        lr: args.finetune_lr,
+        warmup_epochs: 0,
+        label_smoothing: 0.0,
+        sgd: SgdSettings::default(),
+        seed: args.seed,
+        loader_workers: 2,
+    };
+    let description = serde_json::to_value(SupernetModel::new(config, space.clone()))?;
+    let resume = checkpoint_path(dir).exists();
+    trainer::train(
+        training,
+        description,
+        data.train.clone(),
+        data.transform.clone(),
+        &settings,
+        dir,
+        resume,
+        None,
+        !args.json,
+    )?;
     Ok(())
 }
 
@@ -422,6 +527,7 @@ fn load_state(
         remeasured: Vec::new(),
         extra_samples: Vec::new(),
         rounds: 0,
+        finetuned: 0,
     })
 }
 
@@ -452,7 +558,7 @@ fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
 }
 
 /// The best candidate by `F` and its measured latency, when it was re-measured.
-fn winner(
+pub(super) fn winner(
     evaluator: &Evaluator<impl hsconas_search::nas::AccuracyOracle>,
     remeasured: &[Remeasured],
 ) -> Option<(Candidate, f64)> {
@@ -463,170 +569,4 @@ fn winner(
         .find(|r| r.arch == best.arch)?
         .measured_ms;
     Some((best, measured))
-}
-
-fn report(
-    state: &SearchState,
-    evaluator: &Evaluator<impl hsconas_search::nas::AccuracyOracle>,
-    evo: &Evolution,
-    settings: &serde_json::Value,
-) -> serde_json::Value {
-    let best = evaluator.best();
-    let measured = best.and_then(|b| {
-        state
-            .remeasured
-            .iter()
-            .rev()
-            .find(|r| r.arch == b.arch)
-            .map(|r| r.measured_ms)
-    });
-    json!({
-        "settings": settings,
-        "correction": evaluator.model().correction(),
-        "space": state.space,
-        "log10_space_size": state.space.layers().iter().map(|l| (l.len() as f64).log10()).sum::<f64>(),
-        "shrinking": state.decisions,
-        "generations": evo.history,
-        "evaluations": evaluator.evaluated().len(),
-        "cache_hits": evaluator.cache_hits(),
-        "candidates": evaluator.evaluated(),
-        "pareto_front": pareto_front(evaluator.evaluated()),
-        "remeasured": state.remeasured,
-        "correction_rounds": state.rounds,
-        "winner": best.map(|b| json!({
-            "arch": b.arch.to_string(),
-            "accuracy": b.accuracy,
-            "predicted_ms": b.latency_ms,
-            "measured_ms": measured,
-            "score": b.score,
-        })),
-    })
-}
-
-fn draw_plots(
-    dir: &Path,
-    evo: &Evolution,
-    all: &[Candidate],
-    target_ms: f64,
-) -> anyhow::Result<()> {
-    let per_gen = |f: fn(&hsconas_search::nas::GenerationStats) -> f64| -> Vec<(f64, f64)> {
-        evo.history
-            .iter()
-            .map(|g| (g.generation as f64, f(g)))
-            .collect()
-    };
-    Scatter {
-        title: "evolutionary search: objective F per generation",
-        x_label: "generation",
-        y_label: "F",
-        series: vec![
-            Series {
-                label: "best F",
-                color: BLUE,
-                points: per_gen(|g| g.best_score),
-            },
-            Series {
-                label: "mean F",
-                color: ORANGE,
-                points: per_gen(|g| g.mean_score),
-            },
-        ],
-        identity: None,
-    }
-    .draw(&dir.join("search-score.png"))?;
-    Scatter {
-        title: "evolutionary search: accuracy per generation",
-        x_label: "generation",
-        y_label: "validation top-1 (fraction)",
-        series: vec![
-            Series {
-                label: "best-F candidate",
-                color: BLUE,
-                points: per_gen(|g| g.best_accuracy),
-            },
-            Series {
-                label: "population mean",
-                color: ORANGE,
-                points: per_gen(|g| g.mean_accuracy),
-            },
-        ],
-        identity: None,
-    }
-    .draw(&dir.join("search-accuracy.png"))?;
-    Scatter {
-        title: "evolutionary search: predicted latency per generation",
-        x_label: "generation",
-        y_label: "latency (ms)",
-        series: vec![
-            Series {
-                label: "best-F candidate",
-                color: BLUE,
-                points: per_gen(|g| g.best_latency_ms),
-            },
-            Series {
-                label: "population mean",
-                color: ORANGE,
-                points: per_gen(|g| g.mean_latency_ms),
-            },
-            Series {
-                label: "target",
-                color: GREY,
-                points: per_gen(|_| 0.0).iter().map(|p| (p.0, target_ms)).collect(),
-            },
-        ],
-        identity: None,
-    }
-    .draw(&dir.join("search-latency.png"))?;
-    Histogram {
-        title: "predicted latency of every evaluated candidate",
-        x_label: "latency (ms)",
-        values: all.iter().map(|c| c.latency_ms).collect(),
-        bins: 30,
-        marker: Some((target_ms, "target T")),
-    }
-    .draw(&dir.join("latency-histogram.png"))?;
-    let front = pareto_front(all);
-    Scatter {
-        title: "accuracy vs predicted latency (Pareto front in orange)",
-        x_label: "latency (ms)",
-        y_label: "validation top-1 (fraction)",
-        series: vec![
-            Series {
-                label: "evaluated",
-                color: GREY,
-                points: all.iter().map(|c| (c.latency_ms, c.accuracy)).collect(),
-            },
-            Series {
-                label: "Pareto front",
-                color: ORANGE,
-                points: front.iter().map(|c| (c.latency_ms, c.accuracy)).collect(),
-            },
-        ],
-        identity: None,
-    }
-    .draw(&dir.join("pareto.png"))
-}
-
-fn print_summary(report: &serde_json::Value, out: &Path) {
-    let w = &report["winner"];
-    println!("winner       {}", w["arch"].as_str().unwrap_or("-"));
-    println!(
-        "accuracy     {:.2}% (validation, supernet weights)",
-        w["accuracy"].as_f64().unwrap_or(f64::NAN) * 100.0
-    );
-    println!(
-        "predicted    {:.3} ms",
-        w["predicted_ms"].as_f64().unwrap_or(f64::NAN)
-    );
-    match w["measured_ms"].as_f64() {
-        Some(m) => println!("measured     {m:.3} ms"),
-        None => println!("measured     - (not re-measured)"),
-    }
-    println!(
-        "evaluated    {} candidates ({} cache hits), space 10^{:.1}",
-        report["evaluations"],
-        report["cache_hits"],
-        report["log10_space_size"].as_f64().unwrap_or(f64::NAN)
-    );
-    println!("report       {}", out.join("search.json").display());
 }

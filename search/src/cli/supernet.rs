@@ -115,11 +115,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{} is not a search space", path.display()))?,
         None => SearchSpace::full(),
     };
-    let model = SupernetModel {
-        kind: "supernet".into(),
-        config,
-        space: space.clone(),
-    };
+    let model = SupernetModel::new(config, space.clone());
     let seed = args.recipe.seed;
     let mut training = SupernetTraining::new(config, space, seed, device)?;
     if args.eval_subnets > 0 {
@@ -214,6 +210,17 @@ pub fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
 }
 
 /// Builds the supernet a checkpoint was trained as and loads it.
+impl SupernetModel {
+    /// The description of a supernet trained in `space` (what its checkpoint records).
+    pub(super) fn new(config: NetConfig, space: SearchSpace) -> SupernetModel {
+        SupernetModel {
+            kind: "supernet".into(),
+            config,
+            space,
+        }
+    }
+}
+
 pub(super) fn load_supernet(
     path: &Path,
     device: tch::Device,

@@ -1,0 +1,181 @@
+//! The search report (`search.json`), its plots (paper Fig. 6, latency histogram, Pareto front) and the
+//! human summary of `hsconas search`.
+
+use std::path::Path;
+
+use hsconas_search::nas::{
+    pareto_front, AccuracyOracle, Candidate, Evaluator, Evolution, GenerationStats,
+};
+use hsconas_search::plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
+use serde_json::json;
+
+use super::search::SearchState;
+
+/// The report of DESIGN.md section 5.
+pub(super) fn report(
+    state: &SearchState,
+    evaluator: &Evaluator<impl AccuracyOracle>,
+    evo: &Evolution,
+    settings: &serde_json::Value,
+) -> serde_json::Value {
+    let best = evaluator.best();
+    let measured = best.and_then(|b| {
+        state
+            .remeasured
+            .iter()
+            .rev()
+            .find(|r| r.arch == b.arch)
+            .map(|r| r.measured_ms)
+    });
+    json!({
+        "settings": settings,
+        "correction": evaluator.model().correction(),
+        "space": state.space,
+        "log10_space_size": state.space.layers().iter().map(|l| (l.len() as f64).log10()).sum::<f64>(),
+        "shrinking": state.decisions,
+        "generations": evo.history,
+        "evaluations": evaluator.evaluated().len(),
+        "cache_hits": evaluator.cache_hits(),
+        "candidates": evaluator.evaluated(),
+        "pareto_front": pareto_front(evaluator.evaluated()),
+        "remeasured": state.remeasured,
+        "correction_rounds": state.rounds,
+        "winner": best.map(|b| json!({
+            "arch": b.arch.to_string(),
+            "accuracy": b.accuracy,
+            "predicted_ms": b.latency_ms,
+            "measured_ms": measured,
+            "score": b.score,
+        })),
+    })
+}
+
+/// `search-score.png`, `search-accuracy.png`, `search-latency.png`, `latency-histogram.png`, `pareto.png`.
+pub(super) fn draw_plots(
+    dir: &Path,
+    evo: &Evolution,
+    all: &[Candidate],
+    target_ms: f64,
+) -> anyhow::Result<()> {
+    let per_gen = |f: fn(&GenerationStats) -> f64| -> Vec<(f64, f64)> {
+        evo.history
+            .iter()
+            .map(|g| (g.generation as f64, f(g)))
+            .collect()
+    };
+    Scatter {
+        title: "evolutionary search: objective F per generation",
+        x_label: "generation",
+        y_label: "F",
+        series: vec![
+            Series {
+                label: "best F",
+                color: BLUE,
+                points: per_gen(|g| g.best_score),
+            },
+            Series {
+                label: "mean F",
+                color: ORANGE,
+                points: per_gen(|g| g.mean_score),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("search-score.png"))?;
+    Scatter {
+        title: "evolutionary search: accuracy per generation",
+        x_label: "generation",
+        y_label: "validation top-1 (fraction)",
+        series: vec![
+            Series {
+                label: "best-F candidate",
+                color: BLUE,
+                points: per_gen(|g| g.best_accuracy),
+            },
+            Series {
+                label: "population mean",
+                color: ORANGE,
+                points: per_gen(|g| g.mean_accuracy),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("search-accuracy.png"))?;
+    Scatter {
+        title: "evolutionary search: predicted latency per generation",
+        x_label: "generation",
+        y_label: "latency (ms)",
+        series: vec![
+            Series {
+                label: "best-F candidate",
+                color: BLUE,
+                points: per_gen(|g| g.best_latency_ms),
+            },
+            Series {
+                label: "population mean",
+                color: ORANGE,
+                points: per_gen(|g| g.mean_latency_ms),
+            },
+            Series {
+                label: "target",
+                color: GREY,
+                points: per_gen(|_| 0.0).iter().map(|p| (p.0, target_ms)).collect(),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("search-latency.png"))?;
+    Histogram {
+        title: "predicted latency of every evaluated candidate",
+        x_label: "latency (ms)",
+        values: all.iter().map(|c| c.latency_ms).collect(),
+        bins: 30,
+        marker: Some((target_ms, "target T")),
+    }
+    .draw(&dir.join("latency-histogram.png"))?;
+    let front = pareto_front(all);
+    Scatter {
+        title: "accuracy vs predicted latency (Pareto front in orange)",
+        x_label: "latency (ms)",
+        y_label: "validation top-1 (fraction)",
+        series: vec![
+            Series {
+                label: "evaluated",
+                color: GREY,
+                points: all.iter().map(|c| (c.latency_ms, c.accuracy)).collect(),
+            },
+            Series {
+                label: "Pareto front",
+                color: ORANGE,
+                points: front.iter().map(|c| (c.latency_ms, c.accuracy)).collect(),
+            },
+        ],
+        identity: None,
+    }
+    .draw(&dir.join("pareto.png"))
+}
+
+/// The winner and where the report is.
+pub(super) fn print_summary(report: &serde_json::Value, out: &Path) {
+    let w = &report["winner"];
+    println!("winner       {}", w["arch"].as_str().unwrap_or("-"));
+    println!(
+        "accuracy     {:.2}% (validation, supernet weights)",
+        w["accuracy"].as_f64().unwrap_or(f64::NAN) * 100.0
+    );
+    println!(
+        "predicted    {:.3} ms",
+        w["predicted_ms"].as_f64().unwrap_or(f64::NAN)
+    );
+    match w["measured_ms"].as_f64() {
+        Some(m) => println!("measured     {m:.3} ms"),
+        None => println!("measured     - (not re-measured)"),
+    }
+    println!(
+        "evaluated    {} candidates ({} cache hits), space 10^{:.1}",
+        report["evaluations"],
+        report["cache_hits"],
+        report["log10_space_size"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!("report       {}", out.join("search.json").display());
+}
