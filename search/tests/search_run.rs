@@ -113,6 +113,7 @@ fn search_shrinks_evolves_remeasures_and_reports() {
             "1",
             "--extra-generations",
             "1",
+            "--random-baseline",
             "--json",
         ],
     )));
@@ -163,6 +164,12 @@ fn search_shrinks_evolves_remeasures_and_reports() {
     for arch in &archs {
         space.check(arch).expect("inside the shrunk space");
     }
+    let baseline = &r["random_baseline"];
+    assert_eq!(baseline["evaluations"].as_u64(), Some(archs.len() as u64));
+    let drawn: Arch = serde_json::from_value(baseline["best"]["arch"].clone()).expect("arch");
+    space
+        .check(&drawn)
+        .expect("the baseline draws from the shrunk space");
     let winner: Arch = r["winner"]["arch"]
         .as_str()
         .expect("string")

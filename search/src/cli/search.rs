@@ -12,8 +12,8 @@ use hsconas_models::fsutil::write_atomic;
 use hsconas_models::{Arch, SearchSpace};
 use hsconas_search::latency::NetworkRun;
 use hsconas_search::nas::{
-    shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings, LayerDecision, Objective,
-    ObjectiveMode,
+    random_search, shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings, LayerDecision,
+    Objective, ObjectiveMode,
 };
 use hsconas_search::train::eval::EvalSettings;
 use hsconas_search::train::sgd::SgdSettings;
@@ -97,6 +97,10 @@ pub struct SearchArgs {
     /// Training batches for each candidate's batch-norm recalibration.
     #[arg(long, default_value_t = 10, value_name = "K")]
     bn_batches: usize,
+    /// After the search, also draw as many architectures uniformly from the final space as the search
+    /// evaluated and report the best of them (the random-search baseline).
+    #[arg(long)]
+    random_baseline: bool,
     /// Best candidates measured end to end on the device after the search (0: none).
     #[arg(long, default_value_t = 3, value_name = "K")]
     remeasure: usize,
@@ -387,7 +391,19 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         save(&mut state, &evaluator)?;
     }
 
-    let report = search_report::report(&state, &evaluator, &evo, &settings);
+    let mut report = search_report::report(&state, &evaluator, &evo, &settings);
+    if args.random_baseline {
+        let evaluations = evaluator.evaluated().len();
+        eprintln!("random-search baseline: {evaluations} uniformly drawn architectures");
+        let oracle = supernet_oracle(&training.supernet, &eval_data, &eval_settings, device);
+        let mut baseline = Evaluator::new(oracle, evaluator.model().clone(), objective);
+        random_search(&mut baseline, &state.space, evaluations, args.seed)?;
+        report["random_baseline"] = json!({
+            "evaluations": evaluations,
+            "best": baseline.best(),
+            "search_best_score": evaluator.best().map(|c| c.score),
+        });
+    }
     write_atomic(
         &args.out.join("search.json"),
         &serde_json::to_vec_pretty(&report)?,
