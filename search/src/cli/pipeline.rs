@@ -172,7 +172,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let data = args.data.prepare()?;
     let input_size = data.train.height;
     let classes = data.train.classes.len();
-    let data_flags = vec![
+    let mut data_flags = vec![
         s("--data"),
         path(&args.data.data),
         s("--val-fraction"),
@@ -180,6 +180,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         s("--split-seed"),
         s(args.data.split_seed),
     ];
+    if let Some(size) = args.data.resize {
+        data_flags.extend([s("--resize"), s(size)]);
+    }
     let threads: Vec<String> = args
         .threads
         .map(|n| vec![s("--threads"), s(n)])
