@@ -169,9 +169,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{device_name}-{}ms", args.target_ms)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let data = args.data.prepare()?;
-    let input_size = data.train.height;
-    let classes = data.train.classes.len();
+    let table = out.join("table.json");
+    if let (Some(given), false) = (&args.table, table.exists()) {
+        std::fs::copy(given, &table)
+            .with_context(|| format!("copying {} to {}", given.display(), table.display()))?;
+    }
+    // Image size and classes: from the table once there is one (a rerun decodes no images here; the
+    // training and search steps check the data against the table), else from the data.
+    let (input_size, classes) = match LatencyTable::load(&table) {
+        Ok(t) => (t.provenance.input_size, t.provenance.classes),
+        Err(_) => {
+            let data = args.data.prepare()?;
+            (data.train.height, data.train.classes.len())
+        }
+    };
     let mut data_flags = vec![
         s("--data"),
         path(&args.data.data),
@@ -197,12 +208,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let announce = |n: usize, what: &str| eprintln!("\n== step {n}/6: {what} ==");
 
     // 1. Latency table (profile resumes an unfinished one and measures nothing for a complete one).
-    let table = out.join("table.json");
     announce(1, "latency table");
-    if let (Some(given), false) = (&args.table, table.exists()) {
-        std::fs::copy(given, &table)
-            .with_context(|| format!("copying {} to {}", given.display(), table.display()))?;
-    }
     let complete = LatencyTable::load(&table).is_ok_and(|t| t.missing_entries().is_empty());
     if complete {
         eprintln!("{} is complete: skipped", table.display());

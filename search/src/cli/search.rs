@@ -260,13 +260,15 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
 
     for (s, stage) in stages.iter().enumerate() {
         {
-            let oracle = supernet_oracle(&training.supernet, &eval_data, &eval_settings, device);
-            let mut evaluator = Evaluator::new(
-                oracle,
+            let mut evaluator = supernet_evaluator(
+                &training.supernet,
+                &eval_data,
+                &eval_settings,
+                device,
                 latency_model(&table, &state.extra_samples)?,
                 objective,
+                &state.candidates,
             );
-            evaluator.restore(state.candidates.clone());
             for &layer in stage {
                 if state.decisions.iter().any(|d| d.layer == layer) {
                     continue;
@@ -297,13 +299,15 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         }
     }
 
-    let oracle = supernet_oracle(&training.supernet, &eval_data, &eval_settings, device);
-    let mut evaluator = Evaluator::new(
-        oracle,
+    let mut evaluator = supernet_evaluator(
+        &training.supernet,
+        &eval_data,
+        &eval_settings,
+        device,
         latency_model(&table, &state.extra_samples)?,
         objective,
+        &state.candidates,
     );
-    evaluator.restore(state.candidates.clone());
     let save =
         |state: &mut SearchState, evaluator: &Evaluator<_>| save(state, evaluator.evaluated());
 
@@ -409,8 +413,15 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     if args.random_baseline {
         let evaluations = evaluator.evaluated().len();
         eprintln!("random-search baseline: {evaluations} uniformly drawn architectures");
-        let oracle = supernet_oracle(&training.supernet, &eval_data, &eval_settings, device);
-        let mut baseline = Evaluator::new(oracle, evaluator.model().clone(), objective);
+        let mut baseline = supernet_evaluator(
+            &training.supernet,
+            &eval_data,
+            &eval_settings,
+            device,
+            evaluator.model().clone(),
+            objective,
+            &[],
+        );
         random_search(&mut baseline, &state.space, evaluations, args.seed)?;
         report["random_baseline"] = json!({
             "evaluations": evaluations,
@@ -438,14 +449,22 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accuracy of a subnet with the supernet's weights, as a fraction.
-fn supernet_oracle<'a>(
+/// An evaluator whose accuracies come from the supernet's weights (validation top-1 as a fraction),
+/// holding the checkpoint's `candidates`.
+fn supernet_evaluator<'a>(
     supernet: &'a hsconas_search::nn::Supernet,
     data: &'a EvalData,
     settings: &'a EvalSettings,
     device: tch::Device,
-) -> impl FnMut(&Arch) -> anyhow::Result<f64> + 'a {
-    move |arch: &Arch| Ok(evaluate_subnet(supernet, arch, data, settings, device).top1 / 100.0)
+    model: LatencyModel,
+    objective: Objective,
+    candidates: &[Candidate],
+) -> Evaluator<impl FnMut(&Arch) -> anyhow::Result<f64> + 'a> {
+    let oracle =
+        move |arch: &Arch| Ok(evaluate_subnet(supernet, arch, data, settings, device).top1 / 100.0);
+    let mut evaluator = Evaluator::new(oracle, model, objective);
+    evaluator.restore(candidates.iter().cloned());
+    evaluator
 }
 
 /// Shrinks one layer with a progress bar and logs every Q.
