@@ -39,6 +39,17 @@ pub enum ExportError {
         /// The parser's message.
         reason: String,
     },
+    /// A `model.json` that is missing, unreadable or inconsistent.
+    #[error("'{path}': {reason}")]
+    BadModelInfo {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// tract could not run the exported model to record the golden output.
+    #[error("computing the golden output with tract: {0}")]
+    Golden(String),
     /// A batch size of zero or an unsupported opset.
     #[error("invalid export option: {0}")]
     BadOption(String),

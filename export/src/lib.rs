@@ -1,15 +1,27 @@
-//! Export of HSCoNAS layer graphs: weights ([`Weights`], safetensors or a seeded random initialisation)
-//! and ONNX models ([`onnx`]) of whole networks, reference networks and single profiling pieces.
+//! Export of HSCoNAS layer graphs: weights ([`Weights`], safetensors or a seeded random initialisation),
+//! ONNX models ([`onnx`]) of whole networks, reference networks and single profiling pieces, trained
+//! networks with batch norms folded and their metadata ([`trained_onnx`], [`ModelInfo`]), and generated
+//! Rust inference crates ([`generate_crate`]).
 //!
 //! The ONNX protobuf types are the prost-generated ones that `tract-onnx` maintains
 //! (`tract_onnx::pb`); nothing here encodes protobuf by hand.
 
+mod crate_gen;
 mod error;
+mod fold;
 mod fsutil;
+mod model_info;
 pub mod onnx;
+mod trained;
 mod weights;
 
+pub use crate_gen::{
+    generate_crate, golden_input, tract_logits, validate_crate_name, CrateOptions, GeneratedCrate,
+};
 pub use error::ExportError;
+pub use fold::fold_batch_norms;
 pub use fsutil::write_atomic;
+pub use model_info::{producer, Accuracy, ModelInfo, Normalisation, MODEL_INFO_FILE, WEIGHTS_FILE};
 pub use onnx::{Batch, OnnxOptions};
+pub use trained::{trained_graph, trained_onnx, TrainedExport};
 pub use weights::{Tensor, Weights};

@@ -74,6 +74,11 @@ impl Weights {
         self.tensors.insert(name.into(), tensor);
     }
 
+    /// Removes a tensor, returning it.
+    pub fn remove(&mut self, name: &str) -> Option<Tensor> {
+        self.tensors.remove(name)
+    }
+
     /// A tensor by name.
     pub fn get(&self, name: &str) -> Option<&Tensor> {
         self.tensors.get(name)

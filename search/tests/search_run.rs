@@ -321,7 +321,13 @@ fn the_pipeline_runs_end_to_end_and_continues_after_a_kill() {
     );
     assert!(summary["measured_ms"].as_f64().expect("re-measured") > 0.0);
     assert_eq!(summary["retrained"]["architecture"], summary["arch"]);
-    for file in ["final/weights.safetensors", "model.onnx"] {
+    for file in [
+        "final/weights.safetensors",
+        "model.onnx",
+        "crate/Cargo.toml",
+        "crate/model.onnx",
+        "crate/tests/golden.rs",
+    ] {
         assert!(out.join(file).exists(), "{file}");
     }
     // A third run has nothing left to do.
@@ -331,6 +337,6 @@ fn the_pipeline_runs_end_to_end_and_continues_after_a_kill() {
         String::from_utf8_lossy(&again.stderr)
             .matches("skipped")
             .count(),
-        6
+        7
     );
 }

@@ -210,6 +210,8 @@ fn onnx_initialiser_counts_equal_arch_info() {
                     size,
                     "--classes",
                     classes,
+                    // Batch norms kept: the count is the IR's trainable parameters.
+                    "--keep-bn",
                     "--out",
                     path_str,
                 ],
@@ -231,6 +233,7 @@ fn onnx_initialiser_counts_equal_arch_info() {
             "onnx",
             "--reference",
             "mnasnet1_0",
+            "--keep-bn",
             "--out",
             path.to_str().expect("utf-8"),
         ],

@@ -1,28 +1,40 @@
-//! `hsconas export onnx`.
+//! `hsconas export onnx` and `hsconas export crate`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use hsconas_export::{onnx, Batch, OnnxOptions, Weights};
+use hsconas_export::{
+    fold_batch_norms, generate_crate, onnx, validate_crate_name, Batch, CrateOptions, ModelInfo,
+    OnnxOptions, Weights, MODEL_INFO_FILE,
+};
 use hsconas_models::graph::Graph;
 use hsconas_models::hsconas::{self, Piece};
 use hsconas_models::reference::Reference;
 use hsconas_models::Arch;
+use serde_json::json;
 
 use super::arch::thousands;
 use super::net_args::NetArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
-    /// Write an architecture, a reference network or one profiling piece as an ONNX model.
+    /// Write a trained network, an architecture, a reference network or one profiling piece as ONNX.
+    ///
+    /// With the output of `hsconas train` (`--weights DIR`, or its weights file with `model.json`
+    /// beside it), architecture, geometry, class names and normalisation come from `model.json` and are
+    /// stored in the model's `metadata_props`. Batch norms are folded into the convolutions unless
+    /// `--keep-bn`.
     Onnx(OnnxArgs),
+    /// Generate a Rust inference crate for a trained network: `Model::load`, `predict`, `classify`,
+    /// the model embedded, a README, examples and a golden test; backends `tract` (default) and `ort`.
+    Crate(CrateArgs),
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["arch", "reference", "piece"]))]
+#[command(group = clap::ArgGroup::new("what").args(["arch", "reference", "piece"]))]
 pub struct OnnxArgs {
-    /// Architecture string (20 comma-separated `op:scale` entries).
+    /// Architecture string (20 comma-separated `op:scale` entries). Optional with trained weights.
     #[arg(long, value_name = "STR")]
     arch: Option<String>,
     /// A reference network: mobilenet_v2, shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x1_5,
@@ -33,14 +45,19 @@ pub struct OnnxArgs {
     /// (e.g. `L3:shuffle5:0.5`, `L2:skip`), at the input shape it sees inside the network.
     #[arg(long, value_name = "KEY")]
     piece: Option<String>,
+    /// Layout, input size and classes (ignored when `model.json` describes the network).
     #[command(flatten)]
     net: NetArgs,
     /// Batch size, or `dynamic` for a symbolic batch dimension.
     #[arg(long, default_value = "1", value_name = "B|dynamic")]
     batch: String,
-    /// Weights (safetensors, PyTorch-style names). Without it, a seeded random initialisation.
-    #[arg(long, value_name = "FILE")]
+    /// Weights: the directory `hsconas train` wrote, or a safetensors file (PyTorch-style names; with
+    /// `model.json` beside it, that describes the network). Without it, a seeded random initialisation.
+    #[arg(long, value_name = "DIR|FILE")]
     weights: Option<PathBuf>,
+    /// Keep batch norms as separate operators (default: folded into the convolutions).
+    #[arg(long)]
+    keep_bn: bool,
     /// Seed of the random initialisation (ignored with --weights).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -55,20 +72,138 @@ pub struct OnnxArgs {
     out: PathBuf,
 }
 
+#[derive(Debug, Args)]
+pub struct CrateArgs {
+    /// The trained network: the directory `hsconas train` wrote, or its `weights.safetensors` (with
+    /// `model.json` beside it).
+    #[arg(long, value_name = "DIR|FILE")]
+    weights: PathBuf,
+    /// Crate name (letters, digits, `-`, `_`; starts with a letter).
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    /// Output directory (new or empty).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Read `model.onnx` from the crate directory at run time instead of embedding it.
+    #[arg(long)]
+    model_path: bool,
+    /// Keep batch norms as separate operators (default: folded into the convolutions).
+    #[arg(long)]
+    keep_bn: bool,
+    /// Replace the generated files in an existing, non-empty output directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run(cmd: ExportCommand) -> anyhow::Result<()> {
     match cmd {
         ExportCommand::Onnx(args) => export_onnx(args),
+        ExportCommand::Crate(args) => export_crate(args),
+    }
+}
+
+/// Weights and, when `model.json` is found beside them, the network's metadata.
+fn load_weights(path: &Path) -> anyhow::Result<(Weights, Option<ModelInfo>)> {
+    let trained = if path.is_dir() {
+        true
+    } else {
+        path.parent()
+            .unwrap_or(Path::new("."))
+            .join(MODEL_INFO_FILE)
+            .is_file()
+    };
+    if trained {
+        let (file, info) = ModelInfo::locate(path)?;
+        Ok((Weights::load_safetensors(&file)?, Some(info)))
+    } else {
+        Ok((Weights::load_safetensors(path)?, None))
     }
 }
 
 fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
+    let (weights, info) = match &args.weights {
+        Some(path) => {
+            let (w, info) = load_weights(path)?;
+            (Some(w), info)
+        }
+        None => (None, None),
+    };
+    let (graph, metadata) = match &info {
+        Some(info) => {
+            if args.reference.is_some() || args.piece.is_some() {
+                anyhow::bail!(
+                    "--weights holds a trained network ({}); --reference and --piece do not apply",
+                    info.architecture
+                );
+            }
+            if let Some(text) = &args.arch {
+                let arch: Arch = text.parse().context("invalid --arch")?;
+                let trained = info.arch().map_err(anyhow::Error::msg)?;
+                anyhow::ensure!(
+                    arch == trained,
+                    "--arch differs from the architecture the weights were trained for ({trained})"
+                );
+            }
+            (hsconas_export::trained_graph(info)?, info.onnx_metadata())
+        }
+        None => untrained_graph(&args)?,
+    };
+    let batch = match args.batch.as_str() {
+        "dynamic" => Batch::Symbolic,
+        n => match n.parse::<usize>() {
+            Ok(b) if b > 0 => Batch::Fixed(b),
+            _ => anyhow::bail!("--batch must be a positive whole number or 'dynamic', got '{n}'"),
+        },
+    };
+    let weights = weights.unwrap_or_else(|| Weights::random(&graph, args.seed));
+    weights.check(&graph).with_context(|| {
+        format!(
+            "the weights do not fit the network{}",
+            args.weights
+                .as_ref()
+                .map(|p| format!(" ({})", p.display()))
+                .unwrap_or_default()
+        )
+    })?;
+    let (graph, weights) = if args.keep_bn {
+        (graph, weights)
+    } else {
+        fold_batch_norms(&graph, &weights)?
+    };
+    let options = OnnxOptions {
+        batch,
+        opset: args.opset,
+        metadata,
+    };
+    onnx::write(&args.out, &graph, &weights, &options)?;
+    eprintln!(
+        "wrote {} ({} params, {:.1} M MACs per sample, {} nodes{})",
+        args.out.display(),
+        thousands(graph.param_count()),
+        graph.macs() as f64 / 1e6,
+        graph.nodes.len(),
+        if args.keep_bn {
+            ""
+        } else {
+            ", batch norms folded"
+        }
+    );
+    Ok(())
+}
+
+/// The graph and metadata of `--arch`, `--reference` or `--piece` with the geometry of the flags.
+fn untrained_graph(args: &OnnxArgs) -> anyhow::Result<(Graph, Vec<(String, String)>)> {
     let config = args.net.config()?;
     let mut metadata = vec![
         ("layout".to_string(), config.layout.to_string()),
         ("input_size".to_string(), config.input_size.to_string()),
-        ("classes".to_string(), config.classes.to_string()),
+        ("num_classes".to_string(), config.classes.to_string()),
+        ("producer".to_string(), hsconas_export::producer()),
     ];
-    let graph: Graph = if let Some(text) = &args.arch {
+    let graph = if let Some(text) = &args.arch {
         let arch: Arch = text.parse().context("invalid --arch")?;
         metadata.push(("architecture".into(), arch.to_string()));
         hsconas::network(&arch, &config)?
@@ -81,31 +216,49 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
         metadata.push(("piece".into(), piece.key()));
         hsconas::piece(piece, &config)?
     } else {
-        unreachable!("clap requires one of --arch, --reference, --piece")
+        anyhow::bail!(
+            "say what to export: --arch, --reference or --piece, or --weights with the output of \
+             `hsconas train`"
+        )
     };
-    let batch = match args.batch.as_str() {
-        "dynamic" => Batch::Symbolic,
-        n => match n.parse::<usize>() {
-            Ok(b) if b > 0 => Batch::Fixed(b),
-            _ => anyhow::bail!("--batch must be a positive whole number or 'dynamic', got '{n}'"),
-        },
+    Ok((graph, metadata))
+}
+
+fn export_crate(args: CrateArgs) -> anyhow::Result<()> {
+    validate_crate_name(&args.name)?;
+    let (file, info) = ModelInfo::locate(&args.weights)?;
+    let weights = Weights::load_safetensors(&file)?;
+    let options = CrateOptions {
+        name: args.name.clone(),
+        embed: !args.model_path,
+        keep_bn: args.keep_bn,
+        overwrite: args.overwrite,
     };
-    let weights = match &args.weights {
-        Some(path) => Weights::load_safetensors(path)?,
-        None => Weights::random(&graph, args.seed),
-    };
-    let options = OnnxOptions {
-        batch,
-        opset: args.opset,
-        metadata,
-    };
-    onnx::write(&args.out, &graph, &weights, &options)?;
-    eprintln!(
-        "wrote {} ({} params, {:.1} M MACs per sample, {} nodes)",
-        args.out.display(),
-        thousands(graph.param_count()),
-        graph.macs() as f64 / 1e6,
-        graph.nodes.len()
-    );
+    let generated = generate_crate(&info, &weights, &options, &args.out)
+        .with_context(|| format!("generating crate '{}'", args.name))?;
+    if !generated.formatted {
+        eprintln!("note: rustfmt was not found or failed; the generated sources are unformatted");
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "dir": generated.dir,
+                "name": args.name,
+                "architecture": info.architecture,
+                "files": generated.files,
+                "formatted": generated.formatted,
+                "golden": generated.golden,
+            }))?
+        );
+    } else {
+        eprintln!(
+            "wrote crate '{}' to {} ({} files)\n  try: cd {} && cargo run --release --example classify -- IMAGE",
+            args.name,
+            generated.dir.display(),
+            generated.files.len(),
+            generated.dir.display()
+        );
+    }
     Ok(())
 }

@@ -60,6 +60,18 @@ pub struct RunArgs {
     threads: Option<usize>,
 }
 
+/// `hsconet-<device>-<T>ms` as a crate name (`.` becomes `_`, other odd characters `-`).
+fn crate_name(device: &str, target_ms: f64) -> String {
+    format!("hsconet-{device}-{target_ms}ms")
+        .chars()
+        .map(|c| match c {
+            '.' => '_',
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '_' => c,
+            _ => '-',
+        })
+        .collect()
+}
+
 /// Parses one step's flags exactly as its own command would.
 #[derive(Debug, Parser)]
 struct Step<T: Args> {
@@ -205,7 +217,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .chain(args.token.iter().flat_map(|t| [s("--token"), t.clone()]))
         .collect();
     let started = std::time::Instant::now();
-    let announce = |n: usize, what: &str| eprintln!("\n== step {n}/6: {what} ==");
+    let announce = |n: usize, what: &str| eprintln!("\n== step {n}/7: {what} ==");
 
     // 1. Latency table (profile resumes an unfinished one and measures nothing for a complete one).
     announce(1, "latency table");
@@ -359,20 +371,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("{} exists: skipped", onnx.display());
     } else {
         let argv = vec![
-            s("--arch"),
-            winner.clone(),
-            s("--layout"),
-            args.layout.clone(),
-            s("--input-size"),
-            s(input_size),
-            s("--classes"),
-            s(classes),
             s("--weights"),
-            path(&weights),
+            path(&final_dir),
+            s("--batch"),
+            s("dynamic"),
             s("--out"),
             path(&onnx),
         ];
         super::export::run(super::export::ExportCommand::Onnx(step_args(&argv)?))?;
+    }
+
+    // 7. The inference crate.
+    announce(7, "Rust inference crate");
+    let krate = out.join("crate");
+    if krate.join("Cargo.toml").exists() {
+        eprintln!("{} exists: skipped", krate.display());
+    } else {
+        let name = crate_name(&device_name, args.target_ms);
+        let argv = vec![
+            s("--weights"),
+            path(&final_dir),
+            s("--name"),
+            name,
+            s("--out"),
+            path(&krate),
+            s("--overwrite"),
+        ];
+        super::export::run(super::export::ExportCommand::Crate(step_args(&argv)?))?;
     }
 
     let model: serde_json::Value = std::fs::read(final_dir.join("model.json"))
@@ -390,7 +415,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "retrained": model,
         "files": {
             "table": table, "supernet": supernet_ckpt, "search_report": out.join("search/search.json"),
-            "weights": weights, "onnx": onnx,
+            "weights": weights, "onnx": onnx, "crate": krate,
         },
         "seconds_this_invocation": started.elapsed().as_secs_f64(),
     });
@@ -415,6 +440,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         model["test"]["top1"]
             .as_f64()
             .map_or("-".to_string(), |t| format!("{t:.2}%"))
+    );
+    println!(
+        "crate     {} (try: cargo run --release --example classify -- IMAGE)",
+        krate.display()
     );
     println!("files     {} (summary.json lists them)", out.display());
     Ok(())

@@ -2,13 +2,13 @@
 
 use anyhow::Context;
 use clap::Args;
+use hsconas_export::{ModelInfo, Normalisation, MODEL_INFO_FILE, WEIGHTS_FILE};
 use hsconas_models::{hsconas, Arch, Layout, NetConfig};
 use hsconas_search::nn::Mode;
-use hsconas_search::train::eval::accuracy;
+use hsconas_search::train::eval::{accuracy, Accuracy};
 use hsconas_search::train::standalone_run::StandaloneTraining;
 use hsconas_search::train::trainer::{self, checkpoint_path};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::data_args::DataArgs;
 use super::recipe_args::RecipeArgs;
@@ -81,7 +81,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let weights = training.weights()?;
-    weights.save_safetensors(&out.join("weights.safetensors"))?;
+    weights.save_safetensors(&out.join(WEIGHTS_FILE))?;
     let eval_on = |set: &hsconas_search::data::ImageSet| {
         accuracy(set, &data.transform, 200, device, |x| {
             training.net.forward(x, Mode::Eval)
@@ -89,26 +89,31 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let val = eval_on(&data.val);
     let test = data.test.as_ref().map(|t| eval_on(t));
-    let metadata = json!({
-        "architecture": arch.to_string(),
-        "layout": config.layout.to_string(),
-        "input_size": config.input_size,
-        "classes": data.train.classes,
-        "normalisation": { "mean": data.transform.mean, "std": data.transform.std },
-        "epochs": state.epochs_done,
-        "val": val,
-        "test": test,
-    });
-    hsconas_models::fsutil::write_atomic(
-        &out.join("model.json"),
-        &serde_json::to_vec_pretty(&metadata)?,
-    )?;
+    let exported = |a: Accuracy| hsconas_export::Accuracy {
+        top1: a.top1,
+        top5: a.top5,
+        images: a.images,
+    };
+    let info = ModelInfo {
+        architecture: arch.to_string(),
+        layout: config.layout.to_string(),
+        input_size: config.input_size,
+        classes: data.train.classes.clone(),
+        normalisation: Normalisation {
+            mean: data.transform.mean.clone(),
+            std: data.transform.std.clone(),
+        },
+        epochs: Some(state.epochs_done),
+        val: Some(exported(val)),
+        test: test.map(exported),
+    };
+    info.save(&out.join(MODEL_INFO_FILE))?;
     println!(
         "validation top-1 {:.2}%{}; weights in {}",
         val.top1,
         test.map(|t| format!(", test top-1 {:.2}%", t.top1))
             .unwrap_or_default(),
-        out.join("weights.safetensors").display()
+        out.join(WEIGHTS_FILE).display()
     );
     Ok(())
 }

@@ -1,0 +1,423 @@
+//! `hsconas export crate`: a complete Rust inference crate for a trained network.
+//!
+//! The crate holds `Cargo.toml`, `src/lib.rs` (`Model::load`, `predict`, `classify`, typed errors,
+//! backends `tract` and `ort` as features), the ONNX model (embedded with `include_bytes!` or loaded
+//! from the crate directory), a README with a usage example, `examples/classify.rs`,
+//! `examples/bench.rs`, and `tests/golden.rs`: a fixed input with the logits tract gives for it now.
+//! Sources come from the templates in `export/templates/crate`; the generated Rust is run through
+//! `rustfmt` when the toolchain has it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tract_onnx::prelude::*;
+
+use crate::{trained_onnx, write_atomic, ExportError, ModelInfo, TrainedExport, Weights};
+
+const CARGO_TOML: &str = include_str!("../templates/crate/Cargo.toml.in");
+const LIB_RS: &str = include_str!("../templates/crate/lib.rs.in");
+const GOLDEN_RS: &str = include_str!("../templates/crate/golden.rs.in");
+const CLASSIFY_RS: &str = include_str!("../templates/crate/classify.rs.in");
+const BENCH_RS: &str = include_str!("../templates/crate/bench.rs.in");
+const README_MD: &str = include_str!("../templates/crate/README.md.in");
+
+/// How many classes `classify` returns (fewer when the network has fewer classes).
+const TOP_K: usize = 5;
+
+/// Settings of a generated crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrateOptions {
+    /// Package name (a valid crate name; `-` becomes `_` in the library name).
+    pub name: String,
+    /// Embed the model with `include_bytes!` (default) rather than reading `model.onnx` at run time.
+    pub embed: bool,
+    /// Keep batch norms instead of folding them.
+    pub keep_bn: bool,
+    /// Replace the files of an existing non-empty output directory.
+    pub overwrite: bool,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedCrate {
+    /// The crate directory.
+    pub dir: PathBuf,
+    /// Files written, relative to `dir`.
+    pub files: Vec<PathBuf>,
+    /// Whether `rustfmt` formatted the Rust sources (they are valid Rust either way).
+    pub formatted: bool,
+    /// The golden logits stored in `tests/golden.rs`.
+    pub golden: Vec<f32>,
+}
+
+/// Refuses names Cargo would refuse or that cannot be a library name.
+pub fn validate_crate_name(name: &str) -> Result<(), ExportError> {
+    let bad = |why: &str| Err(ExportError::BadOption(format!("crate name '{name}' {why}")));
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return bad("is empty"),
+        Some(c) if !c.is_ascii_alphabetic() => return bad("must start with an ASCII letter"),
+        _ => {}
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return bad("may contain only ASCII letters, digits, '-' and '_'");
+    }
+    if name.len() > 64 {
+        return bad("is longer than 64 characters");
+    }
+    const RESERVED: &[&str] = &[
+        "abstract",
+        "as",
+        "async",
+        "await",
+        "become",
+        "box",
+        "break",
+        "const",
+        "continue",
+        "crate",
+        "do",
+        "dyn",
+        "else",
+        "enum",
+        "extern",
+        "false",
+        "final",
+        "fn",
+        "for",
+        "gen",
+        "if",
+        "impl",
+        "in",
+        "let",
+        "loop",
+        "macro",
+        "match",
+        "mod",
+        "move",
+        "mut",
+        "override",
+        "priv",
+        "pub",
+        "ref",
+        "return",
+        "self",
+        "static",
+        "struct",
+        "super",
+        "trait",
+        "true",
+        "try",
+        "type",
+        "typeof",
+        "unsafe",
+        "unsized",
+        "use",
+        "virtual",
+        "where",
+        "while",
+        "yield",
+        "alloc",
+        "core",
+        "std",
+        "test",
+        "proc_macro",
+        "build",
+        "deps",
+        "examples",
+        "incremental",
+    ];
+    if RESERVED.contains(&name.to_ascii_lowercase().replace('-', "_").as_str()) {
+        return bad("is a Rust keyword or a name Cargo reserves");
+    }
+    Ok(())
+}
+
+/// The fixed golden input (must match `golden_input` in `templates/crate/golden.rs.in`).
+pub fn golden_input(input_size: usize) -> Vec<f32> {
+    (0..3 * input_size * input_size)
+        .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
+        .collect()
+}
+
+/// The logits tract gives for one image (NCHW, batch 1) through an ONNX model.
+pub fn tract_logits(
+    onnx: &[u8],
+    input: &[f32],
+    input_size: usize,
+) -> Result<Vec<f32>, ExportError> {
+    let fail = |e: TractError| ExportError::Golden(format!("{e:#}"));
+    let shape = [1, 3, input_size, input_size];
+    let plan = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(fail)?;
+    let x = Tensor::from_shape(&shape, input).map_err(fail)?;
+    let out = plan.run(tvec!(x.into())).map_err(fail)?;
+    let view = out[0].to_plain_array_view::<f32>().map_err(fail)?;
+    Ok(view.iter().copied().collect())
+}
+
+/// Writes the crate for a trained network into `out`. Name, weights and the model are checked before
+/// anything is written.
+pub fn generate_crate(
+    info: &ModelInfo,
+    weights: &Weights,
+    options: &CrateOptions,
+    out: &Path,
+) -> Result<GeneratedCrate, ExportError> {
+    validate_crate_name(&options.name)?;
+    let onnx = trained_onnx(
+        info,
+        weights,
+        TrainedExport {
+            keep_bn: options.keep_bn,
+            ..TrainedExport::default()
+        },
+    )?;
+    let golden = tract_logits(&onnx, &golden_input(info.input_size), info.input_size)?;
+    let values = placeholders(info, options, &golden);
+    let files: Vec<(&str, String)> = vec![
+        ("Cargo.toml", fill(CARGO_TOML, &values)),
+        ("src/lib.rs", fill(LIB_RS, &values)),
+        ("tests/golden.rs", fill(GOLDEN_RS, &values)),
+        ("examples/classify.rs", fill(CLASSIFY_RS, &values)),
+        ("examples/bench.rs", fill(BENCH_RS, &values)),
+        ("README.md", fill(README_MD, &values)),
+    ];
+    check_output_dir(out, options.overwrite)?;
+    let mut written = Vec::new();
+    write_atomic(&out.join("model.onnx"), &onnx)?;
+    written.push(PathBuf::from("model.onnx"));
+    for (rel, text) in &files {
+        let path = out.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| ExportError::Io {
+                action: "creating",
+                path: parent.into(),
+                source,
+            })?;
+        }
+        write_atomic(&path, text.as_bytes())?;
+        written.push(PathBuf::from(rel));
+    }
+    let rust_files: Vec<PathBuf> = written
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| out.join(p))
+        .collect();
+    let formatted = rustfmt(&rust_files);
+    Ok(GeneratedCrate {
+        dir: out.to_path_buf(),
+        files: written,
+        formatted,
+        golden,
+    })
+}
+
+/// An output directory must be new or empty, unless `overwrite` (only the generated files are replaced).
+fn check_output_dir(out: &Path, overwrite: bool) -> Result<(), ExportError> {
+    let occupied = match std::fs::read_dir(out) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(source) => {
+            return Err(ExportError::Io {
+                action: "reading",
+                path: out.into(),
+                source,
+            })
+        }
+    };
+    if occupied && !overwrite {
+        return Err(ExportError::BadOption(format!(
+            "'{}' exists and is not empty; choose a new directory or pass --overwrite to replace the \
+             generated files in it",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(|source| ExportError::Io {
+        action: "creating",
+        path: out.into(),
+        source,
+    })
+}
+
+/// Formats with the toolchain's `rustfmt`; false when it is not installed or fails.
+fn rustfmt(files: &[PathBuf]) -> bool {
+    Command::new("rustfmt")
+        .args(["--edition", "2021"])
+        .args(files)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn placeholders(
+    info: &ModelInfo,
+    options: &CrateOptions,
+    golden: &[f32],
+) -> Vec<(&'static str, String)> {
+    let lib_name = options.name.replace('-', "_");
+    let floats = |v: &[f32]| {
+        v.iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let accuracy = match (&info.test, &info.val) {
+        (Some(t), _) => format!(
+            "{:.2}% top-1 on the test split ({} images)",
+            t.top1, t.images
+        ),
+        (None, Some(v)) => format!(
+            "{:.2}% top-1 on the validation split ({} images)",
+            v.top1, v.images
+        ),
+        (None, None) => "not measured".to_string(),
+    };
+    let short_arch = format!(
+        "{}...",
+        info.architecture
+            .split(',')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let (model_source, load_fn, model_text) = if options.embed {
+        (
+            "/// The ONNX model, embedded in the library.\npub const MODEL_ONNX: &[u8] = include_bytes!(\"../model.onnx\");",
+            "    /// Loads the model embedded in this crate.\n    pub fn load() -> Result<Model> {\n        Model::from_bytes(MODEL_ONNX)\n    }",
+            "`model.onnx`, embedded in the library (`include_bytes!`)",
+        )
+    } else {
+        (
+            "/// Where [`Model::load`] reads the model: `model.onnx` in this crate's directory.\npub const MODEL_PATH: &str = concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/model.onnx\");",
+            "    /// Loads `model.onnx` from this crate's directory ([`MODEL_PATH`]).\n    pub fn load() -> Result<Model> {\n        Model::load_from(MODEL_PATH)\n    }",
+            "`model.onnx`, read at run time from the crate directory (`MODEL_PATH`)",
+        )
+    };
+    vec![
+        ("NAME", options.name.clone()),
+        ("LIB_NAME", lib_name),
+        ("HSCONAS_VERSION", env!("CARGO_PKG_VERSION").to_string()),
+        ("ARCH", info.architecture.clone()),
+        ("ARCH_SHORT", short_arch),
+        ("LAYOUT", info.layout.clone()),
+        ("SIZE", info.input_size.to_string()),
+        ("NUM_CLASSES", info.classes.len().to_string()),
+        (
+            "CLASSES",
+            info.classes
+                .iter()
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("CLASS_LIST", info.classes.join(", ")),
+        ("MEAN", floats(&info.normalisation.mean)),
+        ("STD", floats(&info.normalisation.std)),
+        ("MEAN_TEXT", format!("{:?}", info.normalisation.mean)),
+        ("STD_TEXT", format!("{:?}", info.normalisation.std)),
+        ("ACCURACY", accuracy),
+        ("TOP_K", TOP_K.min(info.classes.len()).to_string()),
+        ("MODEL_SOURCE", model_source.to_string()),
+        ("LOAD_FN", load_fn.to_string()),
+        ("MODEL_TEXT", model_text.to_string()),
+        ("EXPECTED", floats(golden)),
+    ]
+}
+
+/// Replaces every `{{KEY}}` of `values` in `template`.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut text = template.to_string();
+    for (key, value) in values {
+        text = text.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    debug_assert!(
+        !values.is_empty() && unfilled(&text).is_none(),
+        "template placeholder {:?} has no value",
+        unfilled(&text)
+    );
+    text
+}
+
+/// The first `{{UPPER_CASE}}` left in `text`.
+fn unfilled(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        if let Some(end) = after.find("}}") {
+            let key = &after[..end];
+            if !key.is_empty() && key.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                return Some(key);
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crate_names() {
+        for ok in ["cifar_net", "my-model", "Net2"] {
+            validate_crate_name(ok).expect(ok);
+        }
+        for bad in [
+            "", "2net", "my model", "é", "fn", "test", "self", "std", "a/b",
+        ] {
+            let err = validate_crate_name(bad).expect_err(bad).to_string();
+            assert!(err.contains("crate name"), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_template_placeholder_has_a_value() {
+        let info = ModelInfo {
+            architecture: ["shuffle3:1.0"; 20].join(","),
+            layout: "A".into(),
+            input_size: 32,
+            classes: vec!["cat".into(), "dog".into()],
+            normalisation: crate::Normalisation {
+                mean: vec![0.5; 3],
+                std: vec![0.25; 3],
+            },
+            epochs: None,
+            val: None,
+            test: None,
+        };
+        for embed in [true, false] {
+            let options = CrateOptions {
+                name: "net".into(),
+                embed,
+                keep_bn: false,
+                overwrite: false,
+            };
+            let values = placeholders(&info, &options, &[1.0, -2.5]);
+            for template in [
+                CARGO_TOML,
+                LIB_RS,
+                GOLDEN_RS,
+                CLASSIFY_RS,
+                BENCH_RS,
+                README_MD,
+            ] {
+                let text = fill(template, &values);
+                assert_eq!(unfilled(&text), None);
+            }
+        }
+        assert_eq!(unfilled("a {{\"json\": 1}} {{KEY}}"), Some("KEY"));
+    }
+
+    #[test]
+    fn golden_input_matches_the_template() {
+        assert!(GOLDEN_RS.contains("((i * 7919) % 2001) as f32 / 1000.0 - 1.0"));
+        let x = golden_input(4);
+        assert_eq!(x.len(), 48);
+        assert!(x.iter().all(|v| (-1.0..=1.0).contains(v)));
+    }
+}
