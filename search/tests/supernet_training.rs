@@ -169,7 +169,10 @@ fn a_killed_run_keeps_its_finished_epochs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = dir.path().join("run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hsconas"))
-        .args(train_args(&run, &["--epochs", "3", "--eval-subnets", "0"]))
+        .args(train_args(
+            &run,
+            &["--epochs", "3", "--eval-subnets", "0", "--init", "spos"],
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -190,9 +193,27 @@ fn a_killed_run_keeps_its_finished_epochs() {
     child.wait().expect("reap");
     let before = state(&run);
     assert!(before.epochs_done >= first.epochs_done && before.epochs_done >= 1);
+    assert_eq!(before.model["init"], "spos");
+    // A resume must describe the same supernet.
+    let other_init = Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .args(train_args(
+            &run,
+            &["--epochs", "3", "--eval-subnets", "0", "--resume"],
+        ))
+        .output()
+        .expect("runs");
+    assert!(!other_init.status.success());
     hsconas(&train_args(
         &run,
-        &["--epochs", "3", "--eval-subnets", "0", "--resume"],
+        &[
+            "--epochs",
+            "3",
+            "--eval-subnets",
+            "0",
+            "--init",
+            "spos",
+            "--resume",
+        ],
     ));
     let after = state(&run);
     assert_eq!(after.epochs_done, 3);

@@ -285,14 +285,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
                 args.finetune_epochs,
                 dir.display()
             );
-            finetune(
-                &mut training,
-                model.config,
-                &state.space,
-                &data,
-                &args,
-                &dir,
-            )?;
+            finetune(&mut training, &model, &state.space, &data, &args, &dir)?;
             state.finetuned = s + 1;
             // Accuracies measured with the weights before fine-tuning no longer hold.
             save(&mut state, &[])?;
@@ -513,7 +506,7 @@ fn finetune_dir(out: &Path, stage: usize) -> PathBuf {
 /// Trains the supernet in `space` for `--finetune-epochs` (resuming a killed fine-tuning in `dir`).
 fn finetune(
     training: &mut SupernetTraining,
-    config: hsconas_models::NetConfig,
+    model: &SupernetModel,
     space: &SearchSpace,
     data: &super::data_args::Prepared,
     args: &SearchArgs,
@@ -531,7 +524,7 @@ fn finetune(
         seed: args.seed,
         loader_workers: 2,
     };
-    let description = serde_json::to_value(SupernetModel::new(config, space.clone()))?;
+    let description = serde_json::to_value(model.in_space(space.clone()))?;
     let resume = checkpoint_path(dir).exists();
     trainer::train(
         training,

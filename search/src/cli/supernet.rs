@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use hsconas_models::{Arch, Layout, NetConfig, SearchSpace};
 use hsconas_search::data::ImageSet;
+use hsconas_search::nn::InitScheme;
 use hsconas_search::plots::{Scatter, Series, BLUE, GREY, ORANGE};
 use hsconas_search::train::eval::EvalSettings;
 use hsconas_search::train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
@@ -49,6 +50,10 @@ pub struct TrainArgs {
     /// Training batches for batch-norm recalibration before each evaluation.
     #[arg(long, default_value_t = 10, value_name = "K")]
     bn_batches: usize,
+    /// Initialisation of the convolution kernels: `kaiming` (fan out) or `spos` (N(0, 1/in-channels), as
+    /// Single Path One-Shot does; see docs/supernet-cifar10.md).
+    #[arg(long, value_enum, default_value_t = InitScheme::Kaiming)]
+    init: InitScheme,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +99,9 @@ pub(super) struct SupernetModel {
     kind: String,
     pub(super) config: NetConfig,
     space: SearchSpace,
+    /// Initialisation of a fresh run (checkpoints written before it existed: Kaiming).
+    #[serde(default)]
+    init: InitScheme,
 }
 
 pub fn run(cmd: SupernetCommand) -> anyhow::Result<()> {
@@ -115,9 +123,9 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{} is not a search space", path.display()))?,
         None => SearchSpace::full(),
     };
-    let model = SupernetModel::new(config, space.clone());
+    let model = SupernetModel::new(config, space.clone(), args.init);
     let seed = args.recipe.seed;
-    let mut training = SupernetTraining::new(config, space, seed, device)?;
+    let mut training = SupernetTraining::new(config, space, seed, args.init, device)?;
     if args.eval_subnets > 0 {
         let val = spread_subset(&data.val, args.eval_images);
         training.eval = Some((
@@ -212,11 +220,20 @@ pub fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
 /// Builds the supernet a checkpoint was trained as and loads it.
 impl SupernetModel {
     /// The description of a supernet trained in `space` (what its checkpoint records).
-    pub(super) fn new(config: NetConfig, space: SearchSpace) -> SupernetModel {
+    pub(super) fn new(config: NetConfig, space: SearchSpace, init: InitScheme) -> SupernetModel {
         SupernetModel {
             kind: "supernet".into(),
             config,
             space,
+            init,
+        }
+    }
+
+    /// The same supernet, trained further in `space` (a fine-tuning after shrinking).
+    pub(super) fn in_space(&self, space: SearchSpace) -> SupernetModel {
+        SupernetModel {
+            space,
+            ..self.clone()
         }
     }
 }
@@ -228,7 +245,8 @@ pub(super) fn load_supernet(
     let state: TrainState = checkpoint::read_state(path)?;
     let model: SupernetModel = serde_json::from_value(state.model.clone())
         .with_context(|| format!("{} is not a supernet checkpoint", path.display()))?;
-    let mut training = SupernetTraining::new(model.config, model.space.clone(), 0, device)?;
+    let mut training =
+        SupernetTraining::new(model.config, model.space.clone(), 0, model.init, device)?;
     checkpoint::load::<TrainState>(path, &mut training.vs)?;
     Ok((training, model))
 }

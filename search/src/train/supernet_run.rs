@@ -12,7 +12,7 @@ use tch::{nn, Device, Tensor};
 use super::eval::{accuracy, recalibrate, Accuracy, EvalSettings};
 use super::trainer::{Trainable, TrainableMut};
 use crate::data::{ImageSet, Transform};
-use crate::nn::{Mode, Supernet};
+use crate::nn::{initialise, InitScheme, Mode, Supernet};
 use hsconas_models::{Arch, Choice, NetConfig, Scale, SearchSpace, NUM_LAYERS};
 
 /// The data a subnet is evaluated with.
@@ -98,16 +98,18 @@ pub struct SupernetTraining {
 }
 
 impl SupernetTraining {
-    /// A fresh supernet for `config` on `device`.
+    /// A fresh supernet for `config` on `device`, its kernels drawn under `init`.
     pub fn new(
         config: NetConfig,
         space: SearchSpace,
         seed: u64,
+        init: InitScheme,
         device: Device,
     ) -> anyhow::Result<SupernetTraining> {
         tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(device);
         let supernet = Supernet::new(&vs.root(), config)?;
+        initialise(&vs, init);
         Ok(SupernetTraining {
             vs,
             supernet,

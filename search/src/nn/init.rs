@@ -1,0 +1,59 @@
+//! Weight initialisation schemes applied to a whole `VarStore` after its networks were created.
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+/// How convolution kernels start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum InitScheme {
+    /// Kaiming-normal with fan out (torchvision's choice; what the networks are created with).
+    #[default]
+    Kaiming,
+    /// Single Path One-Shot's: kernels `N(0, 1 / in_channels_per_group)`, so pointwise kernels start small
+    /// and depthwise ones large (every convolution is followed by a batch norm, so this sets each layer's
+    /// effective learning rate rather than its output scale).
+    Spos,
+}
+
+/// Re-draws every convolution kernel (4-D `*.weight`) of `vs` under `scheme`; other tensors are kept.
+pub fn initialise(vs: &nn::VarStore, scheme: InitScheme) {
+    if scheme == InitScheme::Kaiming {
+        return;
+    }
+    tch::no_grad(|| {
+        for (name, t) in vs.variables() {
+            let size = t.size();
+            if size.len() == 4 && name.ends_with("weight") {
+                let std = 1.0 / size[1] as f64;
+                let fresh = Tensor::randn(size.as_slice(), (t.kind(), t.device())) * std;
+                t.shallow_clone().copy_(&fresh);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn spos_scales_kernels_by_their_input_channels() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let pointwise = (&root / "pw").var("weight", &[256, 128, 1, 1], nn::Init::Const(1.0));
+        let depthwise = (&root / "dw").var("weight", &[128, 1, 3, 3], nn::Init::Const(1.0));
+        let bn = (&root / "bn").var("weight", &[128], nn::Init::Const(1.0));
+        initialise(&vs, InitScheme::Spos);
+        let std = |t: &Tensor| f64::try_from(t.to_kind(Kind::Double).std(true)).expect("scalar");
+        assert!(
+            (std(&pointwise) - 1.0 / 128.0).abs() < 0.001,
+            "{}",
+            std(&pointwise)
+        );
+        assert!((std(&depthwise) - 1.0).abs() < 0.05, "{}", std(&depthwise));
+        assert_eq!(f64::try_from(bn.sum(Kind::Double)).expect("scalar"), 128.0);
+    }
+}
