@@ -332,3 +332,30 @@ fn device_profiles_are_listed_and_shown() {
         missing.stderr
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(hsconas_tests::workspace_bin("hsconas"))
+        .args(["arch", "sample", "--count", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("a line");
+    assert_eq!(first.split(',').count(), 20, "{first}");
+    // The reader is gone: the next writes hit a closed pipe.
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(hsconas_runtime::BROKEN_PIPE_STATUS),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
