@@ -198,7 +198,15 @@ fn a_killed_run_keeps_its_finished_epochs() {
     let other_init = Command::new(env!("CARGO_BIN_EXE_hsconas"))
         .args(train_args(
             &run,
-            &["--epochs", "3", "--eval-subnets", "0", "--resume"],
+            &[
+                "--epochs",
+                "3",
+                "--eval-subnets",
+                "0",
+                "--init",
+                "kaiming",
+                "--resume",
+            ],
         ))
         .output()
         .expect("runs");

@@ -50,9 +50,9 @@ pub struct TrainArgs {
     /// Training batches for batch-norm recalibration before each evaluation.
     #[arg(long, default_value_t = 10, value_name = "K")]
     bn_batches: usize,
-    /// Initialisation of the convolution kernels: `kaiming` (fan out) or `spos` (N(0, 1/in-channels), as
-    /// Single Path One-Shot does; see docs/supernet-cifar10.md).
-    #[arg(long, value_enum, default_value_t = InitScheme::Kaiming)]
+    /// Initialisation of the convolution kernels: `spos` (N(0, 1/in-channels), as Single Path One-Shot
+    /// does; random paths start learning much sooner) or `kaiming` (fan out). See docs/supernet-cifar10.md.
+    #[arg(long, value_enum, default_value_t = InitScheme::Spos)]
     init: InitScheme,
 }
 
@@ -99,8 +99,9 @@ pub(super) struct SupernetModel {
     kind: String,
     pub(super) config: NetConfig,
     space: SearchSpace,
-    /// Initialisation of a fresh run (checkpoints written before it existed: Kaiming).
-    #[serde(default)]
+    /// Initialisation of a fresh run. Kaiming is not written, so descriptions of checkpoints from before
+    /// this field existed (all Kaiming) still match.
+    #[serde(default, skip_serializing_if = "InitScheme::is_kaiming")]
     init: InitScheme,
 }
 

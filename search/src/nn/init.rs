@@ -16,13 +16,25 @@ pub enum InitScheme {
     Spos,
 }
 
-/// Re-draws every convolution kernel (4-D `*.weight`) of `vs` under `scheme`; other tensors are kept.
+impl InitScheme {
+    /// Whether this is [`InitScheme::Kaiming`] (the networks' own initialisation).
+    pub fn is_kaiming(&self) -> bool {
+        *self == InitScheme::Kaiming
+    }
+}
+
+/// Re-draws every convolution kernel (4-D `*.weight`) of `vs` under `scheme`, in name order from libtorch's
+/// generator (so the same seed gives the same weights); other tensors are kept.
 pub fn initialise(vs: &nn::VarStore, scheme: InitScheme) {
     if scheme == InitScheme::Kaiming {
         return;
     }
+    // Sorted by name: `variables()` is a hash map, and the draws must land on the same tensors in every
+    // process for a seed to give the same network.
+    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
-        for (name, t) in vs.variables() {
+        for (name, t) in variables {
             let size = t.size();
             if size.len() == 4 && name.ends_with("weight") {
                 let std = 1.0 / size[1] as f64;
@@ -55,5 +67,29 @@ mod tests {
         );
         assert!((std(&depthwise) - 1.0).abs() < 0.05, "{}", std(&depthwise));
         assert_eq!(f64::try_from(bn.sum(Kind::Double)).expect("scalar"), 128.0);
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_kernels_whatever_the_map_order() {
+        let draw = || {
+            let vs = nn::VarStore::new(Device::Cpu);
+            for i in 0..16 {
+                let _ = (&vs.root() / format!("conv{i}")).var(
+                    "weight",
+                    &[4, 2, 1, 1],
+                    nn::Init::Const(0.0),
+                );
+            }
+            tch::manual_seed(7);
+            initialise(&vs, InitScheme::Spos);
+            let mut all: Vec<(String, Vec<f32>)> = vs
+                .variables()
+                .into_iter()
+                .map(|(n, t)| (n, Vec::<f32>::try_from(t.view([-1])).expect("f32")))
+                .collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all
+        };
+        assert_eq!(draw(), draw());
     }
 }
