@@ -4,7 +4,8 @@
 # number of evaluations, and the best candidates re-measured on this machine. Prints, per seed, the best F
 # of the evolution and of random search, and the winner's measured latency against the target.
 #   SUPERNET (required: a checkpoint from `hsconas supernet train` on the same data), TARGET_MS (0.7),
-#   SEEDS ("1 2 3"), DATA (../shared/data/cifar10-jpeg.tar.gz), THREADS (2), EXTRA (more search flags)
+#   SEEDS ("1 2 3"), DATA (../shared/data/cifar10-jpeg.tar.gz), THREADS (2), EXTRA (more search flags),
+#   OUT (runs/search-benchmark)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${SUPERNET:?set SUPERNET to a supernet checkpoint trained on DATA}"
@@ -12,7 +13,7 @@ bash scripts/setup.sh >/dev/null 2>&1
 cargo build --release -p hsconas-search --bin hsconas >&2
 hsconas=${CARGO_TARGET_DIR:-target}/release/hsconas
 DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
-out=runs/search-benchmark
+out=${OUT:-runs/search-benchmark}
 mkdir -p "$out"
 for seed in ${SEEDS:-1 2 3}; do
   dir=$out/seed-$seed
