@@ -78,9 +78,12 @@ fn model_tensors(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn training_lowers_the_loss_checkpoints_and_resumes_exactly() {
     let dir = tempfile::tempdir().expect("temp dir");
     let straight = dir.path().join("straight");
+    // Kaiming: on this tiny layout and 72 steps its loss falls reliably; with SPOS's initialisation the
+    // supernet needs a few hundred steps before it does (docs/supernet-cifar10.md). Exact resume is
+    // checked for `spos` in `a_killed_run_keeps_its_finished_epochs`.
     hsconas(&train_args(
         &straight,
-        &["--epochs", "2", "--eval-subnets", "1"],
+        &["--epochs", "2", "--eval-subnets", "1", "--init", "kaiming"],
     ));
     let s = state(&straight);
     assert_eq!(s.epochs_done, 2);
@@ -96,12 +99,29 @@ fn training_lowers_the_loss_checkpoints_and_resumes_exactly() {
     let stopped = dir.path().join("stopped");
     hsconas(&train_args(
         &stopped,
-        &["--epochs", "2", "--eval-subnets", "1", "--max-steps", "50"],
+        &[
+            "--epochs",
+            "2",
+            "--eval-subnets",
+            "1",
+            "--max-steps",
+            "50",
+            "--init",
+            "kaiming",
+        ],
     ));
     assert_eq!((state(&stopped).step, state(&stopped).epochs_done), (50, 1));
     let out = hsconas(&train_args(
         &stopped,
-        &["--epochs", "2", "--eval-subnets", "1", "--resume"],
+        &[
+            "--epochs",
+            "2",
+            "--eval-subnets",
+            "1",
+            "--init",
+            "kaiming",
+            "--resume",
+        ],
     ));
     assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"));
     assert_eq!(state(&stopped).step, s.step);

@@ -1,5 +1,8 @@
 //! Weight initialisation schemes applied to a whole `VarStore` after its networks were created.
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -23,9 +26,10 @@ impl InitScheme {
     }
 }
 
-/// Re-draws every convolution kernel (4-D `*.weight`) of `vs` under `scheme`, in name order from libtorch's
-/// generator (so the same seed gives the same weights); other tensors are kept.
-pub fn initialise(vs: &nn::VarStore, scheme: InitScheme) {
+/// Re-draws every convolution kernel (4-D `*.weight`) of `vs` under `scheme`, in name order from a generator
+/// seeded with `seed` (not libtorch's global one, so the result depends on nothing else); other tensors
+/// are kept.
+pub fn initialise(vs: &nn::VarStore, scheme: InitScheme, seed: u64) {
     if scheme == InitScheme::Kaiming {
         return;
     }
@@ -33,12 +37,20 @@ pub fn initialise(vs: &nn::VarStore, scheme: InitScheme) {
     // process for a seed to give the same network.
     let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     variables.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     tch::no_grad(|| {
         for (name, t) in variables {
             let size = t.size();
             if size.len() == 4 && name.ends_with("weight") {
-                let std = 1.0 / size[1] as f64;
-                let fresh = Tensor::randn(size.as_slice(), (t.kind(), t.device())) * std;
+                let normal = Normal::new(0.0, 1.0 / size[1] as f64)
+                    .unwrap_or_else(|_| unreachable!("a positive, finite standard deviation"));
+                let values: Vec<f32> = (0..t.numel())
+                    .map(|_| normal.sample(&mut rng) as f32)
+                    .collect();
+                let fresh = Tensor::from_slice(&values)
+                    .view(size.as_slice())
+                    .to_kind(t.kind())
+                    .to_device(t.device());
                 t.shallow_clone().copy_(&fresh);
             }
         }
@@ -52,13 +64,12 @@ mod tests {
 
     #[test]
     fn spos_scales_kernels_by_their_input_channels() {
-        tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let pointwise = (&root / "pw").var("weight", &[256, 128, 1, 1], nn::Init::Const(1.0));
         let depthwise = (&root / "dw").var("weight", &[128, 1, 3, 3], nn::Init::Const(1.0));
         let bn = (&root / "bn").var("weight", &[128], nn::Init::Const(1.0));
-        initialise(&vs, InitScheme::Spos);
+        initialise(&vs, InitScheme::Spos, 1);
         let std = |t: &Tensor| f64::try_from(t.to_kind(Kind::Double).std(true)).expect("scalar");
         assert!(
             (std(&pointwise) - 1.0 / 128.0).abs() < 0.001,
@@ -80,8 +91,7 @@ mod tests {
                     nn::Init::Const(0.0),
                 );
             }
-            tch::manual_seed(7);
-            initialise(&vs, InitScheme::Spos);
+            initialise(&vs, InitScheme::Spos, 7);
             let mut all: Vec<(String, Vec<f32>)> = vs
                 .variables()
                 .into_iter()

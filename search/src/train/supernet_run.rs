@@ -109,7 +109,7 @@ impl SupernetTraining {
         tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(device);
         let supernet = Supernet::new(&vs.root(), config)?;
-        initialise(&vs, init);
+        initialise(&vs, init, seed);
         Ok(SupernetTraining {
             vs,
             supernet,
