@@ -380,6 +380,7 @@ mod tests {
         let info = ModelInfo {
             architecture: ["shuffle3:1.0"; 20].join(","),
             layout: "A".into(),
+            reference: None,
             input_size: 32,
             classes: vec!["cat".into(), "dog".into()],
             normalisation: crate::Normalisation {

@@ -21,7 +21,9 @@ pub use crate_gen::{
 pub use error::ExportError;
 pub use fold::fold_batch_norms;
 pub use fsutil::write_atomic;
-pub use model_info::{producer, Accuracy, ModelInfo, Normalisation, MODEL_INFO_FILE, WEIGHTS_FILE};
+pub use model_info::{
+    producer, Accuracy, ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, WEIGHTS_FILE,
+};
 pub use onnx::{Batch, OnnxOptions};
 pub use trained::{trained_graph, trained_onnx, TrainedExport};
 pub use weights::{Tensor, Weights};

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hsconas_models::{Arch, Layout, NetConfig};
+use hsconas_models::graph::Graph;
+use hsconas_models::reference::Reference;
+use hsconas_models::{hsconas, Arch, Layout, NetConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{write_atomic, ExportError};
@@ -17,10 +19,14 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// Metadata of a trained network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
-    /// Architecture string (20 `op:scale` entries).
+    /// Architecture string (20 `op:scale` entries), or the name of a reference network.
     pub architecture: String,
-    /// Stage widths (`A`, `B` or four widths).
+    /// Stage widths (`A`, `B` or four widths); not used by reference networks.
     pub layout: String,
+    /// Set for a hand-designed baseline (`hsconas train --reference`): `architecture` is then its name
+    /// (e.g. `shufflenet_v2_x1_0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceInfo>,
     /// Input height and width.
     pub input_size: usize,
     /// Class names, in output order.
@@ -36,6 +42,13 @@ pub struct ModelInfo {
     /// Accuracy on the test split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<Accuracy>,
+}
+
+/// How a reference network was adapted to its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceInfo {
+    /// Stem stride 1 and no max pooling (the CIFAR adaptation of [`Reference::build`]).
+    pub small_input_stem: bool,
 }
 
 /// `(pixel / 255 - mean[c]) / std[c]` per RGB channel.
@@ -122,6 +135,22 @@ impl ModelInfo {
             .map_err(|e| format!("architecture '{}': {e}", self.architecture))
     }
 
+    /// The network's layer graph: the architecture in its layout, or the reference network.
+    pub fn graph(&self) -> Result<Graph, String> {
+        match self.reference {
+            Some(adaptation) => {
+                let net: Reference = self.architecture.parse().map_err(|e| format!("{e}"))?;
+                net.build(
+                    self.input_size,
+                    self.classes.len(),
+                    adaptation.small_input_stem,
+                )
+                .map_err(|e| e.to_string())
+            }
+            None => hsconas::network(&self.arch()?, &self.config()?).map_err(|e| e.to_string()),
+        }
+    }
+
     /// The network configuration (layout, input size, number of classes).
     pub fn config(&self) -> Result<NetConfig, String> {
         let layout: Layout = self
@@ -138,8 +167,7 @@ impl ModelInfo {
     }
 
     fn validate(&self) -> Result<(), String> {
-        self.arch()?;
-        self.config()?;
+        self.graph()?;
         let n = &self.normalisation;
         if n.mean.len() != 3 || n.std.len() != 3 {
             return Err("normalisation needs three means and three standard deviations".into());
@@ -192,6 +220,7 @@ mod tests {
         ModelInfo {
             architecture: ["shuffle3:1.0"; 20].join(","),
             layout: "A".into(),
+            reference: None,
             input_size: 32,
             classes: (0..10).map(|i| format!("class{i}")).collect(),
             normalisation: Normalisation {
@@ -233,6 +262,37 @@ mod tests {
         );
         assert_eq!(get("test_top1"), Some("41.50"));
         assert_eq!(get("mean"), Some("[0.49,0.48,0.45]"));
+    }
+
+    #[test]
+    fn describes_a_reference_network() {
+        let mut info = info();
+        info.architecture = "shufflenet_v2_x0_5".into();
+        info.reference = Some(ReferenceInfo {
+            small_input_stem: true,
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(MODEL_INFO_FILE);
+        info.save(&path).expect("save");
+        let back = ModelInfo::load(&path).expect("load");
+        assert_eq!(back, info);
+        let graph = back.graph().expect("graph");
+        let expected = Reference::ShufflenetV2X0_5
+            .build(32, 10, true)
+            .expect("reference");
+        assert_eq!(graph.macs(), expected.macs());
+        assert_ne!(
+            graph.macs(),
+            Reference::ShufflenetV2X0_5
+                .build(32, 10, false)
+                .expect("reference")
+                .macs()
+        );
+
+        info.architecture = "resnet50".into();
+        info.save(&path).expect("save");
+        let err = ModelInfo::load(&path).expect_err("unknown").to_string();
+        assert!(err.contains("resnet50"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! (unless asked to keep them), and the metadata in `metadata_props`.
 
 use hsconas_models::graph::Graph;
-use hsconas_models::hsconas;
 
 use crate::{fold_batch_norms, onnx, Batch, ExportError, ModelInfo, OnnxOptions, Weights};
 
@@ -34,9 +33,7 @@ pub fn trained_graph(info: &ModelInfo) -> Result<Graph, ExportError> {
         path: "model.json".into(),
         reason,
     };
-    let arch = info.arch().map_err(bad)?;
-    let config = info.config().map_err(bad)?;
-    hsconas::network(&arch, &config).map_err(|e| bad(e.to_string()))
+    info.graph().map_err(bad)
 }
 
 /// Serialised ONNX of a trained network. A weights file that does not match the architecture is an
@@ -75,6 +72,7 @@ mod tests {
                 shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0"
                 .into(),
             layout: "24,32,48,64".into(),
+            reference: None,
             input_size: 32,
             classes: vec!["cat".into(), "dog".into(), "ship".into()],
             normalisation: Normalisation {

@@ -43,33 +43,36 @@ fn ok(out: Output, what: &str) -> Output {
 fn train(dir: &Path, seed: u64) -> String {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let arch = SearchSpace::full().sample(&mut rng).to_string();
-    ok(
-        hsconas(&[
-            "train",
-            "--arch",
-            &arch,
-            "--data",
-            data().to_str().expect("utf-8"),
-            "--layout",
-            LAYOUT,
-            "--epochs",
-            "1",
-            "--warmup-epochs",
-            "0",
-            "--lr",
-            "0.05",
-            "--batch-size",
-            "50",
-            "--threads",
-            "1",
-            "--seed",
-            &seed.to_string(),
-            "--out",
-            dir.to_str().expect("utf-8"),
-        ]),
-        "hsconas train",
-    );
+    train_network(dir, seed, &["--arch", &arch, "--layout", LAYOUT]);
     arch
+}
+
+/// `hsconas train` of the network `what` names, one epoch on the sample, into `dir`.
+fn train_network(dir: &Path, seed: u64, what: &[&str]) {
+    let mut args = vec!["train"];
+    args.extend_from_slice(what);
+    args.extend_from_slice(&["--data"]);
+    let data = data();
+    let out = dir.to_str().expect("utf-8");
+    let seed = seed.to_string();
+    args.extend_from_slice(&[
+        data.to_str().expect("utf-8"),
+        "--epochs",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "50",
+        "--threads",
+        "1",
+        "--seed",
+        &seed,
+        "--out",
+        out,
+    ]);
+    ok(hsconas(&args), "hsconas train");
 }
 
 /// The first `per_class` test images of every class of the committed sample, written as files.
@@ -386,4 +389,63 @@ fn mismatched_weights_bad_names_and_occupied_directories_are_refused() {
     .expect("truncate");
     let err = refused("net", "x");
     assert!(err.contains("not a valid safetensors file"), "{err}");
+}
+
+#[test]
+fn a_trained_reference_network_exports_with_its_weights() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("shufflenet");
+    train_network(
+        &run,
+        3,
+        &["--reference", "shufflenet_v2_x0_5", "--small-input-stem"],
+    );
+    let (file, info) = ModelInfo::locate(&run).expect("training wrote weights and model.json");
+    assert_eq!(info.architecture, "shufflenet_v2_x0_5");
+    assert_eq!(
+        info.reference,
+        Some(hsconas_export::ReferenceInfo {
+            small_input_stem: true
+        })
+    );
+    let weights = Weights::load_safetensors(&file).expect("weights");
+    let pixels: Vec<f32> = {
+        tch::manual_seed(7);
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        Vec::<f32>::try_from(x.view([-1])).expect("f32")
+    };
+    let reference = tch_logits(&info, &weights, &pixels, 2);
+    let onnx = trained_onnx(&info, &weights, TrainedExport::default()).expect("export");
+    for kind in [BackendKind::Tract, BackendKind::Ort] {
+        let err = relative_error(&run_onnx(kind, &onnx, &pixels, 2, 32), &reference);
+        assert!(err <= 1e-4, "{kind:?}: relative error {err}");
+    }
+    let out = dir.path().join("shufflenet.onnx");
+    ok(
+        hsconas(&[
+            "export",
+            "onnx",
+            "--weights",
+            run.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]),
+        "hsconas export onnx of a trained reference network",
+    );
+    let err = hsconas(&[
+        "export",
+        "onnx",
+        "--weights",
+        run.to_str().expect("utf-8"),
+        "--arch",
+        &["shuffle3:1.0"; 20].join(","),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("--arch does not apply"),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
 }

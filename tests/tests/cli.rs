@@ -1,4 +1,4 @@
-//! The `hsconas` binary as a user types it: `arch info`, `arch sample`, `export onnx`.
+//! The `hsconas` binary as a user types it: `arch info`, `arch sample`, `export onnx`, `train` flags.
 
 use std::collections::HashMap;
 
@@ -358,4 +358,57 @@ fn a_closed_pipe_ends_output_quietly() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn train_needs_exactly_one_network_and_names_unknown_references() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cifar10-sample.tar.gz");
+    let neither = run_bin("hsconas", &["train", "--data", data]);
+    assert_eq!(neither.code, Some(2), "{}", neither.stderr);
+    assert!(neither.stderr.contains("--arch"), "{}", neither.stderr);
+    let both = run_bin(
+        "hsconas",
+        &[
+            "train",
+            "--arch",
+            &uniform("shuffle3:1.0"),
+            "--reference",
+            "mobilenet_v2",
+            "--data",
+            data,
+        ],
+    );
+    assert_eq!(both.code, Some(2), "{}", both.stderr);
+    assert!(
+        both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
+    let stem_alone = run_bin(
+        "hsconas",
+        &[
+            "train",
+            "--arch",
+            &uniform("shuffle3:1.0"),
+            "--small-input-stem",
+            "--data",
+            data,
+        ],
+    );
+    assert_eq!(stem_alone.code, Some(1), "{}", stem_alone.stderr);
+    assert!(
+        stem_alone.stderr.contains("--reference networks only"),
+        "{}",
+        stem_alone.stderr
+    );
+    let unknown = run_bin(
+        "hsconas",
+        &["train", "--reference", "resnet50", "--data", data],
+    );
+    assert_eq!(unknown.code, Some(1), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("resnet50") && unknown.stderr.contains("shufflenet_v2_x1_0"),
+        "{}",
+        unknown.stderr
+    );
 }

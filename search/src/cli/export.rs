@@ -140,6 +140,11 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
                 );
             }
             if let Some(text) = &args.arch {
+                anyhow::ensure!(
+                    info.reference.is_none(),
+                    "--weights holds the reference network {}; --arch does not apply",
+                    info.architecture
+                );
                 let arch: Arch = text.parse().context("invalid --arch")?;
                 let trained = info.arch().map_err(anyhow::Error::msg)?;
                 anyhow::ensure!(

@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::Args;
-use hsconas_export::{ModelInfo, Normalisation, MODEL_INFO_FILE, WEIGHTS_FILE};
+use hsconas_export::{ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, WEIGHTS_FILE};
+use hsconas_models::graph::Graph;
+use hsconas_models::reference::Reference;
 use hsconas_models::{hsconas, Arch, Layout, NetConfig};
 use hsconas_search::nn::Mode;
 use hsconas_search::train::eval::{accuracy, Accuracy};
@@ -14,13 +16,22 @@ use super::data_args::DataArgs;
 use super::recipe_args::RecipeArgs;
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("network").required(true).args(["arch", "reference"]))]
 pub struct TrainArgs {
     /// Architecture string (20 comma-separated `op:scale` entries).
     #[arg(long, value_name = "STR")]
-    arch: String,
+    arch: Option<String>,
+    /// A hand-designed baseline instead, built for the data's input size: mobilenet_v2,
+    /// shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x1_5, shufflenet_v2_x2_0,
+    /// mobilenet_v3_large, mnasnet1_0.
+    #[arg(long, value_name = "NAME")]
+    reference: Option<String>,
+    /// With --reference at small inputs: stem stride 1 and no max pooling (the CIFAR adaptation).
+    #[arg(long)]
+    small_input_stem: bool,
     #[command(flatten)]
     data: DataArgs,
-    /// Stage widths: A, B or four comma-separated widths.
+    /// Stage widths: A, B or four comma-separated widths (not used by --reference).
     #[arg(long, default_value = "A", value_name = "A|B|W1,W2,W3,W4")]
     layout: Layout,
     #[command(flatten)]
@@ -31,27 +42,77 @@ pub struct TrainArgs {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct StandaloneModel {
     kind: String,
+    /// The architecture string, or the reference network's name.
     arch: String,
     config: NetConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference: Option<ReferenceInfo>,
+}
+
+/// What `--arch` or `--reference` asks for, parsed before the data is read.
+enum Network {
+    Arch(Arch),
+    Reference(Reference, ReferenceInfo),
+}
+
+impl Network {
+    fn from_args(args: &TrainArgs) -> anyhow::Result<Network> {
+        match (&args.arch, &args.reference) {
+            (Some(_), _) if args.small_input_stem => {
+                anyhow::bail!("--small-input-stem applies to --reference networks only")
+            }
+            (Some(text), _) => Ok(Network::Arch(text.parse().context("invalid --arch")?)),
+            (None, Some(name)) => Ok(Network::Reference(
+                name.parse().context("invalid --reference")?,
+                ReferenceInfo {
+                    small_input_stem: args.small_input_stem,
+                },
+            )),
+            (None, None) => anyhow::bail!("say what to train: --arch or --reference"),
+        }
+    }
+
+    /// The graph for `config`'s geometry and the description stored in the checkpoint.
+    fn build(&self, config: NetConfig) -> anyhow::Result<(Graph, StandaloneModel)> {
+        let (graph, arch, reference) = match self {
+            Network::Arch(arch) => (hsconas::network(arch, &config)?, arch.to_string(), None),
+            Network::Reference(net, adaptation) => (
+                net.build(
+                    config.input_size,
+                    config.classes,
+                    adaptation.small_input_stem,
+                )?,
+                net.name().to_string(),
+                Some(*adaptation),
+            ),
+        };
+        let model = StandaloneModel {
+            kind: "standalone".into(),
+            arch,
+            config,
+            reference,
+        };
+        Ok((graph, model))
+    }
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let arch: Arch = args.arch.parse().context("invalid --arch")?;
+    let network = Network::from_args(&args)?;
     let device = args.recipe.device()?;
     let data = args.data.prepare()?;
     let config = data.net_config(args.layout)?;
-    let graph = hsconas::network(&arch, &config)?;
-    let model = StandaloneModel {
-        kind: "standalone".into(),
-        arch: arch.to_string(),
-        config,
-    };
+    let (graph, model) = network.build(config)?;
+    let arch = model.arch.clone();
     let mut training = StandaloneTraining::new(graph, args.recipe.seed, device);
     training.eval = Some((data.val.clone(), data.transform.clone()));
     let out = args.recipe.out("runs/train");
     eprintln!(
-        "training {arch} from scratch: layout {}, input {}, {} classes; {} training and {} validation images, {device:?}",
-        config.layout,
+        "training {arch} from scratch: {}, input {}, {} classes; {} training and {} validation images, {device:?}",
+        match model.reference {
+            Some(r) if r.small_input_stem => "small-input stem".to_string(),
+            Some(_) => "torchvision geometry".to_string(),
+            None => format!("layout {}", config.layout),
+        },
         config.input_size,
         config.classes,
         data.train.len(),
@@ -95,8 +156,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         images: a.images,
     };
     let info = ModelInfo {
-        architecture: arch.to_string(),
+        architecture: arch,
         layout: config.layout.to_string(),
+        reference: model.reference,
         input_size: config.input_size,
         classes: data.train.classes.clone(),
         normalisation: Normalisation {

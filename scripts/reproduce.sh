@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# The results study of docs/RESULTS.md on this machine's CPU: searches at a tight and a loose latency target
+# on CIFAR-10 (input 32, layout A, local-cpu), the hand-designed baselines and the conventional channel
+# scaling trained with the same recipe and budget, every network's latency at input 32 and 224 (ONNX
+# Runtime and tract, batch 1), the latency model's accuracy, and a report with tables and plots.
+#
+# Resumable: a step whose output exists is skipped and an interrupted search or training resumes, so
+# rerunning the same command continues where it stopped. Phases run in this order:
+#   search   `hsconas search` at TIGHT_MS and LOOSE_MS (needs SUPERNET)
+#   latency  exports and `hsconas-runtime bench` of every network; `hsconas latency validate` of the tables;
+#            picks the uniform channel scale closest in latency to each found network
+#   train    `hsconas train` of every network for each seed, JOBS at a time (one thread each)
+#   report   `cargo run --example reproduce_report`: results.json, results.md, accuracy-latency.png
+# Settings (environment):
+#   PHASES ("supernet search latency train report"), OUT (runs/reproduce),
+#   DATA (../shared/data/cifar10-jpeg.tar.gz), SUPERNET (a checkpoint of `hsconas supernet train` on DATA;
+#   default: trained here by the `supernet` phase, 5 epochs), TIGHT_MS (0.55), LOOSE_MS (0.75),
+#   SEEDS ("1 2"), EPOCHS (2), LR (0.1), JOBS (2)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${OUT:-runs/reproduce}
+DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
+SUPERNET=${SUPERNET:-$OUT/supernet/checkpoint.safetensors}
+TIGHT_MS=${TIGHT_MS:-0.55}
+LOOSE_MS=${LOOSE_MS:-0.75}
+SEEDS=${SEEDS:-1 2}
+EPOCHS=${EPOCHS:-2}
+LR=${LR:-0.1}
+JOBS=${JOBS:-2}
+TABLE32=devices/tables/local-cpu-A-32.json
+TABLE224=devices/tables/local-cpu-A-224.json
+REFERENCES="mobilenet_v2 shufflenet_v2_x0_5 shufflenet_v2_x1_0 shufflenet_v2_x1_5 shufflenet_v2_x2_0 mobilenet_v3_large mnasnet1_0"
+# The baselines trained on CIFAR-10, all with the small-input stem (slowest first: trainings run in this
+# order, JOBS at a time).
+BASELINES="mobilenet_v2 shufflenet_v2_x1_0 shufflenet_v2_x0_5"
+export OUT DATA EPOCHS LR
+mkdir -p "$OUT"
+
+bash scripts/setup.sh >/dev/null
+cargo build --release -p hsconas-search --bin hsconas -p hsconas-runtime --bin hsconas-runtime >&2
+export hsconas=${CARGO_TARGET_DIR:-target}/release/hsconas
+runtime=${CARGO_TARGET_DIR:-target}/release/hsconas-runtime
+python=.hsconas/venv/bin/python
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+# Wall time of each phase, appended to $OUT/timing.tsv (phase, start, end, seconds).
+timed() {
+  local start end
+  start=$(date -u +%s)
+  "$@"
+  end=$(date -u +%s)
+  printf '%s\t%s\t%s\t%s\n' "$1" "$start" "$end" "$((end - start))" >>"$OUT/timing.tsv"
+}
+
+phase_supernet() {
+  [ -e "$SUPERNET" ] && [ "$SUPERNET" != "$OUT/supernet/checkpoint.safetensors" ] && return
+  local resume=()
+  [ -e "$OUT/supernet/checkpoint.safetensors" ] && resume=(--resume)
+  "$hsconas" supernet train --data "$DATA" --epochs 5 --warmup-epochs 0 --lr 0.05 --init spos \
+    --threads 2 --eval-subnets 3 --eval-images 1000 --out "$OUT/supernet" "${resume[@]}"
+}
+
+search() { # NAME TARGET_MS
+  local dir=$OUT/search-$1 resume=()
+  [ -e "$dir/search.partial.json" ] && resume=(--resume)
+  [ -e "$dir/search.json" ] || "$hsconas" search --supernet "$SUPERNET" --table "$TABLE32" \
+    --target-ms "$2" --data "$DATA" --seed 1 --population 20 --generations 10 --parents 8 \
+    --remeasure 3 --threads 2 --out "$dir" "${resume[@]}"
+}
+
+phase_search() {
+  search tight "$TIGHT_MS"
+  search loose "$LOOSE_MS"
+}
+
+# The architecture a search found.
+winner() { "$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["winner"]["arch"])' "$OUT/search-$1/search.json"; }
+uniform() { "$python" -c 'import sys; print(",".join(["shuffle3:" + sys.argv[1]] * 20))' "$1"; }
+
+# export NAME SIZE FLAGS...: $OUT/onnx/SIZE/NAME.onnx with random weights (latency does not depend on them).
+export_onnx() {
+  local name=$1 size=$2 classes=1000 file
+  shift 2
+  [ "$size" = 32 ] && classes=10
+  file=$OUT/onnx/$size/$name.onnx
+  mkdir -p "$(dirname "$file")"
+  [ -e "$file" ] || "$hsconas" export onnx "$@" --input-size "$size" --classes "$classes" --out "$file" 2>/dev/null
+}
+
+# bench NAME SIZE: $OUT/latency/SIZE/NAME.BACKEND.json for ONNX Runtime and tract, one thread, batch 1.
+bench() {
+  local name=$1 size=$2 backend json
+  for backend in ort tract; do
+    json=$OUT/latency/$size/$name.$backend.json
+    mkdir -p "$(dirname "$json")"
+    [ -e "$json" ] || "$runtime" bench "$OUT/onnx/$size/$name.onnx" --backend "$backend" --json >"$json.tmp"
+    [ -e "$json.tmp" ] && mv "$json.tmp" "$json"
+  done
+  return 0
+}
+
+phase_latency() {
+  local ref name s
+  for ref in $REFERENCES; do
+    log "latency at 224: $ref"
+    export_onnx "$ref" 224 --reference "$ref" && bench "$ref" 224
+  done
+  for name in tight loose; do
+    log "latency at 224 and 32: hsconet-$name"
+    export_onnx "hsconet-$name" 224 --arch "$(winner "$name")" && bench "hsconet-$name" 224
+    export_onnx "hsconet-$name" 32 --arch "$(winner "$name")" && bench "hsconet-$name" 32
+  done
+  for ref in $BASELINES; do
+    log "latency at 32: $ref (small-input stem)"
+    export_onnx "$ref" 32 --reference "$ref" --small-input-stem && bench "$ref" 32
+  done
+  for s in 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0; do
+    log "latency at 32: uniform shuffle3:$s"
+    export_onnx "uniform-$s" 32 --arch "$(uniform "$s")" && bench "uniform-$s" 32
+  done
+  mkdir -p "$OUT/latency-model"
+  for table in "$TABLE32" "$TABLE224"; do
+    name=$(basename "$table" .json)
+    [ -e "$OUT/latency-model/$name.json" ] || cp "$table" "$OUT/latency-model/$name.json"
+    [ -e "$OUT/latency-model/$name.validation.json" ] || "$hsconas" latency validate \
+      --table "$OUT/latency-model/$name.json" --samples 100 --plot "$OUT/latency-model/$name.png" \
+      --out "$OUT/latency-model/$name.validation.json" >/dev/null
+  done
+  # For each found network, two uniform scales: the one closest to it in measured latency (ONNX Runtime)
+  # and the widest one that is not slower (what an engineer scaling by hand would pick for that budget).
+  "$python" - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+ms = lambda name: json.load(open(f"{out}/latency/32/{name}.ort.json"))["median_ms"]
+scales = [f"{s / 10:.1f}" for s in range(1, 11)]
+for name in ("tight", "loose"):
+    found = ms(f"hsconet-{name}")
+    closest = min(scales, key=lambda s: abs(ms(f"uniform-{s}") / found - 1))
+    widest = max((s for s in scales if ms(f"uniform-{s}") <= found), key=float, default=closest)
+    open(f"{out}/uniform-{name}.txt", "w").write("\n".join(sorted({closest, widest})) + "\n")
+    print(f"hsconet-{name}: {found:.3f} ms; uniform scale closest in latency {closest} "
+          f"({ms(f'uniform-{closest}'):.3f} ms), widest not slower {widest} ({ms(f'uniform-{widest}'):.3f} ms)",
+          file=sys.stderr)
+PY
+}
+
+# One training: NAME SEED FLAGS... into $OUT/train/NAME/seed-SEED (skipped when finished).
+train_one() {
+  local name=$1 seed=$2 dir resume=()
+  shift 2
+  dir=$OUT/train/$name/seed-$seed
+  [ -e "$dir/model.json" ] && return 0
+  mkdir -p "$dir"
+  [ -e "$dir/checkpoint.safetensors" ] && resume=(--resume)
+  echo "[$(date -u +%H:%M:%S)] training $name, seed $seed" >&2
+  "$hsconas" train "$@" --data "$DATA" --epochs "$EPOCHS" --warmup-epochs 0 --lr "$LR" \
+    --threads 1 --seed "$seed" --out "$dir" "${resume[@]}" >"$dir/train.log" 2>&1
+}
+export -f train_one
+
+# The networks trained on CIFAR-10, one per line: NAME and `hsconas train` flags.
+networks() {
+  local name s
+  for name in $BASELINES; do
+    echo "$name --reference $name --small-input-stem"
+  done
+  for name in tight loose; do
+    echo "hsconet-$name --arch $(winner "$name")"
+  done
+  for s in $(sort -u "$OUT/uniform-tight.txt" "$OUT/uniform-loose.txt"); do
+    echo "uniform-$s --arch $(uniform "$s")"
+  done
+}
+
+phase_train() {
+  networks >"$OUT/networks.txt"
+  local seed
+  for seed in $SEEDS; do
+    sed "s/^\([^ ]*\) /\1 $seed /" "$OUT/networks.txt"
+  done | xargs -P "$JOBS" -L 1 bash -c 'train_one "$@"' _
+}
+
+phase_report() {
+  cargo run --release -p hsconas-search --example reproduce_report -- "$OUT"
+}
+
+for phase in ${PHASES:-supernet search latency train report}; do
+  log "phase $phase"
+  timed "phase_$phase"
+done
