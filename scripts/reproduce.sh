@@ -10,7 +10,8 @@
 #   latency  exports and `hsconas-runtime bench` of every network; `hsconas latency validate` of the tables;
 #            picks the uniform channel scale closest in latency to each found network
 #   train    `hsconas train` of every network for each seed, JOBS at a time (one thread each)
-#   report   `cargo run --example reproduce_report`: results.json, results.md, accuracy-latency.png
+#   report   `hsconas supernet eval` of the trained networks of the space, then
+#            `cargo run --example reproduce_report`: results.json, results.md, accuracy-latency.png
 # Settings (environment):
 #   PHASES ("supernet search latency train report"), OUT (runs/reproduce),
 #   DATA (../shared/data/cifar10-jpeg.tar.gz), SUPERNET (a checkpoint of `hsconas supernet train` on DATA;
@@ -181,7 +182,17 @@ phase_train() {
   done | xargs -P "$JOBS" -L 1 bash -c 'train_one "$@"' _
 }
 
+# The supernet's accuracy for every network of the space that was trained (5,000 validation images), to
+# see how well the supernet ranks what the trainings found.
 phase_report() {
+  local name flag arch
+  mkdir -p "$OUT/supernet-eval"
+  while read -r name flag arch; do
+    [ "$flag" = --arch ] || continue
+    [ -e "$OUT/supernet-eval/$name.json" ] || "$hsconas" supernet eval --checkpoint "$SUPERNET" \
+      --arch "$arch" --data "$DATA" --json >"$OUT/supernet-eval/$name.json.tmp" 2>/dev/null
+    [ -e "$OUT/supernet-eval/$name.json.tmp" ] && mv "$OUT/supernet-eval/$name.json.tmp" "$OUT/supernet-eval/$name.json"
+  done <"$OUT/networks.txt"
   cargo run --release -p hsconas-search --example reproduce_report -- "$OUT"
 }
 

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use hsconas_devices::metrics;
 use hsconas_models::graph::Graph;
 use hsconas_models::reference::Reference;
 use hsconas_models::{hsconas, Arch, Layout, NetConfig};
@@ -120,10 +121,6 @@ fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
-fn ms(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
-}
-
 fn millions(n: usize) -> String {
     format!("{:.2}", n as f64 / 1e6)
 }
@@ -167,6 +164,8 @@ fn cifar_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
                 "ort_ms": latency(out, 32, &net.name, "ort"),
                 "tract_ms": latency(out, 32, &net.name, "tract"),
                 "seeds": seeds,
+                "supernet_top1": read_json(&out.join(format!("supernet-eval/{}.json", net.name)))
+                    .and_then(|v| v["top1"].as_f64()),
                 "test_error_mean": mean(&errors),
                 "test_error_min": errors.iter().copied().reduce(f64::min),
                 "test_error_max": errors.iter().copied().reduce(f64::max),
@@ -276,6 +275,28 @@ fn comparisons(rows: &[Value]) -> Vec<Value> {
     out
 }
 
+/// How well the supernet's accuracy ranks the trained networks of the space (Kendall's tau and
+/// Pearson's r between supernet top-1 and mean test top-1).
+fn supernet_ranking(rows: &[Value]) -> Value {
+    let (supernet, trained): (Vec<f64>, Vec<f64>) = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["supernet_top1"].as_f64()?,
+                100.0 - r["test_error_mean"].as_f64()?,
+            ))
+        })
+        .unzip();
+    if supernet.len() < 3 {
+        return Value::Null;
+    }
+    json!({
+        "networks": supernet.len(),
+        "kendall_tau": metrics::kendall_tau(&supernet, &trained),
+        "pearson": metrics::pearson(&supernet, &trained),
+    })
+}
+
 /// Wall time per phase (`timing.tsv`; a rerun that skipped finished steps adds its few seconds).
 fn timing(out: &Path) -> Vec<Value> {
     let mut phases: Vec<(String, u64)> = Vec::new();
@@ -312,108 +333,197 @@ fn error_text(r: &Value) -> String {
     }
 }
 
+/// A markdown table under a `###` title; the first `left` columns are left-aligned, the rest right-aligned.
+fn table(md: &mut String, title: &str, header: &[&str], left: usize, rows: Vec<Vec<String>>) {
+    let align: Vec<&str> = (0..header.len())
+        .map(|i| if i < left { "---" } else { "---:" })
+        .collect();
+    let _ = writeln!(
+        md,
+        "### {title}\n\n| {} |\n| {} |",
+        header.join(" | "),
+        align.join(" | ")
+    );
+    for row in rows {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
+    }
+    md.push('\n');
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), String::from)
+}
+
+fn fixed(v: &Value, digits: usize) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
 fn markdown(results: &Value) -> String {
     let mut md = String::new();
     let rows = |key: &str| results[key].as_array().cloned().unwrap_or_default();
-    let _ = writeln!(
-        md,
-        "### CIFAR-10 (input 32), trained {}\n\n| network | kind | params (M) | MACs (M) | ONNX Runtime (ms) | tract (ms) | test error % (mean, range) | seeds |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        results["recipe"].as_str().unwrap_or("")
+    let count = |v: &Value| millions(v.as_u64().unwrap_or(0) as usize);
+    table(
+        &mut md,
+        &format!("CIFAR-10 (input 32), trained {}", text(&results["recipe"])),
+        &[
+            "network",
+            "kind",
+            "params (M)",
+            "MACs (M)",
+            "ONNX Runtime (ms)",
+            "tract (ms)",
+            "test error % (mean, range)",
+            "seeds",
+            "supernet top-1 %",
+        ],
+        2,
+        rows("cifar10")
+            .iter()
+            .map(|r| {
+                vec![
+                    text(&r["name"]),
+                    text(&r["kind"]),
+                    count(&r["params"]),
+                    count(&r["macs"]),
+                    fixed(&r["ort_ms"], 3),
+                    fixed(&r["tract_ms"], 3),
+                    error_text(r),
+                    r["seeds"].as_array().map_or(0, Vec::len).to_string(),
+                    fixed(&r["supernet_top1"], 1),
+                ]
+            })
+            .collect(),
     );
-    for r in rows("cifar10") {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            r["name"].as_str().unwrap_or(""),
-            r["kind"].as_str().unwrap_or(""),
-            millions(r["params"].as_u64().unwrap_or(0) as usize),
-            millions(r["macs"].as_u64().unwrap_or(0) as usize),
-            ms(r["ort_ms"].as_f64()),
-            ms(r["tract_ms"].as_f64()),
-            error_text(&r),
-            r["seeds"].as_array().map_or(0, Vec::len)
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\n### Found networks against the hand-designed network and the uniform scaling closest in latency\n\n| found | baseline | latency found / baseline | test error difference (points) |\n| --- | --- | ---: | ---: |"
+    table(
+        &mut md,
+        "Found networks against the hand-designed network and the uniform scaling closest in latency",
+        &["found", "baseline", "latency found / baseline", "test error difference (points)"],
+        2,
+        rows("comparisons")
+            .iter()
+            .map(|c| {
+                vec![
+                    text(&c["found"]),
+                    text(&c["baseline"]),
+                    fixed(&c["latency_ratio"], 3),
+                    c["test_error_difference"]
+                        .as_f64()
+                        .map_or("-".into(), |d| format!("{d:+.2}")),
+                ]
+            })
+            .collect(),
     );
-    for c in rows("comparisons") {
+    let ranking = &results["supernet_ranking"];
+    if !ranking.is_null() {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.3} | {} |",
-            c["found"].as_str().unwrap_or(""),
-            c["baseline"].as_str().unwrap_or(""),
-            c["latency_ratio"].as_f64().unwrap_or(f64::NAN),
-            c["test_error_difference"]
-                .as_f64()
-                .map_or("-".into(), |d| format!("{d:+.2}"))
+            "Supernet accuracy (5,000 validation images) against the trained networks' mean test accuracy, \
+             {} networks of the space: Kendall's tau {}, Pearson's r {}.\n",
+            ranking["networks"],
+            fixed(&ranking["kendall_tau"], 2),
+            fixed(&ranking["pearson"], 2)
         );
     }
-    let _ = writeln!(
-        md,
-        "\n### Latency at input 224, batch 1, one thread (paper Table I, latency columns)\n\n| network | params (M) | MACs (M) | ONNX Runtime (ms) | tract (ms) |\n| --- | ---: | ---: | ---: | ---: |"
+    table(
+        &mut md,
+        "Latency at input 224, batch 1, one thread (paper Table I, latency columns)",
+        &[
+            "network",
+            "params (M)",
+            "MACs (M)",
+            "ONNX Runtime (ms)",
+            "tract (ms)",
+        ],
+        1,
+        rows("imagenet224")
+            .iter()
+            .map(|r| {
+                vec![
+                    text(&r["name"]),
+                    count(&r["params"]),
+                    count(&r["macs"]),
+                    fixed(&r["ort_ms"], 3),
+                    fixed(&r["tract_ms"], 3),
+                ]
+            })
+            .collect(),
     );
-    for r in rows("imagenet224") {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} |",
-            r["name"].as_str().unwrap_or(""),
-            millions(r["params"].as_u64().unwrap_or(0) as usize),
-            millions(r["macs"].as_u64().unwrap_or(0) as usize),
-            ms(r["ort_ms"].as_f64()),
-            ms(r["tract_ms"].as_f64())
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\n### Searches (local-cpu, input 32)\n\n| network | target (ms) | predicted (ms) | measured (ms) | vs target | supernet top-1 | evaluations | correction rounds |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    table(
+        &mut md,
+        "Searches (local-cpu, input 32)",
+        &[
+            "network",
+            "target (ms)",
+            "predicted (ms)",
+            "measured (ms)",
+            "vs target",
+            "supernet top-1",
+            "evaluations",
+            "correction rounds",
+        ],
+        1,
+        rows("searches")
+            .iter()
+            .map(|s| {
+                vec![
+                    text(&s["name"]),
+                    text(&s["target_ms"]),
+                    fixed(&s["predicted_ms"], 3),
+                    fixed(&s["measured_ms"], 3),
+                    s["deviation_percent"]
+                        .as_f64()
+                        .map_or("-".into(), |d| format!("{d:+.1}%")),
+                    s["supernet_top1"]
+                        .as_f64()
+                        .map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
+                    text(&s["evaluations"]),
+                    text(&s["correction_rounds"]),
+                ]
+            })
+            .collect(),
     );
-    for s in rows("searches") {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            s["name"].as_str().unwrap_or(""),
-            s["target_ms"],
-            ms(s["predicted_ms"].as_f64()),
-            ms(s["measured_ms"].as_f64()),
-            s["deviation_percent"]
-                .as_f64()
-                .map_or("-".into(), |d| format!("{d:+.1}%")),
-            s["supernet_top1"]
-                .as_f64()
-                .map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
-            s["evaluations"],
-            s["correction_rounds"]
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\n### Latency model (held-out random networks)\n\n| table | predictor | networks | RMSE (ms) | RMSPE | within ±10% | Kendall's tau |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    table(
+        &mut md,
+        "Latency model (held-out random networks)",
+        &[
+            "table",
+            "predictor",
+            "networks",
+            "RMSE (ms)",
+            "RMSPE (%)",
+            "within ±10% (%)",
+            "Kendall's tau",
+        ],
+        2,
+        rows("latency_model")
+            .iter()
+            .map(|m| {
+                let a = &m["accuracy"];
+                vec![
+                    text(&m["table"]),
+                    text(&m["predictor"]),
+                    text(&a["n"]),
+                    fixed(&a["rmse_ms"], 4),
+                    fixed(&a["rmspe_percent"], 2),
+                    fixed(&a["within_10_percent"], 0),
+                    fixed(&a["kendall_tau"], 3),
+                ]
+            })
+            .collect(),
     );
-    for m in rows("latency_model") {
-        let a = &m["accuracy"];
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {:.4} | {:.2}% | {:.0}% | {:.3} |",
-            m["table"].as_str().unwrap_or(""),
-            m["predictor"].as_str().unwrap_or(""),
-            a["n"],
-            a["rmse_ms"].as_f64().unwrap_or(f64::NAN),
-            a["rmspe_percent"].as_f64().unwrap_or(f64::NAN),
-            a["within_10_percent"].as_f64().unwrap_or(f64::NAN),
-            a["kendall_tau"].as_f64().unwrap_or(f64::NAN)
-        );
-    }
-    let _ = writeln!(md, "\n### Wall time\n\n| phase | minutes |\n| --- | ---: |");
-    for t in rows("timing") {
-        let _ = writeln!(
-            md,
-            "| {} | {:.1} |",
-            t["phase"].as_str().unwrap_or(""),
-            t["seconds"].as_f64().unwrap_or(0.0) / 60.0
-        );
-    }
+    table(
+        &mut md,
+        "Wall time",
+        &["phase", "minutes"],
+        1,
+        rows("timing")
+            .iter()
+            .map(|t| {
+                let minutes = t["seconds"].as_f64().unwrap_or(0.0) / 60.0;
+                vec![text(&t["phase"]), format!("{minutes:.1}")]
+            })
+            .collect(),
+    );
     md
 }
 
@@ -462,6 +572,7 @@ fn main() -> anyhow::Result<()> {
         "recipe": epochs.map_or("-".into(), |e| format!("{e} epochs, same recipe for every network")),
         "cifar10": cifar,
         "comparisons": comparisons(&cifar),
+        "supernet_ranking": supernet_ranking(&cifar),
         "imagenet224": imagenet_rows(&out, &networks)?,
         "searches": search_rows(&out),
         "latency_model": latency_model_rows(&out),

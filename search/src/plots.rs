@@ -148,9 +148,10 @@ impl Scatter<'_> {
                 .label(s.label)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
         }
+        let legend_rows = self.series.len() + usize::from(self.identity.is_some()) * 2;
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(quietest_corner(all(), (x0, x1), (y0, y1), legend_rows))
             .label_font(("sans-serif", 16))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
@@ -158,6 +159,36 @@ impl Scatter<'_> {
             .map_err(err)?;
         root.present().map_err(err)?;
         Ok(())
+    }
+}
+
+/// The corner of the plot where a legend of `rows` entries covers the fewest points (upper left on ties).
+fn quietest_corner<'p>(
+    points: impl Iterator<Item = &'p (f64, f64)>,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    rows: usize,
+) -> SeriesLabelPosition {
+    // The legend's share of the plot: about 0.3 of the width, 0.1 plus 0.04 per row of the height.
+    let (width, height) = (0.3, (0.1 + 0.04 * rows as f64).min(0.9));
+    let mut covered = [0usize; 4];
+    for &(x, y) in points {
+        let fx = (x - x0) / (x1 - x0).max(1e-12);
+        let fy = (y - y0) / (y1 - y0).max(1e-12);
+        let (left, right) = (fx <= width, fx >= 1.0 - width);
+        let (top, bottom) = (fy >= 1.0 - height, fy <= height);
+        for (i, inside) in [left && top, right && top, left && bottom, right && bottom]
+            .into_iter()
+            .enumerate()
+        {
+            covered[i] += usize::from(inside);
+        }
+    }
+    match (0..4).min_by_key(|&i| covered[i]) {
+        Some(1) => SeriesLabelPosition::UpperRight,
+        Some(2) => SeriesLabelPosition::LowerLeft,
+        Some(3) => SeriesLabelPosition::LowerRight,
+        _ => SeriesLabelPosition::UpperLeft,
     }
 }
 
@@ -246,5 +277,30 @@ impl Histogram<'_> {
         }
         root.present().map_err(err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_legend_goes_where_it_hides_the_fewest_points() {
+        let corner =
+            |points: &[(f64, f64)]| quietest_corner(points.iter(), (0.0, 1.0), (0.0, 1.0), 3);
+        assert_eq!(corner(&[]), SeriesLabelPosition::UpperLeft);
+        assert_eq!(
+            corner(&[(0.05, 0.95), (0.5, 0.5)]),
+            SeriesLabelPosition::UpperRight
+        );
+        assert_eq!(
+            corner(&[(0.05, 0.95), (0.95, 0.95), (0.05, 0.05)]),
+            SeriesLabelPosition::LowerRight
+        );
+        // A diagonal (predicted vs measured) leaves the upper left and lower right free.
+        let diagonal: Vec<(f64, f64)> = (0..=10)
+            .map(|i| (i as f64 / 10.0, i as f64 / 10.0))
+            .collect();
+        assert_eq!(corner(&diagonal), SeriesLabelPosition::UpperLeft);
     }
 }
