@@ -421,27 +421,17 @@ fn a_trained_reference_network_exports_with_its_weights() {
         assert!(err <= 1e-4, "{kind:?}: relative error {err}");
     }
     let out = dir.path().join("shufflenet.onnx");
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "onnx", "--weights", run.to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out.to_str().expect("utf-8")]);
+        hsconas(&args)
+    };
     ok(
-        hsconas(&[
-            "export",
-            "onnx",
-            "--weights",
-            run.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]),
+        export(&[]),
         "hsconas export onnx of a trained reference network",
     );
-    let err = hsconas(&[
-        "export",
-        "onnx",
-        "--weights",
-        run.to_str().expect("utf-8"),
-        "--arch",
-        &["shuffle3:1.0"; 20].join(","),
-        "--out",
-        out.to_str().expect("utf-8"),
-    ]);
+    let err = export(&["--arch", &["shuffle3:1.0"; 20].join(",")]);
     assert!(!err.status.success());
     assert!(
         String::from_utf8_lossy(&err.stderr).contains("--arch does not apply"),
