@@ -55,7 +55,10 @@ timed() {
 }
 
 phase_supernet() {
-  [ -e "$SUPERNET" ] && [ "$SUPERNET" != "$OUT/supernet/checkpoint.safetensors" ] && return
+  if [ "$SUPERNET" != "$OUT/supernet/checkpoint.safetensors" ]; then
+    [ -e "$SUPERNET" ] || { echo "SUPERNET=$SUPERNET does not exist" >&2; exit 1; }
+    return 0
+  fi
   local resume=()
   [ -e "$OUT/supernet/checkpoint.safetensors" ] && resume=(--resume)
   "$hsconas" supernet train --data "$DATA" --epochs 5 --warmup-epochs 0 --lr 0.05 --init spos \
