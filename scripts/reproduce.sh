@@ -80,7 +80,12 @@ phase_search() {
 
 # The architecture a search found.
 winner() { "$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["winner"]["arch"])' "$OUT/search-$1/search.json"; }
-uniform() { "$python" -c 'import sys; print(",".join(["shuffle3:" + sys.argv[1]] * 20))' "$1"; }
+# The all-shuffle3 architecture at one channel scale.
+uniform() {
+  local entries
+  entries=$(printf "shuffle3:$1,%.0s" {1..20})
+  echo "${entries%,}"
+}
 
 # export NAME SIZE FLAGS...: $OUT/onnx/SIZE/NAME.onnx with random weights (latency does not depend on them).
 export_onnx() {
@@ -89,7 +94,7 @@ export_onnx() {
   [ "$size" = 32 ] && classes=10
   file=$OUT/onnx/$size/$name.onnx
   mkdir -p "$(dirname "$file")"
-  [ -e "$file" ] || "$hsconas" export onnx "$@" --input-size "$size" --classes "$classes" --out "$file" 2>/dev/null
+  [ -e "$file" ] || "$hsconas" export onnx "$@" --input-size "$size" --classes "$classes" --out "$file"
 }
 
 # bench NAME SIZE: $OUT/latency/SIZE/NAME.BACKEND.json for ONNX Runtime and tract, one thread, batch 1.
@@ -98,10 +103,11 @@ bench() {
   for backend in ort tract; do
     json=$OUT/latency/$size/$name.$backend.json
     mkdir -p "$(dirname "$json")"
-    [ -e "$json" ] || "$runtime" bench "$OUT/onnx/$size/$name.onnx" --backend "$backend" --json >"$json.tmp"
-    [ -e "$json.tmp" ] && mv "$json.tmp" "$json"
+    if [ ! -e "$json" ]; then
+      "$runtime" bench "$OUT/onnx/$size/$name.onnx" --backend "$backend" --json >"$json.tmp"
+      mv "$json.tmp" "$json"
+    fi
   done
-  return 0
 }
 
 phase_latency() {
@@ -188,13 +194,14 @@ phase_train() {
 # The supernet's accuracy for every network of the space that was trained (5,000 validation images), to
 # see how well the supernet ranks what the trainings found.
 phase_report() {
-  local name flag arch
+  local name flag arch json
   mkdir -p "$OUT/supernet-eval"
   while read -r name flag arch; do
-    [ "$flag" = --arch ] || continue
-    [ -e "$OUT/supernet-eval/$name.json" ] || "$hsconas" supernet eval --checkpoint "$SUPERNET" \
-      --arch "$arch" --data "$DATA" --json >"$OUT/supernet-eval/$name.json.tmp" 2>/dev/null
-    [ -e "$OUT/supernet-eval/$name.json.tmp" ] && mv "$OUT/supernet-eval/$name.json.tmp" "$OUT/supernet-eval/$name.json"
+    json=$OUT/supernet-eval/$name.json
+    if [ "$flag" = --arch ] && [ ! -e "$json" ]; then
+      "$hsconas" supernet eval --checkpoint "$SUPERNET" --arch "$arch" --data "$DATA" --json >"$json.tmp"
+      mv "$json.tmp" "$json"
+    fi
   done <"$OUT/networks.txt"
   cargo run --release -p hsconas-search --example reproduce_report -- "$OUT"
 }

@@ -74,9 +74,18 @@ impl Network {
     }
 }
 
+/// The JSON in `path`; `None` when the step that writes it has not run, with a warning when the file is
+/// there but unreadable.
 fn read_json(path: &Path) -> Option<Value> {
     let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    serde_json::from_slice(&bytes)
+        .map_err(|e| {
+            eprintln!(
+                "warning: {} is not valid JSON ({e}); left out",
+                path.display()
+            )
+        })
+        .ok()
 }
 
 /// Median latency, ms, of `name` at `size` with `backend` (`ort`, `tract`).
@@ -176,18 +185,17 @@ fn cifar_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
 
 /// Table B: the paper's Table I latency columns at input 224.
 fn imagenet_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
-    let found = networks.iter().filter(|n| n.kind() == "found");
-    let references = Reference::ALL.iter().map(|r| Network {
-        name: r.name().to_string(),
-        flags: vec!["--reference".into(), r.name().into()],
-    });
-    let all: Vec<Network> = references
-        .chain(found.map(|n| Network {
-            name: n.name.clone(),
-            flags: n.flags.clone(),
-        }))
+    let references: Vec<Network> = Reference::ALL
+        .iter()
+        .map(|r| Network {
+            name: r.name().to_string(),
+            flags: vec!["--reference".into(), r.name().into()],
+        })
         .collect();
-    all.iter()
+    let found = networks.iter().filter(|n| n.kind() == "found");
+    references
+        .iter()
+        .chain(found)
         .map(|net| {
             let graph = net.graph(224, 1000)?;
             Ok(json!({
