@@ -90,3 +90,42 @@ pub enum ModelError {
     #[error("layer index {0} is out of range (the space has 20 layers, numbered 1..=20)")]
     LayerOutOfRange(usize),
 }
+
+/// Why a search space (a `--space` file, a shrunk layer) was rejected. Messages name the layer (1-based).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SpaceError {
+    /// The space does not have one entry per layer.
+    #[error("a search space has {expected} layers, found {found}")]
+    WrongLayerCount {
+        /// Number of layers of the networks.
+        expected: usize,
+        /// Number of layer entries given.
+        found: usize,
+    },
+    /// A layer allows no architecture (no operator, or only block operators and no scale).
+    #[error("layer {layer}: no choice is left (ops {ops:?}, scales {scales:?}); a layer needs an operator, and a block operator needs a scale")]
+    EmptyLayer {
+        /// 1-based layer number.
+        layer: usize,
+        /// The operators given.
+        ops: Vec<String>,
+        /// The scales given, in tenths.
+        scales: Vec<u8>,
+    },
+    /// A scale outside `1..=10` tenths.
+    #[error("layer {layer}: scale {tenths} is not a number of tenths in 1..=10 (0.1 .. 1.0)")]
+    BadScale {
+        /// 1-based layer number.
+        layer: usize,
+        /// The value given.
+        tenths: u8,
+    },
+    /// `skip` in the first layer of a stage (stride 2).
+    #[error("layer {layer}: 'skip' is not allowed in a stride-2 layer (the first layer of stage {stage})")]
+    SkipInStride2 {
+        /// 1-based layer number.
+        layer: usize,
+        /// 1-based stage number.
+        stage: usize,
+    },
+}

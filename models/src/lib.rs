@@ -21,7 +21,7 @@ pub mod reference;
 mod space;
 
 pub use arch::Arch;
-pub use error::{ArchError, ModelError};
+pub use error::{ArchError, ModelError, SpaceError};
 pub use layout::{Layout, NetConfig, NUM_LAYERS, STAGE_REPEATS, STEM_WIDTH};
 pub use op::{Choice, ChoiceParseError, Op, Scale};
 pub use space::{LayerSpace, SearchSpace};

@@ -6,7 +6,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
-use crate::error::ArchError;
+use crate::error::{ArchError, SpaceError};
 use crate::layout::{NetConfig, NUM_LAYERS};
 use crate::op::{Choice, Op, Scale};
 
@@ -61,6 +61,31 @@ impl LayerSpace {
         self.len() == 0
     }
 
+    /// Checks the set for the 0-based `layer`: scales in `1..=10`, no `skip` in a stride-2 layer, and at
+    /// least one choice.
+    pub fn validate(&self, layer: usize) -> Result<(), SpaceError> {
+        if let Some(&tenths) = self.scales.iter().find(|t| !(1..=10).contains(*t)) {
+            return Err(SpaceError::BadScale {
+                layer: layer + 1,
+                tenths,
+            });
+        }
+        if self.ops.contains(&Op::Skip) && NetConfig::is_stride2(layer) {
+            return Err(SpaceError::SkipInStride2 {
+                layer: layer + 1,
+                stage: NetConfig::stage_of(layer) + 1,
+            });
+        }
+        if self.is_empty() {
+            return Err(SpaceError::EmptyLayer {
+                layer: layer + 1,
+                ops: self.ops.iter().map(|op| op.to_string()).collect(),
+                scales: self.scales.iter().copied().collect(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether the layer may take `choice`.
     pub fn contains(&self, choice: Choice) -> bool {
         self.ops.contains(&choice.op())
@@ -68,10 +93,35 @@ impl LayerSpace {
     }
 }
 
-/// Per layer, the allowed choices.
+/// Per layer, the allowed choices. Always valid: one non-empty set per layer, scales in `1..=10`, no
+/// `skip` in a stride-2 layer (deserialising checks this and names the first offending layer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedSpace")]
 pub struct SearchSpace {
     layers: Vec<LayerSpace>,
+}
+
+/// A search space as read from a file, before [`SearchSpace`]'s checks.
+#[derive(Deserialize)]
+struct UncheckedSpace {
+    layers: Vec<LayerSpace>,
+}
+
+impl TryFrom<UncheckedSpace> for SearchSpace {
+    type Error = SpaceError;
+
+    fn try_from(raw: UncheckedSpace) -> Result<SearchSpace, SpaceError> {
+        if raw.layers.len() != NUM_LAYERS {
+            return Err(SpaceError::WrongLayerCount {
+                expected: NUM_LAYERS,
+                found: raw.layers.len(),
+            });
+        }
+        for (layer, space) in raw.layers.iter().enumerate() {
+            space.validate(layer)?;
+        }
+        Ok(SearchSpace { layers: raw.layers })
+    }
 }
 
 impl Default for SearchSpace {
@@ -93,23 +143,19 @@ impl SearchSpace {
         &self.layers
     }
 
-    /// Replaces one layer's set. Refuses an empty set or `skip` in a stride-2 layer.
-    pub fn set_layer(&mut self, layer: usize, space: LayerSpace) -> Result<(), ArchError> {
-        if space.ops.contains(&Op::Skip) && NetConfig::is_stride2(layer) {
-            return Err(ArchError::SkipInStride2 {
-                layer: layer + 1,
-                stage: NetConfig::stage_of(layer) + 1,
-            });
-        }
-        if space.is_empty() {
-            return Err(ArchError::NotInSpace {
-                layer: layer + 1,
-                choice: "(empty set)".into(),
-            });
-        }
-        if let Some(slot) = self.layers.get_mut(layer) {
-            *slot = space;
-        }
+    /// Replaces the 0-based `layer`'s set. Refuses a layer that does not exist and a set that
+    /// [`LayerSpace::validate`] refuses.
+    pub fn set_layer(&mut self, layer: usize, space: LayerSpace) -> Result<(), SpaceError> {
+        space.validate(layer)?;
+        let found = self.layers.len();
+        let slot = self
+            .layers
+            .get_mut(layer)
+            .ok_or(SpaceError::WrongLayerCount {
+                expected: layer + 1,
+                found,
+            })?;
+        *slot = space;
         Ok(())
     }
 
@@ -139,7 +185,7 @@ impl SearchSpace {
             let options = space.choices();
             *slot = options[rng.random_range(0..options.len())];
         }
-        // Every layer space is non-empty and never has skip in a stride-2 layer, so this cannot fail.
+        // Every layer space is valid (checked on construction and deserialisation), so this cannot fail.
         Arch::new(choices).unwrap_or_else(|e| unreachable!("sampled an invalid architecture: {e}"))
     }
 }
@@ -198,6 +244,41 @@ mod tests {
             scales: [1].into(),
         };
         assert!(space.set_layer(3, empty).is_err());
+    }
+
+    #[test]
+    fn invalid_space_files_are_refused_with_the_layer_named() {
+        let full = serde_json::to_value(SearchSpace::full()).expect("serialise");
+        let with_layer = |layer: usize, value: serde_json::Value| {
+            let mut v = full.clone();
+            v["layers"][layer] = value;
+            serde_json::from_value::<SearchSpace>(v)
+        };
+        let back: SearchSpace = serde_json::from_value(full.clone()).expect("the full space loads");
+        assert_eq!(back, SearchSpace::full());
+        let err = with_layer(4, serde_json::json!({"ops": [], "scales": [5]})).expect_err("no ops");
+        assert!(err.to_string().contains("layer 5: no choice is left"), "{err}");
+        let err = with_layer(6, serde_json::json!({"ops": ["shuffle3"], "scales": []}))
+            .expect_err("a block without scales");
+        assert!(err.to_string().contains("layer 7: no choice is left"), "{err}");
+        // Skip alone needs no scale.
+        assert!(with_layer(6, serde_json::json!({"ops": ["skip"], "scales": []})).is_ok());
+        let err = with_layer(4, serde_json::json!({"ops": ["skip"], "scales": [5]}))
+            .expect_err("skip in the first layer of stage 2");
+        assert!(err.to_string().contains("layer 5: 'skip' is not allowed"), "{err}");
+        let err = with_layer(2, serde_json::json!({"ops": ["shuffle5"], "scales": [0, 11]}))
+            .expect_err("scale out of range");
+        assert!(err.to_string().contains("layer 3: scale 0"), "{err}");
+        let mut short = full.clone();
+        short["layers"]
+            .as_array_mut()
+            .expect("layers")
+            .truncate(19);
+        let err = serde_json::from_value::<SearchSpace>(short).expect_err("19 layers");
+        assert_eq!(
+            err.to_string(),
+            "a search space has 20 layers, found 19"
+        );
     }
 
     proptest! {

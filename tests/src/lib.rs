@@ -1,5 +1,8 @@
 //! Helpers shared by the end-to-end tests: running exported models in tract and, as an independent oracle,
-//! in Python's `onnx.checker` + ONNX Runtime (from the virtual environment that `scripts/setup.sh` made).
+//! in Python's `onnx.checker` + ONNX Runtime (from the virtual environment that `scripts/setup.sh` made);
+//! and the check of documented numbers against their committed evidence ([`evidence`]).
+
+pub mod evidence;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

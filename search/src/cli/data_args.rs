@@ -13,7 +13,8 @@ pub struct DataArgs {
     /// binary batches, or MNIST IDX files.
     #[arg(long, value_name = "PATH")]
     pub data: PathBuf,
-    /// Share of every class of the training images held out for validation (what searches measure).
+    /// Share of every class of the training images held out for validation (what searches and the
+    /// per-epoch evaluation measure), in (0, 1).
     #[arg(long, default_value_t = 0.1, value_name = "F")]
     pub val_fraction: f64,
     /// Seed of the validation split.
@@ -61,11 +62,14 @@ impl Prepared {
 }
 
 impl DataArgs {
-    /// Reads and splits the dataset.
+    /// Reads and splits the dataset. Refuses a validation share outside (0, 1) and a split that leaves
+    /// the validation or the training set empty: every search candidate would silently score 0%.
     pub fn prepare(&self) -> anyhow::Result<Prepared> {
         anyhow::ensure!(
-            (0.0..1.0).contains(&self.val_fraction),
-            "--val-fraction must be in [0, 1)"
+            self.val_fraction > 0.0 && self.val_fraction < 1.0,
+            "--val-fraction must be in (0, 1), got {}: searches and the per-epoch evaluation measure \
+             accuracy on the validation split",
+            self.val_fraction
         );
         let splits = data::open(
             &self.data,
@@ -74,6 +78,15 @@ impl DataArgs {
             },
         )?;
         let (train, val) = data::train_val_split(&splits.train, self.val_fraction, self.split_seed);
+        anyhow::ensure!(
+            !val.is_empty() && !train.is_empty(),
+            "--val-fraction {} splits {} training images into {} for training and {} for validation; \
+             both need images",
+            self.val_fraction,
+            splits.train.len(),
+            train.len(),
+            val.len()
+        );
         let (mean, std) = train.channel_stats();
         let crop = if train.height < 64 {
             Crop::Pad {

@@ -400,10 +400,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         super::export::run(super::export::ExportCommand::Crate(step_args(&argv)?))?;
     }
 
-    let model: serde_json::Value = std::fs::read(final_dir.join("model.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let model = hsconas_export::ModelInfo::load(&final_dir.join(hsconas_export::MODEL_INFO_FILE))
+        .context("the retrained network's model.json")?;
     let summary = json!({
         "device": args.device,
         "target_ms": args.target_ms,
@@ -412,6 +410,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "supernet_val_accuracy": report["winner"]["accuracy"],
         "predicted_ms": report["winner"]["predicted_ms"],
         "measured_ms": report["winner"]["measured_ms"],
+        "relative_to_target": report["winner"]["relative_to_target"],
+        "winner_reason": report["winner"]["reason"],
         "retrained": model,
         "files": {
             "table": table, "supernet": supernet_ckpt, "search_report": out.join("search/search.json"),
@@ -425,21 +425,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     )?;
     println!("\nfound     {winner}");
     println!(
-        "latency   predicted {:.3} ms, measured {} (target {} ms)",
-        report["winner"]["predicted_ms"]
-            .as_f64()
-            .unwrap_or(f64::NAN),
-        report["winner"]["measured_ms"]
-            .as_f64()
-            .map_or("-".to_string(), |m| format!("{m:.3} ms")),
-        args.target_ms
+        "latency   {}",
+        super::search_report::latency_line(&report["winner"])
     );
+    if let Some(why) = report["winner"]["explanation"].as_str() {
+        println!("chosen as {why}");
+    }
     println!(
-        "accuracy  {:.2}% validation with supernet weights; retrained: test top-1 {}",
+        "accuracy  {:.2}% validation with supernet weights; retrained {}",
         report["winner"]["accuracy"].as_f64().unwrap_or(f64::NAN) * 100.0,
-        model["test"]["top1"]
-            .as_f64()
-            .map_or("-".to_string(), |t| format!("{t:.2}%"))
+        retrained_line(&model)
     );
     println!(
         "crate     {} (try: cargo run --release --example classify -- IMAGE)",
@@ -447,4 +442,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     println!("files     {} (summary.json lists them)", out.display());
     Ok(())
+}
+
+/// `2 epochs: test top-1 35.20% on 500 images (chance 10.0%)` (validation when the data has no test
+/// split).
+fn retrained_line(model: &hsconas_export::ModelInfo) -> String {
+    let epochs = model
+        .epochs
+        .map_or(String::new(), |e| format!("{e} epochs: "));
+    let chance = 100.0 / model.classes.len().max(1) as f64;
+    match (&model.test, &model.val) {
+        (Some(a), _) | (None, Some(a)) => format!(
+            "{epochs}{} top-1 {:.2}% on {} images (chance {chance:.1}%)",
+            if model.test.is_some() { "test" } else { "validation" },
+            a.top1,
+            a.images
+        ),
+        (None, None) => format!("{epochs}no accuracy recorded"),
+    }
 }

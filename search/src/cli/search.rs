@@ -12,8 +12,8 @@ use hsconas_models::fsutil::write_atomic;
 use hsconas_models::{Arch, SearchSpace};
 use hsconas_search::latency::NetworkRun;
 use hsconas_search::nas::{
-    random_search, shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings, LayerDecision,
-    Objective, ObjectiveMode,
+    choose_winner, random_search, shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings,
+    LayerDecision, Objective, ObjectiveMode, WinnerReason,
 };
 use hsconas_search::train::eval::EvalSettings;
 use hsconas_search::train::sgd::SgdSettings;
@@ -104,8 +104,9 @@ pub struct SearchArgs {
     /// Best candidates measured end to end on the device after the search (0: none).
     #[arg(long, default_value_t = 3, value_name = "K")]
     remeasure: usize,
-    /// Largest accepted |measured / T - 1| of the winner before the latency model is corrected and the
-    /// search continues.
+    /// Largest accepted |measured / T - 1| (under --mode constraint: measured / T - 1). The winner is the
+    /// best F among the candidates measured within it; when none is, the latency model is corrected and
+    /// the search continues (at most --max-rounds times), then the measured candidate closest to T wins.
     #[arg(long, default_value_t = 0.03)]
     tolerance: f64,
     /// Correction rounds at most.
@@ -301,6 +302,10 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         objective,
         &state.candidates,
     );
+    // Checkpoints from before candidates carried their measurements.
+    for r in &state.remeasured {
+        evaluator.record_measurement(&r.arch, r.measured_ms);
+    }
     let save =
         |state: &mut SearchState, evaluator: &Evaluator<_>| save(state, evaluator.evaluated());
 
@@ -362,12 +367,14 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             }
             for (c, s) in best.iter().zip(&samples) {
                 eprintln!(
-                    "re-measured {}: predicted {:.3} ms, measured {:.3} ms ({:+.1}%)",
+                    "re-measured {}: measured {:.3} ms, {:+.1}% from T; predicted {:.3} ms (prediction error {:+.1}%)",
                     c.arch,
-                    c.latency_ms,
                     s.measured_ms,
+                    (s.measured_ms / objective.target_ms - 1.0) * 100.0,
+                    c.latency_ms,
                     (c.latency_ms / s.measured_ms - 1.0) * 100.0
                 );
+                evaluator.record_measurement(&c.arch, s.measured_ms);
                 state.remeasured.push(Remeasured {
                     arch: c.arch.clone(),
                     accuracy: c.accuracy,
@@ -379,20 +386,23 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             }
             state.extra_samples.extend(samples);
         }
-        let winner = winner(&evaluator, &state.remeasured);
-        let miss = winner.as_ref().map_or(0.0, |(_, measured)| {
-            (measured / objective.target_ms - 1.0).abs()
-        });
-        if miss <= args.tolerance || state.rounds >= args.max_rounds {
+        let choice = choose_winner(evaluator.evaluated(), &objective, args.tolerance);
+        let met = choice
+            .as_ref()
+            .is_none_or(|c| c.reason == WinnerReason::WithinTolerance);
+        if met || state.rounds >= args.max_rounds {
+            if let Some(choice) = &choice {
+                eprintln!("winner: {}", choice.explanation(&objective));
+            }
             state.evolution = Some(evo.clone());
             save(&mut state, &evaluator)?;
             break;
         }
         state.rounds += 1;
         eprintln!(
-            "the winner misses T by {:.1}% (> {:.1}%): correcting the latency model with {} re-measured networks and searching {} more generations",
-            miss * 100.0,
+            "no re-measured candidate is within ±{:.1}% of T (closest: {:+.1}%): correcting the latency model with {} re-measured networks and searching {} more generations",
             args.tolerance * 100.0,
+            choice.as_ref().map_or(f64::NAN, |c| c.relative_to_target(&objective) * 100.0),
             state.extra_samples.len(),
             args.extra_generations
         );
@@ -402,7 +412,13 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         save(&mut state, &evaluator)?;
     }
 
-    let mut report = search_report::report(&state, &evaluator, &evo, &settings);
+    let mut report = search_report::report(
+        &state,
+        &evaluator,
+        &evo,
+        &settings,
+        choose_winner(evaluator.evaluated(), &objective, args.tolerance),
+    );
     if args.random_baseline {
         let evaluations = evaluator.evaluated().len();
         eprintln!("random-search baseline: {evaluations} uniformly drawn architectures");
@@ -597,18 +613,4 @@ fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
     let mut all = candidates.to_vec();
     all.sort_by(|a, b| b.score.total_cmp(&a.score));
     all
-}
-
-/// The best candidate by `F` and its measured latency, when it was re-measured.
-pub(super) fn winner(
-    evaluator: &Evaluator<impl hsconas_search::nas::AccuracyOracle>,
-    remeasured: &[Remeasured],
-) -> Option<(Candidate, f64)> {
-    let best = evaluator.best()?.clone();
-    let measured = remeasured
-        .iter()
-        .rev()
-        .find(|r| r.arch == best.arch)?
-        .measured_ms;
-    Some((best, measured))
 }

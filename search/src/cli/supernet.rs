@@ -114,16 +114,17 @@ pub fn run(cmd: SupernetCommand) -> anyhow::Result<()> {
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<()> {
-    let device = args.recipe.device()?;
-    let data = args.data.prepare()?;
-    let config = data.net_config(args.layout)?;
+    // The space file first: a bad one is refused before the data is decoded.
     let space = match &args.space {
         Some(path) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         )
-        .with_context(|| format!("{} is not a search space", path.display()))?,
+        .with_context(|| format!("{} is not a valid search space", path.display()))?,
         None => SearchSpace::full(),
     };
+    let device = args.recipe.device()?;
+    let data = args.data.prepare()?;
+    let config = data.net_config(args.layout)?;
     let model = SupernetModel::new(config, space.clone(), args.init);
     let seed = args.recipe.seed;
     let mut training = SupernetTraining::new(config, space, seed, args.init, device)?;

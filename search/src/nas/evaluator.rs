@@ -1,5 +1,6 @@
 //! Scoring candidates: accuracy from an oracle (the supernet with inherited weights, in the product),
-//! latency from the latency model, `F` from the objective; every architecture evaluated at most once.
+//! latency from the latency model (or, once a candidate was measured on the device, from that
+//! measurement), `F` from the objective; every architecture evaluated at most once.
 
 use std::collections::HashMap;
 
@@ -30,8 +31,18 @@ pub struct Candidate {
     pub accuracy: f64,
     /// Predicted latency, ms.
     pub latency_ms: f64,
-    /// Objective `F`.
+    /// Latency measured end to end on the device, ms, once the candidate was re-measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_ms: Option<f64>,
+    /// Objective `F`, from the measured latency when there is one, else from the predicted one.
     pub score: f64,
+}
+
+impl Candidate {
+    /// The latency `F` is computed from: measured when known, else predicted.
+    pub fn objective_latency_ms(&self) -> f64 {
+        self.measured_ms.unwrap_or(self.latency_ms)
+    }
 }
 
 /// Evaluates candidates through an oracle, the latency model and the objective, caching by architecture.
@@ -58,26 +69,40 @@ impl<O: AccuracyOracle> Evaluator<O> {
         }
     }
 
-    /// Restores previously evaluated candidates (from a checkpoint); their accuracies are trusted and
-    /// their latency and score recomputed with this evaluator's model and objective.
+    /// Restores previously evaluated candidates (from a checkpoint); their accuracies and measured
+    /// latencies are trusted, their predicted latency and score recomputed with this evaluator's model and
+    /// objective.
     pub fn restore(&mut self, candidates: impl IntoIterator<Item = Candidate>) {
         for c in candidates {
             if !self.cache.contains_key(&c.arch) {
-                let c = self.rescored(c.arch, c.accuracy);
+                let c = self.rescored(c.arch, c.accuracy, c.measured_ms);
                 self.cache.insert(c.arch.clone(), self.evaluated.len());
                 self.evaluated.push(c);
             }
         }
     }
 
-    fn rescored(&self, arch: Arch, accuracy: f64) -> Candidate {
+    fn rescored(&self, arch: Arch, accuracy: f64, measured_ms: Option<f64>) -> Candidate {
         let latency_ms = self.model.predict_ms(&arch);
         Candidate {
-            score: self.objective.score(accuracy, latency_ms),
+            score: self
+                .objective
+                .score(accuracy, measured_ms.unwrap_or(latency_ms)),
             arch,
             accuracy,
             latency_ms,
+            measured_ms,
         }
+    }
+
+    /// Records that `arch` measured `measured_ms` on the device: from now on its `F` uses that latency
+    /// instead of the prediction. Returns the updated candidate, or `None` when `arch` was never
+    /// evaluated (nothing is recorded then).
+    pub fn record_measurement(&mut self, arch: &Arch, measured_ms: f64) -> Option<&Candidate> {
+        let &i = self.cache.get(arch)?;
+        let c = &self.evaluated[i];
+        self.evaluated[i] = self.rescored(c.arch.clone(), c.accuracy, Some(measured_ms));
+        Some(&self.evaluated[i])
     }
 
     /// The candidate for `arch`: from the cache, or measured by the oracle once.
@@ -90,7 +115,7 @@ impl<O: AccuracyOracle> Evaluator<O> {
         if !(0.0..=1.0).contains(&accuracy) {
             anyhow::bail!("accuracy of {arch} is {accuracy}, not a fraction in 0..=1");
         }
-        let c = self.rescored(arch.clone(), accuracy);
+        let c = self.rescored(arch.clone(), accuracy, None);
         self.cache.insert(arch.clone(), self.evaluated.len());
         self.evaluated.push(c.clone());
         Ok(c)
@@ -132,13 +157,13 @@ impl<O: AccuracyOracle> Evaluator<O> {
     }
 
     /// Replaces the latency model (a new correction after re-measurement) and rescores every cached
-    /// candidate; accuracies are kept.
+    /// candidate; accuracies and measurements are kept.
     pub fn set_model(&mut self, model: LatencyModel) {
         self.model = model;
         let old = std::mem::take(&mut self.evaluated);
         self.evaluated = old
             .into_iter()
-            .map(|c| self.rescored(c.arch, c.accuracy))
+            .map(|c| self.rescored(c.arch, c.accuracy, c.measured_ms))
             .collect();
     }
 }

@@ -1,18 +1,21 @@
 //! The search of DESIGN.md section 4: the objective `F = ACC + beta * |LAT/T - 1|` (or a hard latency
 //! constraint), candidate evaluation with a cache, progressive space shrinking, the evolutionary search,
-//! its random-search baseline and the Pareto front over (accuracy, latency).
+//! its random-search baseline, the Pareto front over (accuracy, latency) and the choice of the winner
+//! once candidates were measured on the device.
 
 pub mod evaluator;
 pub mod evolution;
 pub mod objective;
 pub mod pareto;
 pub mod shrink;
+pub mod winner;
 
 pub use evaluator::{AccuracyOracle, Candidate, Evaluator};
 pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats};
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::pareto_front;
 pub use shrink::{shrink_layer, LayerDecision, OpQuality};
+pub use winner::{choose_winner, meets_target, WinnerChoice, WinnerReason};
 
 #[cfg(test)]
 mod tests;

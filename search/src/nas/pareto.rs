@@ -32,6 +32,7 @@ mod tests {
                 .expect("arch"),
             accuracy,
             latency_ms,
+            measured_ms: None,
             score: 0.0,
         }
     }
