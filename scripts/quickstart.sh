@@ -3,9 +3,9 @@
 # pipeline with the quick preset on this machine's CPU and the committed CIFAR-10 sample
 # (`hsconas run --preset quick`): profile every piece on this machine, calibrate the latency model, train
 # a supernet, shrink the space, run the evolutionary search for TARGET_MS (default 0.7 ms), re-measure
-# the best candidates here, retrain the winner and export it as ONNX. About five minutes after the build
-# on a 2-core VM; everything lands in runs/quickstart/ (summary.json names the files). Rerunning continues
-# where an interrupted run stopped; delete the folder to start over.
+# the best candidates here, retrain the winner and export it as ONNX and as a Rust crate. About five
+# minutes after the build on a 2-core VM; everything lands in runs/quickstart-<T>ms/ (summary.json names
+# the files). Rerunning continues where an interrupted run stopped; delete the folder to start over.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,8 +14,10 @@ bash scripts/setup.sh
 cargo build --workspace --all-targets
 hsconas=${CARGO_TARGET_DIR:-target}/debug/hsconas
 
+target_ms=${TARGET_MS:-0.7}
+out=runs/quickstart-${target_ms}ms
 "$hsconas" doctor
-"$hsconas" run --device local-cpu --data data/cifar10-sample.tar.gz --target-ms "${TARGET_MS:-0.7}" \
-  --preset quick --out runs/quickstart
-echo "quickstart: outputs in runs/quickstart/" >&2
-ls -l runs/quickstart >&2
+"$hsconas" run --device local-cpu --data data/cifar10-sample.tar.gz --target-ms "$target_ms" \
+  --preset quick --out "$out"
+echo "quickstart: outputs in $out/" >&2
+ls -l "$out" >&2

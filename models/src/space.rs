@@ -257,28 +257,34 @@ mod tests {
         let back: SearchSpace = serde_json::from_value(full.clone()).expect("the full space loads");
         assert_eq!(back, SearchSpace::full());
         let err = with_layer(4, serde_json::json!({"ops": [], "scales": [5]})).expect_err("no ops");
-        assert!(err.to_string().contains("layer 5: no choice is left"), "{err}");
+        assert!(
+            err.to_string().contains("layer 5: no choice is left"),
+            "{err}"
+        );
         let err = with_layer(6, serde_json::json!({"ops": ["shuffle3"], "scales": []}))
             .expect_err("a block without scales");
-        assert!(err.to_string().contains("layer 7: no choice is left"), "{err}");
+        assert!(
+            err.to_string().contains("layer 7: no choice is left"),
+            "{err}"
+        );
         // Skip alone needs no scale.
         assert!(with_layer(6, serde_json::json!({"ops": ["skip"], "scales": []})).is_ok());
         let err = with_layer(4, serde_json::json!({"ops": ["skip"], "scales": [5]}))
             .expect_err("skip in the first layer of stage 2");
-        assert!(err.to_string().contains("layer 5: 'skip' is not allowed"), "{err}");
-        let err = with_layer(2, serde_json::json!({"ops": ["shuffle5"], "scales": [0, 11]}))
-            .expect_err("scale out of range");
+        assert!(
+            err.to_string().contains("layer 5: 'skip' is not allowed"),
+            "{err}"
+        );
+        let err = with_layer(
+            2,
+            serde_json::json!({"ops": ["shuffle5"], "scales": [0, 11]}),
+        )
+        .expect_err("scale out of range");
         assert!(err.to_string().contains("layer 3: scale 0"), "{err}");
         let mut short = full.clone();
-        short["layers"]
-            .as_array_mut()
-            .expect("layers")
-            .truncate(19);
+        short["layers"].as_array_mut().expect("layers").truncate(19);
         let err = serde_json::from_value::<SearchSpace>(short).expect_err("19 layers");
-        assert_eq!(
-            err.to_string(),
-            "a search space has 20 layers, found 19"
-        );
+        assert_eq!(err.to_string(), "a search space has 20 layers, found 19");
     }
 
     proptest! {

@@ -142,8 +142,8 @@ impl Files {
         self.json
             .entry(name.to_string())
             .or_insert_with(|| {
-                let bytes =
-                    std::fs::read(&path).map_err(|e| format!("cannot read evidence {name}: {e}"))?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read evidence {name}: {e}"))?;
                 serde_json::from_slice(&bytes)
                     .map_err(|e| format!("evidence {name} is not JSON: {e}"))
             })
@@ -173,14 +173,11 @@ fn check_claim(claim: &Claim, files: &mut Files) -> Result<(), String> {
             .json(file)?
             .pointer(&spec.pointer)
             .ok_or_else(|| format!("{file} has nothing at {}", spec.pointer))?;
-        expected.push_str(&render(value, spec).map_err(|e| format!("{file}#{}: {e}", spec.pointer))?);
+        expected
+            .push_str(&render(value, spec).map_err(|e| format!("{file}#{}: {e}", spec.pointer))?);
         expected.push_str(piece);
     }
     let expected = fold(&expected);
-    let doc_dir = Path::new(&claim.doc)
-        .parent()
-        .unwrap_or_else(|| Path::new(""));
-    let relative = relative_path(doc_dir, Path::new(&claim.file));
     let text = files.doc(&claim.doc)?;
     if !text.contains(&expected) {
         return Err(format!(
@@ -189,13 +186,30 @@ fn check_claim(claim: &Claim, files: &mut Files) -> Result<(), String> {
             nearest(text, &expected)
         ));
     }
-    if !text.contains(&claim.file) && !text.contains(&relative) {
+    let names = evidence_names(&claim.doc, &claim.file);
+    if !names.iter().any(|name| text.contains(name.as_str())) {
         return Err(format!(
-            "the document does not name its evidence file {} (as {relative} or {})",
-            claim.file, claim.file
+            "the document does not name its evidence (any of: {})",
+            names.join(", ")
         ));
     }
     Ok(())
+}
+
+/// How a document may name the evidence `file`: the file or one of its folders down to the study folder
+/// (`docs/evidence/<study>`), each repository-relative or relative to the document's folder.
+fn evidence_names(doc: &str, file: &str) -> Vec<String> {
+    let doc_dir = Path::new(doc).parent().unwrap_or_else(|| Path::new(""));
+    let study_depth = Path::new(MANIFEST).components().count();
+    let mut names = Vec::new();
+    let mut path = Some(Path::new(file));
+    while let Some(p) = path.filter(|p| p.components().count() >= study_depth) {
+        names.push(p.display().to_string());
+        names.push(relative_path(doc_dir, p));
+        path = p.parent();
+    }
+    names.dedup();
+    names
 }
 
 /// `to` as written in a document in `from_dir` (both relative to the repository root).
@@ -222,7 +236,10 @@ fn nearest(text: &str, expected: &str) -> String {
     }
     match text.find(&prefix) {
         Some(at) => {
-            let shown: String = text[at..].chars().take(expected.chars().count() + 10).collect();
+            let shown: String = text[at..]
+                .chars()
+                .take(expected.chars().count() + 10)
+                .collect();
             format!("; the document says \"{shown}\"")
         }
         None => "; the document does not contain it".into(),
@@ -260,7 +277,9 @@ fn group_thousands(text: &str) -> String {
     let (sign, rest) = text
         .strip_prefix('-')
         .map_or(("", text), |rest| ("-", rest));
-    let (int, frac) = rest.split_once('.').map_or((rest, None), |(i, f)| (i, Some(f)));
+    let (int, frac) = rest
+        .split_once('.')
+        .map_or((rest, None), |(i, f)| (i, Some(f)));
     let mut grouped = String::new();
     for (i, c) in int.chars().enumerate() {
         if i > 0 && (int.len() - i) % 3 == 0 {
@@ -293,20 +312,73 @@ mod tests {
     #[test]
     fn numbers_print_as_the_spec_says() {
         let v = |x: f64| serde_json::json!(x);
-        assert_eq!(render(&v(0.4526), &spec(Some(1), 100.0, false, false)), Ok("45.3".into()));
-        assert_eq!(render(&v(0.011), &spec(Some(1), 100.0, true, false)), Ok("+1.1".into()));
-        assert_eq!(render(&v(-0.005), &spec(Some(1), 100.0, true, false)), Ok("-0.5".into()));
-        assert_eq!(render(&v(1234567.0), &spec(Some(0), 1.0, false, true)), Ok("1,234,567".into()));
-        assert_eq!(render(&v(-1234.5), &spec(Some(1), 1.0, false, true)), Ok("-1,234.5".into()));
-        assert_eq!(render(&serde_json::json!(818), &spec(None, 1.0, false, false)), Ok("818".into()));
-        assert_eq!(render(&serde_json::json!("shuffle3:0.5"), &spec(None, 1.0, false, false)), Ok("shuffle3:0.5".into()));
+        assert_eq!(
+            render(&v(0.4526), &spec(Some(1), 100.0, false, false)),
+            Ok("45.3".into())
+        );
+        assert_eq!(
+            render(&v(0.011), &spec(Some(1), 100.0, true, false)),
+            Ok("+1.1".into())
+        );
+        assert_eq!(
+            render(&v(-0.005), &spec(Some(1), 100.0, true, false)),
+            Ok("-0.5".into())
+        );
+        assert_eq!(
+            render(&v(1234567.0), &spec(Some(0), 1.0, false, true)),
+            Ok("1,234,567".into())
+        );
+        assert_eq!(
+            render(&v(-1234.5), &spec(Some(1), 1.0, false, true)),
+            Ok("-1,234.5".into())
+        );
+        assert_eq!(
+            render(&serde_json::json!(818), &spec(None, 1.0, false, false)),
+            Ok("818".into())
+        );
+        assert_eq!(
+            render(
+                &serde_json::json!("shuffle3:0.5"),
+                &spec(None, 1.0, false, false)
+            ),
+            Ok("shuffle3:0.5".into())
+        );
         assert!(render(&serde_json::json!([1]), &spec(None, 1.0, false, false)).is_err());
     }
 
     #[test]
+    fn evidence_may_be_named_by_its_file_or_its_study_folder() {
+        let names = evidence_names("docs/a.md", "docs/evidence/study/run/x.json");
+        for name in [
+            "docs/evidence/study/run/x.json",
+            "evidence/study/run/x.json",
+            "docs/evidence/study/run",
+            "docs/evidence/study",
+            "evidence/study",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "docs/evidence" || n == "evidence"),
+            "{names:?}"
+        );
+    }
+
+    #[test]
     fn paths_are_written_relative_to_the_document() {
-        assert_eq!(relative_path(Path::new("docs"), Path::new("docs/evidence/a.json")), "evidence/a.json");
-        assert_eq!(relative_path(Path::new(""), Path::new("docs/evidence/a.json")), "docs/evidence/a.json");
-        assert_eq!(relative_path(Path::new("docs/x"), Path::new("docs/evidence/a.json")), "../../docs/evidence/a.json");
+        assert_eq!(
+            relative_path(Path::new("docs"), Path::new("docs/evidence/a.json")),
+            "evidence/a.json"
+        );
+        assert_eq!(
+            relative_path(Path::new(""), Path::new("docs/evidence/a.json")),
+            "docs/evidence/a.json"
+        );
+        assert_eq!(
+            relative_path(Path::new("docs/x"), Path::new("docs/evidence/a.json")),
+            "../../docs/evidence/a.json"
+        );
     }
 }

@@ -429,11 +429,22 @@ fn bad_space_files_and_an_empty_validation_split_are_refused() {
             layer(r#""skip""#, ""),
             "layer 9: 'skip' is not allowed in a stride-2 layer",
         ),
-        ("bad-scale", 0, layer(r#""xception""#, "12"), "layer 1: scale 12"),
+        (
+            "bad-scale",
+            0,
+            layer(r#""xception""#, "12"),
+            "layer 1: scale 12",
+        ),
     ];
     for (name, bad_layer, bad, expected) in cases {
         let layers: Vec<String> = (0..20)
-            .map(|l| if l == bad_layer { bad.clone() } else { full.clone() })
+            .map(|l| {
+                if l == bad_layer {
+                    bad.clone()
+                } else {
+                    full.clone()
+                }
+            })
             .collect();
         let path = dir.path().join(format!("{name}.json"));
         std::fs::write(&path, format!(r#"{{"layers": [{}]}}"#, layers.join(","))).expect("write");
@@ -470,16 +481,29 @@ fn bad_space_files_and_an_empty_validation_split_are_refused() {
     );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
-        out.stderr.contains("a search space has 20 layers, found 19"),
+        out.stderr
+            .contains("a search space has 20 layers, found 19"),
         "{}",
         out.stderr
     );
     for fraction in ["0", "1", "1.5"] {
         let out = run_bin(
             "hsconas",
-            &["data", "inspect", "--data", data, "--val-fraction", fraction],
+            &[
+                "data",
+                "inspect",
+                "--data",
+                data,
+                "--val-fraction",
+                fraction,
+            ],
         );
-        assert_eq!(out.code, Some(1), "--val-fraction {fraction}: {}", out.stderr);
+        assert_eq!(
+            out.code,
+            Some(1),
+            "--val-fraction {fraction}: {}",
+            out.stderr
+        );
         assert!(
             out.stderr.contains("--val-fraction"),
             "--val-fraction {fraction}: {}",

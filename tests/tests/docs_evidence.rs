@@ -48,7 +48,10 @@ fn copy_of_the_claims(root: &Path) -> tempfile::TempDir {
 fn an_altered_document_fails_the_check() {
     let root = repo_root();
     let copy = copy_of_the_claims(&root);
-    assert!(check(copy.path()).expect("runs").is_empty(), "the copy holds");
+    assert!(
+        check(copy.path()).expect("runs").is_empty(),
+        "the copy holds"
+    );
     let manifest = load_manifest(copy.path()).expect("manifest");
     // A claim whose first value is a number: alter the digit that follows the text before it.
     let claim = manifest
@@ -62,7 +65,10 @@ fn an_altered_document_fails_the_check() {
     let doc = std::fs::read_to_string(&doc_path).expect("doc");
     // Find the prefix with any white space between its words.
     let folded: String = doc.split_whitespace().collect::<Vec<_>>().join(" ");
-    let at = folded.find(&prefix).expect("the claim's text is in the doc") + prefix.len();
+    let at = folded
+        .find(&prefix)
+        .expect("the claim's text is in the doc")
+        + prefix.len();
     let digit_at = folded[at..]
         .find(|c: char| c.is_ascii_digit())
         .map(|d| at + d)
@@ -74,7 +80,9 @@ fn an_altered_document_fails_the_check() {
     std::fs::write(&doc_path, altered).expect("write");
     let failures = check(copy.path()).expect("runs");
     assert!(
-        failures.iter().any(|f| f.contains(&claim.doc) && f.contains("expected")),
+        failures
+            .iter()
+            .any(|f| f.contains(&claim.doc) && f.contains("expected")),
         "altering {digit} to {other} in {} went unnoticed: {failures:?}",
         claim.doc
     );

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use hsconas_search::nn::InitScheme;
 use hsconas_search::train::{SgdSettings, TrainSettings};
 
 /// `--epochs`, `--batch-size`, `--lr`, `--warmup-epochs`, `--label-smoothing`, `--weight-decay`,
-/// `--max-steps`, `--out`, `--resume`, `--seed`, `--cuda`, `--threads`.
+/// `--init`, `--max-steps`, `--out`, `--resume`, `--seed`, `--cuda`, `--threads`.
 #[derive(Debug, Clone, Args)]
 pub struct RecipeArgs {
     /// Epochs.
@@ -27,6 +28,12 @@ pub struct RecipeArgs {
     /// Weight decay (not on batch-norm parameters and biases).
     #[arg(long, default_value_t = 3e-5, value_name = "WD")]
     pub weight_decay: f64,
+    /// Initialisation of the convolution kernels of a fresh run: `spos` (N(0, 1/in-channels), as Single
+    /// Path One-Shot does; networks leave chance level within the first epoch) or `kaiming` (fan out,
+    /// torchvision's; at the default learning rate a network sits at chance for the first epochs). See
+    /// docs/supernet-cifar10.md.
+    #[arg(long, value_enum, default_value_t = InitScheme::Spos)]
+    pub init: InitScheme,
     /// Stop after this many steps in all (smoke runs); a checkpoint is written there.
     #[arg(long, value_name = "N")]
     pub max_steps: Option<u64>,

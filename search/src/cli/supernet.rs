@@ -50,10 +50,6 @@ pub struct TrainArgs {
     /// Training batches for batch-norm recalibration before each evaluation.
     #[arg(long, default_value_t = 10, value_name = "K")]
     bn_batches: usize,
-    /// Initialisation of the convolution kernels: `spos` (N(0, 1/in-channels), as Single Path One-Shot
-    /// does; random paths start learning much sooner) or `kaiming` (fan out). See docs/supernet-cifar10.md.
-    #[arg(long, value_enum, default_value_t = InitScheme::Spos)]
-    init: InitScheme,
 }
 
 #[derive(Debug, Args)]
@@ -125,9 +121,9 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     let device = args.recipe.device()?;
     let data = args.data.prepare()?;
     let config = data.net_config(args.layout)?;
-    let model = SupernetModel::new(config, space.clone(), args.init);
+    let model = SupernetModel::new(config, space.clone(), args.recipe.init);
     let seed = args.recipe.seed;
-    let mut training = SupernetTraining::new(config, space, seed, args.init, device)?;
+    let mut training = SupernetTraining::new(config, space, seed, args.recipe.init, device)?;
     if args.eval_subnets > 0 {
         let val = spread_subset(&data.val, args.eval_images);
         training.eval = Some((

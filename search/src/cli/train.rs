@@ -6,7 +6,7 @@ use hsconas_export::{ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, W
 use hsconas_models::graph::Graph;
 use hsconas_models::reference::Reference;
 use hsconas_models::{hsconas, Arch, Layout, NetConfig};
-use hsconas_search::nn::Mode;
+use hsconas_search::nn::{InitScheme, Mode};
 use hsconas_search::train::eval::{accuracy, Accuracy};
 use hsconas_search::train::standalone_run::StandaloneTraining;
 use hsconas_search::train::trainer::{self, checkpoint_path};
@@ -47,6 +47,10 @@ struct StandaloneModel {
     config: NetConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reference: Option<ReferenceInfo>,
+    /// Initialisation of a fresh run. Kaiming is not written, so descriptions of checkpoints from before
+    /// this field existed (all Kaiming) still match.
+    #[serde(default, skip_serializing_if = "InitScheme::is_kaiming")]
+    init: InitScheme,
 }
 
 /// What `--arch` or `--reference` asks for, parsed before the data is read.
@@ -73,7 +77,11 @@ impl Network {
     }
 
     /// The graph for `config`'s geometry and the description stored in the checkpoint.
-    fn build(&self, config: NetConfig) -> anyhow::Result<(Graph, StandaloneModel)> {
+    fn build(
+        &self,
+        config: NetConfig,
+        init: InitScheme,
+    ) -> anyhow::Result<(Graph, StandaloneModel)> {
         let (graph, arch, reference) = match self {
             Network::Arch(arch) => (hsconas::network(arch, &config)?, arch.to_string(), None),
             Network::Reference(net, adaptation) => (
@@ -91,6 +99,7 @@ impl Network {
             arch,
             config,
             reference,
+            init,
         };
         Ok((graph, model))
     }
@@ -101,13 +110,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let device = args.recipe.device()?;
     let data = args.data.prepare()?;
     let config = data.net_config(args.layout)?;
-    let (graph, model) = network.build(config)?;
+    let (graph, model) = network.build(config, args.recipe.init)?;
     let arch = model.arch.clone();
-    let mut training = StandaloneTraining::new(graph, args.recipe.seed, device);
+    let mut training = StandaloneTraining::new(graph, args.recipe.seed, args.recipe.init, device);
     training.eval = Some((data.val.clone(), data.transform.clone()));
     let out = args.recipe.out("runs/train");
     eprintln!(
-        "training {arch} from scratch: {}, input {}, {} classes; {} training and {} validation images, {device:?}",
+        "training {arch} from scratch: {}, input {}, {} classes, {:?} initialisation; {} training and {} validation images, {device:?}",
         match model.reference {
             Some(r) if r.small_input_stem => "small-input stem".to_string(),
             Some(_) => "torchvision geometry".to_string(),
@@ -115,6 +124,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         },
         config.input_size,
         config.classes,
+        args.recipe.init,
         data.train.len(),
         data.val.len()
     );

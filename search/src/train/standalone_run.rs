@@ -11,7 +11,7 @@ use tch::{nn, Device, Tensor};
 use super::eval::accuracy;
 use super::trainer::{Trainable, TrainableMut};
 use crate::data::{ImageSet, Transform};
-use crate::nn::{Mode, Standalone};
+use crate::nn::{initialise, InitScheme, Mode, Standalone};
 
 /// A stand-alone network as the training loop sees it.
 pub struct StandaloneTraining {
@@ -24,11 +24,12 @@ pub struct StandaloneTraining {
 }
 
 impl StandaloneTraining {
-    /// Fresh weights for `graph` on `device`, initialised from `seed`.
-    pub fn new(graph: Graph, seed: u64, device: Device) -> StandaloneTraining {
+    /// Fresh weights for `graph` on `device`, initialised under `init` from `seed`.
+    pub fn new(graph: Graph, seed: u64, init: InitScheme, device: Device) -> StandaloneTraining {
         tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(device);
         let net = Standalone::new(&vs.root(), graph);
+        initialise(&vs, init, seed);
         StandaloneTraining {
             vs,
             net,
