@@ -182,6 +182,43 @@ fn search_shrinks_evolves_remeasures_and_reports() {
         r["winner"]["measured_ms"].as_f64().is_some(),
         "the winner was re-measured"
     );
+    // The winner is chosen on measurements: its measured latency is its re-measurement, and when the report
+    // says it is within the tolerance, no other candidate measured within it has a better F.
+    let w = &r["winner"];
+    let measured = w["measured_ms"].as_f64().expect("measured");
+    let target = w["target_ms"].as_f64().expect("target");
+    let tolerance = w["tolerance"].as_f64().expect("tolerance");
+    let remeasured = r["remeasured"].as_array().expect("remeasured");
+    assert!(
+        remeasured
+            .iter()
+            .any(|m| serde_json::from_value::<Arch>(m["arch"].clone()).ok()
+                == Some(winner.clone())
+                && m["measured_ms"].as_f64() == Some(measured)),
+        "{w}"
+    );
+    assert!(
+        (w["relative_to_target"].as_f64().expect("relative") - (measured / target - 1.0)).abs()
+            < 1e-12
+    );
+    let within = |c: &serde_json::Value| {
+        c["measured_ms"]
+            .as_f64()
+            .is_some_and(|m| (m / target - 1.0).abs() <= tolerance)
+    };
+    match w["reason"].as_str() {
+        Some("within_tolerance") => {
+            assert!((measured / target - 1.0).abs() <= tolerance, "{w}");
+            let best = candidates
+                .iter()
+                .filter(|c| within(c))
+                .map(|c| c["score"].as_f64().expect("score"))
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(w["score"].as_f64(), Some(best), "{w}");
+        }
+        Some("closest_measured") => assert!(!candidates.iter().any(within), "{w}"),
+        other => panic!("a re-measured search reports {other:?}"),
+    }
     for file in [
         "search.json",
         "space.json",
