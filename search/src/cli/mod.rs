@@ -15,6 +15,7 @@ mod profile;
 mod recipe_args;
 mod search;
 mod search_report;
+mod search_state;
 mod supernet;
 mod train;
 

@@ -19,12 +19,12 @@ use hsconas_search::train::eval::EvalSettings;
 use hsconas_search::train::sgd::SgdSettings;
 use hsconas_search::train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
 use hsconas_search::train::trainer::{self, checkpoint_path, TrainSettings};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::data_args::DataArgs;
 use super::measure_args::TableDeviceArgs;
 use super::search_report;
+use super::search_state::{load_state, Remeasured, SearchState};
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset, SupernetModel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -132,35 +132,6 @@ pub struct SearchArgs {
     /// Print the report as JSON instead of the summary.
     #[arg(long)]
     json: bool,
-}
-
-/// One candidate measured end to end on the device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Remeasured {
-    pub(super) arch: Arch,
-    pub(super) accuracy: f64,
-    pub(super) predicted_ms: f64,
-    pub(super) measured_ms: f64,
-    pub(super) table_sum_ms: f64,
-    pub(super) round: usize,
-}
-
-/// Everything a resumed search needs; written atomically after every step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct SearchState {
-    pub(super) settings: serde_json::Value,
-    pub(super) space: SearchSpace,
-    pub(super) decisions: Vec<LayerDecision>,
-    pub(super) candidates: Vec<Candidate>,
-    pub(super) evolution: Option<Evolution>,
-    pub(super) remeasured: Vec<Remeasured>,
-    /// Calibration samples added by re-measurement (on top of the table's).
-    pub(super) extra_samples: Vec<NetworkSample>,
-    pub(super) rounds: usize,
-    /// Shrinking stages after which the supernet has been fine-tuned (its weights are in
-    /// `finetune-<k>/checkpoint.safetensors`).
-    #[serde(default)]
-    pub(super) finetuned: usize,
 }
 
 fn parse_stages(text: &str) -> anyhow::Result<Vec<Vec<usize>>> {
@@ -554,39 +525,6 @@ fn finetune(
         !args.json,
     )?;
     Ok(())
-}
-
-fn load_state(
-    path: &Path,
-    resume: bool,
-    settings: &serde_json::Value,
-) -> anyhow::Result<SearchState> {
-    if resume && path.exists() {
-        let state: SearchState = serde_json::from_slice(&std::fs::read(path)?)
-            .with_context(|| format!("{} is not a search checkpoint", path.display()))?;
-        anyhow::ensure!(
-            &state.settings == settings,
-            "{} belongs to a search with other settings; use another --out or the same flags",
-            path.display()
-        );
-        return Ok(state);
-    }
-    anyhow::ensure!(
-        !path.exists(),
-        "{} holds an unfinished search: pass --resume to continue it, or use another --out",
-        path.display()
-    );
-    Ok(SearchState {
-        settings: settings.clone(),
-        space: SearchSpace::full(),
-        decisions: Vec::new(),
-        candidates: Vec::new(),
-        evolution: None,
-        remeasured: Vec::new(),
-        extra_samples: Vec::new(),
-        rounds: 0,
-        finetuned: 0,
-    })
 }
 
 /// The table's model; with re-measured networks, recalibrated over the table's samples plus those.

@@ -9,7 +9,7 @@ use hsconas_search::nas::{
 use hsconas_search::plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
 use serde_json::json;
 
-use super::search::SearchState;
+use super::search_state::SearchState;
 
 /// The report of DESIGN.md section 5; `choice` is the winner (`search::choose_winner`).
 pub(super) fn report(
