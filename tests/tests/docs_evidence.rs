@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hsconas_tests::evidence::{check, load_manifest, MANIFEST};
+use hsconas_tests::evidence::{check, load_manifest, Manifest, MANIFEST};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,6 +25,13 @@ fn documented_numbers_match_their_evidence() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A copy of what the claims read and the manifest as read from the copy.
+fn claims_copy() -> (tempfile::TempDir, Manifest) {
+    let copy = copy_of_the_claims(&repo_root());
+    let manifest = load_manifest(copy.path()).expect("manifest");
+    (copy, manifest)
+}
+
 /// Copies what the claims read (documents, evidence, manifest) into a temporary tree.
 fn copy_of_the_claims(root: &Path) -> tempfile::TempDir {
     let manifest = load_manifest(root).expect("manifest");
@@ -43,16 +50,14 @@ fn copy_of_the_claims(root: &Path) -> tempfile::TempDir {
     dir
 }
 
-/// Changes the first digit of the `n`-th claim's rendered text in its document.
+/// Changes one digit of the first numeric claim's text in its document.
 #[test]
 fn an_altered_document_fails_the_check() {
-    let root = repo_root();
-    let copy = copy_of_the_claims(&root);
+    let (copy, manifest) = claims_copy();
     assert!(
         check(copy.path()).expect("runs").is_empty(),
         "the copy holds"
     );
-    let manifest = load_manifest(copy.path()).expect("manifest");
     // A claim whose first value is a number: alter the digit that follows the text before it.
     let claim = manifest
         .claims
@@ -91,9 +96,7 @@ fn an_altered_document_fails_the_check() {
 /// Changes a number in an evidence file.
 #[test]
 fn an_altered_evidence_file_fails_the_check() {
-    let root = repo_root();
-    let copy = copy_of_the_claims(&root);
-    let manifest = load_manifest(copy.path()).expect("manifest");
+    let (copy, manifest) = claims_copy();
     let (claim, value) = manifest
         .claims
         .iter()
@@ -123,9 +126,7 @@ fn an_altered_evidence_file_fails_the_check() {
 
 #[test]
 fn a_claim_without_its_evidence_file_fails() {
-    let root = repo_root();
-    let copy = copy_of_the_claims(&root);
-    let manifest = load_manifest(copy.path()).expect("manifest");
+    let (copy, manifest) = claims_copy();
     let file = &manifest.claims[0].file;
     std::fs::remove_file(copy.path().join(file)).expect("remove");
     let failures = check(copy.path()).expect("runs");
