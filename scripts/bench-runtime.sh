@@ -5,7 +5,8 @@
 #   2. tract vs ort on the same files;
 #   3. the fixed per-call cost on a tiny model (one Add on [1, 8]);
 #   4. repeatability: the same model timed in 5 separate invocations (spread of medians and of p10s).
-# Writes runs/bench-runtime/results.json and prints a Markdown summary. Results go in docs/BENCHMARKS.md.
+# Writes runs/bench-runtime/results.json (samples and the summary's numbers) and prints a Markdown summary.
+# Results go in docs/BENCHMARKS.md, the results.json in docs/evidence/bench-runtime/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh 2>/dev/null
@@ -53,16 +54,21 @@ print("| --- | --- | --- | --- | --- | --- |")
 for net in ["mobilenet_v2", "shufflenet_v2_x1_0"]:
     o, p, t = get(net, "ort"), get(net, "python"), get(net, "tract")
     ratios = [a / b for a, b in zip(o, p)]
-    summary[net] = {"ort": o, "python": p, "tract": t, "ratio": ratios}
+    summary[net] = {"ort": o, "python": p, "tract": t, "ratio": ratios,
+                    "ort_median_ms": statistics.median(o), "python_median_ms": statistics.median(p),
+                    "ratio_median": statistics.median(ratios), "tract_median_ms": statistics.median(t),
+                    "tract_over_ort": statistics.median(t) / statistics.median(o)}
     print(f"| {net} | {statistics.median(o):.3f} | {statistics.median(p):.3f} | {statistics.median(ratios):.3f} "
           f"(reps: {', '.join(f'{r:.3f}' for r in ratios)}) | {statistics.median(t):.3f} | {statistics.median(t)/statistics.median(o):.2f} |")
 o, p = get("tiny", "ort"), get("tiny", "python")
-summary["tiny"] = {"ort": o, "python": p}
+summary["tiny"] = {"ort": o, "python": p, "ort_median_us": statistics.median(o) * 1e3,
+                   "ort_min_us": min(get("tiny", "ort", "min_ms")) * 1e3, "python_median_us": statistics.median(p) * 1e3}
 print(f"\nPer-call cost on a tiny model (one Add on [1, 8]): ours {statistics.median(o)*1e3:.2f} us median "
       f"(min {min(get('tiny', 'ort', 'min_ms'))*1e3:.2f} us), Python onnxruntime {statistics.median(p)*1e3:.2f} us median.")
 med, p10 = get("repeatability", "ort"), get("repeatability", "ort", "p10_ms")
 spread = lambda xs: (max(xs) - min(xs)) / statistics.median(xs) * 100
-summary["repeatability"] = {"median": med, "p10": p10}
+summary["repeatability"] = {"median": med, "p10": p10, "median_spread_percent": spread(med),
+                            "p10_spread_percent": spread(p10)}
 print(f"\nRepeatability, MobileNetV2 in 5 separate invocations: medians {', '.join(f'{x:.3f}' for x in med)} ms "
       f"(spread {spread(med):.1f}%); p10s {', '.join(f'{x:.3f}' for x in p10)} ms (spread {spread(p10):.1f}%).")
 json.dump(summary, open(f"{out}/results.json", "w"), indent=1)
