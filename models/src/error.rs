@@ -128,4 +128,7 @@ pub enum SpaceError {
         /// 1-based stage number.
         stage: usize,
     },
+    /// A 0-based layer index outside the space.
+    #[error("layer index {0} is out of range (the space has 20 layers, numbered 1..=20)")]
+    LayerOutOfRange(usize),
 }

@@ -146,15 +146,11 @@ impl SearchSpace {
     /// Replaces the 0-based `layer`'s set. Refuses a layer that does not exist and a set that
     /// [`LayerSpace::validate`] refuses.
     pub fn set_layer(&mut self, layer: usize, space: LayerSpace) -> Result<(), SpaceError> {
-        space.validate(layer)?;
-        let found = self.layers.len();
         let slot = self
             .layers
             .get_mut(layer)
-            .ok_or(SpaceError::WrongLayerCount {
-                expected: layer + 1,
-                found,
-            })?;
+            .ok_or(SpaceError::LayerOutOfRange(layer))?;
+        space.validate(layer)?;
         *slot = space;
         Ok(())
     }
@@ -244,6 +240,10 @@ mod tests {
             scales: [1].into(),
         };
         assert!(space.set_layer(3, empty).is_err());
+        assert_eq!(
+            space.set_layer(20, only),
+            Err(SpaceError::LayerOutOfRange(20))
+        );
     }
 
     #[test]

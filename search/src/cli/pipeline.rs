@@ -469,17 +469,13 @@ fn retrained_line(model: &hsconas_export::ModelInfo) -> String {
         .epochs
         .map_or(String::new(), |e| format!("{e} epochs: "));
     let chance = 100.0 / model.classes.len().max(1) as f64;
-    match (&model.test, &model.val) {
-        (Some(a), _) | (None, Some(a)) => format!(
-            "{epochs}{} top-1 {:.2}% on {} images (chance {chance:.1}%)",
-            if model.test.is_some() {
-                "test"
-            } else {
-                "validation"
-            },
-            a.top1,
-            a.images
-        ),
-        (None, None) => format!("{epochs}no accuracy recorded"),
-    }
+    let (split, acc) = match (&model.test, &model.val) {
+        (Some(test), _) => ("test", test),
+        (None, Some(val)) => ("validation", val),
+        (None, None) => return format!("{epochs}no accuracy recorded"),
+    };
+    format!(
+        "{epochs}{split} top-1 {:.2}% on {} images (chance {chance:.1}%)",
+        acc.top1, acc.images
+    )
 }

@@ -188,7 +188,7 @@ pub(super) fn latency_line(winner: &serde_json::Value) -> String {
         Some(m) => format!(
             "measured {m:.3} ms, {off:+.1}% from the target {target} ms; predicted {predicted:.3} ms \
              (prediction error {:+.1}%)",
-            (predicted / m - 1.0) * 100.0
+            winner["prediction_error"].as_f64().unwrap_or(f64::NAN) * 100.0
         ),
         None => format!(
             "predicted {predicted:.3} ms, {off:+.1}% from the target {target} ms (not measured on the device)"

@@ -83,16 +83,15 @@ impl<O: AccuracyOracle> Evaluator<O> {
     }
 
     fn rescored(&self, arch: Arch, accuracy: f64, measured_ms: Option<f64>) -> Candidate {
-        let latency_ms = self.model.predict_ms(&arch);
-        Candidate {
-            score: self
-                .objective
-                .score(accuracy, measured_ms.unwrap_or(latency_ms)),
+        let mut c = Candidate {
+            latency_ms: self.model.predict_ms(&arch),
             arch,
             accuracy,
-            latency_ms,
             measured_ms,
-        }
+            score: 0.0,
+        };
+        c.score = self.objective.score(accuracy, c.objective_latency_ms());
+        c
     }
 
     /// Records that `arch` measured `measured_ms` on the device: from now on its `F` uses that latency

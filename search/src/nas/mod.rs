@@ -15,7 +15,7 @@ pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::pareto_front;
 pub use shrink::{shrink_layer, LayerDecision, OpQuality};
-pub use winner::{choose_winner, meets_target, WinnerChoice, WinnerReason};
+pub use winner::{choose_winner, WinnerChoice, WinnerReason};
 
 #[cfg(test)]
 mod tests;

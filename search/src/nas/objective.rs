@@ -74,6 +74,17 @@ impl Objective {
     pub fn feasible(&self, latency_ms: f64) -> bool {
         latency_ms <= self.target_ms
     }
+
+    /// Whether a network measured at `latency_ms` is acceptable within `tolerance`: `|LAT/T - 1| <=
+    /// tolerance` under the penalty (the target is a point), `LAT/T - 1 <= tolerance` under the
+    /// constraint (faster is always acceptable there).
+    pub fn meets(&self, latency_ms: f64, tolerance: f64) -> bool {
+        let off = latency_ms / self.target_ms - 1.0;
+        match self.mode {
+            ObjectiveMode::Penalty => off.abs() <= tolerance,
+            ObjectiveMode::Constraint => off <= tolerance,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::evaluator::Candidate;
-use super::objective::{Objective, ObjectiveMode};
+use super::objective::Objective;
 
 /// Why the winner was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,17 +60,6 @@ impl WinnerChoice {
     }
 }
 
-/// Whether a network measured at `measured_ms` is acceptable for `objective` within `tolerance`:
-/// `|measured / T - 1| <= tolerance` under the paper's penalty, `measured / T - 1 <= tolerance` under the
-/// hard constraint (faster is always acceptable there).
-pub fn meets_target(objective: &Objective, measured_ms: f64, tolerance: f64) -> bool {
-    let off = measured_ms / objective.target_ms - 1.0;
-    match objective.mode {
-        ObjectiveMode::Penalty => off.abs() <= tolerance,
-        ObjectiveMode::Constraint => off <= tolerance,
-    }
-}
-
 /// The winner among `candidates` (whose scores already use measured latencies where known):
 /// the highest `F` among those measured within `tolerance` of the target; else, when some were measured,
 /// the measured one closest to the target (higher `F` on ties); else the highest `F` by prediction.
@@ -96,7 +85,7 @@ pub fn choose_winner(
         &mut measured
             .iter()
             .copied()
-            .filter(|c| meets_target(objective, c.objective_latency_ms(), tolerance)),
+            .filter(|c| objective.meets(c.objective_latency_ms(), tolerance)),
     ) {
         (c, WinnerReason::WithinTolerance)
     } else if !measured.is_empty() {
@@ -127,6 +116,7 @@ pub fn choose_winner(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nas::objective::ObjectiveMode;
     use hsconas_models::{Arch, Op, Scale};
 
     fn objective(mode: ObjectiveMode) -> Objective {
@@ -210,11 +200,11 @@ mod tests {
     #[test]
     fn under_the_constraint_a_faster_network_is_within_tolerance() {
         let f = objective(ObjectiveMode::Constraint);
-        assert!(meets_target(&f, 0.35, 0.03));
-        assert!(meets_target(&f, 0.72, 0.03));
-        assert!(!meets_target(&f, 0.73, 0.03));
+        assert!(f.meets(0.35, 0.03));
+        assert!(f.meets(0.72, 0.03));
+        assert!(!f.meets(0.73, 0.03));
         let p = objective(ObjectiveMode::Penalty);
-        assert!(!meets_target(&p, 0.35, 0.03));
+        assert!(!p.meets(0.35, 0.03));
         let all = vec![
             candidate(&f, 5, 0.40, 0.70, Some(0.60)),
             candidate(&f, 6, 0.45, 0.70, Some(0.75)),

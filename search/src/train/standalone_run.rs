@@ -68,3 +68,62 @@ impl TrainableMut for StandaloneTraining {
         &mut self.vs
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsconas_models::{hsconas, Arch, Layout, NetConfig, Op, Scale};
+
+    /// Standard deviation of every 4-D kernel with enough values to estimate it, with its input channels
+    /// per group.
+    fn kernel_stds(training: &StandaloneTraining) -> Vec<(String, f64, i64)> {
+        training
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(name, t)| name.ends_with("weight") && t.dim() == 4 && t.numel() >= 500)
+            .map(|(name, t)| {
+                let std = f64::try_from(t.std(true)).expect("a scalar");
+                (name, std, t.size()[1])
+            })
+            .collect()
+    }
+
+    /// `hsconas train --init` reaches the network: under `spos` every kernel is drawn from
+    /// N(0, 1/in-channels-per-group) (depthwise kernels with standard deviation 1), under `kaiming` not.
+    #[test]
+    fn the_chosen_initialisation_is_applied() {
+        let arch =
+            Arch::uniform(Op::Shuffle3, Scale::from_tenths(2).expect("scale")).expect("arch");
+        let config = NetConfig {
+            layout: Layout::A,
+            input_size: 32,
+            classes: 10,
+        };
+        let graph = || hsconas::network(&arch, &config).expect("graph");
+        let spos = StandaloneTraining::new(graph(), 3, InitScheme::Spos, Device::Cpu);
+        let stds = kernel_stds(&spos);
+        assert!(
+            stds.iter().any(|(_, _, fan_in)| *fan_in == 1),
+            "a depthwise kernel"
+        );
+        for (name, std, fan_in) in &stds {
+            let expected = 1.0 / *fan_in as f64;
+            assert!(
+                (std / expected - 1.0).abs() < 0.2,
+                "{name}: std {std}, SPOS draws {expected}"
+            );
+        }
+        let kaiming = StandaloneTraining::new(graph(), 3, InitScheme::Kaiming, Device::Cpu);
+        let depthwise: Vec<f64> = kernel_stds(&kaiming)
+            .into_iter()
+            .filter(|(_, _, fan_in)| *fan_in == 1)
+            .map(|(_, std, _)| std)
+            .collect();
+        assert!(!depthwise.is_empty());
+        assert!(
+            depthwise.iter().all(|std| *std < 0.5),
+            "Kaiming (fan out) keeps depthwise kernels small: {depthwise:?}"
+        );
+    }
+}
