@@ -3,9 +3,9 @@
 # pipeline with the quick preset on this machine's CPU and the committed CIFAR-10 sample
 # (`hsconas run --preset quick`): profile every piece on this machine, calibrate the latency model, train
 # a supernet, shrink the space, run the evolutionary search for TARGET_MS (default 0.7 ms), re-measure
-# the best candidates here, retrain the winner and export it as ONNX and as a Rust crate. About five
-# minutes after the build on a 2-core VM; everything lands in runs/quickstart-<T>ms/ (summary.json names
-# the files). Rerunning continues where an interrupted run stopped; delete the folder to start over.
+# the best candidates here, retrain the winner and export it as ONNX and as a Rust crate. About six
+# minutes after the build on a 2-core VM (more when the search needs correction rounds); everything lands
+# in runs/quickstart-<T>ms/ (summary.json names the files). Rerunning continues where an interrupted run stopped; delete the folder to start over.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
