@@ -19,7 +19,7 @@ mkdir -p "$out"
 rounds=${ROUNDS:-5}
 runs=${RUNS:-300}
 arch=${ARCH:-shuffle3:0.8,skip,shuffle5:0.3,xception:0.2,shuffle5:0.3,skip,shuffle3:0.7,xception:0.5,shuffle3:0.4,skip,shuffle3:0.3,shuffle5:1.0,shuffle7:0.1,xception:0.8,xception:0.5,xception:0.5,shuffle3:0.3,shuffle5:0.3,shuffle3:0.2,shuffle7:0.5}
-cargo build --release -p hsconas-search -p hsconas-runtime >&2
+cargo build --release -p hsconas -p hsconas-runtime >&2
 target=${CARGO_TARGET_DIR:-$repo/target}
 hsconas=$target/release/hsconas
 runtime=$target/release/hsconas-runtime

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh 2>/dev/null
 cargo build --release -p hsconas-runtime >&2   # the timed binary
-cargo build -p hsconas-search --bins >&2          # only exports the models
+cargo build -p hsconas --bins >&2          # only exports the models
 target=${CARGO_TARGET_DIR:-target}
 rt=$target/release/hsconas-runtime
 py=.hsconas/venv/bin/python

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Overhead of the evolutionary search apart from accuracy evaluation (search/examples/bench_search.rs):
+# Overhead of the evolutionary search apart from accuracy evaluation (search/nas/examples/bench_search.rs):
 # paper settings (population 50, 20 generations) on the committed local-cpu input-32 table with an
 # accuracy oracle that costs nothing. Goal: < 10 ms per generation. Writes runs/bench-search/samples.jsonl
 # and prints the median. Results go in docs/BENCHMARKS.md.
@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh >/dev/null 2>&1
-cargo build --release -p hsconas-search --example bench_search >&2
+cargo build --release -p hsconas-nas --example bench_search >&2
 target=${CARGO_TARGET_DIR:-target}
 out=runs/bench-search
 mkdir -p "$out"

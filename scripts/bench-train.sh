@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Training throughput, side by side in one run on this machine:
 #   1. one architecture (layout A, CIFAR size, batch 64) trained through our tch code
-#      (search/examples/bench_train.rs) and through PyTorch on the same layer graph
+#      (search/train/examples/bench_train.rs) and through PyTorch on the same layer graph
 #      (scripts/bench/train_pytorch.py), alternating REPEAT times, same threads and random batches;
 #      goal: ratio of images/s >= 0.95;
-#   2. the data pipeline alone (search/examples/bench_data.rs): decoding the dataset and one epoch of
+#   2. the data pipeline alone (search/data/examples/bench_data.rs): decoding the dataset and one epoch of
 #      augmented batches; it must be far faster than training.
 # Writes runs/bench-train/samples.jsonl and prints a summary. Results go in docs/BENCHMARKS.md.
 #   REPEAT (3), THREADS (2), BATCH (64), STEPS (30), DATA (../shared/data/cifar10-jpeg.tar.gz, else the sample)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh >/dev/null 2>&1
-cargo build --release -p hsconas-search --bin hsconas --example bench_train --example bench_data >&2
+cargo build --release -p hsconas -p hsconas-train -p hsconas-data --bin hsconas --example bench_train --example bench_data >&2
 target=${CARGO_TARGET_DIR:-target}
 py=.hsconas/venv/bin/python
 out=runs/bench-train

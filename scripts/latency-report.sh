@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh >/dev/null 2>&1
-cargo build --release -p hsconas-search >&2
+cargo build --release -p hsconas >&2
 target=${CARGO_TARGET_DIR:-target}
 hsconas=$target/release/hsconas
 DEVICE=${DEVICE:-local-cpu}

@@ -38,7 +38,7 @@ export OUT DATA EPOCHS LR
 mkdir -p "$OUT"
 
 bash scripts/setup.sh >/dev/null
-cargo build --release -p hsconas-search --bin hsconas -p hsconas-runtime --bin hsconas-runtime >&2
+cargo build --release -p hsconas --bin hsconas -p hsconas-runtime --bin hsconas-runtime >&2
 export hsconas=${CARGO_TARGET_DIR:-target}/release/hsconas
 runtime=${CARGO_TARGET_DIR:-target}/release/hsconas-runtime
 python=.hsconas/venv/bin/python
@@ -203,7 +203,7 @@ phase_report() {
       mv "$json.tmp" "$json"
     fi
   done <"$OUT/networks.txt"
-  cargo run --release -p hsconas-search --example reproduce_report -- "$OUT"
+  cargo run --release -p hsconas --example reproduce_report -- "$OUT"
 }
 
 for phase in ${PHASES:-supernet search latency train report}; do

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${SUPERNET:?set SUPERNET to a supernet checkpoint trained on DATA}"
 bash scripts/setup.sh >/dev/null 2>&1
-cargo build --release -p hsconas-search --bin hsconas >&2
+cargo build --release -p hsconas --bin hsconas >&2
 hsconas=${CARGO_TARGET_DIR:-target}/release/hsconas
 DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
 out=${OUT:-runs/search-benchmark}

@@ -9,6 +9,11 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets -- -D warnings
+# The `hsconas` binary without its default `train` feature: the latency workflow without libtorch. With
+# --workspace every dependency keeps the features of the default build, so only `hsconas` compiles again.
+cargo clippy --workspace --all-targets --no-default-features -- -D warnings
+echo "== cargo test --no-default-features (hsconas without libtorch)" >&2
+cargo test --workspace --no-default-features --test latency_workflow
 echo "== cargo build" >&2
 # The end-to-end tests run the `hsconas` and `hsconas-runtime` binaries, which `cargo test` does not build
 # for another package's tests. --all-targets keeps the feature set of `cargo test`, so nothing builds twice.

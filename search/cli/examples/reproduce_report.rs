@@ -1,0 +1,600 @@
+//! The report of `scripts/reproduce.sh`: reads what the study wrote under OUT and writes `OUT/results.json`
+//! (every number of docs/RESULTS.md), `OUT/results.md` (its tables) and `OUT/accuracy-latency.png`.
+//! Networks or seeds that have not finished are left out and named on stderr.
+//!
+//! `cargo run --release -p hsconas --example reproduce_report -- runs/reproduce`
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use hsconas_devices::metrics;
+use hsconas_models::graph::Graph;
+use hsconas_models::reference::Reference;
+use hsconas_models::{hsconas, Arch, Layout, NetConfig};
+use hsconas_plots::{RGBColor, Scatter, Series};
+
+use serde_json::{json, Value};
+
+/// The found networks: directory suffix of their search and label.
+const SEARCHES: [&str; 2] = ["tight", "loose"];
+
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(214, 39, 40),
+    RGBColor(255, 127, 14),
+    RGBColor(31, 119, 180),
+    RGBColor(23, 190, 207),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+];
+
+/// One network of `networks.txt`: its name and `hsconas train` flags.
+struct Network {
+    name: String,
+    flags: Vec<String>,
+}
+
+impl Network {
+    fn flag(&self, name: &str) -> Option<&str> {
+        let i = self.flags.iter().position(|f| f == name)?;
+        self.flags.get(i + 1).map(String::as_str)
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.name.starts_with("hsconet-") {
+            "found"
+        } else if self.name.starts_with("uniform-") {
+            "uniform scaling"
+        } else {
+            "hand-designed"
+        }
+    }
+
+    /// Its graph at `size` with `classes` outputs; reference networks keep the small-input stem only
+    /// at small inputs (at 224 they are torchvision's).
+    fn graph(&self, size: usize, classes: usize) -> anyhow::Result<Graph> {
+        if let Some(text) = self.flag("--arch") {
+            let arch: Arch = text.parse()?;
+            let config = NetConfig {
+                layout: Layout::A,
+                input_size: size,
+                classes,
+            };
+            return Ok(hsconas::network(&arch, &config)?);
+        }
+        let name = self
+            .flag("--reference")
+            .with_context(|| format!("{}: neither --arch nor --reference", self.name))?;
+        let small = size < 64 && self.flags.iter().any(|f| f == "--small-input-stem");
+        Ok(name.parse::<Reference>()?.build(size, classes, small)?)
+    }
+}
+
+/// The JSON in `path`; `None` when the step that writes it has not run, with a warning when the file is
+/// there but unreadable.
+fn read_json(path: &Path) -> Option<Value> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| {
+            eprintln!(
+                "warning: {} is not valid JSON ({e}); left out",
+                path.display()
+            )
+        })
+        .ok()
+}
+
+/// Median latency, ms, of `name` at `size` with `backend` (`ort`, `tract`).
+fn latency(out: &Path, size: usize, name: &str, backend: &str) -> Option<f64> {
+    read_json(&out.join(format!("latency/{size}/{name}.{backend}.json")))?["median_ms"].as_f64()
+}
+
+/// Test and validation top-1 of every finished seed of `name`.
+fn accuracies(out: &Path, name: &str) -> Vec<Value> {
+    let mut seeds: Vec<(u64, Value)> = std::fs::read_dir(out.join("train").join(name))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let seed = entry
+                .file_name()
+                .to_str()?
+                .strip_prefix("seed-")?
+                .parse()
+                .ok()?;
+            let info = read_json(&entry.path().join("model.json"));
+            if info.is_none() {
+                eprintln!("{name}, seed {seed}: not finished");
+            }
+            let info = info?;
+            Some((
+                seed,
+                json!({
+                    "seed": seed,
+                    "epochs": info["epochs"],
+                    "test_top1": info["test"]["top1"],
+                    "val_top1": info["val"]["top1"],
+                }),
+            ))
+        })
+        .collect();
+    seeds.sort_by_key(|(seed, _)| *seed);
+    seeds.into_iter().map(|(_, v)| v).collect()
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+fn millions(n: usize) -> String {
+    format!("{:.2}", n as f64 / 1e6)
+}
+
+fn load_networks(out: &Path) -> anyhow::Result<Vec<Network>> {
+    let path = out.join("networks.txt");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (written by the train phase)", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut words = line.split_whitespace().map(String::from);
+            let name = words.next().unwrap_or_default();
+            Network {
+                name,
+                flags: words.collect(),
+            }
+        })
+        .collect())
+}
+
+/// Table A: every network trained on CIFAR-10, with its latency at input 32.
+fn cifar_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
+    networks
+        .iter()
+        .map(|net| {
+            let graph = net.graph(32, 10)?;
+            let seeds = accuracies(out, &net.name);
+            let errors: Vec<f64> = seeds
+                .iter()
+                .filter_map(|s| s["test_top1"].as_f64())
+                .map(|top1| 100.0 - top1)
+                .collect();
+            Ok(json!({
+                "name": net.name,
+                "kind": net.kind(),
+                "flags": net.flags.join(" "),
+                "params": graph.param_count(),
+                "macs": graph.macs(),
+                "ort_ms": latency(out, 32, &net.name, "ort"),
+                "tract_ms": latency(out, 32, &net.name, "tract"),
+                "seeds": seeds,
+                "supernet_top1": read_json(&out.join(format!("supernet-eval/{}.json", net.name)))
+                    .and_then(|v| v["top1"].as_f64()),
+                "test_error_mean": mean(&errors),
+                "test_error_min": errors.iter().copied().reduce(f64::min),
+                "test_error_max": errors.iter().copied().reduce(f64::max),
+            }))
+        })
+        .collect()
+}
+
+/// Table B: the paper's Table I latency columns at input 224.
+fn imagenet_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
+    let references: Vec<Network> = Reference::ALL
+        .iter()
+        .map(|r| Network {
+            name: r.name().to_string(),
+            flags: vec!["--reference".into(), r.name().into()],
+        })
+        .collect();
+    let found = networks.iter().filter(|n| n.kind() == "found");
+    references
+        .iter()
+        .chain(found)
+        .map(|net| {
+            let graph = net.graph(224, 1000)?;
+            Ok(json!({
+                "name": net.name,
+                "kind": net.kind(),
+                "params": graph.param_count(),
+                "macs": graph.macs(),
+                "ort_ms": latency(out, 224, &net.name, "ort"),
+                "tract_ms": latency(out, 224, &net.name, "tract"),
+            }))
+        })
+        .collect()
+}
+
+fn search_rows(out: &Path) -> Vec<Value> {
+    SEARCHES
+        .iter()
+        .filter_map(|name| {
+            let r = read_json(&out.join(format!("search-{name}/search.json")))?;
+            let target = r["settings"]["objective"]["target_ms"].as_f64()?;
+            let winner = &r["winner"];
+            let measured = winner["measured_ms"].as_f64();
+            Some(json!({
+                "name": format!("hsconet-{name}"),
+                "target_ms": target,
+                "arch": winner["arch"],
+                "supernet_top1": winner["accuracy"],
+                "score": winner["score"],
+                "predicted_ms": winner["predicted_ms"],
+                "measured_ms": measured,
+                "deviation_percent": measured.map(|m| 100.0 * (m / target - 1.0)),
+                "evaluations": r["evaluations"],
+                "correction_rounds": r["correction_rounds"],
+            }))
+        })
+        .collect()
+}
+
+fn latency_model_rows(out: &Path) -> Vec<Value> {
+    ["local-cpu-A-32", "local-cpu-A-224"]
+        .iter()
+        .filter_map(|table| {
+            let r = read_json(&out.join(format!("latency-model/{table}.validation.json")))?;
+            let active = r["predictors"]
+                .as_array()?
+                .iter()
+                .find(|p| p["active"].as_bool() == Some(true))?
+                .clone();
+            Some(json!({
+                "table": table,
+                "predictor": active["name"],
+                "accuracy": active["accuracy"],
+            }))
+        })
+        .collect()
+}
+
+/// For every found network, the hand-designed network and the uniform scaling closest to it in latency
+/// (ONNX Runtime, input 32).
+fn comparisons(rows: &[Value]) -> Vec<Value> {
+    let error = |r: &Value| r["test_error_mean"].as_f64();
+    let mut out = Vec::new();
+    for found in rows.iter().filter(|r| r["kind"] == "found") {
+        let Some(lat) = found["ort_ms"].as_f64() else {
+            continue;
+        };
+        for kind in ["hand-designed", "uniform scaling"] {
+            let closest = rows
+                .iter()
+                .filter(|r| r["kind"] == kind)
+                .filter_map(|r| Some((r, r["ort_ms"].as_f64()?)))
+                .min_by(|a, b| (a.1 / lat - 1.0).abs().total_cmp(&(b.1 / lat - 1.0).abs()));
+            if let Some((baseline, baseline_ms)) = closest {
+                out.push(json!({
+                    "found": found["name"],
+                    "baseline": baseline["name"],
+                    "latency_ratio": lat / baseline_ms,
+                    "test_error_difference": error(found)
+                        .zip(error(baseline))
+                        .map(|(a, b)| a - b),
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// How well the supernet's accuracy ranks the trained networks of the space (Kendall's tau and
+/// Pearson's r between supernet top-1 and mean test top-1).
+fn supernet_ranking(rows: &[Value]) -> Value {
+    let (supernet, trained): (Vec<f64>, Vec<f64>) = rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["supernet_top1"].as_f64()?,
+                100.0 - r["test_error_mean"].as_f64()?,
+            ))
+        })
+        .unzip();
+    if supernet.len() < 3 {
+        return Value::Null;
+    }
+    json!({
+        "networks": supernet.len(),
+        "kendall_tau": metrics::kendall_tau(&supernet, &trained),
+        "pearson": metrics::pearson(&supernet, &trained),
+    })
+}
+
+/// Wall time per phase (`timing.tsv`; a rerun that skipped finished steps adds its few seconds).
+fn timing(out: &Path) -> Vec<Value> {
+    let mut phases: Vec<(String, u64)> = Vec::new();
+    for line in std::fs::read_to_string(out.join("timing.tsv"))
+        .unwrap_or_default()
+        .lines()
+    {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (Some(phase), Some(Ok(seconds))) = (cols.first(), cols.get(3).map(|s| s.parse()))
+        else {
+            continue;
+        };
+        let phase = phase.trim_start_matches("phase_").to_string();
+        match phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += seconds,
+            None => phases.push((phase, seconds)),
+        }
+    }
+    phases
+        .into_iter()
+        .map(|(phase, seconds)| json!({"phase": phase, "seconds": seconds}))
+        .collect()
+}
+
+fn error_text(r: &Value) -> String {
+    match (
+        r["test_error_mean"].as_f64(),
+        r["test_error_min"].as_f64(),
+        r["test_error_max"].as_f64(),
+    ) {
+        (Some(m), Some(lo), Some(hi)) if hi > lo => format!("{m:.2} ({lo:.2}-{hi:.2})"),
+        (Some(m), _, _) => format!("{m:.2}"),
+        _ => "-".into(),
+    }
+}
+
+/// A markdown table under a `###` title; the first `left` columns are left-aligned, the rest right-aligned.
+fn table(md: &mut String, title: &str, header: &[&str], left: usize, rows: Vec<Vec<String>>) {
+    let align: Vec<&str> = (0..header.len())
+        .map(|i| if i < left { "---" } else { "---:" })
+        .collect();
+    let _ = writeln!(
+        md,
+        "### {title}\n\n| {} |\n| {} |",
+        header.join(" | "),
+        align.join(" | ")
+    );
+    for row in rows {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
+    }
+    md.push('\n');
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), String::from)
+}
+
+fn fixed(v: &Value, digits: usize) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn markdown(results: &Value) -> String {
+    let mut md = String::new();
+    let rows = |key: &str| results[key].as_array().cloned().unwrap_or_default();
+    let count = |v: &Value| millions(v.as_u64().unwrap_or(0) as usize);
+    table(
+        &mut md,
+        &format!("CIFAR-10 (input 32), trained {}", text(&results["recipe"])),
+        &[
+            "network",
+            "kind",
+            "params (M)",
+            "MACs (M)",
+            "ONNX Runtime (ms)",
+            "tract (ms)",
+            "test error % (mean, range)",
+            "seeds",
+            "supernet top-1 %",
+        ],
+        2,
+        rows("cifar10")
+            .iter()
+            .map(|r| {
+                vec![
+                    text(&r["name"]),
+                    text(&r["kind"]),
+                    count(&r["params"]),
+                    count(&r["macs"]),
+                    fixed(&r["ort_ms"], 3),
+                    fixed(&r["tract_ms"], 3),
+                    error_text(r),
+                    r["seeds"].as_array().map_or(0, Vec::len).to_string(),
+                    fixed(&r["supernet_top1"], 1),
+                ]
+            })
+            .collect(),
+    );
+    table(
+        &mut md,
+        "Found networks against the hand-designed network and the uniform scaling closest in latency",
+        &["found", "baseline", "latency found / baseline", "test error difference (points)"],
+        2,
+        rows("comparisons")
+            .iter()
+            .map(|c| {
+                vec![
+                    text(&c["found"]),
+                    text(&c["baseline"]),
+                    fixed(&c["latency_ratio"], 3),
+                    c["test_error_difference"]
+                        .as_f64()
+                        .map_or("-".into(), |d| format!("{d:+.2}")),
+                ]
+            })
+            .collect(),
+    );
+    let ranking = &results["supernet_ranking"];
+    if !ranking.is_null() {
+        let _ = writeln!(
+            md,
+            "Supernet accuracy (5,000 validation images) against the trained networks' mean test accuracy, \
+             {} networks of the space: Kendall's tau {}, Pearson's r {}.\n",
+            ranking["networks"],
+            fixed(&ranking["kendall_tau"], 2),
+            fixed(&ranking["pearson"], 2)
+        );
+    }
+    table(
+        &mut md,
+        "Latency at input 224, batch 1, one thread (paper Table I, latency columns)",
+        &[
+            "network",
+            "params (M)",
+            "MACs (M)",
+            "ONNX Runtime (ms)",
+            "tract (ms)",
+        ],
+        1,
+        rows("imagenet224")
+            .iter()
+            .map(|r| {
+                vec![
+                    text(&r["name"]),
+                    count(&r["params"]),
+                    count(&r["macs"]),
+                    fixed(&r["ort_ms"], 3),
+                    fixed(&r["tract_ms"], 3),
+                ]
+            })
+            .collect(),
+    );
+    table(
+        &mut md,
+        "Searches (local-cpu, input 32)",
+        &[
+            "network",
+            "target (ms)",
+            "predicted (ms)",
+            "measured (ms)",
+            "vs target",
+            "supernet top-1",
+            "evaluations",
+            "correction rounds",
+        ],
+        1,
+        rows("searches")
+            .iter()
+            .map(|s| {
+                vec![
+                    text(&s["name"]),
+                    text(&s["target_ms"]),
+                    fixed(&s["predicted_ms"], 3),
+                    fixed(&s["measured_ms"], 3),
+                    s["deviation_percent"]
+                        .as_f64()
+                        .map_or("-".into(), |d| format!("{d:+.1}%")),
+                    s["supernet_top1"]
+                        .as_f64()
+                        .map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
+                    text(&s["evaluations"]),
+                    text(&s["correction_rounds"]),
+                ]
+            })
+            .collect(),
+    );
+    table(
+        &mut md,
+        "Latency model (held-out random networks)",
+        &[
+            "table",
+            "predictor",
+            "networks",
+            "RMSE (ms)",
+            "RMSPE (%)",
+            "within ±10% (%)",
+            "Kendall's tau",
+        ],
+        2,
+        rows("latency_model")
+            .iter()
+            .map(|m| {
+                let a = &m["accuracy"];
+                vec![
+                    text(&m["table"]),
+                    text(&m["predictor"]),
+                    text(&a["n"]),
+                    fixed(&a["rmse_ms"], 4),
+                    fixed(&a["rmspe_percent"], 2),
+                    fixed(&a["within_10_percent"], 0),
+                    fixed(&a["kendall_tau"], 3),
+                ]
+            })
+            .collect(),
+    );
+    table(
+        &mut md,
+        "Wall time",
+        &["phase", "minutes"],
+        1,
+        rows("timing")
+            .iter()
+            .map(|t| {
+                let minutes = t["seconds"].as_f64().unwrap_or(0.0) / 60.0;
+                vec![text(&t["phase"]), format!("{minutes:.1}")]
+            })
+            .collect(),
+    );
+    md
+}
+
+fn plot(rows: &[Value], path: &Path) -> anyhow::Result<()> {
+    let series: Vec<Series> = rows
+        .iter()
+        .zip(PALETTE.iter().cycle())
+        .filter_map(|(r, color)| {
+            let lat = r["ort_ms"].as_f64()?;
+            let points: Vec<(f64, f64)> = r["seeds"]
+                .as_array()?
+                .iter()
+                .filter_map(|s| Some((lat, 100.0 - s["test_top1"].as_f64()?)))
+                .collect();
+            (!points.is_empty()).then(|| Series {
+                label: r["name"].as_str().unwrap_or(""),
+                color: *color,
+                points,
+            })
+        })
+        .collect();
+    Scatter {
+        title: "CIFAR-10: test error vs latency (local-cpu, ONNX Runtime, batch 1)",
+        x_label: "measured latency at input 32, ms",
+        y_label: "test error, % (one point per seed)",
+        series,
+        identity: None,
+    }
+    .draw(path)
+}
+
+fn main() -> anyhow::Result<()> {
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .context("usage: reproduce_report OUT (the directory scripts/reproduce.sh wrote)")?,
+    );
+    let networks = load_networks(&out)?;
+    let cifar = cifar_rows(&out, &networks)?;
+    let epochs = cifar
+        .iter()
+        .flat_map(|r| r["seeds"].as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s["epochs"].as_u64())
+        .max();
+    let results = json!({
+        "recipe": epochs.map_or("-".into(), |e| format!("{e} epochs, same recipe for every network")),
+        "cifar10": cifar,
+        "comparisons": comparisons(&cifar),
+        "supernet_ranking": supernet_ranking(&cifar),
+        "imagenet224": imagenet_rows(&out, &networks)?,
+        "searches": search_rows(&out),
+        "latency_model": latency_model_rows(&out),
+        "timing": timing(&out),
+    });
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_vec_pretty(&results)?,
+    )?;
+    std::fs::write(out.join("results.md"), markdown(&results))?;
+    plot(&cifar, &out.join("accuracy-latency.png"))?;
+    eprintln!(
+        "wrote {0}/results.json, {0}/results.md and {0}/accuracy-latency.png",
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `hsconas calibrate`: the bias term of the latency model (paper Eq. 3).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use hsconas_devices::CorrectionKind;
+use hsconas_latency::{calibrate, CalibrateJob};
+use serde_json::json;
+
+use super::measure_args::TableDeviceArgs;
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// The latency table (from `hsconas profile`); the calibration is stored in it.
+    #[arg(long, value_name = "FILE")]
+    table: PathBuf,
+    /// Random networks measured end to end (M).
+    #[arg(long, default_value_t = 50, value_name = "M")]
+    samples: usize,
+    /// Seed the networks are drawn with.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    device: TableDeviceArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
+    let (mut table, measurer) = args.device.open(&args.table)?;
+    eprintln!(
+        "measuring {} networks end to end on {}",
+        args.samples,
+        measurer.place()
+    );
+    let job = CalibrateJob {
+        samples: args.samples,
+        seed: args.seed,
+        group: args.device.group,
+        progress: !args.json,
+    };
+    calibrate(&mut table, &args.table, &measurer, &job)?;
+    let c = table
+        .calibration
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("calibration missing after calibrate"))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "table": args.table,
+                "bias_ms": c.bias_ms,
+                "linear": c.linear,
+                "correction": c.correction,
+                "samples": c.samples,
+            }))?
+        );
+    } else {
+        let mean = |f: fn(&hsconas_devices::NetworkSample) -> f64| {
+            c.samples.iter().map(f).sum::<f64>() / c.samples.len() as f64
+        };
+        println!(
+            "{} networks: mean measured {:.3} ms, mean table sum {:.3} ms, B = {:+.4} ms",
+            c.samples.len(),
+            mean(|s| s.measured_ms),
+            mean(|s| s.table_sum_ms),
+            c.bias_ms
+        );
+        if let Some(fit) = c.linear {
+            println!(
+                "linear fit: measured = {:.4} x table sum {:+.4} ms",
+                fit.scale, fit.offset_ms
+            );
+        }
+        println!(
+            "predictions use {} (chosen by leave-one-out error over these networks); stored in {}",
+            match c.correction {
+                CorrectionKind::Bias => "table sum + B",
+                CorrectionKind::Linear => "the linear fit",
+            },
+            args.table.display()
+        );
+        println!(
+            "next: hsconas latency validate --table {}",
+            args.table.display()
+        );
+    }
+    Ok(())
+}

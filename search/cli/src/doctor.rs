@@ -1,0 +1,75 @@
+//! `hsconas doctor`.
+
+use clap::Args;
+use hsconas_runtime::backend::{self, Availability};
+use serde::Serialize;
+
+#[cfg(feature = "train")]
+use hsconas_train::libtorch::LibtorchInfo;
+
+/// Stands in for libtorch's report in a build without the `train` feature (never constructed).
+#[cfg(not(feature = "train"))]
+#[derive(Serialize)]
+enum LibtorchInfo {}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    version: &'static str,
+    /// `None` when this binary was built without the `train` feature (no libtorch linked).
+    libtorch: Option<LibtorchInfo>,
+    backends: Availability,
+}
+
+pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
+    let report = Report {
+        version: env!("CARGO_PKG_VERSION"),
+        libtorch: libtorch_info(),
+        backends: backend::availability(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("hsconas {}", report.version);
+    match &report.libtorch {
+        #[cfg(feature = "train")]
+        Some(t) => {
+            let cuda = if t.cuda_available {
+                format!("available ({} devices)", t.cuda_devices)
+            } else {
+                "not available".into()
+            };
+            println!("libtorch      linked; {} threads; CUDA {cuda}", t.threads);
+        }
+        _ => println!(
+            "libtorch      not linked: built without the `train` feature (no supernet, train, search, run)"
+        ),
+    }
+    let b = &report.backends;
+    match (&b.ort_version, &b.ort_error) {
+        (Some(v), _) => println!("onnxruntime   {v} ({})", b.ort_library.display()),
+        (None, e) => println!(
+            "onnxruntime   unavailable: {}",
+            e.as_deref().unwrap_or("unknown error")
+        ),
+    }
+    println!("tract         {}", b.tract_version);
+    Ok(())
+}
+
+#[cfg(feature = "train")]
+fn libtorch_info() -> Option<LibtorchInfo> {
+    Some(hsconas_train::libtorch::info())
+}
+
+#[cfg(not(feature = "train"))]
+fn libtorch_info() -> Option<LibtorchInfo> {
+    None
+}

@@ -1,0 +1,273 @@
+//! `hsconas latency predict|validate|throughput`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hsconas_devices::{LatencyModel, LatencyTable};
+use hsconas_latency::validation::ValidationReport;
+use hsconas_latency::{validate, ValidateJob};
+use hsconas_models::{Arch, SearchSpace};
+use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
+use rand::SeedableRng;
+use serde_json::json;
+
+use super::measure_args::TableDeviceArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum LatencyCommand {
+    /// Predict the latency of an architecture from a table: table sum + correction, with the parts.
+    Predict(PredictArgs),
+    /// Measure held-out networks end to end and report how well the table predicts them.
+    Validate(ValidateArgs),
+    /// How many predictions per second the compiled model makes on this machine.
+    Throughput(ThroughputArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The latency table.
+    #[arg(long, value_name = "FILE")]
+    table: PathBuf,
+    /// Architecture string (20 comma-separated `op:scale` entries).
+    #[arg(long, value_name = "STR")]
+    arch: String,
+    /// Print JSON (`predicted_ms`, `table_sum_ms`, `bias_ms`, `layers`, ...).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The calibrated latency table; a summary of the validation is stored in it.
+    #[arg(long, value_name = "FILE")]
+    table: PathBuf,
+    /// Held-out random networks (K), never the calibration ones.
+    #[arg(long, default_value_t = 200, value_name = "K")]
+    samples: usize,
+    /// Seed the held-out networks are drawn with.
+    #[arg(long, default_value_t = 2)]
+    seed: u64,
+    /// Report (JSON). Default: next to the table, `<table>.validation.json`.
+    #[arg(long, value_name = "REPORT.json")]
+    out: Option<PathBuf>,
+    /// Predicted-vs-measured scatter (`.png` or `.svg`); latency vs MACs goes next to it as `<name>-macs`.
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    device: TableDeviceArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ThroughputArgs {
+    /// The latency table.
+    #[arg(long, value_name = "FILE")]
+    table: PathBuf,
+    /// Predictions to time.
+    #[arg(long, default_value_t = 10_000_000, value_name = "N")]
+    count: usize,
+}
+
+pub fn run(cmd: LatencyCommand) -> anyhow::Result<()> {
+    match cmd {
+        LatencyCommand::Predict(args) => predict(args),
+        LatencyCommand::Validate(args) => run_validate(args),
+        LatencyCommand::Throughput(args) => throughput(args),
+    }
+}
+
+fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let arch: Arch = args.arch.parse().context("invalid --arch")?;
+    let table = LatencyTable::load(&args.table)?;
+    let model = LatencyModel::from_table(&table)?;
+    let p = model.explain(&arch);
+    if args.json {
+        let mut value = serde_json::to_value(&p)?;
+        value["arch"] = json!(arch.to_string());
+        value["device"] = json!(table.provenance.device);
+        value["calibrated"] = json!(table.calibration.is_some());
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("{arch} on {}", table.provenance.device);
+    println!("  stem      {:>9.4} ms", p.stem_ms);
+    for l in &p.layers {
+        println!(
+            "  L{:<2} {:<14} {:>9.4} ms",
+            l.layer,
+            l.choice.to_string(),
+            l.ms
+        );
+    }
+    println!("  head      {:>9.4} ms", p.head_ms);
+    println!("table sum   {:>9.4} ms", p.table_sum_ms);
+    if table.calibration.is_none() {
+        println!(
+            "(not calibrated: run `hsconas calibrate --table {}`)",
+            args.table.display()
+        );
+    }
+    println!("correction  {:>+9.4} ms", p.bias_ms);
+    println!("predicted   {:>9.4} ms", p.predicted_ms);
+    Ok(())
+}
+
+fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
+    let (mut table, measurer) = args.device.open(&args.table)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = args.table.file_name().unwrap_or_default().to_os_string();
+        name.push(".validation.json");
+        args.table.with_file_name(name)
+    });
+    eprintln!(
+        "measuring {} held-out networks end to end on {}",
+        args.samples,
+        measurer.place()
+    );
+    let job = ValidateJob {
+        samples: args.samples,
+        seed: args.seed,
+        group: args.device.group,
+        progress: !args.json,
+    };
+    let report = validate(&mut table, &args.table, &measurer, &job, &out)?;
+    if let Some(plot) = &args.plot {
+        draw_plots(&report, plot)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+        println!("report in {}", out.display());
+    }
+    Ok(())
+}
+
+fn print_table(report: &ValidationReport) {
+    println!(
+        "{} held-out networks on {} ({:?}; calibration: {} networks)",
+        report.networks.len(),
+        report.device,
+        report.statistic,
+        report.calibration_samples
+    );
+    println!(
+        "{:<15} {:>9} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8}",
+        "predictor",
+        "RMSE ms",
+        "RMSPE %",
+        "MAE ms",
+        "max ms",
+        "±5 %",
+        "±10 %",
+        "Kendall",
+        "Spearman"
+    );
+    for row in &report.predictors {
+        let a = &row.accuracy;
+        println!(
+            "{:<15} {:>9.4} {:>8.2} {:>9.4} {:>9.4} {:>7.1} {:>7.1} {:>8.3} {:>8.3}{}",
+            row.name,
+            a.rmse_ms,
+            a.rmspe_percent,
+            a.mae_ms,
+            a.max_error_ms,
+            a.within_5_percent,
+            a.within_10_percent,
+            a.kendall_tau,
+            a.spearman_rho,
+            if row.active { "  (in use)" } else { "" }
+        );
+    }
+}
+
+/// The predicted-vs-measured scatter at `path` and latency vs MACs next to it.
+fn draw_plots(report: &ValidationReport, path: &Path) -> anyhow::Result<()> {
+    let measured: Vec<f64> = report.networks.iter().map(|n| n.measured_ms).collect();
+    let row = |name: &str| report.predictors.iter().find(|p| p.name == name);
+    let mut series = Vec::new();
+    if let Some(paper) = row("table + B") {
+        series.push(Series {
+            label: "table + B (paper)",
+            color: BLUE,
+            points: paper
+                .predicted_ms
+                .iter()
+                .copied()
+                .zip(measured.iter().copied())
+                .collect(),
+        });
+    }
+    if let Some(linear) = row("table, linear").filter(|r| r.active) {
+        series.push(Series {
+            label: "table, linear fit",
+            color: ORANGE,
+            points: linear
+                .predicted_ms
+                .iter()
+                .copied()
+                .zip(measured.iter().copied())
+                .collect(),
+        });
+    }
+    let title = format!(
+        "{}: predicted vs measured, {} held-out networks",
+        report.device,
+        measured.len()
+    );
+    Scatter {
+        title: &title,
+        x_label: "predicted latency (ms)",
+        y_label: "measured latency (ms)",
+        series,
+        identity: Some(0.1),
+    }
+    .draw(path)?;
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = path.extension().unwrap_or_default().to_string_lossy();
+    let macs_path = path.with_file_name(format!("{stem}-macs.{ext}"));
+    let title = format!("{}: measured latency vs MACs", report.device);
+    Scatter {
+        title: &title,
+        x_label: "MACs per sample (millions)",
+        y_label: "measured latency (ms)",
+        series: vec![Series {
+            label: "held-out networks",
+            color: BLUE,
+            points: report
+                .networks
+                .iter()
+                .map(|n| (n.macs as f64 / 1e6, n.measured_ms))
+                .collect(),
+        }],
+        identity: None,
+    }
+    .draw(&macs_path)
+    .with_context(|| format!("drawing {}", macs_path.display()))?;
+    eprintln!("plots: {} and {}", path.display(), macs_path.display());
+    Ok(())
+}
+
+fn throughput(args: ThroughputArgs) -> anyhow::Result<()> {
+    let table = LatencyTable::load(&args.table)?;
+    let model = LatencyModel::from_table(&table)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let space = SearchSpace::full();
+    let archs: Vec<Arch> = (0..1024).map(|_| space.sample(&mut rng)).collect();
+    let start = Instant::now();
+    let mut checksum = 0.0;
+    for i in 0..args.count {
+        checksum += model.predict_ms(std::hint::black_box(&archs[i % archs.len()]));
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{} predictions in {seconds:.3} s: {:.3e} predictions/s (checksum {checksum:.1})",
+        args.count,
+        args.count as f64 / seconds
+    );
+    Ok(())
+}

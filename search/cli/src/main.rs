@@ -1,0 +1,113 @@
+//! `hsconas`: hardware-aware neural architecture search, from latency tables to deployable networks.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod arch;
+mod calibrate;
+mod data;
+mod data_args;
+mod device;
+mod doctor;
+mod export;
+mod latency;
+mod measure_args;
+mod net_args;
+#[cfg(feature = "train")]
+mod pipeline;
+mod profile;
+#[cfg(feature = "train")]
+mod recipe_args;
+#[cfg(feature = "train")]
+mod search;
+#[cfg(feature = "train")]
+mod search_report;
+#[cfg(feature = "train")]
+mod search_state;
+#[cfg(feature = "train")]
+mod supernet;
+#[cfg(feature = "train")]
+mod train;
+
+/// Hardware-aware neural architecture search (HSCoNAS): find networks that are accurate and meet a
+/// latency budget on your device, and export them.
+#[derive(Debug, Parser)]
+#[command(name = "hsconas", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect, validate and sample architectures of the search space.
+    #[command(subcommand)]
+    Arch(arch::ArchCommand),
+    /// Show the device profiles latency tables are measured with.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
+    /// Export networks and profiling pieces as ONNX.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
+    /// Measure a latency table on a device: every piece, in process or through the device's agent.
+    Profile(profile::ProfileArgs),
+    /// Measure random networks end to end and store the latency model's bias in the table.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Predict latencies from a table, validate the table on held-out networks.
+    #[command(subcommand)]
+    Latency(latency::LatencyCommand),
+    /// Inspect datasets (ImageFolder, CIFAR-10 binary, MNIST).
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    #[cfg(feature = "train")]
+    /// Train the weight-sharing supernet, evaluate subnets with its weights, extract them.
+    #[command(subcommand)]
+    Supernet(supernet::SupernetCommand),
+    #[cfg(feature = "train")]
+    /// Train one architecture from scratch; writes its weights (safetensors) and metadata.
+    Train(train::TrainArgs),
+    #[cfg(feature = "train")]
+    /// Search an architecture for a latency target: shrink the space, evolve, re-measure on the device.
+    Search(search::SearchArgs),
+    #[cfg(feature = "train")]
+    /// The whole pipeline for a device and a latency target: profile, calibrate, supernet, shrink, search,
+    /// re-measure, retrain, export; reruns continue where they stopped.
+    Run(pipeline::RunArgs),
+    /// Report what this installation can use (libtorch, CUDA, ONNX Runtime).
+    Doctor(doctor::DoctorArgs),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Arch(cmd) => arch::run(cmd),
+        Command::Device(cmd) => device::run(cmd),
+        Command::Export(cmd) => export::run(cmd),
+        Command::Profile(args) => profile::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
+        Command::Latency(cmd) => latency::run(cmd),
+        Command::Data(cmd) => data::run(cmd),
+        #[cfg(feature = "train")]
+        Command::Supernet(cmd) => supernet::run(cmd),
+        #[cfg(feature = "train")]
+        Command::Train(args) => train::run(args),
+        #[cfg(feature = "train")]
+        Command::Search(args) => search::run(args),
+        #[cfg(feature = "train")]
+        Command::Run(args) => pipeline::run(args),
+        Command::Doctor(args) => doctor::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    hsconas_runtime::exit_quietly_on_broken_pipe();
+    let args = Cli::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Flags shared by the commands that measure on a device: where (`--agent`, `--token`), how long
+//! (`--warmup`, `--runs`, `--min-time-ms`, `--max-runs`) and in which groups (`--group`).
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Args;
+use hsconas_devices::{DeviceProfile, LatencyTable};
+use hsconas_latency::Measurer;
+use hsconas_runtime::Protocol;
+
+/// `--agent`, `--token`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Measure on a remote device through its agent (`hsconas-runtime serve` there), e.g.
+    /// `http://jetson.local:7878`. Default: the profile's `agent`, else this machine, in process.
+    #[arg(long, value_name = "URL")]
+    pub agent: Option<String>,
+    /// The agent's token.
+    #[arg(
+        long,
+        env = "HSCONAS_AGENT_TOKEN",
+        value_name = "T",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+/// Protocol flags of `hsconas profile` (calibration and validation reuse the table's protocol).
+#[derive(Debug, Clone, Args)]
+pub struct ProtocolArgs {
+    /// Untimed runs per model before timing.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub warmup: usize,
+    /// Timed runs per model, at least.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub runs: usize,
+    /// Timed milliseconds per model, at least.
+    #[arg(long, default_value_t = 200.0, value_name = "T")]
+    pub min_time_ms: f64,
+    /// Timed runs per model, at most.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub max_runs: usize,
+}
+
+impl ProtocolArgs {
+    /// The protocol (input seed 0; pinning from the device profile).
+    pub fn protocol(&self) -> Protocol {
+        Protocol {
+            warmup: self.warmup,
+            min_runs: self.runs,
+            min_time_ms: self.min_time_ms,
+            max_runs: self.max_runs.max(self.runs),
+            seed: 0,
+            pin: Vec::new(),
+            burst: 1,
+        }
+    }
+}
+
+/// `--device`, `--burst` and the agent flags for commands that measure networks against a table.
+#[derive(Debug, Clone, Args)]
+pub struct TableDeviceArgs {
+    /// The device profile (shipped name or .toml file). Default: the one named in the table.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub device: Option<String>,
+    /// Networks measured together in one interleaved group.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub group: usize,
+    /// Runs of each network back to back in every interleaved round, only the last timed: warm caches as
+    /// when the network runs alone, drift still spread by interleaving (docs/latency-local-cpu.md). 1 times
+    /// every run.
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub burst: usize,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+impl TableDeviceArgs {
+    /// Loads the table, checks it against the device profile (at the table's layout and input size) and
+    /// builds a measurer with the table's protocol.
+    pub fn open(&self, path: &Path) -> anyhow::Result<(LatencyTable, Measurer)> {
+        let table = LatencyTable::load(path)?;
+        let name = self.device.as_deref().unwrap_or(&table.provenance.device);
+        let mut profile = DeviceProfile::find(name).with_context(|| {
+            format!("the table names device profile '{name}'; pass --device with its .toml file")
+        })?;
+        profile.layout = table.provenance.layout;
+        profile.input_size = table.provenance.input_size;
+        let table = LatencyTable::load_for(path, &profile)?;
+        let missing = table.missing_entries();
+        if let Some(first) = missing.first() {
+            anyhow::bail!(
+                "{} is incomplete ({} entries missing, first '{first}'); finish it with `hsconas profile --out {}`",
+                path.display(),
+                missing.len(),
+                path.display()
+            );
+        }
+        let mut protocol: Protocol = serde_json::from_value(table.provenance.protocol.clone())
+            .context("the table's protocol record is not one this build understands")?;
+        protocol.burst = self.burst;
+        let measurer = Measurer::new(
+            &profile,
+            protocol,
+            self.agent.agent.as_deref(),
+            self.agent.token.clone(),
+        )?;
+        Ok((table, measurer))
+    }
+}

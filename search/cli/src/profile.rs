@@ -1,0 +1,99 @@
+//! `hsconas profile`: measure a latency table on a device.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use hsconas_devices::DeviceProfile;
+use hsconas_latency::{profile_table, Measurer, ProfileJob};
+use hsconas_models::Layout;
+use serde_json::json;
+
+use super::measure_args::{AgentArgs, ProtocolArgs};
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Device profile: a shipped name (local-cpu, xeon-gold-6136, gv100, jetson-xavier) or a .toml file.
+    #[arg(long, value_name = "NAME|FILE")]
+    device: String,
+    #[command(flatten)]
+    agent: AgentArgs,
+    /// Stage widths (A, B or four widths). Default: the profile's.
+    #[arg(long, value_name = "A|B|W1,W2,W3,W4")]
+    layout: Option<Layout>,
+    /// Input height and width. Default: the profile's.
+    #[arg(long, value_name = "S")]
+    input_size: Option<usize>,
+    /// Classes of the head's classifier. Default: 1000, or 10 for inputs under 64 pixels (CIFAR-sized).
+    #[arg(long, value_name = "N")]
+    classes: Option<usize>,
+    /// The table file. An existing one measured with the same settings is resumed.
+    /// Default: tables/<device>-<layout>-<input size>.json.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Pieces measured together in one interleaved group.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    group: usize,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
+    let mut profile = DeviceProfile::find(&args.device)?;
+    if let Some(layout) = args.layout {
+        profile.layout = layout;
+    }
+    if let Some(size) = args.input_size {
+        profile.input_size = size;
+    }
+    profile.validate()?;
+    let classes = args
+        .classes
+        .unwrap_or(if profile.input_size < 64 { 10 } else { 1000 });
+    let out = args.out.unwrap_or_else(|| {
+        let layout = profile.layout.to_string().replace(',', "-");
+        PathBuf::from("tables").join(format!(
+            "{}-{layout}-{}.json",
+            profile.name, profile.input_size
+        ))
+    });
+    let measurer = Measurer::new(
+        &profile,
+        args.protocol.protocol(),
+        args.agent.agent.as_deref(),
+        args.agent.token,
+    )?;
+    eprintln!("profiling {profile} on {}", measurer.place());
+    let start = std::time::Instant::now();
+    let job = ProfileJob {
+        profile,
+        classes,
+        group: args.group,
+        progress: !args.json,
+    };
+    let table = profile_table(&job, &measurer, &out)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let total: f64 = table.entries.values().map(|e| e.get(table.statistic)).sum();
+    if args.json {
+        let summary = json!({
+            "table": out,
+            "entries": table.entries.len(),
+            "seconds": seconds,
+            "backend": table.provenance.backend_version,
+            "provider": table.provenance.provider,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "{} entries ({}, {:?}) in {seconds:.0} s; sum of all entries {total:.2} ms; table in {}",
+            table.entries.len(),
+            table.provenance.backend_version,
+            table.provenance.provider,
+            out.display()
+        );
+        println!("next: hsconas calibrate --table {}", out.display());
+    }
+    Ok(())
+}

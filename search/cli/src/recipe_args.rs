@@ -1,0 +1,87 @@
+//! Training-recipe flags shared by `hsconas supernet train` and `hsconas train`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use hsconas_train::nn::InitScheme;
+use hsconas_train::{SgdSettings, TrainSettings};
+
+/// `--epochs`, `--batch-size`, `--lr`, `--warmup-epochs`, `--label-smoothing`, `--weight-decay`,
+/// `--init`, `--max-steps`, `--out`, `--resume`, `--seed`, `--cuda`, `--threads`.
+#[derive(Debug, Clone, Args)]
+pub struct RecipeArgs {
+    /// Epochs.
+    #[arg(long, default_value_t = 5, value_name = "E")]
+    pub epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 64, value_name = "B")]
+    pub batch_size: usize,
+    /// Peak learning rate (cosine schedule).
+    #[arg(long, default_value_t = 0.05, value_name = "LR")]
+    pub lr: f64,
+    /// Epochs of linear learning-rate warm-up (default: 0 for the supernet, 5 for `hsconas train`).
+    #[arg(long, value_name = "E")]
+    pub warmup_epochs: Option<usize>,
+    /// Label smoothing.
+    #[arg(long, default_value_t = 0.0, value_name = "S")]
+    pub label_smoothing: f64,
+    /// Weight decay (not on batch-norm parameters and biases).
+    #[arg(long, default_value_t = 3e-5, value_name = "WD")]
+    pub weight_decay: f64,
+    /// Initialisation of the convolution kernels of a fresh run: `spos` (N(0, 1/in-channels), as Single
+    /// Path One-Shot does; networks leave chance level within the first epoch) or `kaiming` (fan out,
+    /// torchvision's; at the default learning rate a network sits at chance for the first epochs). See
+    /// docs/supernet-cifar10.md.
+    #[arg(long, value_enum, default_value_t = InitScheme::Spos)]
+    pub init: InitScheme,
+    /// Stop after this many steps in all (smoke runs); a checkpoint is written there.
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<u64>,
+    /// Output directory (checkpoint, history, plots). Default: runs/supernet or runs/train.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run whose checkpoint is in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Seed of initialisation, data order, augmentation (and the supernet's paths).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train on CUDA (an error if libtorch sees no GPU).
+    #[arg(long)]
+    pub cuda: bool,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl RecipeArgs {
+    /// The settings, with `warmup` epochs unless `--warmup-epochs` says otherwise.
+    pub fn settings(&self, warmup: usize) -> TrainSettings {
+        TrainSettings {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            warmup_epochs: self.warmup_epochs.unwrap_or(warmup),
+            label_smoothing: self.label_smoothing,
+            sgd: SgdSettings {
+                weight_decay: self.weight_decay,
+                ..SgdSettings::default()
+            },
+            seed: self.seed,
+            loader_workers: 2,
+        }
+    }
+
+    /// The output directory, `default` unless `--out` is given.
+    pub fn out(&self, default: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from(default))
+    }
+
+    /// Applies `--threads` and picks the device.
+    pub fn device(&self) -> anyhow::Result<tch::Device> {
+        if let Some(n) = self.threads {
+            tch::set_num_threads(n as i32);
+        }
+        hsconas_train::trainer::device(self.cuda)
+    }
+}

@@ -1,0 +1,191 @@
+//! `hsconas train`: one architecture from scratch.
+
+use anyhow::Context;
+use clap::Args;
+use hsconas_export::{ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, WEIGHTS_FILE};
+use hsconas_models::graph::Graph;
+use hsconas_models::reference::Reference;
+use hsconas_models::{hsconas, Arch, Layout, NetConfig};
+use hsconas_train::eval::{accuracy, Accuracy};
+use hsconas_train::nn::{InitScheme, Mode};
+use hsconas_train::standalone_run::StandaloneTraining;
+use hsconas_train::trainer::{self, checkpoint_path};
+use serde::{Deserialize, Serialize};
+
+use super::data_args::DataArgs;
+use super::recipe_args::RecipeArgs;
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("network").required(true).args(["arch", "reference"]))]
+pub struct TrainArgs {
+    /// Architecture string (20 comma-separated `op:scale` entries).
+    #[arg(long, value_name = "STR")]
+    arch: Option<String>,
+    /// A hand-designed baseline instead, built for the data's input size: mobilenet_v2,
+    /// shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x1_5, shufflenet_v2_x2_0,
+    /// mobilenet_v3_large, mnasnet1_0.
+    #[arg(long, value_name = "NAME")]
+    reference: Option<String>,
+    /// With --reference at small inputs: stem stride 1 and no max pooling (the CIFAR adaptation).
+    #[arg(long)]
+    small_input_stem: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Stage widths: A, B or four comma-separated widths (not used by --reference).
+    #[arg(long, default_value = "A", value_name = "A|B|W1,W2,W3,W4")]
+    layout: Layout,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+}
+
+/// How the network of a run is built (stored in its checkpoint; a resume must match it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StandaloneModel {
+    kind: String,
+    /// The architecture string, or the reference network's name.
+    arch: String,
+    config: NetConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference: Option<ReferenceInfo>,
+    /// Initialisation of a fresh run. Kaiming is not written, so descriptions of checkpoints from before
+    /// this field existed (all Kaiming) still match.
+    #[serde(default, skip_serializing_if = "InitScheme::is_kaiming")]
+    init: InitScheme,
+}
+
+/// What `--arch` or `--reference` asks for, parsed before the data is read.
+enum Network {
+    Arch(Arch),
+    Reference(Reference, ReferenceInfo),
+}
+
+impl Network {
+    fn from_args(args: &TrainArgs) -> anyhow::Result<Network> {
+        match (&args.arch, &args.reference) {
+            (Some(_), _) if args.small_input_stem => {
+                anyhow::bail!("--small-input-stem applies to --reference networks only")
+            }
+            (Some(text), _) => Ok(Network::Arch(text.parse().context("invalid --arch")?)),
+            (None, Some(name)) => Ok(Network::Reference(
+                name.parse().context("invalid --reference")?,
+                ReferenceInfo {
+                    small_input_stem: args.small_input_stem,
+                },
+            )),
+            (None, None) => anyhow::bail!("say what to train: --arch or --reference"),
+        }
+    }
+
+    /// The graph for `config`'s geometry and the description stored in the checkpoint.
+    fn build(
+        &self,
+        config: NetConfig,
+        init: InitScheme,
+    ) -> anyhow::Result<(Graph, StandaloneModel)> {
+        let (graph, arch, reference) = match self {
+            Network::Arch(arch) => (hsconas::network(arch, &config)?, arch.to_string(), None),
+            Network::Reference(net, adaptation) => (
+                net.build(
+                    config.input_size,
+                    config.classes,
+                    adaptation.small_input_stem,
+                )?,
+                net.name().to_string(),
+                Some(*adaptation),
+            ),
+        };
+        let model = StandaloneModel {
+            kind: "standalone".into(),
+            arch,
+            config,
+            reference,
+            init,
+        };
+        Ok((graph, model))
+    }
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let network = Network::from_args(&args)?;
+    let device = args.recipe.device()?;
+    let data = args.data.prepare()?;
+    let config = data.net_config(args.layout)?;
+    let (graph, model) = network.build(config, args.recipe.init)?;
+    let arch = model.arch.clone();
+    let mut training = StandaloneTraining::new(graph, args.recipe.seed, args.recipe.init, device);
+    training.eval = Some((data.val.clone(), data.transform.clone()));
+    let out = args.recipe.out("runs/train");
+    eprintln!(
+        "training {arch} from scratch: {}, input {}, {} classes, {:?} initialisation; {} training and {} validation images, {device:?}",
+        match model.reference {
+            Some(r) if r.small_input_stem => "small-input stem".to_string(),
+            Some(_) => "torchvision geometry".to_string(),
+            None => format!("layout {}", config.layout),
+        },
+        config.input_size,
+        config.classes,
+        args.recipe.init,
+        data.train.len(),
+        data.val.len()
+    );
+    let state = trainer::train(
+        &mut training,
+        serde_json::to_value(&model)?,
+        data.train.clone(),
+        data.transform.clone(),
+        &args.recipe.settings(5),
+        &out,
+        args.recipe.resume,
+        args.recipe.max_steps,
+        true,
+    )?;
+    hsconas_models::fsutil::write_atomic(
+        &out.join("history.json"),
+        &serde_json::to_vec_pretty(&state.history)?,
+    )?;
+    if state.epochs_done < args.recipe.epochs {
+        eprintln!(
+            "stopped after {} steps; checkpoint {}",
+            state.step,
+            checkpoint_path(&out).display()
+        );
+        return Ok(());
+    }
+    let weights = training.weights()?;
+    weights.save_safetensors(&out.join(WEIGHTS_FILE))?;
+    let eval_on = |set: &hsconas_data::ImageSet| {
+        accuracy(set, &data.transform, 200, device, |x| {
+            training.net.forward(x, Mode::Eval)
+        })
+    };
+    let val = eval_on(&data.val);
+    let test = data.test.as_ref().map(|t| eval_on(t));
+    let exported = |a: Accuracy| hsconas_export::Accuracy {
+        top1: a.top1,
+        top5: a.top5,
+        images: a.images,
+    };
+    let info = ModelInfo {
+        architecture: arch,
+        layout: config.layout.to_string(),
+        reference: model.reference,
+        input_size: config.input_size,
+        classes: data.train.classes.clone(),
+        normalisation: Normalisation {
+            mean: data.transform.mean.clone(),
+            std: data.transform.std.clone(),
+        },
+        epochs: Some(state.epochs_done),
+        val: Some(exported(val)),
+        test: test.map(exported),
+    };
+    info.save(&out.join(MODEL_INFO_FILE))?;
+    println!(
+        "validation top-1 {:.2}%{}; weights in {}",
+        val.top1,
+        test.map(|t| format!(", test top-1 {:.2}%", t.top1))
+            .unwrap_or_default(),
+        out.join(WEIGHTS_FILE).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The latency workflow (arch, export, device, latency, doctor) of the `hsconas` binary as built: with the
+//! default `train` feature, and without it (`cargo test --no-default-features --test latency_workflow`,
+//! which `scripts/test.sh` runs), where no libtorch is linked and the training commands are absent.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn hsconas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .args(args)
+        .output()
+        .expect("hsconas runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = hsconas(args);
+    assert!(
+        out.status.success(),
+        "hsconas {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn doctor_says_whether_libtorch_is_linked() {
+    let report: Value = serde_json::from_str(&ok(&["doctor", "--json"])).expect("JSON");
+    assert_eq!(
+        report["libtorch"].is_object(),
+        cfg!(feature = "train"),
+        "{report}"
+    );
+    assert!(report["backends"]["tract_version"].is_string(), "{report}");
+    let text = ok(&["doctor"]);
+    let expected = if cfg!(feature = "train") {
+        "libtorch      linked"
+    } else {
+        "libtorch      not linked"
+    };
+    assert!(text.contains(expected), "{text}");
+}
+
+#[test]
+fn training_commands_exist_only_with_the_train_feature() {
+    for command in ["supernet", "train", "search", "run"] {
+        let out = hsconas(&[command, "--help"]);
+        if cfg!(feature = "train") {
+            assert!(out.status.success(), "{command}: {out:?}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{command}: {out:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn sampled_networks_are_predicted_and_exported() {
+    let sampled = ok(&["arch", "sample", "--seed", "5", "--count", "2"]);
+    let table = root().join("devices/tables/local-cpu-A-32.json");
+    let table = table.to_str().expect("UTF-8 path");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (i, arch) in sampled.lines().enumerate() {
+        let info: Value =
+            serde_json::from_str(&ok(&["arch", "info", "--arch", arch, "--json"])).expect("JSON");
+        assert_eq!(info["arch"], arch);
+        let predicted: Value = serde_json::from_str(&ok(&[
+            "latency", "predict", "--table", table, "--arch", arch, "--json",
+        ]))
+        .expect("JSON");
+        let ms = predicted["predicted_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no predicted_ms in {predicted}"));
+        assert!(ms > 0.05 && ms < 50.0, "{ms} ms for {arch}");
+        let onnx = dir.path().join(format!("net-{i}.onnx"));
+        ok(&[
+            "export",
+            "onnx",
+            "--arch",
+            arch,
+            "--input-size",
+            "32",
+            "--out",
+            onnx.to_str().expect("UTF-8 path"),
+        ]);
+        assert!(std::fs::metadata(&onnx).expect("written").len() > 100_000);
+    }
+    let devices: Value = serde_json::from_str(&ok(&["device", "list", "--json"])).expect("JSON");
+    assert!(
+        devices.as_array().is_some_and(|d| d.len() >= 4),
+        "{devices}"
+    );
+}

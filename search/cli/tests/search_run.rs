@@ -1,0 +1,379 @@
+//! `hsconas search` end to end on a briefly trained layout-A supernet, the committed CIFAR-10 sample and
+//! the committed `local-cpu` input-32 table: shrinking, evolution, re-measurement with a correction round,
+//! fine-tuning after each stage, the report and plots; a killed search resumes to exactly the result of an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hsconas_models::{Arch, SearchSpace};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn hsconas(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .args(args)
+        .output()
+        .expect("hsconas runs")
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// A layout-A supernet after a few steps (the search needs weights, not good ones).
+fn supernet(dir: &Path) -> PathBuf {
+    let data = root().join("data/cifar10-sample.tar.gz");
+    let out = hsconas(&strings(&[
+        "supernet",
+        "train",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "32",
+        "--eval-subnets",
+        "0",
+        "--threads",
+        "1",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join("checkpoint.safetensors")
+}
+
+fn search_args(checkpoint: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let data = root().join("data/cifar10-sample.tar.gz");
+    let table = root().join("devices/tables/local-cpu-A-32.json");
+    let mut args = strings(&[
+        "search",
+        "--supernet",
+        checkpoint.to_str().expect("utf-8"),
+        "--table",
+        table.to_str().expect("utf-8"),
+        "--target-ms",
+        "0.7",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--shrink",
+        "--shrink-stages",
+        "20/19",
+        "--shrink-samples",
+        "2",
+        "--population",
+        "6",
+        "--generations",
+        "4",
+        "--parents",
+        "2",
+        "--eval-images",
+        "50",
+        "--bn-batches",
+        "1",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    args.extend(strings(extra));
+    args
+}
+
+fn report(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
+#[test]
+fn search_shrinks_evolves_remeasures_and_reports() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ckpt = supernet(&tmp.path().join("supernet"));
+    let out = tmp.path().join("search");
+    let r = report(&hsconas(&search_args(
+        &ckpt,
+        &out,
+        &[
+            "--remeasure",
+            "2",
+            "--tolerance",
+            "0",
+            "--max-rounds",
+            "1",
+            "--extra-generations",
+            "1",
+            "--random-baseline",
+            "--json",
+        ],
+    )));
+    // Two shrunk layers, each fixed to the operator with the best Q.
+    let decisions = r["shrinking"].as_array().expect("decisions");
+    assert_eq!(decisions.len(), 2);
+    for d in decisions {
+        let best = d["qualities"]
+            .as_array()
+            .expect("qualities")
+            .iter()
+            .max_by(|a, b| {
+                a["q"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&b["q"].as_f64().unwrap_or(0.0))
+            })
+            .expect("a quality");
+        assert_eq!(best["op"], d["chosen"]);
+    }
+    let space: SearchSpace = serde_json::from_value(r["space"].clone()).expect("space");
+    assert_eq!(space.layers()[19].ops.len(), 1);
+    assert_eq!(space.layers()[18].ops.len(), 1);
+    // Tolerance 0 always misses: one correction round, one more generation, two more re-measured.
+    assert_eq!(r["correction_rounds"], 1);
+    assert_eq!(r["generations"].as_array().expect("generations").len(), 5);
+    let remeasured = r["remeasured"].as_array().expect("remeasured");
+    assert_eq!(remeasured.len(), 4);
+    for m in remeasured {
+        assert!(m["measured_ms"].as_f64().expect("ms") > 0.0);
+    }
+    // The supernet was fine-tuned after each stage; the candidates scored before the last fine-tuning
+    // are dropped, so every reported candidate was evaluated once, in the shrunk space, with the final
+    // weights.
+    for stage in ["finetune-1", "finetune-2"] {
+        assert!(
+            out.join(stage).join("checkpoint.safetensors").exists(),
+            "{stage}"
+        );
+    }
+    let candidates = r["candidates"].as_array().expect("candidates");
+    let archs: Vec<Arch> = candidates
+        .iter()
+        .map(|c| serde_json::from_value(c["arch"].clone()).expect("arch"))
+        .collect();
+    let distinct: std::collections::HashSet<_> = archs.iter().collect();
+    assert_eq!(distinct.len(), archs.len());
+    for arch in &archs {
+        space.check(arch).expect("inside the shrunk space");
+    }
+    let baseline = &r["random_baseline"];
+    assert_eq!(baseline["evaluations"].as_u64(), Some(archs.len() as u64));
+    let drawn: Arch = serde_json::from_value(baseline["best"]["arch"].clone()).expect("arch");
+    space
+        .check(&drawn)
+        .expect("the baseline draws from the shrunk space");
+    let winner: Arch = r["winner"]["arch"]
+        .as_str()
+        .expect("string")
+        .parse()
+        .expect("valid");
+    space
+        .check(&winner)
+        .expect("the winner lies in the shrunk space");
+    assert!(
+        r["winner"]["measured_ms"].as_f64().is_some(),
+        "the winner was re-measured"
+    );
+    // The winner is chosen on measurements: its measured latency is its re-measurement, and when the report
+    // says it is within the tolerance, no other candidate measured within it has a better F.
+    let w = &r["winner"];
+    let measured = w["measured_ms"].as_f64().expect("measured");
+    let target = w["target_ms"].as_f64().expect("target");
+    let tolerance = w["tolerance"].as_f64().expect("tolerance");
+    let remeasured = r["remeasured"].as_array().expect("remeasured");
+    assert!(
+        remeasured
+            .iter()
+            .any(|m| serde_json::from_value::<Arch>(m["arch"].clone()).ok()
+                == Some(winner.clone())
+                && m["measured_ms"].as_f64() == Some(measured)),
+        "{w}"
+    );
+    assert!(
+        (w["relative_to_target"].as_f64().expect("relative") - (measured / target - 1.0)).abs()
+            < 1e-12
+    );
+    let within = |c: &serde_json::Value| {
+        c["measured_ms"]
+            .as_f64()
+            .is_some_and(|m| (m / target - 1.0).abs() <= tolerance)
+    };
+    match w["reason"].as_str() {
+        Some("within_tolerance") => {
+            assert!((measured / target - 1.0).abs() <= tolerance, "{w}");
+            let best = candidates
+                .iter()
+                .filter(|c| within(c))
+                .map(|c| c["score"].as_f64().expect("score"))
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(w["score"].as_f64(), Some(best), "{w}");
+        }
+        Some("closest_measured") => assert!(!candidates.iter().any(within), "{w}"),
+        other => panic!("a re-measured search reports {other:?}"),
+    }
+    for file in [
+        "search.json",
+        "space.json",
+        "pareto.png",
+        "latency-histogram.png",
+        "search-score.png",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    assert!(!out.join("search.partial.json").exists());
+
+    let bad = hsconas(&search_args(
+        &ckpt,
+        &tmp.path().join("bad"),
+        &["--beta", "0.5"],
+    ));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("beta must be negative"));
+}
+
+#[test]
+fn a_killed_search_resumes_to_the_same_result() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ckpt = supernet(&tmp.path().join("supernet"));
+    let reference = report(&hsconas(&search_args(
+        &ckpt,
+        &tmp.path().join("a"),
+        &["--remeasure", "0", "--finetune-epochs", "0", "--json"],
+    )));
+
+    let out = tmp.path().join("b");
+    let args = search_args(
+        &ckpt,
+        &out,
+        &["--remeasure", "0", "--finetune-epochs", "0", "--json"],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let partial = out.join("search.partial.json");
+    let start = Instant::now();
+    // Kill once the first generation is checkpointed.
+    loop {
+        let text = std::fs::read_to_string(&partial).unwrap_or_default();
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if state["evolution"]["generation"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint");
+        if let Ok(Some(_)) = child.try_wait() {
+            panic!("the search finished before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let fresh = hsconas(&args);
+    assert!(
+        !fresh.status.success(),
+        "an unfinished search is not overwritten without --resume"
+    );
+    let mut resumed_args = args.clone();
+    resumed_args.push("--resume".into());
+    let resumed = report(&hsconas(&resumed_args));
+    for key in ["shrinking", "generations", "candidates", "winner", "space"] {
+        assert_eq!(resumed[key], reference[key], "{key}");
+    }
+}
+
+#[test]
+fn the_pipeline_runs_end_to_end_and_continues_after_a_kill() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    let data = root().join("data/cifar10-sample.tar.gz");
+    let table = root().join("devices/tables/local-cpu-A-32.json");
+    let args = strings(&[
+        "run",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--table",
+        table.to_str().expect("utf-8"),
+        "--target-ms",
+        "0.7",
+        "--preset",
+        "tiny",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    // Kill during the search, after the supernet step finished.
+    while !out.join("search/search.partial.json").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the search never started"
+        );
+        if let Ok(Some(_)) = child.try_wait() {
+            panic!("the pipeline finished before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+
+    let rerun = hsconas(&args);
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("table.json is complete: skipped"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("has 1 epochs: skipped"), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
+            .expect("summary JSON");
+    let arch: Arch = summary["arch"]
+        .as_str()
+        .expect("arch")
+        .parse()
+        .expect("valid");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("search/search.json")).expect("report"))
+            .expect("JSON");
+    assert_eq!(
+        report["winner"]["arch"].as_str(),
+        Some(arch.to_string().as_str())
+    );
+    assert!(summary["measured_ms"].as_f64().expect("re-measured") > 0.0);
+    assert_eq!(summary["retrained"]["architecture"], summary["arch"]);
+    for file in [
+        "final/weights.safetensors",
+        "model.onnx",
+        "crate/Cargo.toml",
+        "crate/model.onnx",
+        "crate/tests/golden.rs",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    // A third run has nothing left to do.
+    let again = hsconas(&args);
+    assert!(again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr)
+            .matches("skipped")
+            .count(),
+        7
+    );
+}

@@ -1,0 +1,214 @@
+//! Search algorithm tests on the committed `local-cpu` input-32 latency table, with an accuracy oracle
+//! whose optimum is known (the algorithms are under test, not the supernet).
+
+use std::cell::Cell;
+use std::path::Path;
+use std::rc::Rc;
+
+use hsconas_devices::{LatencyModel, LatencyTable};
+use hsconas_models::{Arch, LayerSpace, Op, SearchSpace, NUM_LAYERS};
+
+use super::*;
+
+fn model() -> LatencyModel {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../devices/tables/local-cpu-A-32.json");
+    let table = LatencyTable::load(&path).expect("committed table");
+    LatencyModel::from_table(&table).expect("complete table")
+}
+
+/// Wider is more accurate; `shuffle5` is the best operator, `skip` the worst. Counts its calls.
+fn oracle(calls: Rc<Cell<usize>>) -> impl FnMut(&Arch) -> anyhow::Result<f64> {
+    move |arch: &Arch| {
+        calls.set(calls.get() + 1);
+        let total: f64 = arch
+            .choices()
+            .iter()
+            .map(|c| match c.op() {
+                Op::Skip => 0.3,
+                Op::Shuffle5 => c.scale().value(),
+                _ => 0.8 * c.scale().value(),
+            })
+            .sum();
+        Ok(total / NUM_LAYERS as f64)
+    }
+}
+
+fn evaluator(
+    target_ms: f64,
+    calls: Rc<Cell<usize>>,
+) -> Evaluator<impl FnMut(&Arch) -> anyhow::Result<f64>> {
+    let objective = Objective::new(target_ms, -0.5, ObjectiveMode::Penalty).expect("objective");
+    Evaluator::new(oracle(calls), model(), objective)
+}
+
+fn small_settings(seed: u64) -> EvolutionSettings {
+    EvolutionSettings {
+        population: 16,
+        generations: 6,
+        parents: 6,
+        seed,
+        ..EvolutionSettings::default()
+    }
+}
+
+fn run(settings: EvolutionSettings, space: SearchSpace) -> (Evolution, Vec<Candidate>, usize) {
+    let calls = Rc::new(Cell::new(0));
+    let mut eval = evaluator(3.0, calls.clone());
+    let mut evo = Evolution::new(settings, space).expect("settings");
+    while !evo.is_done() {
+        evo.step(&mut eval).expect("step");
+    }
+    (evo, eval.evaluated().to_vec(), calls.get())
+}
+
+#[test]
+fn evolution_keeps_its_invariants() {
+    let mut space = SearchSpace::full();
+    let only = LayerSpace {
+        ops: [Op::Shuffle7, Op::Xception].into(),
+        scales: [2, 5, 9].into(),
+    };
+    space.set_layer(19, only.clone()).expect("valid");
+    let calls = Rc::new(Cell::new(0));
+    let mut eval = evaluator(3.0, calls.clone());
+    let mut evo = Evolution::new(small_settings(4), space.clone()).expect("settings");
+    while !evo.is_done() {
+        assert_eq!(evo.population.len(), 16, "population size kept");
+        let distinct: std::collections::HashSet<_> = evo.population.iter().collect();
+        assert_eq!(distinct.len(), 16, "no duplicate in a population");
+        for arch in &evo.population {
+            space.check(arch).expect("every candidate inside the space");
+            Arch::new(*arch.choices()).expect("valid");
+        }
+        evo.step(&mut eval).expect("step");
+    }
+    assert_eq!(evo.history.len(), 6);
+    // The parents come back every generation: cache hits, never a second oracle call.
+    assert_eq!(calls.get(), eval.evaluated().len());
+    assert!(eval.cache_hits() >= 5 * 6, "{} hits", eval.cache_hits());
+    // Elitism: the best F never gets worse.
+    for w in evo.history.windows(2) {
+        assert!(w[1].best_score >= w[0].best_score);
+    }
+}
+
+#[test]
+fn evolution_is_reproducible_and_resumes_exactly() {
+    let (a, ca, _) = run(small_settings(9), SearchSpace::full());
+    let (b, cb, _) = run(small_settings(9), SearchSpace::full());
+    assert_eq!(a, b);
+    assert_eq!(ca, cb);
+    let (c, _, _) = run(small_settings(10), SearchSpace::full());
+    assert_ne!(a.history, c.history);
+
+    // Interrupted after three generations: state and evaluated candidates through JSON, then continued.
+    let calls = Rc::new(Cell::new(0));
+    let mut eval = evaluator(3.0, calls.clone());
+    let mut evo = Evolution::new(small_settings(9), SearchSpace::full()).expect("settings");
+    for _ in 0..3 {
+        evo.step(&mut eval).expect("step");
+    }
+    let state = serde_json::to_string(&evo).expect("json");
+    let cache = serde_json::to_string(eval.evaluated()).expect("json");
+    drop((evo, eval));
+    let mut evo: Evolution = serde_json::from_str(&state).expect("state");
+    let mut eval = evaluator(3.0, Rc::new(Cell::new(0)));
+    eval.restore(serde_json::from_str::<Vec<Candidate>>(&cache).expect("cache"));
+    while !evo.is_done() {
+        evo.step(&mut eval).expect("step");
+    }
+    assert_eq!(evo, a);
+    assert_eq!(eval.evaluated(), ca.as_slice());
+}
+
+#[test]
+fn evolution_beats_random_search_with_the_same_budget() {
+    let mut wins = 0;
+    for seed in 0..4 {
+        let settings = EvolutionSettings {
+            population: 20,
+            generations: 8,
+            parents: 8,
+            seed,
+            ..EvolutionSettings::default()
+        };
+        let (_, evaluated, _) = run(settings, SearchSpace::full());
+        let best_ea = evaluated.iter().map(|c| c.score).fold(f64::MIN, f64::max);
+        let mut eval = evaluator(3.0, Rc::new(Cell::new(0)));
+        let random = random_search(&mut eval, &SearchSpace::full(), evaluated.len(), seed)
+            .expect("random search");
+        assert_eq!(random.len(), evaluated.len());
+        let best_random = random.iter().map(|c| c.score).fold(f64::MIN, f64::max);
+        wins += usize::from(best_ea > best_random);
+    }
+    assert_eq!(wins, 4, "EA should beat random search for every seed");
+}
+
+#[test]
+fn shrinking_keeps_the_operator_with_the_best_quality() {
+    let calls = Rc::new(Cell::new(0));
+    // A target no network reaches keeps the latency term from deciding: accuracy decides.
+    let mut eval = Evaluator::new(
+        oracle(calls.clone()),
+        model(),
+        Objective::new(1000.0, -1e-6, ObjectiveMode::Penalty).expect("objective"),
+    );
+    let mut space = SearchSpace::full();
+    let mut ticks = 0;
+    let decision = shrink_layer(&mut space, 19, 30, 1, &mut eval, || ticks += 1).expect("shrink");
+    assert_eq!(decision.chosen, Op::Shuffle5);
+    assert_eq!(ticks, 30 * 5, "five operators in a stride-1 layer");
+    assert_eq!(decision.qualities.len(), 5);
+    let best = decision
+        .qualities
+        .iter()
+        .map(|q| q.q)
+        .fold(f64::MIN, f64::max);
+    assert_eq!(
+        decision
+            .qualities
+            .iter()
+            .find(|q| q.op == Op::Shuffle5)
+            .map(|q| q.q),
+        Some(best)
+    );
+    assert_eq!(space.layers()[19].ops, [Op::Shuffle5].into());
+    assert!(decision.log10_size_after < decision.log10_size_before);
+    assert!(
+        (decision.log10_size_before - decision.log10_size_after - (41f64 / 10.0).log10()).abs()
+            < 1e-9
+    );
+    // The next layer is scored with layer 20 already fixed.
+    let next = shrink_layer(&mut space, 18, 10, 1, &mut eval, || {}).expect("shrink");
+    assert_eq!(next.chosen, Op::Shuffle5);
+    assert!(shrink_layer(&mut space, 25, 10, 1, &mut eval, || {}).is_err());
+}
+
+#[test]
+fn a_strong_penalty_finds_networks_near_the_target() {
+    let m = model();
+    // A typical network's latency: the median of 101 uniformly drawn ones.
+    let target = {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut lat: Vec<f64> = (0..101)
+            .map(|_| m.predict_ms(&SearchSpace::full().sample(&mut rng)))
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        lat[50]
+    };
+    let calls = Rc::new(Cell::new(0));
+    let objective = Objective::new(target, -5.0, ObjectiveMode::Penalty).expect("objective");
+    let mut eval = Evaluator::new(oracle(calls), m, objective);
+    let mut evo = Evolution::new(small_settings(3), SearchSpace::full()).expect("settings");
+    while !evo.is_done() {
+        evo.step(&mut eval).expect("step");
+    }
+    let best = eval.best().expect("evaluated");
+    assert!(
+        (best.latency_ms / target - 1.0).abs() < 0.05,
+        "{} ms for a {target} ms target",
+        best.latency_ms
+    );
+}

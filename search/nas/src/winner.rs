@@ -1,0 +1,216 @@
+//! Choosing the search's winner once candidates have been measured on the device: a measurement beats a
+//! prediction, and a candidate measured within the tolerance of the target beats one that is not.
+
+use serde::{Deserialize, Serialize};
+
+use super::evaluator::Candidate;
+use super::objective::Objective;
+
+/// Why the winner was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WinnerReason {
+    /// The best `F` (from measured latency) among the candidates measured within the tolerance of `T`.
+    WithinTolerance,
+    /// No measured candidate is within the tolerance: the measured one closest to `T`.
+    ClosestMeasured,
+    /// Nothing was measured on the device: the best `F` from predicted latency.
+    NotMeasured,
+}
+
+/// The chosen candidate and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WinnerChoice {
+    /// The winner (its `score` uses its measured latency when it has one).
+    pub candidate: Candidate,
+    /// Why it won.
+    pub reason: WinnerReason,
+    /// The accepted `|measured / T - 1|` (in constraint mode, `measured / T - 1`).
+    pub tolerance: f64,
+    /// How many candidates had been measured on the device.
+    pub measured_candidates: usize,
+}
+
+impl WinnerChoice {
+    /// The winner's distance from the target, `measured / T - 1` (predicted when it was not measured).
+    pub fn relative_to_target(&self, objective: &Objective) -> f64 {
+        self.candidate.objective_latency_ms() / objective.target_ms - 1.0
+    }
+
+    /// One sentence for the report and the log.
+    pub fn explanation(&self, objective: &Objective) -> String {
+        let pct = self.tolerance * 100.0;
+        let off = self.relative_to_target(objective) * 100.0;
+        match self.reason {
+            WinnerReason::WithinTolerance => format!(
+                "the best F among the {} candidates measured on the device within ±{pct:.1}% of T \
+                 (it measured {off:+.1}% from T)",
+                self.measured_candidates
+            ),
+            WinnerReason::ClosestMeasured => format!(
+                "none of the {} candidates measured on the device is within ±{pct:.1}% of T: the one \
+                 closest to T ({off:+.1}%)",
+                self.measured_candidates
+            ),
+            WinnerReason::NotMeasured => format!(
+                "nothing was measured on the device: the best F by predicted latency ({off:+.1}% from T, \
+                 predicted)"
+            ),
+        }
+    }
+}
+
+/// The winner among `candidates` (whose scores already use measured latencies where known):
+/// the highest `F` among those measured within `tolerance` of the target; else, when some were measured,
+/// the measured one closest to the target (higher `F` on ties); else the highest `F` by prediction.
+/// Ties keep the earlier candidate. `None` only for an empty list.
+pub fn choose_winner(
+    candidates: &[Candidate],
+    objective: &Objective,
+    tolerance: f64,
+) -> Option<WinnerChoice> {
+    let measured: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| c.measured_ms.is_some())
+        .collect();
+    let best_score = |pool: &mut dyn Iterator<Item = &Candidate>| -> Option<Candidate> {
+        pool.fold(None, |best: Option<&Candidate>, c| match best {
+            Some(b) if b.score >= c.score => Some(b),
+            _ => Some(c),
+        })
+        .cloned()
+    };
+    let distance = |c: &Candidate| (c.objective_latency_ms() / objective.target_ms - 1.0).abs();
+    let (candidate, reason) = if let Some(c) = best_score(
+        &mut measured
+            .iter()
+            .copied()
+            .filter(|c| objective.meets(c.objective_latency_ms(), tolerance)),
+    ) {
+        (c, WinnerReason::WithinTolerance)
+    } else if !measured.is_empty() {
+        let closest = measured.iter().copied().fold(None, |best, c| match best {
+            Some(b)
+                if distance(b) < distance(c)
+                    || (distance(b) == distance(c) && b.score >= c.score) =>
+            {
+                Some(b)
+            }
+            _ => Some(c),
+        })?;
+        (closest.clone(), WinnerReason::ClosestMeasured)
+    } else {
+        (
+            best_score(&mut candidates.iter())?,
+            WinnerReason::NotMeasured,
+        )
+    };
+    Some(WinnerChoice {
+        candidate,
+        reason,
+        tolerance,
+        measured_candidates: measured.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objective::ObjectiveMode;
+    use hsconas_models::{Arch, Op, Scale};
+
+    fn objective(mode: ObjectiveMode) -> Objective {
+        Objective::new(0.7, -0.5, mode).expect("valid objective")
+    }
+
+    /// A candidate of uniform width `tenths` scored by `objective` from its measured latency when given.
+    fn candidate(
+        objective: &Objective,
+        tenths: u8,
+        accuracy: f64,
+        predicted_ms: f64,
+        measured_ms: Option<f64>,
+    ) -> Candidate {
+        Candidate {
+            arch: Arch::uniform(Op::Shuffle3, Scale::from_tenths(tenths).expect("scale"))
+                .expect("arch"),
+            accuracy,
+            latency_ms: predicted_ms,
+            measured_ms,
+            score: objective.score(accuracy, measured_ms.unwrap_or(predicted_ms)),
+        }
+    }
+
+    /// The quickstart run that reported a winner 5.0% over T: the best candidate by *predicted* F
+    /// (0.717 ms) measured 0.735 ms in an earlier round, while the last round measured three candidates
+    /// at 0.714, 0.715 and 0.701 ms. The winner must be one of those three, the best of them by F.
+    #[test]
+    fn a_candidate_measured_outside_the_tolerance_loses_to_those_measured_inside_it() {
+        let f = objective(ObjectiveMode::Penalty);
+        let all = vec![
+            candidate(&f, 5, 0.180, 0.717, Some(0.735)),
+            candidate(&f, 6, 0.170, 0.702, Some(0.714)),
+            candidate(&f, 7, 0.172, 0.705, Some(0.715)),
+            candidate(&f, 8, 0.165, 0.698, Some(0.701)),
+            // Never measured, predicted on target and more accurate: a prediction does not win against
+            // measurements.
+            candidate(&f, 9, 0.200, 0.700, None),
+        ];
+        let choice = choose_winner(&all, &f, 0.03).expect("a winner");
+        assert_eq!(choice.reason, WinnerReason::WithinTolerance);
+        assert_eq!(choice.measured_candidates, 4);
+        let scores: Vec<f64> = all[1..4].iter().map(|c| c.score).collect();
+        let best = all[1..4]
+            .iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .expect("three");
+        assert_eq!(choice.candidate, *best, "best F among {scores:?}");
+        assert_eq!(choice.candidate.measured_ms, Some(0.701));
+        assert!(choice.relative_to_target(&f).abs() <= 0.03);
+        assert!(choice.explanation(&f).contains("within ±3.0% of T"));
+    }
+
+    #[test]
+    fn without_a_measured_candidate_in_tolerance_the_closest_measured_one_wins() {
+        let f = objective(ObjectiveMode::Penalty);
+        let all = vec![
+            candidate(&f, 5, 0.30, 0.70, Some(0.80)),
+            candidate(&f, 6, 0.10, 0.70, Some(0.66)),
+            candidate(&f, 7, 0.50, 0.70, None),
+        ];
+        let choice = choose_winner(&all, &f, 0.03).expect("a winner");
+        assert_eq!(choice.reason, WinnerReason::ClosestMeasured);
+        assert_eq!(choice.candidate.measured_ms, Some(0.66));
+        assert!(choice.explanation(&f).contains("none of the 2 candidates"));
+    }
+
+    #[test]
+    fn without_measurements_the_best_predicted_f_wins() {
+        let f = objective(ObjectiveMode::Penalty);
+        let all = vec![
+            candidate(&f, 5, 0.30, 0.90, None),
+            candidate(&f, 6, 0.25, 0.70, None),
+        ];
+        let choice = choose_winner(&all, &f, 0.03).expect("a winner");
+        assert_eq!(choice.reason, WinnerReason::NotMeasured);
+        assert_eq!(choice.candidate, all[1]);
+        assert!(choose_winner(&[], &f, 0.03).is_none());
+    }
+
+    #[test]
+    fn under_the_constraint_a_faster_network_is_within_tolerance() {
+        let f = objective(ObjectiveMode::Constraint);
+        assert!(f.meets(0.35, 0.03));
+        assert!(f.meets(0.72, 0.03));
+        assert!(!f.meets(0.73, 0.03));
+        let p = objective(ObjectiveMode::Penalty);
+        assert!(!p.meets(0.35, 0.03));
+        let all = vec![
+            candidate(&f, 5, 0.40, 0.70, Some(0.60)),
+            candidate(&f, 6, 0.45, 0.70, Some(0.75)),
+        ];
+        let choice = choose_winner(&all, &f, 0.03).expect("a winner");
+        assert_eq!(choice.reason, WinnerReason::WithinTolerance);
+        assert_eq!(choice.candidate.measured_ms, Some(0.60));
+    }
+}

@@ -1,0 +1,18 @@
+//! Training and evaluation with libtorch, the only crate of the workspace that links it: networks built
+//! from the layer-graph IR and the weight-sharing supernet ([`nn`]), SGD with momentum and clipping ([`sgd`]), atomic checkpoints
+//! ([`checkpoint`]), the epoch loop with resume ([`trainer`]), accuracy with batch-norm recalibration
+//! ([`eval`]), the supernet's path sampling and per-epoch probes ([`supernet_run`]) and stand-alone networks
+//! trained from scratch ([`standalone_run`]).
+
+pub mod checkpoint;
+pub mod eval;
+pub mod libtorch;
+pub mod nn;
+pub mod sgd;
+pub mod standalone_run;
+pub mod supernet_run;
+pub mod trainer;
+
+pub use eval::Accuracy;
+pub use sgd::SgdSettings;
+pub use trainer::{train, EpochRecord, TrainSettings, TrainState};
