@@ -3,39 +3,10 @@
 
 use hsconas_models::hsconas::Piece;
 use hsconas_models::{Arch, Choice, NUM_LAYERS};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::calibration::Correction;
 use crate::table::{LatencyTable, TableError};
-
-/// How the table sum becomes a prediction: `scale * table_sum + offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Correction {
-    /// Multiplier of the table sum (1 for the paper's bias-only model).
-    pub scale: f64,
-    /// Added milliseconds (the paper's B when `scale` is 1).
-    pub offset_ms: f64,
-}
-
-impl Correction {
-    /// No correction: the plain table sum.
-    pub const NONE: Correction = Correction {
-        scale: 1.0,
-        offset_ms: 0.0,
-    };
-
-    /// The paper's bias term (Eq. 3).
-    pub fn bias(bias_ms: f64) -> Correction {
-        Correction {
-            scale: 1.0,
-            offset_ms: bias_ms,
-        }
-    }
-
-    /// Applies it to a table sum.
-    pub fn apply(&self, table_sum_ms: f64) -> f64 {
-        self.scale * table_sum_ms + self.offset_ms
-    }
-}
 
 /// One layer's share of a prediction.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -17,16 +17,15 @@
 //! Measuring tables needs the runtime and the exporter; that lives in the `hsconas` CLI (`hsconas profile`,
 //! `calibrate`, `latency`).
 
+mod calibration;
 mod latency_model;
 pub mod metrics;
 mod profile;
 mod table;
 
-pub use latency_model::{Correction, LatencyModel, LayerPart, Prediction};
+pub use calibration::{Calibration, Correction, CorrectionKind, NetworkSample};
+pub use latency_model::{LatencyModel, LayerPart, Prediction};
 pub use profile::{
     DeviceKind, DeviceProfile, Engine, ExecutionProvider, Precision, ProfileError, TableStatistic,
 };
-pub use table::{
-    Calibration, CorrectionKind, EntryStats, LatencyTable, NetworkSample, Provenance, TableError,
-    FORMAT_VERSION,
-};
+pub use table::{EntryStats, LatencyTable, Provenance, TableError, FORMAT_VERSION};

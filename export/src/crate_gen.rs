@@ -12,7 +12,10 @@ use std::process::Command;
 
 use tract_onnx::prelude::*;
 
-use crate::{trained_onnx, write_atomic, ExportError, ModelInfo, TrainedExport, Weights};
+use hsconas_foundation::stats::golden_input;
+use hsconas_foundation::{snippets, write_atomic};
+
+use crate::{trained_onnx, ExportError, ModelInfo, TrainedExport, Weights};
 
 const CARGO_TOML: &str = include_str!("../templates/crate/Cargo.toml.in");
 const LIB_RS: &str = include_str!("../templates/crate/lib.rs.in");
@@ -131,13 +134,6 @@ pub fn validate_crate_name(name: &str) -> Result<(), ExportError> {
         return bad("is a Rust keyword or a name Cargo reserves");
     }
     Ok(())
-}
-
-/// The fixed golden input (must match `golden_input` in `templates/crate/golden.rs.in`).
-pub fn golden_input(input_size: usize) -> Vec<f32> {
-    (0..3 * input_size * input_size)
-        .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
-        .collect()
 }
 
 /// The logits tract gives for one image (NCHW, batch 1) through an ONNX model.
@@ -325,6 +321,9 @@ fn placeholders(
         ("LOAD_FN", load_fn.to_string()),
         ("MODEL_TEXT", model_text.to_string()),
         ("EXPECTED", floats(golden)),
+        ("GOLDEN_INPUT_FN", snippets::GOLDEN_INPUT.to_string()),
+        ("RELATIVE_ERROR_FN", snippets::RELATIVE_ERROR.to_string()),
+        ("PERCENTILE_FN", snippets::PERCENTILE.to_string()),
     ]
 }
 
@@ -410,15 +409,12 @@ mod tests {
                 let text = fill(template, &values);
                 assert_eq!(unfilled(&text), None);
             }
+            // The generated test and benchmark use the workspace's own definitions, verbatim.
+            let golden = fill(GOLDEN_RS, &values);
+            assert!(golden.contains(snippets::GOLDEN_INPUT));
+            assert!(golden.contains(snippets::RELATIVE_ERROR));
+            assert!(fill(BENCH_RS, &values).contains(snippets::PERCENTILE));
         }
         assert_eq!(unfilled("a {{\"json\": 1}} {{KEY}}"), Some("KEY"));
-    }
-
-    #[test]
-    fn golden_input_matches_the_template() {
-        assert!(GOLDEN_RS.contains("((i * 7919) % 2001) as f32 / 1000.0 - 1.0"));
-        let x = golden_input(4);
-        assert_eq!(x.len(), 48);
-        assert!(x.iter().all(|v| (-1.0..=1.0).contains(v)));
     }
 }

@@ -54,7 +54,7 @@ pub enum ExportError {
     #[error("invalid export option: {0}")]
     BadOption(String),
     /// File system errors, with the path.
-    #[error("{action} '{path}': {source}")]
+    #[error("{action} '{}': {source}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,
@@ -63,4 +63,14 @@ pub enum ExportError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl From<hsconas_foundation::FsError> for ExportError {
+    fn from(e: hsconas_foundation::FsError) -> ExportError {
+        ExportError::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use hsconas_models::graph::{Graph, Node, NodeOp, Value};
 
-use crate::{ExportError, Tensor, Weights};
+use hsconas_foundation::HostTensor;
+
+use crate::{ExportError, Weights};
 
 /// The graph with batch norms folded into their convolutions, and the weights it needs (exactly the
 /// tensors of [`Graph::params`] of the returned graph).
@@ -35,7 +37,7 @@ pub fn fold_batch_norms(graph: &Graph, weights: &Weights) -> Result<(Graph, Weig
     };
 
     let mut nodes: Vec<Node> = Vec::with_capacity(graph.nodes.len());
-    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    let mut tensors: HashMap<String, HostTensor> = HashMap::new();
     // Old value -> value in the folded graph.
     let mut remap: HashMap<Value, Value> = HashMap::from([(Value::INPUT, Value::INPUT)]);
     for (index, node) in graph.nodes.iter().enumerate() {
@@ -79,7 +81,7 @@ pub fn fold_batch_norms(graph: &Graph, weights: &Weights) -> Result<(Graph, Weig
 /// Folds batch norm `bn` into the already copied convolution `conv` (its tensors in `tensors`).
 fn fold_into(
     conv: &mut Node,
-    tensors: &mut HashMap<String, Tensor>,
+    tensors: &mut HashMap<String, HostTensor>,
     bn: &Node,
     eps: f32,
     weights: &Weights,
@@ -118,7 +120,7 @@ fn fold_into(
         .collect();
     tensors.insert(
         bias_name,
-        Tensor {
+        HostTensor {
             shape: vec![c.cout],
             data: new_bias,
         },
@@ -185,7 +187,7 @@ mod tests {
         let options = crate::OnnxOptions::default();
         let plain = crate::onnx::to_bytes(&graph, &weights, &options).expect("export");
         let fused = crate::onnx::to_bytes(&folded, &fw, &options).expect("export");
-        let x = crate::golden_input(32);
+        let x = hsconas_foundation::stats::golden_input(32);
         let a = crate::tract_logits(&plain, &x, 32).expect("runs");
         let b = crate::tract_logits(&fused, &x, 32).expect("runs");
         let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));

@@ -9,21 +9,19 @@
 mod crate_gen;
 mod error;
 mod fold;
-mod fsutil;
 mod model_info;
 pub mod onnx;
 mod trained;
 mod weights;
 
 pub use crate_gen::{
-    generate_crate, golden_input, tract_logits, validate_crate_name, CrateOptions, GeneratedCrate,
+    generate_crate, tract_logits, validate_crate_name, CrateOptions, GeneratedCrate,
 };
 pub use error::ExportError;
 pub use fold::fold_batch_norms;
-pub use fsutil::write_atomic;
 pub use model_info::{
     producer, Accuracy, ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, WEIGHTS_FILE,
 };
 pub use onnx::{Batch, OnnxOptions};
 pub use trained::{trained_graph, trained_onnx, TrainedExport};
-pub use weights::{Tensor, Weights};
+pub use weights::Weights;

@@ -9,7 +9,9 @@ use hsconas_models::reference::Reference;
 use hsconas_models::{hsconas, Arch, Layout, NetConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::{write_atomic, ExportError};
+use hsconas_foundation::write_atomic;
+
+use crate::ExportError;
 
 /// File name of the metadata next to the weights.
 pub const MODEL_INFO_FILE: &str = "model.json";
@@ -97,7 +99,7 @@ impl ModelInfo {
     pub fn save(&self, path: &Path) -> Result<(), ExportError> {
         let json = serde_json::to_vec_pretty(self)
             .unwrap_or_else(|e| unreachable!("model info always serialises: {e}"));
-        write_atomic(path, &json)
+        Ok(write_atomic(path, &json)?)
     }
 
     /// The weights and metadata of a training output: `path` is the directory `hsconas train` wrote

@@ -3,27 +3,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use hsconas_foundation::HostTensor;
 use hsconas_models::graph::{Graph, ParamKind, ParamSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::{write_atomic, ExportError};
+use hsconas_foundation::write_atomic;
 
-/// A dense row-major f32 tensor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tensor {
-    /// Dimensions.
-    pub shape: Vec<usize>,
-    /// `shape.iter().product()` values.
-    pub data: Vec<f32>,
-}
+use crate::ExportError;
 
 /// Tensors by parameter name (`stem.conv.weight`, `head.bn.running_var`, ...).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Weights {
-    tensors: BTreeMap<String, Tensor>,
+    tensors: BTreeMap<String, HostTensor>,
 }
 
 impl Weights {
@@ -60,7 +54,7 @@ impl Weights {
             };
             tensors.insert(
                 spec.name,
-                Tensor {
+                HostTensor {
                     shape: spec.shape,
                     data,
                 },
@@ -70,22 +64,22 @@ impl Weights {
     }
 
     /// Adds or replaces a tensor.
-    pub fn insert(&mut self, name: impl Into<String>, tensor: Tensor) {
+    pub fn insert(&mut self, name: impl Into<String>, tensor: HostTensor) {
         self.tensors.insert(name.into(), tensor);
     }
 
     /// Removes a tensor, returning it.
-    pub fn remove(&mut self, name: &str) -> Option<Tensor> {
+    pub fn remove(&mut self, name: &str) -> Option<HostTensor> {
         self.tensors.remove(name)
     }
 
     /// A tensor by name.
-    pub fn get(&self, name: &str) -> Option<&Tensor> {
+    pub fn get(&self, name: &str) -> Option<&HostTensor> {
         self.tensors.get(name)
     }
 
     /// All tensors, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &HostTensor)> {
         self.tensors.iter().map(|(k, v)| (k.as_str(), v))
     }
 
@@ -100,7 +94,7 @@ impl Weights {
     }
 
     /// The tensor for `spec`, checked against its shape.
-    pub fn require(&self, spec: &ParamSpec) -> Result<&Tensor, ExportError> {
+    pub fn require(&self, spec: &ParamSpec) -> Result<&HostTensor, ExportError> {
         let t = self
             .tensors
             .get(&spec.name)
@@ -179,7 +173,7 @@ impl Weights {
             };
             tensors.insert(
                 name.to_string(),
-                Tensor {
+                HostTensor {
                     shape: view.shape().to_vec(),
                     data,
                 },
@@ -217,7 +211,7 @@ impl Weights {
 
     /// Writes an F32 safetensors file atomically.
     pub fn save_safetensors(&self, path: &Path) -> Result<(), ExportError> {
-        write_atomic(path, &self.to_safetensors_bytes())
+        Ok(write_atomic(path, &self.to_safetensors_bytes())?)
     }
 }
 
@@ -286,7 +280,7 @@ mod tests {
         let mut wrong = w;
         wrong.insert(
             "head.fc.weight",
-            Tensor {
+            HostTensor {
                 shape: vec![10, 3],
                 data: vec![0.0; 30],
             },

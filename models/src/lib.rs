@@ -12,7 +12,6 @@
 
 mod arch;
 mod error;
-pub mod fsutil;
 pub mod graph;
 pub mod hsconas;
 mod layout;

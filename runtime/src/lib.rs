@@ -14,15 +14,11 @@ pub mod agent;
 pub mod backend;
 mod error;
 pub mod fingerprint;
-mod fsutil;
 pub mod measure_job;
-mod pipe;
 pub mod timing;
 
 pub use backend::{Backend, BackendConfig, BackendKind, LoadedModel, Provider, TensorSpec};
 pub use error::RuntimeError;
-pub use fsutil::write_atomic;
-pub use pipe::{exit_quietly_on_broken_pipe, BROKEN_PIPE_STATUS};
 
 pub use fingerprint::Fingerprint;
 pub use timing::{Protocol, Statistic, Stats};

@@ -5,9 +5,9 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
+use hsconas_foundation::pipe::{is_broken_pipe, BROKEN_PIPE_STATUS};
 
 fn main() -> ExitCode {
-    hsconas_runtime::exit_quietly_on_broken_pipe();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         .init();
     match cli::run(cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::from(BROKEN_PIPE_STATUS),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

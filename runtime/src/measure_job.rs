@@ -190,6 +190,7 @@ pub enum WorkerAnswer {
 
 /// The worker side: reads a job from stdin, writes the answer to stdout. Returns whether the job succeeded.
 pub fn worker_main() -> bool {
+    use hsconas_foundation::outln;
     let mut input = Vec::new();
     let answer = match std::io::stdin().read_to_end(&mut input) {
         Err(e) => WorkerAnswer::Err(format!("reading the job: {e}")),
@@ -204,6 +205,6 @@ pub fn worker_main() -> bool {
     let ok = matches!(answer, WorkerAnswer::Ok(_));
     let text = serde_json::to_string(&answer)
         .unwrap_or_else(|e| format!("{{\"err\":\"serialising the answer: {e}\"}}"));
-    println!("{text}");
-    ok
+    // A parent that went away cannot read the answer either; the job failed from its side.
+    outln!("{text}").is_ok() && ok
 }

@@ -5,6 +5,7 @@
 //! measurement records all of them. Session creation, input creation and warm-up are never timed. Several
 //! models are measured in interleaved rounds, so that drift on the machine hits all of them alike.
 
+use hsconas_foundation::stats::percentile;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -163,13 +164,6 @@ impl Stats {
             Statistic::Mean => self.mean_ms,
         }
     }
-}
-
-/// Linear interpolation between closest ranks of sorted data.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// Standard-normal inputs of the model's declared shapes (symbolic dimensions set to `fill`), from `seed`.

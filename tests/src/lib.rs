@@ -26,19 +26,7 @@ pub fn random_input(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
 }
 
-/// `max |a - b| / max |b|`: the error relative to the reference's scale.
-pub fn relative_error(a: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(a.len(), reference.len(), "outputs have different lengths");
-    let scale = reference
-        .iter()
-        .fold(0f32, |m, x| m.max(x.abs()))
-        .max(f32::MIN_POSITIVE);
-    let diff = a
-        .iter()
-        .zip(reference)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    diff / scale
-}
+pub use hsconas_foundation::stats::relative_error;
 
 /// Runs an ONNX file in tract (optimised plan) on one input; returns the output's shape and values.
 pub fn run_tract(

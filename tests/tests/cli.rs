@@ -354,7 +354,7 @@ fn a_closed_pipe_ends_output_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
-        Some(hsconas_runtime::BROKEN_PIPE_STATUS),
+        Some(i32::from(hsconas_foundation::pipe::BROKEN_PIPE_STATUS)),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -18,7 +18,9 @@ use tract_onnx::pb::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
 };
 
-use crate::{write_atomic, ExportError, Weights};
+use hsconas_foundation::write_atomic;
+
+use crate::{ExportError, Weights};
 use proto::{attr_float, attr_int, attr_ints, f32_tensor, i64_tensor, value_info};
 
 /// Name of the graph input.
@@ -144,7 +146,7 @@ pub fn write(
     weights: &Weights,
     options: &OnnxOptions,
 ) -> Result<(), ExportError> {
-    write_atomic(path, &to_bytes(graph, weights, options)?)
+    Ok(write_atomic(path, &to_bytes(graph, weights, options)?)?)
 }
 
 /// Translates IR nodes into ONNX nodes and initialisers.

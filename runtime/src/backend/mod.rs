@@ -126,14 +126,8 @@ impl TensorSpec {
     }
 }
 
-/// A dense f32 tensor passed in and out of models.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostTensor {
-    /// Dimensions.
-    pub shape: Vec<usize>,
-    /// Row-major values.
-    pub data: Vec<f32>,
-}
+/// A dense f32 tensor passed in and out of models (defined in `hsconas-foundation`).
+pub use hsconas_foundation::HostTensor;
 
 /// An engine that loads ONNX models.
 pub trait Backend {

@@ -1,5 +1,6 @@
 //! `hsconas-runtime bench`.
 
+use hsconas_foundation::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -51,20 +52,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         if let (Some(r), Some(e)) = (report.as_object_mut(), extra.as_object()) {
             r.extend(e.clone());
         }
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        println!(
+        outln!(
             "{} on {} ({}, {} thread(s)), {} runs",
             args.model.display(),
             outcome.backend,
             outcome.provider,
             job.engine.threads,
             s.runs
-        );
-        println!(
+        )?;
+        outln!(
             "min {:.4} ms  p10 {:.4} ms  median {:.4} ms  p90 {:.4} ms  mean {:.4} ms  stdev {:.4} ms",
             s.min_ms, s.p10_ms, s.median_ms, s.p90_ms, s.mean_ms, s.stdev_ms
-        );
+        )?;
     }
     Ok(())
 }

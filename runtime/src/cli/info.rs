@@ -1,6 +1,7 @@
 //! `hsconas-runtime info`.
 
 use clap::Args;
+use hsconas_foundation::outln;
 use hsconas_runtime::backend;
 use hsconas_runtime::Fingerprint;
 use serde_json::json;
@@ -17,37 +18,37 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let backends = backend::availability();
     if args.json {
         let report = json!({ "fingerprint": f, "backends": backends });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
-    println!("host          {}", f.hostname);
-    println!(
+    outln!("host          {}", f.hostname)?;
+    outln!(
         "cpu           {} ({} logical, {} physical, {} MHz)",
         f.cpu_model,
         f.logical_cpus,
         f.physical_cores.map_or("?".into(), |n| n.to_string()),
         f.cpu_mhz
-    );
-    println!(
+    )?;
+    outln!(
         "memory        {:.1} GiB",
         f.memory_bytes as f64 / (1u64 << 30) as f64
-    );
-    println!("os            {} (kernel {}, {})", f.os, f.kernel, f.arch);
-    println!(
+    )?;
+    outln!("os            {} (kernel {}, {})", f.os, f.kernel, f.arch)?;
+    outln!(
         "gpus          {}",
         if f.gpus.is_empty() {
             "none visible".into()
         } else {
             f.gpus.join("; ")
         }
-    );
+    )?;
     match (&backends.ort_version, &backends.ort_error) {
-        (Some(v), _) => println!("ort           {v} ({})", backends.ort_library.display()),
-        (None, e) => println!(
+        (Some(v), _) => outln!("ort           {v} ({})", backends.ort_library.display())?,
+        (None, e) => outln!(
             "ort           unavailable: {}",
             e.as_deref().unwrap_or("unknown error")
-        ),
+        )?,
     }
-    println!("tract         {}", backends.tract_version);
+    outln!("tract         {}", backends.tract_version)?;
     Ok(())
 }

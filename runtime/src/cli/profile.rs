@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use hsconas_foundation::progress::progress_bar;
+use hsconas_foundation::write_atomic;
 use hsconas_runtime::backend;
 use hsconas_runtime::measure_job::measure_models;
-use hsconas_runtime::{write_atomic, Fingerprint, Protocol, Stats};
-use indicatif::{ProgressBar, ProgressStyle};
+use hsconas_runtime::{Fingerprint, Protocol, Stats};
 use serde::{Deserialize, Serialize};
 
 use super::engine_args::{EngineArgs, ProtocolArgs};
@@ -82,12 +83,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let bar = ProgressBar::new(todo.len() as u64).with_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} models, ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(todo.len(), None, "models", true);
     for group in todo.chunks(args.group) {
         let bytes = group
             .iter()

@@ -1,5 +1,6 @@
 //! `hsconas-runtime serve` and the hidden `worker` command the agent runs measurements in.
 
+use hsconas_foundation::outln;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -51,10 +52,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .local_addr()
         .map_or_else(|| "?".into(), |a| a.to_string());
     // One machine-readable line on stdout, so that scripts (and tests) can find the port.
-    println!(
+    outln!(
         "{}",
         serde_json::json!({ "listening": addr, "token_required": has_token })
-    );
+    )?;
     eprintln!(
         "hsconas-runtime agent listening on http://{addr}{}",
         if has_token { " (token required)" } else { "" }

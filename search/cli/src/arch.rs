@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use hsconas_foundation::outln;
 use hsconas_models::hsconas::{self, PartCount};
 use hsconas_models::{Arch, SearchSpace};
 use rand::SeedableRng;
@@ -71,14 +72,14 @@ pub fn run(cmd: ArchCommand) -> anyhow::Result<()> {
             let space = SearchSpace::full();
             let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
             for _ in 0..args.count {
-                println!("{}", space.sample(&mut rng));
+                outln!("{}", space.sample(&mut rng))?;
             }
             Ok(())
         }
         ArchCommand::Graph(args) => {
             let arch: Arch = args.arch.parse().context("invalid --arch")?;
             let graph = hsconas::network(&arch, &args.net.config()?)?;
-            println!("{}", serde_json::to_string(&graph)?);
+            outln!("{}", serde_json::to_string(&graph)?)?;
             Ok(())
         }
     }
@@ -99,12 +100,12 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
         layers: &parts,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        outln!("{}", serde_json::to_string_pretty(&info)?)?;
         return Ok(());
     }
     let w = info.widths;
-    println!("architecture  {}", info.arch);
-    println!(
+    outln!("architecture  {}", info.arch)?;
+    outln!(
         "layout        {} ({},{},{},{}), input {s}x{s}, {} classes",
         info.layout,
         w[0],
@@ -113,22 +114,27 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
         w[3],
         info.classes,
         s = info.input_size
-    );
-    println!("params        {}", thousands(info.params));
-    println!(
+    )?;
+    outln!("params        {}", thousands(info.params))?;
+    outln!(
         "MACs          {} ({:.1} M)",
         thousands(info.macs),
         info.macs as f64 / 1e6
-    );
-    println!();
-    println!(
+    )?;
+    outln!()?;
+    outln!(
         "{:<5} {:<14} {:<13} {:>6} {:>11} {:>14}",
-        "part", "choice", "input", "stride", "params", "MACs"
-    );
+        "part",
+        "choice",
+        "input",
+        "stride",
+        "params",
+        "MACs"
+    )?;
     for p in info.layers {
         let input = format!("{}x{}x{}", p.input[0], p.input[1], p.input[2]);
         let choice = p.choice.as_deref().unwrap_or("-");
-        println!(
+        outln!(
             "{:<5} {:<14} {:<13} {:>6} {:>11} {:>14}",
             p.part,
             choice,
@@ -136,7 +142,7 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
             p.stride,
             thousands(p.params),
             thousands(p.macs)
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `hsconas calibrate`: the bias term of the latency model (paper Eq. 3).
 
+use hsconas_foundation::outln;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -46,7 +47,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("calibration missing after calibrate"))?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "table": args.table,
@@ -55,36 +56,37 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
                 "correction": c.correction,
                 "samples": c.samples,
             }))?
-        );
+        )?;
     } else {
         let mean = |f: fn(&hsconas_devices::NetworkSample) -> f64| {
             c.samples.iter().map(f).sum::<f64>() / c.samples.len() as f64
         };
-        println!(
+        outln!(
             "{} networks: mean measured {:.3} ms, mean table sum {:.3} ms, B = {:+.4} ms",
             c.samples.len(),
             mean(|s| s.measured_ms),
             mean(|s| s.table_sum_ms),
             c.bias_ms
-        );
+        )?;
         if let Some(fit) = c.linear {
-            println!(
+            outln!(
                 "linear fit: measured = {:.4} x table sum {:+.4} ms",
-                fit.scale, fit.offset_ms
-            );
+                fit.scale,
+                fit.offset_ms
+            )?;
         }
-        println!(
+        outln!(
             "predictions use {} (chosen by leave-one-out error over these networks); stored in {}",
             match c.correction {
                 CorrectionKind::Bias => "table sum + B",
                 CorrectionKind::Linear => "the linear fit",
             },
             args.table.display()
-        );
-        println!(
+        )?;
+        outln!(
             "next: hsconas latency validate --table {}",
             args.table.display()
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `hsconas data inspect`.
 
 use clap::{Args, Subcommand};
+use hsconas_foundation::outln;
 use serde_json::json;
 
 use super::data_args::DataArgs;
@@ -40,28 +41,28 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         for (name, set) in splits {
             out[name] = set.map_or(serde_json::Value::Null, |s| json!(s.summary()));
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{} ({}), decoded in {seconds:.1} s",
         args.data.data.display(),
         p.format
-    );
+    )?;
     for (name, set) in splits {
         let Some(set) = set else {
-            println!("{name:<5}  (none)");
+            outln!("{name:<5}  (none)")?;
             continue;
         };
         let s = set.summary();
-        println!(
+        outln!(
             "{name:<5}  {:>7} images of {}x{}x{}, {} classes",
             s.images,
             s.shape[0],
             s.shape[1],
             s.shape[2],
             s.per_class.len()
-        );
+        )?;
     }
     let t = p.train.summary();
     let per_class: Vec<String> = t
@@ -69,11 +70,11 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
         .iter()
         .map(|(c, n)| format!("{c} {n}"))
         .collect();
-    println!("train per class: {}", per_class.join(", "));
-    println!(
+    outln!("train per class: {}", per_class.join(", "))?;
+    outln!(
         "normalisation (train): mean {:?}, std {:?}",
         t.mean.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>(),
         t.std.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>()
-    );
+    )?;
     Ok(())
 }

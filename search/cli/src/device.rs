@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 use hsconas_devices::DeviceProfile;
+use hsconas_foundation::outln;
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
@@ -35,21 +36,21 @@ pub fn run(cmd: DeviceCommand) -> anyhow::Result<()> {
                 .map(DeviceProfile::find)
                 .collect::<Result<Vec<_>, _>>()?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&profiles)?);
+                outln!("{}", serde_json::to_string_pretty(&profiles)?)?;
             } else {
                 for p in profiles {
-                    println!("{p}");
+                    outln!("{p}")?;
                 }
             }
         }
         DeviceCommand::Show(args) => {
             let profile = DeviceProfile::find(&args.name)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&profile)?);
+                outln!("{}", serde_json::to_string_pretty(&profile)?)?;
             } else {
-                println!("{profile}");
+                outln!("{profile}")?;
                 if !profile.notes.is_empty() {
-                    println!("notes: {}", profile.notes);
+                    outln!("notes: {}", profile.notes)?;
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! `hsconas doctor`.
 
 use clap::Args;
+use hsconas_foundation::outln;
 use hsconas_runtime::backend::{self, Availability};
 use serde::Serialize;
 
@@ -34,10 +35,10 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
         backends: backend::availability(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
-    println!("hsconas {}", report.version);
+    outln!("hsconas {}", report.version)?;
     match &report.libtorch {
         #[cfg(feature = "train")]
         Some(t) => {
@@ -46,21 +47,21 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
             } else {
                 "not available".into()
             };
-            println!("libtorch      linked; {} threads; CUDA {cuda}", t.threads);
+            outln!("libtorch      linked; {} threads; CUDA {cuda}", t.threads)?;
         }
-        _ => println!(
+        _ => outln!(
             "libtorch      not linked: built without the `train` feature (no supernet, train, search, run)"
-        ),
+        )?,
     }
     let b = &report.backends;
     match (&b.ort_version, &b.ort_error) {
-        (Some(v), _) => println!("onnxruntime   {v} ({})", b.ort_library.display()),
-        (None, e) => println!(
+        (Some(v), _) => outln!("onnxruntime   {v} ({})", b.ort_library.display())?,
+        (None, e) => outln!(
             "onnxruntime   unavailable: {}",
             e.as_deref().unwrap_or("unknown error")
-        ),
+        )?,
     }
-    println!("tract         {}", b.tract_version);
+    outln!("tract         {}", b.tract_version)?;
     Ok(())
 }
 

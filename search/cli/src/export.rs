@@ -1,5 +1,6 @@
 //! `hsconas export onnx` and `hsconas export crate`.
 
+use hsconas_foundation::outln;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -245,7 +246,7 @@ fn export_crate(args: CrateArgs) -> anyhow::Result<()> {
         eprintln!("note: rustfmt was not found or failed; the generated sources are unformatted");
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "dir": generated.dir,
@@ -255,7 +256,7 @@ fn export_crate(args: CrateArgs) -> anyhow::Result<()> {
                 "formatted": generated.formatted,
                 "golden": generated.golden,
             }))?
-        );
+        )?;
     } else {
         eprintln!(
             "wrote crate '{}' to {} ({} files)\n  try: cd {} && cargo run --release --example classify -- IMAGE",

@@ -1,5 +1,6 @@
 //! `hsconas latency predict|validate|throughput`.
 
+use hsconas_foundation::outln;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -90,29 +91,29 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
         value["arch"] = json!(arch.to_string());
         value["device"] = json!(table.provenance.device);
         value["calibrated"] = json!(table.calibration.is_some());
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
-    println!("{arch} on {}", table.provenance.device);
-    println!("  stem      {:>9.4} ms", p.stem_ms);
+    outln!("{arch} on {}", table.provenance.device)?;
+    outln!("  stem      {:>9.4} ms", p.stem_ms)?;
     for l in &p.layers {
-        println!(
+        outln!(
             "  L{:<2} {:<14} {:>9.4} ms",
             l.layer,
             l.choice.to_string(),
             l.ms
-        );
+        )?;
     }
-    println!("  head      {:>9.4} ms", p.head_ms);
-    println!("table sum   {:>9.4} ms", p.table_sum_ms);
+    outln!("  head      {:>9.4} ms", p.head_ms)?;
+    outln!("table sum   {:>9.4} ms", p.table_sum_ms)?;
     if table.calibration.is_none() {
-        println!(
+        outln!(
             "(not calibrated: run `hsconas calibrate --table {}`)",
             args.table.display()
-        );
+        )?;
     }
-    println!("correction  {:>+9.4} ms", p.bias_ms);
-    println!("predicted   {:>9.4} ms", p.predicted_ms);
+    outln!("correction  {:>+9.4} ms", p.bias_ms)?;
+    outln!("predicted   {:>9.4} ms", p.predicted_ms)?;
     Ok(())
 }
 
@@ -139,23 +140,23 @@ fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
         draw_plots(&report, plot)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_table(&report);
-        println!("report in {}", out.display());
+        print_table(&report)?;
+        outln!("report in {}", out.display())?;
     }
     Ok(())
 }
 
-fn print_table(report: &ValidationReport) {
-    println!(
+fn print_table(report: &ValidationReport) -> std::io::Result<()> {
+    outln!(
         "{} held-out networks on {} ({:?}; calibration: {} networks)",
         report.networks.len(),
         report.device,
         report.statistic,
         report.calibration_samples
-    );
-    println!(
+    )?;
+    outln!(
         "{:<15} {:>9} {:>8} {:>9} {:>9} {:>7} {:>7} {:>8} {:>8}",
         "predictor",
         "RMSE ms",
@@ -166,10 +167,10 @@ fn print_table(report: &ValidationReport) {
         "±10 %",
         "Kendall",
         "Spearman"
-    );
+    )?;
     for row in &report.predictors {
         let a = &row.accuracy;
-        println!(
+        outln!(
             "{:<15} {:>9.4} {:>8.2} {:>9.4} {:>9.4} {:>7.1} {:>7.1} {:>8.3} {:>8.3}{}",
             row.name,
             a.rmse_ms,
@@ -181,8 +182,9 @@ fn print_table(report: &ValidationReport) {
             a.kendall_tau,
             a.spearman_rho,
             if row.active { "  (in use)" } else { "" }
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The predicted-vs-measured scatter at `path` and latency vs MACs next to it.
@@ -264,10 +266,10 @@ fn throughput(args: ThroughputArgs) -> anyhow::Result<()> {
         checksum += model.predict_ms(std::hint::black_box(&archs[i % archs.len()]));
     }
     let seconds = start.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "{} predictions in {seconds:.3} s: {:.3e} predictions/s (checksum {checksum:.1})",
         args.count,
         args.count as f64 / seconds
-    );
+    )?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hsconas_foundation::pipe::{is_broken_pipe, BROKEN_PIPE_STATUS};
 
 mod arch;
 mod calibrate;
@@ -101,10 +102,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    hsconas_runtime::exit_quietly_on_broken_pipe();
     let args = Cli::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::from(BROKEN_PIPE_STATUS),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -3,6 +3,7 @@
 //! with the preset's flags; a step whose output exists is skipped and an interrupted one resumes, so
 //! rerunning the same command line continues where it stopped.
 
+use hsconas_foundation::outln;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -437,28 +438,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         "seconds_this_invocation": started.elapsed().as_secs_f64(),
     });
-    hsconas_models::fsutil::write_atomic(
+    hsconas_foundation::write_atomic(
         &out.join("summary.json"),
         &serde_json::to_vec_pretty(&summary)?,
     )?;
-    println!("\nfound     {winner}");
-    println!(
+    outln!("\nfound     {winner}")?;
+    outln!(
         "latency   {}",
         super::search_report::latency_line(&report["winner"])
-    );
+    )?;
     if let Some(why) = report["winner"]["explanation"].as_str() {
-        println!("chosen as {why}");
+        outln!("chosen as {why}")?;
     }
-    println!(
+    outln!(
         "accuracy  {:.2}% validation with supernet weights; retrained {}",
         report["winner"]["accuracy"].as_f64().unwrap_or(f64::NAN) * 100.0,
         retrained_line(&model)
-    );
-    println!(
+    )?;
+    outln!(
         "crate     {} (try: cargo run --release --example classify -- IMAGE)",
         krate.display()
-    );
-    println!("files     {} (summary.json lists them)", out.display());
+    )?;
+    outln!("files     {} (summary.json lists them)", out.display())?;
     Ok(())
 }
 

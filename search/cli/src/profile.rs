@@ -1,5 +1,6 @@
 //! `hsconas profile`: measure a latency table on a device.
 
+use hsconas_foundation::outln;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -84,16 +85,16 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             "backend": table.provenance.backend_version,
             "provider": table.provenance.provider,
         });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
-        println!(
+        outln!(
             "{} entries ({}, {:?}) in {seconds:.0} s; sum of all entries {total:.2} ms; table in {}",
             table.entries.len(),
             table.provenance.backend_version,
             table.provenance.provider,
             out.display()
-        );
-        println!("next: hsconas calibrate --table {}", out.display());
+        )?;
+        outln!("next: hsconas calibrate --table {}", out.display())?;
     }
     Ok(())
 }

@@ -3,13 +3,14 @@
 //! and searching on when the winner misses the target). Resumable: the state is checkpointed after every
 //! shrunk layer and every generation.
 
+use hsconas_foundation::outln;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use hsconas_devices::{Calibration, LatencyModel, NetworkSample};
+use hsconas_foundation::write_atomic;
 use hsconas_latency::NetworkRun;
-use hsconas_models::fsutil::write_atomic;
 use hsconas_models::{Arch, SearchSpace};
 use hsconas_nas::{
     choose_winner, random_search, shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings,
@@ -422,9 +423,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     std::fs::remove_file(&state_path)
         .with_context(|| format!("removing {}", state_path.display()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        search_report::print_summary(&report, &args.out);
+        search_report::print_summary(&report, &args.out)?;
     }
     Ok(())
 }
@@ -456,9 +457,10 @@ fn shrink_one<O: hsconas_nas::AccuracyOracle>(
     evaluator: &mut Evaluator<O>,
 ) -> anyhow::Result<LayerDecision> {
     let ops = space.layers()[layer].ops.len();
-    let bar = hsconas_latency::progress_bar(
+    let bar = hsconas_foundation::progress::progress_bar(
         ops * args.shrink_samples,
-        &format!("stage {} layer {}", stage + 1, layer + 1),
+        Some(&format!("stage {} layer {}", stage + 1, layer + 1)),
+        "subnets",
         !args.json,
     );
     let d = shrink_layer(

@@ -1,6 +1,7 @@
 //! The search report (`search.json`), its plots (paper Fig. 6, latency histogram, Pareto front) and the
 //! human summary of `hsconas search`.
 
+use hsconas_foundation::outln;
 use std::path::Path;
 
 use hsconas_nas::{
@@ -158,24 +159,25 @@ pub(super) fn draw_plots(
 }
 
 /// The winner and where the report is.
-pub(super) fn print_summary(report: &serde_json::Value, out: &Path) {
+pub(super) fn print_summary(report: &serde_json::Value, out: &Path) -> std::io::Result<()> {
     let w = &report["winner"];
-    println!("winner       {}", w["arch"].as_str().unwrap_or("-"));
-    println!(
+    outln!("winner       {}", w["arch"].as_str().unwrap_or("-"))?;
+    outln!(
         "accuracy     {:.2}% (validation, supernet weights)",
         w["accuracy"].as_f64().unwrap_or(f64::NAN) * 100.0
-    );
-    println!("latency      {}", latency_line(w));
+    )?;
+    outln!("latency      {}", latency_line(w))?;
     if let Some(why) = w["explanation"].as_str() {
-        println!("chosen as    {why}");
+        outln!("chosen as    {why}")?;
     }
-    println!(
+    outln!(
         "evaluated    {} candidates ({} cache hits), space 10^{:.1}",
         report["evaluations"],
         report["cache_hits"],
         report["log10_space_size"].as_f64().unwrap_or(f64::NAN)
-    );
-    println!("report       {}", out.join("search.json").display());
+    )?;
+    outln!("report       {}", out.join("search.json").display())?;
+    Ok(())
 }
 
 /// `measured 0.714 ms, +2.0% from the target 0.7 ms; predicted 0.717 ms (prediction error +0.4%)` for the

@@ -1,5 +1,6 @@
 //! `hsconas supernet train|eval|extract`.
 
+use hsconas_foundation::outln;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -175,7 +176,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
 
 /// `history.json` and, when there are evaluations, `curve.png` (accuracy per epoch).
 pub fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
-    hsconas_models::fsutil::write_atomic(
+    hsconas_foundation::write_atomic(
         &dir.join("history.json"),
         &serde_json::to_vec_pretty(&state.history)?,
     )?;
@@ -297,7 +298,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let acc = evaluate_subnet(&training.supernet, &arch, &eval_data, &settings, device);
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "arch": arch.to_string(),
@@ -307,9 +308,9 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 "images": acc.images,
                 "seconds": seconds,
             }))?
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "top-1 {:.2}%{} on {} {} images ({seconds:.1} s)",
             acc.top1,
             acc.top5
@@ -317,7 +318,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             acc.images,
             if args.test { "test" } else { "validation" }
-        );
+        )?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use hsconas_export::{ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, WEIGHTS_FILE};
+use hsconas_foundation::outln;
 use hsconas_models::graph::Graph;
 use hsconas_models::reference::Reference;
 use hsconas_models::{hsconas, Arch, Layout, NetConfig};
@@ -139,7 +140,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         args.recipe.max_steps,
         true,
     )?;
-    hsconas_models::fsutil::write_atomic(
+    hsconas_foundation::write_atomic(
         &out.join("history.json"),
         &serde_json::to_vec_pretty(&state.history)?,
     )?;
@@ -180,12 +181,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         test: test.map(exported),
     };
     info.save(&out.join(MODEL_INFO_FILE))?;
-    println!(
+    outln!(
         "validation top-1 {:.2}%{}; weights in {}",
         val.top1,
         test.map(|t| format!(", test top-1 {:.2}%", t.top1))
             .unwrap_or_default(),
         out.join(WEIGHTS_FILE).display()
-    );
+    )?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use hsconas_data::Transform;
 use hsconas_export::{trained_graph, trained_onnx, Batch, ModelInfo, TrainedExport, Weights};
+use hsconas_foundation::stats::relative_error;
 use hsconas_models::{Layout, NetConfig, SearchSpace};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor};
 use hsconas_train::nn::{Mode, Standalone};
@@ -142,17 +143,6 @@ fn tch_logits(info: &ModelInfo, weights: &Weights, pixels: &[f32], n: usize) -> 
     let x = Tensor::from_slice(pixels).view([n as i64, 3, s, s]);
     let y = tch::no_grad(|| net.forward(&x, Mode::Eval));
     Vec::<f32>::try_from(y.contiguous().view([-1]).to_kind(Kind::Float)).expect("f32")
-}
-
-fn relative_error(found: &[f32], reference: &[f32]) -> f32 {
-    assert_eq!(found.len(), reference.len());
-    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-    found
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max)
-        / scale
 }
 
 fn top1(logits: &[f32], classes: usize) -> Vec<usize> {

@@ -62,31 +62,30 @@ pub fn open(path: &Path, options: ReadOptions) -> Result<Splits, DataError> {
 }
 
 /// Every regular file under `root`, as `(relative path with '/', bytes)`, and every folder as
-/// `(relative path ending in '/', [])` (so that empty class folders are seen).
+/// `(relative path ending in '/', [])` (so that empty class folders are seen). Symbolic links are
+/// followed (class folders may link elsewhere); a link that loops back is an error, not an endless walk.
 fn read_dir_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))? {
-            let entry = entry.map_err(|e| DataError::io(&dir, e))?;
-            let p = entry.path();
-            if p.is_dir() {
-                let rel = p
-                    .strip_prefix(root)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                files.push((format!("{rel}/"), Vec::new()));
-                stack.push(p);
-            } else if p.is_file() {
-                let rel = p
-                    .strip_prefix(root)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                let bytes = std::fs::read(&p).map_err(|e| DataError::io(&p, e))?;
-                files.push((rel, bytes));
+    for entry in walkdir::WalkDir::new(root).follow_links(true).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            let message = e.to_string();
+            match e.into_io_error() {
+                Some(source) => DataError::Io { path, source },
+                None => DataError::Format { path, message },
             }
+        })?;
+        let p = entry.path();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .replace('\\', "/");
+        if entry.file_type().is_dir() {
+            files.push((format!("{rel}/"), Vec::new()));
+        } else if entry.file_type().is_file() {
+            let bytes = std::fs::read(p).map_err(|e| DataError::io(p, e))?;
+            files.push((rel, bytes));
         }
     }
     Ok(files)

@@ -171,3 +171,22 @@ fn mnist_idx_files_plain_and_gzipped() {
     .expect("write");
     assert!(error_of(dir.path(), ReadOptions::default()).contains("truncated"));
 }
+
+#[test]
+fn linked_class_folders_are_read_and_a_link_loop_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let elsewhere = dir.path().join("elsewhere/dog");
+    write_image(&elsewhere.join("0.png"), 4, 4, 10);
+    write_image(&elsewhere.join("1.png"), 4, 4, 20);
+    let root = dir.path().join("set");
+    write_image(&root.join("cat/0.png"), 4, 4, 30);
+    write_image(&root.join("cat/1.png"), 4, 4, 40);
+    std::os::unix::fs::symlink(&elsewhere, root.join("dog")).expect("symlink");
+    let splits = open(&root, ReadOptions::default()).expect("reads the linked class");
+    assert_eq!(splits.train.classes, vec!["cat", "dog"]);
+    assert_eq!(splits.train.class_counts(), vec![2, 2]);
+    // A link back to an ancestor would make the walk endless.
+    std::os::unix::fs::symlink(&root, root.join("cat/again")).expect("symlink");
+    let err = error_of(&root, ReadOptions::default());
+    assert!(err.contains("loop"), "{err}");
+}

@@ -19,5 +19,5 @@ pub use calibration::{calibrate, CalibrateJob};
 pub use clock::utc_now_rfc3339;
 pub use measurer::Measurer;
 pub use networks::NetworkRun;
-pub use profiling::{profile_table, progress_bar, ProfileJob};
+pub use profiling::{profile_table, ProfileJob};
 pub use validation::{validate, ValidateJob, ValidationReport};

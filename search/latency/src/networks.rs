@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::measurer::Measurer;
 use super::pieces::network_onnx;
-use super::profiling::{entry, progress_bar};
+use hsconas_foundation::progress::progress_bar;
+
+use super::profiling::entry;
 
 /// `count` distinct architectures drawn uniformly from the full space with `seed`, none of them in
 /// `exclude` (so validation networks are never calibration networks).
@@ -86,6 +88,7 @@ impl NetworkRun<'_> {
         }
         let bar = progress_bar(
             todo.len(),
+            None,
             &format!("{} networks", self.purpose),
             self.progress,
         );
@@ -177,11 +180,8 @@ impl NetworkRun<'_> {
             requested,
             samples: samples.to_vec(),
         };
-        hsconas_models::fsutil::write_atomic(
-            &self.checkpoint,
-            &serde_json::to_vec_pretty(&checkpoint)?,
-        )
-        .with_context(|| format!("writing {}", self.checkpoint.display()))
+        let json = serde_json::to_vec_pretty(&checkpoint)?;
+        Ok(hsconas_foundation::write_atomic(&self.checkpoint, &json)?)
     }
 }
 

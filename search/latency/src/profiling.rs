@@ -5,9 +5,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use hsconas_devices::{DeviceProfile, EntryStats, LatencyTable, Provenance, FORMAT_VERSION};
+use hsconas_foundation::progress::progress_bar;
 use hsconas_models::hsconas::{all_pieces, Piece};
 use hsconas_runtime::Stats;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::clock::utc_now_rfc3339;
 use super::measurer::{execution_provider, Measurer};
@@ -39,18 +39,6 @@ pub fn entry(stats: &Stats) -> EntryStats {
     }
 }
 
-/// A progress bar over `len` items of `unit` with an ETA (hidden when `show` is false).
-pub fn progress_bar(len: usize, unit: &str, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let template =
-        format!("{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit}, ETA {{eta}} {{msg}}");
-    ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    )
-}
-
 /// Measures every piece the table at `out` still lacks and returns the complete table. An existing file is
 /// resumed when it was measured for the same device and settings, and refused otherwise.
 pub fn profile_table(
@@ -76,7 +64,7 @@ pub fn profile_table(
             total - todo.len()
         );
     }
-    let bar = progress_bar(todo.len(), "pieces", job.progress);
+    let bar = progress_bar(todo.len(), None, "pieces", job.progress);
     for group in todo.chunks(job.group.min(measurer.max_group())) {
         let models = group
             .iter()

@@ -237,8 +237,7 @@ pub fn validate(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let report = report(table, path, job.seed, networks)?;
-    hsconas_models::fsutil::write_atomic(out, &serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", out.display()))?;
+    hsconas_foundation::write_atomic(out, &serde_json::to_vec_pretty(&report)?)?;
     let mut updated = table.clone();
     updated.validation = Some(report.summary());
     updated.save(path)?;

@@ -50,8 +50,7 @@ pub fn save<S: Serialize>(
         .collect::<Result<Vec<_>, _>>()?;
     let metadata = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(state)?)]);
     let bytes = safetensors::serialize(views, Some(metadata))?;
-    hsconas_models::fsutil::write_atomic(path, &bytes)
-        .with_context(|| format!("writing checkpoint {}", path.display()))
+    Ok(hsconas_foundation::write_atomic(path, &bytes)?)
 }
 
 /// What a checkpoint holds, read back.

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
+use hsconas_foundation::progress::progress_bar;
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
@@ -275,14 +276,8 @@ pub trait TrainableMut: Trainable {
 }
 
 fn epoch_bar(len: usize, epoch: usize, epochs: usize, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let template =
-        format!("epoch {epoch}/{epochs} [{{bar:25}}] {{pos}}/{{len}} ETA {{eta}} {{msg}}");
-    ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    )
+    let label = format!("epoch {epoch}/{epochs}");
+    progress_bar(len, Some(&label), "steps", show)
 }
 
 /// The device to train on: CUDA when asked for and available, else the CPU (asking for CUDA without one

@@ -44,7 +44,7 @@ impl Standalone {
             )?;
             weights.insert(
                 spec.name.clone(),
-                hsconas_export::Tensor {
+                hsconas_foundation::HostTensor {
                     shape: spec.shape.clone(),
                     data,
                 },

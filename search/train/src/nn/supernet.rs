@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use hsconas_export::{Tensor as HostTensor, Weights};
+use hsconas_export::Weights;
+use hsconas_foundation::HostTensor;
 use hsconas_models::graph::NodeOp;
 use hsconas_models::hsconas::{self, Piece};
 use hsconas_models::{Arch, Choice, NetConfig, Op, Scale, NUM_LAYERS};
