@@ -21,6 +21,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-runs/reproduce}
 DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
+# The default is the development machines' local copy of CIFAR-10 (docs/DESIGN.md section 5).
+[ -e "$DATA" ] || { echo "no dataset at $DATA: pass DATA=PATH (CIFAR-10 binary tarball, ImageFolder or its .tar.gz)" >&2; exit 2; }
 SUPERNET=${SUPERNET:-$OUT/supernet/checkpoint.safetensors}
 TIGHT_MS=${TIGHT_MS:-0.55}
 LOOSE_MS=${LOOSE_MS:-0.75}

@@ -13,6 +13,8 @@ bash scripts/setup.sh >/dev/null 2>&1
 cargo build --release -p hsconas --bin hsconas >&2
 hsconas=${CARGO_TARGET_DIR:-target}/release/hsconas
 DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
+# The default is the development machines' local copy of CIFAR-10 (docs/DESIGN.md section 5).
+[ -e "$DATA" ] || { echo "no dataset at $DATA: pass DATA=PATH (CIFAR-10 binary tarball, ImageFolder or its .tar.gz)" >&2; exit 2; }
 out=${OUT:-runs/search-benchmark}
 mkdir -p "$out"
 for seed in ${SEEDS:-1 2 3}; do

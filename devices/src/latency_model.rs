@@ -1,7 +1,7 @@
 //! The latency model compiled for speed: every table entry in a dense array, so that one prediction is 22
 //! lookups and a multiply-add (the search calls it millions of times).
 
-use hsconas_models::hsconas::Piece;
+use hsconas_models::build::Piece;
 use hsconas_models::{Arch, Choice, NUM_LAYERS};
 use serde::Serialize;
 
@@ -62,7 +62,7 @@ impl LatencyModel {
             });
         }
         let mut layers = vec![[f64::NAN; Choice::COUNT]; NUM_LAYERS];
-        for piece in hsconas_models::hsconas::all_pieces() {
+        for piece in hsconas_models::build::all_pieces() {
             if let Piece::Block { layer, choice } = piece {
                 layers[layer][choice.index()] = table.entry_ms(&piece)?;
             }
@@ -131,7 +131,7 @@ impl LatencyModel {
 mod tests {
     use super::*;
     use crate::{DeviceProfile, EntryStats, Provenance, FORMAT_VERSION};
-    use hsconas_models::hsconas::all_pieces;
+    use hsconas_models::build::all_pieces;
     use hsconas_models::SearchSpace;
     use rand::SeedableRng;
 

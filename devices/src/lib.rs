@@ -4,7 +4,7 @@
 //!   `local-cpu`, `xeon-gold-6136`, `gv100` and `jetson-xavier`, are embedded in the binaries).
 //!
 //! - [`LatencyTable`]: per-piece timing statistics keyed `stem`, `head`, `L<layer>:<op>:<scale>` (as in
-//!   `hsconas_models::hsconas::Piece::key`), with the provenance that ties them to a device (a table is
+//!   `hsconas_models::build::Piece::key`), with the provenance that ties them to a device (a table is
 //!   refused for a profile it was not measured with), the calibration bias and validation metrics; the
 //!   prediction is table sum + bias.
 //!

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Accuracy of one predictor over a set of networks (paper section IV-B, plus rank correlations).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Accuracy {
+pub struct PredictorAccuracy {
     /// Networks compared.
     pub n: usize,
     /// Root mean squared error, ms.
@@ -25,12 +25,12 @@ pub struct Accuracy {
     pub spearman_rho: f64,
 }
 
-impl Accuracy {
+impl PredictorAccuracy {
     /// Compares predictions with measurements (same order, same length, measurements positive).
     ///
     /// # Panics
     /// If the lengths differ or the slices are empty.
-    pub fn of(predicted: &[f64], measured: &[f64]) -> Accuracy {
+    pub fn of(predicted: &[f64], measured: &[f64]) -> PredictorAccuracy {
         assert_eq!(
             predicted.len(),
             measured.len(),
@@ -43,7 +43,7 @@ impl Accuracy {
         let share = |limit: f64| {
             100.0 * relative.iter().filter(|r| r.abs() <= limit).count() as f64 / n as f64
         };
-        Accuracy {
+        PredictorAccuracy {
             n,
             rmse_ms: (errors.iter().map(|e| e * e).sum::<f64>() / n as f64).sqrt(),
             rmspe_percent: 100.0 * (relative.iter().map(|r| r * r).sum::<f64>() / n as f64).sqrt(),
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn perfect_predictions() {
         let m = [1.0, 2.0, 3.0, 4.0];
-        let a = Accuracy::of(&m, &m);
+        let a = PredictorAccuracy::of(&m, &m);
         assert_eq!((a.rmse_ms, a.mae_ms, a.max_error_ms), (0.0, 0.0, 0.0));
         assert_eq!((a.within_5_percent, a.within_10_percent), (100.0, 100.0));
         assert!((a.kendall_tau - 1.0).abs() < 1e-12 && (a.spearman_rho - 1.0).abs() < 1e-12);
@@ -195,13 +195,13 @@ mod tests {
     #[test]
     fn known_errors() {
         // Errors +0.5 and -1 on measurements 10 and 20: relative +5% and -5%.
-        let a = Accuracy::of(&[10.5, 19.0], &[10.0, 20.0]);
+        let a = PredictorAccuracy::of(&[10.5, 19.0], &[10.0, 20.0]);
         assert!((a.rmse_ms - ((0.25 + 1.0) / 2.0f64).sqrt()).abs() < 1e-12);
         assert!((a.rmspe_percent - 5.0).abs() < 1e-9);
         assert!((a.mae_ms - 0.75).abs() < 1e-12);
         assert_eq!(a.max_error_ms, 1.0);
         assert_eq!(a.within_5_percent, 100.0);
-        let b = Accuracy::of(&[11.5, 20.0], &[10.0, 20.0]);
+        let b = PredictorAccuracy::of(&[11.5, 20.0], &[10.0, 20.0]);
         assert_eq!((b.within_5_percent, b.within_10_percent), (50.0, 50.0));
     }
 

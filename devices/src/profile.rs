@@ -1,4 +1,4 @@
-//! Device profiles: what to measure on, and how (DESIGN.md section 5).
+//! Device profiles: what to measure on, and how (docs/DESIGN.md section 3).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

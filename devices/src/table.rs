@@ -1,10 +1,10 @@
-//! Latency tables (DESIGN.md section 5): per-piece timing statistics measured on one device, with the
+//! Latency tables (docs/DESIGN.md section 3): per-piece timing statistics measured on one device, with the
 //! provenance that ties them to it, the calibration bias and validation metrics.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hsconas_models::hsconas::Piece;
+use hsconas_models::build::Piece;
 use hsconas_models::{Arch, Layout, NetConfig};
 use serde::{Deserialize, Serialize};
 
@@ -282,7 +282,7 @@ impl LatencyTable {
 
     /// Keys of every piece (`stem`, `head`, each allowed `(layer, choice)`) the table lacks, in profiling order.
     pub fn missing_entries(&self) -> Vec<String> {
-        hsconas_models::hsconas::all_pieces()
+        hsconas_models::build::all_pieces()
             .iter()
             .map(Piece::key)
             .filter(|k| !self.entries.contains_key(k))
@@ -294,7 +294,7 @@ impl LatencyTable {
 mod tests {
     use super::*;
     use crate::calibration::CorrectionKind;
-    use hsconas_models::hsconas::all_pieces;
+    use hsconas_models::build::all_pieces;
     use hsconas_models::SearchSpace;
     use rand::SeedableRng;
 

@@ -134,7 +134,7 @@ fn fold_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hsconas_models::{hsconas, reference::Reference, Arch, NetConfig, Op, Scale};
+    use hsconas_models::{build, reference::Reference, Arch, NetConfig, Op, Scale};
 
     fn config() -> NetConfig {
         NetConfig {
@@ -152,7 +152,7 @@ mod tests {
             shuffle3:1.0"
             .parse()
             .expect("valid arch");
-        let graph = hsconas::network(&arch, &config()).expect("graph");
+        let graph = build::network(&arch, &config()).expect("graph");
         let weights = Weights::random(&graph, 5);
         let (folded, fw) = fold_batch_norms(&graph, &weights).expect("folds");
         let bns = |g: &Graph| {
@@ -181,7 +181,7 @@ mod tests {
             skip,shuffle3:1.0,shuffle3:0.5,shuffle3:1.0,skip,xception:0.2"
             .parse()
             .expect("valid arch");
-        let graph = hsconas::network(&arch, &config()).expect("graph");
+        let graph = build::network(&arch, &config()).expect("graph");
         let weights = Weights::random(&graph, 9);
         let (folded, fw) = fold_batch_norms(&graph, &weights).expect("folds");
         let options = crate::OnnxOptions::default();
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn missing_batch_norm_tensors_are_named() {
         let arch = Arch::uniform(Op::Shuffle3, Scale::FULL).expect("valid");
-        let graph = hsconas::network(&arch, &config()).expect("graph");
+        let graph = build::network(&arch, &config()).expect("graph");
         let mut weights = Weights::random(&graph, 1);
         weights.remove("layers.4.main.1.running_var");
         let err = fold_batch_norms(&graph, &weights).expect_err("incomplete");

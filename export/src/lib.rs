@@ -22,6 +22,6 @@ pub use fold::fold_batch_norms;
 pub use model_info::{
     producer, Accuracy, ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, WEIGHTS_FILE,
 };
-pub use onnx::{Batch, OnnxOptions};
+pub use onnx::{BatchDim, OnnxOptions};
 pub use trained::{trained_graph, trained_onnx, TrainedExport};
 pub use weights::Weights;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hsconas_models::graph::Graph;
 use hsconas_models::reference::Reference;
-use hsconas_models::{hsconas, Arch, Layout, NetConfig};
+use hsconas_models::{build, Arch, Layout, NetConfig};
 use serde::{Deserialize, Serialize};
 
 use hsconas_foundation::write_atomic;
@@ -149,7 +149,7 @@ impl ModelInfo {
                 )
                 .map_err(|e| e.to_string())
             }
-            None => hsconas::network(&self.arch()?, &self.config()?).map_err(|e| e.to_string()),
+            None => build::network(&self.arch()?, &self.config()?).map_err(|e| e.to_string()),
         }
     }
 

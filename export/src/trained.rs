@@ -3,13 +3,13 @@
 
 use hsconas_models::graph::Graph;
 
-use crate::{fold_batch_norms, onnx, Batch, ExportError, ModelInfo, OnnxOptions, Weights};
+use crate::{fold_batch_norms, onnx, BatchDim, ExportError, ModelInfo, OnnxOptions, Weights};
 
 /// How a trained network is exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrainedExport {
     /// Batch dimension.
-    pub batch: Batch,
+    pub batch: BatchDim,
     /// Keep batch norms as separate operators instead of folding them into the convolutions.
     pub keep_bn: bool,
     /// ONNX opset.
@@ -20,7 +20,7 @@ impl Default for TrainedExport {
     /// Symbolic batch, batch norms folded, opset 17.
     fn default() -> Self {
         TrainedExport {
-            batch: Batch::Symbolic,
+            batch: BatchDim::Symbolic,
             keep_bn: false,
             opset: 17,
         }

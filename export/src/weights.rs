@@ -236,11 +236,11 @@ fn f16_to_f32(h: u16) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hsconas_models::{hsconas, Arch, NetConfig, Op, Scale};
+    use hsconas_models::{build, Arch, NetConfig, Op, Scale};
 
     fn small_graph() -> Graph {
         let arch = Arch::uniform(Op::Shuffle3, Scale::FULL).expect("valid");
-        hsconas::network(
+        build::network(
             &arch,
             &NetConfig {
                 input_size: 32,

@@ -11,9 +11,9 @@
 //! This crate has no heavy dependencies: the exporter, the latency model and the search all share it.
 
 mod arch;
+pub mod build;
 mod error;
 pub mod graph;
-pub mod hsconas;
 mod layout;
 mod op;
 pub mod reference;

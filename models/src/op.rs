@@ -98,7 +98,7 @@ impl Scale {
     }
 
     /// Mid channels of a choice block in a stage of width `width`:
-    /// `max(1, (t * (width / 2) + 5) / 10)` in integer arithmetic (DESIGN.md section 3).
+    /// `max(1, (t * (width / 2) + 5) / 10)` in integer arithmetic (docs/DESIGN.md section 2).
     pub fn mid_channels(self, width: usize) -> usize {
         ((usize::from(self.0) * (width / 2) + 5) / 10).max(1)
     }

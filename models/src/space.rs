@@ -1,4 +1,4 @@
-//! Per-layer sets of allowed choices: the full space of DESIGN.md section 3 or a shrunk one.
+//! Per-layer sets of allowed choices: the full space of docs/DESIGN.md section 2 or a shrunk one.
 
 use std::collections::BTreeSet;
 

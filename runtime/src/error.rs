@@ -16,14 +16,6 @@ pub enum RuntimeError {
         /// Why it failed.
         reason: String,
     },
-    /// An execution provider was asked for and none of the ordered list could be used.
-    #[error("execution provider '{provider}' is not available: {reason}")]
-    ProviderUnavailable {
-        /// The provider.
-        provider: String,
-        /// Why (not compiled in, driver missing, ...).
-        reason: String,
-    },
     /// The model could not be parsed or prepared by the backend.
     #[error("invalid or unsupported ONNX model: {0}")]
     BadModel(String),

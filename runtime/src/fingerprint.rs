@@ -102,12 +102,42 @@ fn nvidia_gpus() -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// The value of the first `key : value` line of a `/proc` file.
+    fn proc_field(file: &str, key: &str) -> Option<String> {
+        std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    }
+
     #[test]
-    fn detects_this_machine() {
+    fn agrees_with_what_the_kernel_reports() {
         let f = Fingerprint::detect();
-        assert!(f.logical_cpus >= 1);
-        assert!(f.memory_bytes > 0);
-        assert!(!f.cpu_model.is_empty());
-        assert!(!f.arch.is_empty());
+        // Checked against /proc, read independently of sysinfo (Linux, where the runtime is used).
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
+        let processors = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count();
+        assert_eq!(f.logical_cpus, processors);
+        let mem_kb: u64 = proc_field("/proc/meminfo", "MemTotal")
+            .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
+            .expect("MemTotal");
+        assert_eq!(f.memory_bytes, mem_kb * 1024);
+        if let Some(model) = proc_field("/proc/cpuinfo", "model name") {
+            assert_eq!(f.cpu_model, model);
+        }
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+        assert_eq!(f.kernel, release.trim());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+        assert_eq!(f.hostname, host.trim());
+        assert_eq!(f.arch, std::env::consts::ARCH);
+        assert_eq!(f.runtime_version, env!("CARGO_PKG_VERSION"));
+        if let Some(cores) = f.physical_cores {
+            assert!(
+                (1..=f.logical_cpus).contains(&cores),
+                "{cores} physical cores"
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! - [`backend`]: one small trait over ONNX Runtime (`ort`: CPU, CUDA, TensorRT execution providers, loaded
 //!   dynamically) and `tract` (pure Rust). Prepare once, run many.
-//! - [`timing`]: the timing protocol of DESIGN.md section 6 (warm-up, minimum runs and time, low-percentile
+//! - [`timing`]: the timing protocol of docs/DESIGN.md section 4 (warm-up, minimum runs and time, low-percentile
 //!   statistics, optional CPU pinning, interleaved rounds over several models).
 //! - [`fingerprint`]: what the device is (CPU, cores, memory, OS, GPU), stored with every measurement.
 //! - [`measure_job`]: one measurement as a job, run in process or in a worker process with a time limit.

@@ -1,4 +1,4 @@
-//! The timing protocol (DESIGN.md section 6).
+//! The timing protocol (docs/DESIGN.md section 4).
 //!
 //! Shared hosts only ever add time, so a low percentile estimates the undisturbed latency far more
 //! repeatably than the median; which statistic a table uses is a setting ([`Statistic`]), and every

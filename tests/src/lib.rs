@@ -162,10 +162,10 @@ pub fn run_bin(name: &str, args: &[&str]) -> Outcome {
 pub fn piece_onnx(
     key: &str,
     config: &hsconas_models::NetConfig,
-    batch: hsconas_export::Batch,
+    batch: hsconas_export::BatchDim,
 ) -> Vec<u8> {
-    let piece: hsconas_models::hsconas::Piece = key.parse().expect("a valid piece key");
-    let graph = hsconas_models::hsconas::piece(piece, config).expect("the piece builds");
+    let piece: hsconas_models::build::Piece = key.parse().expect("a valid piece key");
+    let graph = hsconas_models::build::piece(piece, config).expect("the piece builds");
     let options = hsconas_export::OnnxOptions {
         batch,
         ..hsconas_export::OnnxOptions::default()

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hsconas_export::Batch;
+use hsconas_export::BatchDim;
 use hsconas_models::NetConfig;
 use hsconas_runtime::agent::{AgentClient, ClientError, ProfileSettings};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind};
@@ -39,7 +39,7 @@ fn piece(key: &str) -> Vec<u8> {
             classes: 10,
             ..NetConfig::default()
         },
-        Batch::Fixed(2),
+        BatchDim::Fixed(2),
     )
 }
 

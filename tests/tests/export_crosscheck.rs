@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use hsconas_export::{onnx, Batch, OnnxOptions, Weights};
+use hsconas_export::{onnx, BatchDim, OnnxOptions, Weights};
+use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::Graph;
-use hsconas_models::hsconas::{self, Piece};
 use hsconas_models::reference::Reference;
 use hsconas_models::{Choice, Layout, NetConfig, SearchSpace};
 use hsconas_tests::{random_input, relative_error, run_oracle, run_tract, OracleCase};
@@ -20,7 +20,7 @@ const TOLERANCE: f32 = 1e-4;
 struct Case {
     label: String,
     graph: Graph,
-    batch: Batch,
+    batch: BatchDim,
     run_batch: usize,
 }
 
@@ -36,11 +36,11 @@ fn cases() -> Vec<Case> {
                 classes,
             };
             let arch = space.sample(&mut rng);
-            let graph = hsconas::network(&arch, &config).expect("builds");
+            let graph = build::network(&arch, &config).expect("builds");
             cases.push(Case {
                 label: format!("{layout}/{input_size}: {arch}"),
                 graph,
-                batch: Batch::Fixed(1),
+                batch: BatchDim::Fixed(1),
                 run_batch: 1,
             });
         }
@@ -52,11 +52,11 @@ fn cases() -> Vec<Case> {
         ..NetConfig::default()
     };
     let arch = space.sample(&mut rng);
-    let graph = hsconas::network(&arch, &config).expect("builds");
+    let graph = build::network(&arch, &config).expect("builds");
     cases.push(Case {
         label: format!("dynamic batch: {arch}"),
         graph,
-        batch: Batch::Symbolic,
+        batch: BatchDim::Symbolic,
         run_batch: 3,
     });
 
@@ -65,7 +65,7 @@ fn cases() -> Vec<Case> {
         cases.push(Case {
             label: net.name().into(),
             graph,
-            batch: Batch::Fixed(1),
+            batch: BatchDim::Fixed(1),
             run_batch: 1,
         });
     }
@@ -75,7 +75,7 @@ fn cases() -> Vec<Case> {
     cases.push(Case {
         label: "shufflenet_v2_x1_0 small stem".into(),
         graph,
-        batch: Batch::Fixed(1),
+        batch: BatchDim::Fixed(1),
         run_batch: 1,
     });
 
@@ -115,11 +115,11 @@ fn cases() -> Vec<Case> {
             ..NetConfig::default()
         };
         for piece in pieces {
-            let graph = hsconas::piece(piece, &config).expect("builds");
+            let graph = build::piece(piece, &config).expect("builds");
             cases.push(Case {
                 label: format!("piece {} at {input_size}", piece.key()),
                 graph,
-                batch: Batch::Fixed(2),
+                batch: BatchDim::Fixed(2),
                 run_batch: 2,
             });
         }
@@ -193,7 +193,7 @@ fn stride1_split_exports_as_slices_without_reshape() {
         layer: 5,
         choice: "shuffle5:0.5".parse().expect("valid"),
     };
-    let graph = hsconas::piece(piece, &config).expect("builds");
+    let graph = build::piece(piece, &config).expect("builds");
     let model = onnx::to_model(&graph, &Weights::random(&graph, 0), &OnnxOptions::default())
         .expect("exports");
     let ops: Vec<&str> = model
@@ -221,7 +221,7 @@ fn weights_from_safetensors_are_the_ones_exported() {
         ..NetConfig::default()
     };
     let arch = SearchSpace::full().sample(&mut ChaCha8Rng::seed_from_u64(5));
-    let graph = hsconas::network(&arch, &config).expect("builds");
+    let graph = build::network(&arch, &config).expect("builds");
     let weights = Weights::random(&graph, 77);
     let st = dir.path().join("w.safetensors");
     weights.save_safetensors(&st).expect("saves");

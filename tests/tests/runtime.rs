@@ -1,8 +1,8 @@
 //! The runtime's backends and commands on real exported models: ONNX Runtime (loaded dynamically) and
 //! tract, the same checks over both.
 
-use hsconas_export::{onnx, Batch, OnnxOptions, Weights};
-use hsconas_models::hsconas;
+use hsconas_export::{onnx, BatchDim, OnnxOptions, Weights};
+use hsconas_models::build;
 use hsconas_models::{Arch, NetConfig};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor, Provider};
 use hsconas_runtime::timing::{measure, random_inputs};
@@ -16,13 +16,13 @@ fn config(kind: BackendKind) -> BackendConfig {
     }
 }
 
-fn small_net(batch: Batch) -> Vec<u8> {
+fn small_net(batch: BatchDim) -> Vec<u8> {
     let arch: Arch = "shuffle3:0.5,shuffle5:0.3,skip,xception:0.2,shuffle7:0.4,skip,shuffle3:1.0,xception:0.5,\
                       shuffle5:0.6,skip,shuffle3:0.1,shuffle7:0.9,xception:0.7,skip,shuffle5:0.2,shuffle3:0.8,\
                       xception:0.3,skip,shuffle7:0.5,shuffle3:0.4"
         .parse()
         .expect("valid");
-    let graph = hsconas::network(
+    let graph = build::network(
         &arch,
         &NetConfig {
             input_size: 32,
@@ -56,7 +56,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(loads_describes_and_runs_with_a_symbolic_batch, |kind| {
     let engine = backend::build(&config(kind)).expect("backend");
-    let mut model = engine.load(&small_net(Batch::Symbolic)).expect("loads");
+    let mut model = engine.load(&small_net(BatchDim::Symbolic)).expect("loads");
     assert_eq!(model.inputs().len(), 1);
     assert_eq!(
         model.inputs()[0].shape,
@@ -75,7 +75,7 @@ on_both_backends!(malformed_models_and_wrong_inputs_are_clear_errors, |kind| {
     let engine = backend::build(&config(kind)).expect("backend");
     for bad in [
         &b"not an onnx model"[..],
-        &small_net(Batch::Fixed(1))[..100],
+        &small_net(BatchDim::Fixed(1))[..100],
     ] {
         match engine.load(bad) {
             Err(RuntimeError::BadModel(_)) => {}
@@ -83,7 +83,7 @@ on_both_backends!(malformed_models_and_wrong_inputs_are_clear_errors, |kind| {
             Ok(_) => panic!("{kind}: a malformed model loaded"),
         }
     }
-    let mut model = engine.load(&small_net(Batch::Fixed(1))).expect("loads");
+    let mut model = engine.load(&small_net(BatchDim::Fixed(1))).expect("loads");
     let wrong = HostTensor {
         shape: vec![1, 3, 16, 16],
         data: vec![0.0; 3 * 256],
@@ -109,7 +109,7 @@ on_both_backends!(malformed_models_and_wrong_inputs_are_clear_errors, |kind| {
 
 on_both_backends!(measures_a_prepared_model, |kind| {
     let engine = backend::build(&config(kind)).expect("backend");
-    let mut model = engine.load(&small_net(Batch::Fixed(2))).expect("loads");
+    let mut model = engine.load(&small_net(BatchDim::Fixed(2))).expect("loads");
     model
         .prepare(&random_inputs(model.inputs(), 1, 0))
         .expect("prepares");
@@ -127,10 +127,10 @@ on_both_backends!(measures_a_prepared_model, |kind| {
 
 #[test]
 fn ort_and_tract_agree_on_exported_models() {
-    let mut pieces = vec![small_net(Batch::Fixed(2))];
+    let mut pieces = vec![small_net(BatchDim::Fixed(2))];
     let config_224 = NetConfig::default();
     for key in ["L1:shuffle7:0.3", "L6:xception:0.5"] {
-        pieces.push(piece_onnx(key, &config_224, Batch::Fixed(1)));
+        pieces.push(piece_onnx(key, &config_224, BatchDim::Fixed(1)));
     }
     let ort = backend::build(&config(BackendKind::Ort)).expect("ort");
     let tract = backend::build(&config(BackendKind::Tract)).expect("tract");
@@ -149,7 +149,7 @@ fn ort_and_tract_agree_on_exported_models() {
 fn bench_prints_the_statistics_as_json_on_both_backends() {
     let dir = tempfile::tempdir().expect("temp dir");
     let model = dir.path().join("net.onnx");
-    std::fs::write(&model, small_net(Batch::Fixed(1))).expect("written");
+    std::fs::write(&model, small_net(BatchDim::Fixed(1))).expect("written");
     for kind in ["ort", "tract"] {
         let out = run_bin(
             "hsconas-runtime",
@@ -210,7 +210,7 @@ fn bench_reports_bad_models_and_a_missing_onnxruntime_clearly() {
     );
 
     let good = dir.path().join("good.onnx");
-    std::fs::write(&good, small_net(Batch::Fixed(1))).expect("written");
+    std::fs::write(&good, small_net(BatchDim::Fixed(1))).expect("written");
     let out = std::process::Command::new(hsconas_tests::workspace_bin("hsconas-runtime"))
         .args(["bench", good.to_str().expect("utf-8")])
         .env(
@@ -241,7 +241,7 @@ fn profile_measures_a_manifest_and_resumes_without_losing_results() {
         let file = format!("{}.onnx", key.replace(':', "_"));
         std::fs::write(
             dir.path().join(&file),
-            piece_onnx(key, &config, Batch::Fixed(1)),
+            piece_onnx(key, &config, BatchDim::Fixed(1)),
         )
         .expect("written");
         entries.push(serde_json::json!({ "name": key, "path": file }));

@@ -30,7 +30,7 @@ pub const OUTPUT_NAME: &str = "output";
 
 /// The batch dimension of the exported model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Batch {
+pub enum BatchDim {
     /// A fixed batch size (what profiling uses: the device's batch).
     Fixed(usize),
     /// A symbolic dimension named `batch`.
@@ -41,7 +41,7 @@ pub enum Batch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnnxOptions {
     /// Batch dimension.
-    pub batch: Batch,
+    pub batch: BatchDim,
     /// Default-domain opset, 17 or newer.
     pub opset: i64,
     /// `key -> value` pairs stored in the model's `metadata_props`.
@@ -52,7 +52,7 @@ impl Default for OnnxOptions {
     /// Batch 1, opset 17, no metadata.
     fn default() -> Self {
         OnnxOptions {
-            batch: Batch::Fixed(1),
+            batch: BatchDim::Fixed(1),
             opset: 17,
             metadata: Vec::new(),
         }
@@ -71,7 +71,7 @@ pub fn to_model(
             options.opset
         )));
     }
-    if options.batch == Batch::Fixed(0) {
+    if options.batch == BatchDim::Fixed(0) {
         return Err(ExportError::BadOption(
             "the batch size must be at least 1".into(),
         ));
@@ -80,8 +80,8 @@ pub fn to_model(
     let mut w = Writer::default();
     w.run(graph, weights)?;
     let batch_dim = match options.batch {
-        Batch::Fixed(n) => proto::Dim::Fixed(n as i64),
-        Batch::Symbolic => proto::Dim::Named("batch".into()),
+        BatchDim::Fixed(n) => proto::Dim::Fixed(n as i64),
+        BatchDim::Symbolic => proto::Dim::Named("batch".into()),
     };
     let i = graph.input;
     let o = graph.output_shape();

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::server::ModelInfo;
+use super::server::DeployedModelInfo;
 use super::settings::ProfileSettings;
 use crate::backend::{BackendKind, HostTensor};
 use crate::measure_job::MeasureOutcome;
@@ -141,13 +141,13 @@ impl AgentClient {
         name: &str,
         onnx: &[u8],
         backend: BackendKind,
-    ) -> Result<ModelInfo, ClientError> {
+    ) -> Result<DeployedModelInfo, ClientError> {
         let path = format!("/v1/models/{name}?backend={backend}");
         self.finish(&path, self.request("PUT", &path).send_bytes(onnx))
     }
 
     /// `GET /v1/models`.
-    pub fn models(&self) -> Result<Vec<ModelInfo>, ClientError> {
+    pub fn models(&self) -> Result<Vec<DeployedModelInfo>, ClientError> {
         self.finish("/v1/models", self.request("GET", "/v1/models").call())
     }
 

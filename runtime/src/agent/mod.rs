@@ -8,8 +8,8 @@
 //! | `GET /v1/device` | | device fingerprint and backends |
 //! | `POST /v1/profile?<settings>` | ONNX bytes | [`MeasureOutcome`](crate::measure_job::MeasureOutcome) |
 //! | `POST /v1/profile/group?sizes=N1,N2,..&<settings>` | the ONNX files, concatenated (at most [`MAX_GROUP`]) | `{"results": [MeasureOutcome, ..]}`, measured together in interleaved rounds |
-//! | `PUT /v1/models/{name}?backend=ort\|tract` | ONNX bytes | [`ModelInfo`] (201) |
-//! | `GET /v1/models` | | `[ModelInfo]` |
+//! | `PUT /v1/models/{name}?backend=ort\|tract` | ONNX bytes | [`DeployedModelInfo`] (201) |
+//! | `GET /v1/models` | | `[DeployedModelInfo]` |
 //! | `POST /v1/models/{name}/infer` | `{"inputs": [{"shape": [..], "data": [..]}]}` | `{"outputs": [..]}` |
 //! | `DELETE /v1/models/{name}` | | `{"deleted": name}` |
 //!
@@ -24,5 +24,5 @@ mod server;
 mod settings;
 
 pub use client::{AgentClient, ClientError};
-pub use server::{Agent, AgentConfig, ModelInfo, MAX_GROUP};
+pub use server::{Agent, AgentConfig, DeployedModelInfo, MAX_GROUP};
 pub use settings::ProfileSettings;

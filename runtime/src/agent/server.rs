@@ -39,7 +39,7 @@ pub struct AgentConfig {
 
 /// A deployed model, as listed by `GET /v1/models`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
+pub struct DeployedModelInfo {
     /// Name it was deployed under.
     pub name: String,
     /// Engine and version.
@@ -53,7 +53,7 @@ pub struct ModelInfo {
 }
 
 struct Deployed {
-    info: ModelInfo,
+    info: DeployedModelInfo,
     model: Mutex<Box<dyn LoadedModel>>,
 }
 
@@ -92,7 +92,7 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::BadModel(_) | RuntimeError::BadInput(_) | RuntimeError::BadSetting(_) => {
                 400
             }
-            RuntimeError::ProviderUnavailable { .. } | RuntimeError::OrtLibrary { .. } => 503,
+            RuntimeError::OrtLibrary { .. } => 503,
             _ => 500,
         };
         ApiError::new(status, e.to_string())
@@ -378,7 +378,7 @@ fn deploy(state: &State, request: &mut HttpRequest, name: &str, query: &str) -> 
         ..BackendConfig::default()
     })?;
     let model = engine.load(&body)?;
-    let info = ModelInfo {
+    let info = DeployedModelInfo {
         name: name.to_string(),
         backend: engine.version(),
         inputs: model.inputs().to_vec(),

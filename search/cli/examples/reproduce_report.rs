@@ -11,7 +11,7 @@ use anyhow::Context;
 use hsconas_devices::metrics;
 use hsconas_models::graph::Graph;
 use hsconas_models::reference::Reference;
-use hsconas_models::{hsconas, Arch, Layout, NetConfig};
+use hsconas_models::{build, Arch, Layout, NetConfig};
 use hsconas_plots::{RGBColor, Scatter, Series};
 
 use serde_json::{json, Value};
@@ -64,7 +64,7 @@ impl Network {
                 input_size: size,
                 classes,
             };
-            return Ok(hsconas::network(&arch, &config)?);
+            return Ok(build::network(&arch, &config)?);
         }
         let name = self
             .flag("--reference")

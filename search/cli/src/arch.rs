@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hsconas_foundation::outln;
-use hsconas_models::hsconas::{self, PartCount};
+use hsconas_models::build::{self, PartCount};
 use hsconas_models::{Arch, SearchSpace};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -78,7 +78,7 @@ pub fn run(cmd: ArchCommand) -> anyhow::Result<()> {
         }
         ArchCommand::Graph(args) => {
             let arch: Arch = args.arch.parse().context("invalid --arch")?;
-            let graph = hsconas::network(&arch, &args.net.config()?)?;
+            let graph = build::network(&arch, &args.net.config()?)?;
             outln!("{}", serde_json::to_string(&graph)?)?;
             Ok(())
         }
@@ -88,7 +88,7 @@ pub fn run(cmd: ArchCommand) -> anyhow::Result<()> {
 fn info(args: InfoArgs) -> anyhow::Result<()> {
     let arch: Arch = args.arch.parse().context("invalid --arch")?;
     let config = args.net.config()?;
-    let parts = hsconas::part_counts(&arch, &config)?;
+    let parts = build::part_counts(&arch, &config)?;
     let info = Info {
         arch: arch.to_string(),
         layout: config.layout.to_string(),

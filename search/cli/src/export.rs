@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hsconas_export::{
-    fold_batch_norms, generate_crate, onnx, validate_crate_name, Batch, CrateOptions, ModelInfo,
+    fold_batch_norms, generate_crate, onnx, validate_crate_name, BatchDim, CrateOptions, ModelInfo,
     OnnxOptions, Weights, MODEL_INFO_FILE,
 };
+use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::Graph;
-use hsconas_models::hsconas::{self, Piece};
 use hsconas_models::reference::Reference;
 use hsconas_models::Arch;
 use serde_json::json;
@@ -158,9 +158,9 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
         None => untrained_graph(&args)?,
     };
     let batch = match args.batch.as_str() {
-        "dynamic" => Batch::Symbolic,
+        "dynamic" => BatchDim::Symbolic,
         n => match n.parse::<usize>() {
-            Ok(b) if b > 0 => Batch::Fixed(b),
+            Ok(b) if b > 0 => BatchDim::Fixed(b),
             _ => anyhow::bail!("--batch must be a positive whole number or 'dynamic', got '{n}'"),
         },
     };
@@ -212,7 +212,7 @@ fn untrained_graph(args: &OnnxArgs) -> anyhow::Result<(Graph, Vec<(String, Strin
     let graph = if let Some(text) = &args.arch {
         let arch: Arch = text.parse().context("invalid --arch")?;
         metadata.push(("architecture".into(), arch.to_string()));
-        hsconas::network(&arch, &config)?
+        build::network(&arch, &config)?
     } else if let Some(name) = &args.reference {
         let net: Reference = name.parse()?;
         metadata.push(("reference".into(), net.name().into()));
@@ -220,7 +220,7 @@ fn untrained_graph(args: &OnnxArgs) -> anyhow::Result<(Graph, Vec<(String, Strin
     } else if let Some(key) = &args.piece {
         let piece: Piece = key.parse()?;
         metadata.push(("piece".into(), piece.key()));
-        hsconas::piece(piece, &config)?
+        build::piece(piece, &config)?
     } else {
         anyhow::bail!(
             "say what to export: --arch, --reference or --piece, or --weights with the output of \

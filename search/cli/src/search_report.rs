@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::search_state::SearchState;
 
-/// The report of DESIGN.md section 5; `choice` is the winner (`search::choose_winner`).
+/// The report of docs/DESIGN.md section 3; `choice` is the winner (`search::choose_winner`).
 pub(super) fn report(
     state: &SearchState,
     evaluator: &Evaluator<impl AccuracyOracle>,

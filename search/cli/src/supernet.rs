@@ -85,7 +85,7 @@ pub struct ExtractArgs {
     /// Architecture string.
     #[arg(long, value_name = "STR")]
     arch: String,
-    /// Output safetensors file (DESIGN.md names, e.g. `layers.3.main.0.weight`).
+    /// Output safetensors file (the parameter names of docs/DESIGN.md section 2, e.g. `layers.3.main.0.weight`).
     #[arg(long, value_name = "FILE.safetensors")]
     out: PathBuf,
 }

@@ -6,7 +6,7 @@ use hsconas_export::{ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, W
 use hsconas_foundation::outln;
 use hsconas_models::graph::Graph;
 use hsconas_models::reference::Reference;
-use hsconas_models::{hsconas, Arch, Layout, NetConfig};
+use hsconas_models::{build, Arch, Layout, NetConfig};
 use hsconas_train::eval::{accuracy, Accuracy};
 use hsconas_train::nn::{InitScheme, Mode};
 use hsconas_train::standalone_run::StandaloneTraining;
@@ -84,7 +84,7 @@ impl Network {
         init: InitScheme,
     ) -> anyhow::Result<(Graph, StandaloneModel)> {
         let (graph, arch, reference) = match self {
-            Network::Arch(arch) => (hsconas::network(arch, &config)?, arch.to_string(), None),
+            Network::Arch(arch) => (build::network(arch, &config)?, arch.to_string(), None),
             Network::Reference(net, adaptation) => (
                 net.build(
                     config.input_size,

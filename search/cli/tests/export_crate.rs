@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hsconas_data::Transform;
-use hsconas_export::{trained_graph, trained_onnx, Batch, ModelInfo, TrainedExport, Weights};
+use hsconas_export::{trained_graph, trained_onnx, BatchDim, ModelInfo, TrainedExport, Weights};
 use hsconas_foundation::stats::relative_error;
 use hsconas_models::{Layout, NetConfig, SearchSpace};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor};
@@ -229,7 +229,7 @@ fn trained_networks_agree_in_tch_tract_onnx_runtime_and_the_generated_crate() {
             &weights,
             TrainedExport {
                 keep_bn: true,
-                batch: Batch::Symbolic,
+                batch: BatchDim::Symbolic,
                 ..TrainedExport::default()
             },
         )
@@ -341,7 +341,7 @@ fn mismatched_weights_bad_names_and_occupied_directories_are_refused() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
     let other = SearchSpace::full().sample(&mut rng);
     assert_ne!(other.to_string(), info.architecture);
-    let graph = hsconas_models::hsconas::network(&other, &config).expect("graph");
+    let graph = hsconas_models::build::network(&other, &config).expect("graph");
     Weights::random(&graph, 1)
         .save_safetensors(&run.join("weights.safetensors"))
         .expect("save");

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use hsconas_models::{build, Arch, NetConfig, SearchSpace};
 use hsconas_train::checkpoint::read_state;
+use hsconas_train::supernet_run::probe_archs;
 use hsconas_train::TrainState;
 use safetensors::SafeTensors;
 
@@ -149,16 +151,17 @@ fn training_lowers_the_loss_checkpoints_and_resumes_exactly() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
 
-    // Evaluate and extract a subnet.
+    // `supernet eval` of the probe's widest subnet reproduces what training recorded for it after the
+    // last epoch (same weights, validation images, recalibration batches and seed).
     let ckpt = straight.join("checkpoint.safetensors");
-    let arch = "shuffle3:1.0,".repeat(19) + "shuffle3:1.0";
+    let (widest, _, _) = probe_archs(&SearchSpace::full(), 1, 0);
     let out = hsconas(&[
         "supernet".into(),
         "eval".into(),
         "--checkpoint".into(),
         ckpt.to_str().expect("utf-8").into(),
         "--arch".into(),
-        arch.clone(),
+        widest.to_string(),
         "--data".into(),
         data().to_str().expect("utf-8").into(),
         "--bn-batches".into(),
@@ -166,10 +169,16 @@ fn training_lowers_the_loss_checkpoints_and_resumes_exactly() {
         "--json".into(),
     ]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert!(report["top1"]
-        .as_f64()
-        .is_some_and(|t| (0.0..=100.0).contains(&t)));
     assert_eq!(report["images"], 200);
+    let recorded = s.history[1].eval["widest_top1"].as_f64().expect("recorded");
+    assert_eq!(report["top1"].as_f64(), Some(recorded), "{report}");
+
+    // `supernet extract` writes exactly the stand-alone network's tensors, each the leading slice of the
+    // supernet's tensor for the chosen operator.
+    let arch: Arch =
+        ("shuffle3:1.0,".repeat(2) + "shuffle5:0.5," + &"xception:0.3,".repeat(16) + "skip")
+            .parse()
+            .expect("valid architecture");
     let weights = dir.path().join("sub.safetensors");
     hsconas(&[
         "supernet".into(),
@@ -177,11 +186,72 @@ fn training_lowers_the_loss_checkpoints_and_resumes_exactly() {
         "--checkpoint".into(),
         ckpt.to_str().expect("utf-8").into(),
         "--arch".into(),
-        arch,
+        arch.to_string(),
         "--out".into(),
         weights.to_str().expect("utf-8").into(),
     ]);
-    assert!(weights.exists());
+    let config = NetConfig {
+        layout: "24,32,48,64".parse().expect("layout"),
+        input_size: 32,
+        classes: 10,
+    };
+    let graph = build::network(&arch, &config).expect("graph");
+    let extracted_bytes = std::fs::read(&weights).expect("written");
+    let extracted = SafeTensors::deserialize(&extracted_bytes).expect("safetensors");
+    let mut names: Vec<String> = extracted.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut expected: Vec<String> = graph.params().into_iter().map(|p| p.name).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    let supernet_bytes = std::fs::read(&ckpt).expect("checkpoint");
+    let supernet = SafeTensors::deserialize(&supernet_bytes).expect("safetensors");
+    let mut sliced = 0;
+    for name in &names {
+        let source_name = match name.strip_prefix("layers.") {
+            Some(rest) => {
+                let (layer, tail) = rest.split_once('.').expect("layers.<l>.<rest>");
+                let op = arch.choices()[layer.parse::<usize>().expect("layer")].op();
+                format!("model.layers.{layer}.{}.{tail}", op.name())
+            }
+            None => format!("model.{name}"),
+        };
+        let part = extracted.tensor(name).expect("extracted tensor");
+        let whole = supernet.tensor(&source_name).expect("supernet tensor");
+        assert_eq!(
+            leading_slice(&floats(whole.data()), whole.shape(), part.shape()),
+            floats(part.data()),
+            "{name} is not the leading slice of {source_name}"
+        );
+        sliced += usize::from(part.shape() != whole.shape());
+    }
+    assert!(
+        sliced > 10,
+        "only {sliced} tensors were narrower than the supernet's"
+    );
+}
+
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// The values of `data` (row-major, `shape`) at the indices `0..part[d]` of every dimension `d`.
+fn leading_slice(data: &[f32], shape: &[usize], part: &[usize]) -> Vec<f32> {
+    assert_eq!(shape.len(), part.len(), "ranks differ");
+    let mut out = Vec::new();
+    let total: usize = part.iter().product();
+    for flat in 0..total {
+        let (mut rest, mut offset, mut stride) = (flat, 0, 1);
+        for d in (0..part.len()).rev() {
+            offset += (rest % part[d]) * stride;
+            rest /= part[d];
+            stride *= shape[d];
+        }
+        out.push(data[offset]);
+    }
+    out
 }
 
 #[test]

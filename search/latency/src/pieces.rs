@@ -1,9 +1,9 @@
 //! The ONNX models that get measured: profiling pieces and whole networks, with seeded random weights
 //! (latency does not depend on the weights' values).
 
-use hsconas_export::{onnx, Batch, OnnxOptions, Weights};
+use hsconas_export::{onnx, BatchDim, OnnxOptions, Weights};
+use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::Graph;
-use hsconas_models::hsconas::{self, Piece};
 use hsconas_models::{Arch, NetConfig};
 
 /// Seed of the random weights of every measured model.
@@ -11,7 +11,7 @@ const WEIGHT_SEED: u64 = 0;
 
 fn to_onnx(graph: &Graph, batch: usize, metadata: (&str, String)) -> anyhow::Result<Vec<u8>> {
     let options = OnnxOptions {
-        batch: Batch::Fixed(batch),
+        batch: BatchDim::Fixed(batch),
         metadata: vec![(metadata.0.to_string(), metadata.1)],
         ..OnnxOptions::default()
     };
@@ -24,17 +24,13 @@ fn to_onnx(graph: &Graph, batch: usize, metadata: (&str, String)) -> anyhow::Res
 
 /// One piece at the input shape it sees inside the network.
 pub fn piece_onnx(piece: Piece, config: &NetConfig, batch: usize) -> anyhow::Result<Vec<u8>> {
-    to_onnx(
-        &hsconas::piece(piece, config)?,
-        batch,
-        ("piece", piece.key()),
-    )
+    to_onnx(&build::piece(piece, config)?, batch, ("piece", piece.key()))
 }
 
 /// A whole network.
 pub fn network_onnx(arch: &Arch, config: &NetConfig, batch: usize) -> anyhow::Result<Vec<u8>> {
     to_onnx(
-        &hsconas::network(arch, config)?,
+        &build::network(arch, config)?,
         batch,
         ("architecture", arch.to_string()),
     )
@@ -42,6 +38,6 @@ pub fn network_onnx(arch: &Arch, config: &NetConfig, batch: usize) -> anyhow::Re
 
 /// MACs per sample and trainable parameters of a network (the proxies the latency model is compared with).
 pub fn macs_and_params(arch: &Arch, config: &NetConfig) -> anyhow::Result<(usize, usize)> {
-    let graph = hsconas::network(arch, config)?;
+    let graph = build::network(arch, config)?;
     Ok((graph.macs(), graph.param_count()))
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use hsconas_devices::{DeviceProfile, EntryStats, LatencyTable, Provenance, FORMAT_VERSION};
 use hsconas_foundation::progress::progress_bar;
-use hsconas_models::hsconas::{all_pieces, Piece};
+use hsconas_models::build::{all_pieces, Piece};
 use hsconas_runtime::Stats;
 
 use super::clock::utc_now_rfc3339;

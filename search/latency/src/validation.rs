@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hsconas_devices::metrics::{fit_line, Accuracy};
+use hsconas_devices::metrics::{fit_line, PredictorAccuracy};
 use hsconas_devices::{Calibration, Correction, CorrectionKind, LatencyTable};
 use hsconas_models::{Arch, NetConfig};
 use serde::Serialize;
@@ -57,7 +57,7 @@ pub struct PredictorRow {
     #[serde(skip)]
     pub predicted_ms: Vec<f64>,
     /// Its accuracy.
-    pub accuracy: Accuracy,
+    pub accuracy: PredictorAccuracy,
 }
 
 /// The validation report (`--out`).
@@ -122,7 +122,7 @@ pub fn report(
             name: name.into(),
             description,
             active,
-            accuracy: Accuracy::of(&predicted, &measured),
+            accuracy: PredictorAccuracy::of(&predicted, &measured),
             predicted_ms: predicted,
         });
     };

@@ -1,4 +1,4 @@
-//! The search of DESIGN.md section 4: the objective `F = ACC + beta * |LAT/T - 1|` (or a hard latency
+//! The search of docs/DESIGN.md section 1: the objective `F = ACC + beta * |LAT/T - 1|` (or a hard latency
 //! constraint), candidate evaluation with a cache, progressive space shrinking, the evolutionary search,
 //! its random-search baseline, the Pareto front over (accuracy, latency) and the choice of the winner
 //! once candidates were measured on the device.

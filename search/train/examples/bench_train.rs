@@ -5,7 +5,7 @@
 //! `cargo run --release -p hsconas-train --example bench_train -- --arch STR --batch 64 --threads 2`
 
 use clap::Parser;
-use hsconas_models::{hsconas, Arch, Layout, NetConfig};
+use hsconas_models::{build, Arch, Layout, NetConfig};
 use hsconas_train::nn::{Mode, Standalone};
 use hsconas_train::sgd::{Sgd, SgdSettings};
 use tch::{nn, Device, Kind, Reduction, Tensor};
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         classes: args.classes,
     };
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = Standalone::new(&vs.root(), hsconas::network(&arch, &config)?);
+    let net = Standalone::new(&vs.root(), build::network(&arch, &config)?);
     let mut opt = Sgd::new(&vs, SgdSettings::default());
     let s = args.input_size as i64;
     let batches: Vec<(Tensor, Tensor)> = (0..4)

@@ -6,22 +6,13 @@ use std::sync::Arc;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+
 use tch::{Device, Kind, Tensor};
 
 use hsconas_data::loader::make_batch;
 use hsconas_data::{ImageSet, Transform};
-
-/// Top-1 (and top-5 with more than five classes) accuracy, percent.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Accuracy {
-    /// Top-1, percent.
-    pub top1: f64,
-    /// Top-5, percent (`None` with five classes or fewer).
-    pub top5: Option<f64>,
-    /// Images evaluated.
-    pub images: usize,
-}
+/// Top-1 (and top-5 with more than five classes) accuracy in percent: the type `model.json` stores.
+pub use hsconas_export::Accuracy;
 
 /// A batch as tensors on `device`.
 pub fn batch_tensors(batch: &hsconas_data::Batch, device: Device) -> (Tensor, Tensor) {

@@ -184,4 +184,67 @@ mod tests {
             );
         }
     }
+
+    fn plain(weight_decay: f64, decay_norms_and_biases: bool, clip_norm: f64) -> SgdSettings {
+        SgdSettings {
+            momentum: 0.0,
+            weight_decay,
+            decay_norms_and_biases,
+            clip_norm,
+        }
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.view([-1])).expect("f32")
+    }
+
+    #[test]
+    fn clips_the_global_gradient_norm() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs
+            .root()
+            .var_copy("w", &Tensor::from_slice(&[0f32, 0.0]).view([1, 2]));
+        let k = Tensor::from_slice(&[30f32, 40.0]).view([1, 2]);
+        // Gradient (30, 40): norm 50, scaled to norm 5.
+        let mut clipped = Sgd::new(&vs, plain(0.0, false, 5.0));
+        let norm = clipped.backward_step(&(&w * &k).sum(Kind::Float), 1.0);
+        assert!((norm - 50.0).abs() < 1e-4, "{norm}");
+        let got = values(&w);
+        assert!(
+            (got[0] + 3.0).abs() < 1e-4 && (got[1] + 4.0).abs() < 1e-4,
+            "{got:?}"
+        );
+        // Under the limit, or with clipping off, the gradient is applied as it is.
+        let mut unclipped = Sgd::new(&vs, plain(0.0, false, 0.0));
+        unclipped.backward_step(&(&w * &k).sum(Kind::Float), 0.01);
+        let after = values(&w);
+        assert!(
+            (after[0] + 3.3).abs() < 1e-4 && (after[1] + 4.4).abs() < 1e-4,
+            "{after:?}"
+        );
+    }
+
+    #[test]
+    fn weight_decay_spares_norms_and_biases_unless_asked() {
+        for decay_all in [false, true] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let weight = vs
+                .root()
+                .var_copy("weight", &Tensor::from_slice(&[2f32, 4.0]).view([2, 1]));
+            let bias = vs
+                .root()
+                .var_copy("bias", &Tensor::from_slice(&[2f32, 4.0]));
+            let mut opt = Sgd::new(&vs, plain(0.5, decay_all, 0.0));
+            // A loss both depend on with zero gradient: only the decay moves them.
+            let loss = (weight.sum(Kind::Float) + bias.sum(Kind::Float)) * 0.0;
+            opt.backward_step(&loss, 1.0);
+            assert_eq!(values(&weight), [1.0, 2.0], "weights always decay");
+            let expected_bias = if decay_all { [1.0, 2.0] } else { [2.0, 4.0] };
+            assert_eq!(
+                values(&bias),
+                expected_bias,
+                "decay_norms_and_biases = {decay_all}"
+            );
+        }
+    }
 }

@@ -72,7 +72,7 @@ impl TrainableMut for StandaloneTraining {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hsconas_models::{hsconas, Arch, Layout, NetConfig, Op, Scale};
+    use hsconas_models::{build, Arch, Layout, NetConfig, Op, Scale};
 
     /// Standard deviation of every 4-D kernel with enough values to estimate it, with its input channels
     /// per group.
@@ -100,7 +100,7 @@ mod tests {
             input_size: 32,
             classes: 10,
         };
-        let graph = || hsconas::network(&arch, &config).expect("graph");
+        let graph = || build::network(&arch, &config).expect("graph");
         let spos = StandaloneTraining::new(graph(), 3, InitScheme::Spos, Device::Cpu);
         let stds = kernel_stds(&spos);
         assert!(

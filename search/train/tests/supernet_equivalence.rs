@@ -2,8 +2,8 @@
 //! masks equals the output of the extracted, sliced stand-alone subnet in libtorch, and the same weights
 //! exported to ONNX give the same output in ONNX Runtime.
 
-use hsconas_export::{onnx, Batch, OnnxOptions};
-use hsconas_models::{hsconas, Layout, NetConfig, SearchSpace};
+use hsconas_export::{onnx, BatchDim, OnnxOptions};
+use hsconas_models::{build, Layout, NetConfig, SearchSpace};
 use hsconas_runtime::backend::{self, BackendConfig, HostTensor};
 use hsconas_train::nn::{Mode, Standalone, Supernet};
 use rand::SeedableRng;
@@ -52,7 +52,7 @@ fn masked_supernet_equals_sliced_subnet_in_tch_and_onnx_runtime() {
         let from_supernet = tch::no_grad(|| supernet.forward(&x, &arch, Mode::Eval));
 
         let weights = supernet.extract(&arch).expect("extract");
-        let graph = hsconas::network(&arch, &config).expect("graph");
+        let graph = build::network(&arch, &config).expect("graph");
         let sub_vs = nn::VarStore::new(Device::Cpu);
         let mut subnet = Standalone::new(&sub_vs.root(), graph.clone());
         subnet.load(&weights).expect("load");
@@ -64,7 +64,7 @@ fn masked_supernet_equals_sliced_subnet_in_tch_and_onnx_runtime() {
         );
 
         let options = OnnxOptions {
-            batch: Batch::Fixed(2),
+            batch: BatchDim::Fixed(2),
             ..OnnxOptions::default()
         };
         let bytes = onnx::to_bytes(&graph, &weights, &options).expect("export");

@@ -1,4 +1,4 @@
-//! The weight-sharing supernet of DESIGN.md section 3: for every layer and every non-skip operator one
+//! The weight-sharing supernet of docs/DESIGN.md section 2: for every layer and every non-skip operator one
 //! block at full width; a sampled `(op, scale)` runs that block with its mid channels masked after each
 //! batch norm of the mid dimension, which is exactly a stand-alone block with the first `mid(t)` channels
 //! ([`Supernet::extract`] slices them out).
@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use hsconas_export::Weights;
 use hsconas_foundation::HostTensor;
+use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::NodeOp;
-use hsconas_models::hsconas::{self, Piece};
 use hsconas_models::{Arch, Choice, NetConfig, Op, Scale, NUM_LAYERS};
 use tch::{nn, Device, Tensor};
 
@@ -50,13 +50,13 @@ impl Supernet {
     /// Creates the supernet's tensors (freshly initialised) under `root`.
     pub fn new(root: &nn::Path, config: NetConfig) -> anyhow::Result<Supernet> {
         config.validate()?;
-        let stem = GraphModule::new(root, hsconas::piece(Piece::Stem, &config)?, str::to_string);
-        let head = GraphModule::new(root, hsconas::piece(Piece::Head, &config)?, str::to_string);
+        let stem = GraphModule::new(root, build::piece(Piece::Stem, &config)?, str::to_string);
+        let head = GraphModule::new(root, build::piece(Piece::Head, &config)?, str::to_string);
         let mut blocks = Vec::with_capacity(NUM_LAYERS);
         for layer in 0..NUM_LAYERS {
             let mut ops = Vec::with_capacity(Op::BLOCKS.len());
             for op in Op::BLOCKS {
-                let full = hsconas::piece(
+                let full = build::piece(
                     Piece::Block {
                         layer,
                         choice: Choice::new(op, Scale::FULL),
@@ -64,7 +64,7 @@ impl Supernet {
                     &config,
                 )?;
                 let narrow_scale = Scale::from_tenths(1).unwrap_or(Scale::FULL);
-                let narrow = hsconas::piece(
+                let narrow = build::piece(
                     Piece::Block {
                         layer,
                         choice: Choice::new(op, narrow_scale),
@@ -133,10 +133,10 @@ impl Supernet {
         }
     }
 
-    /// The stand-alone subnet of `arch`: every tensor of `hsconas::network(arch)` (DESIGN.md names),
+    /// The stand-alone subnet of `arch`: every tensor of `build::network(arch)` (the parameter names of docs/DESIGN.md section 2),
     /// sliced from the supernet (first channels along every dimension), on the CPU.
     pub fn extract(&self, arch: &Arch) -> anyhow::Result<Weights> {
-        let graph = hsconas::network(arch, &self.config)?;
+        let graph = build::network(arch, &self.config)?;
         let mut weights = Weights::default();
         for spec in graph.params() {
             let source = self

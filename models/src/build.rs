@@ -1,4 +1,4 @@
-//! Builds the layer graph of an architecture of the search space (DESIGN.md section 3), whole or as one
+//! Builds the layer graph of an architecture of the search space (docs/DESIGN.md section 2), whole or as one
 //! profiling piece (the stem, the head, or a single choice block at the exact input shape it sees).
 
 use serde::Serialize;
@@ -331,7 +331,7 @@ mod tests {
         (g.param_count(), g.macs())
     }
 
-    /// The test vectors of DESIGN.md section 3.
+    /// The test vectors of docs/DESIGN.md section 2.
     #[test]
     fn design_test_vectors() {
         assert_eq!(
