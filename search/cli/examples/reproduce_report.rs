@@ -553,14 +553,14 @@ fn plot(rows: &[Value], path: &Path) -> anyhow::Result<()> {
             })
         })
         .collect();
-    Scatter {
+    Ok(Scatter {
         title: "CIFAR-10: test error vs latency (local-cpu, ONNX Runtime, batch 1)",
         x_label: "measured latency at input 32, ms",
         y_label: "test error, % (one point per seed)",
         series,
         identity: None,
     }
-    .draw(path)
+    .draw(path)?)
 }
 
 fn main() -> anyhow::Result<()> {

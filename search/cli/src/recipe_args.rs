@@ -82,6 +82,6 @@ impl RecipeArgs {
         if let Some(n) = self.threads {
             tch::set_num_threads(n as i32);
         }
-        hsconas_train::trainer::device(self.cuda)
+        Ok(hsconas_train::trainer::device(self.cuda)?)
     }
 }

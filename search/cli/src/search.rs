@@ -14,7 +14,7 @@ use hsconas_latency::NetworkRun;
 use hsconas_models::{Arch, SearchSpace};
 use hsconas_nas::{
     choose_winner, random_search, shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings,
-    LayerDecision, Objective, ObjectiveMode, WinnerReason,
+    LayerDecision, Objective, ObjectiveMode, OracleError, WinnerReason,
 };
 use hsconas_train::eval::EvalSettings;
 use hsconas_train::sgd::SgdSettings;
@@ -440,7 +440,7 @@ fn supernet_evaluator<'a>(
     model: LatencyModel,
     objective: Objective,
     candidates: &[Candidate],
-) -> Evaluator<impl FnMut(&Arch) -> anyhow::Result<f64> + 'a> {
+) -> Evaluator<impl FnMut(&Arch) -> Result<f64, OracleError> + 'a> {
     let oracle =
         move |arch: &Arch| Ok(evaluate_subnet(supernet, arch, data, settings, device).top1 / 100.0);
     let mut evaluator = Evaluator::new(oracle, model, objective);

@@ -137,7 +137,7 @@ pub(super) fn draw_plots(
     }
     .draw(&dir.join("latency-histogram.png"))?;
     let front = pareto_front(all);
-    Scatter {
+    Ok(Scatter {
         title: "accuracy vs predicted latency (Pareto front in orange)",
         x_label: "latency (ms)",
         y_label: "validation top-1 (fraction)",
@@ -155,7 +155,7 @@ pub(super) fn draw_plots(
         ],
         identity: None,
     }
-    .draw(&dir.join("pareto.png"))
+    .draw(&dir.join("pareto.png"))?)
 }
 
 /// The winner and where the report is.

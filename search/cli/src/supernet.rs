@@ -190,7 +190,7 @@ pub fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
     if points("widest_top1").is_empty() {
         return Ok(());
     }
-    Scatter {
+    Ok(Scatter {
         title: "supernet: validation top-1 of subnets after each epoch",
         x_label: "epoch",
         y_label: "top-1 (%)",
@@ -213,7 +213,7 @@ pub fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
         ],
         identity: None,
     }
-    .draw(&dir.join("curve.png"))
+    .draw(&dir.join("curve.png"))?)
 }
 
 /// Builds the supernet a checkpoint was trained as and loads it.

@@ -1,6 +1,7 @@
 //! Calibration (paper Eq. 3): M random networks measured end to end; `B = mean(measured - table sum)`, and
 //! a least-squares line over the same networks that is used instead when it cross-validates better.
 
+use crate::LatencyError;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -28,8 +29,12 @@ pub fn calibrate(
     path: &Path,
     measurer: &Measurer,
     job: &CalibrateJob,
-) -> anyhow::Result<()> {
-    anyhow::ensure!(job.samples >= 1, "calibration needs at least one network");
+) -> Result<(), LatencyError> {
+    if job.samples == 0 {
+        return Err(LatencyError::Invalid(
+            "calibration needs at least one network".into(),
+        ));
+    }
     let archs = sample_archs(job.samples, job.seed, &HashSet::new());
     let run = NetworkRun {
         table,

@@ -9,6 +9,7 @@
 
 pub mod calibration;
 mod clock;
+mod error;
 pub mod measurer;
 pub mod networks;
 pub mod pieces;
@@ -17,6 +18,7 @@ pub mod validation;
 
 pub use calibration::{calibrate, CalibrateJob};
 pub use clock::utc_now_rfc3339;
+pub use error::LatencyError;
 pub use measurer::Measurer;
 pub use networks::NetworkRun;
 pub use profiling::{profile_table, ProfileJob};

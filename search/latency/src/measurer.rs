@@ -1,9 +1,9 @@
 //! Where models are measured: in this process with the runtime, or on a remote device through its agent.
 //! Both measure a group of models together, in interleaved rounds, with the same protocol.
 
+use crate::LatencyError;
 use std::time::Duration;
 
-use anyhow::Context;
 use hsconas_devices::{DeviceProfile, Engine, ExecutionProvider};
 use hsconas_runtime::agent::{AgentClient, ProfileSettings, MAX_GROUP};
 use hsconas_runtime::backend::{self, Backend, BackendConfig, BackendKind, Provider};
@@ -72,7 +72,7 @@ impl Measurer {
         protocol: Protocol,
         agent: Option<&str>,
         token: Option<String>,
-    ) -> anyhow::Result<Measurer> {
+    ) -> Result<Measurer, LatencyError> {
         let mut protocol = protocol;
         if protocol.pin.is_empty() {
             protocol.pin = profile.cpu_affinity.clone();
@@ -83,7 +83,10 @@ impl Measurer {
                 let client = AgentClient::new(url, token, Duration::from_secs(3600));
                 client
                     .health()
-                    .with_context(|| format!("the agent at {url} does not answer"))?;
+                    .map_err(|source| LatencyError::AgentUnreachable {
+                        url: url.to_string(),
+                        source,
+                    })?;
                 Ok(Measurer::Remote {
                     client,
                     settings: ProfileSettings {
@@ -130,7 +133,7 @@ impl Measurer {
     }
 
     /// The device's fingerprint (as JSON, the way the table stores it).
-    pub fn fingerprint(&self) -> anyhow::Result<serde_json::Value> {
+    pub fn fingerprint(&self) -> Result<serde_json::Value, LatencyError> {
         match self {
             Measurer::Local { .. } => Ok(serde_json::to_value(Fingerprint::detect())?),
             Measurer::Remote { client, .. } => Ok(client.device()?["fingerprint"].clone()),
@@ -143,7 +146,7 @@ impl Measurer {
         &self,
         models: &[&[u8]],
         on_round: impl FnMut(usize, usize),
-    ) -> anyhow::Result<Vec<MeasureOutcome>> {
+    ) -> Result<Vec<MeasureOutcome>, LatencyError> {
         match self {
             Measurer::Local {
                 engine,

@@ -1,10 +1,10 @@
 //! End-to-end measurements of sampled networks (for calibration and validation), with the table's protocol
 //! and statistic, checkpointed after every group so that an interrupted run resumes where it stopped.
 
+use crate::LatencyError;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use hsconas_devices::{LatencyModel, LatencyTable, NetworkSample};
 use hsconas_models::{Arch, SearchSpace};
 use rand::SeedableRng;
@@ -66,9 +66,11 @@ pub struct NetworkRun<'a> {
 impl NetworkRun<'_> {
     /// Measures every architecture (resuming from the checkpoint when it belongs to this job) and returns
     /// the samples in the order of `archs`.
-    pub fn measure(&self, archs: &[Arch]) -> anyhow::Result<Vec<NetworkSample>> {
+    pub fn measure(&self, archs: &[Arch]) -> Result<Vec<NetworkSample>, LatencyError> {
         if self.group == 0 {
-            bail!("the group size must be at least 1");
+            return Err(LatencyError::Invalid(
+                "the group size must be at least 1".into(),
+            ));
         }
         let model = LatencyModel::new(self.table, hsconas_devices::Correction::NONE)?;
         let config = self.table.provenance.net_config();
@@ -79,7 +81,7 @@ impl NetworkRun<'_> {
             .filter(|a| !done.iter().any(|s| &s.arch == *a))
             .collect();
         if todo.len() < archs.len() {
-            eprintln!(
+            tracing::info!(
                 "resuming from {}: {} of {} networks already measured",
                 self.checkpoint.display(),
                 archs.len() - todo.len(),
@@ -96,17 +98,14 @@ impl NetworkRun<'_> {
             let models = group
                 .iter()
                 .map(|a| network_onnx(a, &config, batch))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>, LatencyError>>()?;
             let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
             let outcomes = self
                 .measurer
                 .measure(&refs, |_, _| bar.tick())
-                .with_context(|| {
-                    format!(
-                        "measuring {} networks on {}",
-                        group.len(),
-                        self.measurer.place()
-                    )
+                .map_err(|e| LatencyError::Measuring {
+                    what: format!("{} networks on {}", group.len(), self.measurer.place()),
+                    source: Box::new(e),
                 })?;
             for (arch, outcome) in group.iter().zip(&outcomes) {
                 done.push(NetworkSample {
@@ -122,57 +121,64 @@ impl NetworkRun<'_> {
         let ordered = archs
             .iter()
             .map(|a| {
-                done.iter()
-                    .find(|s| &s.arch == a)
-                    .cloned()
-                    .context("a measured network went missing")
+                done.iter().find(|s| &s.arch == a).cloned().ok_or_else(|| {
+                    LatencyError::Invalid(format!("the measurement of {a} went missing"))
+                })
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, LatencyError>>()?;
         Ok(ordered)
     }
 
     /// Removes the checkpoint (call once the result is stored elsewhere).
-    pub fn finish(&self) -> anyhow::Result<()> {
+    pub fn finish(&self) -> Result<(), LatencyError> {
         match std::fs::remove_file(&self.checkpoint) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("removing {}", self.checkpoint.display()))
-            }
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(LatencyError::Io {
+                action: "removing",
+                path: self.checkpoint.clone(),
+                source,
+            }),
             _ => Ok(()),
         }
     }
 
-    fn resume(&self, requested: usize) -> anyhow::Result<Vec<NetworkSample>> {
+    fn resume(&self, requested: usize) -> Result<Vec<NetworkSample>, LatencyError> {
         if !self.checkpoint.exists() {
             return Ok(Vec::new());
         }
-        let text = std::fs::read(&self.checkpoint)
-            .with_context(|| format!("reading {}", self.checkpoint.display()))?;
+        let text = std::fs::read(&self.checkpoint).map_err(|source| LatencyError::Io {
+            action: "reading",
+            path: self.checkpoint.clone(),
+            source,
+        })?;
         let old: Checkpoint = match serde_json::from_slice(&text) {
             Ok(c) => c,
-            Err(e) => bail!(
-                "{} is not a valid checkpoint ({e}); delete it to start the {} again",
-                self.checkpoint.display(),
-                self.purpose
-            ),
+            Err(e) => {
+                return Err(LatencyError::Resume {
+                    path: self.checkpoint.clone(),
+                    message: format!(
+                        "not a valid checkpoint ({e}); delete it to start the {} again",
+                        self.purpose
+                    ),
+                })
+            }
         };
         if old.purpose != self.purpose
             || old.table_date != self.table.provenance.date
             || old.seed != self.seed
             || old.requested != requested
         {
-            bail!(
-                "{} belongs to another run ({} of {} networks, seed {}, table of {}); delete it, or rerun with those settings",
-                self.checkpoint.display(),
-                old.purpose,
-                old.requested,
-                old.seed,
-                old.table_date
-            );
+            return Err(LatencyError::Resume {
+                path: self.checkpoint.clone(),
+                message: format!(
+                    "belongs to another run ({} of {} networks, seed {}, table of {}); delete it, or rerun with those settings",
+                    old.purpose, old.requested, old.seed, old.table_date
+                ),
+            });
         }
         Ok(old.samples)
     }
 
-    fn save(&self, requested: usize, samples: &[NetworkSample]) -> anyhow::Result<()> {
+    fn save(&self, requested: usize, samples: &[NetworkSample]) -> Result<(), LatencyError> {
         let checkpoint = Checkpoint {
             purpose: self.purpose.to_string(),
             table_date: self.table.provenance.date.clone(),

@@ -1,9 +1,9 @@
 //! Building a latency table: every piece exported and measured on the device, group by group in
 //! interleaved rounds; the table file is rewritten atomically after each group, and a rerun resumes it.
 
+use crate::LatencyError;
 use std::path::Path;
 
-use anyhow::{bail, Context};
 use hsconas_devices::{DeviceProfile, EntryStats, LatencyTable, Provenance, FORMAT_VERSION};
 use hsconas_foundation::progress::progress_bar;
 use hsconas_models::build::{all_pieces, Piece};
@@ -45,9 +45,11 @@ pub fn profile_table(
     job: &ProfileJob,
     measurer: &Measurer,
     out: &Path,
-) -> anyhow::Result<LatencyTable> {
+) -> Result<LatencyTable, LatencyError> {
     if job.group == 0 {
-        bail!("the group size must be at least 1");
+        return Err(LatencyError::Invalid(
+            "the group size must be at least 1".into(),
+        ));
     }
     let config = job.profile.net_config(job.classes);
     config.validate()?;
@@ -58,7 +60,7 @@ pub fn profile_table(
         .collect();
     let total = all_pieces().len();
     if todo.len() < total {
-        eprintln!(
+        tracing::info!(
             "resuming {}: {} of {total} pieces already measured",
             out.display(),
             total - todo.len()
@@ -69,19 +71,21 @@ pub fn profile_table(
         let models = group
             .iter()
             .map(|p| piece_onnx(*p, &config, job.profile.batch))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, LatencyError>>()?;
         let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
         let first = group.first().map(Piece::key).unwrap_or_default();
         bar.set_message(first.clone());
-        let outcomes = measurer
-            .measure(&refs, |_, _| bar.tick())
-            .with_context(|| {
-                format!(
-                    "measuring the group of {} pieces from '{first}' on {}",
-                    group.len(),
-                    measurer.place()
-                )
-            })?;
+        let outcomes =
+            measurer
+                .measure(&refs, |_, _| bar.tick())
+                .map_err(|e| LatencyError::Measuring {
+                    what: format!(
+                        "the group of {} pieces from '{first}' on {}",
+                        group.len(),
+                        measurer.place()
+                    ),
+                    source: Box::new(e),
+                })?;
         for (piece, outcome) in group.iter().zip(&outcomes) {
             table.entries.insert(piece.key(), entry(&outcome.stats));
         }
@@ -100,7 +104,7 @@ fn start_or_resume(
     job: &ProfileJob,
     measurer: &Measurer,
     out: &Path,
-) -> anyhow::Result<LatencyTable> {
+) -> Result<LatencyTable, LatencyError> {
     let p = &job.profile;
     let protocol = serde_json::to_value(measurer.protocol())?;
     if out.exists() {
@@ -126,11 +130,13 @@ fn start_or_resume(
             ));
         }
         if !diffs.is_empty() {
-            bail!(
-                "{} already holds a table measured with other settings ({}); delete it or choose another --out",
-                out.display(),
-                diffs.join("; ")
-            );
+            return Err(LatencyError::Resume {
+                path: out.to_path_buf(),
+                message: format!(
+                    "holds a table measured with other settings ({}); delete it or choose another --out",
+                    diffs.join("; ")
+                ),
+            });
         }
         return Ok(table);
     }

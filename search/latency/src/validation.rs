@@ -2,10 +2,10 @@
 //! every predictor: the plain table sum, the paper's table + B, the fitted correction, and MACs and
 //! parameter counts as proxies (each mapped to milliseconds by a line fitted on the calibration networks).
 
+use crate::LatencyError;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use hsconas_devices::metrics::{fit_line, PredictorAccuracy};
 use hsconas_devices::{Calibration, Correction, CorrectionKind, LatencyTable};
 use hsconas_models::{Arch, NetConfig};
@@ -108,11 +108,12 @@ pub fn report(
     table_path: &Path,
     seed: u64,
     networks: Vec<ValidatedNetwork>,
-) -> anyhow::Result<ValidationReport> {
-    let calibration = table
-        .calibration
-        .as_ref()
-        .context("the table is not calibrated yet: run `hsconas calibrate` first")?;
+) -> Result<ValidationReport, LatencyError> {
+    let calibration = table.calibration.as_ref().ok_or_else(|| {
+        LatencyError::Invalid(
+            "the table is not calibrated yet: run `hsconas calibrate` first".into(),
+        )
+    })?;
     let config = table.provenance.net_config();
     let measured: Vec<f64> = networks.iter().map(|n| n.measured_ms).collect();
     let sums: Vec<f64> = networks.iter().map(|n| n.table_sum_ms).collect();
@@ -185,7 +186,7 @@ fn proxy_fit(
     calibration: &Calibration,
     config: &NetConfig,
     pick: usize,
-) -> anyhow::Result<(f64, f64)> {
+) -> Result<(f64, f64), LatencyError> {
     let mut x = Vec::with_capacity(calibration.samples.len());
     let mut y = Vec::with_capacity(calibration.samples.len());
     for s in &calibration.samples {
@@ -193,7 +194,11 @@ fn proxy_fit(
         x.push(if pick == 0 { macs } else { params } as f64);
         y.push(s.measured_ms);
     }
-    fit_line(&x, &y).context("the calibration has too few networks to fit a proxy line (need 3)")
+    fit_line(&x, &y).ok_or_else(|| {
+        LatencyError::Invalid(
+            "the calibration has too few networks to fit a proxy line (need 3)".into(),
+        )
+    })
 }
 
 /// Draws held-out networks, measures them, writes the report to `out` and its summary into the table
@@ -204,12 +209,17 @@ pub fn validate(
     measurer: &Measurer,
     job: &ValidateJob,
     out: &Path,
-) -> anyhow::Result<ValidationReport> {
-    let calibration = table
-        .calibration
-        .as_ref()
-        .context("the table is not calibrated yet: run `hsconas calibrate` first")?;
-    anyhow::ensure!(job.samples >= 2, "validation needs at least two networks");
+) -> Result<ValidationReport, LatencyError> {
+    let calibration = table.calibration.as_ref().ok_or_else(|| {
+        LatencyError::Invalid(
+            "the table is not calibrated yet: run `hsconas calibrate` first".into(),
+        )
+    })?;
+    if job.samples < 2 {
+        return Err(LatencyError::Invalid(
+            "validation needs at least two networks".into(),
+        ));
+    }
     let exclude: HashSet<Arch> = calibration.samples.iter().map(|s| s.arch.clone()).collect();
     let archs = sample_archs(job.samples, job.seed, &exclude);
     let run = NetworkRun {
@@ -235,7 +245,7 @@ pub fn validate(
                 params,
             })
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, LatencyError>>()?;
     let report = report(table, path, job.seed, networks)?;
     hsconas_foundation::write_atomic(out, &serde_json::to_vec_pretty(&report)?)?;
     let mut updated = table.clone();

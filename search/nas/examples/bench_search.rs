@@ -23,7 +23,7 @@ struct Args {
     seeds: u64,
 }
 
-fn free_accuracy(arch: &Arch) -> anyhow::Result<f64> {
+fn free_accuracy(arch: &Arch) -> Result<f64, hsconas_nas::OracleError> {
     let sum: f64 = arch.choices().iter().map(|c| c.index() as f64).sum();
     Ok((sum % 97.0) / 97.0)
 }

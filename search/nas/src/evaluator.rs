@@ -9,15 +9,16 @@ use hsconas_models::Arch;
 use serde::{Deserialize, Serialize};
 
 use super::objective::Objective;
+use crate::{NasError, OracleError};
 
 /// Where accuracies come from.
 pub trait AccuracyOracle {
     /// Validation accuracy of `arch` as a fraction in `0..=1`.
-    fn accuracy(&mut self, arch: &Arch) -> anyhow::Result<f64>;
+    fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError>;
 }
 
-impl<F: FnMut(&Arch) -> anyhow::Result<f64>> AccuracyOracle for F {
-    fn accuracy(&mut self, arch: &Arch) -> anyhow::Result<f64> {
+impl<F: FnMut(&Arch) -> Result<f64, OracleError>> AccuracyOracle for F {
+    fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
         self(arch)
     }
 }
@@ -105,14 +106,23 @@ impl<O: AccuracyOracle> Evaluator<O> {
     }
 
     /// The candidate for `arch`: from the cache, or measured by the oracle once.
-    pub fn evaluate(&mut self, arch: &Arch) -> anyhow::Result<Candidate> {
+    pub fn evaluate(&mut self, arch: &Arch) -> Result<Candidate, NasError> {
         if let Some(&i) = self.cache.get(arch) {
             self.hits += 1;
             return Ok(self.evaluated[i].clone());
         }
-        let accuracy = self.oracle.accuracy(arch)?;
+        let accuracy = self
+            .oracle
+            .accuracy(arch)
+            .map_err(|source| NasError::Oracle {
+                arch: arch.to_string(),
+                source,
+            })?;
         if !(0.0..=1.0).contains(&accuracy) {
-            anyhow::bail!("accuracy of {arch} is {accuracy}, not a fraction in 0..=1");
+            return Err(NasError::AccuracyOutOfRange {
+                arch: arch.to_string(),
+                accuracy,
+            });
         }
         let c = self.rescored(arch.clone(), accuracy, None);
         self.cache.insert(arch.clone(), self.evaluated.len());

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 
-use anyhow::{bail, Context};
 use hsconas_models::{Arch, Choice, Op, Scale, SearchSpace, NUM_LAYERS};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -13,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::evaluator::{AccuracyOracle, Candidate, Evaluator};
+use crate::NasError;
 
 /// Settings of the evolutionary search (paper defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,20 +46,23 @@ impl Default for EvolutionSettings {
 
 impl EvolutionSettings {
     /// Refuses settings the algorithm cannot run with.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> Result<(), NasError> {
         if self.population < 2 {
-            bail!("the population must hold at least 2 candidates");
+            return Err(NasError::Settings(
+                "the population must hold at least 2 candidates".into(),
+            ));
         }
         if self.parents == 0 || self.parents > self.population {
-            bail!(
+            return Err(NasError::Settings(format!(
                 "parents must be between 1 and the population ({}), got {}",
-                self.population,
-                self.parents
-            );
+                self.population, self.parents
+            )));
         }
         for (name, p) in [("crossover", self.crossover), ("mutation", self.mutation)] {
             if !(0.0..=1.0).contains(&p) {
-                bail!("the {name} probability must be in 0..=1, got {p}");
+                return Err(NasError::Settings(format!(
+                    "the {name} probability must be in 0..=1, got {p}"
+                )));
             }
         }
         Ok(())
@@ -110,7 +113,7 @@ fn generation_rng(seed: u64, generation: usize) -> ChaCha8Rng {
 
 impl Evolution {
     /// A search whose first population is drawn uniformly from `space` (distinct where the space allows).
-    pub fn new(settings: EvolutionSettings, space: SearchSpace) -> anyhow::Result<Evolution> {
+    pub fn new(settings: EvolutionSettings, space: SearchSpace) -> Result<Evolution, NasError> {
         settings.validate()?;
         let mut rng = generation_rng(settings.seed, 0);
         let mut population = Vec::with_capacity(settings.population);
@@ -146,14 +149,10 @@ impl Evolution {
     pub fn step<O: AccuracyOracle>(
         &mut self,
         evaluator: &mut Evaluator<O>,
-    ) -> anyhow::Result<&GenerationStats> {
+    ) -> Result<&GenerationStats, NasError> {
         let mut scored: Vec<Candidate> = Vec::with_capacity(self.population.len());
         for arch in &self.population {
-            scored.push(
-                evaluator
-                    .evaluate(arch)
-                    .with_context(|| format!("evaluating {arch}"))?,
-            );
+            scored.push(evaluator.evaluate(arch)?);
         }
         // Stable sort: ties keep population order, so the result is deterministic.
         scored.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -274,7 +273,7 @@ pub fn random_search<O: AccuracyOracle>(
     space: &SearchSpace,
     evaluations: usize,
     seed: u64,
-) -> anyhow::Result<Vec<Candidate>> {
+) -> Result<Vec<Candidate>, NasError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(evaluations);
     let mut tries = 0;

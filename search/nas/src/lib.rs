@@ -3,6 +3,7 @@
 //! its random-search baseline, the Pareto front over (accuracy, latency) and the choice of the winner
 //! once candidates were measured on the device.
 
+mod error;
 pub mod evaluator;
 pub mod evolution;
 pub mod objective;
@@ -10,6 +11,7 @@ pub mod pareto;
 pub mod shrink;
 pub mod winner;
 
+pub use error::{NasError, OracleError};
 pub use evaluator::{AccuracyOracle, Candidate, Evaluator};
 pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats};
 pub use objective::{Objective, ObjectiveMode};

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::evaluator::{AccuracyOracle, Evaluator};
+use crate::NasError;
 
 /// `Q` of one operator of one layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,14 +55,13 @@ pub fn shrink_layer<O: AccuracyOracle>(
     seed: u64,
     evaluator: &mut Evaluator<O>,
     mut on_sample: impl FnMut(),
-) -> anyhow::Result<LayerDecision> {
-    let current = space
-        .layers()
-        .get(layer)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("layer {} does not exist", layer + 1))?;
+) -> Result<LayerDecision, NasError> {
+    let current = space.layers().get(layer).cloned().ok_or(NasError::Layer {
+        layer: layer + 1,
+        problem: "does not exist",
+    })?;
     if samples == 0 {
-        anyhow::bail!("a subspace quality needs at least one sample");
+        return Err(NasError::NoSamples);
     }
     let before = log10_size(space);
     let mut qualities = Vec::with_capacity(current.ops.len());
@@ -100,7 +100,10 @@ pub fn shrink_layer<O: AccuracyOracle>(
             _ => Some(q),
         })
         .map(|q| q.op)
-        .ok_or_else(|| anyhow::anyhow!("layer {} allows no operator", layer + 1))?;
+        .ok_or(NasError::Layer {
+            layer: layer + 1,
+            problem: "allows no operator",
+        })?;
     space.set_layer(
         layer,
         LayerSpace {

@@ -18,7 +18,7 @@ fn model() -> LatencyModel {
 }
 
 /// Wider is more accurate; `shuffle5` is the best operator, `skip` the worst. Counts its calls.
-fn oracle(calls: Rc<Cell<usize>>) -> impl FnMut(&Arch) -> anyhow::Result<f64> {
+fn oracle(calls: Rc<Cell<usize>>) -> impl FnMut(&Arch) -> Result<f64, crate::OracleError> {
     move |arch: &Arch| {
         calls.set(calls.get() + 1);
         let total: f64 = arch
@@ -37,7 +37,7 @@ fn oracle(calls: Rc<Cell<usize>>) -> impl FnMut(&Arch) -> anyhow::Result<f64> {
 fn evaluator(
     target_ms: f64,
     calls: Rc<Cell<usize>>,
-) -> Evaluator<impl FnMut(&Arch) -> anyhow::Result<f64>> {
+) -> Evaluator<impl FnMut(&Arch) -> Result<f64, crate::OracleError>> {
     let objective = Objective::new(target_ms, -0.5, ObjectiveMode::Penalty).expect("objective");
     Evaluator::new(oracle(calls), model(), objective)
 }

@@ -1,9 +1,8 @@
 //! Scatter plots as PNG or SVG (chosen by the file extension), drawn with `plotters` and an embedded font
 //! so that they render the same on a machine without fonts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
@@ -34,6 +33,22 @@ pub struct Scatter<'a> {
     pub identity: Option<f64>,
 }
 
+/// Why a plot could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The file name asks for a format other than PNG or SVG.
+    #[error("plot file '{}' must end in .png or .svg", .0.display())]
+    Format(PathBuf),
+    /// The drawing backend failed (an unwritable file, a degenerate range).
+    #[error("drawing {}: {message}", path.display())]
+    Draw {
+        /// The plot file.
+        path: PathBuf,
+        /// The backend's message.
+        message: String,
+    },
+}
+
 /// Colours used across reports.
 pub const BLUE: RGBColor = RGBColor(31, 119, 180);
 /// Second series.
@@ -54,9 +69,12 @@ macro_rules! draw_file {
         match ext.as_deref() {
             Some("png") => $plot.render(BitMapBackend::new(path, size).into_drawing_area()),
             Some("svg") => $plot.render(SVGBackend::new(path, size).into_drawing_area()),
-            _ => bail!("plot file '{}' must end in .png or .svg", path.display()),
+            _ => return Err(PlotError::Format(path.to_path_buf())),
         }
-        .with_context(|| format!("drawing {}", path.display()))
+        .map_err(|message| PlotError::Draw {
+            path: path.to_path_buf(),
+            message,
+        })
     }};
 }
 
@@ -70,18 +88,18 @@ fn ensure_font() {
 
 impl Scatter<'_> {
     /// Draws the plot to `path` (`.png` or `.svg`), 900x700 pixels.
-    pub fn draw(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn draw(&self, path: &Path) -> Result<(), PlotError> {
         draw_file!(self, path)
     }
 
     fn render<DB: DrawingBackend>(
         &self,
         root: DrawingArea<DB, plotters::coord::Shift>,
-    ) -> anyhow::Result<()>
+    ) -> Result<(), String>
     where
         DB::ErrorType: 'static,
     {
-        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
         root.fill(&WHITE).map_err(err)?;
         let all = || self.series.iter().flat_map(|s| s.points.iter());
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -211,18 +229,18 @@ pub struct Histogram<'a> {
 
 impl Histogram<'_> {
     /// Draws the histogram to `path` (`.png` or `.svg`), 900x700 pixels.
-    pub fn draw(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn draw(&self, path: &Path) -> Result<(), PlotError> {
         draw_file!(self, path)
     }
 
     fn render<DB: DrawingBackend>(
         &self,
         root: DrawingArea<DB, plotters::coord::Shift>,
-    ) -> anyhow::Result<()>
+    ) -> Result<(), String>
     where
         DB::ErrorType: 'static,
     {
-        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e:?}");
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
         root.fill(&WHITE).map_err(err)?;
         let mut lo = self.values.iter().copied().fold(f64::MAX, f64::min);
         let mut hi = self.values.iter().copied().fold(f64::MIN, f64::max);

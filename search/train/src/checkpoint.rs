@@ -2,10 +2,10 @@
 //! momentum buffers (`momentum.<name>`) and the training state as JSON metadata, written atomically so that
 //! a killed run leaves the previous checkpoint intact.
 
+use crate::TrainError;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use anyhow::{bail, Context};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde::{de::DeserializeOwned, Serialize};
@@ -13,7 +13,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 const STATE_KEY: &str = "hsconas_training_state";
 
-fn to_bytes(t: &Tensor) -> anyhow::Result<(Vec<usize>, Vec<u8>)> {
+fn to_bytes(t: &Tensor) -> Result<(Vec<usize>, Vec<u8>), TrainError> {
     let t = t
         .detach()
         .to_device(Device::Cpu)
@@ -30,7 +30,7 @@ pub fn save<S: Serialize>(
     vs: &nn::VarStore,
     momentum: &BTreeMap<String, Tensor>,
     state: &S,
-) -> anyhow::Result<()> {
+) -> Result<(), TrainError> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -63,33 +63,21 @@ pub struct Loaded<S> {
 
 /// Reads a checkpoint into `vs` (every variable must be there with its shape) and returns the state and
 /// the momentum buffers (on `device`).
-pub fn load<S: DeserializeOwned>(path: &Path, vs: &mut nn::VarStore) -> anyhow::Result<Loaded<S>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let file = SafeTensors::deserialize(&bytes).with_context(|| {
-        format!(
-            "{} is not a valid checkpoint (truncated or corrupt)",
-            path.display()
-        )
-    })?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{} is not a valid checkpoint", path.display()))?;
-    let state_json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(STATE_KEY))
-        .with_context(|| format!("{} is not an hsconas training checkpoint", path.display()))?;
-    let state: S = serde_json::from_str(state_json).with_context(|| {
-        format!(
-            "{} holds a training state this build cannot read",
-            path.display()
-        )
-    })?;
+pub fn load<S: DeserializeOwned>(
+    path: &Path,
+    vs: &mut nn::VarStore,
+) -> Result<Loaded<S>, TrainError> {
+    let bytes = read_file(path)?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|source| corrupt(path, source))?;
+    let state: S = state_of(path, &bytes)?;
     let device = vs.device();
-    let read = |name: &str| -> anyhow::Result<Tensor> {
+    let read = |name: &str| -> Result<Tensor, TrainError> {
         let view = file.tensor(name)?;
         if view.dtype() != Dtype::F32 {
-            bail!("tensor '{name}' is {:?}, expected F32", view.dtype());
+            return Err(TrainError::Mismatch {
+                path: path.to_path_buf(),
+                message: format!("tensor '{name}' is {:?}, expected F32", view.dtype()),
+            });
         }
         let data: Vec<f32> = view
             .data()
@@ -101,21 +89,21 @@ pub fn load<S: DeserializeOwned>(path: &Path, vs: &mut nn::VarStore) -> anyhow::
             .view(dims.as_slice())
             .to_device(device))
     };
-    tch::no_grad(|| -> anyhow::Result<()> {
+    tch::no_grad(|| -> Result<(), TrainError> {
         for (name, t) in vs.variables() {
-            let value = read(&format!("model.{name}")).with_context(|| {
-                format!(
-                    "checkpoint {} lacks '{name}' (another network?)",
-                    path.display()
-                )
+            let value = read(&format!("model.{name}")).map_err(|_| TrainError::Mismatch {
+                path: path.to_path_buf(),
+                message: format!("the checkpoint lacks '{name}' (another network?)"),
             })?;
             if value.size() != t.size() {
-                bail!(
-                    "checkpoint {}: '{name}' has shape {:?}, the network needs {:?} (another layout or input size?)",
-                    path.display(),
-                    value.size(),
-                    t.size()
-                );
+                return Err(TrainError::Mismatch {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "'{name}' has shape {:?}, the network needs {:?} (another layout or input size?)",
+                        value.size(),
+                        t.size()
+                    ),
+                });
             }
             t.shallow_clone().copy_(&value);
         }
@@ -131,24 +119,37 @@ pub fn load<S: DeserializeOwned>(path: &Path, vs: &mut nn::VarStore) -> anyhow::
 }
 
 /// Reads only the training state of a checkpoint (to learn which network to build before loading it).
-pub fn read_state<S: DeserializeOwned>(path: &Path) -> anyhow::Result<S> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).with_context(|| {
-        format!(
-            "{} is not a valid checkpoint (truncated or corrupt)",
-            path.display()
-        )
-    })?;
+pub fn read_state<S: DeserializeOwned>(path: &Path) -> Result<S, TrainError> {
+    state_of(path, &read_file(path)?)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TrainError> {
+    std::fs::read(path).map_err(|source| TrainError::Io {
+        action: "reading checkpoint",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn corrupt(path: &Path, source: safetensors::SafeTensorError) -> TrainError {
+    TrainError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The training state in the header of the checkpoint `bytes` read from `path`.
+fn state_of<S: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<S, TrainError> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|source| corrupt(path, source))?;
     let json = header
         .metadata()
         .as_ref()
         .and_then(|m| m.get(STATE_KEY))
-        .with_context(|| format!("{} is not an hsconas training checkpoint", path.display()))?;
-    serde_json::from_str(json).with_context(|| {
-        format!(
-            "{} holds a training state this build cannot read",
-            path.display()
-        )
+        .ok_or_else(|| TrainError::NotACheckpoint {
+            path: path.to_path_buf(),
+        })?;
+    serde_json::from_str(json).map_err(|source| TrainError::UnreadableState {
+        path: path.to_path_buf(),
+        source,
     })
 }

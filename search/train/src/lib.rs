@@ -5,6 +5,7 @@
 //! trained from scratch ([`standalone_run`]).
 
 pub mod checkpoint;
+mod error;
 pub mod eval;
 pub mod libtorch;
 pub mod nn;
@@ -13,6 +14,7 @@ pub mod standalone_run;
 pub mod supernet_run;
 pub mod trainer;
 
+pub use error::TrainError;
 pub use eval::Accuracy;
 pub use sgd::SgdSettings;
 pub use trainer::{train, EpochRecord, TrainSettings, TrainState};

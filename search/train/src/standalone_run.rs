@@ -1,6 +1,7 @@
 //! Training one architecture from scratch (paper IV-A: the supernet's recipe plus a learning-rate
 //! warm-up), evaluated on the validation split after every epoch.
 
+use crate::TrainError;
 use std::sync::Arc;
 
 use hsconas_export::Weights;
@@ -38,7 +39,7 @@ impl StandaloneTraining {
     }
 
     /// The trained weights with their graph names (for safetensors and the ONNX export).
-    pub fn weights(&self) -> anyhow::Result<Weights> {
+    pub fn weights(&self) -> Result<Weights, TrainError> {
         self.net.weights()
     }
 }

@@ -2,6 +2,7 @@
 //! space (seeded by the step, so a resumed run samples the same paths), and every epoch ends with an
 //! evaluation of fixed subnets with recalibrated batch norms.
 
+use crate::TrainError;
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -105,7 +106,7 @@ impl SupernetTraining {
         seed: u64,
         init: InitScheme,
         device: Device,
-    ) -> anyhow::Result<SupernetTraining> {
+    ) -> Result<SupernetTraining, TrainError> {
         tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(device);
         let supernet = Supernet::new(&vs.root(), config)?;

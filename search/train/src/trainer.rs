@@ -2,11 +2,11 @@
 //! rate with warm-up, label smoothing, gradient clipping, a progress bar with loss, accuracy and images/s,
 //! and a checkpoint after every epoch (and when `max_steps` stops a run) that `resume` continues exactly.
 
+use crate::TrainError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
 use hsconas_foundation::progress::progress_bar;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -107,9 +107,11 @@ pub fn train(
     resume: bool,
     max_steps: Option<u64>,
     progress: bool,
-) -> anyhow::Result<TrainState> {
+) -> Result<TrainState, TrainError> {
     if settings.batch_size == 0 || settings.epochs == 0 {
-        bail!("epochs and the batch size must be at least 1");
+        return Err(TrainError::Invalid(
+            "epochs and the batch size must be at least 1".into(),
+        ));
     }
     let loader = LoaderSettings {
         batch_size: settings.batch_size,
@@ -121,13 +123,17 @@ pub fn train(
     };
     let per_epoch = batches_per_epoch(train.len(), &loader);
     if per_epoch == 0 {
-        bail!(
+        return Err(TrainError::Invalid(format!(
             "{} training images make no full batch of {}",
             train.len(),
             settings.batch_size
-        );
+        )));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
+        action: "creating",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let ckpt = checkpoint_path(dir);
     let mut opt = Sgd::new(model.var_store(), settings.sgd.clone());
     let mut state = TrainState {
@@ -143,16 +149,18 @@ pub fn train(
         let loaded: checkpoint::Loaded<TrainState> =
             checkpoint::load(&ckpt, model.var_store_mut())?;
         if loaded.state.model != model_description {
-            bail!(
-                "{} was trained for another model ({}); start a new run in another directory",
-                ckpt.display(),
-                loaded.state.model
-            );
+            return Err(TrainError::Mismatch {
+                path: ckpt,
+                message: format!(
+                    "trained for another model ({}); start a new run in another directory",
+                    loaded.state.model
+                ),
+            });
         }
         state = loaded.state;
         state.settings.epochs = settings.epochs;
         opt.set_buffers(loaded.momentum);
-        eprintln!(
+        tracing::info!(
             "resuming {}: {} epochs and {} batches done ({} steps)",
             ckpt.display(),
             state.epochs_done,
@@ -160,10 +168,11 @@ pub fn train(
             state.step
         );
     } else if ckpt.exists() {
-        bail!(
-            "{} already holds a run; pass --resume to continue it or choose another --out",
-            ckpt.display()
-        );
+        return Err(TrainError::Mismatch {
+            path: ckpt,
+            message: "already holds a run; pass --resume to continue it or choose another --out"
+                .into(),
+        });
     }
     let device = model.var_store().device();
     let total_steps = (settings.epochs * per_epoch) as u64;
@@ -201,10 +210,11 @@ pub fn train(
             opt.backward_step(&loss, lr);
             let l = f64::try_from(&loss).unwrap_or(f64::NAN);
             if !l.is_finite() {
-                bail!(
-                    "the loss became {l} at step {} (learning rate {lr:.4} too high?)",
-                    state.step
-                );
+                return Err(TrainError::Diverged {
+                    loss: l,
+                    step: state.step,
+                    lr,
+                });
             }
             loss_sum += l * batch.labels.len() as f64;
             hits +=
@@ -226,7 +236,7 @@ pub fn train(
                     .batches_in_epoch
                     .is_multiple_of(per_epoch.div_ceil(10))
             {
-                eprintln!(
+                tracing::info!(
                     "epoch {}/{} batch {}/{per_epoch}: {status}",
                     epoch + 1,
                     settings.epochs,
@@ -248,7 +258,7 @@ pub fn train(
             images_per_s: seen as f64 / seconds.max(1e-9),
             eval,
         };
-        eprintln!(
+        tracing::info!(
             "epoch {}/{}: loss {:.4}, train acc {:.2}%, {:.0} img/s{}",
             record.epoch,
             settings.epochs,
@@ -282,13 +292,13 @@ fn epoch_bar(len: usize, epoch: usize, epochs: usize, show: bool) -> ProgressBar
 
 /// The device to train on: CUDA when asked for and available, else the CPU (asking for CUDA without one
 /// is an error, not a silent fallback).
-pub fn device(cuda: bool) -> anyhow::Result<Device> {
+pub fn device(cuda: bool) -> Result<Device, TrainError> {
     if !cuda {
         return Ok(Device::Cpu);
     }
     if tch::Cuda::is_available() {
         Ok(Device::Cuda(0))
     } else {
-        bail!("--cuda was given but libtorch sees no CUDA device (hsconas doctor shows what it found)")
+        Err(TrainError::NoCuda)
     }
 }

@@ -1,6 +1,7 @@
 //! A stand-alone network (any graph of `hsconas-models`, e.g. an architecture's) with its own tensors:
 //! trained from scratch, or loaded from weights extracted from the supernet.
 
+use crate::TrainError;
 use std::collections::HashMap;
 
 use hsconas_export::Weights;
@@ -29,13 +30,13 @@ impl Standalone {
     }
 
     /// The network's tensors with their graph names, on the CPU.
-    pub fn weights(&self) -> anyhow::Result<Weights> {
+    pub fn weights(&self) -> Result<Weights, TrainError> {
         let mut weights = Weights::default();
         for spec in self.module.graph().params() {
             let t = self
                 .module
                 .tensor(&spec.name)
-                .ok_or_else(|| anyhow::anyhow!("no tensor '{}'", spec.name))?;
+                .ok_or_else(|| TrainError::MissingTensor(spec.name.clone()))?;
             let data = Vec::<f32>::try_from(
                 t.detach()
                     .to_device(tch::Device::Cpu)
@@ -59,15 +60,15 @@ impl Standalone {
     }
 
     /// Copies `weights` in (every tensor of the graph must be there, with its shape).
-    pub fn load(&mut self, weights: &Weights) -> anyhow::Result<()> {
+    pub fn load(&mut self, weights: &Weights) -> Result<(), TrainError> {
         weights.check(self.module.graph())?;
-        tch::no_grad(|| -> anyhow::Result<()> {
+        tch::no_grad(|| -> Result<(), TrainError> {
             for spec in self.module.graph().params() {
                 let host = weights.require(&spec)?;
                 let target = self
                     .module
                     .tensor(&spec.name)
-                    .ok_or_else(|| anyhow::anyhow!("no tensor '{}'", spec.name))?;
+                    .ok_or_else(|| TrainError::MissingTensor(spec.name.clone()))?;
                 let dims: Vec<i64> = host.shape.iter().map(|&d| d as i64).collect();
                 let value = Tensor::from_slice(&host.data)
                     .view(dims.as_slice())

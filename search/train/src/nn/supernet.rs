@@ -3,6 +3,7 @@
 //! batch norm of the mid dimension, which is exactly a stand-alone block with the first `mid(t)` channels
 //! ([`Supernet::extract`] slices them out).
 
+use crate::TrainError;
 use std::collections::HashMap;
 
 use hsconas_export::Weights;
@@ -48,7 +49,7 @@ pub fn supernet_name(graph_name: &str, op: Op) -> String {
 
 impl Supernet {
     /// Creates the supernet's tensors (freshly initialised) under `root`.
-    pub fn new(root: &nn::Path, config: NetConfig) -> anyhow::Result<Supernet> {
+    pub fn new(root: &nn::Path, config: NetConfig) -> Result<Supernet, TrainError> {
         config.validate()?;
         let stem = GraphModule::new(root, build::piece(Piece::Stem, &config)?, str::to_string);
         let head = GraphModule::new(root, build::piece(Piece::Head, &config)?, str::to_string);
@@ -135,13 +136,13 @@ impl Supernet {
 
     /// The stand-alone subnet of `arch`: every tensor of `build::network(arch)` (the parameter names of docs/DESIGN.md section 2),
     /// sliced from the supernet (first channels along every dimension), on the CPU.
-    pub fn extract(&self, arch: &Arch) -> anyhow::Result<Weights> {
+    pub fn extract(&self, arch: &Arch) -> Result<Weights, TrainError> {
         let graph = build::network(arch, &self.config)?;
         let mut weights = Weights::default();
         for spec in graph.params() {
             let source = self
                 .source_tensor(&spec.name, arch)
-                .ok_or_else(|| anyhow::anyhow!("the supernet has no tensor for '{}'", spec.name))?;
+                .ok_or_else(|| TrainError::MissingTensor(spec.name.clone()))?;
             let mut t = source.detach().to_device(Device::Cpu);
             for (dim, &size) in spec.shape.iter().enumerate() {
                 t = t.narrow(dim as i64, 0, size as i64);

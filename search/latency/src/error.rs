@@ -1,0 +1,76 @@
+//! Why a latency job failed.
+
+use std::path::PathBuf;
+
+use hsconas_devices::TableError;
+use hsconas_export::ExportError;
+use hsconas_foundation::FsError;
+use hsconas_models::ModelError;
+use hsconas_runtime::agent::ClientError;
+use hsconas_runtime::RuntimeError;
+
+/// Errors of profiling, calibration and validation.
+#[derive(Debug, thiserror::Error)]
+pub enum LatencyError {
+    /// Settings a job cannot run with (a group of 0, too few networks, an uncalibrated table).
+    #[error("{0}")]
+    Invalid(String),
+    /// The device's agent did not answer its health check.
+    #[error("the agent at {url} does not answer")]
+    AgentUnreachable {
+        /// The agent's address.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// A group of models could not be measured; `what` names the models and the place.
+    #[error("measuring {what}")]
+    Measuring {
+        /// Which models, where.
+        what: String,
+        /// The cause.
+        #[source]
+        source: Box<LatencyError>,
+    },
+    /// A file an earlier run left that this run cannot continue from.
+    #[error("{}: {message}", path.display())]
+    Resume {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A file-system step failed.
+    #[error("{action} '{}'", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A call to the device's agent failed.
+    #[error(transparent)]
+    Agent(#[from] ClientError),
+    /// The local engine failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A latency table could not be read, written or used.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// A model could not be exported.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// A network could not be built.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// An atomic write failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// JSON that could not be written.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}

@@ -1,0 +1,45 @@
+//! Why a search step failed.
+
+use hsconas_models::SpaceError;
+
+/// What an accuracy oracle's failure is: any error, kept whole for the caller's report.
+pub type OracleError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors of the search algorithms.
+#[derive(Debug, thiserror::Error)]
+pub enum NasError {
+    /// The accuracy oracle failed for an architecture.
+    #[error("evaluating {arch}")]
+    Oracle {
+        /// The architecture string.
+        arch: String,
+        /// The oracle's error.
+        #[source]
+        source: OracleError,
+    },
+    /// The oracle gave something that is not a fraction.
+    #[error("accuracy of {arch} is {accuracy}, not a fraction in 0..=1")]
+    AccuracyOutOfRange {
+        /// The architecture string.
+        arch: String,
+        /// What the oracle said.
+        accuracy: f64,
+    },
+    /// Evolution settings the algorithm cannot run with.
+    #[error("invalid evolution settings: {0}")]
+    Settings(String),
+    /// Shrinking was asked of a layer that does not exist or allows nothing.
+    #[error("layer {layer} {problem}")]
+    Layer {
+        /// 1-based layer.
+        layer: usize,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A subspace quality was asked of zero samples.
+    #[error("a subspace quality needs at least one sample")]
+    NoSamples,
+    /// A shrunk space that the space itself refuses.
+    #[error(transparent)]
+    Space(#[from] SpaceError),
+}
