@@ -14,6 +14,12 @@ use hsconas_models::reference::Reference;
 use hsconas_models::{build, Arch, Layout, NetConfig};
 use hsconas_plots::{RGBColor, Scatter, Series};
 
+use hsconas_export::ModelInfo;
+use hsconas_latency::ValidationReport;
+use hsconas_nas::SearchReport;
+use hsconas_runtime::Stats;
+use hsconas_train::supernet_run::SubnetEvaluation;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 /// The found networks: directory suffix of their search and label.
@@ -76,12 +82,14 @@ impl Network {
 
 /// The JSON in `path`; `None` when the step that writes it has not run, with a warning when the file is
 /// there but unreadable.
-fn read_json(path: &Path) -> Option<Value> {
+/// A result file read through the type that wrote it; `None` (with a warning when it exists but does not
+/// parse) leaves the row out.
+fn read<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes)
         .map_err(|e| {
             eprintln!(
-                "warning: {} is not valid JSON ({e}); left out",
+                "warning: {} is not what its writer writes ({e}); left out",
                 path.display()
             )
         })
@@ -90,7 +98,7 @@ fn read_json(path: &Path) -> Option<Value> {
 
 /// Median latency, ms, of `name` at `size` with `backend` (`ort`, `tract`).
 fn latency(out: &Path, size: usize, name: &str, backend: &str) -> Option<f64> {
-    read_json(&out.join(format!("latency/{size}/{name}.{backend}.json")))?["median_ms"].as_f64()
+    read::<Stats>(&out.join(format!("latency/{size}/{name}.{backend}.json"))).map(|s| s.median_ms)
 }
 
 /// Test and validation top-1 of every finished seed of `name`.
@@ -106,7 +114,7 @@ fn accuracies(out: &Path, name: &str) -> Vec<Value> {
                 .strip_prefix("seed-")?
                 .parse()
                 .ok()?;
-            let info = read_json(&entry.path().join("model.json"));
+            let info: Option<ModelInfo> = read(&entry.path().join("model.json"));
             if info.is_none() {
                 eprintln!("{name}, seed {seed}: not finished");
             }
@@ -115,9 +123,9 @@ fn accuracies(out: &Path, name: &str) -> Vec<Value> {
                 seed,
                 json!({
                     "seed": seed,
-                    "epochs": info["epochs"],
-                    "test_top1": info["test"]["top1"],
-                    "val_top1": info["val"]["top1"],
+                    "epochs": info.epochs,
+                    "test_top1": info.test.map(|a| a.top1),
+                    "val_top1": info.val.map(|a| a.top1),
                 }),
             ))
         })
@@ -173,8 +181,10 @@ fn cifar_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
                 "ort_ms": latency(out, 32, &net.name, "ort"),
                 "tract_ms": latency(out, 32, &net.name, "tract"),
                 "seeds": seeds,
-                "supernet_top1": read_json(&out.join(format!("supernet-eval/{}.json", net.name)))
-                    .and_then(|v| v["top1"].as_f64()),
+                "supernet_top1": read::<SubnetEvaluation>(
+                    &out.join(format!("supernet-eval/{}.json", net.name))
+                )
+                .map(|e| e.top1),
                 "test_error_mean": mean(&errors),
                 "test_error_min": errors.iter().copied().reduce(f64::min),
                 "test_error_max": errors.iter().copied().reduce(f64::max),
@@ -214,21 +224,21 @@ fn search_rows(out: &Path) -> Vec<Value> {
     SEARCHES
         .iter()
         .filter_map(|name| {
-            let r = read_json(&out.join(format!("search-{name}/search.json")))?;
-            let target = r["settings"]["objective"]["target_ms"].as_f64()?;
-            let winner = &r["winner"];
-            let measured = winner["measured_ms"].as_f64();
+            let r: SearchReport = read(&out.join(format!("search-{name}/search.json")))?;
+            let target = r.settings.objective.target_ms;
+            let winner = r.winner.as_ref()?;
+            let measured = winner.measured_ms;
             Some(json!({
                 "name": format!("hsconet-{name}"),
                 "target_ms": target,
-                "arch": winner["arch"],
-                "supernet_top1": winner["accuracy"],
-                "score": winner["score"],
-                "predicted_ms": winner["predicted_ms"],
+                "arch": winner.arch.to_string(),
+                "supernet_top1": winner.accuracy,
+                "score": winner.score,
+                "predicted_ms": winner.predicted_ms,
                 "measured_ms": measured,
                 "deviation_percent": measured.map(|m| 100.0 * (m / target - 1.0)),
-                "evaluations": r["evaluations"],
-                "correction_rounds": r["correction_rounds"],
+                "evaluations": r.evaluations,
+                "correction_rounds": r.correction_rounds,
             }))
         })
         .collect()
@@ -238,16 +248,13 @@ fn latency_model_rows(out: &Path) -> Vec<Value> {
     ["local-cpu-A-32", "local-cpu-A-224"]
         .iter()
         .filter_map(|table| {
-            let r = read_json(&out.join(format!("latency-model/{table}.validation.json")))?;
-            let active = r["predictors"]
-                .as_array()?
-                .iter()
-                .find(|p| p["active"].as_bool() == Some(true))?
-                .clone();
+            let r: ValidationReport =
+                read(&out.join(format!("latency-model/{table}.validation.json")))?;
+            let active = r.active()?;
             Some(json!({
                 "table": table,
-                "predictor": active["name"],
-                "accuracy": active["accuracy"],
+                "predictor": active.name,
+                "accuracy": active.accuracy,
             }))
         })
         .collect()

@@ -25,8 +25,6 @@ mod search;
 #[cfg(feature = "train")]
 mod search_report;
 #[cfg(feature = "train")]
-mod search_state;
-#[cfg(feature = "train")]
 mod supernet;
 #[cfg(feature = "train")]
 mod train;

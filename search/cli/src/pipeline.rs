@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, ValueEnum};
 use hsconas_devices::LatencyTable;
+use hsconas_nas::SearchReport;
 use hsconas_train::checkpoint::read_state;
 use hsconas_train::TrainState;
 use serde_json::json;
@@ -336,21 +337,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         super::search::run(step_args(&argv)?)?;
     }
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&report).with_context(|| format!("reading {}", report.display()))?,
-    )?;
-    let searched_for = report["settings"]["objective"]["target_ms"].as_f64();
+    let report = SearchReport::load(&report)?;
+    let searched_for = report.settings.objective.target_ms;
     anyhow::ensure!(
-        searched_for == Some(args.target_ms),
-        "{} holds a search for T = {} ms, not {} ms: use another --out for another target",
+        searched_for == args.target_ms,
+        "{} holds a search for T = {searched_for} ms, not {} ms: use another --out for another target",
         out.display(),
-        searched_for.map_or("?".to_string(), |t| t.to_string()),
         args.target_ms
     );
-    let winner = report["winner"]["arch"]
-        .as_str()
-        .context("the search report names no winner")?
-        .to_string();
+    let found = report
+        .winner
+        .as_ref()
+        .context("the search report names no winner")?;
+    let winner = found.arch.to_string();
 
     // 5. Retrain the winner from scratch.
     announce(5, "retraining the winner from scratch");
@@ -426,11 +425,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "target_ms": args.target_ms,
         "preset": format!("{:?}", args.preset).to_lowercase(),
         "arch": winner,
-        "supernet_val_accuracy": report["winner"]["accuracy"],
-        "predicted_ms": report["winner"]["predicted_ms"],
-        "measured_ms": report["winner"]["measured_ms"],
-        "relative_to_target": report["winner"]["relative_to_target"],
-        "winner_reason": report["winner"]["reason"],
+        "supernet_val_accuracy": found.accuracy,
+        "predicted_ms": found.predicted_ms,
+        "measured_ms": found.measured_ms,
+        "relative_to_target": found.relative_to_target,
+        "winner_reason": found.reason,
         "retrained": model,
         "files": {
             "table": table, "supernet": supernet_ckpt, "search_report": out.join("search/search.json"),
@@ -443,16 +442,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         &serde_json::to_vec_pretty(&summary)?,
     )?;
     outln!("\nfound     {winner}")?;
-    outln!(
-        "latency   {}",
-        super::search_report::latency_line(&report["winner"])
-    )?;
-    if let Some(why) = report["winner"]["explanation"].as_str() {
-        outln!("chosen as {why}")?;
-    }
+    outln!("latency   {}", found.latency_line())?;
+    outln!("chosen as {}", found.explanation)?;
     outln!(
         "accuracy  {:.2}% validation with supernet weights; retrained {}",
-        report["winner"]["accuracy"].as_f64().unwrap_or(f64::NAN) * 100.0,
+        found.accuracy * 100.0,
         retrained_line(&model)
     )?;
     outln!(

@@ -14,18 +14,17 @@ use hsconas_latency::NetworkRun;
 use hsconas_models::{Arch, SearchSpace};
 use hsconas_nas::{
     choose_winner, random_search, shrink_layer, Candidate, Evaluator, Evolution, EvolutionSettings,
-    LayerDecision, Objective, ObjectiveMode, OracleError, WinnerReason,
+    LayerDecision, Objective, ObjectiveMode, OracleError, RandomBaseline, Remeasured,
+    SearchSettings, SearchState, WinnerReason,
 };
 use hsconas_train::eval::EvalSettings;
 use hsconas_train::sgd::SgdSettings;
 use hsconas_train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
 use hsconas_train::trainer::{self, checkpoint_path, TrainSettings};
-use serde_json::json;
 
 use super::data_args::DataArgs;
 use super::measure_args::TableDeviceArgs;
 use super::search_report;
-use super::search_state::{load_state, Remeasured, SearchState};
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset, SupernetModel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,16 +176,23 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     evo_settings.validate()?;
-    let settings = json!({
-        "supernet": args.supernet, "table": args.table, "objective": objective,
-        "stages": stages, "shrink_samples": args.shrink_samples, "evolution": evo_settings,
-        "finetune_epochs": args.finetune_epochs, "finetune_lr": args.finetune_lr,
-        "data": args.data.data, "eval_images": args.eval_images, "bn_batches": args.bn_batches,
-    });
+    let settings = SearchSettings {
+        supernet: args.supernet.clone(),
+        table: args.table.clone(),
+        objective,
+        stages: stages.clone(),
+        shrink_samples: args.shrink_samples,
+        evolution: evo_settings.clone(),
+        finetune_epochs: args.finetune_epochs,
+        finetune_lr: args.finetune_lr,
+        data: args.data.data.clone(),
+        eval_images: args.eval_images,
+        bn_batches: args.bn_batches,
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let state_path = args.out.join("search.partial.json");
-    let mut state = load_state(&state_path, args.resume, &settings)?;
+    let mut state = SearchState::load_or_start(&state_path, args.resume, &settings)?;
 
     let (table, measurer) = args.device.open(&args.table)?;
     if let Some(n) = args.threads {
@@ -388,7 +394,6 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         &state,
         &evaluator,
         &evo,
-        &settings,
         choose_winner(evaluator.evaluated(), &objective, args.tolerance),
     );
     if args.random_baseline {
@@ -404,10 +409,10 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             &[],
         );
         random_search(&mut baseline, &state.space, evaluations, args.seed)?;
-        report["random_baseline"] = json!({
-            "evaluations": evaluations,
-            "best": baseline.best(),
-            "search_best_score": evaluator.best().map(|c| c.score),
+        report.random_baseline = Some(RandomBaseline {
+            evaluations,
+            best: baseline.best().cloned(),
+            search_best_score: evaluator.best().map(|c| c.score),
         });
     }
     write_atomic(

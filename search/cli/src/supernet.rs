@@ -11,11 +11,10 @@ use hsconas_models::{Arch, Layout, NetConfig, SearchSpace};
 use hsconas_plots::{Scatter, Series, BLUE, GREY, ORANGE};
 use hsconas_train::eval::EvalSettings;
 use hsconas_train::nn::InitScheme;
-use hsconas_train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
+use hsconas_train::supernet_run::{evaluate_subnet, EvalData, SubnetEvaluation, SupernetTraining};
 use hsconas_train::trainer::{self, checkpoint_path};
 use hsconas_train::{checkpoint, TrainState};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::data_args::{DataArgs, Prepared};
 use super::recipe_args::RecipeArgs;
@@ -300,14 +299,14 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     if args.json {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&json!({
-                "arch": arch.to_string(),
-                "split": if args.test { "test" } else { "val" },
-                "top1": acc.top1,
-                "top5": acc.top5,
-                "images": acc.images,
-                "seconds": seconds,
-            }))?
+            serde_json::to_string_pretty(&SubnetEvaluation {
+                arch: arch.to_string(),
+                split: if args.test { "test" } else { "val" }.into(),
+                top1: acc.top1,
+                top5: acc.top5,
+                images: acc.images,
+                seconds,
+            })?
         )?;
     } else {
         outln!(

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hsconas_models::{Arch, SearchSpace};
+use hsconas_nas::SearchReport;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -154,6 +155,14 @@ fn search_shrinks_evolves_remeasures_and_reports() {
             "{stage}"
         );
     }
+    // The report reads back through the type that wrote it (what `hsconas run` and the reproduce report use).
+    let typed: SearchReport =
+        serde_json::from_value(r.clone()).expect("search.json is a SearchReport");
+    assert_eq!(typed.evaluations, typed.candidates.len());
+    assert_eq!(
+        typed.winner.as_ref().map(|w| w.arch.to_string()),
+        r["winner"]["arch"].as_str().map(String::from)
+    );
     let candidates = r["candidates"].as_array().expect("candidates");
     let archs: Vec<Arch> = candidates
         .iter()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use hsconas_devices::metrics::{fit_line, PredictorAccuracy};
 use hsconas_devices::{Calibration, Correction, CorrectionKind, LatencyTable};
 use hsconas_models::{Arch, NetConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::clock::utc_now_rfc3339;
 use super::measurer::Measurer;
@@ -30,7 +30,7 @@ pub struct ValidateJob {
 }
 
 /// One held-out network.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValidatedNetwork {
     /// Architecture.
     pub arch: Arch,
@@ -45,7 +45,7 @@ pub struct ValidatedNetwork {
 }
 
 /// One predictor's accuracy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PredictorRow {
     /// Short name (`table`, `table + B`, `table, linear`, `MACs`, `params`).
     pub name: String,
@@ -61,7 +61,7 @@ pub struct PredictorRow {
 }
 
 /// The validation report (`--out`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValidationReport {
     /// The table validated.
     pub table: PathBuf,

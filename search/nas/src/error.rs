@@ -39,6 +39,14 @@ pub enum NasError {
     /// A subspace quality was asked of zero samples.
     #[error("a subspace quality needs at least one sample")]
     NoSamples,
+    /// A search state or report that cannot be used.
+    #[error("{}: {message}", path.display())]
+    State {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A shrunk space that the space itself refuses.
     #[error(transparent)]
     Space(#[from] SpaceError),

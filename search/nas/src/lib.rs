@@ -8,6 +8,7 @@ pub mod evaluator;
 pub mod evolution;
 pub mod objective;
 pub mod pareto;
+pub mod report;
 pub mod shrink;
 pub mod winner;
 
@@ -16,6 +17,9 @@ pub use evaluator::{AccuracyOracle, Candidate, Evaluator};
 pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats};
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::pareto_front;
+pub use report::{
+    RandomBaseline, Remeasured, SearchReport, SearchSettings, SearchState, WinnerSummary,
+};
 pub use shrink::{shrink_layer, LayerDecision, OpQuality};
 pub use winner::{choose_winner, WinnerChoice, WinnerReason};
 

@@ -27,6 +27,23 @@ pub struct EvalData {
     pub transform: Transform,
 }
 
+/// What `hsconas supernet eval --json` prints: one subnet's accuracy with the supernet's weights.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SubnetEvaluation {
+    /// The architecture string.
+    pub arch: String,
+    /// `val` or `test`.
+    pub split: String,
+    /// Top-1, percent.
+    pub top1: f64,
+    /// Top-5, percent (`None` with five classes or fewer).
+    pub top5: Option<f64>,
+    /// Images evaluated.
+    pub images: usize,
+    /// Wall time of the evaluation, seconds.
+    pub seconds: f64,
+}
+
 /// Accuracy of `arch` with the supernet's weights: batch norms of its path recalibrated, then evaluated.
 pub fn evaluate_subnet(
     supernet: &Supernet,

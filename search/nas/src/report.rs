@@ -1,0 +1,253 @@
+//! The search report (`search.json`, docs/DESIGN.md section 3) and the resumable state of a search
+//! (`search.partial.json`): written by `hsconas search`, read back through the same types by a resumed
+//! search, by `hsconas run` and by the reproduce report.
+
+use std::path::{Path, PathBuf};
+
+use hsconas_devices::{Correction, NetworkSample};
+use hsconas_models::{Arch, SearchSpace};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Candidate, Evolution, EvolutionSettings, GenerationStats, LayerDecision, NasError, Objective,
+    WinnerChoice, WinnerReason,
+};
+
+/// What a search was run with; a resumed search must have the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchSettings {
+    /// The supernet checkpoint.
+    pub supernet: PathBuf,
+    /// The latency table.
+    pub table: PathBuf,
+    /// `F` and the target.
+    pub objective: Objective,
+    /// 0-based layers shrunk in each stage.
+    pub stages: Vec<Vec<usize>>,
+    /// Samples per operator for a subspace quality.
+    pub shrink_samples: usize,
+    /// The evolution.
+    pub evolution: EvolutionSettings,
+    /// Supernet fine-tuning after each shrinking stage.
+    pub finetune_epochs: usize,
+    /// Its peak learning rate.
+    pub finetune_lr: f64,
+    /// The dataset.
+    pub data: PathBuf,
+    /// Validation images per candidate (0: all).
+    pub eval_images: usize,
+    /// Batch-norm recalibration batches per candidate.
+    pub bn_batches: usize,
+}
+
+/// One candidate measured end to end on the device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remeasured {
+    /// The architecture.
+    pub arch: Arch,
+    /// Its accuracy (fraction).
+    pub accuracy: f64,
+    /// Predicted latency before the measurement, ms.
+    pub predicted_ms: f64,
+    /// Measured latency, ms.
+    pub measured_ms: f64,
+    /// Its table sum, ms.
+    pub table_sum_ms: f64,
+    /// The correction round it was measured in.
+    pub round: usize,
+}
+
+/// Everything a resumed search needs; written atomically after every step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchState {
+    /// What the search runs with.
+    pub settings: SearchSettings,
+    /// The (shrunk) space.
+    pub space: SearchSpace,
+    /// Shrinking decisions so far.
+    pub decisions: Vec<LayerDecision>,
+    /// Every evaluated candidate.
+    pub candidates: Vec<Candidate>,
+    /// The evolution, once started.
+    pub evolution: Option<Evolution>,
+    /// Candidates measured on the device.
+    pub remeasured: Vec<Remeasured>,
+    /// Calibration samples added by re-measurement (on top of the table's).
+    pub extra_samples: Vec<NetworkSample>,
+    /// Correction rounds done.
+    pub rounds: usize,
+    /// Shrinking stages after which the supernet has been fine-tuned (its weights are in
+    /// `finetune-<k>/checkpoint.safetensors`).
+    #[serde(default)]
+    pub finetuned: usize,
+}
+
+impl SearchState {
+    /// The state in `path` when resuming (it must have been written with the same `settings`), else a
+    /// fresh one over the full space; refuses to start over an unfinished search unless `resume`.
+    pub fn load_or_start(
+        path: &Path,
+        resume: bool,
+        settings: &SearchSettings,
+    ) -> Result<SearchState, NasError> {
+        let refuse = |message: &str| NasError::State {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        };
+        if resume && path.exists() {
+            let bytes =
+                std::fs::read(path).map_err(|e| refuse(&format!("cannot be read ({e})")))?;
+            let state: SearchState = serde_json::from_slice(&bytes)
+                .map_err(|e| refuse(&format!("is not a search checkpoint ({e})")))?;
+            if &state.settings != settings {
+                return Err(refuse(
+                    "belongs to a search with other settings; use another --out or the same flags",
+                ));
+            }
+            return Ok(state);
+        }
+        if path.exists() {
+            return Err(refuse(
+                "holds an unfinished search: pass --resume to continue it, or use another --out",
+            ));
+        }
+        Ok(SearchState {
+            settings: settings.clone(),
+            space: SearchSpace::full(),
+            decisions: Vec::new(),
+            candidates: Vec::new(),
+            evolution: None,
+            remeasured: Vec::new(),
+            extra_samples: Vec::new(),
+            rounds: 0,
+            finetuned: 0,
+        })
+    }
+}
+
+/// The winner as the report states it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WinnerSummary {
+    /// The architecture (written as its string).
+    #[serde(serialize_with = "as_string")]
+    pub arch: Arch,
+    /// Validation accuracy with the supernet's weights (fraction).
+    pub accuracy: f64,
+    /// Predicted latency, ms.
+    pub predicted_ms: f64,
+    /// Measured latency, ms (when it was re-measured).
+    pub measured_ms: Option<f64>,
+    /// The target T, ms.
+    pub target_ms: f64,
+    /// `latency / T - 1` of the latency `F` used (measured when known).
+    pub relative_to_target: f64,
+    /// `predicted / measured - 1`, when measured.
+    pub prediction_error: Option<f64>,
+    /// The tolerance it was chosen with.
+    pub tolerance: f64,
+    /// Its `F`.
+    pub score: f64,
+    /// Why it won.
+    pub reason: WinnerReason,
+    /// The reason in words.
+    pub explanation: String,
+}
+
+impl WinnerSummary {
+    /// The summary of a chosen winner under `objective`.
+    pub fn new(choice: &WinnerChoice, objective: &Objective) -> WinnerSummary {
+        let c = &choice.candidate;
+        WinnerSummary {
+            arch: c.arch.clone(),
+            accuracy: c.accuracy,
+            predicted_ms: c.latency_ms,
+            measured_ms: c.measured_ms,
+            target_ms: objective.target_ms,
+            relative_to_target: choice.relative_to_target(objective),
+            prediction_error: c.measured_ms.map(|m| c.latency_ms / m - 1.0),
+            tolerance: choice.tolerance,
+            score: c.score,
+            reason: choice.reason,
+            explanation: choice.explanation(objective),
+        }
+    }
+
+    /// `measured 0.714 ms, +2.0% from the target 0.7 ms; predicted 0.717 ms (prediction error +0.4%)`,
+    /// or the predicted latency alone when it was not measured.
+    pub fn latency_line(&self) -> String {
+        let (predicted, target) = (self.predicted_ms, self.target_ms);
+        let off = self.relative_to_target * 100.0;
+        match self.measured_ms {
+            Some(m) => format!(
+                "measured {m:.3} ms, {off:+.1}% from the target {target} ms; predicted {predicted:.3} ms \
+                 (prediction error {:+.1}%)",
+                self.prediction_error.unwrap_or(f64::NAN) * 100.0
+            ),
+            None => format!(
+                "predicted {predicted:.3} ms, {off:+.1}% from the target {target} ms (not measured on the device)"
+            ),
+        }
+    }
+}
+
+/// Writes a value through its `Display` (the architecture string).
+fn as_string<S: serde::Serializer>(value: &Arch, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// The random-search baseline of `--random-baseline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomBaseline {
+    /// Architectures drawn (as many as the search evaluated).
+    pub evaluations: usize,
+    /// The best of them.
+    pub best: Option<Candidate>,
+    /// The search's best `F`, for comparison.
+    pub search_best_score: Option<f64>,
+}
+
+/// `search.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchReport {
+    /// What the search ran with.
+    pub settings: SearchSettings,
+    /// The latency model's final correction.
+    pub correction: Correction,
+    /// The shrunk space.
+    pub space: SearchSpace,
+    /// Its size, log10 of the number of architectures.
+    pub log10_space_size: f64,
+    /// The shrinking decisions.
+    pub shrinking: Vec<LayerDecision>,
+    /// Per-generation statistics.
+    pub generations: Vec<GenerationStats>,
+    /// Candidates evaluated.
+    pub evaluations: usize,
+    /// Evaluations answered from the cache.
+    pub cache_hits: usize,
+    /// Every evaluated candidate.
+    pub candidates: Vec<Candidate>,
+    /// The Pareto front over (accuracy, latency).
+    pub pareto_front: Vec<Candidate>,
+    /// Candidates measured on the device.
+    pub remeasured: Vec<Remeasured>,
+    /// Correction rounds.
+    pub correction_rounds: usize,
+    /// The winner (none when nothing was evaluated).
+    pub winner: Option<WinnerSummary>,
+    /// The random-search baseline, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_baseline: Option<RandomBaseline>,
+}
+
+impl SearchReport {
+    /// Reads `search.json`.
+    pub fn load(path: &Path) -> Result<SearchReport, NasError> {
+        let refuse = |message: String| NasError::State {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot be read ({e})")))?;
+        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("is not a search report ({e})")))
+    }
+}
