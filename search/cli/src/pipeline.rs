@@ -16,6 +16,10 @@ use serde_json::json;
 
 use super::data_args::DataArgs;
 
+mod steps;
+
+use steps::{preset_flags, Flags, CRATE, FINAL, ONNX, SEARCH, SUPERNET, TABLE};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Preset {
     /// Seconds of training and a handful of candidates: checks that every step runs, results meaningless.
@@ -88,97 +92,6 @@ fn step_args<T: Args + clap::FromArgMatches>(argv: &[String]) -> anyhow::Result<
         .args)
 }
 
-struct PresetFlags {
-    calibrate_samples: usize,
-    supernet_epochs: usize,
-    search: &'static [&'static str],
-    final_epochs: usize,
-    final_warmup: usize,
-    /// Peak learning rate of the retraining.
-    final_lr: f64,
-}
-
-fn preset_flags(p: Preset) -> PresetFlags {
-    match p {
-        Preset::Tiny => PresetFlags {
-            calibrate_samples: 5,
-            supernet_epochs: 1,
-            search: &[
-                "--shrink-stages",
-                "20",
-                "--shrink-samples",
-                "2",
-                "--population",
-                "4",
-                "--generations",
-                "2",
-                "--parents",
-                "2",
-                "--eval-images",
-                "50",
-                "--bn-batches",
-                "1",
-                "--remeasure",
-                "1",
-            ],
-            final_epochs: 1,
-            final_warmup: 0,
-            final_lr: 0.05,
-        },
-        Preset::Quick => PresetFlags {
-            calibrate_samples: 20,
-            supernet_epochs: 2,
-            search: &[
-                "--shrink-stages",
-                "20,19/18,17",
-                "--shrink-samples",
-                "4",
-                "--population",
-                "12",
-                "--generations",
-                "4",
-                "--parents",
-                "4",
-                "--eval-images",
-                "200",
-                "--bn-batches",
-                "2",
-                "--remeasure",
-                "3",
-            ],
-            // 15 epochs at 0.02 from the SPOS initialisation: the shortest schedule that leaves chance
-            // level early and ends well above it on the sample's 1,800 training images (2 epochs at 0.05
-            // ended at chance; docs/evidence/quick-retraining/).
-            final_epochs: 15,
-            final_warmup: 0,
-            final_lr: 0.02,
-        },
-        Preset::Paper => PresetFlags {
-            calibrate_samples: 50,
-            supernet_epochs: 120,
-            search: &[
-                "--eval-images",
-                "0",
-                "--bn-batches",
-                "20",
-                "--remeasure",
-                "5",
-            ],
-            final_epochs: 120,
-            final_warmup: 5,
-            final_lr: 0.05,
-        },
-    }
-}
-
-fn s(x: impl ToString) -> String {
-    x.to_string()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let p = preset_flags(args.preset);
     let device_name = Path::new(&args.device)
@@ -191,7 +104,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/{device_name}-{}ms", args.target_ms)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let table = out.join("table.json");
+    let table = out.join(TABLE);
     if let (Some(given), false) = (&args.table, table.exists()) {
         std::fs::copy(given, &table)
             .with_context(|| format!("copying {} to {}", given.display(), table.display()))?;
@@ -205,27 +118,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             (data.train.height, data.train.classes.len())
         }
     };
-    let mut data_flags = vec![
-        s("--data"),
-        path(&args.data.data),
-        s("--val-fraction"),
-        s(args.data.val_fraction),
-        s("--split-seed"),
-        s(args.data.split_seed),
-    ];
-    if let Some(size) = args.data.resize {
-        data_flags.extend([s("--resize"), s(size)]);
-    }
-    let threads: Vec<String> = args
-        .threads
-        .map(|n| vec![s("--threads"), s(n)])
-        .unwrap_or_default();
-    let agent: Vec<String> = args
-        .agent
-        .iter()
-        .flat_map(|a| [s("--agent"), a.clone()])
-        .chain(args.token.iter().flat_map(|t| [s("--token"), t.clone()]))
-        .collect();
+    let flags = Flags {
+        args: &args,
+        preset: &p,
+        out: &out,
+    };
     let started = std::time::Instant::now();
     let announce = |n: usize, what: &str| eprintln!("\n== step {n}/7: {what} ==");
 
@@ -235,20 +132,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if complete {
         eprintln!("{} is complete: skipped", table.display());
     } else {
-        let mut argv = vec![
-            s("--device"),
-            args.device.clone(),
-            s("--layout"),
-            args.layout.clone(),
-            s("--input-size"),
-            s(input_size),
-            s("--classes"),
-            s(classes),
-            s("--out"),
-            path(&table),
-        ];
-        argv.extend(agent.iter().cloned());
-        super::profile::run(step_args(&argv)?)?;
+        super::profile::run(step_args(&flags.profile(input_size, classes))?)?;
     }
 
     // 2. Calibration.
@@ -259,47 +143,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if calibrated {
         eprintln!("{} is calibrated: skipped", table.display());
     } else {
-        let mut argv = vec![
-            s("--table"),
-            path(&table),
-            s("--samples"),
-            s(p.calibrate_samples),
-            s("--seed"),
-            s(args.seed + 1),
-            s("--device"),
-            args.device.clone(),
-        ];
-        argv.extend(agent.iter().cloned());
-        super::calibrate::run(step_args(&argv)?)?;
+        super::calibrate::run(step_args(&flags.calibrate())?)?;
     }
 
     // 3. Supernet.
     announce(3, "supernet training");
-    let supernet_dir = out.join("supernet");
-    let supernet_ckpt = supernet_dir.join("checkpoint.safetensors");
+    let supernet_ckpt = out.join(SUPERNET).join("checkpoint.safetensors");
     let done = read_state::<TrainState>(&supernet_ckpt).map_or(0, |st| st.epochs_done);
     if done >= p.supernet_epochs {
         eprintln!("{} has {done} epochs: skipped", supernet_ckpt.display());
     } else {
-        let mut argv = data_flags.clone();
-        argv.extend([
-            s("--layout"),
-            args.layout.clone(),
-            s("--epochs"),
-            s(p.supernet_epochs),
-            s("--seed"),
-            s(args.seed),
-            s("--eval-subnets"),
-            s(1),
-            s("--eval-images"),
-            s(200),
-            s("--out"),
-            path(&supernet_dir),
-        ]);
-        if supernet_ckpt.exists() {
-            argv.push(s("--resume"));
-        }
-        argv.extend(threads.iter().cloned());
+        let argv = flags.supernet(supernet_ckpt.exists());
         super::supernet::run(super::supernet::SupernetCommand::Train(step_args(&argv)?))?;
     }
 
@@ -308,33 +162,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         4,
         "space shrinking, evolutionary search, re-measurement on the device",
     );
-    let search_dir = out.join("search");
+    let search_dir = out.join(SEARCH);
     let report = search_dir.join("search.json");
     if report.exists() {
         eprintln!("{} exists: skipped", report.display());
     } else {
-        let mut argv = data_flags.clone();
-        argv.extend([
-            s("--supernet"),
-            path(&supernet_ckpt),
-            s("--table"),
-            path(&table),
-            s("--target-ms"),
-            s(args.target_ms),
-            s("--shrink"),
-            s("--seed"),
-            s(args.seed),
-            s("--device"),
-            args.device.clone(),
-            s("--out"),
-            path(&search_dir),
-        ]);
-        argv.extend(p.search.iter().map(s));
-        argv.extend(agent.iter().cloned());
-        argv.extend(threads.iter().cloned());
-        if search_dir.join("search.partial.json").exists() {
-            argv.push(s("--resume"));
-        }
+        let argv = flags.search(search_dir.join("search.partial.json").exists());
         super::search::run(step_args(&argv)?)?;
     }
     let report = SearchReport::load(&report)?;
@@ -353,68 +186,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // 5. Retrain the winner from scratch.
     announce(5, "retraining the winner from scratch");
-    let final_dir = out.join("final");
+    let final_dir = out.join(FINAL);
     let weights = final_dir.join("weights.safetensors");
     if weights.exists() {
         eprintln!("{} exists: skipped", weights.display());
     } else {
-        let mut argv = data_flags.clone();
-        argv.extend([
-            s("--arch"),
-            winner.clone(),
-            s("--layout"),
-            args.layout.clone(),
-            s("--epochs"),
-            s(p.final_epochs),
-            s("--warmup-epochs"),
-            s(p.final_warmup),
-            s("--lr"),
-            s(p.final_lr),
-            s("--seed"),
-            s(args.seed),
-            s("--out"),
-            path(&final_dir),
-        ]);
-        if final_dir.join("checkpoint.safetensors").exists() {
-            argv.push(s("--resume"));
-        }
-        argv.extend(threads.iter().cloned());
+        let argv = flags.retrain(&winner, final_dir.join("checkpoint.safetensors").exists());
         super::train::run(step_args(&argv)?)?;
     }
 
     // 6. Export.
     announce(6, "ONNX export with the trained weights");
-    let onnx = out.join("model.onnx");
+    let onnx = out.join(ONNX);
     if onnx.exists() {
         eprintln!("{} exists: skipped", onnx.display());
     } else {
-        let argv = vec![
-            s("--weights"),
-            path(&final_dir),
-            s("--batch"),
-            s("dynamic"),
-            s("--out"),
-            path(&onnx),
-        ];
-        super::export::run(super::export::ExportCommand::Onnx(step_args(&argv)?))?;
+        super::export::run(super::export::ExportCommand::Onnx(step_args(
+            &flags.onnx(),
+        )?))?;
     }
 
     // 7. The inference crate.
     announce(7, "Rust inference crate");
-    let krate = out.join("crate");
+    let krate = out.join(CRATE);
     if krate.join("Cargo.toml").exists() {
         eprintln!("{} exists: skipped", krate.display());
     } else {
-        let name = crate_name(&device_name, args.target_ms);
-        let argv = vec![
-            s("--weights"),
-            path(&final_dir),
-            s("--name"),
-            name,
-            s("--out"),
-            path(&krate),
-            s("--overwrite"),
-        ];
+        let argv = flags.krate(&crate_name(&device_name, args.target_ms));
         super::export::run(super::export::ExportCommand::Crate(step_args(&argv)?))?;
     }
 
