@@ -15,18 +15,23 @@ pub struct FsError {
     pub source: std::io::Error,
 }
 
+impl FsError {
+    /// `action` on `path` failed with `source`.
+    pub fn new(action: &'static str, path: &Path, source: std::io::Error) -> FsError {
+        FsError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, written and synced, renamed
 /// over the target, then the folder synced so that the rename itself survives a power loss. An
 /// interrupted job leaves the old file or the new one, never a torn one. The folder is created when
 /// missing; the result is an ordinary `0644` file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
-    let fail = |action| {
-        move |source| FsError {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
+    let fail = |action| move |source| FsError::new(action, path, source);
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

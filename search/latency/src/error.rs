@@ -41,17 +41,6 @@ pub enum LatencyError {
         /// What is wrong and what to do.
         message: String,
     },
-    /// A file-system step failed.
-    #[error("{action} '{}'", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// A call to the device's agent failed.
     #[error(transparent)]
     Agent(#[from] ClientError),
@@ -67,7 +56,7 @@ pub enum LatencyError {
     /// A network could not be built.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// An atomic write failed.
+    /// A file-system step failed (with the path and what was being done).
     #[error(transparent)]
     Fs(#[from] FsError),
     /// JSON that could not be written.

@@ -132,11 +132,9 @@ impl NetworkRun<'_> {
     /// Removes the checkpoint (call once the result is stored elsewhere).
     pub fn finish(&self) -> Result<(), LatencyError> {
         match std::fs::remove_file(&self.checkpoint) {
-            Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(LatencyError::Io {
-                action: "removing",
-                path: self.checkpoint.clone(),
-                source,
-            }),
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(LatencyError::Fs(
+                hsconas_foundation::FsError::new("removing", &self.checkpoint, source),
+            )),
             _ => Ok(()),
         }
     }
@@ -145,10 +143,12 @@ impl NetworkRun<'_> {
         if !self.checkpoint.exists() {
             return Ok(Vec::new());
         }
-        let text = std::fs::read(&self.checkpoint).map_err(|source| LatencyError::Io {
-            action: "reading",
-            path: self.checkpoint.clone(),
-            source,
+        let text = std::fs::read(&self.checkpoint).map_err(|source| {
+            LatencyError::Fs(hsconas_foundation::FsError::new(
+                "reading",
+                &self.checkpoint,
+                source,
+            ))
         })?;
         let old: Checkpoint = match serde_json::from_slice(&text) {
             Ok(c) => c,

@@ -124,10 +124,12 @@ pub fn read_state<S: DeserializeOwned>(path: &Path) -> Result<S, TrainError> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TrainError> {
-    std::fs::read(path).map_err(|source| TrainError::Io {
-        action: "reading checkpoint",
-        path: path.to_path_buf(),
-        source,
+    std::fs::read(path).map_err(|source| {
+        TrainError::Fs(hsconas_foundation::FsError::new(
+            "reading checkpoint",
+            path,
+            source,
+        ))
     })
 }
 

@@ -27,17 +27,6 @@ pub enum TrainError {
         "--cuda was given but libtorch sees no CUDA device (hsconas doctor shows what it found)"
     )]
     NoCuda,
-    /// A file-system step failed.
-    #[error("{action} '{}'", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or folder.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// A checkpoint that cannot be parsed (truncated or corrupt).
     #[error("{} is not a valid checkpoint (truncated or corrupt)", path.display())]
     Corrupt {
@@ -82,7 +71,7 @@ pub enum TrainError {
     /// JSON that could not be written.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
-    /// An atomic write failed.
+    /// A file-system step failed (with the path and what was being done).
     #[error(transparent)]
     Fs(#[from] FsError),
     /// A network could not be built.

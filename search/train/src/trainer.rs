@@ -129,10 +129,8 @@ pub fn train(
             settings.batch_size
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|source| TrainError::Io {
-        action: "creating",
-        path: dir.to_path_buf(),
-        source,
+    std::fs::create_dir_all(dir).map_err(|source| {
+        TrainError::Fs(hsconas_foundation::FsError::new("creating", dir, source))
     })?;
     let ckpt = checkpoint_path(dir);
     let mut opt = Sgd::new(model.var_store(), settings.sgd.clone());
