@@ -9,14 +9,9 @@ use serde::{Deserialize, Serialize};
 /// Why a profile was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    /// The file could not be read.
-    #[error("reading device profile '{path}': {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// A file-system step failed (what was done, to which path, and why).
+    #[error(transparent)]
+    Fs(#[from] hsconas_foundation::FsError),
     /// Not valid TOML, an unknown key or a value of the wrong type (the message names the key).
     #[error("device profile '{path}': {message}")]
     Parse {
@@ -176,9 +171,8 @@ impl DeviceProfile {
 
     /// Reads and validates a profile file.
     pub fn load(path: &Path) -> Result<DeviceProfile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
-            path: path.into(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            hsconas_foundation::FsError::new("reading device profile", path, source)
         })?;
         DeviceProfile::parse(&text, path)
     }

@@ -17,16 +17,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Why a table was refused or could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    /// File system errors.
-    #[error("{action} latency table '{path}': {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// A file-system step failed (what was done, to which path, and why).
+    #[error(transparent)]
+    Fs(#[from] hsconas_foundation::FsError),
     /// Not a latency table (or a truncated one).
     #[error("'{path}' is not a valid latency table: {message}")]
     Parse {
@@ -156,10 +149,12 @@ pub struct LatencyTable {
 impl LatencyTable {
     /// Reads a table.
     pub fn load(path: &Path) -> Result<LatencyTable, TableError> {
-        let bytes = std::fs::read(path).map_err(|source| TableError::Io {
-            action: "reading",
-            path: path.into(),
-            source,
+        let bytes = std::fs::read(path).map_err(|source| {
+            TableError::Fs(hsconas_foundation::FsError::new(
+                "reading latency table",
+                path,
+                source,
+            ))
         })?;
         let table: LatencyTable =
             serde_json::from_slice(&bytes).map_err(|e| TableError::Parse {
@@ -197,11 +192,7 @@ impl LatencyTable {
             path: path.into(),
             message: e.to_string(),
         })?;
-        hsconas_foundation::write_atomic(path, &json).map_err(|e| TableError::Io {
-            action: e.action,
-            path: e.path,
-            source: e.source,
-        })
+        Ok(hsconas_foundation::write_atomic(path, &json)?)
     }
 
     /// `Err` with every field on which the table and the profile disagree.

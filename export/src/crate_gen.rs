@@ -190,10 +190,8 @@ pub fn generate_crate(
     for (rel, text) in &files {
         let path = out.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| ExportError::Io {
-                action: "creating",
-                path: parent.into(),
-                source,
+            std::fs::create_dir_all(parent).map_err(|source| {
+                ExportError::Fs(hsconas_foundation::FsError::new("creating", parent, source))
             })?;
         }
         write_atomic(&path, text.as_bytes())?;
@@ -219,11 +217,9 @@ fn check_output_dir(out: &Path, overwrite: bool) -> Result<(), ExportError> {
         Ok(mut entries) => entries.next().is_some(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(source) => {
-            return Err(ExportError::Io {
-                action: "reading",
-                path: out.into(),
-                source,
-            })
+            return Err(ExportError::Fs(hsconas_foundation::FsError::new(
+                "reading", out, source,
+            )))
         }
     };
     if occupied && !overwrite {
@@ -233,10 +229,8 @@ fn check_output_dir(out: &Path, overwrite: bool) -> Result<(), ExportError> {
             out.display()
         )));
     }
-    std::fs::create_dir_all(out).map_err(|source| ExportError::Io {
-        action: "creating",
-        path: out.into(),
-        source,
+    std::fs::create_dir_all(out).map_err(|source| {
+        ExportError::Fs(hsconas_foundation::FsError::new("creating", out, source))
     })
 }
 

@@ -53,24 +53,7 @@ pub enum ExportError {
     /// A batch size of zero or an unsupported opset.
     #[error("invalid export option: {0}")]
     BadOption(String),
-    /// File system errors, with the path.
-    #[error("{action} '{}': {source}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
-
-impl From<hsconas_foundation::FsError> for ExportError {
-    fn from(e: hsconas_foundation::FsError) -> ExportError {
-        ExportError::Io {
-            action: e.action,
-            path: e.path,
-            source: e.source,
-        }
-    }
+    /// A file-system step failed (what was done, to which path, and why).
+    #[error(transparent)]
+    Fs(#[from] hsconas_foundation::FsError),
 }

@@ -77,10 +77,8 @@ pub struct Accuracy {
 impl ModelInfo {
     /// Reads and validates a `model.json`.
     pub fn load(path: &Path) -> Result<ModelInfo, ExportError> {
-        let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
-            action: "reading",
-            path: path.into(),
-            source,
+        let bytes = std::fs::read(path).map_err(|source| {
+            ExportError::Fs(hsconas_foundation::FsError::new("reading", path, source))
         })?;
         let info: ModelInfo =
             serde_json::from_slice(&bytes).map_err(|e| ExportError::BadModelInfo {

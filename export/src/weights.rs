@@ -122,10 +122,8 @@ impl Weights {
 
     /// Reads a safetensors file (F32, or F64/F16/BF16 converted to F32).
     pub fn load_safetensors(path: &Path) -> Result<Weights, ExportError> {
-        let bytes = std::fs::read(path).map_err(|source| ExportError::Io {
-            action: "reading",
-            path: path.into(),
-            source,
+        let bytes = std::fs::read(path).map_err(|source| {
+            ExportError::Fs(hsconas_foundation::FsError::new("reading", path, source))
         })?;
         Weights::from_safetensors_bytes(&bytes).map_err(|e| match e {
             ExportError::BadSafetensors { reason, .. } => ExportError::BadSafetensors {

@@ -28,14 +28,7 @@ pub enum RuntimeError {
     /// A setting that cannot be used (zero threads, unknown CPU for pinning, ...).
     #[error("invalid setting: {0}")]
     BadSetting(String),
-    /// File system errors, with the path.
-    #[error("{action} '{path}': {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// A file-system step failed (what was done, to which path, and why).
+    #[error(transparent)]
+    Fs(#[from] hsconas_foundation::FsError),
 }

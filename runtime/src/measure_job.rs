@@ -44,10 +44,8 @@ pub fn run_job(job: &MeasureJob) -> Result<Vec<MeasureOutcome>, RuntimeError> {
         .models
         .iter()
         .map(|path| {
-            std::fs::read(path).map_err(|source| RuntimeError::Io {
-                action: "reading",
-                path: path.clone(),
-                source,
+            std::fs::read(path).map_err(|source| {
+                RuntimeError::Fs(hsconas_foundation::FsError::new("reading", path, source))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

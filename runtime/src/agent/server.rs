@@ -113,10 +113,12 @@ impl Agent {
             .map_err(|e| {
                 RuntimeError::BadSetting(format!("cannot listen on {}: {e}", config.listen))
             })?;
-        let scratch = tempfile::tempdir().map_err(|source| RuntimeError::Io {
-            action: "creating a scratch folder in",
-            path: std::env::temp_dir(),
-            source,
+        let scratch = tempfile::tempdir().map_err(|source| {
+            RuntimeError::Fs(hsconas_foundation::FsError::new(
+                "creating a scratch folder in",
+                &std::env::temp_dir(),
+                source,
+            ))
         })?;
         let state = State {
             config,

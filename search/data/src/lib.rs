@@ -22,14 +22,9 @@ pub enum DataError {
     /// Nothing at the path.
     #[error("no dataset at '{0}'")]
     NotFound(PathBuf),
-    /// File system error.
-    #[error("reading '{path}': {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// A file-system step failed (what was done, to which path, and why).
+    #[error(transparent)]
+    Fs(#[from] hsconas_foundation::FsError),
     /// A layout or content that is not what the format needs (empty class, mixed sizes, truncated file).
     #[error("dataset '{path}': {message}")]
     Format {
@@ -50,9 +45,6 @@ pub enum DataError {
 
 impl DataError {
     fn io(path: &Path, source: std::io::Error) -> DataError {
-        DataError::Io {
-            path: path.into(),
-            source,
-        }
+        DataError::Fs(hsconas_foundation::FsError::new("reading", path, source))
     }
 }

@@ -71,7 +71,7 @@ fn read_dir_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, DataError> {
             let path = e.path().unwrap_or(root).to_path_buf();
             let message = e.to_string();
             match e.into_io_error() {
-                Some(source) => DataError::Io { path, source },
+                Some(source) => DataError::io(&path, source),
                 None => DataError::Format { path, message },
             }
         })?;
