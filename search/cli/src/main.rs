@@ -33,6 +33,13 @@ mod train;
 /// latency budget on your device, and export them.
 #[derive(Debug, Parser)]
 #[command(name = "hsconas", version, about, long_about = None, propagate_version = true)]
+#[cfg_attr(
+    not(feature = "train"),
+    command(
+        after_help = "This hsconas was built without libtorch (--no-default-features): supernet, train, \
+                      search and run are not available."
+    )
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

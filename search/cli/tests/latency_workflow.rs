@@ -58,6 +58,12 @@ fn training_commands_exist_only_with_the_train_feature() {
             assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
         }
     }
+    let help = ok(&["--help"]);
+    assert_eq!(
+        help.contains("built without libtorch"),
+        !cfg!(feature = "train"),
+        "{help}"
+    );
 }
 
 #[test]
