@@ -12,7 +12,7 @@ use std::process::Command;
 
 use tract_onnx::prelude::*;
 
-use hsconas_foundation::stats::golden_input;
+use hsconas_foundation::golden::golden_input;
 use hsconas_foundation::{snippets, write_atomic};
 
 use crate::{trained_onnx, ExportError, ModelInfo, TrainedExport, Weights};

@@ -187,7 +187,7 @@ mod tests {
         let options = crate::OnnxOptions::default();
         let plain = crate::onnx::to_bytes(&graph, &weights, &options).expect("export");
         let fused = crate::onnx::to_bytes(&folded, &fw, &options).expect("export");
-        let x = hsconas_foundation::stats::golden_input(32);
+        let x = hsconas_foundation::golden::golden_input(32);
         let a = crate::tract_logits(&plain, &x, 32).expect("runs");
         let b = crate::tract_logits(&fused, &x, 32).expect("runs");
         let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));

@@ -120,7 +120,7 @@ mod tests {
             ..TrainedExport::default()
         };
         assert!(count_bn(&trained_onnx(&info, &weights, kept).expect("export")) > 30);
-        let x = hsconas_foundation::stats::golden_input(32);
+        let x = hsconas_foundation::golden::golden_input(32);
         let a = crate::tract_logits(&folded, &x, 32).expect("runs");
         assert_eq!(a.len(), 3);
     }

@@ -2,7 +2,7 @@
 //!
 //! - [`fs::write_atomic`]: files replaced atomically (temporary file, `fsync`, rename, `fsync` of the folder).
 //! - [`stats`]: the one percentile definition (linear interpolation between closest ranks) and the relative
-//!   error used to compare outputs of two engines.
+//!   error used to compare outputs of two engines; [`golden`]: the golden input of generated crates.
 //! - [`HostTensor`]: a dense row-major `f32` tensor, the form tensors take between crates.
 //! - [`progress::progress_bar`]: the progress bars of long jobs.
 //! - [`pipe`]: quiet exits when standard output is closed early (`hsconas arch sample | head`).
@@ -12,6 +12,7 @@
 //! the two can never drift apart.
 
 pub mod fs;
+pub mod golden;
 pub mod pipe;
 pub mod progress;
 pub mod stats;
@@ -26,6 +27,6 @@ pub mod snippets {
     pub const PERCENTILE: &str = include_str!("snippets/percentile.rs");
     /// [`crate::stats::relative_error`].
     pub const RELATIVE_ERROR: &str = include_str!("snippets/relative_error.rs");
-    /// [`crate::stats::golden_input`].
+    /// [`crate::golden::golden_input`].
     pub const GOLDEN_INPUT: &str = include_str!("snippets/golden_input.rs");
 }

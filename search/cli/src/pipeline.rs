@@ -230,7 +230,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "winner_reason": found.reason,
         "retrained": model,
         "files": {
-            "table": table, "supernet": supernet_ckpt, "search_report": out.join("search/search.json"),
+            "table": table, "supernet": supernet_ckpt, "search_report": search_dir.join("search.json"),
             "weights": weights, "onnx": onnx, "crate": krate,
         },
         "seconds_this_invocation": started.elapsed().as_secs_f64(),

@@ -17,7 +17,6 @@ pub mod profiling;
 pub mod validation;
 
 pub use calibration::{calibrate, CalibrateJob};
-pub use clock::utc_now_rfc3339;
 pub use error::LatencyError;
 pub use measurer::Measurer;
 pub use networks::NetworkRun;
