@@ -508,3 +508,31 @@ fn bad_space_files_and_an_empty_validation_split_are_refused() {
         );
     }
 }
+
+/// `--train-per-class N` keeps N training images of every class (after the validation share is held out)
+/// and leaves the validation and test splits alone.
+#[test]
+fn train_per_class_takes_a_balanced_subset() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cifar10-sample.tar.gz");
+    let inspect = |extra: &[&str]| {
+        let mut args = vec!["data", "inspect", "--data", data, "--json"];
+        args.extend(extra);
+        let out = run_bin("hsconas", &args);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    let all = inspect(&[]);
+    let some = inspect(&["--train-per-class", "50"]);
+    assert_eq!(all["train"]["images"], 1800);
+    assert_eq!(some["train"]["images"], 500);
+    for pair in some["train"]["per_class"].as_array().expect("per_class") {
+        assert_eq!(pair[1], 50, "{pair}");
+    }
+    assert_eq!(some["val"], all["val"]);
+    assert_eq!(some["test"], all["test"]);
+    let zero = run_bin(
+        "hsconas",
+        &["data", "inspect", "--data", data, "--train-per-class", "0"],
+    );
+    assert_eq!(zero.code, Some(2), "{}", zero.stderr);
+}

@@ -371,3 +371,56 @@ fn wrong_devices_bad_tables_and_bad_architectures_are_refused() {
         "not a valid latency table",
     );
 }
+
+/// `arch sample --near-ms` prints uniform draws whose prediction lies within the tolerance of the value
+/// (checked with `latency predict` on the committed table), reproducibly, and says why when the space has
+/// none there.
+#[test]
+fn sampling_near_a_latency_uses_the_table() {
+    let table = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../devices/tables/local-cpu-A-32.json"
+    );
+    let sample = |seed: &str, near: &str, extra: &[&str]| {
+        let mut args = vec![
+            "arch",
+            "sample",
+            "--table",
+            table,
+            "--near-ms",
+            near,
+            "--tolerance",
+            "0.02",
+            "--count",
+            "4",
+            "--seed",
+            seed,
+        ];
+        args.extend(extra);
+        run_bin("hsconas", &args)
+    };
+    let first = ok(sample("5", "1.0", &[]));
+    assert_eq!(first.stdout, ok(sample("5", "1.0", &[])).stdout);
+    assert_ne!(first.stdout, ok(sample("6", "1.0", &[])).stdout);
+    let lines: Vec<&str> = first.stdout.lines().collect();
+    assert_eq!(lines.len(), 4);
+    for arch in lines {
+        let predicted = ok(run_bin(
+            "hsconas",
+            &[
+                "latency", "predict", "--table", table, "--arch", arch, "--json",
+            ],
+        ));
+        let ms = serde_json::from_str::<Value>(&predicted.stdout).expect("json")["predicted_ms"]
+            .as_f64()
+            .expect("predicted_ms");
+        assert!((ms / 1.0 - 1.0).abs() <= 0.02, "{arch}: {ms} ms");
+    }
+    fails_with(
+        sample("5", "0.1", &["--max-draws", "500"]),
+        "0 of 4 architectures within 2.0% of 0.1 ms after 500 draws",
+    );
+    let usage = run_bin("hsconas", &["arch", "sample", "--near-ms", "1.0"]);
+    assert_eq!(usage.code, Some(2), "a usage error: {usage:?}");
+    assert!(usage.stderr.contains("--table"), "{}", usage.stderr);
+}

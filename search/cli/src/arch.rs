@@ -2,6 +2,9 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_foundation::outln;
 use hsconas_models::build::{self, PartCount};
 use hsconas_models::{Arch, SearchSpace};
@@ -51,6 +54,20 @@ pub struct SampleArgs {
     /// How many architectures to print.
     #[arg(long, default_value_t = 1, value_name = "K")]
     count: usize,
+    /// Latency table that --near-ms refers to.
+    #[arg(long, value_name = "FILE", requires = "near_ms")]
+    table: Option<PathBuf>,
+    /// Print only architectures whose latency predicted by --table lies within --tolerance of MS: uniform
+    /// draws from the space, the others rejected (so the printed ones are uniform among those of that
+    /// latency).
+    #[arg(long, value_name = "MS", requires = "table")]
+    near_ms: Option<f64>,
+    /// Relative tolerance of --near-ms (0.02 = within 2%).
+    #[arg(long, default_value_t = 0.02, value_name = "F")]
+    tolerance: f64,
+    /// With --near-ms: give up (with an error) after this many draws without enough matches.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    max_draws: usize,
 }
 
 #[derive(Serialize)]
@@ -68,14 +85,7 @@ struct Info<'a> {
 pub fn run(cmd: ArchCommand) -> anyhow::Result<()> {
     match cmd {
         ArchCommand::Info(args) => info(args),
-        ArchCommand::Sample(args) => {
-            let space = SearchSpace::full();
-            let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
-            for _ in 0..args.count {
-                outln!("{}", space.sample(&mut rng))?;
-            }
-            Ok(())
-        }
+        ArchCommand::Sample(args) => sample(args),
         ArchCommand::Graph(args) => {
             let arch: Arch = args.arch.parse().context("invalid --arch")?;
             let graph = build::network(&arch, &args.net.config()?)?;
@@ -83,6 +93,46 @@ pub fn run(cmd: ArchCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn sample(args: SampleArgs) -> anyhow::Result<()> {
+    let space = SearchSpace::full();
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let (Some(table), Some(near_ms)) = (&args.table, args.near_ms) else {
+        for _ in 0..args.count {
+            outln!("{}", space.sample(&mut rng))?;
+        }
+        return Ok(());
+    };
+    anyhow::ensure!(
+        near_ms > 0.0 && args.tolerance > 0.0 && args.tolerance < 1.0,
+        "--near-ms must be positive and --tolerance in (0, 1), got {near_ms} and {}",
+        args.tolerance
+    );
+    let table = LatencyTable::load(table)?;
+    let model = LatencyModel::from_table(&table)?;
+    let (mut printed, mut draws) = (0, 0);
+    let (mut fastest, mut slowest) = (f64::INFINITY, 0.0_f64);
+    while printed < args.count {
+        anyhow::ensure!(
+            draws < args.max_draws,
+            "{printed} of {} architectures within {:.1}% of {near_ms} ms after {draws} draws: the \
+             space's random networks predict between {fastest:.3} and {slowest:.3} ms on this table \
+             (raise --tolerance or --max-draws, or choose another --near-ms)",
+            args.count,
+            args.tolerance * 100.0
+        );
+        draws += 1;
+        let arch = space.sample(&mut rng);
+        let ms = model.predict_ms(&arch);
+        fastest = fastest.min(ms);
+        slowest = slowest.max(ms);
+        if (ms / near_ms - 1.0).abs() <= args.tolerance {
+            outln!("{arch}")?;
+            printed += 1;
+        }
+    }
+    Ok(())
 }
 
 fn info(args: InfoArgs) -> anyhow::Result<()> {

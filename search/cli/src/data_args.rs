@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 use hsconas_data::{Crop, ImageSet, ReadOptions, Transform};
 
-/// `--data`, `--val-fraction`, `--split-seed`, `--resize`.
+/// `--data`, `--val-fraction`, `--split-seed`, `--train-per-class`, `--resize`.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
     /// Dataset: an ImageFolder directory or .tar.gz (`train/<class>/*.jpg`, optional `test/`), CIFAR-10
@@ -20,6 +20,10 @@ pub struct DataArgs {
     /// Seed of the validation split.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub split_seed: u64,
+    /// Train on at most N images of every class of the training split (chosen with --split-seed, after
+    /// the validation share is held out): a class-balanced subset for shorter trainings. Default: all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_per_class: Option<u64>,
     /// Resize every image to S x S (needed for folders of mixed sizes).
     #[arg(long, value_name = "S")]
     pub resize: Option<usize>,
@@ -78,8 +82,11 @@ impl DataArgs {
                 resize: self.resize,
             },
         )?;
-        let (train, val) =
+        let (mut train, val) =
             hsconas_data::train_val_split(&splits.train, self.val_fraction, self.split_seed);
+        if let Some(per_class) = self.train_per_class {
+            train = hsconas_data::per_class_subset(&train, per_class as usize, self.split_seed);
+        }
         anyhow::ensure!(
             !val.is_empty() && !train.is_empty(),
             "--val-fraction {} splits {} training images into {} for training and {} for validation; \

@@ -14,7 +14,7 @@ pub use augment::{Crop, Transform};
 pub use image_set::ImageSet;
 pub use loader::{epoch_batches, Batch, LoaderSettings};
 pub use source::{open, ReadOptions, Splits};
-pub use split::train_val_split;
+pub use split::{per_class_subset, train_val_split};
 
 /// Why a dataset could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -118,6 +118,9 @@ impl Flags<'_> {
             s("--split-seed"),
             s(d.split_seed),
         ];
+        if let Some(n) = d.train_per_class {
+            flags.extend([s("--train-per-class"), s(n)]);
+        }
         if let Some(size) = d.resize {
             flags.extend([s("--resize"), s(size)]);
         }
@@ -305,6 +308,8 @@ mod tests {
                 "2",
                 "--resize",
                 "32",
+                "--train-per-class",
+                "100",
             ])
             .map(|w| w.args)
             .expect("run flags");

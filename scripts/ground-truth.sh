@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The accuracy ground truth of the search space (docs/accuracy-estimators.md): a fixed set of 32
+# architectures, each trained from scratch with one recipe on CIFAR-10 at 32x32, the equal-latency group
+# with two seeds. Every later experiment (estimators, the search-level proof) reads the result instead of
+# retraining.
+#
+#   scripts/ground-truth.sh select    # writes docs/evidence/ground-truth/architectures.tsv if absent
+#   scripts/ground-truth.sh train     # trains what is not trained yet, resumably (hours on one core)
+#   scripts/ground-truth.sh status    # which runs are done
+#
+# Resumable: a run whose model.json exists is done; an interrupted one continues from its checkpoint.
+# Stop it at any time (Ctrl-C) and rerun. Environment: DATA (CIFAR-10, default
+# ../shared/data/cifar10-jpeg.tar.gz), OUT (runs, default runs/ground-truth), THREADS (libtorch threads
+# per training, default 1 so the other core stays free), HSCONAS (the binary, default the debug build).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+data=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
+out=${OUT:-runs/ground-truth}
+threads=${THREADS:-1}
+hsconas=${HSCONAS:-${CARGO_TARGET_DIR:-target}/debug/hsconas}
+evidence=docs/evidence/ground-truth
+set_file=$evidence/architectures.tsv
+table=devices/tables/local-cpu-A-32.json
+
+# The recipe, the same for every network (recorded in each run's history and in the ground truth).
+EQUAL_MS=1.0
+RECIPE=(--train-per-class 1000 --val-fraction 0.1 --split-seed 0 --epochs 15 --warmup-epochs 1
+  --lr 0.05 --batch-size 64 --weight-decay 0.00003 --init spos)
+
+uniform() { # uniform channel scaling: all 20 layers shuffle3:<scale>
+  local a=shuffle3:$1
+  for _ in $(seq 19); do a+=",shuffle3:$1"; done
+  echo "$a"
+}
+
+select_set() {
+  if [[ -f $set_file ]]; then
+    echo "$set_file exists; delete it to select again (the trained runs refer to its ids)" >&2
+    return
+  fi
+  mkdir -p "$evidence"
+  local tmp
+  tmp=$(mktemp)
+  printf 'id\tgroup\tarch\n' >"$tmp"
+  local i=0
+  # 10 uniform scalings of shuffle3.
+  for s in 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0; do
+    printf 'u%02d\tuniform\t%s\n' $((i++)) "$(uniform $s)" >>"$tmp"
+  done
+  # 8 random draws spread over the random networks' latency range (0.80-1.64 ms on this table).
+  i=0
+  for ms in 0.85 0.9 1.1 1.2 1.3 1.4 1.5 1.6; do
+    printf 's%02d\tspread\t%s\n' $((i++)) \
+      "$("$hsconas" arch sample --table $table --near-ms $ms --tolerance 0.02 --seed $((100 + i)))" >>"$tmp"
+  done
+  # 2 search winners with many skip layers (the quickstart's, docs/evidence/quickstart/).
+  i=0
+  for t in 0.7 0.8; do
+    printf 'k%02d\tskip\t%s\n' $((i++)) "$(python3 -c "import json,sys; \
+print(json.load(open(sys.argv[1]))['winner']['arch'])" docs/evidence/quickstart/search-${t}ms.json)" >>"$tmp"
+  done
+  # 12 uniform draws predicted within 2% of EQUAL_MS: the search's own situation.
+  i=0
+  "$hsconas" arch sample --table $table --near-ms $EQUAL_MS --tolerance 0.02 --seed 1000 --count 12 |
+    while read -r arch; do printf 'e%02d\tequal\t%s\n' $((i++)) "$arch"; done >>"$tmp"
+  mv "$tmp" "$set_file"
+  echo "wrote $set_file ($(($(wc -l <"$set_file") - 1)) architectures)" >&2
+}
+
+# Every (id, seed, arch) to train, in training order: seed 0 of the equal-latency group (what the search
+# needs ranked), of the uniform scalings, the spread and the skip networks, then seed 1 of the
+# equal-latency group (the noise ceiling).
+runs() {
+  local pass
+  for pass in equal:0 uniform:0 spread:0 skip:0 equal:1; do
+    tail -n +2 "$set_file" | while IFS=$'\t' read -r id group arch; do
+      if [[ $group == "${pass%:*}" ]]; then echo "$id ${pass#*:} $arch"; fi
+    done
+  done
+  return 0
+}
+
+train_all() {
+  [[ -f $set_file ]] || select_set
+  [[ -e $data ]] || {
+    echo "no CIFAR-10 at $data: set DATA (docs/DESIGN.md section 5)" >&2
+    exit 1
+  }
+  runs | while read -r id seed arch; do
+    local dir=$out/$id-s$seed
+    [[ -f $dir/model.json ]] && continue
+    local resume=()
+    [[ -f $dir/checkpoint.safetensors ]] && resume=(--resume)
+    echo "== $id seed $seed ($(date -u +%H:%M:%S))" >&2
+    "$hsconas" train --arch "$arch" --data "$data" "${RECIPE[@]}" --seed "$seed" \
+      --threads "$threads" --out "$dir" "${resume[@]}" </dev/null
+  done
+}
+
+status() {
+  local done=0 total=0
+  while read -r id seed _; do
+    total=$((total + 1))
+    if [[ -f $out/$id-s$seed/model.json ]]; then
+      done=$((done + 1))
+      echo "$id-s$seed done"
+    fi
+  done < <(runs)
+  echo "$done of $total runs done" >&2
+}
+
+case ${1:-} in
+  select) select_set ;;
+  train) train_all ;;
+  status) status ;;
+  *)
+    sed -n 2,15p "$0" >&2
+    exit 2
+    ;;
+esac
