@@ -4,42 +4,8 @@
 use hsconas_foundation::outln;
 use std::path::Path;
 
-use hsconas_nas::{
-    pareto_front, AccuracyOracle, Candidate, Evaluator, Evolution, GenerationStats, SearchReport,
-    SearchState, WinnerChoice, WinnerSummary,
-};
+use hsconas_nas::{pareto_front, Candidate, Evolution, GenerationStats, SearchReport};
 use hsconas_plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
-
-/// The report (docs/DESIGN.md section 3); `choice` is the winner (`choose_winner`).
-pub(super) fn report(
-    state: &SearchState,
-    evaluator: &Evaluator<impl AccuracyOracle>,
-    evo: &Evolution,
-    choice: Option<WinnerChoice>,
-) -> SearchReport {
-    let objective = evaluator.objective();
-    SearchReport {
-        settings: state.settings.clone(),
-        correction: evaluator.model().correction(),
-        space: state.space.clone(),
-        log10_space_size: state
-            .space
-            .layers()
-            .iter()
-            .map(|l| (l.len() as f64).log10())
-            .sum::<f64>(),
-        shrinking: state.decisions.clone(),
-        generations: evo.history.clone(),
-        evaluations: evaluator.evaluated().len(),
-        cache_hits: evaluator.cache_hits(),
-        candidates: evaluator.evaluated().to_vec(),
-        pareto_front: pareto_front(evaluator.evaluated()),
-        remeasured: state.remeasured.clone(),
-        correction_rounds: state.rounds,
-        winner: choice.map(|w| WinnerSummary::new(&w, objective)),
-        random_baseline: None,
-    }
-}
 
 /// `search-score.png`, `search-accuracy.png`, `search-latency.png`, `latency-histogram.png`, `pareto.png`.
 pub(super) fn draw_plots(

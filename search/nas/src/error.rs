@@ -47,6 +47,21 @@ pub enum NasError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// A step the search host does (fine-tuning, measuring on the device) failed.
+    #[error("{step}")]
+    Host {
+        /// What the host was doing.
+        step: &'static str,
+        /// Its error.
+        #[source]
+        source: OracleError,
+    },
+    /// The latency table cannot make a model (incomplete, or a correction it refuses).
+    #[error(transparent)]
+    Table(#[from] hsconas_devices::TableError),
+    /// Writing the state or the report failed.
+    #[error(transparent)]
+    Fs(#[from] hsconas_foundation::FsError),
     /// A shrunk space that the space itself refuses.
     #[error(transparent)]
     Space(#[from] SpaceError),

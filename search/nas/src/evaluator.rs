@@ -70,6 +70,11 @@ impl<O: AccuracyOracle> Evaluator<O> {
         }
     }
 
+    /// The oracle (for what else its owner does between evaluations).
+    pub fn oracle_mut(&mut self) -> &mut O {
+        &mut self.oracle
+    }
+
     /// Restores previously evaluated candidates (from a checkpoint); their accuracies and measured
     /// latencies are trusted, their predicted latency and score recomputed with this evaluator's model and
     /// objective.

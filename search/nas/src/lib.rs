@@ -3,6 +3,7 @@
 //! its random-search baseline, the Pareto front over (accuracy, latency) and the choice of the winner
 //! once candidates were measured on the device.
 
+pub mod driver;
 mod error;
 pub mod evaluator;
 pub mod evolution;
@@ -12,6 +13,7 @@ pub mod report;
 pub mod shrink;
 pub mod winner;
 
+pub use driver::{CorrectionSettings, SearchDriver, SearchHost, SearchOutcome};
 pub use error::{NasError, OracleError};
 pub use evaluator::{AccuracyOracle, Candidate, Evaluator};
 pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats};

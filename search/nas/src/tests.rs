@@ -212,3 +212,150 @@ fn a_strong_penalty_finds_networks_near_the_target() {
         best.latency_ms
     );
 }
+
+/// A host whose device is 5% slower than the table's sums, whose accuracies follow [`oracle`], which
+/// records its fine-tunings and fails its measurements while `fail_measuring` is set.
+struct SlowDeviceHost {
+    table_model: LatencyModel,
+    accuracy_calls: Rc<Cell<usize>>,
+    finetuned: Vec<usize>,
+    measured: Vec<Arch>,
+    fail_measuring: bool,
+}
+
+impl driver::SearchHost for SlowDeviceHost {
+    fn accuracy(&mut self, arch: &Arch) -> Result<f64, crate::OracleError> {
+        oracle(self.accuracy_calls.clone())(arch)
+    }
+
+    fn finetune(&mut self, _space: &SearchSpace, stage: usize) -> Result<(), crate::OracleError> {
+        self.finetuned.push(stage);
+        Ok(())
+    }
+
+    fn measure(
+        &mut self,
+        archs: &[Arch],
+        _round: usize,
+    ) -> Result<Vec<hsconas_devices::NetworkSample>, crate::OracleError> {
+        if self.fail_measuring {
+            return Err("the device went away".into());
+        }
+        self.measured.extend(archs.iter().cloned());
+        Ok(archs
+            .iter()
+            .map(|arch| {
+                let table_sum_ms = self.table_model.table_sum_ms(arch);
+                hsconas_devices::NetworkSample {
+                    arch: arch.clone(),
+                    measured_ms: 1.05 * table_sum_ms,
+                    table_sum_ms,
+                }
+            })
+            .collect())
+    }
+}
+
+fn driver_settings() -> SearchSettings {
+    SearchSettings {
+        supernet: "supernet.safetensors".into(),
+        table: "table.json".into(),
+        objective: Objective::new(1.0, -0.5, ObjectiveMode::Penalty).expect("objective"),
+        stages: vec![vec![19], vec![18]],
+        shrink_samples: 2,
+        evolution: EvolutionSettings {
+            population: 10,
+            generations: 3,
+            parents: 4,
+            seed: 5,
+            ..EvolutionSettings::default()
+        },
+        finetune_epochs: 1,
+        finetune_lr: 0.01,
+        data: "data".into(),
+        eval_images: 0,
+        bn_batches: 1,
+    }
+}
+
+/// The whole search through the driver: both stages shrunk and fine-tuned, the first re-measurement
+/// misses (the device is slower than the table says), the model is corrected with the measurements and
+/// the search goes on until a measured candidate is within the tolerance; an interrupted search resumes
+/// from its state without evaluating again what it had.
+#[test]
+fn the_driver_shrinks_corrects_and_resumes() {
+    let table_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../devices/tables/local-cpu-A-32.json");
+    let table = LatencyTable::load(&table_path).expect("committed table");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = SearchDriver {
+        table: &table,
+        correction: CorrectionSettings {
+            remeasure: 2,
+            tolerance: 0.03,
+            max_rounds: 4,
+            extra_generations: 2,
+        },
+        random_baseline: false,
+        out: dir.path().to_path_buf(),
+        show_progress: false,
+    };
+    let state_file = driver::state_path(dir.path());
+    let mut host = SlowDeviceHost {
+        table_model: LatencyModel::from_table(&table).expect("complete"),
+        accuracy_calls: Rc::new(Cell::new(0)),
+        finetuned: Vec::new(),
+        measured: Vec::new(),
+        fail_measuring: true,
+    };
+    let state = SearchState::load_or_start(&state_file, false, &driver_settings()).expect("start");
+    let err = driver.run(state, &mut host).err().expect("measuring fails");
+    assert!(matches!(err, NasError::Host { .. }), "{err}");
+    assert_eq!(host.finetuned, vec![1, 2], "fine-tuned after each stage");
+    let before = host.accuracy_calls.get();
+
+    host.fail_measuring = false;
+    let state = SearchState::load_or_start(&state_file, true, &driver_settings()).expect("resume");
+    assert_eq!(state.decisions.len(), 2);
+    assert!(state.evolution.as_ref().is_some_and(|e| e.is_done()));
+    let restored = state.candidates.len();
+    assert!(restored > 0);
+    let outcome = driver.run(state, &mut host).expect("search");
+    assert_eq!(host.finetuned, vec![1, 2], "no fine-tuning again");
+    let report = outcome.report;
+    assert_eq!(
+        host.accuracy_calls.get() - before,
+        report.evaluations - restored,
+        "resumed: only the candidates of the extra generations are new"
+    );
+    assert!(report.correction_rounds >= 1, "the first measurements miss");
+    let error_in = |round: usize| {
+        let errors: Vec<f64> = report
+            .remeasured
+            .iter()
+            .filter(|r| r.round == round)
+            .map(|r| (r.predicted_ms / r.measured_ms - 1.0).abs())
+            .collect();
+        errors.iter().sum::<f64>() / errors.len() as f64
+    };
+    assert!(
+        error_in(report.correction_rounds) < error_in(0),
+        "the corrected model predicts the device better: {} vs {}",
+        error_in(report.correction_rounds),
+        error_in(0)
+    );
+    let winner = report.winner.as_ref().expect("a winner");
+    assert_eq!(winner.reason, WinnerReason::WithinTolerance, "{winner:?}");
+    let measured = winner.measured_ms.expect("measured");
+    assert!((measured / 1.0 - 1.0).abs() <= 0.03, "{measured} ms");
+    assert!(host.measured.contains(&winner.arch));
+    assert_eq!(report.remeasured.len(), host.measured.len());
+    assert!(report.random_baseline.is_none());
+    assert!(
+        !state_file.exists(),
+        "the state is removed with the report written"
+    );
+    let written = SearchReport::load(&dir.path().join("search.json")).expect("report");
+    assert_eq!(written.winner, report.winner);
+    assert!(dir.path().join("space.json").exists());
+}

@@ -1,0 +1,391 @@
+//! The whole search of docs/DESIGN.md section 1 as one resumable procedure: progressive shrinking (with
+//! supernet fine-tuning after each stage), the evolutionary search, re-measurement of the best candidates
+//! on the device and correction of the latency model until a measured candidate meets the target, the
+//! optional random-search baseline, and the report. The state is written atomically after every shrunk
+//! layer, fine-tuning and generation, so a killed search continues where it stopped.
+//!
+//! What needs libtorch or the device (accuracies with the supernet's weights, fine-tuning, measuring)
+//! comes from a [`SearchHost`]; this crate stays free of both.
+
+use std::path::{Path, PathBuf};
+
+use hsconas_devices::{Calibration, LatencyModel, LatencyTable, NetworkSample};
+use hsconas_foundation::write_atomic;
+use hsconas_models::{Arch, SearchSpace};
+
+use crate::{
+    choose_winner, pareto_front, random_search, shrink_layer, AccuracyOracle, Candidate, Evaluator,
+    Evolution, LayerDecision, NasError, OracleError, RandomBaseline, Remeasured, SearchReport,
+    SearchSettings, SearchState, WinnerChoice, WinnerReason, WinnerSummary,
+};
+
+/// What a search needs from its environment.
+pub trait SearchHost {
+    /// Validation accuracy (a fraction in `0..=1`) of `arch` with the current weights.
+    fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError>;
+    /// Fine-tunes the weights in the shrunk `space` after shrinking stage `stage` (1-based); afterwards
+    /// [`SearchHost::accuracy`] uses the fine-tuned weights. Called again for the same stage after an
+    /// interrupted fine-tuning, which it should then resume.
+    fn finetune(&mut self, space: &SearchSpace, stage: usize) -> Result<(), OracleError>;
+    /// Measures `archs` end to end on the device in correction round `round`: one sample per
+    /// architecture, in their order.
+    fn measure(&mut self, archs: &[Arch], round: usize) -> Result<Vec<NetworkSample>, OracleError>;
+}
+
+/// How the search checks its result on the device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CorrectionSettings {
+    /// Best not yet measured candidates measured after each search (0: none, the winner is predicted).
+    pub remeasure: usize,
+    /// Largest accepted |measured / T - 1| (constraint mode: measured / T - 1).
+    pub tolerance: f64,
+    /// Correction rounds at most.
+    pub max_rounds: usize,
+    /// Generations added after each correction.
+    pub extra_generations: usize,
+}
+
+/// A search writing into `out`: `search.partial.json` while it runs, then `search.json` (the report) and
+/// `space.json` (the final space); the partial state is removed once the report is written.
+pub struct SearchDriver<'a> {
+    /// The device's latency table (its calibration, plus re-measured networks, corrects predictions).
+    pub table: &'a LatencyTable,
+    /// Re-measurement and correction.
+    pub correction: CorrectionSettings,
+    /// Also evaluate as many uniform draws from the final space as the search evaluated.
+    pub random_baseline: bool,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Show progress bars (log lines go through `tracing` either way).
+    pub show_progress: bool,
+}
+
+/// What a finished search leaves besides its files.
+pub struct SearchOutcome {
+    /// The report, as written to `search.json`.
+    pub report: SearchReport,
+    /// The evolution with its per-generation history.
+    pub evolution: Evolution,
+}
+
+/// The state file of a search writing into `out`.
+pub fn state_path(out: &Path) -> PathBuf {
+    out.join("search.partial.json")
+}
+
+/// A host's accuracies as an oracle, borrowing the host for one evaluator's lifetime.
+struct HostAccuracy<'h, H>(&'h mut H);
+
+impl<H: SearchHost> AccuracyOracle for HostAccuracy<'_, H> {
+    fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
+        self.0.accuracy(arch)
+    }
+}
+
+fn host_error(step: &'static str) -> impl FnOnce(OracleError) -> NasError {
+    move |source| NasError::Host { step, source }
+}
+
+impl SearchDriver<'_> {
+    /// Runs (or continues) the search of `state` to its report. `state` is the one
+    /// [`SearchState::load_or_start`] gave for [`state_path`]; the host must hold the weights of
+    /// `state.finetuned` stages of fine-tuning.
+    pub fn run<H: SearchHost>(
+        &self,
+        mut state: SearchState,
+        host: &mut H,
+    ) -> Result<SearchOutcome, NasError> {
+        let settings = state.settings.clone();
+        let objective = settings.objective;
+        for (s, stage) in settings.stages.iter().enumerate() {
+            {
+                let mut evaluator = self.evaluator(host, &state)?;
+                for &layer in stage {
+                    if state.decisions.iter().any(|d| d.layer == layer) {
+                        continue;
+                    }
+                    let d = self.shrink(&mut state.space, layer, s, &settings, &mut evaluator)?;
+                    state.decisions.push(d);
+                    state.candidates = evaluator.evaluated().to_vec();
+                    self.save(&state)?;
+                }
+            }
+            if settings.finetune_epochs > 0 && state.finetuned <= s {
+                tracing::info!(
+                    "fine-tuning the supernet in the shrunk space for {} epoch(s)",
+                    settings.finetune_epochs
+                );
+                host.finetune(&state.space, s + 1)
+                    .map_err(host_error("fine-tuning the supernet"))?;
+                state.finetuned = s + 1;
+                // Accuracies measured with the weights before fine-tuning no longer hold.
+                state.candidates.clear();
+                self.save(&state)?;
+            }
+        }
+
+        let mut evaluator = self.evaluator(host, &state)?;
+        // Checkpoints from before candidates carried their measurements.
+        for r in &state.remeasured {
+            evaluator.record_measurement(&r.arch, r.measured_ms);
+        }
+        let mut evo = match state.evolution.take() {
+            Some(evo) => evo,
+            None => Evolution::new(settings.evolution.clone(), state.space.clone())?,
+        };
+        loop {
+            while !evo.is_done() {
+                let g = evo.step(&mut evaluator)?;
+                tracing::info!(
+                    "generation {:>2}: best F {:.4} (top-1 {:.2}%, {:.3} ms), mean F {:.4}, {} evaluated",
+                    g.generation,
+                    g.best_score,
+                    g.best_accuracy * 100.0,
+                    g.best_latency_ms,
+                    g.mean_score,
+                    g.evaluations
+                );
+                self.checkpoint(&mut state, &evo, &evaluator)?;
+            }
+            if self.correction.remeasure == 0 {
+                break;
+            }
+            self.remeasure(&mut state, &mut evaluator)?;
+            let choice =
+                choose_winner(evaluator.evaluated(), &objective, self.correction.tolerance);
+            let met = choice
+                .as_ref()
+                .is_none_or(|c| c.reason == WinnerReason::WithinTolerance);
+            if met || state.rounds >= self.correction.max_rounds {
+                if let Some(choice) = &choice {
+                    tracing::info!("winner: {}", choice.explanation(&objective));
+                }
+                self.checkpoint(&mut state, &evo, &evaluator)?;
+                break;
+            }
+            state.rounds += 1;
+            tracing::info!(
+                "no re-measured candidate is within ±{:.1}% of T (closest: {:+.1}%): correcting the latency model with {} re-measured networks and searching {} more generations",
+                self.correction.tolerance * 100.0,
+                choice.as_ref().map_or(f64::NAN, |c| c.relative_to_target(&objective) * 100.0),
+                state.extra_samples.len(),
+                self.correction.extra_generations
+            );
+            evaluator.set_model(corrected_model(self.table, &state.extra_samples)?);
+            evo.extend(self.correction.extra_generations);
+            self.checkpoint(&mut state, &evo, &evaluator)?;
+        }
+
+        let choice = choose_winner(evaluator.evaluated(), &objective, self.correction.tolerance);
+        let mut report = report(&state, &evaluator, &evo, choice);
+        let model = evaluator.model().clone();
+        let search_best_score = evaluator.best().map(|c| c.score);
+        drop(evaluator);
+        if self.random_baseline {
+            let evaluations = report.evaluations;
+            tracing::info!("random-search baseline: {evaluations} uniformly drawn architectures");
+            let mut baseline = Evaluator::new(HostAccuracy(host), model, objective);
+            random_search(
+                &mut baseline,
+                &state.space,
+                evaluations,
+                settings.evolution.seed,
+            )?;
+            report.random_baseline = Some(RandomBaseline {
+                evaluations,
+                best: baseline.best().cloned(),
+                search_best_score,
+            });
+        }
+        write_json(&self.out.join("search.json"), &report)?;
+        write_json(&self.out.join("space.json"), &state.space)?;
+        // The report holds everything now; a rerun starts a new search.
+        let path = state_path(&self.out);
+        std::fs::remove_file(&path)
+            .map_err(|e| hsconas_foundation::FsError::new("removing", &path, e))?;
+        Ok(SearchOutcome {
+            report,
+            evolution: evo,
+        })
+    }
+
+    /// An evaluator over the host's accuracies with the state's correction, holding its candidates.
+    fn evaluator<'h, H: SearchHost>(
+        &self,
+        host: &'h mut H,
+        state: &SearchState,
+    ) -> Result<Evaluator<HostAccuracy<'h, H>>, NasError> {
+        let model = corrected_model(self.table, &state.extra_samples)?;
+        let mut evaluator = Evaluator::new(HostAccuracy(host), model, state.settings.objective);
+        evaluator.restore(state.candidates.iter().cloned());
+        Ok(evaluator)
+    }
+
+    /// Shrinks one layer with a progress bar and logs every subspace quality.
+    fn shrink<O: AccuracyOracle>(
+        &self,
+        space: &mut SearchSpace,
+        layer: usize,
+        stage: usize,
+        settings: &SearchSettings,
+        evaluator: &mut Evaluator<O>,
+    ) -> Result<LayerDecision, NasError> {
+        let samples = settings.shrink_samples;
+        let ops = space.layers()[layer].ops.len();
+        let bar = hsconas_foundation::progress::progress_bar(
+            ops * samples,
+            Some(&format!("stage {} layer {}", stage + 1, layer + 1)),
+            "subnets",
+            self.show_progress,
+        );
+        let seed = settings.evolution.seed;
+        let d = shrink_layer(space, layer, samples, seed, evaluator, || bar.inc(1))?;
+        bar.finish_and_clear();
+        tracing::info!(
+            "stage {} layer {}: {} -> keep {} (space 10^{:.1} -> 10^{:.1})",
+            stage + 1,
+            layer + 1,
+            d.qualities
+                .iter()
+                .map(|q| format!("{} Q={:.4}", q.op, q.q))
+                .collect::<Vec<_>>()
+                .join(", "),
+            d.chosen,
+            d.log10_size_before,
+            d.log10_size_after
+        );
+        Ok(d)
+    }
+
+    /// Measures the best candidates not measured yet, records their latencies and keeps them as
+    /// calibration samples.
+    fn remeasure<H: SearchHost>(
+        &self,
+        state: &mut SearchState,
+        evaluator: &mut Evaluator<HostAccuracy<'_, H>>,
+    ) -> Result<(), NasError> {
+        let objective = state.settings.objective;
+        let best: Vec<Candidate> = ranked(evaluator.evaluated())
+            .into_iter()
+            .filter(|c| !state.remeasured.iter().any(|r| r.arch == c.arch))
+            .take(self.correction.remeasure)
+            .collect();
+        if best.is_empty() {
+            return Ok(());
+        }
+        let archs: Vec<Arch> = best.iter().map(|c| c.arch.clone()).collect();
+        let samples = evaluator
+            .oracle_mut()
+            .0
+            .measure(&archs, state.rounds)
+            .map_err(host_error("measuring on the device"))?;
+        if samples.len() != archs.len() {
+            return Err(NasError::Host {
+                step: "measuring on the device",
+                source: format!("{} samples for {} networks", samples.len(), archs.len()).into(),
+            });
+        }
+        for (c, s) in best.iter().zip(&samples) {
+            tracing::info!(
+                "re-measured {}: measured {:.3} ms, {:+.1}% from T; predicted {:.3} ms (prediction error {:+.1}%)",
+                c.arch,
+                s.measured_ms,
+                (s.measured_ms / objective.target_ms - 1.0) * 100.0,
+                c.latency_ms,
+                (c.latency_ms / s.measured_ms - 1.0) * 100.0
+            );
+            evaluator.record_measurement(&c.arch, s.measured_ms);
+            state.remeasured.push(Remeasured {
+                arch: c.arch.clone(),
+                accuracy: c.accuracy,
+                predicted_ms: c.latency_ms,
+                measured_ms: s.measured_ms,
+                table_sum_ms: s.table_sum_ms,
+                round: state.rounds,
+            });
+        }
+        state.extra_samples.extend(samples);
+        Ok(())
+    }
+
+    fn checkpoint<O: AccuracyOracle>(
+        &self,
+        state: &mut SearchState,
+        evo: &Evolution,
+        evaluator: &Evaluator<O>,
+    ) -> Result<(), NasError> {
+        state.evolution = Some(evo.clone());
+        state.candidates = evaluator.evaluated().to_vec();
+        self.save(state)
+    }
+
+    fn save(&self, state: &SearchState) -> Result<(), NasError> {
+        write_json(&state_path(&self.out), state)
+    }
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), NasError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| NasError::State {
+        path: path.to_path_buf(),
+        message: format!("cannot serialise: {e}"),
+    })?;
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// The table's model; with re-measured networks, recalibrated over the table's samples plus those.
+pub fn corrected_model(
+    table: &LatencyTable,
+    extra: &[NetworkSample],
+) -> Result<LatencyModel, NasError> {
+    if extra.is_empty() {
+        return Ok(LatencyModel::from_table(table)?);
+    }
+    let (seed, mut samples) = table
+        .calibration
+        .as_ref()
+        .map(|c| (c.seed, c.samples.clone()))
+        .unwrap_or_default();
+    samples.extend_from_slice(extra);
+    let n = samples.len();
+    let calibration = Calibration::from_samples(seed, n, samples);
+    Ok(LatencyModel::new(table, calibration.active())?)
+}
+
+/// Evaluated candidates, best `F` first (evaluation order on ties).
+fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
+    let mut all = candidates.to_vec();
+    all.sort_by(|a, b| b.score.total_cmp(&a.score));
+    all
+}
+
+/// The report (docs/DESIGN.md section 3); `choice` is the winner ([`choose_winner`]).
+fn report<O: AccuracyOracle>(
+    state: &SearchState,
+    evaluator: &Evaluator<O>,
+    evo: &Evolution,
+    choice: Option<WinnerChoice>,
+) -> SearchReport {
+    let objective = evaluator.objective();
+    SearchReport {
+        settings: state.settings.clone(),
+        correction: evaluator.model().correction(),
+        space: state.space.clone(),
+        log10_space_size: state
+            .space
+            .layers()
+            .iter()
+            .map(|l| (l.len() as f64).log10())
+            .sum::<f64>(),
+        shrinking: state.decisions.clone(),
+        generations: evo.history.clone(),
+        evaluations: evaluator.evaluated().len(),
+        cache_hits: evaluator.cache_hits(),
+        candidates: evaluator.evaluated().to_vec(),
+        pareto_front: pareto_front(evaluator.evaluated()),
+        remeasured: state.remeasured.clone(),
+        correction_rounds: state.rounds,
+        winner: choice.map(|w| WinnerSummary::new(&w, objective)),
+        random_baseline: None,
+    }
+}
