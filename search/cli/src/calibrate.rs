@@ -14,18 +14,36 @@ use super::measure_args::TableDeviceArgs;
 pub struct CalibrateArgs {
     /// The latency table (from `hsconas profile`); the calibration is stored in it.
     #[arg(long, value_name = "FILE")]
-    table: PathBuf,
+    pub table: PathBuf,
     /// Random networks measured end to end (M).
-    #[arg(long, default_value_t = 50, value_name = "M")]
-    samples: usize,
+    #[arg(long, default_value_t = CalibrateArgs::DEFAULT_SAMPLES, value_name = "M")]
+    pub samples: usize,
     /// Seed the networks are drawn with.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    #[arg(long, default_value_t = CalibrateArgs::DEFAULT_SEED)]
+    pub seed: u64,
     #[command(flatten)]
-    device: TableDeviceArgs,
+    pub device: TableDeviceArgs,
     /// Print JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+}
+
+impl CalibrateArgs {
+    /// `--samples` when absent.
+    pub const DEFAULT_SAMPLES: usize = 50;
+    /// `--seed` when absent.
+    pub const DEFAULT_SEED: u64 = 1;
+
+    /// Calibrating `table` with every other flag at its default.
+    pub fn new(table: PathBuf) -> CalibrateArgs {
+        CalibrateArgs {
+            table,
+            samples: CalibrateArgs::DEFAULT_SAMPLES,
+            seed: CalibrateArgs::DEFAULT_SEED,
+            device: TableDeviceArgs::default(),
+            json: false,
+        }
+    }
 }
 
 pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {

@@ -15,10 +15,10 @@ pub struct DataArgs {
     pub data: PathBuf,
     /// Share of every class of the training images held out for validation (what searches and the
     /// per-epoch evaluation measure), in (0, 1).
-    #[arg(long, default_value_t = 0.1, value_name = "F")]
+    #[arg(long, default_value_t = DataArgs::DEFAULT_VAL_FRACTION, value_name = "F")]
     pub val_fraction: f64,
     /// Seed of the validation split.
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = DataArgs::DEFAULT_SPLIT_SEED, value_name = "N")]
     pub split_seed: u64,
     /// Train on at most N images of every class of the training split (chosen with --split-seed, after
     /// the validation share is held out): a class-balanced subset for shorter trainings. Default: all.
@@ -67,6 +67,11 @@ impl Prepared {
 }
 
 impl DataArgs {
+    /// `--val-fraction` when absent.
+    pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
+    /// `--split-seed` when absent.
+    pub const DEFAULT_SPLIT_SEED: u64 = 0;
+
     /// Reads and splits the dataset. Refuses a validation share outside (0, 1) and a split that leaves
     /// the validation or the training set empty: every search candidate would silently score 0%.
     pub fn prepare(&self) -> anyhow::Result<Prepared> {

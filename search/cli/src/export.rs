@@ -37,40 +37,66 @@ pub enum ExportCommand {
 pub struct OnnxArgs {
     /// Architecture string (20 comma-separated `op:scale` entries). Optional with trained weights.
     #[arg(long, value_name = "STR")]
-    arch: Option<String>,
+    pub arch: Option<String>,
     /// A reference network: mobilenet_v2, shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x1_5,
     /// shufflenet_v2_x2_0, mobilenet_v3_large, mnasnet1_0.
     #[arg(long, value_name = "NAME")]
-    reference: Option<String>,
+    pub reference: Option<String>,
     /// One profiling piece, by its latency-table key: `stem`, `head` or `L<layer>:<op>:<scale>`
     /// (e.g. `L3:shuffle5:0.5`, `L2:skip`), at the input shape it sees inside the network.
     #[arg(long, value_name = "KEY")]
-    piece: Option<String>,
+    pub piece: Option<String>,
     /// Layout, input size and classes (ignored when `model.json` describes the network).
     #[command(flatten)]
-    net: NetArgs,
+    pub net: NetArgs,
     /// Batch size, or `dynamic` for a symbolic batch dimension.
-    #[arg(long, default_value = "1", value_name = "B|dynamic")]
-    batch: String,
+    #[arg(long, default_value = OnnxArgs::DEFAULT_BATCH, value_name = "B|dynamic")]
+    pub batch: String,
     /// Weights: the directory `hsconas train` wrote, or a safetensors file (PyTorch-style names; with
     /// `model.json` beside it, that describes the network). Without it, a seeded random initialisation.
     #[arg(long, value_name = "DIR|FILE")]
-    weights: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
     /// Keep batch norms as separate operators (default: folded into the convolutions).
     #[arg(long)]
-    keep_bn: bool,
+    pub keep_bn: bool,
     /// Seed of the random initialisation (ignored with --weights).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[arg(long, default_value_t = OnnxArgs::DEFAULT_SEED)]
+    pub seed: u64,
     /// For reference networks at small inputs: stem stride 1 and no max pooling (CIFAR-style).
     #[arg(long)]
-    small_input_stem: bool,
+    pub small_input_stem: bool,
     /// ONNX opset (17 or newer).
-    #[arg(long, default_value_t = 17)]
-    opset: i64,
+    #[arg(long, default_value_t = OnnxArgs::DEFAULT_OPSET)]
+    pub opset: i64,
     /// Output file.
     #[arg(long, value_name = "FILE.onnx")]
-    out: PathBuf,
+    pub out: PathBuf,
+}
+
+impl OnnxArgs {
+    /// `--batch` when absent.
+    pub const DEFAULT_BATCH: &str = "1";
+    /// `--seed` when absent.
+    pub const DEFAULT_SEED: u64 = 0;
+    /// `--opset` when absent.
+    pub const DEFAULT_OPSET: i64 = 17;
+
+    /// Exporting the trained network in `weights` to `out` with every other flag at its default.
+    pub fn trained(weights: PathBuf, out: PathBuf) -> OnnxArgs {
+        OnnxArgs {
+            arch: None,
+            reference: None,
+            piece: None,
+            net: NetArgs::default(),
+            batch: OnnxArgs::DEFAULT_BATCH.to_string(),
+            weights: Some(weights),
+            keep_bn: false,
+            seed: OnnxArgs::DEFAULT_SEED,
+            small_input_stem: false,
+            opset: OnnxArgs::DEFAULT_OPSET,
+            out,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -78,25 +104,40 @@ pub struct CrateArgs {
     /// The trained network: the directory `hsconas train` wrote, or its `weights.safetensors` (with
     /// `model.json` beside it).
     #[arg(long, value_name = "DIR|FILE")]
-    weights: PathBuf,
+    pub weights: PathBuf,
     /// Crate name (letters, digits, `-`, `_`; starts with a letter).
     #[arg(long, value_name = "NAME")]
-    name: String,
+    pub name: String,
     /// Output directory (new or empty).
     #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Read `model.onnx` from the crate directory at run time instead of embedding it.
     #[arg(long)]
-    model_path: bool,
+    pub model_path: bool,
     /// Keep batch norms as separate operators (default: folded into the convolutions).
     #[arg(long)]
-    keep_bn: bool,
+    pub keep_bn: bool,
     /// Replace the generated files in an existing, non-empty output directory.
     #[arg(long)]
-    overwrite: bool,
+    pub overwrite: bool,
     /// Print a JSON summary on stdout.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+}
+
+impl CrateArgs {
+    /// The crate `name` in `out` for the trained network in `weights`, every other flag at its default.
+    pub fn new(weights: PathBuf, name: String, out: PathBuf) -> CrateArgs {
+        CrateArgs {
+            weights,
+            name,
+            out,
+            model_path: false,
+            keep_bn: false,
+            overwrite: false,
+            json: false,
+        }
+    }
 }
 
 pub fn run(cmd: ExportCommand) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use hsconas_latency::Measurer;
 use hsconas_runtime::Protocol;
 
 /// `--agent`, `--token`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct AgentArgs {
     /// Measure on a remote device through its agent (`hsconas-runtime serve` there), e.g.
     /// `http://jetson.local:7878`. Default: the profile's `agent`, else this machine, in process.
@@ -30,17 +30,29 @@ pub struct AgentArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ProtocolArgs {
     /// Untimed runs per model before timing.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = ProtocolArgs::default().warmup, value_name = "N")]
     pub warmup: usize,
     /// Timed runs per model, at least.
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    #[arg(long, default_value_t = ProtocolArgs::default().runs, value_name = "N")]
     pub runs: usize,
     /// Timed milliseconds per model, at least.
-    #[arg(long, default_value_t = 200.0, value_name = "T")]
+    #[arg(long, default_value_t = ProtocolArgs::default().min_time_ms, value_name = "T")]
     pub min_time_ms: f64,
     /// Timed runs per model, at most.
-    #[arg(long, default_value_t = 2000, value_name = "N")]
+    #[arg(long, default_value_t = ProtocolArgs::default().max_runs, value_name = "N")]
     pub max_runs: usize,
+}
+
+/// The command line's defaults.
+impl Default for ProtocolArgs {
+    fn default() -> ProtocolArgs {
+        ProtocolArgs {
+            warmup: 10,
+            runs: 50,
+            min_time_ms: 200.0,
+            max_runs: 2000,
+        }
+    }
 }
 
 impl ProtocolArgs {
@@ -65,15 +77,27 @@ pub struct TableDeviceArgs {
     #[arg(long, value_name = "NAME|FILE")]
     pub device: Option<String>,
     /// Networks measured together in one interleaved group.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = TableDeviceArgs::default().group, value_name = "N")]
     pub group: usize,
     /// Runs of each network back to back in every interleaved round, only the last timed: warm caches as
     /// when the network runs alone, drift still spread by interleaving (docs/latency-local-cpu.md). 1 times
     /// every run.
-    #[arg(long, default_value_t = 3, value_name = "K")]
+    #[arg(long, default_value_t = TableDeviceArgs::default().burst, value_name = "K")]
     pub burst: usize,
     #[command(flatten)]
     pub agent: AgentArgs,
+}
+
+/// The command line's defaults.
+impl Default for TableDeviceArgs {
+    fn default() -> TableDeviceArgs {
+        TableDeviceArgs {
+            device: None,
+            group: 10,
+            burst: 3,
+            agent: AgentArgs::default(),
+        }
+    }
 }
 
 impl TableDeviceArgs {

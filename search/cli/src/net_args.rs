@@ -8,14 +8,25 @@ use hsconas_models::{Layout, NetConfig};
 #[derive(Debug, Clone, Args)]
 pub struct NetArgs {
     /// Stage widths: A (48,128,256,512), B (68,168,336,672) or four comma-separated even widths.
-    #[arg(long, default_value = "A", value_name = "A|B|W1,W2,W3,W4")]
+    #[arg(long, default_value_t = NetArgs::default().layout, value_name = "A|B|W1,W2,W3,W4")]
     pub layout: String,
     /// Input height and width in pixels.
-    #[arg(long, default_value_t = 224, value_name = "S")]
+    #[arg(long, default_value_t = NetArgs::default().input_size, value_name = "S")]
     pub input_size: usize,
     /// Number of output classes.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = NetArgs::default().classes, value_name = "N")]
     pub classes: usize,
+}
+
+/// The command line's defaults: layout A at ImageNet's 224 pixels and 1000 classes.
+impl Default for NetArgs {
+    fn default() -> NetArgs {
+        NetArgs {
+            layout: Layout::A.to_string(),
+            input_size: 224,
+            classes: 1000,
+        }
+    }
 }
 
 impl NetArgs {

@@ -1,24 +1,27 @@
 //! `hsconas run`: the whole pipeline for one device and target — profile, calibrate, train the supernet,
-//! shrink and search, re-measure, retrain the winner, export it. Each step is the command of the same name
-//! with the preset's flags; a step whose output exists is skipped and an interrupted one resumes, so
-//! rerunning the same command line continues where it stopped.
+//! shrink and search, re-measure, retrain the winner, export it. Each step is the command of the same name,
+//! given its own options type built from the run's flags and the preset (`pipeline/steps.rs`); a step
+//! whose output exists is skipped and an interrupted one resumes, so rerunning the same command line
+//! continues where it stopped.
 
 use hsconas_foundation::outln;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, ValueEnum};
 use hsconas_devices::LatencyTable;
+use hsconas_models::Layout;
 use hsconas_nas::SearchReport;
 use hsconas_train::checkpoint::read_state;
 use hsconas_train::TrainState;
 use serde_json::json;
 
 use super::data_args::DataArgs;
+use super::measure_args::AgentArgs;
 
 mod steps;
 
-use steps::{preset_flags, Flags, CRATE, FINAL, ONNX, SEARCH, SUPERNET, TABLE};
+use steps::{preset_settings, Steps, CRATE, FINAL, ONNX, SEARCH, SUPERNET, TABLE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Preset {
@@ -35,12 +38,8 @@ pub struct RunArgs {
     /// Device profile (shipped name or .toml file) the latency model is measured on.
     #[arg(long, default_value = "local-cpu", value_name = "NAME|FILE")]
     device: String,
-    /// The device's agent (measure remotely); default: in this process.
-    #[arg(long, value_name = "URL")]
-    agent: Option<String>,
-    /// Bearer token for the agent.
-    #[arg(long, value_name = "T")]
-    token: Option<String>,
+    #[command(flatten)]
+    agent: AgentArgs,
     /// Start from this latency table (copied to DIR/table.json) instead of profiling the device.
     #[arg(long, value_name = "FILE")]
     table: Option<PathBuf>,
@@ -50,8 +49,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "T")]
     target_ms: f64,
     /// Stage widths.
-    #[arg(long, default_value = "A", value_name = "A|B|W1,W2,W3,W4")]
-    layout: String,
+    #[arg(long, default_value_t = Layout::A, value_name = "A|B|W1,W2,W3,W4")]
+    layout: Layout,
     /// How much work each step does.
     #[arg(long, value_enum, default_value_t = Preset::Quick)]
     preset: Preset,
@@ -78,22 +77,8 @@ fn crate_name(device: &str, target_ms: f64) -> String {
         .collect()
 }
 
-/// Parses one step's flags exactly as its own command would.
-#[derive(Debug, Parser)]
-struct Step<T: Args> {
-    #[command(flatten)]
-    args: T,
-}
-
-fn step_args<T: Args + clap::FromArgMatches>(argv: &[String]) -> anyhow::Result<T> {
-    let line = std::iter::once("hsconas".to_string()).chain(argv.iter().cloned());
-    Ok(Step::<T>::try_parse_from(line)
-        .with_context(|| format!("pipeline step flags {argv:?}"))?
-        .args)
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let p = preset_flags(args.preset);
+    let p = preset_settings(args.preset);
     let device_name = Path::new(&args.device)
         .file_stem()
         .and_then(|n| n.to_str())
@@ -118,7 +103,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             (data.train.height, data.train.classes.len())
         }
     };
-    let flags = Flags {
+    let steps = Steps {
         args: &args,
         preset: &p,
         out: &out,
@@ -132,7 +117,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if complete {
         eprintln!("{} is complete: skipped", table.display());
     } else {
-        super::profile::run(step_args(&flags.profile(input_size, classes))?)?;
+        super::profile::run(steps.profile(input_size, classes))?;
     }
 
     // 2. Calibration.
@@ -143,7 +128,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if calibrated {
         eprintln!("{} is calibrated: skipped", table.display());
     } else {
-        super::calibrate::run(step_args(&flags.calibrate())?)?;
+        super::calibrate::run(steps.calibrate())?;
     }
 
     // 3. Supernet.
@@ -153,8 +138,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if done >= p.supernet_epochs {
         eprintln!("{} has {done} epochs: skipped", supernet_ckpt.display());
     } else {
-        let argv = flags.supernet(supernet_ckpt.exists());
-        super::supernet::run(super::supernet::SupernetCommand::Train(step_args(&argv)?))?;
+        let train = steps.supernet(supernet_ckpt.exists());
+        super::supernet::run(super::supernet::SupernetCommand::Train(train))?;
     }
 
     // 4. Shrinking, evolutionary search, re-measurement.
@@ -167,8 +152,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if report.exists() {
         eprintln!("{} exists: skipped", report.display());
     } else {
-        let argv = flags.search(search_dir.join("search.partial.json").exists());
-        super::search::run(step_args(&argv)?)?;
+        let resume = hsconas_nas::driver::state_path(&search_dir).exists();
+        super::search::run(steps.search(resume))?;
     }
     let report = SearchReport::load(&report)?;
     let searched_for = report.settings.objective.target_ms;
@@ -191,8 +176,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if weights.exists() {
         eprintln!("{} exists: skipped", weights.display());
     } else {
-        let argv = flags.retrain(&winner, final_dir.join("checkpoint.safetensors").exists());
-        super::train::run(step_args(&argv)?)?;
+        let resume = final_dir.join("checkpoint.safetensors").exists();
+        super::train::run(steps.retrain(&winner, resume))?;
     }
 
     // 6. Export.
@@ -201,9 +186,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if onnx.exists() {
         eprintln!("{} exists: skipped", onnx.display());
     } else {
-        super::export::run(super::export::ExportCommand::Onnx(step_args(
-            &flags.onnx(),
-        )?))?;
+        super::export::run(super::export::ExportCommand::Onnx(steps.onnx()))?;
     }
 
     // 7. The inference crate.
@@ -212,8 +195,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if krate.join("Cargo.toml").exists() {
         eprintln!("{} exists: skipped", krate.display());
     } else {
-        let argv = flags.krate(&crate_name(&device_name, args.target_ms));
-        super::export::run(super::export::ExportCommand::Crate(step_args(&argv)?))?;
+        let name = crate_name(&device_name, args.target_ms);
+        super::export::run(super::export::ExportCommand::Crate(steps.krate(&name)))?;
     }
 
     let model = hsconas_export::ModelInfo::load(&final_dir.join(hsconas_export::MODEL_INFO_FILE))

@@ -15,30 +15,50 @@ use super::measure_args::{AgentArgs, ProtocolArgs};
 pub struct ProfileArgs {
     /// Device profile: a shipped name (local-cpu, xeon-gold-6136, gv100, jetson-xavier) or a .toml file.
     #[arg(long, value_name = "NAME|FILE")]
-    device: String,
+    pub device: String,
     #[command(flatten)]
-    agent: AgentArgs,
+    pub agent: AgentArgs,
     /// Stage widths (A, B or four widths). Default: the profile's.
     #[arg(long, value_name = "A|B|W1,W2,W3,W4")]
-    layout: Option<Layout>,
+    pub layout: Option<Layout>,
     /// Input height and width. Default: the profile's.
     #[arg(long, value_name = "S")]
-    input_size: Option<usize>,
+    pub input_size: Option<usize>,
     /// Classes of the head's classifier. Default: 1000, or 10 for inputs under 64 pixels (CIFAR-sized).
     #[arg(long, value_name = "N")]
-    classes: Option<usize>,
+    pub classes: Option<usize>,
     /// The table file. An existing one measured with the same settings is resumed.
     /// Default: tables/<device>-<layout>-<input size>.json.
     #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Pieces measured together in one interleaved group.
-    #[arg(long, default_value_t = 16, value_name = "N")]
-    group: usize,
+    #[arg(long, default_value_t = ProfileArgs::DEFAULT_GROUP, value_name = "N")]
+    pub group: usize,
     #[command(flatten)]
-    protocol: ProtocolArgs,
+    pub protocol: ProtocolArgs,
     /// Print a JSON summary.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+}
+
+impl ProfileArgs {
+    /// `--group` when absent.
+    pub const DEFAULT_GROUP: usize = 16;
+
+    /// Profiling `device` with every other flag at its default.
+    pub fn new(device: String) -> ProfileArgs {
+        ProfileArgs {
+            device,
+            agent: AgentArgs::default(),
+            layout: None,
+            input_size: None,
+            classes: None,
+            out: None,
+            group: ProfileArgs::DEFAULT_GROUP,
+            protocol: ProtocolArgs::default(),
+            json: false,
+        }
+    }
 }
 
 pub fn run(args: ProfileArgs) -> anyhow::Result<()> {

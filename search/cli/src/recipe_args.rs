@@ -11,28 +11,28 @@ use hsconas_train::{SgdSettings, TrainSettings};
 #[derive(Debug, Clone, Args)]
 pub struct RecipeArgs {
     /// Epochs.
-    #[arg(long, default_value_t = 5, value_name = "E")]
+    #[arg(long, default_value_t = RecipeArgs::default().epochs, value_name = "E")]
     pub epochs: usize,
     /// Images per step.
-    #[arg(long, default_value_t = 64, value_name = "B")]
+    #[arg(long, default_value_t = RecipeArgs::default().batch_size, value_name = "B")]
     pub batch_size: usize,
     /// Peak learning rate (cosine schedule).
-    #[arg(long, default_value_t = 0.05, value_name = "LR")]
+    #[arg(long, default_value_t = RecipeArgs::default().lr, value_name = "LR")]
     pub lr: f64,
     /// Epochs of linear learning-rate warm-up (default: 0 for the supernet, 5 for `hsconas train`).
     #[arg(long, value_name = "E")]
     pub warmup_epochs: Option<usize>,
     /// Label smoothing.
-    #[arg(long, default_value_t = 0.0, value_name = "S")]
+    #[arg(long, default_value_t = RecipeArgs::default().label_smoothing, value_name = "S")]
     pub label_smoothing: f64,
     /// Weight decay (not on batch-norm parameters and biases).
-    #[arg(long, default_value_t = 3e-5, value_name = "WD")]
+    #[arg(long, default_value_t = RecipeArgs::default().weight_decay, value_name = "WD")]
     pub weight_decay: f64,
     /// Initialisation of the convolution kernels of a fresh run: `spos` (N(0, 1/in-channels), as Single
     /// Path One-Shot does; networks leave chance level within the first epoch) or `kaiming` (fan out,
     /// torchvision's; at the default learning rate a network sits at chance for the first epochs). See
     /// docs/supernet-cifar10.md.
-    #[arg(long, value_enum, default_value_t = InitScheme::Spos)]
+    #[arg(long, value_enum, default_value_t = RecipeArgs::default().init)]
     pub init: InitScheme,
     /// Stop after this many steps in all (smoke runs); a checkpoint is written there.
     #[arg(long, value_name = "N")]
@@ -44,7 +44,7 @@ pub struct RecipeArgs {
     #[arg(long)]
     pub resume: bool,
     /// Seed of initialisation, data order, augmentation (and the supernet's paths).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = RecipeArgs::default().seed)]
     pub seed: u64,
     /// Train on CUDA (an error if libtorch sees no GPU).
     #[arg(long)]
@@ -52,6 +52,27 @@ pub struct RecipeArgs {
     /// CPU threads for libtorch (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+}
+
+/// The command line's defaults (what the flags say when absent).
+impl Default for RecipeArgs {
+    fn default() -> RecipeArgs {
+        RecipeArgs {
+            epochs: 5,
+            batch_size: 64,
+            lr: 0.05,
+            warmup_epochs: None,
+            label_smoothing: 0.0,
+            weight_decay: 3e-5,
+            init: InitScheme::Spos,
+            max_steps: None,
+            out: None,
+            resume: false,
+            seed: 0,
+            cuda: false,
+            threads: None,
+        }
+    }
 }
 
 impl RecipeArgs {

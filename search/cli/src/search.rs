@@ -27,7 +27,7 @@ use super::search_report;
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset, SupernetModel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ModeArg {
+pub enum ModeArg {
     /// F = ACC + beta * |LAT/T - 1| (the paper).
     Penalty,
     /// LAT <= T required; maximise ACC.
@@ -38,99 +38,153 @@ enum ModeArg {
 pub struct SearchArgs {
     /// Trained supernet checkpoint (`hsconas supernet train`).
     #[arg(long, value_name = "FILE")]
-    supernet: PathBuf,
+    pub supernet: PathBuf,
     /// Calibrated latency table of the target device (same layout, input size and classes).
     #[arg(long, value_name = "FILE")]
-    table: PathBuf,
+    pub table: PathBuf,
     /// Latency target T, ms.
     #[arg(long, value_name = "T")]
-    target_ms: f64,
+    pub target_ms: f64,
+    #[command(flatten)]
+    pub options: SearchOptions,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub device: TableDeviceArgs,
+    /// Output directory (report, plots, checkpoint).
+    #[arg(long, default_value = SearchArgs::DEFAULT_OUT, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue the search whose checkpoint is in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Use CUDA for the supernet.
+    #[arg(long)]
+    pub cuda: bool,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print the report as JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SearchArgs {
+    /// `--out` when absent.
+    pub const DEFAULT_OUT: &str = "runs/search";
+
+    /// A search of `supernet` on `data` for `target_ms` on the device of `table`, every other flag at
+    /// its default.
+    pub fn new(supernet: PathBuf, table: PathBuf, target_ms: f64, data: DataArgs) -> SearchArgs {
+        SearchArgs {
+            supernet,
+            table,
+            target_ms,
+            options: SearchOptions::default(),
+            data,
+            device: TableDeviceArgs::default(),
+            out: PathBuf::from(SearchArgs::DEFAULT_OUT),
+            resume: false,
+            cuda: false,
+            threads: None,
+            json: false,
+        }
+    }
+}
+
+/// How the search runs: objective, shrinking, evolution, candidate evaluation, re-measurement.
+#[derive(Debug, Clone, Args)]
+pub struct SearchOptions {
     /// Penalty weight (negative; accuracy counts as a fraction 0..1).
-    #[arg(long, default_value_t = Objective::DEFAULT_BETA, allow_negative_numbers = true)]
-    beta: f64,
+    #[arg(long, default_value_t = SearchOptions::default().beta, allow_negative_numbers = true)]
+    pub beta: f64,
     /// Soft penalty (the paper) or hard latency constraint.
-    #[arg(long, value_enum, default_value_t = ModeArg::Penalty)]
-    mode: ModeArg,
+    #[arg(long, value_enum, default_value_t = SearchOptions::default().mode)]
+    pub mode: ModeArg,
     /// Shrink the space progressively before the evolutionary search.
     #[arg(long)]
-    shrink: bool,
+    pub shrink: bool,
     /// Shrinking stages: 1-based layers in scoring order, stages separated by '/'.
-    #[arg(
-        long,
-        default_value = "20,19,18,17/16,15,14,13",
-        value_name = "L,L/L,L"
-    )]
-    shrink_stages: String,
+    #[arg(long, default_value_t = SearchOptions::default().shrink_stages, value_name = "L,L/L,L")]
+    pub shrink_stages: String,
     /// Architectures sampled per subspace quality Q (N).
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    shrink_samples: usize,
+    #[arg(long, default_value_t = SearchOptions::default().shrink_samples, value_name = "N")]
+    pub shrink_samples: usize,
     /// Epochs of supernet fine-tuning in the shrunk space after each shrinking stage (0: none).
-    #[arg(long, default_value_t = 1, value_name = "E")]
-    finetune_epochs: usize,
+    #[arg(long, default_value_t = SearchOptions::default().finetune_epochs, value_name = "E")]
+    pub finetune_epochs: usize,
     /// Learning rate of the fine-tuning (cosine from this to 0).
-    #[arg(long, default_value_t = 0.01, value_name = "LR")]
-    finetune_lr: f64,
+    #[arg(long, default_value_t = SearchOptions::default().finetune_lr, value_name = "LR")]
+    pub finetune_lr: f64,
     /// Candidates per generation.
-    #[arg(long, default_value_t = 50)]
-    population: usize,
+    #[arg(long, default_value_t = SearchOptions::default().population)]
+    pub population: usize,
     /// Generations.
-    #[arg(long, default_value_t = 20)]
-    generations: usize,
+    #[arg(long, default_value_t = SearchOptions::default().generations)]
+    pub generations: usize,
     /// Best candidates kept as parents.
-    #[arg(long, default_value_t = 20)]
-    parents: usize,
+    #[arg(long, default_value_t = SearchOptions::default().parents)]
+    pub parents: usize,
     /// Per-gene crossover probability.
-    #[arg(long, default_value_t = 0.25)]
-    crossover: f64,
+    #[arg(long, default_value_t = SearchOptions::default().crossover)]
+    pub crossover: f64,
     /// Per-gene mutation probability.
-    #[arg(long, default_value_t = 0.25)]
-    mutation: f64,
+    #[arg(long, default_value_t = SearchOptions::default().mutation)]
+    pub mutation: f64,
     /// Seed of shrinking samples and of the evolution.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[command(flatten)]
-    data: DataArgs,
+    #[arg(long, default_value_t = SearchOptions::default().seed)]
+    pub seed: u64,
     /// Validation images per candidate (spread over the split; 0: all).
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    eval_images: usize,
+    #[arg(long, default_value_t = SearchOptions::default().eval_images, value_name = "N")]
+    pub eval_images: usize,
     /// Training batches for each candidate's batch-norm recalibration.
-    #[arg(long, default_value_t = 10, value_name = "K")]
-    bn_batches: usize,
+    #[arg(long, default_value_t = SearchOptions::default().bn_batches, value_name = "K")]
+    pub bn_batches: usize,
     /// After the search, also draw as many architectures uniformly from the final space as the search
     /// evaluated and report the best of them (the random-search baseline).
     #[arg(long)]
-    random_baseline: bool,
+    pub random_baseline: bool,
     /// Best candidates measured end to end on the device after the search (0: none).
-    #[arg(long, default_value_t = 3, value_name = "K")]
-    remeasure: usize,
+    #[arg(long, default_value_t = SearchOptions::default().remeasure, value_name = "K")]
+    pub remeasure: usize,
     /// Largest accepted |measured / T - 1| (under --mode constraint: measured / T - 1). The winner is the
     /// best F among the candidates measured within it; when none is, the latency model is corrected and
     /// the search continues (at most --max-rounds times), then the measured candidate closest to T wins.
-    #[arg(long, default_value_t = 0.03)]
-    tolerance: f64,
+    #[arg(long, default_value_t = SearchOptions::default().tolerance)]
+    pub tolerance: f64,
     /// Correction rounds at most.
-    #[arg(long, default_value_t = 2)]
-    max_rounds: usize,
+    #[arg(long, default_value_t = SearchOptions::default().max_rounds)]
+    pub max_rounds: usize,
     /// Generations added after each correction.
-    #[arg(long, default_value_t = 5)]
-    extra_generations: usize,
-    #[command(flatten)]
-    device: TableDeviceArgs,
-    /// Output directory (report, plots, checkpoint).
-    #[arg(long, default_value = "runs/search", value_name = "DIR")]
-    out: PathBuf,
-    /// Continue the search whose checkpoint is in --out.
-    #[arg(long)]
-    resume: bool,
-    /// Use CUDA for the supernet.
-    #[arg(long)]
-    cuda: bool,
-    /// CPU threads for libtorch (default: all cores).
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-    /// Print the report as JSON instead of the summary.
-    #[arg(long)]
-    json: bool,
+    #[arg(long, default_value_t = SearchOptions::default().extra_generations)]
+    pub extra_generations: usize,
+}
+
+/// The command line's defaults (the paper's N = 100, population 50, 20 generations, 20 parents).
+impl Default for SearchOptions {
+    fn default() -> SearchOptions {
+        SearchOptions {
+            beta: Objective::DEFAULT_BETA,
+            mode: ModeArg::Penalty,
+            shrink: false,
+            shrink_stages: "20,19,18,17/16,15,14,13".to_string(),
+            shrink_samples: 100,
+            finetune_epochs: 1,
+            finetune_lr: 0.01,
+            population: 50,
+            generations: 20,
+            parents: 20,
+            crossover: 0.25,
+            mutation: 0.25,
+            seed: 0,
+            eval_images: 1000,
+            bn_batches: 10,
+            random_baseline: false,
+            remeasure: 3,
+            tolerance: 0.03,
+            max_rounds: 2,
+            extra_generations: 5,
+        }
+    }
 }
 
 fn parse_stages(text: &str) -> anyhow::Result<Vec<Vec<usize>>> {
@@ -152,42 +206,52 @@ fn parse_stages(text: &str) -> anyhow::Result<Vec<Vec<usize>>> {
         .collect()
 }
 
+impl SearchArgs {
+    /// What the search runs with (`search.json`'s settings), checked: the objective, the shrinking stages
+    /// and the evolution must be usable.
+    pub fn settings(&self) -> anyhow::Result<SearchSettings> {
+        let o = &self.options;
+        let objective = Objective::new(
+            self.target_ms,
+            o.beta,
+            match o.mode {
+                ModeArg::Penalty => ObjectiveMode::Penalty,
+                ModeArg::Constraint => ObjectiveMode::Constraint,
+            },
+        )?;
+        let stages = if o.shrink {
+            parse_stages(&o.shrink_stages).context("invalid --shrink-stages")?
+        } else {
+            Vec::new()
+        };
+        let evolution = EvolutionSettings {
+            population: o.population,
+            generations: o.generations,
+            parents: o.parents,
+            crossover: o.crossover,
+            mutation: o.mutation,
+            seed: o.seed,
+        };
+        evolution.validate()?;
+        Ok(SearchSettings {
+            supernet: self.supernet.clone(),
+            table: self.table.clone(),
+            objective,
+            stages,
+            shrink_samples: o.shrink_samples,
+            evolution,
+            finetune_epochs: o.finetune_epochs,
+            finetune_lr: o.finetune_lr,
+            data: self.data.data.clone(),
+            eval_images: o.eval_images,
+            bn_batches: o.bn_batches,
+        })
+    }
+}
+
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let objective = Objective::new(
-        args.target_ms,
-        args.beta,
-        match args.mode {
-            ModeArg::Penalty => ObjectiveMode::Penalty,
-            ModeArg::Constraint => ObjectiveMode::Constraint,
-        },
-    )?;
-    let stages = if args.shrink {
-        parse_stages(&args.shrink_stages).context("invalid --shrink-stages")?
-    } else {
-        Vec::new()
-    };
-    let evo_settings = EvolutionSettings {
-        population: args.population,
-        generations: args.generations,
-        parents: args.parents,
-        crossover: args.crossover,
-        mutation: args.mutation,
-        seed: args.seed,
-    };
-    evo_settings.validate()?;
-    let settings = SearchSettings {
-        supernet: args.supernet.clone(),
-        table: args.table.clone(),
-        objective,
-        stages,
-        shrink_samples: args.shrink_samples,
-        evolution: evo_settings,
-        finetune_epochs: args.finetune_epochs,
-        finetune_lr: args.finetune_lr,
-        data: args.data.data.clone(),
-        eval_images: args.eval_images,
-        bn_batches: args.bn_batches,
-    };
+    let settings = args.settings()?;
+    let objective = settings.objective;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let state = SearchState::load_or_start(&state_path(&args.out), args.resume, &settings)?;
@@ -212,7 +276,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     ensure_data_matches(&data, &model.config)?;
     let eval_data = EvalData {
         train: data.train.clone(),
-        val: spread_subset(&data.val, args.eval_images),
+        val: spread_subset(&data.val, args.options.eval_images),
         transform: data.transform.clone(),
     };
     eprintln!(
@@ -230,9 +294,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         data,
         eval_data,
         eval_settings: EvalSettings {
-            bn_batches: args.bn_batches,
+            bn_batches: args.options.bn_batches,
             batch_size: 200,
-            seed: args.seed,
+            seed: args.options.seed,
         },
         device,
         table: &table,
@@ -242,12 +306,12 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let driver = SearchDriver {
         table: &table,
         correction: CorrectionSettings {
-            remeasure: args.remeasure,
-            tolerance: args.tolerance,
-            max_rounds: args.max_rounds,
-            extra_generations: args.extra_generations,
+            remeasure: args.options.remeasure,
+            tolerance: args.options.tolerance,
+            max_rounds: args.options.max_rounds,
+            extra_generations: args.options.extra_generations,
         },
-        random_baseline: args.random_baseline,
+        random_baseline: args.options.random_baseline,
         out: args.out.clone(),
         show_progress: !args.json,
     };
@@ -302,13 +366,13 @@ impl SearchHost for SupernetHost<'_> {
         self.training.space = space.clone();
         self.training.eval = None;
         let settings = TrainSettings {
-            epochs: args.finetune_epochs,
+            epochs: args.options.finetune_epochs,
             batch_size: 64,
-            lr: args.finetune_lr,
+            lr: args.options.finetune_lr,
             warmup_epochs: 0,
             label_smoothing: 0.0,
             sgd: SgdSettings::default(),
-            seed: args.seed,
+            seed: args.options.seed,
             loader_workers: 2,
         };
         let description = serde_json::to_value(self.model.in_space(space.clone()))?;
@@ -336,7 +400,7 @@ impl SearchHost for SupernetHost<'_> {
                 table: self.table,
                 measurer: self.measurer,
                 purpose: "search",
-                seed: self.args.seed,
+                seed: self.args.options.seed,
                 group: self.args.device.group,
                 checkpoint: self
                     .args

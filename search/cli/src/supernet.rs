@@ -32,24 +32,46 @@ pub enum SupernetCommand {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    data: DataArgs,
+    pub data: DataArgs,
     /// Stage widths: A, B or four comma-separated widths.
-    #[arg(long, default_value = "A", value_name = "A|B|W1,W2,W3,W4")]
-    layout: Layout,
+    #[arg(long, default_value_t = Layout::A, value_name = "A|B|W1,W2,W3,W4")]
+    pub layout: Layout,
     #[command(flatten)]
-    recipe: RecipeArgs,
+    pub recipe: RecipeArgs,
     /// Search space to sample paths from (JSON, as written by a shrinking stage). Default: the full space.
     #[arg(long, value_name = "FILE")]
-    space: Option<PathBuf>,
+    pub space: Option<PathBuf>,
     /// Random subnets evaluated after every epoch (plus the widest and the narrowest); 0 skips evaluation.
-    #[arg(long, default_value_t = 3, value_name = "K")]
-    eval_subnets: usize,
+    #[arg(long, default_value_t = TrainArgs::DEFAULT_EVAL_SUBNETS, value_name = "K")]
+    pub eval_subnets: usize,
     /// Validation images used by the per-epoch evaluation (0: all).
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    eval_images: usize,
+    #[arg(long, default_value_t = TrainArgs::DEFAULT_EVAL_IMAGES, value_name = "N")]
+    pub eval_images: usize,
     /// Training batches for batch-norm recalibration before each evaluation.
-    #[arg(long, default_value_t = 10, value_name = "K")]
-    bn_batches: usize,
+    #[arg(long, default_value_t = TrainArgs::DEFAULT_BN_BATCHES, value_name = "K")]
+    pub bn_batches: usize,
+}
+
+impl TrainArgs {
+    /// `--eval-subnets` when absent.
+    pub const DEFAULT_EVAL_SUBNETS: usize = 3;
+    /// `--eval-images` when absent.
+    pub const DEFAULT_EVAL_IMAGES: usize = 1000;
+    /// `--bn-batches` when absent.
+    pub const DEFAULT_BN_BATCHES: usize = 10;
+
+    /// Training the supernet on `data` with every other flag at its default.
+    pub fn new(data: DataArgs) -> TrainArgs {
+        TrainArgs {
+            data,
+            layout: Layout::A,
+            recipe: RecipeArgs::default(),
+            space: None,
+            eval_subnets: TrainArgs::DEFAULT_EVAL_SUBNETS,
+            eval_images: TrainArgs::DEFAULT_EVAL_IMAGES,
+            bn_batches: TrainArgs::DEFAULT_BN_BATCHES,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -21,22 +21,36 @@ use super::recipe_args::RecipeArgs;
 pub struct TrainArgs {
     /// Architecture string (20 comma-separated `op:scale` entries).
     #[arg(long, value_name = "STR")]
-    arch: Option<String>,
+    pub arch: Option<String>,
     /// A hand-designed baseline instead, built for the data's input size: mobilenet_v2,
     /// shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x1_5, shufflenet_v2_x2_0,
     /// mobilenet_v3_large, mnasnet1_0.
     #[arg(long, value_name = "NAME")]
-    reference: Option<String>,
+    pub reference: Option<String>,
     /// With --reference at small inputs: stem stride 1 and no max pooling (the CIFAR adaptation).
     #[arg(long)]
-    small_input_stem: bool,
+    pub small_input_stem: bool,
     #[command(flatten)]
-    data: DataArgs,
+    pub data: DataArgs,
     /// Stage widths: A, B or four comma-separated widths (not used by --reference).
-    #[arg(long, default_value = "A", value_name = "A|B|W1,W2,W3,W4")]
-    layout: Layout,
+    #[arg(long, default_value_t = Layout::A, value_name = "A|B|W1,W2,W3,W4")]
+    pub layout: Layout,
     #[command(flatten)]
-    recipe: RecipeArgs,
+    pub recipe: RecipeArgs,
+}
+
+impl TrainArgs {
+    /// Training `arch` on `data` with every other flag at its default.
+    pub fn new(arch: String, data: DataArgs) -> TrainArgs {
+        TrainArgs {
+            arch: Some(arch),
+            reference: None,
+            small_input_stem: false,
+            data,
+            layout: Layout::A,
+            recipe: RecipeArgs::default(),
+        }
+    }
 }
 
 /// How the network of a run is built (stored in its checkpoint; a resume must match it).

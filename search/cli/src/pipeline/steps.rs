@@ -1,67 +1,68 @@
-//! The flags of each pipeline step, as the step's own command takes them, and what each preset sets.
+//! The options of each pipeline step, typed as the step's own command takes them, and what each preset
+//! sets.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::super::calibrate::CalibrateArgs;
+use super::super::export::{CrateArgs, OnnxArgs};
+use super::super::measure_args::TableDeviceArgs;
+use super::super::profile::ProfileArgs;
+use super::super::recipe_args::RecipeArgs;
+use super::super::search::{SearchArgs, SearchOptions};
+use super::super::supernet::TrainArgs as SupernetTrainArgs;
+use super::super::train::TrainArgs;
 use super::{Preset, RunArgs};
 
-pub(super) struct PresetFlags {
+/// What a preset changes from the commands' defaults.
+pub(super) struct PresetSettings {
     pub(super) calibrate_samples: usize,
     pub(super) supernet_epochs: usize,
-    pub(super) search: &'static [&'static str],
+    /// The search's options (`--seed` is the run's).
+    pub(super) search: SearchOptions,
     pub(super) final_epochs: usize,
     pub(super) final_warmup: usize,
     /// Peak learning rate of the retraining.
     pub(super) final_lr: f64,
 }
 
-pub(super) fn preset_flags(p: Preset) -> PresetFlags {
+pub(super) fn preset_settings(p: Preset) -> PresetSettings {
+    let shrinking = SearchOptions {
+        shrink: true,
+        ..SearchOptions::default()
+    };
     match p {
-        Preset::Tiny => PresetFlags {
+        Preset::Tiny => PresetSettings {
             calibrate_samples: 5,
             supernet_epochs: 1,
-            search: &[
-                "--shrink-stages",
-                "20",
-                "--shrink-samples",
-                "2",
-                "--population",
-                "4",
-                "--generations",
-                "2",
-                "--parents",
-                "2",
-                "--eval-images",
-                "50",
-                "--bn-batches",
-                "1",
-                "--remeasure",
-                "1",
-            ],
+            search: SearchOptions {
+                shrink_stages: "20".to_string(),
+                shrink_samples: 2,
+                population: 4,
+                generations: 2,
+                parents: 2,
+                eval_images: 50,
+                bn_batches: 1,
+                remeasure: 1,
+                ..shrinking
+            },
             final_epochs: 1,
             final_warmup: 0,
             final_lr: 0.05,
         },
-        Preset::Quick => PresetFlags {
+        Preset::Quick => PresetSettings {
             calibrate_samples: 20,
             supernet_epochs: 2,
-            search: &[
-                "--shrink-stages",
-                "20,19/18,17",
-                "--shrink-samples",
-                "4",
-                "--population",
-                "12",
-                "--generations",
-                "4",
-                "--parents",
-                "4",
-                "--eval-images",
-                "200",
-                "--bn-batches",
-                "2",
-                "--remeasure",
-                "3",
-            ],
+            search: SearchOptions {
+                shrink_stages: "20,19/18,17".to_string(),
+                shrink_samples: 4,
+                population: 12,
+                generations: 4,
+                parents: 4,
+                eval_images: 200,
+                bn_batches: 2,
+                remeasure: 3,
+                ..shrinking
+            },
             // 15 epochs at 0.02 from the SPOS initialisation: the shortest schedule that leaves chance
             // level early and ends well above it on the sample's 1,800 training images (2 epochs at 0.05
             // ended at chance; docs/evidence/quick-retraining/).
@@ -69,17 +70,15 @@ pub(super) fn preset_flags(p: Preset) -> PresetFlags {
             final_warmup: 0,
             final_lr: 0.02,
         },
-        Preset::Paper => PresetFlags {
+        Preset::Paper => PresetSettings {
             calibrate_samples: 50,
             supernet_epochs: 120,
-            search: &[
-                "--eval-images",
-                "0",
-                "--bn-batches",
-                "20",
-                "--remeasure",
-                "5",
-            ],
+            search: SearchOptions {
+                eval_images: 0,
+                bn_batches: 20,
+                remeasure: 5,
+                ..shrinking
+            },
             final_epochs: 120,
             final_warmup: 5,
             final_lr: 0.05,
@@ -95,264 +94,197 @@ pub(super) const FINAL: &str = "final";
 pub(super) const ONNX: &str = "model.onnx";
 pub(super) const CRATE: &str = "crate";
 
-/// The flags of each step, as its own command takes them; `run` parses them with that command's clap
-/// definition, and the unit tests parse them for every preset, so a renamed flag fails the tests.
-pub(super) struct Flags<'a> {
+/// The options of each step, built from the run's: each is the options type of the step's own command
+/// (the command's defaults where the run and the preset say nothing).
+pub(super) struct Steps<'a> {
     pub(super) args: &'a RunArgs,
-    pub(super) preset: &'a PresetFlags,
+    pub(super) preset: &'a PresetSettings,
     pub(super) out: &'a Path,
 }
 
-impl Flags<'_> {
-    fn at(&self, name: &str) -> String {
-        path(&self.out.join(name))
+impl Steps<'_> {
+    fn at(&self, name: &str) -> PathBuf {
+        self.out.join(name)
     }
 
-    fn data(&self) -> Vec<String> {
-        let d = &self.args.data;
-        let mut flags = vec![
-            s("--data"),
-            path(&d.data),
-            s("--val-fraction"),
-            s(d.val_fraction),
-            s("--split-seed"),
-            s(d.split_seed),
-        ];
-        if let Some(n) = d.train_per_class {
-            flags.extend([s("--train-per-class"), s(n)]);
+    /// The run's device and agent, for the commands that measure against the table.
+    fn table_device(&self) -> TableDeviceArgs {
+        TableDeviceArgs {
+            device: Some(self.args.device.clone()),
+            agent: self.args.agent.clone(),
+            ..TableDeviceArgs::default()
         }
-        if let Some(size) = d.resize {
-            flags.extend([s("--resize"), s(size)]);
+    }
+
+    /// The recipe of a training step: the run's seed and threads, `dir` as its output.
+    fn recipe(&self, epochs: usize, dir: &str, resume: bool) -> RecipeArgs {
+        RecipeArgs {
+            epochs,
+            seed: self.args.seed,
+            threads: self.args.threads,
+            out: Some(self.at(dir)),
+            resume,
+            ..RecipeArgs::default()
         }
-        flags
     }
 
-    fn threads(&self) -> Vec<String> {
-        self.args
-            .threads
-            .map(|n| vec![s("--threads"), s(n)])
-            .unwrap_or_default()
+    pub(super) fn profile(&self, input_size: usize, classes: usize) -> ProfileArgs {
+        ProfileArgs {
+            agent: self.args.agent.clone(),
+            layout: Some(self.args.layout),
+            input_size: Some(input_size),
+            classes: Some(classes),
+            out: Some(self.at(TABLE)),
+            ..ProfileArgs::new(self.args.device.clone())
+        }
     }
 
-    fn agent(&self) -> Vec<String> {
-        let a = self.args;
-        a.agent
-            .iter()
-            .flat_map(|url| [s("--agent"), url.clone()])
-            .chain(a.token.iter().flat_map(|t| [s("--token"), t.clone()]))
-            .collect()
+    pub(super) fn calibrate(&self) -> CalibrateArgs {
+        CalibrateArgs {
+            samples: self.preset.calibrate_samples,
+            seed: self.args.seed + 1,
+            device: self.table_device(),
+            ..CalibrateArgs::new(self.at(TABLE))
+        }
     }
 
-    fn resume(resume: bool) -> Option<String> {
-        resume.then(|| s("--resume"))
+    pub(super) fn supernet(&self, resume: bool) -> SupernetTrainArgs {
+        SupernetTrainArgs {
+            layout: self.args.layout,
+            recipe: self.recipe(self.preset.supernet_epochs, SUPERNET, resume),
+            eval_subnets: 1,
+            eval_images: 200,
+            ..SupernetTrainArgs::new(self.args.data.clone())
+        }
     }
 
-    pub(super) fn profile(&self, input_size: usize, classes: usize) -> Vec<String> {
-        let a = self.args;
-        let mut argv = vec![
-            s("--device"),
-            a.device.clone(),
-            s("--layout"),
-            a.layout.clone(),
-            s("--input-size"),
-            s(input_size),
-            s("--classes"),
-            s(classes),
-            s("--out"),
-            self.at(TABLE),
-        ];
-        argv.extend(self.agent());
-        argv
+    pub(super) fn search(&self, resume: bool) -> SearchArgs {
+        SearchArgs {
+            options: SearchOptions {
+                seed: self.args.seed,
+                ..self.preset.search.clone()
+            },
+            device: self.table_device(),
+            out: self.at(SEARCH),
+            resume,
+            threads: self.args.threads,
+            ..SearchArgs::new(
+                self.at(SUPERNET).join("checkpoint.safetensors"),
+                self.at(TABLE),
+                self.args.target_ms,
+                self.args.data.clone(),
+            )
+        }
     }
 
-    pub(super) fn calibrate(&self) -> Vec<String> {
-        let mut argv = vec![
-            s("--table"),
-            self.at(TABLE),
-            s("--samples"),
-            s(self.preset.calibrate_samples),
-            s("--seed"),
-            s(self.args.seed + 1),
-            s("--device"),
-            self.args.device.clone(),
-        ];
-        argv.extend(self.agent());
-        argv
-    }
-
-    pub(super) fn supernet(&self, resume: bool) -> Vec<String> {
-        let mut argv = self.data();
-        argv.extend([
-            s("--layout"),
-            self.args.layout.clone(),
-            s("--epochs"),
-            s(self.preset.supernet_epochs),
-            s("--seed"),
-            s(self.args.seed),
-            s("--eval-subnets"),
-            s(1),
-            s("--eval-images"),
-            s(200),
-            s("--out"),
-            self.at(SUPERNET),
-        ]);
-        argv.extend(Self::resume(resume));
-        argv.extend(self.threads());
-        argv
-    }
-
-    pub(super) fn search(&self, resume: bool) -> Vec<String> {
-        let mut argv = self.data();
-        argv.extend([
-            s("--supernet"),
-            path(&self.out.join(SUPERNET).join("checkpoint.safetensors")),
-            s("--table"),
-            self.at(TABLE),
-            s("--target-ms"),
-            s(self.args.target_ms),
-            s("--shrink"),
-            s("--seed"),
-            s(self.args.seed),
-            s("--device"),
-            self.args.device.clone(),
-            s("--out"),
-            self.at(SEARCH),
-        ]);
-        argv.extend(self.preset.search.iter().map(s));
-        argv.extend(self.agent());
-        argv.extend(self.threads());
-        argv.extend(Self::resume(resume));
-        argv
-    }
-
-    pub(super) fn retrain(&self, winner: &str, resume: bool) -> Vec<String> {
+    pub(super) fn retrain(&self, winner: &str, resume: bool) -> TrainArgs {
         let p = self.preset;
-        let mut argv = self.data();
-        argv.extend([
-            s("--arch"),
-            s(winner),
-            s("--layout"),
-            self.args.layout.clone(),
-            s("--epochs"),
-            s(p.final_epochs),
-            s("--warmup-epochs"),
-            s(p.final_warmup),
-            s("--lr"),
-            s(p.final_lr),
-            s("--seed"),
-            s(self.args.seed),
-            s("--out"),
-            self.at(FINAL),
-        ]);
-        argv.extend(Self::resume(resume));
-        argv.extend(self.threads());
-        argv
+        TrainArgs {
+            layout: self.args.layout,
+            recipe: RecipeArgs {
+                warmup_epochs: Some(p.final_warmup),
+                lr: p.final_lr,
+                ..self.recipe(p.final_epochs, FINAL, resume)
+            },
+            ..TrainArgs::new(winner.to_string(), self.args.data.clone())
+        }
     }
 
-    pub(super) fn onnx(&self) -> Vec<String> {
-        vec![
-            s("--weights"),
-            self.at(FINAL),
-            s("--batch"),
-            s("dynamic"),
-            s("--out"),
-            self.at(ONNX),
-        ]
+    pub(super) fn onnx(&self) -> OnnxArgs {
+        OnnxArgs {
+            batch: "dynamic".to_string(),
+            ..OnnxArgs::trained(self.at(FINAL), self.at(ONNX))
+        }
     }
 
-    pub(super) fn krate(&self, name: &str) -> Vec<String> {
-        vec![
-            s("--weights"),
-            self.at(FINAL),
-            s("--name"),
-            s(name),
-            s("--out"),
-            self.at(CRATE),
-            s("--overwrite"),
-        ]
+    pub(super) fn krate(&self, name: &str) -> CrateArgs {
+        CrateArgs {
+            overwrite: true,
+            ..CrateArgs::new(self.at(FINAL), name.to_string(), self.at(CRATE))
+        }
     }
-}
-
-fn s(x: impl ToString) -> String {
-    x.to_string()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use clap::Parser;
+    use hsconas_models::Layout;
 
     use super::super::Preset;
     use super::*;
-
-    /// Every step's flags, for every preset, parse with the step command's own definition.
-    #[test]
-    fn every_step_of_every_preset_parses() {
-        for preset in [Preset::Tiny, Preset::Quick, Preset::Paper] {
-            let args = Wrapped::try_parse_from([
-                "run",
-                "--target-ms",
-                "0.7",
-                "--data",
-                "data/cifar10-sample.tar.gz",
-                "--agent",
-                "http://127.0.0.1:7878",
-                "--token",
-                "secret",
-                "--threads",
-                "2",
-                "--resize",
-                "32",
-                "--train-per-class",
-                "100",
-            ])
-            .map(|w| w.args)
-            .expect("run flags");
-            let p = preset_flags(preset);
-            let out = PathBuf::from("runs/x");
-            let f = Flags {
-                args: &args,
-                preset: &p,
-                out: &out,
-            };
-            let winner = "shuffle3:1.0,".repeat(19) + "shuffle3:1.0";
-            super::super::step_args::<super::super::super::profile::ProfileArgs>(
-                &f.profile(32, 10),
-            )
-            .expect("profile");
-            super::super::step_args::<super::super::super::calibrate::CalibrateArgs>(
-                &f.calibrate(),
-            )
-            .expect("calibrate");
-            for resume in [false, true] {
-                super::super::step_args::<super::super::super::supernet::TrainArgs>(
-                    &f.supernet(resume),
-                )
-                .expect("supernet train");
-                super::super::step_args::<super::super::super::search::SearchArgs>(
-                    &f.search(resume),
-                )
-                .expect("search");
-                super::super::step_args::<super::super::super::train::TrainArgs>(
-                    &f.retrain(&winner, resume),
-                )
-                .expect("train");
-            }
-            super::super::step_args::<super::super::super::export::OnnxArgs>(&f.onnx())
-                .expect("export onnx");
-            super::super::step_args::<super::super::super::export::CrateArgs>(&f.krate("net"))
-                .expect("export crate");
-        }
-    }
 
     #[derive(Debug, Parser)]
     struct Wrapped {
         #[command(flatten)]
         args: RunArgs,
+    }
+
+    /// Every preset's steps are usable as their commands check them, and carry the run's settings.
+    #[test]
+    fn every_step_of_every_preset_carries_the_run() {
+        let args = Wrapped::try_parse_from([
+            "run",
+            "--target-ms",
+            "0.7",
+            "--data",
+            "data/cifar10-sample.tar.gz",
+            "--agent",
+            "http://127.0.0.1:7878",
+            "--token",
+            "secret",
+            "--threads",
+            "2",
+            "--resize",
+            "32",
+            "--train-per-class",
+            "100",
+            "--layout",
+            "B",
+            "--seed",
+            "7",
+        ])
+        .expect("run flags")
+        .args;
+        let out = PathBuf::from("runs/x");
+        for preset in [Preset::Tiny, Preset::Quick, Preset::Paper] {
+            let p = preset_settings(preset);
+            let steps = Steps {
+                args: &args,
+                preset: &p,
+                out: &out,
+            };
+            let profile = steps.profile(32, 10);
+            assert_eq!(profile.layout, Some(Layout::B));
+            assert_eq!(profile.out.as_deref(), Some(out.join(TABLE).as_path()));
+            assert_eq!(profile.agent.token.as_deref(), Some("secret"));
+            let calibrate = steps.calibrate();
+            assert_eq!(
+                (calibrate.samples, calibrate.seed),
+                (p.calibrate_samples, 8)
+            );
+            assert_eq!(calibrate.device.agent.agent, args.agent.agent);
+            let supernet = steps.supernet(true);
+            assert_eq!(supernet.recipe.epochs, p.supernet_epochs);
+            assert!(supernet.recipe.resume);
+            assert_eq!(supernet.data.train_per_class, Some(100));
+            assert_eq!(supernet.data.resize, Some(32));
+            let search = steps.search(false);
+            let settings = search.settings().expect("the preset's search is valid");
+            assert_eq!(settings.evolution.seed, 7);
+            assert_eq!(settings.objective.target_ms, 0.7);
+            assert!(!settings.stages.is_empty(), "every preset shrinks");
+            assert_eq!(search.threads, Some(2));
+            assert_eq!(search.device.device.as_deref(), Some("local-cpu"));
+            let retrain = steps.retrain(&"shuffle3:1.0,".repeat(20), false);
+            assert_eq!(retrain.layout, Layout::B);
+            assert_eq!(
+                (retrain.recipe.epochs, retrain.recipe.lr),
+                (p.final_epochs, p.final_lr)
+            );
+            assert_eq!(retrain.recipe.warmup_epochs, Some(p.final_warmup));
+            assert_eq!(retrain.recipe.out, Some(out.join(FINAL)));
+            assert_eq!(steps.onnx().batch, "dynamic");
+            assert!(steps.krate("net").overwrite);
+        }
     }
 }
