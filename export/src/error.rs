@@ -23,22 +23,9 @@ pub enum ExportError {
         /// Shape in the weights.
         found: Vec<usize>,
     },
-    /// A tensor of a type the exporter does not read.
-    #[error("tensor '{name}' has dtype {dtype}; only F32, F64, F16 and BF16 are supported")]
-    UnsupportedDtype {
-        /// Parameter name.
-        name: String,
-        /// The dtype found.
-        dtype: String,
-    },
-    /// A safetensors file that cannot be parsed (truncated, corrupt).
-    #[error("'{path}' is not a valid safetensors file: {reason}")]
-    BadSafetensors {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message.
-        reason: String,
-    },
+    /// Weights that cannot be read or written.
+    #[error(transparent)]
+    Weights(#[from] hsconas_foundation::WeightsError),
     /// A `model.json` that is missing, unreadable or inconsistent.
     #[error("'{path}': {reason}")]
     BadModelInfo {

@@ -4,6 +4,7 @@
 //! With `s = gamma / sqrt(var + eps)` per output channel, the folded kernel is `W * s` and the bias
 //! `(b - mean) * s + beta` (`b = 0` for a convolution without bias). The arithmetic is done in f64.
 
+use crate::GraphWeights;
 use std::collections::HashMap;
 
 use hsconas_models::graph::{Graph, Node, NodeOp, Value};

@@ -19,9 +19,10 @@ pub use crate_gen::{
 };
 pub use error::ExportError;
 pub use fold::fold_batch_norms;
+pub use hsconas_foundation::Weights;
 pub use model_info::{
     producer, Accuracy, ModelInfo, Normalisation, ReferenceInfo, MODEL_INFO_FILE, WEIGHTS_FILE,
 };
 pub use onnx::{BatchDim, OnnxOptions};
 pub use trained::{trained_graph, trained_onnx, TrainedExport};
-pub use weights::Weights;
+pub use weights::GraphWeights;

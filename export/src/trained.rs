@@ -1,6 +1,7 @@
 //! The ONNX model of a trained network: its graph from `model.json`, its weights, batch norms folded
 //! (unless asked to keep them), and the metadata in `metadata_props`.
 
+use crate::GraphWeights;
 use hsconas_models::graph::Graph;
 
 use crate::{fold_batch_norms, onnx, BatchDim, ExportError, ModelInfo, OnnxOptions, Weights};

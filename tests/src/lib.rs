@@ -172,7 +172,7 @@ pub fn piece_onnx(
     };
     hsconas_export::onnx::to_bytes(
         &graph,
-        &hsconas_export::Weights::random(&graph, 2),
+        &<hsconas_export::Weights as hsconas_export::GraphWeights>::random(&graph, 2),
         &options,
     )
     .expect("the piece exports")

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use hsconas_export::{onnx, BatchDim, OnnxOptions, Weights};
+use hsconas_export::{onnx, BatchDim, GraphWeights, OnnxOptions, Weights};
 use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::Graph;
 use hsconas_models::reference::Reference;

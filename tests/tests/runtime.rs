@@ -1,7 +1,7 @@
 //! The runtime's backends and commands on real exported models: ONNX Runtime (loaded dynamically) and
 //! tract, the same checks over both.
 
-use hsconas_export::{onnx, BatchDim, OnnxOptions, Weights};
+use hsconas_export::{onnx, BatchDim, GraphWeights, OnnxOptions, Weights};
 use hsconas_models::build;
 use hsconas_models::{Arch, NetConfig};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor, Provider};

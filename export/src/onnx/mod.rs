@@ -9,6 +9,7 @@
 
 mod proto;
 
+use crate::GraphWeights;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -3,7 +3,8 @@
 //! - [`fs::write_atomic`]: files replaced atomically (temporary file, `fsync`, rename, `fsync` of the folder).
 //! - [`stats`]: the one percentile definition (linear interpolation between closest ranks) and the relative
 //!   error used to compare outputs of two engines; [`golden`]: the golden input of generated crates.
-//! - [`HostTensor`]: a dense row-major `f32` tensor, the form tensors take between crates.
+//! - [`HostTensor`]: a dense row-major `f32` tensor, the form tensors take between crates, and
+//!   [`Weights`]: named tensors, read from and written to safetensors files.
 //! - [`progress::progress_bar`]: the progress bars of long jobs.
 //! - [`pipe`]: quiet exits when standard output is closed early (`hsconas arch sample | head`).
 //!
@@ -17,9 +18,11 @@ pub mod pipe;
 pub mod progress;
 pub mod stats;
 mod tensor;
+pub mod weights;
 
 pub use fs::{write_atomic, FsError};
 pub use tensor::HostTensor;
+pub use weights::{Weights, WeightsError};
 
 /// Sources shared with generated code (see the crate documentation).
 pub mod snippets {

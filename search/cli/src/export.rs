@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hsconas_export::{
-    fold_batch_norms, generate_crate, onnx, validate_crate_name, BatchDim, CrateOptions, ModelInfo,
-    OnnxOptions, Weights, MODEL_INFO_FILE,
+    fold_batch_norms, generate_crate, onnx, validate_crate_name, BatchDim, CrateOptions,
+    GraphWeights, ModelInfo, OnnxOptions, Weights, MODEL_INFO_FILE,
 };
 use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::Graph;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hsconas_data::Transform;
-use hsconas_export::{trained_graph, trained_onnx, BatchDim, ModelInfo, TrainedExport, Weights};
+use hsconas_export::{
+    trained_graph, trained_onnx, BatchDim, GraphWeights, ModelInfo, TrainedExport, Weights,
+};
 use hsconas_foundation::stats::relative_error;
 use hsconas_models::{Layout, NetConfig, SearchSpace};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor};

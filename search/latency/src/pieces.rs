@@ -2,7 +2,7 @@
 //! (latency does not depend on the weights' values).
 
 use crate::LatencyError;
-use hsconas_export::{onnx, BatchDim, OnnxOptions, Weights};
+use hsconas_export::{onnx, BatchDim, GraphWeights, OnnxOptions, Weights};
 use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::Graph;
 use hsconas_models::{Arch, NetConfig};

@@ -4,7 +4,7 @@
 use crate::TrainError;
 use std::sync::Arc;
 
-use hsconas_export::Weights;
+use hsconas_foundation::Weights;
 use hsconas_models::graph::Graph;
 use serde_json::json;
 use tch::{nn, Device, Tensor};

@@ -2,9 +2,10 @@
 //! trained from scratch, or loaded from weights extracted from the supernet.
 
 use crate::TrainError;
+use hsconas_export::GraphWeights;
 use std::collections::HashMap;
 
-use hsconas_export::Weights;
+use hsconas_foundation::Weights;
 use hsconas_models::graph::Graph;
 use tch::{nn, Tensor};
 

@@ -6,8 +6,8 @@
 use crate::TrainError;
 use std::collections::HashMap;
 
-use hsconas_export::Weights;
 use hsconas_foundation::HostTensor;
+use hsconas_foundation::Weights;
 use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::NodeOp;
 use hsconas_models::{Arch, Choice, NetConfig, Op, Scale, NUM_LAYERS};
