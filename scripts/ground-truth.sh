@@ -8,8 +8,10 @@
 #   scripts/ground-truth.sh train     # trains what is not trained yet, resumably (hours on one core)
 #   scripts/ground-truth.sh status    # which runs are done
 #
-# Resumable: a run whose model.json exists is done; an interrupted one continues from its checkpoint.
-# Stop it at any time (Ctrl-C) and rerun. Environment: DATA (CIFAR-10, default
+# Resumable: a run whose model.json exists (in OUT, or committed under docs/evidence/ground-truth/runs/)
+# is done; an interrupted one continues from its checkpoint. Stop it at any time (Ctrl-C) and rerun.
+# Each finished run's model.json and history.json are copied to docs/evidence/ground-truth/runs/<run>/
+# so that they can be committed and no later machine trains them again. Environment: DATA (CIFAR-10, default
 # ../shared/data/cifar10-jpeg.tar.gz), OUT (runs, default runs/ground-truth), THREADS (libtorch threads
 # per training, default 1 so the other core stays free), HSCONAS (the binary, default the debug build).
 set -euo pipefail
@@ -89,20 +91,31 @@ train_all() {
   }
   runs | while read -r id seed arch; do
     local dir=$out/$id-s$seed
-    [[ -f $dir/model.json ]] && continue
+    local kept=$evidence/runs/$id-s$seed
+    [[ -f $kept/model.json ]] && continue
+    if [[ -f $dir/model.json ]]; then
+      keep "$dir" "$kept"
+      continue
+    fi
     local resume=()
     [[ -f $dir/checkpoint.safetensors ]] && resume=(--resume)
     echo "== $id seed $seed ($(date -u +%H:%M:%S))" >&2
     "$hsconas" train --arch "$arch" --data "$data" "${RECIPE[@]}" --seed "$seed" \
       --threads "$threads" --out "$dir" "${resume[@]}" </dev/null
+    keep "$dir" "$kept"
   done
+}
+
+keep() { # the small result files of a finished run, for the repository
+  mkdir -p "$2"
+  cp "$1/model.json" "$1/history.json" "$2/"
 }
 
 status() {
   local done=0 total=0
   while read -r id seed _; do
     total=$((total + 1))
-    if [[ -f $out/$id-s$seed/model.json ]]; then
+    if [[ -f $evidence/runs/$id-s$seed/model.json || -f $out/$id-s$seed/model.json ]]; then
       done=$((done + 1))
       echo "$id-s$seed done"
     fi

@@ -35,6 +35,7 @@ impl CalibrateArgs {
     pub const DEFAULT_SEED: u64 = 1;
 
     /// Calibrating `table` with every other flag at its default.
+    #[cfg(feature = "train")] // only `hsconas run` builds it
     pub fn new(table: PathBuf) -> CalibrateArgs {
         CalibrateArgs {
             table,

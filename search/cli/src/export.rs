@@ -82,6 +82,7 @@ impl OnnxArgs {
     pub const DEFAULT_OPSET: i64 = 17;
 
     /// Exporting the trained network in `weights` to `out` with every other flag at its default.
+    #[cfg(feature = "train")] // only `hsconas run` builds it
     pub fn trained(weights: PathBuf, out: PathBuf) -> OnnxArgs {
         OnnxArgs {
             arch: None,
@@ -127,6 +128,7 @@ pub struct CrateArgs {
 
 impl CrateArgs {
     /// The crate `name` in `out` for the trained network in `weights`, every other flag at its default.
+    #[cfg(feature = "train")] // only `hsconas run` builds it
     pub fn new(weights: PathBuf, name: String, out: PathBuf) -> CrateArgs {
         CrateArgs {
             weights,

@@ -46,6 +46,7 @@ impl ProfileArgs {
     pub const DEFAULT_GROUP: usize = 16;
 
     /// Profiling `device` with every other flag at its default.
+    #[cfg(feature = "train")] // only `hsconas run` builds it
     pub fn new(device: String) -> ProfileArgs {
         ProfileArgs {
             device,
