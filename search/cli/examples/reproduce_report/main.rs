@@ -19,11 +19,15 @@ use hsconas_nas::SearchReport;
 use hsconas_runtime::Stats;
 use hsconas_train::supernet_run::SubnetEvaluation;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
 
 mod markdown;
+mod results;
 
 use markdown::markdown;
+use results::{
+    CifarRow, Comparison, LatencyModelRow, LatencyRow, Phase, Ranking, Results, SearchRow,
+    SeedResult,
+};
 
 /// The found networks: directory suffix of their search and label.
 const SEARCHES: [&str; 2] = ["tight", "loose"];
@@ -83,8 +87,6 @@ impl Network {
     }
 }
 
-/// The JSON in `path`; `None` when the step that writes it has not run, with a warning when the file is
-/// there but unreadable.
 /// A result file read through the type that wrote it; `None` (with a warning when it exists but does not
 /// parse) leaves the row out.
 fn read<T: DeserializeOwned>(path: &Path) -> Option<T> {
@@ -105,8 +107,8 @@ fn latency(out: &Path, size: usize, name: &str, backend: &str) -> Option<f64> {
 }
 
 /// Test and validation top-1 of every finished seed of `name`.
-fn accuracies(out: &Path, name: &str) -> Vec<Value> {
-    let mut seeds: Vec<(u64, Value)> = std::fs::read_dir(out.join("train").join(name))
+fn accuracies(out: &Path, name: &str) -> Vec<SeedResult> {
+    let mut seeds: Vec<SeedResult> = std::fs::read_dir(out.join("train").join(name))
         .into_iter()
         .flatten()
         .flatten()
@@ -122,19 +124,16 @@ fn accuracies(out: &Path, name: &str) -> Vec<Value> {
                 eprintln!("{name}, seed {seed}: not finished");
             }
             let info = info?;
-            Some((
+            Some(SeedResult {
                 seed,
-                json!({
-                    "seed": seed,
-                    "epochs": info.epochs,
-                    "test_top1": info.test.map(|a| a.top1),
-                    "val_top1": info.val.map(|a| a.top1),
-                }),
-            ))
+                epochs: info.epochs,
+                test_top1: info.test.map(|a| a.top1),
+                val_top1: info.val.map(|a| a.top1),
+            })
         })
         .collect();
-    seeds.sort_by_key(|(seed, _)| *seed);
-    seeds.into_iter().map(|(_, v)| v).collect()
+    seeds.sort_by_key(|s| s.seed);
+    seeds
 }
 
 fn mean(values: &[f64]) -> Option<f64> {
@@ -160,7 +159,7 @@ fn load_networks(out: &Path) -> anyhow::Result<Vec<Network>> {
 }
 
 /// Table A: every network trained on CIFAR-10, with its latency at input 32.
-fn cifar_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
+fn cifar_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<CifarRow>> {
     networks
         .iter()
         .map(|net| {
@@ -168,32 +167,32 @@ fn cifar_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
             let seeds = accuracies(out, &net.name);
             let errors: Vec<f64> = seeds
                 .iter()
-                .filter_map(|s| s["test_top1"].as_f64())
+                .filter_map(|s| s.test_top1)
                 .map(|top1| 100.0 - top1)
                 .collect();
-            Ok(json!({
-                "name": net.name,
-                "kind": net.kind(),
-                "flags": net.flags.join(" "),
-                "params": graph.param_count(),
-                "macs": graph.macs(),
-                "ort_ms": latency(out, 32, &net.name, "ort"),
-                "tract_ms": latency(out, 32, &net.name, "tract"),
-                "seeds": seeds,
-                "supernet_top1": read::<SubnetEvaluation>(
-                    &out.join(format!("supernet-eval/{}.json", net.name))
+            Ok(CifarRow {
+                name: net.name.clone(),
+                kind: net.kind().to_string(),
+                flags: net.flags.join(" "),
+                params: graph.param_count(),
+                macs: graph.macs(),
+                ort_ms: latency(out, 32, &net.name, "ort"),
+                tract_ms: latency(out, 32, &net.name, "tract"),
+                seeds,
+                supernet_top1: read::<SubnetEvaluation>(
+                    &out.join(format!("supernet-eval/{}.json", net.name)),
                 )
                 .map(|e| e.top1),
-                "test_error_mean": mean(&errors),
-                "test_error_min": errors.iter().copied().reduce(f64::min),
-                "test_error_max": errors.iter().copied().reduce(f64::max),
-            }))
+                test_error_mean: mean(&errors),
+                test_error_min: errors.iter().copied().reduce(f64::min),
+                test_error_max: errors.iter().copied().reduce(f64::max),
+            })
         })
         .collect()
 }
 
 /// Table B: the paper's Table I latency columns at input 224.
-fn imagenet_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>> {
+fn imagenet_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<LatencyRow>> {
     let references: Vec<Network> = Reference::ALL
         .iter()
         .map(|r| Network {
@@ -207,19 +206,19 @@ fn imagenet_rows(out: &Path, networks: &[Network]) -> anyhow::Result<Vec<Value>>
         .chain(found)
         .map(|net| {
             let graph = net.graph(224, 1000)?;
-            Ok(json!({
-                "name": net.name,
-                "kind": net.kind(),
-                "params": graph.param_count(),
-                "macs": graph.macs(),
-                "ort_ms": latency(out, 224, &net.name, "ort"),
-                "tract_ms": latency(out, 224, &net.name, "tract"),
-            }))
+            Ok(LatencyRow {
+                name: net.name.clone(),
+                kind: net.kind().to_string(),
+                params: graph.param_count(),
+                macs: graph.macs(),
+                ort_ms: latency(out, 224, &net.name, "ort"),
+                tract_ms: latency(out, 224, &net.name, "tract"),
+            })
         })
         .collect()
 }
 
-fn search_rows(out: &Path) -> Vec<Value> {
+fn search_rows(out: &Path) -> Vec<SearchRow> {
     SEARCHES
         .iter()
         .filter_map(|name| {
@@ -227,62 +226,62 @@ fn search_rows(out: &Path) -> Vec<Value> {
             let target = r.settings.objective.target_ms;
             let winner = r.winner.as_ref()?;
             let measured = winner.measured_ms;
-            Some(json!({
-                "name": format!("hsconet-{name}"),
-                "target_ms": target,
-                "arch": winner.arch.to_string(),
-                "supernet_top1": winner.accuracy,
-                "score": winner.score,
-                "predicted_ms": winner.predicted_ms,
-                "measured_ms": measured,
-                "deviation_percent": measured.map(|m| 100.0 * (m / target - 1.0)),
-                "evaluations": r.evaluations,
-                "correction_rounds": r.correction_rounds,
-            }))
+            Some(SearchRow {
+                name: format!("hsconet-{name}"),
+                target_ms: target,
+                arch: winner.arch.to_string(),
+                supernet_top1: winner.accuracy,
+                score: winner.score,
+                predicted_ms: winner.predicted_ms,
+                measured_ms: measured,
+                deviation_percent: measured.map(|m| 100.0 * (m / target - 1.0)),
+                evaluations: r.evaluations,
+                correction_rounds: r.correction_rounds,
+            })
         })
         .collect()
 }
 
-fn latency_model_rows(out: &Path) -> Vec<Value> {
+fn latency_model_rows(out: &Path) -> Vec<LatencyModelRow> {
     ["local-cpu-A-32", "local-cpu-A-224"]
         .iter()
         .filter_map(|table| {
             let r: ValidationReport =
                 read(&out.join(format!("latency-model/{table}.validation.json")))?;
             let active = r.active()?;
-            Some(json!({
-                "table": table,
-                "predictor": active.name,
-                "accuracy": active.accuracy,
-            }))
+            Some(LatencyModelRow {
+                table: table.to_string(),
+                predictor: active.name.clone(),
+                accuracy: active.accuracy.clone(),
+            })
         })
         .collect()
 }
 
 /// For every found network, the hand-designed network and the uniform scaling closest to it in latency
 /// (ONNX Runtime, input 32).
-fn comparisons(rows: &[Value]) -> Vec<Value> {
-    let error = |r: &Value| r["test_error_mean"].as_f64();
+fn comparisons(rows: &[CifarRow]) -> Vec<Comparison> {
     let mut out = Vec::new();
-    for found in rows.iter().filter(|r| r["kind"] == "found") {
-        let Some(lat) = found["ort_ms"].as_f64() else {
+    for found in rows.iter().filter(|r| r.kind == "found") {
+        let Some(lat) = found.ort_ms else {
             continue;
         };
         for kind in ["hand-designed", "uniform scaling"] {
             let closest = rows
                 .iter()
-                .filter(|r| r["kind"] == kind)
-                .filter_map(|r| Some((r, r["ort_ms"].as_f64()?)))
+                .filter(|r| r.kind == kind)
+                .filter_map(|r| Some((r, r.ort_ms?)))
                 .min_by(|a, b| (a.1 / lat - 1.0).abs().total_cmp(&(b.1 / lat - 1.0).abs()));
             if let Some((baseline, baseline_ms)) = closest {
-                out.push(json!({
-                    "found": found["name"],
-                    "baseline": baseline["name"],
-                    "latency_ratio": lat / baseline_ms,
-                    "test_error_difference": error(found)
-                        .zip(error(baseline))
+                out.push(Comparison {
+                    found: found.name.clone(),
+                    baseline: baseline.name.clone(),
+                    latency_ratio: lat / baseline_ms,
+                    test_error_difference: found
+                        .test_error_mean
+                        .zip(baseline.test_error_mean)
                         .map(|(a, b)| a - b),
-                }));
+                });
             }
         }
     }
@@ -291,28 +290,20 @@ fn comparisons(rows: &[Value]) -> Vec<Value> {
 
 /// How well the supernet's accuracy ranks the trained networks of the space (Kendall's tau and
 /// Pearson's r between supernet top-1 and mean test top-1).
-fn supernet_ranking(rows: &[Value]) -> Value {
+fn supernet_ranking(rows: &[CifarRow]) -> Option<Ranking> {
     let (supernet, trained): (Vec<f64>, Vec<f64>) = rows
         .iter()
-        .filter_map(|r| {
-            Some((
-                r["supernet_top1"].as_f64()?,
-                100.0 - r["test_error_mean"].as_f64()?,
-            ))
-        })
+        .filter_map(|r| Some((r.supernet_top1?, 100.0 - r.test_error_mean?)))
         .unzip();
-    if supernet.len() < 3 {
-        return Value::Null;
-    }
-    json!({
-        "networks": supernet.len(),
-        "kendall_tau": metrics::kendall_tau(&supernet, &trained),
-        "pearson": metrics::pearson(&supernet, &trained),
+    (supernet.len() >= 3).then(|| Ranking {
+        networks: supernet.len(),
+        kendall_tau: metrics::kendall_tau(&supernet, &trained),
+        pearson: metrics::pearson(&supernet, &trained),
     })
 }
 
 /// Wall time per phase (`timing.tsv`; a rerun that skipped finished steps adds its few seconds).
-fn timing(out: &Path) -> Vec<Value> {
+fn timing(out: &Path) -> Vec<Phase> {
     let mut phases: Vec<(String, u64)> = Vec::new();
     for line in std::fs::read_to_string(out.join("timing.tsv"))
         .unwrap_or_default()
@@ -331,23 +322,23 @@ fn timing(out: &Path) -> Vec<Value> {
     }
     phases
         .into_iter()
-        .map(|(phase, seconds)| json!({"phase": phase, "seconds": seconds}))
+        .map(|(phase, seconds)| Phase { phase, seconds })
         .collect()
 }
 
-fn plot(rows: &[Value], path: &Path) -> anyhow::Result<()> {
+fn plot(rows: &[CifarRow], path: &Path) -> anyhow::Result<()> {
     let series: Vec<Series> = rows
         .iter()
         .zip(PALETTE.iter().cycle())
         .filter_map(|(r, color)| {
-            let lat = r["ort_ms"].as_f64()?;
-            let points: Vec<(f64, f64)> = r["seeds"]
-                .as_array()?
+            let lat = r.ort_ms?;
+            let points: Vec<(f64, f64)> = r
+                .seeds
                 .iter()
-                .filter_map(|s| Some((lat, 100.0 - s["test_top1"].as_f64()?)))
+                .filter_map(|s| Some((lat, 100.0 - s.test_top1?)))
                 .collect();
             (!points.is_empty()).then(|| Series {
-                label: r["name"].as_str().unwrap_or(""),
+                label: &r.name,
                 color: *color,
                 points,
             })
@@ -373,25 +364,27 @@ fn main() -> anyhow::Result<()> {
     let cifar = cifar_rows(&out, &networks)?;
     let epochs = cifar
         .iter()
-        .flat_map(|r| r["seeds"].as_array().cloned().unwrap_or_default())
-        .filter_map(|s| s["epochs"].as_u64())
+        .flat_map(|r| &r.seeds)
+        .filter_map(|s| s.epochs)
         .max();
-    let results = json!({
-        "recipe": epochs.map_or("-".into(), |e| format!("{e} epochs, same recipe for every network")),
-        "cifar10": cifar,
-        "comparisons": comparisons(&cifar),
-        "supernet_ranking": supernet_ranking(&cifar),
-        "imagenet224": imagenet_rows(&out, &networks)?,
-        "searches": search_rows(&out),
-        "latency_model": latency_model_rows(&out),
-        "timing": timing(&out),
-    });
+    let results = Results {
+        recipe: epochs.map_or("-".into(), |e| {
+            format!("{e} epochs, same recipe for every network")
+        }),
+        comparisons: comparisons(&cifar),
+        supernet_ranking: supernet_ranking(&cifar),
+        cifar10: cifar,
+        imagenet224: imagenet_rows(&out, &networks)?,
+        searches: search_rows(&out),
+        latency_model: latency_model_rows(&out),
+        timing: timing(&out),
+    };
     std::fs::write(
         out.join("results.json"),
         serde_json::to_vec_pretty(&results)?,
     )?;
     std::fs::write(out.join("results.md"), markdown(&results))?;
-    plot(&cifar, &out.join("accuracy-latency.png"))?;
+    plot(&results.cifar10, &out.join("accuracy-latency.png"))?;
     eprintln!(
         "wrote {0}/results.json, {0}/results.md and {0}/accuracy-latency.png",
         out.display()

@@ -1,15 +1,11 @@
-//! `results.md`: the tables of the results study, rendered from `results.json`.
+//! `results.md`: the tables of the results study, rendered from [`Results`] (what `results.json` holds).
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use super::results::{CifarRow, Results};
 
-fn error_text(r: &Value) -> String {
-    match (
-        r["test_error_mean"].as_f64(),
-        r["test_error_min"].as_f64(),
-        r["test_error_max"].as_f64(),
-    ) {
+fn error_text(r: &CifarRow) -> String {
+    match (r.test_error_mean, r.test_error_min, r.test_error_max) {
         (Some(m), Some(lo), Some(hi)) if hi > lo => format!("{m:.2} ({lo:.2}-{hi:.2})"),
         (Some(m), _, _) => format!("{m:.2}"),
         _ => "-".into(),
@@ -33,21 +29,16 @@ fn table(md: &mut String, title: &str, header: &[&str], left: usize, rows: Vec<V
     md.push('\n');
 }
 
-fn text(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), String::from)
+/// `x` with `digits` decimals, `-` when absent.
+fn fixed(x: Option<f64>, digits: usize) -> String {
+    x.map_or("-".into(), |x| format!("{x:.digits$}"))
 }
 
-fn fixed(v: &Value, digits: usize) -> String {
-    v.as_f64().map_or("-".into(), |x| format!("{x:.digits$}"))
-}
-
-pub fn markdown(results: &Value) -> String {
+pub fn markdown(results: &Results) -> String {
     let mut md = String::new();
-    let rows = |key: &str| results[key].as_array().cloned().unwrap_or_default();
-    let count = |v: &Value| millions(v.as_u64().unwrap_or(0) as usize);
     table(
         &mut md,
-        &format!("CIFAR-10 (input 32), trained {}", text(&results["recipe"])),
+        &format!("CIFAR-10 (input 32), trained {}", results.recipe),
         &[
             "network",
             "kind",
@@ -60,19 +51,20 @@ pub fn markdown(results: &Value) -> String {
             "supernet top-1 %",
         ],
         2,
-        rows("cifar10")
+        results
+            .cifar10
             .iter()
             .map(|r| {
                 vec![
-                    text(&r["name"]),
-                    text(&r["kind"]),
-                    count(&r["params"]),
-                    count(&r["macs"]),
-                    fixed(&r["ort_ms"], 3),
-                    fixed(&r["tract_ms"], 3),
+                    r.name.clone(),
+                    r.kind.clone(),
+                    millions(r.params),
+                    millions(r.macs),
+                    fixed(r.ort_ms, 3),
+                    fixed(r.tract_ms, 3),
                     error_text(r),
-                    r["seeds"].as_array().map_or(0, Vec::len).to_string(),
-                    fixed(&r["supernet_top1"], 1),
+                    r.seeds.len().to_string(),
+                    fixed(r.supernet_top1, 1),
                 ]
             })
             .collect(),
@@ -82,29 +74,28 @@ pub fn markdown(results: &Value) -> String {
         "Found networks against the hand-designed network and the uniform scaling closest in latency",
         &["found", "baseline", "latency found / baseline", "test error difference (points)"],
         2,
-        rows("comparisons")
+        results
+            .comparisons
             .iter()
             .map(|c| {
                 vec![
-                    text(&c["found"]),
-                    text(&c["baseline"]),
-                    fixed(&c["latency_ratio"], 3),
-                    c["test_error_difference"]
-                        .as_f64()
+                    c.found.clone(),
+                    c.baseline.clone(),
+                    fixed(Some(c.latency_ratio), 3),
+                    c.test_error_difference
                         .map_or("-".into(), |d| format!("{d:+.2}")),
                 ]
             })
             .collect(),
     );
-    let ranking = &results["supernet_ranking"];
-    if !ranking.is_null() {
+    if let Some(ranking) = &results.supernet_ranking {
         let _ = writeln!(
             md,
             "Supernet accuracy (5,000 validation images) against the trained networks' mean test accuracy, \
              {} networks of the space: Kendall's tau {}, Pearson's r {}.\n",
-            ranking["networks"],
-            fixed(&ranking["kendall_tau"], 2),
-            fixed(&ranking["pearson"], 2)
+            ranking.networks,
+            fixed(Some(ranking.kendall_tau), 2),
+            fixed(Some(ranking.pearson), 2)
         );
     }
     table(
@@ -118,15 +109,16 @@ pub fn markdown(results: &Value) -> String {
             "tract (ms)",
         ],
         1,
-        rows("imagenet224")
+        results
+            .imagenet224
             .iter()
             .map(|r| {
                 vec![
-                    text(&r["name"]),
-                    count(&r["params"]),
-                    count(&r["macs"]),
-                    fixed(&r["ort_ms"], 3),
-                    fixed(&r["tract_ms"], 3),
+                    r.name.clone(),
+                    millions(r.params),
+                    millions(r.macs),
+                    fixed(r.ort_ms, 3),
+                    fixed(r.tract_ms, 3),
                 ]
             })
             .collect(),
@@ -145,22 +137,20 @@ pub fn markdown(results: &Value) -> String {
             "correction rounds",
         ],
         1,
-        rows("searches")
+        results
+            .searches
             .iter()
             .map(|s| {
                 vec![
-                    text(&s["name"]),
-                    text(&s["target_ms"]),
-                    fixed(&s["predicted_ms"], 3),
-                    fixed(&s["measured_ms"], 3),
-                    s["deviation_percent"]
-                        .as_f64()
+                    s.name.clone(),
+                    s.target_ms.to_string(),
+                    fixed(Some(s.predicted_ms), 3),
+                    fixed(s.measured_ms, 3),
+                    s.deviation_percent
                         .map_or("-".into(), |d| format!("{d:+.1}%")),
-                    s["supernet_top1"]
-                        .as_f64()
-                        .map_or("-".into(), |a| format!("{:.1}%", 100.0 * a)),
-                    text(&s["evaluations"]),
-                    text(&s["correction_rounds"]),
+                    format!("{:.1}%", 100.0 * s.supernet_top1),
+                    s.evaluations.to_string(),
+                    s.correction_rounds.to_string(),
                 ]
             })
             .collect(),
@@ -178,18 +168,19 @@ pub fn markdown(results: &Value) -> String {
             "Kendall's tau",
         ],
         2,
-        rows("latency_model")
+        results
+            .latency_model
             .iter()
             .map(|m| {
-                let a = &m["accuracy"];
+                let a = &m.accuracy;
                 vec![
-                    text(&m["table"]),
-                    text(&m["predictor"]),
-                    text(&a["n"]),
-                    fixed(&a["rmse_ms"], 4),
-                    fixed(&a["rmspe_percent"], 2),
-                    fixed(&a["within_10_percent"], 0),
-                    fixed(&a["kendall_tau"], 3),
+                    m.table.clone(),
+                    m.predictor.clone(),
+                    a.n.to_string(),
+                    fixed(Some(a.rmse_ms), 4),
+                    fixed(Some(a.rmspe_percent), 2),
+                    fixed(Some(a.within_10_percent), 0),
+                    fixed(Some(a.kendall_tau), 3),
                 ]
             })
             .collect(),
@@ -199,17 +190,19 @@ pub fn markdown(results: &Value) -> String {
         "Wall time",
         &["phase", "minutes"],
         1,
-        rows("timing")
+        results
+            .timing
             .iter()
             .map(|t| {
-                let minutes = t["seconds"].as_f64().unwrap_or(0.0) / 60.0;
-                vec![text(&t["phase"]), format!("{minutes:.1}")]
+                let minutes = t.seconds as f64 / 60.0;
+                vec![t.phase.clone(), format!("{minutes:.1}")]
             })
             .collect(),
     );
     md
 }
 
+/// A count in millions with two decimals.
 fn millions(n: usize) -> String {
     format!("{:.2}", n as f64 / 1e6)
 }
