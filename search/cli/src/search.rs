@@ -159,9 +159,11 @@ pub struct SearchOptions {
     pub extra_generations: usize,
 }
 
-/// The command line's defaults (the paper's N = 100, population 50, 20 generations, 20 parents).
+/// The command line's defaults: the paper's N = 100 and the evolution's own defaults (population 50,
+/// 20 generations, 20 parents).
 impl Default for SearchOptions {
     fn default() -> SearchOptions {
+        let evolution = EvolutionSettings::default();
         SearchOptions {
             beta: Objective::DEFAULT_BETA,
             mode: ModeArg::Penalty,
@@ -170,12 +172,12 @@ impl Default for SearchOptions {
             shrink_samples: 100,
             finetune_epochs: 1,
             finetune_lr: 0.01,
-            population: 50,
-            generations: 20,
-            parents: 20,
-            crossover: 0.25,
-            mutation: 0.25,
-            seed: 0,
+            population: evolution.population,
+            generations: evolution.generations,
+            parents: evolution.parents,
+            crossover: evolution.crossover,
+            mutation: evolution.mutation,
+            seed: evolution.seed,
             eval_images: 1000,
             bn_batches: 10,
             random_baseline: false,
