@@ -11,6 +11,8 @@ mod data;
 mod data_args;
 mod device;
 mod doctor;
+#[cfg(feature = "train")]
+mod estimate;
 mod export;
 mod latency;
 mod measure_args;
@@ -36,7 +38,7 @@ mod train;
 #[cfg_attr(
     not(feature = "train"),
     command(
-        after_help = "This hsconas was built without libtorch (--no-default-features): supernet, train, \
+        after_help = "This hsconas was built without libtorch (--no-default-features): supernet, train, estimate, \
                       search and run are not available."
     )
 )]
@@ -74,6 +76,9 @@ enum Command {
     /// Train one architecture from scratch; writes its weights (safetensors) and metadata.
     Train(train::TrainArgs),
     #[cfg(feature = "train")]
+    /// Score architectures with an accuracy estimator (zero-cost proxy, size, supernet) to compare them.
+    Estimate(estimate::EstimateArgs),
+    #[cfg(feature = "train")]
     /// Search an architecture for a latency target: shrink the space, evolve, re-measure on the device.
     Search(search::SearchArgs),
     #[cfg(feature = "train")]
@@ -98,6 +103,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Supernet(cmd) => supernet::run(cmd),
         #[cfg(feature = "train")]
         Command::Train(args) => train::run(args),
+        #[cfg(feature = "train")]
+        Command::Estimate(args) => estimate::run(args),
         #[cfg(feature = "train")]
         Command::Search(args) => search::run(args),
         #[cfg(feature = "train")]

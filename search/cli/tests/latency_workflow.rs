@@ -48,7 +48,7 @@ fn doctor_says_whether_libtorch_is_linked() {
 
 #[test]
 fn training_commands_exist_only_with_the_train_feature() {
-    for command in ["supernet", "train", "search", "run"] {
+    for command in ["supernet", "train", "estimate", "search", "run"] {
         let out = hsconas(&[command, "--help"]);
         if cfg!(feature = "train") {
             assert!(out.status.success(), "{command}: {out:?}");

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use hsconas_models::graph::{Activation, Graph, NodeOp, ParamKind, ParamSpec};
+use hsconas_models::graph::{Activation, Graph, Node, NodeOp, ParamKind, ParamSpec};
 use tch::{nn, Kind, Tensor};
 
 /// How batch norms behave in a forward pass.
@@ -120,6 +120,17 @@ impl GraphModule {
     /// channel count: that node's output keeps its first `k` channels and the rest are zeroed (dynamic
     /// channel scaling).
     pub fn forward(&self, x: &Tensor, mode: Mode, masks: &HashMap<String, i64>) -> Tensor {
+        self.forward_observed(x, mode, masks, &mut |_, _| {})
+    }
+
+    /// [`GraphModule::forward`], showing `observe` every node's output (after its mask) as it is computed.
+    pub fn forward_observed(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        masks: &HashMap<String, i64>,
+        observe: &mut dyn FnMut(&Node, &Tensor),
+    ) -> Tensor {
         let (train, momentum) = mode.batch_norm();
         let mut values: Vec<Tensor> = Vec::with_capacity(self.graph.nodes.len() + 1);
         values.push(x.shallow_clone());
@@ -194,6 +205,7 @@ impl GraphModule {
                 Some(&k) => mask_channels(&y, k),
                 None => y,
             };
+            observe(node, &y);
             values.push(y);
         }
         values

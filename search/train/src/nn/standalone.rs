@@ -25,6 +25,11 @@ impl Standalone {
         }
     }
 
+    /// The interpreter holding its tensors.
+    pub fn module(&self) -> &GraphModule {
+        &self.module
+    }
+
     /// Logits on `x`.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
         self.module.forward(x, mode, &HashMap::new())

@@ -1,0 +1,215 @@
+//! `hsconas estimate`: scores architectures with one accuracy estimator (a zero-cost proxy, a size
+//! baseline, or the supernet's inherited weights), so an estimator can be checked on any set of networks.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use hsconas_data::loader::make_batch;
+use hsconas_foundation::outln;
+use hsconas_models::{build, Arch, NetConfig};
+use hsconas_train::eval::{batch_tensors, EvalSettings};
+use hsconas_train::proxies::{self, Proxy};
+use hsconas_train::supernet_run::{evaluate_subnet, EvalData};
+use hsconas_train::trainer;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::data_args::DataArgs;
+use super::supernet::{ensure_data_matches, load_supernet, spread_subset};
+
+/// The estimators `hsconas estimate` knows (larger scores are better for every one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Estimator {
+    /// Trainable parameters (a size baseline).
+    Params,
+    /// Multiply-accumulates of one image (a size baseline).
+    Macs,
+    /// Synaptic flow of the untrained, all-positive network (data-free).
+    Synflow,
+    /// Connection sensitivity of the untrained network on one batch.
+    Snip,
+    /// Loss-gradient norms of the untrained network on one batch.
+    GradNorm,
+    /// Activation-pattern kernel of the untrained network on one batch (NASWOT).
+    Naswot,
+    /// Validation top-1 with the supernet's inherited weights (needs --supernet).
+    Supernet,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("networks").required(true).multiple(true).args(["arch", "archs"]))]
+pub struct EstimateArgs {
+    /// The estimator.
+    #[arg(long, value_enum)]
+    estimator: Estimator,
+    /// An architecture string (repeat for several).
+    #[arg(long, value_name = "STR")]
+    arch: Vec<String>,
+    /// A file of architectures: one per line, or tab-separated lines whose last field is one (a header
+    /// whose last field is `arch` and lines starting with `#` are skipped).
+    #[arg(long, value_name = "FILE")]
+    archs: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Images in the batch the proxies see (training images, drawn with --seed, not augmented).
+    #[arg(long, default_value_t = 64, value_name = "B")]
+    batch_size: usize,
+    /// Seed of the networks' initialisation and of the batch.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Supernet checkpoint, for `--estimator supernet`.
+    #[arg(long, value_name = "FILE")]
+    supernet: Option<PathBuf>,
+    /// Validation images per network for `--estimator supernet` (spread over the split; 0: all).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    eval_images: usize,
+    /// Training batches for each subnet's batch-norm recalibration (`--estimator supernet`).
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    bn_batches: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One architecture's score.
+#[derive(Debug, Serialize)]
+struct Scored {
+    arch: String,
+    score: f64,
+    seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    estimator: Estimator,
+    seed: u64,
+    batch_size: usize,
+    networks: Vec<Scored>,
+}
+
+fn read_archs(args: &EstimateArgs) -> anyhow::Result<Vec<Arch>> {
+    let mut texts: Vec<String> = args.arch.clone();
+    if let Some(path) = &args.archs {
+        let content =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        for line in content.lines() {
+            let last = line.rsplit('\t').next().unwrap_or("").trim();
+            if last.is_empty() || last.starts_with('#') || last == "arch" {
+                continue;
+            }
+            texts.push(last.to_string());
+        }
+    }
+    texts
+        .iter()
+        .map(|t| {
+            t.parse()
+                .with_context(|| format!("invalid architecture '{t}'"))
+        })
+        .collect()
+}
+
+pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
+    let archs = read_archs(&args)?;
+    anyhow::ensure!(!archs.is_empty(), "no architecture to score");
+    anyhow::ensure!(
+        args.estimator != Estimator::Supernet || args.supernet.is_some(),
+        "--estimator supernet needs --supernet CHECKPOINT"
+    );
+    anyhow::ensure!(args.batch_size >= 2, "--batch-size must be at least 2");
+    let data = args.data.prepare()?;
+    let config = data.net_config(hsconas_models::Layout::A)?;
+    let mut scorer = scorer(&args, &data, &config)?;
+    let bar = hsconas_foundation::progress::progress_bar(
+        archs.len(),
+        Some(&format!("{:?}", args.estimator).to_lowercase()),
+        "networks",
+        !args.json,
+    );
+    let mut networks = Vec::with_capacity(archs.len());
+    for arch in &archs {
+        let start = Instant::now();
+        let score = scorer(arch).with_context(|| format!("scoring {arch}"))?;
+        networks.push(Scored {
+            arch: arch.to_string(),
+            score,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let report = Report {
+        estimator: args.estimator,
+        seed: args.seed,
+        batch_size: args.batch_size,
+        networks,
+    };
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        for n in &report.networks {
+            outln!("{:>14.6e}  {:>7.3} s  {}", n.score, n.seconds, n.arch)?;
+        }
+    }
+    Ok(())
+}
+
+type Scorer<'a> = Box<dyn FnMut(&Arch) -> anyhow::Result<f64> + 'a>;
+
+/// The estimator as a function of the architecture.
+fn scorer<'a>(
+    args: &'a EstimateArgs,
+    data: &'a super::data_args::Prepared,
+    config: &'a NetConfig,
+) -> anyhow::Result<Scorer<'a>> {
+    let proxy = match args.estimator {
+        Estimator::Params => {
+            return Ok(Box::new(|arch| {
+                Ok(build::network(arch, config)?.param_count() as f64)
+            }))
+        }
+        Estimator::Macs => {
+            return Ok(Box::new(|arch| {
+                Ok(build::network(arch, config)?.macs() as f64)
+            }))
+        }
+        Estimator::Supernet => {
+            let checkpoint = args.supernet.as_deref().context("--supernet")?;
+            let device = trainer::device(false)?;
+            let (training, model) = load_supernet(checkpoint, device)?;
+            ensure_data_matches(data, &model.config)?;
+            let eval_data = EvalData {
+                train: data.train.clone(),
+                val: spread_subset(&data.val, args.eval_images),
+                transform: data.transform.clone(),
+            };
+            let settings = EvalSettings {
+                bn_batches: args.bn_batches,
+                batch_size: 200,
+                seed: args.seed,
+            };
+            return Ok(Box::new(move |arch| {
+                Ok(evaluate_subnet(&training.supernet, arch, &eval_data, &settings, device).top1)
+            }));
+        }
+        Estimator::Synflow => Proxy::Synflow,
+        Estimator::Snip => Proxy::Snip,
+        Estimator::GradNorm => Proxy::GradNorm,
+        Estimator::Naswot => Proxy::Naswot,
+    };
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed));
+    order.truncate(args.batch_size);
+    let batch = make_batch(&data.train, &data.transform, &order, None);
+    let (images, labels) = batch_tensors(&batch, tch::Device::Cpu);
+    let seed = args.seed;
+    Ok(Box::new(move |arch| {
+        let graph = build::network(arch, config)?;
+        Ok(proxies::score(proxy, &graph, &images, &labels, seed)?)
+    }))
+}

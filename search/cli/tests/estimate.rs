@@ -1,0 +1,154 @@
+//! `hsconas estimate` on the committed CIFAR-10 sample: size baselines agree with `arch info`, proxies are
+//! reproducible for a seed and differ between seeds, architecture files with a header and comments are
+//! read, and bad requests are refused with a reason.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn hsconas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("hsconas runs")
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = hsconas(args);
+    assert!(
+        out.status.success(),
+        "hsconas {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn uniform(scale: &str) -> String {
+    vec![format!("shuffle3:{scale}"); 20].join(",")
+}
+
+fn scores(report: &Value) -> Vec<f64> {
+    report["networks"]
+        .as_array()
+        .expect("networks")
+        .iter()
+        .map(|n| n["score"].as_f64().expect("score"))
+        .collect()
+}
+
+const DATA: &str = "data/cifar10-sample.tar.gz";
+
+#[test]
+fn estimators_score_architectures_reproducibly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("archs.tsv");
+    let archs = [uniform("0.2"), uniform("0.6"), uniform("1.0")];
+    let mut text = String::from("id\tarch\n# three uniform scalings\n");
+    for (i, a) in archs.iter().enumerate() {
+        text.push_str(&format!("u{i}\t{a}\n"));
+    }
+    std::fs::write(&file, text).expect("write");
+    let file = file.to_str().expect("utf-8");
+
+    let params = json(&[
+        "estimate",
+        "--estimator",
+        "params",
+        "--archs",
+        file,
+        "--data",
+        DATA,
+        "--json",
+    ]);
+    for (arch, score) in archs.iter().zip(scores(&params)) {
+        let info = json(&[
+            "arch",
+            "info",
+            "--arch",
+            arch,
+            "--input-size",
+            "32",
+            "--classes",
+            "10",
+            "--json",
+        ]);
+        assert_eq!(Some(score), info["params"].as_f64(), "{arch}");
+    }
+
+    for estimator in ["synflow", "snip", "grad-norm", "naswot"] {
+        let run = |seed: &str| {
+            json(&[
+                "estimate",
+                "--estimator",
+                estimator,
+                "--archs",
+                file,
+                "--data",
+                DATA,
+                "--batch-size",
+                "16",
+                "--seed",
+                seed,
+                "--json",
+            ])
+        };
+        let a = run("0");
+        let s = scores(&a);
+        assert_eq!(s.len(), 3, "{estimator}");
+        assert!(s.iter().all(|x| x.is_finite()), "{estimator}: {s:?}");
+        assert_eq!(
+            s,
+            scores(&run("0")),
+            "{estimator} is reproducible for a seed"
+        );
+        assert_ne!(s, scores(&run("1")), "{estimator} depends on the seed");
+        assert_eq!(a["estimator"], estimator);
+        assert!(a["networks"][0]["seconds"].as_f64().expect("seconds") >= 0.0);
+    }
+}
+
+#[test]
+fn bad_requests_are_refused_with_a_reason() {
+    let refused = |args: &[&str], needle: &str| {
+        let out = hsconas(args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+    let arch = uniform("0.5");
+    refused(
+        &[
+            "estimate",
+            "--estimator",
+            "supernet",
+            "--arch",
+            &arch,
+            "--data",
+            DATA,
+        ],
+        "--supernet",
+    );
+    refused(
+        &[
+            "estimate",
+            "--estimator",
+            "synflow",
+            "--arch",
+            "shuffle3:0.5",
+            "--data",
+            DATA,
+        ],
+        "invalid architecture 'shuffle3:0.5'",
+    );
+    refused(
+        &["estimate", "--estimator", "synflow", "--data", DATA],
+        "--arch",
+    );
+}
