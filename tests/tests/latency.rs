@@ -230,7 +230,46 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
         let bytes = std::fs::read(&png).expect("plot written");
         assert!(bytes.starts_with(b"\x89PNG"), "{}", png.display());
     }
-    assert!(read_json(&path)["validation"]["predictors"].is_array());
+    let stored = read_json(&path)["validation"].clone();
+    assert!(stored["predictors"].is_array());
+
+    // Given networks (a file as `hsconas estimate --archs` reads it): measured, reported, and the table's
+    // summary of the random validation left alone.
+    let list = dir.path().join("archs.tsv");
+    let chosen = [arch_string(&samples[0]["arch"]), arch.replace(' ', "")];
+    std::fs::write(
+        &list,
+        format!(
+            "id\tarch\n# two networks\na\t{}\nb\t{}\n",
+            chosen[0], chosen[1]
+        ),
+    )
+    .expect("write");
+    let given = dir.path().join("given.json");
+    ok(run_bin(
+        "hsconas",
+        &[
+            "latency",
+            "validate",
+            "--table",
+            p,
+            "--archs",
+            list.to_str().expect("utf-8"),
+            "--out",
+            given.to_str().expect("utf-8"),
+        ],
+    ));
+    let measured: Vec<String> = read_json(&given)["networks"]
+        .as_array()
+        .expect("networks")
+        .iter()
+        .map(|n| arch_string(&n["arch"]))
+        .collect();
+    assert_eq!(measured.len(), 2);
+    for a in &chosen {
+        assert!(measured.contains(a), "{a} measured: {measured:?}");
+    }
+    assert_eq!(read_json(&path)["validation"], stored, "summary unchanged");
 }
 
 #[test]

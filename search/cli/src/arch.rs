@@ -135,6 +135,30 @@ fn sample(args: SampleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Architectures from a file: one per line, or tab-separated lines whose last field is one (a header
+/// whose last field is `arch`, blank lines and lines starting with `#` are skipped).
+pub fn read_arch_file(path: &std::path::Path) -> anyhow::Result<Vec<Arch>> {
+    let content =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    content
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let last = line.rsplit('\t').next().unwrap_or("").trim();
+            let skip = last.is_empty() || line.trim_start().starts_with('#') || last == "arch";
+            (!skip).then(|| {
+                last.parse().with_context(|| {
+                    format!(
+                        "{} line {}: invalid architecture '{last}'",
+                        path.display(),
+                        i + 1
+                    )
+                })
+            })
+        })
+        .collect()
+}
+
 fn info(args: InfoArgs) -> anyhow::Result<()> {
     let arch: Arch = args.arch.parse().context("invalid --arch")?;
     let config = args.net.config()?;

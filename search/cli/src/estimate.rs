@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::arch::read_arch_file;
 use super::data_args::DataArgs;
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset};
 
@@ -51,7 +52,7 @@ pub struct EstimateArgs {
     #[arg(long, value_name = "STR")]
     arch: Vec<String>,
     /// A file of architectures: one per line, or tab-separated lines whose last field is one (a header
-    /// whose last field is `arch` and lines starting with `#` are skipped).
+    /// whose last field is `arch`, blank lines and lines starting with `#` are skipped).
     #[arg(long, value_name = "FILE")]
     archs: Option<PathBuf>,
     #[command(flatten)]
@@ -93,25 +94,18 @@ struct Report {
 }
 
 fn read_archs(args: &EstimateArgs) -> anyhow::Result<Vec<Arch>> {
-    let mut texts: Vec<String> = args.arch.clone();
-    if let Some(path) = &args.archs {
-        let content =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        for line in content.lines() {
-            let last = line.rsplit('\t').next().unwrap_or("").trim();
-            if last.is_empty() || last.starts_with('#') || last == "arch" {
-                continue;
-            }
-            texts.push(last.to_string());
-        }
-    }
-    texts
+    let mut archs: Vec<Arch> = args
+        .arch
         .iter()
         .map(|t| {
             t.parse()
                 .with_context(|| format!("invalid architecture '{t}'"))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(path) = &args.archs {
+        archs.extend(read_arch_file(path)?);
+    }
+    Ok(archs)
 }
 
 pub fn run(args: EstimateArgs) -> anyhow::Result<()> {

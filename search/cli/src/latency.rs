@@ -10,6 +10,8 @@ use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_latency::validation::ValidationReport;
 use hsconas_latency::{validate, ValidateJob};
 use hsconas_models::{Arch, SearchSpace};
+
+use super::arch::read_arch_file;
 use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
 use rand::SeedableRng;
 use serde_json::json;
@@ -50,7 +52,13 @@ pub struct ValidateArgs {
     /// Seed the held-out networks are drawn with.
     #[arg(long, default_value_t = 2)]
     seed: u64,
-    /// Report (JSON). Default: next to the table, `<table>.validation.json`.
+    /// Measure the architectures of this file instead of random ones (one per line, or tab-separated
+    /// with the architecture last, as `hsconas estimate --archs` reads); the table's stored validation
+    /// summary is left alone.
+    #[arg(long, value_name = "FILE", conflicts_with = "samples")]
+    archs: Option<PathBuf>,
+    /// Report (JSON). Default: next to the table, `<table>.validation.json` (`<table>.networks.json`
+    /// with --archs).
     #[arg(long, value_name = "REPORT.json")]
     out: Option<PathBuf>,
     /// Predicted-vs-measured scatter (`.png` or `.svg`); latency vs MACs goes next to it as `<name>-macs`.
@@ -119,14 +127,19 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
 
 fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
     let (mut table, measurer) = args.device.open(&args.table)?;
+    let networks = args.archs.as_deref().map(read_arch_file).transpose()?;
     let out = args.out.clone().unwrap_or_else(|| {
         let mut name = args.table.file_name().unwrap_or_default().to_os_string();
-        name.push(".validation.json");
+        name.push(if networks.is_some() {
+            ".networks.json"
+        } else {
+            ".validation.json"
+        });
         args.table.with_file_name(name)
     });
     eprintln!(
-        "measuring {} held-out networks end to end on {}",
-        args.samples,
+        "measuring {} networks end to end on {}",
+        networks.as_ref().map_or(args.samples, Vec::len),
         measurer.place()
     );
     let job = ValidateJob {
@@ -134,6 +147,7 @@ fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         group: args.device.group,
         progress: !args.json,
+        networks,
     };
     let report = validate(&mut table, &args.table, &measurer, &job, &out)?;
     if let Some(plot) = &args.plot {

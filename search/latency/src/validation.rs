@@ -27,6 +27,9 @@ pub struct ValidateJob {
     pub group: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Measure these networks instead of `samples` random held-out ones (the table keeps the summary of
+    /// its random validation).
+    pub networks: Option<Vec<Arch>>,
 }
 
 /// One held-out network.
@@ -215,20 +218,31 @@ pub fn validate(
             "the table is not calibrated yet: run `hsconas calibrate` first".into(),
         )
     })?;
-    if job.samples < 2 {
+    let archs = match &job.networks {
+        Some(given) => given.clone(),
+        None => {
+            let exclude: HashSet<Arch> =
+                calibration.samples.iter().map(|s| s.arch.clone()).collect();
+            sample_archs(job.samples, job.seed, &exclude)
+        }
+    };
+    if archs.len() < 2 {
         return Err(LatencyError::Invalid(
             "validation needs at least two networks".into(),
         ));
     }
-    let exclude: HashSet<Arch> = calibration.samples.iter().map(|s| s.arch.clone()).collect();
-    let archs = sample_archs(job.samples, job.seed, &exclude);
+    let purpose = if job.networks.is_some() {
+        "networks"
+    } else {
+        "validation"
+    };
     let run = NetworkRun {
         table,
         measurer,
-        purpose: "validation",
+        purpose,
         seed: job.seed,
         group: job.group,
-        checkpoint: checkpoint_path(path, "validation"),
+        checkpoint: checkpoint_path(path, purpose),
         progress: job.progress,
     };
     let config = table.provenance.net_config();
@@ -248,10 +262,17 @@ pub fn validate(
         .collect::<Result<Vec<_>, LatencyError>>()?;
     let report = report(table, path, job.seed, networks)?;
     hsconas_foundation::write_atomic(out, &serde_json::to_vec_pretty(&report)?)?;
-    let mut updated = table.clone();
-    updated.validation = Some(report.summary());
-    updated.save(path)?;
+    let updated = job.networks.is_none().then(|| {
+        let mut updated = table.clone();
+        updated.validation = Some(report.summary());
+        updated
+    });
+    if let Some(updated) = &updated {
+        updated.save(path)?;
+    }
     run.finish()?;
-    *table = updated;
+    if let Some(updated) = updated {
+        *table = updated;
+    }
     Ok(report)
 }
