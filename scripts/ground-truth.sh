@@ -7,6 +7,10 @@
 #   scripts/ground-truth.sh select    # writes docs/evidence/ground-truth/architectures.tsv if absent
 #   scripts/ground-truth.sh train     # trains what is not trained yet, resumably (hours on one core)
 #   scripts/ground-truth.sh status    # which runs are done
+#   scripts/ground-truth.sh measure   # end-to-end latency of the set (on an otherwise idle machine)
+#   scripts/ground-truth.sh collect   # ground-truth.json from the list, the runs and the measurements
+#   scripts/ground-truth.sh estimate  # every estimator's scores of the set (estimates/<name>.json)
+#   scripts/ground-truth.sh score     # estimators against the trained accuracy (estimators.json)
 #
 # Resumable: a run whose model.json exists (in OUT, or committed under docs/evidence/ground-truth/runs/)
 # is done; an interrupted one continues from its checkpoint. Stop it at any time (Ctrl-C) and rerun.
@@ -123,12 +127,49 @@ status() {
   echo "$done of $total runs done" >&2
 }
 
+example() { # the bookkeeping example, built with the workspace's features (one shared build)
+  cargo build -q --workspace --example ground_truth
+  "${CARGO_TARGET_DIR:-target}/debug/examples/ground_truth" "$@"
+}
+
+measure() {
+  echo "measuring the set end to end: keep the machine otherwise idle (no build, no training)" >&2
+  "$hsconas" latency validate --table $table --archs "$set_file" --out "$evidence/measured.json"
+}
+
+collect() {
+  local measured=()
+  [[ -f $evidence/measured.json ]] && measured=(--measured "$evidence/measured.json")
+  example collect --list "$set_file" --runs "$evidence/runs" --table $table "${measured[@]}" \
+    --recipe "hsconas train ${RECIPE[*]} --seed 0 (and 1 for the equal-latency group) --threads $threads" \
+    --machine "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) logical CPUs" \
+    --out "$evidence/ground-truth.json"
+}
+
+estimate() {
+  mkdir -p "$evidence/estimates"
+  for e in params macs synflow snip grad-norm naswot; do
+    "$hsconas" estimate --estimator $e --archs "$set_file" --data "$data" --json \
+      >"$evidence/estimates/$e.json.tmp"
+    mv "$evidence/estimates/$e.json.tmp" "$evidence/estimates/$e.json"
+  done
+}
+
+score() {
+  example score --truth "$evidence/ground-truth.json" --scores "$evidence"/estimates/*.json \
+    --out "$evidence/estimators.json"
+}
+
 case ${1:-} in
   select) select_set ;;
   train) train_all ;;
   status) status ;;
+  measure) measure ;;
+  collect) collect ;;
+  estimate) estimate ;;
+  score) score ;;
   *)
-    sed -n 2,15p "$0" >&2
+    sed -n 2,19p "$0" >&2
     exit 2
     ;;
 esac

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use hsconas_data::loader::make_batch;
 use hsconas_foundation::outln;
 use hsconas_models::{build, Arch, NetConfig};
+use hsconas_nas::{ArchScore, EstimatorScores};
 use hsconas_train::eval::{batch_tensors, EvalSettings};
 use hsconas_train::proxies::{self, Proxy};
 use hsconas_train::supernet_run::{evaluate_subnet, EvalData};
@@ -16,15 +17,13 @@ use hsconas_train::trainer;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
 
 use super::arch::read_arch_file;
 use super::data_args::DataArgs;
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset};
 
 /// The estimators `hsconas estimate` knows (larger scores are better for every one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Estimator {
     /// Trainable parameters (a size baseline).
     Params,
@@ -40,6 +39,14 @@ pub enum Estimator {
     Naswot,
     /// Validation top-1 with the supernet's inherited weights (needs --supernet).
     Supernet,
+}
+
+impl Estimator {
+    /// Its name on the command line and in result files.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -77,22 +84,6 @@ pub struct EstimateArgs {
     json: bool,
 }
 
-/// One architecture's score.
-#[derive(Debug, Serialize)]
-struct Scored {
-    arch: String,
-    score: f64,
-    seconds: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    estimator: Estimator,
-    seed: u64,
-    batch_size: usize,
-    networks: Vec<Scored>,
-}
-
 fn read_archs(args: &EstimateArgs) -> anyhow::Result<Vec<Arch>> {
     let mut archs: Vec<Arch> = args
         .arch
@@ -121,7 +112,7 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     let mut scorer = scorer(&args, &data, &config)?;
     let bar = hsconas_foundation::progress::progress_bar(
         archs.len(),
-        Some(&format!("{:?}", args.estimator).to_lowercase()),
+        Some(&args.estimator.name()),
         "networks",
         !args.json,
     );
@@ -129,7 +120,7 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     for arch in &archs {
         let start = Instant::now();
         let score = scorer(arch).with_context(|| format!("scoring {arch}"))?;
-        networks.push(Scored {
+        networks.push(ArchScore {
             arch: arch.to_string(),
             score,
             seconds: start.elapsed().as_secs_f64(),
@@ -137,8 +128,8 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let report = Report {
-        estimator: args.estimator,
+    let report = EstimatorScores {
+        estimator: args.estimator.name().to_string(),
         seed: args.seed,
         batch_size: args.batch_size,
         networks,

@@ -7,6 +7,7 @@ pub mod driver;
 mod error;
 pub mod evaluator;
 pub mod evolution;
+pub mod ground_truth;
 pub mod objective;
 pub mod pareto;
 pub mod report;
@@ -17,6 +18,9 @@ pub use driver::{CorrectionSettings, SearchDriver, SearchHost, SearchOutcome};
 pub use error::{NasError, OracleError};
 pub use evaluator::{AccuracyOracle, Candidate, Evaluator};
 pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats};
+pub use ground_truth::{
+    ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
+};
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::pareto_front;
 pub use report::{

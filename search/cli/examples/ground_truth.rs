@@ -1,0 +1,297 @@
+//! The accuracy ground truth's bookkeeping (`scripts/ground-truth.sh` runs it):
+//!
+//! - `collect`: the architecture list, the finished trainings and the end-to-end measurements become one
+//!   file, `ground-truth.json` (read by `hsconas_nas::GroundTruth`);
+//! - `score`: estimator scores (`hsconas estimate --json` files) against the trained accuracy: Kendall's
+//!   tau, Spearman's rho, the top-3 regret and the cost per network, over the whole set and within the
+//!   equal-latency group, next to the seed-to-seed noise ceiling.
+//!
+//! `cargo run -p hsconas --example ground_truth -- collect --help`
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hsconas_devices::metrics::kendall_tau;
+use hsconas_devices::{LatencyModel, LatencyTable};
+use hsconas_export::ModelInfo;
+use hsconas_latency::ValidationReport;
+use hsconas_models::{build, Arch, NetConfig};
+use hsconas_nas::{EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun};
+use serde::Serialize;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Step,
+}
+
+#[derive(Debug, Subcommand)]
+enum Step {
+    /// Assemble ground-truth.json.
+    Collect {
+        /// The architecture list (`id<TAB>group<TAB>arch` with a header).
+        #[arg(long)]
+        list: PathBuf,
+        /// Folders `<id>-s<seed>/` holding each finished training's model.json.
+        #[arg(long)]
+        runs: PathBuf,
+        /// The table the set was selected with (predicted latency).
+        #[arg(long)]
+        table: PathBuf,
+        /// `hsconas latency validate --archs` report of the set (measured latency), if there is one.
+        #[arg(long)]
+        measured: Option<PathBuf>,
+        /// The training recipe, in words.
+        #[arg(long)]
+        recipe: String,
+        /// The machine, in words.
+        #[arg(long)]
+        machine: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Score estimators against the ground truth.
+    Score {
+        /// ground-truth.json.
+        #[arg(long)]
+        truth: PathBuf,
+        /// `hsconas estimate --json` outputs, one per estimator.
+        #[arg(long, num_args = 1.., required = true)]
+        scores: Vec<PathBuf>,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Step::Collect {
+            list,
+            runs,
+            table,
+            measured,
+            recipe,
+            machine,
+            out,
+        } => {
+            let truth = collect(&list, &runs, &table, measured.as_deref(), recipe, machine)?;
+            let trained = truth.trained().count();
+            write(&out, &truth)?;
+            eprintln!(
+                "wrote {} ({} networks, {trained} trained)",
+                out.display(),
+                truth.networks.len()
+            );
+        }
+        Step::Score { truth, scores, out } => {
+            let truth = GroundTruth::load(&truth)?;
+            let report = score(&truth, &scores)?;
+            print(&report);
+            write(&out, &report)?;
+            eprintln!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn write(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    Ok(hsconas_foundation::write_atomic(
+        path,
+        &serde_json::to_vec_pretty(value)?,
+    )?)
+}
+
+fn collect(
+    list: &Path,
+    runs: &Path,
+    table: &Path,
+    measured: Option<&Path>,
+    recipe: String,
+    machine: String,
+) -> anyhow::Result<GroundTruth> {
+    let table = LatencyTable::load(table)?;
+    let model = LatencyModel::from_table(&table)?;
+    let config: NetConfig = table.provenance.net_config();
+    let measured = measured
+        .map(|p| -> anyhow::Result<ValidationReport> {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(serde_json::from_slice(&bytes)?)
+        })
+        .transpose()?;
+    let text =
+        std::fs::read_to_string(list).with_context(|| format!("reading {}", list.display()))?;
+    let mut networks = Vec::new();
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [id, group, arch] = fields[..] else {
+            anyhow::bail!("{}: '{line}' is not id<TAB>group<TAB>arch", list.display());
+        };
+        let arch: Arch = arch
+            .parse()
+            .with_context(|| format!("{id}: architecture"))?;
+        let graph = build::network(&arch, &config)?;
+        let measured_ms = measured.as_ref().and_then(|r| {
+            r.networks
+                .iter()
+                .find(|n| n.arch == arch)
+                .map(|n| n.measured_ms)
+        });
+        networks.push(TrainedNetwork {
+            id: id.to_string(),
+            group: group.to_string(),
+            params: graph.param_count(),
+            macs: graph.macs(),
+            predicted_ms: model.predict_ms(&arch),
+            measured_ms,
+            runs: finished_runs(runs, id)?,
+            arch,
+        });
+    }
+    Ok(GroundTruth {
+        recipe,
+        machine,
+        networks,
+    })
+}
+
+/// The finished trainings `<runs>/<id>-s<seed>/model.json`, by seed.
+fn finished_runs(runs: &Path, id: &str) -> anyhow::Result<Vec<TrainedRun>> {
+    let mut found = Vec::new();
+    for seed in 0..10u64 {
+        let path = runs
+            .join(format!("{id}-s{seed}"))
+            .join(hsconas_export::MODEL_INFO_FILE);
+        if !path.exists() {
+            continue;
+        }
+        let info = ModelInfo::load(&path)?;
+        let (Some(val), Some(test)) = (info.val, info.test) else {
+            anyhow::bail!("{}: no validation or test accuracy", path.display());
+        };
+        found.push(TrainedRun {
+            seed,
+            epochs: info.epochs.unwrap_or(0),
+            val_top1: val.top1,
+            test_top1: test.top1,
+        });
+    }
+    Ok(found)
+}
+
+#[derive(Debug, Serialize)]
+struct ScoreReport {
+    /// Trained networks compared.
+    networks: usize,
+    /// Of them, in the equal-latency group.
+    equal_latency_networks: usize,
+    /// Seed 0 against seed 1 of the networks trained twice.
+    noise_ceiling: Option<NoiseCeiling>,
+    estimators: Vec<EstimatorRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct NoiseCeiling {
+    networks: usize,
+    kendall_tau: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct EstimatorRow {
+    estimator: String,
+    seconds_per_network: f64,
+    all: Option<RankingScore>,
+    equal_latency: Option<RankingScore>,
+}
+
+fn score(truth: &GroundTruth, files: &[PathBuf]) -> anyhow::Result<ScoreReport> {
+    let trained: Vec<&TrainedNetwork> = truth.trained().collect();
+    let equal: Vec<&TrainedNetwork> = trained
+        .iter()
+        .copied()
+        .filter(|n| n.group == "equal")
+        .collect();
+    let twice: Vec<(f64, f64)> = trained
+        .iter()
+        .filter_map(|n| Some((n.seed_top1(0)?, n.seed_top1(1)?)))
+        .collect();
+    let noise_ceiling = (twice.len() >= 3).then(|| {
+        let (a, b): (Vec<f64>, Vec<f64>) = twice.iter().copied().unzip();
+        NoiseCeiling {
+            networks: twice.len(),
+            kendall_tau: kendall_tau(&a, &b),
+        }
+    });
+    let mut estimators = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let scores: EstimatorScores = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{}: not an `hsconas estimate --json` output",
+                file.display()
+            )
+        })?;
+        let of = |set: &[&TrainedNetwork]| -> anyhow::Result<Option<RankingScore>> {
+            let mut estimate = Vec::new();
+            let mut accuracy = Vec::new();
+            for n in set {
+                let arch = n.arch.to_string();
+                let s = scores
+                    .networks
+                    .iter()
+                    .find(|s| s.arch == arch)
+                    .with_context(|| format!("{}: no score for {}", file.display(), n.id))?;
+                estimate.push(s.score);
+                accuracy.push(n.test_top1().unwrap_or(f64::NAN));
+            }
+            Ok(RankingScore::of(&estimate, &accuracy))
+        };
+        let seconds: Vec<f64> = scores.networks.iter().map(|s| s.seconds).collect();
+        estimators.push(EstimatorRow {
+            estimator: scores.estimator.clone(),
+            seconds_per_network: seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
+            all: of(&trained)?,
+            equal_latency: of(&equal)?,
+        });
+    }
+    Ok(ScoreReport {
+        networks: trained.len(),
+        equal_latency_networks: equal.len(),
+        noise_ceiling,
+        estimators,
+    })
+}
+
+fn print(report: &ScoreReport) {
+    let cell = |s: &Option<RankingScore>| {
+        s.as_ref().map_or("-".to_string(), |s| {
+            format!(
+                "tau {:+.2} rho {:+.2} regret {:.2}",
+                s.kendall_tau, s.spearman_rho, s.top3_regret
+            )
+        })
+    };
+    println!(
+        "{} trained networks ({} of equal latency); noise ceiling: {}",
+        report.networks,
+        report.equal_latency_networks,
+        report
+            .noise_ceiling
+            .as_ref()
+            .map_or("-".into(), |c| format!(
+                "tau {:.2} over {} networks trained twice",
+                c.kendall_tau, c.networks
+            ))
+    );
+    for e in &report.estimators {
+        println!(
+            "{:<10} {:>8.3} s  all: {:<34} equal latency: {}",
+            e.estimator,
+            e.seconds_per_network,
+            cell(&e.all),
+            cell(&e.equal_latency)
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! The accuracy ground truth of the search space (`docs/evidence/ground-truth/ground-truth.json`): a fixed
+//! set of architectures, each trained from scratch with one recipe, with its size, latency and accuracy
+//! per seed; and how well an estimator's scores rank them ([`RankingScore`]). Experiments read this file
+//! instead of retraining.
+
+use std::path::Path;
+
+use hsconas_devices::metrics::{kendall_tau, pearson, ranks};
+use hsconas_models::Arch;
+use serde::{Deserialize, Serialize};
+
+use crate::NasError;
+
+/// The trained set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroundTruth {
+    /// How every network was trained (the same for all).
+    pub recipe: String,
+    /// Where it was trained and measured.
+    pub machine: String,
+    /// The networks, in the order of the architecture list.
+    pub networks: Vec<TrainedNetwork>,
+}
+
+/// One architecture of the set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedNetwork {
+    /// Its id in the list (`e03`).
+    pub id: String,
+    /// Why it is in the set (`uniform`, `spread`, `skip`, `equal`).
+    pub group: String,
+    /// The architecture.
+    pub arch: Arch,
+    /// Trainable parameters at the set's input size and classes.
+    pub params: usize,
+    /// Multiply-accumulates of one image.
+    pub macs: usize,
+    /// Latency predicted by the table the set was selected with, ms.
+    pub predicted_ms: f64,
+    /// Latency measured end to end on the machine, ms (absent until measured).
+    pub measured_ms: Option<f64>,
+    /// Finished trainings, by seed.
+    pub runs: Vec<TrainedRun>,
+}
+
+/// One finished training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedRun {
+    /// Seed of initialisation and data order.
+    pub seed: u64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Validation top-1, percent.
+    pub val_top1: f64,
+    /// Test top-1, percent.
+    pub test_top1: f64,
+}
+
+impl TrainedNetwork {
+    /// Mean test top-1 over the finished seeds (`None` before the first).
+    pub fn test_top1(&self) -> Option<f64> {
+        let n = self.runs.len();
+        (n > 0).then(|| self.runs.iter().map(|r| r.test_top1).sum::<f64>() / n as f64)
+    }
+
+    /// Test top-1 of one seed.
+    pub fn seed_top1(&self, seed: u64) -> Option<f64> {
+        self.runs
+            .iter()
+            .find(|r| r.seed == seed)
+            .map(|r| r.test_top1)
+    }
+}
+
+impl GroundTruth {
+    /// Reads the file, refusing one that is not a ground truth.
+    pub fn load(path: &Path) -> Result<GroundTruth, NasError> {
+        let refuse = |message: String| NasError::State {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot be read ({e})")))?;
+        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("not a ground-truth file ({e})")))
+    }
+
+    /// The networks with at least one finished training.
+    pub fn trained(&self) -> impl Iterator<Item = &TrainedNetwork> {
+        self.networks.iter().filter(|n| !n.runs.is_empty())
+    }
+}
+
+/// Scores of one accuracy estimator for a list of architectures (what `hsconas estimate --json` prints;
+/// larger is better).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimatorScores {
+    /// The estimator's name (`synflow`, `params`, `supernet`, ...).
+    pub estimator: String,
+    /// Seed of the networks' initialisation and of the batch.
+    pub seed: u64,
+    /// Images in the batch the estimator saw.
+    pub batch_size: usize,
+    /// One score per architecture, in the order asked.
+    pub networks: Vec<ArchScore>,
+}
+
+/// One architecture's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchScore {
+    /// The architecture string.
+    pub arch: String,
+    /// The score.
+    pub score: f64,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// How well scores rank networks by their trained accuracy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankingScore {
+    /// Networks compared.
+    pub networks: usize,
+    /// Kendall's tau between scores and trained accuracy.
+    pub kendall_tau: f64,
+    /// Spearman's rho.
+    pub spearman_rho: f64,
+    /// Best trained accuracy of the set minus the best trained accuracy among the estimator's top 3,
+    /// points (0: the estimator's top 3 holds the best network).
+    pub top3_regret: f64,
+}
+
+impl RankingScore {
+    /// Scores `estimate` (larger is better) against `trained` (accuracy), network by network. `None` with
+    /// fewer than three networks.
+    pub fn of(estimate: &[f64], trained: &[f64]) -> Option<RankingScore> {
+        let n = estimate.len().min(trained.len());
+        if n < 3 {
+            return None;
+        }
+        let (estimate, trained) = (&estimate[..n], &trained[..n]);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| estimate[b].total_cmp(&estimate[a]));
+        let best = trained.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let best_of_top3 = order[..3]
+            .iter()
+            .map(|&i| trained[i])
+            .fold(f64::NEG_INFINITY, f64::max);
+        Some(RankingScore {
+            networks: n,
+            kendall_tau: kendall_tau(estimate, trained),
+            spearman_rho: pearson(&ranks(estimate), &ranks(trained)),
+            top3_regret: best - best_of_top3,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_scores_of_perfect_reversed_and_partial_estimators() {
+        let trained = [50.0, 60.0, 55.0, 70.0, 65.0];
+        let perfect = RankingScore::of(&[1.0, 3.0, 2.0, 5.0, 4.0], &trained).expect("score");
+        assert_eq!(
+            (
+                perfect.kendall_tau,
+                perfect.spearman_rho,
+                perfect.top3_regret
+            ),
+            (1.0, 1.0, 0.0)
+        );
+        let reversed = RankingScore::of(&[5.0, 3.0, 4.0, 1.0, 2.0], &trained).expect("score");
+        assert_eq!((reversed.kendall_tau, reversed.spearman_rho), (-1.0, -1.0));
+        // Its top 3 are the networks at 50, 55 and 60: 10 points below the best.
+        assert_eq!(reversed.top3_regret, 10.0);
+        assert!(RankingScore::of(&[1.0, 2.0], &[1.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn mean_accuracy_and_the_file_round_trip() {
+        let arch: Arch = vec!["shuffle3:0.5"; 20].join(",").parse().expect("arch");
+        let truth = GroundTruth {
+            recipe: "r".into(),
+            machine: "m".into(),
+            networks: vec![TrainedNetwork {
+                id: "e00".into(),
+                group: "equal".into(),
+                arch,
+                params: 1,
+                macs: 2,
+                predicted_ms: 1.0,
+                measured_ms: None,
+                runs: vec![
+                    TrainedRun {
+                        seed: 0,
+                        epochs: 15,
+                        val_top1: 50.0,
+                        test_top1: 51.0,
+                    },
+                    TrainedRun {
+                        seed: 1,
+                        epochs: 15,
+                        val_top1: 52.0,
+                        test_top1: 53.0,
+                    },
+                ],
+            }],
+        };
+        assert_eq!(truth.networks[0].test_top1(), Some(52.0));
+        assert_eq!(truth.networks[0].seed_top1(1), Some(53.0));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("gt.json");
+        std::fs::write(&path, serde_json::to_vec(&truth).expect("json")).expect("write");
+        assert_eq!(GroundTruth::load(&path).expect("load"), truth);
+        std::fs::write(&path, b"{\"recipe\": 3}").expect("write");
+        let err = GroundTruth::load(&path)
+            .expect_err("not a ground truth")
+            .to_string();
+        assert!(
+            err.contains("gt.json") && err.contains("ground-truth"),
+            "{err}"
+        );
+    }
+}
