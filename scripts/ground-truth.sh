@@ -148,7 +148,7 @@ collect() {
 
 estimate() {
   mkdir -p "$evidence/estimates"
-  for e in params macs synflow snip grad-norm naswot; do
+  for e in params macs synflow snip grad-norm naswot; do # short-training: minutes per network, run apart
     "$hsconas" estimate --estimator $e --archs "$set_file" --data "$data" --json \
       >"$evidence/estimates/$e.json.tmp"
     mv "$evidence/estimates/$e.json.tmp" "$evidence/estimates/$e.json"

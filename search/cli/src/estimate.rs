@@ -12,6 +12,7 @@ use hsconas_models::{build, Arch, NetConfig};
 use hsconas_nas::{ArchScore, EstimatorScores};
 use hsconas_train::eval::{batch_tensors, EvalSettings};
 use hsconas_train::proxies::{self, Proxy};
+use hsconas_train::short_training::ShortTraining;
 use hsconas_train::supernet_run::{evaluate_subnet, EvalData};
 use hsconas_train::trainer;
 use rand::seq::SliceRandom;
@@ -39,6 +40,8 @@ pub enum Estimator {
     Naswot,
     /// Validation top-1 with the supernet's inherited weights (needs --supernet).
     Supernet,
+    /// Validation top-1 after --steps steps of training from scratch (minutes per network).
+    ShortTraining,
 }
 
 impl Estimator {
@@ -73,7 +76,11 @@ pub struct EstimateArgs {
     /// Supernet checkpoint, for `--estimator supernet`.
     #[arg(long, value_name = "FILE")]
     supernet: Option<PathBuf>,
-    /// Validation images per network for `--estimator supernet` (spread over the split; 0: all).
+    /// Training steps per network for `--estimator short-training` (batches of --batch-size).
+    #[arg(long, default_value_t = ShortTraining::default().steps, value_name = "N")]
+    steps: usize,
+    /// Validation images per network for `--estimator supernet` and `short-training` (spread over the
+    /// split; 0: all).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     eval_images: usize,
     /// Training batches for each subnet's batch-norm recalibration (`--estimator supernet`).
@@ -180,6 +187,19 @@ fn scorer<'a>(
             };
             return Ok(Box::new(move |arch| {
                 Ok(evaluate_subnet(&training.supernet, arch, &eval_data, &settings, device).top1)
+            }));
+        }
+        Estimator::ShortTraining => {
+            let short = ShortTraining {
+                steps: args.steps,
+                batch_size: args.batch_size,
+                seed: args.seed,
+                ..ShortTraining::default()
+            };
+            let val = spread_subset(&data.val, args.eval_images);
+            return Ok(Box::new(move |arch| {
+                let graph = build::network(arch, config)?;
+                Ok(short.accuracy(&graph, &data.train, &val, &data.transform)?)
             }));
         }
         Estimator::Synflow => Proxy::Synflow,

@@ -113,6 +113,32 @@ fn estimators_score_architectures_reproducibly() {
     }
 }
 
+/// The short-training estimator trains each network from scratch and reports its validation top-1.
+#[test]
+fn short_training_reports_a_validation_accuracy() {
+    let arch = uniform("0.2");
+    let report = json(&[
+        "estimate",
+        "--estimator",
+        "short-training",
+        "--steps",
+        "4",
+        "--batch-size",
+        "32",
+        "--eval-images",
+        "100",
+        "--arch",
+        &arch,
+        "--data",
+        DATA,
+        "--json",
+    ]);
+    let score = scores(&report)[0];
+    assert!((0.0..=100.0).contains(&score), "{score}");
+    // 100 images: a multiple of 1%.
+    assert_eq!(score, score.round(), "{score}");
+}
+
 #[test]
 fn bad_requests_are_refused_with_a_reason() {
     let refused = |args: &[&str], needle: &str| {

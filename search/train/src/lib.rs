@@ -2,7 +2,7 @@
 //! from the layer-graph IR and the weight-sharing supernet ([`nn`]), SGD with momentum and clipping ([`sgd`]), atomic checkpoints
 //! ([`checkpoint`]), the epoch loop with resume ([`trainer`]), accuracy with batch-norm recalibration
 //! ([`eval`]), the supernet's path sampling and per-epoch probes ([`supernet_run`]) and stand-alone networks
-//! trained from scratch ([`standalone_run`]), and zero-cost accuracy proxies ([`proxies`]).
+//! trained from scratch ([`standalone_run`]), zero-cost accuracy proxies ([`proxies`]) and the short-training estimator ([`short_training`]).
 
 pub mod checkpoint;
 mod error;
@@ -11,6 +11,7 @@ pub mod libtorch;
 pub mod nn;
 pub mod proxies;
 pub mod sgd;
+pub mod short_training;
 pub mod standalone_run;
 pub mod supernet_run;
 pub mod trainer;
