@@ -14,17 +14,21 @@
 //! - [`metrics`]: how well predictions match measurements (RMSE, RMSPE, within ±5/±10%, Kendall tau,
 //!   Spearman rho) and the least-squares fits the corrections use.
 //!
+//! - [`machine_differences`]: whether a table was measured on the machine it is used on.
+//!
 //! Measuring tables needs the runtime and the exporter; that lives in the `hsconas` CLI (`hsconas profile`,
 //! `calibrate`, `latency`).
 
 mod calibration;
 mod latency_model;
+mod machine;
 pub mod metrics;
 mod profile;
 mod table;
 
 pub use calibration::{Calibration, Correction, CorrectionKind, NetworkSample};
 pub use latency_model::{LatencyModel, LayerPart, Prediction};
+pub use machine::machine_differences;
 pub use profile::{
     DeviceKind, DeviceProfile, Engine, ExecutionProvider, Precision, ProfileError, TableStatistic,
 };

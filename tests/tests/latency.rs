@@ -167,6 +167,11 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
         &["latency", "predict", "--table", p, "--arch", arch, "--json"],
     ));
     let pred: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert!(
+        !out.stderr.contains("another machine"),
+        "a table profiled here belongs here: {}",
+        out.stderr
+    );
     let sum = hand_sum(arch);
     let correction = if cal["correction"] == "linear" {
         (
@@ -398,6 +403,40 @@ fn wrong_devices_bad_tables_and_bad_architectures_are_refused() {
             &["latency", "throughput", "--table", i, "--count", "10"],
         ),
         "L20:skip",
+    );
+    // A table from another machine: a warning naming the field, an error under --strict-machine.
+    let mut elsewhere = read_json(&path);
+    elsewhere["provenance"]["fingerprint"]["cpu_model"] = "AMD EPYC 7B13".into();
+    elsewhere["provenance"]["fingerprint"]["logical_cpus"] = 96.into();
+    let other = dir.path().join("other-machine.json");
+    std::fs::write(&other, elsewhere.to_string()).expect("write");
+    let o = other.to_str().expect("utf-8");
+    let arch = vec!["shuffle3:0.5"; 20].join(",");
+    let warned = ok(run_bin(
+        "hsconas",
+        &["latency", "predict", "--table", o, "--arch", &arch],
+    ));
+    for needle in ["another machine", "AMD EPYC 7B13", "logical CPUs: table 96"] {
+        assert!(
+            warned.stderr.contains(needle),
+            "{needle}: {}",
+            warned.stderr
+        );
+    }
+    fails_with(
+        run_bin(
+            "hsconas",
+            &[
+                "latency",
+                "predict",
+                "--table",
+                o,
+                "--arch",
+                &arch,
+                "--strict-machine",
+            ],
+        ),
+        "another machine",
     );
     let bytes = std::fs::read(&path).expect("read");
     let truncated = dir.path().join("truncated.json");

@@ -109,7 +109,9 @@ fn sample(args: SampleArgs) -> anyhow::Result<()> {
         "--near-ms must be positive and --tolerance in (0, 1), got {near_ms} and {}",
         args.tolerance
     );
-    let table = LatencyTable::load(table)?;
+    let table_path = table;
+    let table = LatencyTable::load(table_path)?;
+    super::machine_check::check(&table, table_path, &super::machine_check::this_machine())?;
     let model = LatencyModel::from_table(&table)?;
     let (mut printed, mut draws) = (0, 0);
     let (mut fastest, mut slowest) = (f64::INFINITY, 0.0_f64);

@@ -92,6 +92,7 @@ pub fn run(cmd: LatencyCommand) -> anyhow::Result<()> {
 fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let arch: Arch = args.arch.parse().context("invalid --arch")?;
     let table = LatencyTable::load(&args.table)?;
+    super::machine_check::check(&table, &args.table, &super::machine_check::this_machine())?;
     let model = LatencyModel::from_table(&table)?;
     let p = model.explain(&arch);
     if args.json {

@@ -15,6 +15,7 @@ mod doctor;
 mod estimate;
 mod export;
 mod latency;
+mod machine_check;
 mod measure_args;
 mod net_args;
 #[cfg(feature = "train")]
@@ -45,6 +46,9 @@ mod train;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Refuse a latency table measured on another machine (by default a warning names what differs).
+    #[arg(long, global = true)]
+    strict_machine: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +136,7 @@ fn init_logging() {
 fn main() -> ExitCode {
     init_logging();
     let args = Cli::parse();
+    machine_check::set_strict(args.strict_machine);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::from(BROKEN_PIPE_STATUS),

@@ -130,6 +130,7 @@ impl TableDeviceArgs {
             self.agent.agent.as_deref(),
             self.agent.token.clone(),
         )?;
+        super::machine_check::check(&table, path, &measurer.fingerprint()?)?;
         Ok((table, measurer))
     }
 }
