@@ -27,8 +27,8 @@ impl TractBackend {
 
 type Plan = Arc<TypedSimplePlan>;
 
-/// The tract release the workspace pins (`tract-onnx` in the workspace `Cargo.toml`).
-const TRACT_VERSION: &str = "0.23";
+/// The tract release this build links (`tract-onnx` in `Cargo.lock`, recorded by `build.rs`).
+const TRACT_VERSION: &str = env!("HSCONAS_TRACT_VERSION");
 
 struct TractModel {
     model: InferenceModel,
