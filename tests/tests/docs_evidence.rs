@@ -70,14 +70,17 @@ fn an_altered_document_fails_the_check() {
     let doc = std::fs::read_to_string(&doc_path).expect("doc");
     // Find the prefix with any white space between its words.
     let folded: String = doc.split_whitespace().collect::<Vec<_>>().join(" ");
-    let at = folded
-        .find(&prefix)
-        .expect("the claim's text is in the doc")
-        + prefix.len();
-    let digit_at = folded[at..]
-        .find(|c: char| c.is_ascii_digit())
-        .map(|d| at + d)
-        .expect("a digit after the prefix");
+    // The occurrence of the prefix that the claim's first number follows (the words may occur earlier).
+    let digit_at = folded
+        .match_indices(&prefix)
+        .map(|(i, _)| i + prefix.len())
+        .find(|&at| {
+            folded[at..]
+                .trim_start()
+                .starts_with(|c: char| c.is_ascii_digit())
+        })
+        .map(|at| at + (folded[at..].len() - folded[at..].trim_start().len()))
+        .expect("the claim's text, followed by its number, is in the doc");
     let digit = folded.as_bytes()[digit_at] as char;
     let other = if digit == '7' { '3' } else { '7' };
     let mut altered = folded.clone();
