@@ -25,6 +25,14 @@ pub enum RuntimeError {
     /// A run failed inside the backend.
     #[error("inference failed: {0}")]
     Inference(String),
+    /// The required execution provider cannot run here (`--require-provider`).
+    #[error("execution provider {provider} is required but not available: {reason}")]
+    ProviderUnavailable {
+        /// The provider asked for first.
+        provider: String,
+        /// Why it could not be registered.
+        reason: String,
+    },
     /// A setting that cannot be used (zero threads, unknown CPU for pinning, ...).
     #[error("invalid setting: {0}")]
     BadSetting(String),

@@ -196,6 +196,48 @@ fn bench_prints_the_statistics_as_json_on_both_backends() {
     }
 }
 
+/// Providers are registered in the order asked; one that cannot run here is a warning naming it and the
+/// provider that ran is reported, or, under `--require-provider`, an error.
+#[test]
+fn unavailable_providers_are_named_and_can_be_required() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = dir.path().join("net.onnx");
+    std::fs::write(&model, small_net(BatchDim::Fixed(1))).expect("written");
+    let m = model.to_str().expect("utf-8");
+    let fast = ["--runs", "3", "--min-time-ms", "1", "--json"];
+    let mut args = vec!["bench", m, "--provider", "tensorrt,cuda,cpu"];
+    args.extend(fast);
+    let out = run_bin("hsconas-runtime", &args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let ran = report["provider"].as_str().expect("provider").to_string();
+    for gpu in ["tensorrt", "cuda"] {
+        if ran != gpu {
+            assert!(
+                out.stderr
+                    .contains(&format!("execution provider {gpu} is not available")),
+                "{gpu} did not run and is not named: {}",
+                out.stderr
+            );
+        }
+    }
+    let mut args = vec!["bench", m, "--provider", "cuda", "--require-provider"];
+    args.extend(fast);
+    let required = run_bin("hsconas-runtime", &args);
+    if ran == "cpu" {
+        assert_eq!(required.code, Some(1), "{}", required.stderr);
+        assert!(
+            required
+                .stderr
+                .contains("cuda is required but not available"),
+            "{}",
+            required.stderr
+        );
+    } else {
+        assert_eq!(required.code, Some(0), "{}", required.stderr);
+    }
+}
+
 #[test]
 fn bench_reports_bad_models_and_a_missing_onnxruntime_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");

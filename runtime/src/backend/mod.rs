@@ -95,6 +95,8 @@ pub struct BackendConfig {
     pub optimize: bool,
     /// Folder for TensorRT engines so repeated profiling does not rebuild them.
     pub tensorrt_cache: Option<std::path::PathBuf>,
+    /// Fail instead of falling back when the first provider of `providers` cannot be registered.
+    pub require_provider: bool,
 }
 
 impl Default for BackendConfig {
@@ -106,6 +108,7 @@ impl Default for BackendConfig {
             threads: 1,
             optimize: true,
             tensorrt_cache: None,
+            require_provider: false,
         }
     }
 }
@@ -163,6 +166,10 @@ pub struct Availability {
     pub ort_version: Option<String>,
     /// Why it did not load.
     pub ort_error: Option<String>,
+    /// The execution providers the loaded ONNX Runtime offers (`cpu`, and `cuda`/`tensorrt` in GPU
+    /// builds with their libraries present); empty when it did not load.
+    #[serde(default)]
+    pub ort_providers: Vec<Provider>,
     /// `tract <version>` (always available).
     pub tract_version: String,
 }
@@ -173,6 +180,11 @@ pub fn availability() -> Availability {
     Availability {
         ort_library: ort_library_path(),
         ort_version: ort.as_ref().ok().cloned(),
+        ort_providers: if ort.is_ok() {
+            ort_backend::offered_providers()
+        } else {
+            Vec::new()
+        },
         ort_error: ort.err().map(|e| e.to_string()),
         tract_version: TractBackend::new(true).version(),
     }

@@ -106,13 +106,16 @@ impl OrtBackend {
         Ok((builder, used))
     }
 
-    /// Registers the first usable provider of the ordered list; CPU is the implicit last fallback, and
-    /// every fallback is logged as a warning and reported through [`LoadedModel::provider`].
+    /// Registers every usable provider of the ordered list, in order, so that each node runs on the first
+    /// one that supports it (CPU, always available, ends the list). Returns the first registered one,
+    /// which [`LoadedModel::provider`] reports. A provider that cannot be registered is a warning, or an
+    /// error when it comes first and [`BackendConfig::require_provider`] is set.
     fn register_providers(&self, builder: &mut SessionBuilder) -> Result<Provider, RuntimeError> {
+        let mut primary = None;
         let mut failures = Vec::new();
-        for provider in &self.config.providers {
+        for (i, provider) in self.config.providers.iter().enumerate() {
             let outcome = match provider {
-                Provider::Cpu => return Ok(Provider::Cpu),
+                Provider::Cpu => break,
                 Provider::Cuda => register(ep::CUDA::default(), builder),
                 Provider::Tensorrt => {
                     let mut trt = ep::TensorRT::default();
@@ -126,22 +129,48 @@ impl OrtBackend {
                 }
             };
             match outcome {
-                Ok(()) => return Ok(*provider),
+                Ok(()) => {
+                    primary.get_or_insert(*provider);
+                }
+                Err(reason) if i == 0 && self.config.require_provider => {
+                    return Err(RuntimeError::ProviderUnavailable {
+                        provider: provider.to_string(),
+                        reason,
+                    });
+                }
                 Err(reason) => {
-                    tracing::warn!("execution provider {provider} is not available ({reason}); trying the next one");
+                    tracing::warn!("execution provider {provider} is not available ({reason})");
                     failures.push(format!("{provider}: {reason}"));
                 }
             }
         }
-        if failures.is_empty() {
-            return Ok(Provider::Cpu);
+        let primary = primary.unwrap_or(Provider::Cpu);
+        if !failures.is_empty() {
+            tracing::warn!(
+                "running on {primary}{} instead of the first provider asked for ({})",
+                if primary == Provider::Cpu {
+                    ""
+                } else {
+                    " (CPU for the nodes it lacks)"
+                },
+                failures.join("; ")
+            );
         }
-        tracing::warn!(
-            "falling back to the CPU execution provider ({})",
-            failures.join("; ")
-        );
-        Ok(Provider::Cpu)
+        Ok(primary)
     }
+}
+
+/// The providers the loaded ONNX Runtime can register: CPU always, CUDA and TensorRT when its build and
+/// libraries have them.
+pub fn offered_providers() -> Vec<Provider> {
+    let mut offered = vec![Provider::Cpu];
+    if ep::CUDA::is_available().unwrap_or(false) {
+        offered.push(Provider::Cuda);
+    }
+    if ep::TensorRT::is_available().unwrap_or(false) {
+        offered.push(Provider::Tensorrt);
+    }
+    offered
 }
 
 fn register<E: ExecutionProvider>(ep: E, builder: &mut SessionBuilder) -> Result<(), String> {

@@ -10,8 +10,10 @@ pub struct EngineArgs {
     /// Inference engine.
     #[arg(long, default_value = "ort", value_name = "ort|tract")]
     pub backend: BackendKind,
-    /// ONNX Runtime execution providers, in order of preference (comma-separated); CPU is the fallback,
-    /// which is reported.
+    /// ONNX Runtime execution providers, in order of preference (comma-separated): every available one
+    /// is registered in this order, so each node runs on the first that supports it; CPU ends the list.
+    /// A provider that is not available is a warning (see --require-provider), and the one that ran
+    /// first is reported.
     #[arg(
         long,
         default_value = "cpu",
@@ -28,6 +30,9 @@ pub struct EngineArgs {
     /// Folder for TensorRT engine and timing caches.
     #[arg(long, value_name = "DIR")]
     pub tensorrt_cache: Option<std::path::PathBuf>,
+    /// Fail instead of falling back when the first --provider cannot run here.
+    #[arg(long)]
+    pub require_provider: bool,
 }
 
 impl EngineArgs {
@@ -38,6 +43,7 @@ impl EngineArgs {
             threads: self.threads,
             optimize: !self.no_optimize,
             tensorrt_cache: self.tensorrt_cache.clone(),
+            require_provider: self.require_provider,
         }
     }
 }

@@ -43,7 +43,15 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         }
     )?;
     match (&backends.ort_version, &backends.ort_error) {
-        (Some(v), _) => outln!("ort           {v} ({})", backends.ort_library.display())?,
+        (Some(v), _) => {
+            outln!("ort           {v} ({})", backends.ort_library.display())?;
+            let offered: Vec<String> = backends
+                .ort_providers
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            outln!("providers     {}", offered.join(", "))?;
+        }
         (None, e) => outln!(
             "ort           unavailable: {}",
             e.as_deref().unwrap_or("unknown error")

@@ -55,7 +55,11 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     }
     let b = &report.backends;
     match (&b.ort_version, &b.ort_error) {
-        (Some(v), _) => outln!("onnxruntime   {v} ({})", b.ort_library.display())?,
+        (Some(v), _) => {
+            outln!("onnxruntime   {v} ({})", b.ort_library.display())?;
+            let offered: Vec<String> = b.ort_providers.iter().map(|p| p.to_string()).collect();
+            outln!("providers     {}", offered.join(", "))?;
+        }
         (None, e) => outln!(
             "onnxruntime   unavailable: {}",
             e.as_deref().unwrap_or("unknown error")

@@ -36,6 +36,10 @@ fn doctor_says_whether_libtorch_is_linked() {
         cfg!(feature = "train"),
         "{report}"
     );
+    let providers = report["backends"]["ort_providers"]
+        .as_array()
+        .expect("the providers ONNX Runtime offers");
+    assert_eq!(providers.first(), Some(&Value::from("cpu")), "{report}");
     // The linked tract release, as Cargo.lock has it (`tract 0.23.9`), not the version requirement.
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).expect("Cargo.lock");
     let locked = lock

@@ -52,6 +52,8 @@ pub fn engine_config(
         threads: profile.threads,
         optimize: true,
         tensorrt_cache,
+        // The profile's fallback list says what may run instead; the provider that ran is recorded.
+        require_provider: false,
     }
 }
 
