@@ -167,6 +167,22 @@ fn bad_requests_get_the_right_status_and_the_agent_keeps_serving() {
     assert!(raw("GET", "/v1/nothing").starts_with("HTTP/1.1 404"));
     assert!(raw("DELETE", "/v1/health").starts_with("HTTP/1.1 405"));
 
+    // Sizes that overflow when added, more times than the agent has request threads: each is a 400.
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(addr).expect("connects");
+        write!(
+            s,
+            "POST /v1/profile/group?sizes=18446744073709551615,2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+        )
+        .expect("writes");
+        let mut a = String::new();
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let _ = s.read_to_string(&mut a);
+        assert!(a.starts_with("HTTP/1.1 400"), "{a}");
+        assert!(a.contains("overflow"), "{a}");
+    }
+
     assert_eq!(c.health().expect("still serving")["status"], "ok");
     let ok = c.profile(&model, &quick()).expect("still measuring");
     assert!(ok.stats.runs >= 3);

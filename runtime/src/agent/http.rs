@@ -200,7 +200,16 @@ fn answer(stream: TcpStream, handler: &Handler) {
                 writer,
                 consumed: Some(0),
             };
-            let (status, body) = handler(&mut request);
+            // A handler that panics answers 500; the thread, and so the agent, keeps serving.
+            let handled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&mut request)));
+            let (status, body) = handled.unwrap_or_else(|_| {
+                let body = serde_json::json!({
+                    "error": "internal error while handling the request (the agent keeps serving)",
+                    "status": 500,
+                });
+                (500, body.to_string().into_bytes())
+            });
             write_response(&mut request.writer, status, &body);
             request.drain();
             let _ = request.writer.shutdown(std::net::Shutdown::Write);
@@ -306,5 +315,46 @@ fn write_response(writer: &mut TcpStream, status: u16, body: &[u8]) {
         .is_err()
     {
         tracing::warn!("the client went away before the answer ({status}) was written");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).expect("connects");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("writes");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    }
+
+    /// A handler that panics is answered with a 500, and the request threads keep serving (more panics
+    /// than threads, then a normal request).
+    #[test]
+    fn a_panicking_handler_is_a_500_and_the_server_keeps_serving() {
+        let server = HttpServer::bind("127.0.0.1:0", 2, Duration::from_secs(5)).expect("binds");
+        let addr = server.local_addr().expect("address");
+        let handler: Arc<Handler> = Arc::new(|request: &mut HttpRequest| {
+            assert!(request.url != "/panic", "fault injected by the test");
+            (200, b"{\"status\":\"ok\"}".to_vec())
+        });
+        std::thread::spawn(move || server.serve(handler));
+        for _ in 0..5 {
+            let answer = get(addr, "/panic");
+            assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+            assert!(answer.contains("\"status\":500"), "{answer}");
+        }
+        let answer = get(addr, "/fine");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 }

@@ -307,13 +307,17 @@ fn profile_group(state: &State, request: &mut HttpRequest, query: &str) -> Answe
     }
     let settings =
         ProfileSettings::from_query(&rest.join("&")).map_err(|e| ApiError::new(400, e))?;
+    // Checked: sizes near usize::MAX must be a 400, not an overflow.
+    let total = sizes
+        .iter()
+        .try_fold(0usize, |sum, &n| sum.checked_add(n))
+        .ok_or_else(|| ApiError::new(400, "query parameter 'sizes': the sizes overflow"))?;
     let body = read_body(state, request)?;
-    if sizes.iter().sum::<usize>() != body.len() {
+    if total != body.len() {
         return Err(ApiError::new(
             400,
             format!(
-                "the sizes add up to {} bytes but the body has {}",
-                sizes.iter().sum::<usize>(),
+                "the sizes add up to {total} bytes but the body has {}",
                 body.len()
             ),
         ));
