@@ -299,3 +299,29 @@ fn stalled_clients_are_dropped_and_do_not_block_the_agent() {
     let c = AgentClient::new(&agent.url, None, Duration::from_secs(10));
     assert_eq!(c.health().expect("still serving")["status"], "ok");
 }
+
+/// A token from a file works like one on the command line; listening beyond loopback without a token is
+/// refused unless explicitly allowed.
+#[test]
+fn tokens_from_files_and_no_open_agent_on_the_network_by_accident() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-a-file\n").expect("write");
+    let agent = RunningAgent::start(&["--token-file", file.to_str().expect("utf-8")]);
+    assert_eq!(
+        client(&agent, Some("from-a-file"))
+            .health()
+            .expect("health")["status"],
+        "ok"
+    );
+    assert_eq!(status_of(client(&agent, Some("from-a-fil")).health()), 401);
+    assert_eq!(status_of(client(&agent, None).health()), 401);
+
+    let open = hsconas_tests::run_bin("hsconas-runtime", &["serve", "--listen", "0.0.0.0:0"]);
+    assert_eq!(open.code, Some(1), "{}", open.stderr);
+    assert!(
+        open.stderr.contains("without a token") && open.stderr.contains("--insecure-no-token"),
+        "{}",
+        open.stderr
+    );
+}

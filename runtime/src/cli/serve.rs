@@ -12,7 +12,8 @@ pub struct ServeArgs {
     /// Address to listen on. Loopback by default; use 0.0.0.0:7878 to accept calls from the network.
     #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
     listen: String,
-    /// Require `Authorization: Bearer <TOKEN>` on every call (also read from HSCONAS_AGENT_TOKEN).
+    /// Require `Authorization: Bearer <TOKEN>` on every call (also read from HSCONAS_AGENT_TOKEN, or
+    /// --token-file: a command line is visible to other users in `ps`).
     #[arg(
         long,
         env = "HSCONAS_AGENT_TOKEN",
@@ -20,6 +21,13 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// Read the token from this file (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
+    /// Listen on a non-loopback address without a token (anyone who reaches the port can deploy and run
+    /// models); refused otherwise.
+    #[arg(long)]
+    insecure_no_token: bool,
     /// Largest request body in MiB (ONNX models and inference inputs).
     #[arg(long, default_value_t = 256, value_name = "N")]
     max_body_mb: usize,
@@ -36,9 +44,36 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        ),
+        None => args.token.clone(),
+    }
+    .filter(|t| !t.is_empty());
+    if token.is_none() && !is_loopback(&args.listen)? {
+        anyhow::ensure!(
+            args.insecure_no_token,
+            "refusing to listen on {} without a token: anyone who reaches it could deploy and run \
+             models. Pass --token-file FILE (or HSCONAS_AGENT_TOKEN), or --insecure-no-token on a \
+             network you trust",
+            args.listen
+        );
+        eprintln!(
+            "WARNING: listening on {} WITHOUT A TOKEN (--insecure-no-token): every client that reaches \
+             this port can deploy and run models",
+            args.listen
+        );
+    }
     let config = AgentConfig {
         listen: args.listen,
-        token: args.token.filter(|t| !t.is_empty()),
+        token,
         max_body_bytes: args.max_body_mb.max(1) << 20,
         worker_timeout: Duration::from_secs(args.worker_timeout_s.max(1)),
         worker_exe: std::env::current_exe()
@@ -62,6 +97,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     agent.serve();
     Ok(())
+}
+
+/// Whether every address `listen` resolves to is a loopback address.
+fn is_loopback(listen: &str) -> anyhow::Result<bool> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {listen}: not an address"))?
+        .collect();
+    Ok(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()))
 }
 
 /// The hidden `worker` command: one measurement job on stdin, its answer on stdout.
