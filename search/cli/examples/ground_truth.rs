@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hsconas_devices::metrics::kendall_tau;
 use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
+use hsconas_nas::ground_truth::{score_estimators, ScoreReport};
 use hsconas_nas::{EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun};
 use serde::Serialize;
 
@@ -181,87 +181,20 @@ fn finished_runs(runs: &Path, id: &str) -> anyhow::Result<Vec<TrainedRun>> {
     Ok(found)
 }
 
-#[derive(Debug, Serialize)]
-struct ScoreReport {
-    /// Trained networks compared.
-    networks: usize,
-    /// Of them, in the equal-latency group.
-    equal_latency_networks: usize,
-    /// Seed 0 against seed 1 of the networks trained twice.
-    noise_ceiling: Option<NoiseCeiling>,
-    estimators: Vec<EstimatorRow>,
-}
-
-#[derive(Debug, Serialize)]
-struct NoiseCeiling {
-    networks: usize,
-    kendall_tau: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct EstimatorRow {
-    estimator: String,
-    seconds_per_network: f64,
-    all: Option<RankingScore>,
-    equal_latency: Option<RankingScore>,
-}
-
 fn score(truth: &GroundTruth, files: &[PathBuf]) -> anyhow::Result<ScoreReport> {
-    let trained: Vec<&TrainedNetwork> = truth.trained().collect();
-    let equal: Vec<&TrainedNetwork> = trained
-        .iter()
-        .copied()
-        .filter(|n| n.group == "equal")
-        .collect();
-    let twice: Vec<(f64, f64)> = trained
-        .iter()
-        .filter_map(|n| Some((n.seed_top1(0)?, n.seed_top1(1)?)))
-        .collect();
-    let noise_ceiling = (twice.len() >= 3).then(|| {
-        let (a, b): (Vec<f64>, Vec<f64>) = twice.iter().copied().unzip();
-        NoiseCeiling {
-            networks: twice.len(),
-            kendall_tau: kendall_tau(&a, &b),
-        }
-    });
-    let mut estimators = Vec::new();
+    let mut scores = Vec::with_capacity(files.len());
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let scores: EstimatorScores = serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{}: not an `hsconas estimate --json` output",
-                file.display()
-            )
-        })?;
-        let of = |set: &[&TrainedNetwork]| -> anyhow::Result<Option<RankingScore>> {
-            let mut estimate = Vec::new();
-            let mut accuracy = Vec::new();
-            for n in set {
-                let arch = n.arch.to_string();
-                let s = scores
-                    .networks
-                    .iter()
-                    .find(|s| s.arch == arch)
-                    .with_context(|| format!("{}: no score for {}", file.display(), n.id))?;
-                estimate.push(s.score);
-                accuracy.push(n.test_top1().unwrap_or(f64::NAN));
-            }
-            Ok(RankingScore::of(&estimate, &accuracy))
-        };
-        let seconds: Vec<f64> = scores.networks.iter().map(|s| s.seconds).collect();
-        estimators.push(EstimatorRow {
-            estimator: scores.estimator.clone(),
-            seconds_per_network: seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
-            all: of(&trained)?,
-            equal_latency: of(&equal)?,
-        });
+        scores.push(
+            serde_json::from_slice::<EstimatorScores>(&bytes).with_context(|| {
+                format!(
+                    "{}: not an `hsconas estimate --json` output",
+                    file.display()
+                )
+            })?,
+        );
     }
-    Ok(ScoreReport {
-        networks: trained.len(),
-        equal_latency_networks: equal.len(),
-        noise_ceiling,
-        estimators,
-    })
+    Ok(score_estimators(truth, &scores)?)
 }
 
 fn print(report: &ScoreReport) {

@@ -153,6 +153,100 @@ impl RankingScore {
     }
 }
 
+/// Every estimator scored against the ground truth (what `scripts/ground-truth.sh score` writes as
+/// `estimators.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreReport {
+    /// Trained networks compared.
+    pub networks: usize,
+    /// Of them, in the equal-latency group.
+    pub equal_latency_networks: usize,
+    /// Seed 0 against seed 1 of the networks trained twice (absent under three such networks).
+    pub noise_ceiling: Option<NoiseCeiling>,
+    /// One row per estimator, in the order given.
+    pub estimators: Vec<EstimatorRow>,
+}
+
+/// How well one training seed ranks the networks like another: the best any estimator can hope for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseCeiling {
+    /// Networks trained with both seeds.
+    pub networks: usize,
+    /// Kendall's tau between the two seeds' test accuracies.
+    pub kendall_tau: f64,
+}
+
+/// One estimator against the ground truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimatorRow {
+    /// Its name.
+    pub estimator: String,
+    /// Mean seconds per network.
+    pub seconds_per_network: f64,
+    /// Over every trained network.
+    pub all: Option<RankingScore>,
+    /// Within the equal-latency group (`group == "equal"`).
+    pub equal_latency: Option<RankingScore>,
+}
+
+/// Scores each estimator's scores against the trained networks' mean test accuracy. Every trained
+/// network must have a score in each set (matched by architecture string).
+pub fn score_estimators(
+    truth: &GroundTruth,
+    scores: &[EstimatorScores],
+) -> Result<ScoreReport, NasError> {
+    let trained: Vec<&TrainedNetwork> = truth.trained().collect();
+    let equal: Vec<&TrainedNetwork> = trained
+        .iter()
+        .copied()
+        .filter(|n| n.group == "equal")
+        .collect();
+    let twice: (Vec<f64>, Vec<f64>) = trained
+        .iter()
+        .filter_map(|n| Some((n.seed_top1(0)?, n.seed_top1(1)?)))
+        .unzip();
+    let noise_ceiling = (twice.0.len() >= 3).then(|| NoiseCeiling {
+        networks: twice.0.len(),
+        kendall_tau: kendall_tau(&twice.0, &twice.1),
+    });
+    let mut estimators = Vec::with_capacity(scores.len());
+    for set in scores {
+        let of = |networks: &[&TrainedNetwork]| -> Result<Option<RankingScore>, NasError> {
+            let mut estimate = Vec::with_capacity(networks.len());
+            let mut accuracy = Vec::with_capacity(networks.len());
+            for n in networks {
+                let arch = n.arch.to_string();
+                let s = set
+                    .networks
+                    .iter()
+                    .find(|s| s.arch == arch)
+                    .ok_or_else(|| {
+                        NasError::Settings(format!(
+                            "the {} scores have none for {} ({arch})",
+                            set.estimator, n.id
+                        ))
+                    })?;
+                estimate.push(s.score);
+                accuracy.push(n.test_top1().unwrap_or(f64::NAN));
+            }
+            Ok(RankingScore::of(&estimate, &accuracy))
+        };
+        let seconds: f64 = set.networks.iter().map(|s| s.seconds).sum();
+        estimators.push(EstimatorRow {
+            estimator: set.estimator.clone(),
+            seconds_per_network: seconds / set.networks.len().max(1) as f64,
+            all: of(&trained)?,
+            equal_latency: of(&equal)?,
+        });
+    }
+    Ok(ScoreReport {
+        networks: trained.len(),
+        equal_latency_networks: equal.len(),
+        noise_ceiling,
+        estimators,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +314,93 @@ mod tests {
             err.contains("gt.json") && err.contains("ground-truth"),
             "{err}"
         );
+    }
+
+    fn network(id: &str, group: &str, tenths: u8, runs: &[(u64, f64)]) -> TrainedNetwork {
+        let arch: Arch = vec![format!("shuffle3:0.{tenths}"); 20]
+            .join(",")
+            .parse()
+            .expect("arch");
+        TrainedNetwork {
+            id: id.into(),
+            group: group.into(),
+            arch,
+            params: 0,
+            macs: 0,
+            predicted_ms: 1.0,
+            measured_ms: None,
+            runs: runs
+                .iter()
+                .map(|&(seed, test_top1)| TrainedRun {
+                    seed,
+                    epochs: 1,
+                    val_top1: test_top1,
+                    test_top1,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn estimators_are_scored_over_the_set_and_the_equal_latency_group() {
+        let truth = GroundTruth {
+            recipe: "r".into(),
+            machine: "m".into(),
+            networks: vec![
+                network("u1", "uniform", 1, &[(0, 40.0)]),
+                network("e2", "equal", 2, &[(0, 50.0), (1, 52.0)]),
+                network("e3", "equal", 3, &[(0, 55.0), (1, 51.0)]),
+                network("e4", "equal", 4, &[(0, 60.0), (1, 61.0)]),
+                network("u5", "uniform", 5, &[]),
+            ],
+        };
+        let scores = |name: &str, values: [f64; 5]| EstimatorScores {
+            estimator: name.into(),
+            seed: 0,
+            batch_size: 1,
+            networks: truth
+                .networks
+                .iter()
+                .zip(values)
+                .map(|(n, score)| ArchScore {
+                    arch: n.arch.to_string(),
+                    score,
+                    seconds: 2.0,
+                })
+                .collect(),
+        };
+        let report = score_estimators(
+            &truth,
+            &[
+                scores("right", [1.0, 2.0, 3.0, 4.0, 0.0]),
+                scores("wrong-within", [1.0, 4.0, 3.0, 2.0, 0.0]),
+            ],
+        )
+        .expect("scores");
+        assert_eq!((report.networks, report.equal_latency_networks), (4, 3));
+        let ceiling = report.noise_ceiling.expect("three networks trained twice");
+        assert_eq!((ceiling.networks, ceiling.kendall_tau), (3, 1.0 / 3.0));
+        let right = &report.estimators[0];
+        assert_eq!(right.seconds_per_network, 2.0);
+        assert_eq!(right.all.as_ref().map(|s| s.kendall_tau), Some(1.0));
+        assert_eq!(
+            right.equal_latency.as_ref().map(|s| s.kendall_tau),
+            Some(1.0)
+        );
+        // Ranks the small network last (right over the set) but the equal group backwards.
+        let wrong = &report.estimators[1];
+        assert!(wrong
+            .all
+            .as_ref()
+            .is_some_and(|s| s.kendall_tau > -1.0 && s.kendall_tau < 1.0));
+        assert_eq!(
+            wrong.equal_latency.as_ref().map(|s| s.kendall_tau),
+            Some(-1.0)
+        );
+
+        let mut missing = scores("partial", [1.0; 5]);
+        missing.networks.remove(2);
+        let err = score_estimators(&truth, &[missing]).expect_err("a network without a score");
+        assert!(err.to_string().contains("e3"), "{err}");
     }
 }
