@@ -6,6 +6,7 @@
 //! - [`HostTensor`]: a dense row-major `f32` tensor, the form tensors take between crates, and
 //!   [`Weights`]: named tensors, read from and written to safetensors files.
 //! - [`progress::progress_bar`]: the progress bars of long jobs.
+//! - [`logging::init`]: the binaries' log output on standard error.
 //! - [`pipe`]: quiet exits when standard output is closed early (`hsconas arch sample | head`).
 //!
 //! Some definitions also go into the Rust crate `hsconas export crate` generates, which cannot depend on
@@ -14,6 +15,7 @@
 
 pub mod fs;
 pub mod golden;
+pub mod logging;
 pub mod pipe;
 pub mod progress;
 pub mod stats;

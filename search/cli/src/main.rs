@@ -120,17 +120,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Messages of the libraries (`tracing`) go to standard error: the hsconas crates' progress notes at
 /// `info`, everything else from `warn` on; `RUST_LOG` overrides.
 fn init_logging() {
-    let default = "warn,hsconas_latency=info,hsconas_train=info,hsconas_nas=info,hsconas_data=info";
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .init();
+    hsconas_foundation::logging::init(
+        "warn,hsconas_latency=info,hsconas_train=info,hsconas_nas=info,hsconas_data=info",
+    );
 }
 
 fn main() -> ExitCode {
