@@ -181,7 +181,7 @@ pub fn piece_onnx(
 /// An `hsconas-runtime serve` on a free loopback port, killed when dropped.
 pub struct RunningAgent {
     child: std::process::Child,
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` when started with a certificate).
     pub url: String,
 }
 
@@ -202,11 +202,8 @@ impl RunningAgent {
             .read_line(&mut line)
             .expect("the agent prints where it listens");
         let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
-        let addr = v["listening"].as_str().expect("address").to_string();
-        RunningAgent {
-            child,
-            url: format!("http://{addr}"),
-        }
+        let url = v["url"].as_str().expect("address").to_string();
+        RunningAgent { child, url }
     }
 }
 

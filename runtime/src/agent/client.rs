@@ -1,11 +1,17 @@
 //! A small blocking client for the agent, used by the host to measure on a remote device.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use hsconas_foundation::Weights;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::server::DeployedModelInfo;
+use super::api::DeployedModelInfo;
+use super::models::SAFETENSORS;
 use super::settings::ProfileSettings;
 use crate::backend::{BackendKind, HostTensor};
 use crate::measure_job::MeasureOutcome;
@@ -32,6 +38,14 @@ pub enum ClientError {
     /// The answer was not what the API promises.
     #[error("unexpected answer from the agent: {0}")]
     Decode(String),
+    /// The certificate authority file could not be used.
+    #[error("the CA certificate {path}: {reason}")]
+    Ca {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Talks to one agent.
@@ -43,14 +57,59 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// A client for `base_url` (e.g. `http://jetson.local:7878`), with the agent's token if it has one.
-    /// `timeout` bounds each call (a profile call lasts as long as its measurement).
+    /// A client for `base_url` (e.g. `http://jetson.local:7878`, or `https://..` for an agent with a
+    /// certificate from a public authority), with the agent's token if it has one. `timeout` bounds each
+    /// call (a profile call lasts as long as its measurement).
     pub fn new(base_url: &str, token: Option<String>, timeout: Duration) -> AgentClient {
-        let http = ureq::AgentBuilder::new().timeout(timeout).build();
+        AgentClient::with_builder(base_url, token, ureq::AgentBuilder::new().timeout(timeout))
+    }
+
+    /// A client for an `https://` agent whose certificate is signed by the authority in `ca_pem` (a PEM
+    /// file: a lab's own CA, or the agent's self-signed certificate itself). Only that authority is
+    /// trusted.
+    pub fn with_ca(
+        base_url: &str,
+        token: Option<String>,
+        timeout: Duration,
+        ca_pem: &Path,
+    ) -> Result<AgentClient, ClientError> {
+        let bad = |reason: String| ClientError::Ca {
+            path: ca_pem.display().to_string(),
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        let certs = CertificateDer::pem_file_iter(ca_pem)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| bad(format!("not a PEM certificate ({e})")))?;
+        if certs.is_empty() {
+            return Err(bad("no certificate in the file".into()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("not a usable certificate ({e})")))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let builder = ureq::AgentBuilder::new()
+            .timeout(timeout)
+            .tls_config(Arc::new(tls));
+        Ok(AgentClient::with_builder(base_url, token, builder))
+    }
+
+    fn with_builder(
+        base_url: &str,
+        token: Option<String>,
+        builder: ureq::AgentBuilder,
+    ) -> AgentClient {
         AgentClient {
             base: base_url.trim_end_matches('/').to_string(),
             token,
-            http,
+            http: builder.build(),
         }
     }
 
@@ -72,19 +131,23 @@ impl AgentClient {
         path: &str,
         result: Result<ureq::Response, ureq::Error>,
     ) -> Result<T, ClientError> {
-        match result {
-            Ok(response) => response
-                .into_json()
-                .map_err(|e| ClientError::Decode(e.to_string())),
-            Err(ureq::Error::Status(status, response)) => {
+        result
+            .map_err(|e| self.error(path, e))?
+            .into_json()
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    fn error(&self, path: &str, e: ureq::Error) -> ClientError {
+        match e {
+            ureq::Error::Status(status, response) => {
                 let body: Value = response.into_json().unwrap_or(Value::Null);
                 let message = body["error"].as_str().unwrap_or("(no message)").to_string();
-                Err(ClientError::Http { status, message })
+                ClientError::Http { status, message }
             }
-            Err(e) => Err(ClientError::Transport {
+            e => ClientError::Transport {
                 url: format!("{}{path}", self.base),
                 reason: e.to_string(),
-            }),
+            },
         }
     }
 
@@ -161,6 +224,21 @@ impl AgentClient {
         )?;
         serde_json::from_value(answer["outputs"].clone())
             .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `POST /v1/models/{name}/infer` with tensors as safetensors: inputs and outputs by their names in the
+    /// model (no JSON float arrays on the way).
+    pub fn infer_named(&self, name: &str, inputs: &Weights) -> Result<Weights, ClientError> {
+        let path = format!("/v1/models/{name}/infer");
+        let response = self
+            .request("POST", &path)
+            .set("Content-Type", SAFETENSORS)
+            .send_bytes(&inputs.to_safetensors_bytes())
+            .map_err(|e| self.error(&path, e))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        Weights::from_safetensors_bytes(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// `DELETE /v1/models/{name}`.

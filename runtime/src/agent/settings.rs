@@ -52,11 +52,20 @@ impl ProfileSettings {
         )
     }
 
-    /// Parses a query string; unknown keys and malformed values are errors that name the key.
+    /// Parses a query string (percent-decoded); unknown keys and malformed values are errors that name the
+    /// key.
     pub fn from_query(query: &str) -> Result<ProfileSettings, String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| format!("malformed query string: {e}"))?;
+        ProfileSettings::from_pairs(&pairs)
+    }
+
+    /// The settings from decoded `key=value` pairs (as the agent's query extractor gives them); unknown
+    /// keys and malformed values are errors that name the key.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<ProfileSettings, String> {
         let mut s = ProfileSettings::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for (key, value) in pairs {
+            let (key, value) = (key.as_str(), value.as_str());
             let bad = |what: &str| format!("query parameter '{key}': {what} (got '{value}')");
             let int = || {
                 value
@@ -121,5 +130,13 @@ mod tests {
             .expect_err("bad")
             .contains("unknown"));
         assert!(ProfileSettings::from_query("batch=0").is_err());
+        // Percent-encoded values (a client may encode the comma) decode before parsing.
+        assert_eq!(
+            ProfileSettings::from_query("provider=tensorrt%2Ccpu")
+                .expect("decodes")
+                .engine
+                .providers,
+            vec![Provider::Tensorrt, Provider::Cpu]
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use hsconas_runtime::agent::{Agent, AgentConfig};
+use hsconas_runtime::agent::{Agent, AgentConfig, TlsFiles};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -34,12 +34,31 @@ pub struct ServeArgs {
     /// Longest one measurement may run before its worker process is killed, in seconds.
     #[arg(long, default_value_t = 600, value_name = "S")]
     worker_timeout_s: u64,
-    /// A connection that sends nothing for this many seconds while its request is read (stalled headers
-    /// or body) is dropped, so that slow or dead clients cannot hold the request threads.
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); clients pass the CA with
+    /// `--agent-ca` (hsconas) when it is not a public one.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// A request's headers (and a TLS handshake) must arrive within this many seconds, and a body may not
+    /// pause longer: stalled or trickling clients are dropped.
     #[arg(long, default_value_t = 30, value_name = "S")]
     read_timeout_s: u64,
-    /// Request-handling threads.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// A request body must arrive within this many seconds in all (uploads of large models over a slow
+    /// link may need more).
+    #[arg(long, default_value_t = 600, value_name = "S")]
+    request_timeout_s: u64,
+    /// Requests handled at once (measurements, uploads, inference); more are answered 503 with
+    /// Retry-After. Health and device checks always answer.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    max_concurrent: usize,
+    /// Open connections at once; more wait in the listen queue.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_connections: usize,
+    /// Threads that serve connections (loads, inference and the measurement worker run on a separate
+    /// pool).
+    #[arg(long, default_value_t = 2, value_name = "N")]
     threads: usize,
 }
 
@@ -71,31 +90,40 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
     let config = AgentConfig {
         listen: args.listen,
         token,
+        tls,
         max_body_bytes: args.max_body_mb.max(1) << 20,
         worker_timeout: Duration::from_secs(args.worker_timeout_s.max(1)),
         worker_exe: std::env::current_exe()
             .context("locating this executable for the worker processes")?,
         threads: args.threads,
         read_timeout: Duration::from_secs(args.read_timeout_s.max(1)),
+        request_timeout: Duration::from_secs(args.request_timeout_s.max(1)),
+        max_concurrent: args.max_concurrent,
+        max_connections: args.max_connections,
     };
     let has_token = config.token.is_some();
     let agent = Agent::bind(config)?;
     let addr = agent
         .local_addr()
         .map_or_else(|| "?".into(), |a| a.to_string());
+    let url = format!("{}://{addr}", if agent.is_tls() { "https" } else { "http" });
     // One machine-readable line on stdout, so that scripts (and tests) can find the port.
     outln!(
         "{}",
-        serde_json::json!({ "listening": addr, "token_required": has_token })
+        serde_json::json!({ "listening": addr, "url": url, "token_required": has_token })
     )?;
     eprintln!(
-        "hsconas-runtime agent listening on http://{addr}{}",
+        "hsconas-runtime agent listening on {url}{}",
         if has_token { " (token required)" } else { "" }
     );
-    agent.serve();
+    agent.serve()?;
     Ok(())
 }
 

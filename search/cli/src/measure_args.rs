@@ -9,7 +9,7 @@ use hsconas_devices::{DeviceProfile, LatencyTable};
 use hsconas_latency::Measurer;
 use hsconas_runtime::Protocol;
 
-/// `--agent`, `--token`.
+/// `--agent`, `--token`, `--agent-ca`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct AgentArgs {
     /// Measure on a remote device through its agent (`hsconas-runtime serve` there), e.g.
@@ -24,6 +24,10 @@ pub struct AgentArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// The certificate authority (PEM) that signed an `https://` agent's certificate, e.g. the agent's
+    /// self-signed certificate itself. Default: the public authorities.
+    #[arg(long, value_name = "PEM")]
+    pub agent_ca: Option<std::path::PathBuf>,
 }
 
 /// Protocol flags of `hsconas profile` (calibration and validation reuse the table's protocol).
@@ -129,6 +133,7 @@ impl TableDeviceArgs {
             protocol,
             self.agent.agent.as_deref(),
             self.agent.token.clone(),
+            self.agent.agent_ca.as_deref(),
         )?;
         super::machine_check::check(&table, path, &measurer.fingerprint()?)?;
         Ok((table, measurer))

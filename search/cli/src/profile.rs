@@ -86,6 +86,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         args.protocol.protocol(),
         args.agent.agent.as_deref(),
         args.agent.token,
+        args.agent.agent_ca.as_deref(),
     )?;
     eprintln!("profiling {profile} on {}", measurer.place());
     let start = std::time::Instant::now();

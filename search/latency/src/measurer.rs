@@ -68,12 +68,15 @@ pub fn execution_provider(p: Provider) -> ExecutionProvider {
 
 impl Measurer {
     /// A measurer for `profile`: through the agent at `agent` (or the profile's own agent address) when
-    /// given, in this process otherwise. Checks that the engine loads (or the agent answers) up front.
+    /// given, in this process otherwise. An `https://` agent's certificate is checked against `ca` (a PEM
+    /// file) when given, else against the public authorities. Checks that the engine loads (or the agent
+    /// answers) up front.
     pub fn new(
         profile: &DeviceProfile,
         protocol: Protocol,
         agent: Option<&str>,
         token: Option<String>,
+        ca: Option<&std::path::Path>,
     ) -> Result<Measurer, LatencyError> {
         let mut protocol = protocol;
         if protocol.pin.is_empty() {
@@ -82,13 +85,18 @@ impl Measurer {
         match agent.or(profile.agent.as_deref()) {
             Some(url) => {
                 // A group of networks can take minutes on a slow board.
-                let client = AgentClient::new(url, token, Duration::from_secs(3600));
-                client
-                    .health()
-                    .map_err(|source| LatencyError::AgentUnreachable {
-                        url: url.to_string(),
-                        source,
-                    })?;
+                let timeout = Duration::from_secs(3600);
+                let unreachable = |source| LatencyError::AgentUnreachable {
+                    url: url.to_string(),
+                    source,
+                };
+                let client = match ca {
+                    Some(ca) => {
+                        AgentClient::with_ca(url, token, timeout, ca).map_err(unreachable)?
+                    }
+                    None => AgentClient::new(url, token, timeout),
+                };
+                client.health().map_err(unreachable)?;
                 Ok(Measurer::Remote {
                     client,
                     settings: ProfileSettings {
