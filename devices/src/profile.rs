@@ -72,6 +72,16 @@ pub enum ExecutionProvider {
     Tensorrt,
 }
 
+impl std::fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Cuda => "cuda",
+            ExecutionProvider::Tensorrt => "tensorrt",
+        })
+    }
+}
+
 /// Numeric precision of the measured models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

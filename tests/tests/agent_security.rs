@@ -266,6 +266,7 @@ fn inference_during_a_measurement_is_refused_and_does_not_disturb_it() {
         }
         assert_eq!(c.health().expect("health answers")["status"], "ok");
     }
+    assert!(c.device().expect("device answers")["fingerprint"].is_object());
     let disturbed = pending.join().expect("thread");
     assert!(refused >= 5, "{refused} refused, {served} served");
     // At most the requests racing the start and the end of the measurement got through.

@@ -275,6 +275,44 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
         assert!(measured.contains(a), "{a} measured: {measured:?}");
     }
     assert_eq!(read_json(&path)["validation"], stored, "summary unchanged");
+
+    // One provider per table: the same table as if measured with CUDA, and a profile that asks for CUDA
+    // with CPU as its fallback. On this machine the networks run on the CPU, and that is refused.
+    let mut gpu = read_json(&path);
+    gpu["provenance"]["device"] = "gpu-test".into();
+    gpu["provenance"]["provider"] = "cuda".into();
+    let gpu_table = dir.path().join("gpu.json");
+    std::fs::write(&gpu_table, serde_json::to_vec(&gpu).expect("JSON")).expect("write");
+    let gpu_profile = dir.path().join("gpu-test.toml");
+    std::fs::write(
+        &gpu_profile,
+        "name = \"gpu-test\"\nkind = \"gpu\"\nbackend = \"ort\"\nprovider = \"cuda\"\n\
+         fallback_providers = [\"cpu\"]\nbatch = 1\nthreads = 1\nprecision = \"fp32\"\n\
+         input_size = 32\nlayout = \"A\"\nstatistic = \"p10\"\n",
+    )
+    .expect("write");
+    let (t, d) = (
+        gpu_table.to_str().expect("utf-8"),
+        gpu_profile.to_str().expect("utf-8"),
+    );
+    for args in [
+        vec!["calibrate", "--table", t, "--device", d, "--samples", "2"],
+        vec![
+            "latency",
+            "validate",
+            "--table",
+            t,
+            "--device",
+            d,
+            "--samples",
+            "2",
+        ],
+    ] {
+        fails_with(
+            run_bin("hsconas", &args),
+            "ran on the cpu provider but the table was measured on cuda",
+        );
+    }
 }
 
 #[test]

@@ -33,6 +33,21 @@ pub enum LatencyError {
         #[source]
         source: Box<LatencyError>,
     },
+    /// The measurement ran on another execution provider than the table's (a fallback, e.g. CPU timings
+    /// for a TensorRT table): mixing them would make the latency model wrong.
+    #[error(
+        "{what} ran on the {ran} provider but the table was measured on {table}: timings of different \
+         providers must not be mixed (check the device's GPU, drivers and ONNX Runtime build with \
+         `hsconas-runtime info`)"
+    )]
+    ProviderMismatch {
+        /// What was measured.
+        what: String,
+        /// The table's provider.
+        table: String,
+        /// The provider that ran.
+        ran: String,
+    },
     /// A file an earlier run left that this run cannot continue from.
     #[error("{}: {message}", path.display())]
     Resume {

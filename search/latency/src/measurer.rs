@@ -57,6 +57,26 @@ pub fn engine_config(
     }
 }
 
+/// Checks that every outcome ran on `expected` (the table's provider): one provider per table.
+pub fn ensure_provider(
+    expected: ExecutionProvider,
+    outcomes: &[MeasureOutcome],
+    what: impl FnOnce() -> String,
+) -> Result<(), LatencyError> {
+    match outcomes
+        .iter()
+        .map(|o| execution_provider(o.provider))
+        .find(|&p| p != expected)
+    {
+        Some(ran) => Err(LatencyError::ProviderMismatch {
+            what: what(),
+            table: expected.to_string(),
+            ran: ran.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Maps a provider the runtime reports back to the profile's vocabulary.
 pub fn execution_provider(p: Provider) -> ExecutionProvider {
     match p {

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::measurer::Measurer;
+use super::measurer::{ensure_provider, Measurer};
 use super::pieces::network_onnx;
 use hsconas_foundation::progress::progress_bar;
 
@@ -107,6 +107,9 @@ impl NetworkRun<'_> {
                     what: format!("{} networks on {}", group.len(), self.measurer.place()),
                     source: Box::new(e),
                 })?;
+            ensure_provider(self.table.provenance.provider, &outcomes, || {
+                format!("the {} networks' measurement", self.purpose)
+            })?;
             for (arch, outcome) in group.iter().zip(&outcomes) {
                 done.push(NetworkSample {
                     arch: (*arch).clone(),

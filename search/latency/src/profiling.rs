@@ -10,7 +10,7 @@ use hsconas_models::build::{all_pieces, Piece};
 use hsconas_runtime::Stats;
 
 use super::clock::utc_now_rfc3339;
-use super::measurer::{execution_provider, Measurer};
+use super::measurer::{ensure_provider, execution_provider, Measurer};
 use super::pieces::piece_onnx;
 
 /// What to profile.
@@ -86,12 +86,17 @@ pub fn profile_table(
                     ),
                     source: Box::new(e),
                 })?;
-        for (piece, outcome) in group.iter().zip(&outcomes) {
-            table.entries.insert(piece.key(), entry(&outcome.stats));
-        }
-        if let Some(o) = outcomes.first() {
+        // The first group sets the table's provider (the one that actually ran); every later group, and a
+        // resumed table's, must have run on the same.
+        if let Some(o) = outcomes.first().filter(|_| table.entries.is_empty()) {
             table.provenance.backend_version.clone_from(&o.backend);
             table.provenance.provider = execution_provider(o.provider);
+        }
+        ensure_provider(table.provenance.provider, &outcomes, || {
+            format!("the group of pieces from '{first}'")
+        })?;
+        for (piece, outcome) in group.iter().zip(&outcomes) {
+            table.entries.insert(piece.key(), entry(&outcome.stats));
         }
         table.save(out)?;
         bar.inc(group.len() as u64);
