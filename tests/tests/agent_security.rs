@@ -117,7 +117,8 @@ fn stalled_uploads_are_answered_and_do_not_block_the_agent() {
     assert_eq!(c.health().expect("still serving")["status"], "ok");
 }
 
-/// A body announced at 1 GB is refused with 413 from its headers alone, without waiting for any of it.
+/// A body announced at 1 GB is refused with 413 from its headers alone, without waiting for any of it, and
+/// an oversized request head is refused too.
 #[test]
 fn a_huge_announced_body_is_refused_before_it_is_read() {
     let agent = RunningAgent::start(&["--token", TOKEN, "--max-body-mb", "4"]);
@@ -146,6 +147,25 @@ fn a_huge_announced_body_is_refused_before_it_is_read() {
     let mut answer = vec![0u8; 4096];
     let n = s.read(&mut answer).expect("an answer");
     assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 401"));
+    // A request head over the 64 KiB limit is refused (431) without being buffered whole.
+    let mut s = TcpStream::connect(address(&agent)).expect("connects");
+    let huge = "a".repeat(100 << 10);
+    let _ = write!(
+        s,
+        "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Padding: {huge}\r\n\r\n"
+    );
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    assert_eq!(
+        client(&agent, Some(TOKEN)).health().expect("still serving")["status"],
+        "ok"
+    );
 }
 
 /// A token from a file works like one on the command line; listening beyond loopback without a token is
