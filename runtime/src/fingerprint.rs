@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::power::PowerState;
+
 /// The device and the software that measures on it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
@@ -27,6 +29,10 @@ pub struct Fingerprint {
     pub gpus: Vec<String>,
     /// Version of this runtime.
     pub runtime_version: String,
+    /// Power and clock state (governor, turbo, Jetson power mode and clocks); empty in tables measured
+    /// before it was recorded.
+    #[serde(default)]
+    pub power: PowerState,
 }
 
 impl Fingerprint {
@@ -60,6 +66,7 @@ impl Fingerprint {
             arch: std::env::consts::ARCH.to_string(),
             gpus: nvidia_gpus(),
             runtime_version: env!("CARGO_PKG_VERSION").to_string(),
+            power: PowerState::detect(),
         }
     }
 }

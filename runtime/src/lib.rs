@@ -6,7 +6,8 @@
 //!   dynamically) and `tract` (pure Rust). Prepare once, run many.
 //! - [`timing`]: the timing protocol of docs/DESIGN.md section 4 (warm-up, minimum runs and time, low-percentile
 //!   statistics, optional CPU pinning, interleaved rounds over several models).
-//! - [`fingerprint`]: what the device is (CPU, cores, memory, OS, GPU), stored with every measurement.
+//! - [`fingerprint`]: what the device is (CPU, cores, memory, OS, GPU) and its [`power`] state (governor,
+//!   turbo, Jetson power mode and clocks), stored with every measurement.
 //! - [`measure_job`]: one measurement as a job, run in process or in a worker process with a time limit.
 //! - [`agent`]: the HTTP agent (`hsconas-runtime serve`) and the client the host drives it with.
 
@@ -15,6 +16,7 @@ pub mod backend;
 mod error;
 pub mod fingerprint;
 pub mod measure_job;
+pub mod power;
 pub mod timing;
 
 pub use backend::{Backend, BackendConfig, BackendKind, LoadedModel, Provider, TensorSpec};

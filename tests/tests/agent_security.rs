@@ -16,6 +16,16 @@ use hsconas_tests::{piece_onnx, RunningAgent};
 
 const TOKEN: &str = "s3cret";
 
+/// Held by the tests that measure, so that the timing comparison does not run beside another measurement
+/// of this binary's parallel tests.
+static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn measuring_alone() -> std::sync::MutexGuard<'static, ()> {
+    MEASURING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn client(agent: &RunningAgent, token: Option<&str>) -> AgentClient {
     AgentClient::new(&agent.url, token.map(String::from), Duration::from_secs(60))
 }
@@ -198,6 +208,7 @@ fn tokens_from_files_and_no_open_agent_on_the_network_by_accident() {
 /// trusts only the public authorities, and a plain-HTTP one, cannot talk to it.
 #[test]
 fn tls_round_trip_with_a_self_signed_certificate() {
+    let _alone = measuring_alone();
     let dir = tempfile::tempdir().expect("temp dir");
     let made =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("certificate");
@@ -261,6 +272,7 @@ fn measuring(c: &AgentClient, model: &[u8], ms: f64) -> std::thread::JoinHandle<
 /// leaves the measured statistics as they are without it; health and device checks still answer.
 #[test]
 fn inference_during_a_measurement_is_refused_and_does_not_disturb_it() {
+    let _alone = measuring_alone();
     let agent = RunningAgent::start(&["--token", TOKEN]);
     let c = client(&agent, Some(TOKEN));
     let model = piece("stem");
@@ -304,6 +316,7 @@ fn inference_during_a_measurement_is_refused_and_does_not_disturb_it() {
 /// still answer.
 #[test]
 fn requests_beyond_the_in_flight_limit_are_refused() {
+    let _alone = measuring_alone();
     let agent = RunningAgent::start(&["--max-concurrent", "1"]);
     let c = client(&agent, None);
     let pending = measuring(&c, &piece("head"), 1500.0);

@@ -1,18 +1,22 @@
 //! The check that a latency table was measured on the machine it predicts or measures: a table from
-//! another machine is a warning naming what differs, or an error under `--strict-machine`.
+//! another machine is a warning naming what differs, or an error under `--strict-machine`; a table whose
+//! device was in another power state (Jetson power mode, locked clocks, governor, turbo) is refused, or a
+//! warning under `--allow-power-change`.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use hsconas_devices::{machine_differences, LatencyTable};
 use hsconas_runtime::fingerprint::Fingerprint;
+use hsconas_runtime::power::PowerState;
 use serde_json::Value;
 
-static STRICT: OnceLock<bool> = OnceLock::new();
+static STRICT: OnceLock<(bool, bool)> = OnceLock::new();
 
-/// Makes a table from another machine an error (`--strict-machine`) for the rest of the process.
-pub fn set_strict(strict: bool) {
-    let _ = STRICT.set(strict);
+/// For the rest of the process: a table from another machine is an error (`strict_machine`); a table
+/// from another power state is only a warning (`allow_power_change`).
+pub fn set_strict(strict_machine: bool, allow_power_change: bool) {
+    let _ = STRICT.set((strict_machine, allow_power_change));
 }
 
 /// This machine's fingerprint, as the runtime reports it.
@@ -22,6 +26,23 @@ pub fn this_machine() -> Value {
 
 /// Compares the table's machine with `here` (the fingerprint of the machine it is used on).
 pub fn check(table: &LatencyTable, path: &Path, here: &Value) -> anyhow::Result<()> {
+    let (strict_machine, allow_power_change) = STRICT.get().copied().unwrap_or((false, false));
+    let power =
+        |v: &Value| serde_json::from_value::<PowerState>(v["power"].clone()).unwrap_or_default();
+    let power_differences = power(&table.provenance.fingerprint).differences(&power(here));
+    if !power_differences.is_empty() {
+        let text = format!(
+            "{} was measured with the device in another power state ({}): latencies change with it. \
+             Put the device back in the table's state (`nvpmodel -m`, `jetson_clocks`, the governor) or \
+             measure a table in this one",
+            path.display(),
+            power_differences.join("; ")
+        );
+        if !allow_power_change {
+            anyhow::bail!("{text}; --allow-power-change uses it anyway.");
+        }
+        eprintln!("warning: {text}.");
+    }
     let differences = machine_differences(&table.provenance.fingerprint, here);
     if differences.is_empty() {
         return Ok(());
@@ -32,7 +53,7 @@ pub fn check(table: &LatencyTable, path: &Path, here: &Value) -> anyhow::Result<
         path.display(),
         differences.join("; ")
     );
-    if STRICT.get().copied().unwrap_or(false) {
+    if strict_machine {
         anyhow::bail!("{text}");
     }
     eprintln!("warning: {text}, or pass --strict-machine to refuse such tables.");

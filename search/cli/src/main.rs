@@ -49,6 +49,10 @@ pub struct Cli {
     /// Refuse a latency table measured on another machine (by default a warning names what differs).
     #[arg(long, global = true)]
     strict_machine: bool,
+    /// Use a latency table whose device was in another power state (Jetson power mode, locked clocks,
+    /// CPU governor or turbo, frequency limits) with a warning instead of refusing it.
+    #[arg(long, global = true)]
+    allow_power_change: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,7 +132,7 @@ fn init_logging() {
 fn main() -> ExitCode {
     init_logging();
     let args = Cli::parse();
-    machine_check::set_strict(args.strict_machine);
+    machine_check::set_strict(args.strict_machine, args.allow_power_change);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::from(BROKEN_PIPE_STATUS),

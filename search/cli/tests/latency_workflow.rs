@@ -118,3 +118,58 @@ fn sampled_networks_are_predicted_and_exported() {
         "{devices}"
     );
 }
+
+/// A table records the device's power state; used while the device is in another one (a Jetson at 15 W
+/// for a table measured at MAXN with locked clocks; file layouts from `tests/fixtures`) it is refused,
+/// or only a warning with `--allow-power-change`.
+#[test]
+fn a_table_from_another_power_mode_is_refused() {
+    let fixtures = root().join("tests/fixtures");
+    let maxn = hsconas_runtime::power::PowerState::read(&fixtures.join("jetson-xavier-maxn"));
+    assert_eq!(maxn.power_mode.as_deref(), Some("0 MAXN"));
+    let mut table: Value = serde_json::from_slice(
+        &std::fs::read(root().join("devices/tables/local-cpu-A-32.json")).expect("table"),
+    )
+    .expect("JSON");
+    table["provenance"]["fingerprint"]["power"] = serde_json::to_value(&maxn).expect("JSON");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("maxn.json");
+    std::fs::write(&path, serde_json::to_vec(&table).expect("JSON")).expect("write");
+    let arch = vec!["shuffle3:0.5"; 20].join(",");
+    let predict = |state: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hsconas"))
+            .args([
+                "latency",
+                "predict",
+                "--table",
+                path.to_str().expect("utf-8"),
+            ])
+            .args(["--arch", &arch])
+            .args(extra)
+            .env("HSCONAS_SYSFS_ROOT", fixtures.join(state))
+            .output()
+            .expect("hsconas runs")
+    };
+    let refused = predict("jetson-xavier-15w", &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("power mode: table 0 MAXN, here 2 MODE_15W")
+            && stderr.contains("clocks locked: table on, here off")
+            && stderr.contains("--allow-power-change"),
+        "{stderr}"
+    );
+    let warned = predict("jetson-xavier-15w", &["--allow-power-change"]);
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(warned.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("power mode"),
+        "{stderr}"
+    );
+    let same = predict("jetson-xavier-maxn", &[]);
+    let stderr = String::from_utf8_lossy(&same.stderr);
+    assert!(
+        same.status.success() && !stderr.contains("power"),
+        "{stderr}"
+    );
+}
