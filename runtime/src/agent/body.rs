@@ -117,18 +117,16 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<Reader, ApiError> {
-        let announced = announced_length(headers);
-        if announced.is_some_and(|n| n > limits.max_bytes as u64) {
-            return Err(too_large(limits.max_bytes));
-        }
-        Ok(Reader {
+    /// An announced length over the limit was already refused by the admission check
+    /// (`routes::admit`); a body that grows past it while it streams is refused in [`Reader::next`].
+    fn new(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Reader {
+        Reader {
             body,
             limits,
-            announced,
+            announced: announced_length(headers),
             deadline: Instant::now() + limits.request_timeout,
             got: 0,
-        })
+        }
     }
 
     fn progress(&self) -> String {
@@ -193,7 +191,7 @@ pub(super) async fn read_all(
     headers: &HeaderMap,
     limits: BodyLimits,
 ) -> Result<Vec<u8>, ApiError> {
-    let mut reader = Reader::new(body, headers, limits)?;
+    let mut reader = Reader::new(body, headers, limits);
     let mut all = Vec::with_capacity(reader.announced.unwrap_or(0) as usize);
     while let Some(chunk) = reader.next().await? {
         all.extend_from_slice(&chunk);
@@ -213,7 +211,7 @@ pub(super) async fn into_files(
     sizes: Option<&[usize]>,
     dir: &Path,
 ) -> Result<Vec<PathBuf>, ApiError> {
-    let mut reader = Reader::new(body, headers, limits)?;
+    let mut reader = Reader::new(body, headers, limits);
     let expected: Option<usize> = sizes.map(|s| s.iter().sum());
     if let (Some(total), Some(announced)) = (expected, reader.announced) {
         if announced != total as u64 {
@@ -223,9 +221,7 @@ pub(super) async fn into_files(
     let open = |i: usize| {
         let path = dir.join(format!("model-{i}.onnx"));
         async move {
-            let file = tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| ApiError::internal(format!("storing the model: {e}")))?;
+            let file = tokio::fs::File::create(&path).await.map_err(store_error)?;
             Ok::<_, ApiError>((path, file))
         }
     };

@@ -11,12 +11,12 @@ use hsconas_runtime::fingerprint::Fingerprint;
 use hsconas_runtime::power::PowerState;
 use serde_json::Value;
 
-static STRICT: OnceLock<(bool, bool)> = OnceLock::new();
+static POLICY: OnceLock<(bool, bool)> = OnceLock::new();
 
 /// For the rest of the process: a table from another machine is an error (`strict_machine`); a table
 /// from another power state is only a warning (`allow_power_change`).
 pub fn set_strict(strict_machine: bool, allow_power_change: bool) {
-    let _ = STRICT.set((strict_machine, allow_power_change));
+    let _ = POLICY.set((strict_machine, allow_power_change));
 }
 
 /// This machine's fingerprint, as the runtime reports it.
@@ -26,7 +26,7 @@ pub fn this_machine() -> Value {
 
 /// Compares the table's machine with `here` (the fingerprint of the machine it is used on).
 pub fn check(table: &LatencyTable, path: &Path, here: &Value) -> anyhow::Result<()> {
-    let (strict_machine, allow_power_change) = STRICT.get().copied().unwrap_or((false, false));
+    let (strict_machine, allow_power_change) = POLICY.get().copied().unwrap_or((false, false));
     let power =
         |v: &Value| serde_json::from_value::<PowerState>(v["power"].clone()).unwrap_or_default();
     let power_differences = power(&table.provenance.fingerprint).differences(&power(here));
