@@ -3,6 +3,9 @@
 #   - a Python virtual environment with PyTorch 2.13.0 (the libtorch that tch 0.26 links against),
 #     onnxruntime 1.31.1 (its libonnxruntime.so is what the `ort` backend loads at run time) and onnx
 #     (used by the tests as an oracle: onnx.checker);
+#   - older ONNX Runtime releases (1.17.3, the oldest the `ort` backend loads, and 1.16.3, one below it) in
+#     their own folder, for the test that runs the runtime on them (npm's onnxruntime-node ships the plain
+#     shared library, PyPI's older wheels do not);
 #   - links under .hsconas/ in the checkout that .cargo/config.toml points the build at, so that plain
 #     `cargo build` / `cargo test` work without exporting any variable.
 # The environment lives outside the checkout (default ~/.cache/hsconas, override with HSCONAS_CACHE) so
@@ -44,11 +47,31 @@ ort_lib=$(ls "$site"/onnxruntime/capi/libonnxruntime.so* 2>/dev/null | sort | ta
 [ -f "$torch_dir/lib/libtorch.so" ] || { say "libtorch not found under $torch_dir"; exit 1; }
 [ -n "$ort_lib" ] || { say "libonnxruntime.so not found under $site/onnxruntime/capi"; exit 1; }
 
+# Older ONNX Runtime releases for tests/tests/old_onnxruntime.rs: the oldest release this build loads (the
+# floor of ort's api-17) and one below it, which must be refused with a clear error.
+old_ort=$cache/onnxruntime-old
+case $(uname -m) in x86_64) npm_arch=x64 ;; aarch64 | arm64) npm_arch=arm64 ;; *) npm_arch= ;; esac
+mkdir -p "$old_ort"
+for v in 1.17.3 1.16.3; do
+  [ -n "$npm_arch" ] || break
+  [ -f "$old_ort/libonnxruntime.so.$v" ] && continue
+  say "fetching ONNX Runtime $v (npm onnxruntime-node) into $old_ort"
+  tmp=$(mktemp -d)
+  if curl -fsSL "https://registry.npmjs.org/onnxruntime-node/-/onnxruntime-node-$v.tgz" -o "$tmp/ort.tgz" &&
+    tar xzf "$tmp/ort.tgz" -C "$tmp" "package/bin/napi-v3/linux/$npm_arch/libonnxruntime.so.$v"; then
+    mv "$tmp/package/bin/napi-v3/linux/$npm_arch/libonnxruntime.so.$v" "$old_ort/"
+  else
+    say "could not fetch ONNX Runtime $v: the older-runtime test will fail until this succeeds"
+  fi
+  rm -rf "$tmp"
+done
+
 # Stable names inside the checkout; .cargo/config.toml refers to these (relative = true).
 mkdir -p "$repo/.hsconas"
 ln -sfn "$venv" "$repo/.hsconas/venv"
 ln -sfn "$torch_dir" "$repo/.hsconas/libtorch"
 ln -sfn "$ort_lib" "$repo/.hsconas/libonnxruntime.so"
+ln -sfn "$old_ort" "$repo/.hsconas/onnxruntime-old"
 
 torch_v=$("$venv/bin/python" -c 'import torch; print(torch.__version__)')
 ort_v=$("$venv/bin/python" -c 'import onnxruntime; print(onnxruntime.__version__, onnxruntime.get_available_providers())')
@@ -58,3 +81,4 @@ say "python venv:  $venv"
 say "torch:        $torch_v ($torch_dir)"
 say "onnxruntime:  $ort_v ($ort_lib)"
 say "onnx:         $onnx_v"
+say "older ORT:    $(cd "$old_ort" && ls libonnxruntime.so.* 2>/dev/null | sed 's/libonnxruntime.so.//' | tr '\n' ' ')($old_ort)"

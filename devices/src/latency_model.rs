@@ -163,6 +163,8 @@ mod tests {
                 backend_version: "test".into(),
                 provider: profile.provider,
                 threads: 1,
+                precision: profile.precision,
+                tensorrt_workspace_mib: None,
                 batch: 1,
                 input_size: 224,
                 layout: profile.layout,

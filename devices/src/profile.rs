@@ -83,10 +83,11 @@ impl std::fmt::Display for ExecutionProvider {
 }
 
 /// Numeric precision of the measured models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats.
+    #[default]
     Fp32,
     /// 16-bit floats (TensorRT).
     Fp16,
@@ -128,8 +129,12 @@ pub struct DeviceProfile {
     /// CPUs to pin the measuring thread to (empty: no pinning).
     #[serde(default)]
     pub cpu_affinity: Vec<usize>,
-    /// Precision.
+    /// Precision: `fp16` lets TensorRT choose FP16 kernels (the models stay FP32 for the other providers).
     pub precision: Precision,
+    /// TensorRT's scratch memory for building engines, in MiB (absent: ONNX Runtime's default). Part of
+    /// what a table records, since it can change the kernels TensorRT picks.
+    #[serde(default)]
+    pub tensorrt_workspace_mib: Option<usize>,
     /// Input height and width.
     pub input_size: usize,
     /// Stage widths (`A`, `B` or four widths).

@@ -9,7 +9,7 @@ use hsconas_models::{Arch, Layout, NetConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::calibration::{Calibration, Correction};
-use crate::profile::{DeviceProfile, Engine, ExecutionProvider, TableStatistic};
+use crate::profile::{DeviceProfile, Engine, ExecutionProvider, Precision, TableStatistic};
 
 /// Version of the table file format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -97,6 +97,12 @@ pub struct Provenance {
     pub provider: ExecutionProvider,
     /// Intra-op threads.
     pub threads: usize,
+    /// Precision of the profile (tables from before it was recorded were all `fp32`).
+    #[serde(default)]
+    pub precision: Precision,
+    /// TensorRT's engine-building workspace in MiB, when the profile set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensorrt_workspace_mib: Option<usize>,
     /// Batch size.
     pub batch: usize,
     /// Input size.
@@ -222,6 +228,18 @@ impl LatencyTable {
             profile.input_size.to_string(),
         );
         check("layout", p.layout.to_string(), profile.layout.to_string());
+        check(
+            "precision",
+            format!("{:?}", p.precision),
+            format!("{:?}", profile.precision),
+        );
+        let workspace =
+            |mib: Option<usize>| mib.map_or("the default".into(), |m| format!("{m} MiB"));
+        check(
+            "tensorrt_workspace_mib",
+            workspace(p.tensorrt_workspace_mib),
+            workspace(profile.tensorrt_workspace_mib),
+        );
         let provider_ok =
             p.provider == profile.provider || profile.fallback_providers.contains(&p.provider);
         if !provider_ok {
@@ -316,6 +334,8 @@ mod tests {
                 backend_version: "onnxruntime 1.31.1".into(),
                 provider: profile.provider,
                 threads: profile.threads,
+                precision: profile.precision,
+                tensorrt_workspace_mib: profile.tensorrt_workspace_mib,
                 batch: profile.batch,
                 input_size: profile.input_size,
                 layout: profile.layout,
@@ -379,6 +399,37 @@ mod tests {
             err.contains("input_size: table has 224, profile has 32") && !err.contains("batch"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_table_built_with_other_tensorrt_settings_is_refused() {
+        let xavier = DeviceProfile::find("jetson-xavier").expect("shipped");
+        let table = table_for(&xavier);
+        assert_eq!(table.check_matches(&xavier), Ok(()));
+        let mut fp16 = xavier.clone();
+        fp16.precision = Precision::Fp16;
+        let err = table.check_matches(&fp16).expect_err("other precision");
+        assert!(
+            err.contains("precision: table has Fp32, profile has Fp16"),
+            "{err}"
+        );
+        let mut workspace = xavier.clone();
+        workspace.tensorrt_workspace_mib = Some(1024);
+        let err = table
+            .check_matches(&workspace)
+            .expect_err("other workspace");
+        assert!(
+            err.contains("tensorrt_workspace_mib: table has the default, profile has 1024 MiB"),
+            "{err}"
+        );
+        // Tables written before precision was recorded read as FP32.
+        let mut json = serde_json::to_value(&table).expect("serialises");
+        json["provenance"]
+            .as_object_mut()
+            .expect("object")
+            .remove("precision");
+        let old: LatencyTable = serde_json::from_value(json).expect("reads");
+        assert_eq!(old.provenance.precision, Precision::Fp32);
     }
 
     #[test]

@@ -7,8 +7,9 @@ use thiserror::Error;
 pub enum RuntimeError {
     /// The ONNX Runtime shared library could not be found or loaded.
     #[error(
-        "cannot load ONNX Runtime from '{path}': {reason}. Install it (pip install onnxruntime==1.31.1, or \
-         onnxruntime-gpu for CUDA/TensorRT) and point ORT_DYLIB_PATH at its libonnxruntime.so, or run scripts/setup.sh"
+        "cannot load ONNX Runtime from '{path}': {reason}. Install release 1.17 or newer (pip install \
+         onnxruntime==1.31.1, or onnxruntime-gpu for CUDA/TensorRT; on a Jetson, see docs/deploy.md) and point \
+         ORT_DYLIB_PATH at its libonnxruntime.so, or run scripts/setup.sh"
     )]
     OrtLibrary {
         /// Where it was looked for.

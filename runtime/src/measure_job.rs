@@ -36,6 +36,12 @@ pub struct MeasureOutcome {
     pub provider: Provider,
     /// Shapes of the inputs fed.
     pub input_shapes: Vec<Vec<usize>>,
+    /// Kernels per execution provider, when found out ([`BackendConfig::placement`], or a GPU provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<crate::backend::Placement>,
+    /// The one host-to-device copy of the inputs, in ms, on a GPU provider (the timed runs exclude it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_copy_ms: Option<f64>,
 }
 
 /// Runs a job in this process; one outcome per model, in the job's order.
@@ -92,6 +98,8 @@ pub fn measure_models(
             backend: engine.version(),
             provider: model.provider(),
             input_shapes,
+            placement: model.placement().cloned(),
+            input_copy_ms: model.input_copy_ms(),
         })
         .collect())
 }

@@ -205,12 +205,25 @@ fn unavailable_providers_are_named_and_can_be_required() {
     std::fs::write(&model, small_net(BatchDim::Fixed(1))).expect("written");
     let m = model.to_str().expect("utf-8");
     let fast = ["--runs", "3", "--min-time-ms", "1", "--json"];
-    let mut args = vec!["bench", m, "--provider", "tensorrt,cuda,cpu"];
+    let mut args = vec!["bench", m, "--provider", "tensorrt,cuda,cpu", "--placement"];
     args.extend(fast);
     let out = run_bin("hsconas-runtime", &args);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     let ran = report["provider"].as_str().expect("provider").to_string();
+    // ONNX Runtime's profiler says which provider ran the kernels: all of them on the CPU here.
+    let placement = report["placement"].as_object().expect("placement");
+    if ran == "cpu" {
+        assert_eq!(placement.keys().collect::<Vec<_>>(), ["cpu"], "{report}");
+        assert!(
+            placement["cpu"].as_u64().is_some_and(|n| n >= 5),
+            "{report}"
+        );
+        assert!(report["input_copy_ms"].is_null(), "{report}");
+    } else {
+        assert!(placement.contains_key(&ran), "{report}");
+        assert!(report["input_copy_ms"].as_f64().is_some(), "{report}");
+    }
     for gpu in ["tensorrt", "cuda"] {
         if ran != gpu {
             assert!(

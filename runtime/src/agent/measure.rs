@@ -97,7 +97,8 @@ async fn measure(
     let models = body::into_files(body, headers, state.body, sizes, folder.path()).await?;
     let timeout = state.worker_timeout * models.len() as u32;
     let mut engine = settings.engine;
-    engine.tensorrt_cache = Some(state.scratch.path().join("tensorrt-cache"));
+    // One engine cache for every measurement of this machine (and its command-line tools).
+    engine.tensorrt.cache = Some(crate::backend::default_tensorrt_cache());
     let job = MeasureJob {
         models,
         engine,

@@ -8,7 +8,7 @@ use crate::Protocol;
 /// Backend, protocol and batch of one remote measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileSettings {
-    /// Backend settings (`tensorrt_cache` is the agent's own choice and ignored here).
+    /// Backend settings (the TensorRT cache folder is the agent's own choice and ignored here).
     pub engine: BackendConfig,
     /// Timing protocol (pinning is the agent's choice and ignored here).
     pub protocol: Protocol,
@@ -36,12 +36,19 @@ impl ProfileSettings {
             .map(ToString::to_string)
             .collect();
         let p = &self.protocol;
+        let trt = &self.engine.tensorrt;
+        let workspace = trt
+            .workspace_mib
+            .map(|mib| format!("&trt_workspace_mib={mib}"))
+            .unwrap_or_default();
         format!(
-            "backend={}&provider={}&threads={}&optimize={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}",
+            "backend={}&provider={}&threads={}&optimize={}&trt_fp16={}{workspace}&placement={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}",
             self.engine.kind,
             providers.join(","),
             self.engine.threads,
             self.engine.optimize,
+            trt.fp16,
+            self.engine.placement,
             p.warmup,
             p.min_runs,
             p.min_time_ms,
@@ -88,6 +95,14 @@ impl ProfileSettings {
                 "optimize" => {
                     s.engine.optimize = value.parse().map_err(|_| bad("expected true or false"))?
                 }
+                "trt_fp16" => {
+                    s.engine.tensorrt.fp16 =
+                        value.parse().map_err(|_| bad("expected true or false"))?
+                }
+                "trt_workspace_mib" => s.engine.tensorrt.workspace_mib = Some(int()?),
+                "placement" => {
+                    s.engine.placement = value.parse().map_err(|_| bad("expected true or false"))?
+                }
                 "warmup" => s.protocol.warmup = int()?,
                 "runs" => s.protocol.min_runs = int()?,
                 "min_time_ms" => {
@@ -122,6 +137,9 @@ mod tests {
         s.protocol.min_time_ms = 12.5;
         s.protocol.burst = 3;
         s.batch = 16;
+        s.engine.tensorrt.fp16 = true;
+        s.engine.tensorrt.workspace_mib = Some(2048);
+        s.engine.placement = true;
         assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s));
         assert!(ProfileSettings::from_query("runs=x")
             .expect_err("bad")

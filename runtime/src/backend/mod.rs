@@ -1,6 +1,7 @@
 //! ONNX backends behind one small trait: load (once), describe inputs and outputs, run (many times).
 
 mod ort_backend;
+mod placement;
 mod tract_backend;
 
 use std::fmt;
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::RuntimeError;
 
-pub use ort_backend::{ort_library_path, OrtBackend};
+pub use ort_backend::{minimum_ort_version, ort_library_path, OrtBackend};
 pub use tract_backend::TractBackend;
 
 /// Which engine runs the model.
@@ -93,11 +94,53 @@ pub struct BackendConfig {
     pub threads: usize,
     /// Apply all graph optimisations (ort level 3, tract's optimised plan). Off: basic only.
     pub optimize: bool,
-    /// Folder for TensorRT engines so repeated profiling does not rebuild them.
-    pub tensorrt_cache: Option<std::path::PathBuf>,
+    /// TensorRT settings, used when `tensorrt` is among the providers.
+    #[serde(default)]
+    pub tensorrt: TensorrtOptions,
     /// Fail instead of falling back when the first provider of `providers` cannot be registered.
     pub require_provider: bool,
+    /// Find out which provider runs each node (one profiled run when the inputs are prepared, see
+    /// [`LoadedModel::placement`]). Always done when a provider other than CPU is registered.
+    #[serde(default)]
+    pub placement: bool,
 }
+
+/// TensorRT engine settings. They change the engines TensorRT builds, hence the timings: a latency table
+/// records them and refuses to be used with others.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorrtOptions {
+    /// Let TensorRT choose FP16 kernels where it finds them faster (off: FP32 only).
+    #[serde(default)]
+    pub fp16: bool,
+    /// The most GPU memory, in MiB, TensorRT may use as scratch space while it builds an engine (`None`:
+    /// ONNX Runtime's default).
+    #[serde(default)]
+    pub workspace_mib: Option<usize>,
+    /// Folder for the engine and timing caches, so that a model TensorRT has built once (minutes on a
+    /// Jetson) is not built again. Not part of what a table records: it changes the build time only.
+    #[serde(default)]
+    pub cache: Option<std::path::PathBuf>,
+}
+
+/// Where TensorRT engines are cached unless told otherwise: `$HSCONAS_CACHE/tensorrt`, else
+/// `$XDG_CACHE_HOME/hsconas/tensorrt`, else `~/.cache/hsconas/tensorrt`, else the temporary folder. One
+/// folder for every command and the agent, so that an engine built once is reused by all of them.
+pub fn default_tensorrt_cache() -> std::path::PathBuf {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("HSCONAS_CACHE") {
+        return std::path::PathBuf::from(dir).join("tensorrt");
+    }
+    let base = var("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| var("HOME").map(|home| std::path::PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("hsconas").join("tensorrt")
+}
+
+/// Which execution provider ran how many kernels of a model, as ONNX Runtime's profiler saw them in one
+/// run (`cpu`, `cuda`, `tensorrt`, or ONNX Runtime's own name for any other). A TensorRT engine is one
+/// kernel however many nodes it fuses.
+pub type Placement = std::collections::BTreeMap<String, usize>;
 
 impl Default for BackendConfig {
     /// ort on CPU, 1 thread, fully optimised.
@@ -107,8 +150,9 @@ impl Default for BackendConfig {
             providers: vec![Provider::Cpu],
             threads: 1,
             optimize: true,
-            tensorrt_cache: None,
+            tensorrt: TensorrtOptions::default(),
             require_provider: false,
+            placement: false,
         }
     }
 }
@@ -148,6 +192,18 @@ pub trait LoadedModel: Send {
     fn outputs(&self) -> &[TensorSpec];
     /// The execution provider actually used (`cpu` for tract), after any fallback.
     fn provider(&self) -> Provider;
+    /// Kernels per provider, once [`LoadedModel::prepare`] has run, when the backend was asked to find out
+    /// ([`BackendConfig::placement`]) or registered a provider other than CPU; `None` otherwise (and for
+    /// tract, which runs everything on the CPU).
+    fn placement(&self) -> Option<&Placement> {
+        None
+    }
+    /// Milliseconds it took to copy the prepared inputs to the device the model runs on (GPU providers,
+    /// which keep inputs and outputs bound on the device so that the timed runs exclude the copies);
+    /// `None` when the model runs on the CPU.
+    fn input_copy_ms(&self) -> Option<f64> {
+        None
+    }
     /// Runs once on the given inputs (one per graph input, in order).
     fn run(&mut self, inputs: &[HostTensor]) -> Result<Vec<HostTensor>, RuntimeError>;
     /// Stores inputs in the backend's own form so that [`LoadedModel::run_prepared`] allocates nothing
@@ -164,6 +220,9 @@ pub struct Availability {
     pub ort_library: std::path::PathBuf,
     /// `onnxruntime <version>` if it loaded.
     pub ort_version: Option<String>,
+    /// The oldest ONNX Runtime release this build loads (`1.17`).
+    #[serde(default)]
+    pub ort_minimum: String,
     /// Why it did not load.
     pub ort_error: Option<String>,
     /// The execution providers the loaded ONNX Runtime offers (`cpu`, and `cuda`/`tensorrt` in GPU
@@ -180,6 +239,7 @@ pub fn availability() -> Availability {
     Availability {
         ort_library: ort_library_path(),
         ort_version: ort.as_ref().ok().cloned(),
+        ort_minimum: ort_backend::minimum_ort_version(),
         ort_providers: if ort.is_ok() {
             ort_backend::offered_providers()
         } else {

@@ -4,13 +4,19 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use std::time::Instant;
+
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider};
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
-use ort::session::Session;
+use ort::session::{IoBinding, Session};
 use ort::value::{DynValue, Tensor, ValueType};
 
-use super::{check_inputs, Backend, BackendConfig, HostTensor, LoadedModel, Provider, TensorSpec};
+use super::placement;
+use super::{
+    check_inputs, Backend, BackendConfig, HostTensor, LoadedModel, Placement, Provider, TensorSpec,
+};
 use crate::RuntimeError;
 
 /// The `libonnxruntime.so` this process uses: `ORT_DYLIB_PATH` if set, else the one `scripts/setup.sh`
@@ -31,6 +37,32 @@ pub fn ort_library_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
 }
 
+/// The oldest ONNX Runtime release this build loads, `1.<api level>` (`ort`'s `api-17` feature: 1.17,
+/// which covers the JetPack 6 builds; 1.31.1 is the release the project is tested with).
+pub fn minimum_ort_version() -> String {
+    format!("1.{}", ort::MINOR_VERSION)
+}
+
+/// The version in a library file name such as `libonnxruntime.so.1.17.3` (after following links).
+fn version_from_file_name(path: &std::path::Path) -> Option<String> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let (_, version) = name.split_once(".so.")?;
+    (!version.is_empty()).then(|| version.to_string())
+}
+
+/// Whether `version` (`1.16.3`) is older than the minimum this build loads.
+fn below_minimum(version: &str) -> bool {
+    let minor = |v: &str| -> Option<(u32, u32)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (minor(version), minor(&minimum_ort_version())) {
+        (Some(have), Some(floor)) => have < floor,
+        _ => false,
+    }
+}
+
 /// One ONNX Runtime environment per process (ONNX Runtime allows no more).
 fn environment() -> Result<&'static Environment, RuntimeError> {
     static ENV: OnceLock<Result<Environment, (PathBuf, String)>> = OnceLock::new();
@@ -39,7 +71,16 @@ fn environment() -> Result<&'static Environment, RuntimeError> {
         if !path.exists() {
             return Err((path, "no such file".into()));
         }
-        let builder = ort::init_from(&path).map_err(|e| (path.clone(), e.to_string()))?;
+        let builder = ort::init_from(&path).map_err(|e| {
+            let reason = match version_from_file_name(&path) {
+                Some(v) if below_minimum(&v) => format!(
+                    "ONNX Runtime {v} is older than {}, the oldest release this build loads ({e})",
+                    minimum_ort_version()
+                ),
+                _ => e.to_string(),
+            };
+            (path.clone(), reason)
+        })?;
         builder
             .with_name("hsconas")
             .build()
@@ -77,15 +118,7 @@ impl OrtBackend {
     /// ONNX Runtime's version: from the library's file name (`libonnxruntime.so.1.31.1`, following links),
     /// else its build information string.
     pub fn runtime_version() -> String {
-        let path = std::fs::canonicalize(ort_library_path()).unwrap_or_else(|_| ort_library_path());
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match name.split_once(".so.") {
-            Some((_, version)) if !version.is_empty() => version.to_string(),
-            _ => ort::info().to_string(),
-        }
+        version_from_file_name(&ort_library_path()).unwrap_or_else(|| ort::info().to_string())
     }
 
     fn session_builder(&self) -> Result<(SessionBuilder, Provider), RuntimeError> {
@@ -106,6 +139,26 @@ impl OrtBackend {
         Ok((builder, used))
     }
 
+    /// The TensorRT provider with the configured precision, workspace and caches.
+    fn tensorrt(&self) -> ep::TensorRT {
+        let options = &self.config.tensorrt;
+        let mut trt = ep::TensorRT::default().with_fp16(options.fp16);
+        if let Some(mib) = options.workspace_mib {
+            trt = trt.with_max_workspace_size(mib.saturating_mul(1 << 20));
+        }
+        if let Some(dir) = &options.cache {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::warn!("TensorRT cache folder {}: {e}", dir.display());
+            }
+            trt = trt
+                .with_engine_cache(true)
+                .with_engine_cache_path(dir.display())
+                .with_timing_cache(true)
+                .with_timing_cache_path(dir.display());
+        }
+        trt
+    }
+
     /// Registers every usable provider of the ordered list, in order, so that each node runs on the first
     /// one that supports it (CPU, always available, ends the list). Returns the first registered one,
     /// which [`LoadedModel::provider`] reports. A provider that cannot be registered is a warning, or an
@@ -117,16 +170,7 @@ impl OrtBackend {
             let outcome = match provider {
                 Provider::Cpu => break,
                 Provider::Cuda => register(ep::CUDA::default(), builder),
-                Provider::Tensorrt => {
-                    let mut trt = ep::TensorRT::default();
-                    if let Some(dir) = &self.config.tensorrt_cache {
-                        trt = trt
-                            .with_engine_cache(true)
-                            .with_engine_cache_path(dir.display())
-                            .with_timing_cache(true);
-                    }
-                    register(trt, builder)
-                }
+                Provider::Tensorrt => register(self.tensorrt(), builder),
             };
             match outcome {
                 Ok(()) => {
@@ -201,6 +245,14 @@ struct OrtModel {
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
     prepared: Vec<DynValue>,
+    /// The GPU provider the model runs on, if any: inputs and outputs then stay bound on the device.
+    device: Option<Provider>,
+    /// Inputs copied to the device and outputs bound there (GPU providers only).
+    binding: Option<IoBinding>,
+    input_copy_ms: Option<f64>,
+    /// Whether the session profiles until the first prepared run has been seen.
+    profiling: bool,
+    placement: Option<Placement>,
 }
 
 impl Backend for OrtBackend {
@@ -210,6 +262,14 @@ impl Backend for OrtBackend {
 
     fn load(&self, onnx: &[u8]) -> Result<Box<dyn LoadedModel>, RuntimeError> {
         let (mut builder, provider) = self.session_builder()?;
+        // On a GPU provider inputs and outputs are bound on the device and the placement is always read.
+        let gpu = provider != Provider::Cpu;
+        let profiled = self.config.placement || gpu;
+        if profiled {
+            builder = builder
+                .with_profiling(placement::profile_prefix())
+                .map_err(|e| RuntimeError::BadSetting(e.to_string()))?;
+        }
         let session = builder
             .commit_from_memory(onnx)
             .map_err(|e| RuntimeError::BadModel(e.to_string()))?;
@@ -229,6 +289,11 @@ impl Backend for OrtBackend {
             inputs,
             outputs,
             prepared: Vec::new(),
+            device: gpu.then_some(provider),
+            binding: None,
+            input_copy_ms: None,
+            profiling: profiled,
+            placement: None,
         }))
     }
 }
@@ -279,9 +344,45 @@ impl LoadedModel for OrtModel {
         Ok(result)
     }
 
+    fn placement(&self) -> Option<&Placement> {
+        self.placement.as_ref()
+    }
+
+    fn input_copy_ms(&self) -> Option<f64> {
+        self.input_copy_ms
+    }
+
+    /// Keeps the inputs as ONNX Runtime values; on a GPU provider also binds them on the device (the one
+    /// host-to-device copy, timed) and the outputs to device memory. With profiling on, runs once and
+    /// reads the placement from the profile, which ends profiling before any timed run.
     fn prepare(&mut self, inputs: &[HostTensor]) -> Result<(), RuntimeError> {
         check_inputs(&self.inputs, inputs)?;
         self.prepared = to_values(inputs)?;
+        if let Some(device) = self.device {
+            let inference = |e: ort::Error| RuntimeError::Inference(e.to_string());
+            let mut binding = self.session.create_binding().map_err(inference)?;
+            let started = Instant::now();
+            for (spec, value) in self.inputs.iter().zip(&self.prepared) {
+                binding.bind_input(&spec.name, value).map_err(inference)?;
+            }
+            binding.synchronize_inputs().map_err(inference)?;
+            self.input_copy_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+            let memory = device_memory(device).map_err(inference)?;
+            for spec in &self.outputs {
+                binding
+                    .bind_output_to_device(&spec.name, &memory)
+                    .map_err(inference)?;
+            }
+            self.binding = Some(binding);
+        }
+        if std::mem::take(&mut self.profiling) {
+            self.run_prepared()?;
+            let file = self
+                .session
+                .end_profiling()
+                .map_err(|e| RuntimeError::Inference(e.to_string()))?;
+            self.placement = Some(placement::read_and_remove(std::path::Path::new(&file))?);
+        }
         Ok(())
     }
 
@@ -289,11 +390,25 @@ impl LoadedModel for OrtModel {
         if self.prepared.is_empty() && !self.inputs.is_empty() {
             return Err(RuntimeError::BadInput("run_prepared before prepare".into()));
         }
+        let inference = |e: ort::Error| RuntimeError::Inference(e.to_string());
+        if let Some(binding) = &self.binding {
+            self.session.run_binding(binding).map_err(inference)?;
+            binding.synchronize_outputs().map_err(inference)?;
+            return Ok(());
+        }
         let refs: Vec<ort::session::SessionInputValue<'_>> =
             self.prepared.iter().map(Into::into).collect();
-        self.session
-            .run(refs.as_slice())
-            .map_err(|e| RuntimeError::Inference(e.to_string()))?;
+        self.session.run(refs.as_slice()).map_err(inference)?;
         Ok(())
     }
+}
+
+/// The memory a GPU provider keeps its tensors in (device 0, the one ONNX Runtime's providers use by
+/// default).
+fn device_memory(device: Provider) -> ort::Result<MemoryInfo<'static>> {
+    let allocation = match device {
+        Provider::Cpu => AllocationDevice::CPU,
+        Provider::Cuda | Provider::Tensorrt => AllocationDevice::CUDA,
+    };
+    MemoryInfo::new(allocation, 0, AllocatorType::Device, MemoryType::Default)
 }

@@ -46,6 +46,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "provider": outcome.provider,
             "threads": job.engine.threads,
             "input_shapes": outcome.input_shapes,
+            "placement": outcome.placement,
+            "input_copy_ms": outcome.input_copy_ms,
+            "tensorrt": job.engine.tensorrt,
             "protocol": job.protocol,
             "fingerprint": Fingerprint::detect(),
         });
@@ -66,6 +69,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "min {:.4} ms  p10 {:.4} ms  median {:.4} ms  p90 {:.4} ms  mean {:.4} ms  stdev {:.4} ms",
             s.min_ms, s.p10_ms, s.median_ms, s.p90_ms, s.mean_ms, s.stdev_ms
         )?;
+        if let Some(placement) = &outcome.placement {
+            let kernels: Vec<String> = placement
+                .iter()
+                .map(|(provider, n)| format!("{provider} {n}"))
+                .collect();
+            outln!("kernels per provider: {}", kernels.join(", "))?;
+        }
+        if let Some(ms) = outcome.input_copy_ms {
+            outln!("input copy to the device {ms:.4} ms (once, not in the timed runs)")?;
+        }
     }
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! Backend and protocol flags shared by `bench` and `profile`.
 
 use clap::Args;
-use hsconas_runtime::backend::{BackendConfig, BackendKind, Provider};
+use hsconas_runtime::backend::{BackendConfig, BackendKind, Provider, TensorrtOptions};
 use hsconas_runtime::Protocol;
 
-/// `--backend`, `--provider`, `--threads`, `--no-optimize`, `--tensorrt-cache`.
+/// `--backend`, `--provider`, `--threads`, `--no-optimize`, the TensorRT settings, `--placement`.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
     /// Inference engine.
@@ -27,12 +27,22 @@ pub struct EngineArgs {
     /// Basic graph optimisations only.
     #[arg(long)]
     pub no_optimize: bool,
-    /// Folder for TensorRT engine and timing caches.
+    /// Folder for TensorRT engine and timing caches [default: ~/.cache/hsconas/tensorrt].
     #[arg(long, value_name = "DIR")]
     pub tensorrt_cache: Option<std::path::PathBuf>,
+    /// Let TensorRT use FP16 kernels.
+    #[arg(long)]
+    pub tensorrt_fp16: bool,
+    /// TensorRT's scratch memory for building engines, in MiB [default: ONNX Runtime's].
+    #[arg(long, value_name = "MIB")]
+    pub tensorrt_workspace_mib: Option<usize>,
     /// Fail instead of falling back when the first --provider cannot run here.
     #[arg(long)]
     pub require_provider: bool,
+    /// Report how many kernels each provider ran (one profiled run before timing; always done when a
+    /// GPU provider is registered).
+    #[arg(long)]
+    pub placement: bool,
 }
 
 impl EngineArgs {
@@ -42,8 +52,17 @@ impl EngineArgs {
             providers: self.provider.clone(),
             threads: self.threads,
             optimize: !self.no_optimize,
-            tensorrt_cache: self.tensorrt_cache.clone(),
+            tensorrt: TensorrtOptions {
+                fp16: self.tensorrt_fp16,
+                workspace_mib: self.tensorrt_workspace_mib,
+                cache: Some(
+                    self.tensorrt_cache
+                        .clone()
+                        .unwrap_or_else(hsconas_runtime::backend::default_tensorrt_cache),
+                ),
+            },
             require_provider: self.require_provider,
+            placement: self.placement,
         }
     }
 }

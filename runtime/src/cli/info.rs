@@ -44,7 +44,11 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     )?;
     match (&backends.ort_version, &backends.ort_error) {
         (Some(v), _) => {
-            outln!("ort           {v} ({})", backends.ort_library.display())?;
+            outln!(
+                "ort           {v} ({}; this build loads {} or newer)",
+                backends.ort_library.display(),
+                backends.ort_minimum
+            )?;
             let offered: Vec<String> = backends
                 .ort_providers
                 .iter()

@@ -4,9 +4,11 @@
 use crate::LatencyError;
 use std::time::Duration;
 
-use hsconas_devices::{DeviceProfile, Engine, ExecutionProvider};
+use hsconas_devices::{DeviceProfile, Engine, ExecutionProvider, Precision};
 use hsconas_runtime::agent::{AgentClient, ProfileSettings, MAX_GROUP};
-use hsconas_runtime::backend::{self, Backend, BackendConfig, BackendKind, Provider};
+use hsconas_runtime::backend::{
+    self, Backend, BackendConfig, BackendKind, Provider, TensorrtOptions,
+};
 use hsconas_runtime::measure_job::{measure_models, MeasureOutcome};
 use hsconas_runtime::{Fingerprint, Protocol};
 
@@ -51,9 +53,14 @@ pub fn engine_config(
             .collect(),
         threads: profile.threads,
         optimize: true,
-        tensorrt_cache,
+        tensorrt: TensorrtOptions {
+            fp16: profile.precision == Precision::Fp16,
+            workspace_mib: profile.tensorrt_workspace_mib,
+            cache: tensorrt_cache,
+        },
         // The profile's fallback list says what may run instead; the provider that ran is recorded.
         require_provider: false,
+        placement: false,
     }
 }
 
@@ -127,7 +134,7 @@ impl Measurer {
                 })
             }
             None => {
-                let cache = std::env::temp_dir().join("hsconas-tensorrt-cache");
+                let cache = backend::default_tensorrt_cache();
                 let engine = backend::build(&engine_config(profile, Some(cache)))?;
                 Ok(Measurer::Local {
                     engine,

@@ -154,6 +154,8 @@ fn start_or_resume(
             backend_version: String::new(),
             provider: p.provider,
             threads: p.threads,
+            precision: p.precision,
+            tensorrt_workspace_mib: p.tensorrt_workspace_mib,
             batch: p.batch,
             input_size: p.input_size,
             layout: p.layout,

@@ -28,6 +28,16 @@ pub enum NasError {
     /// Evolution settings the algorithm cannot run with.
     #[error("invalid evolution settings: {0}")]
     Settings(String),
+    /// An estimator's scores lack a network of the ground truth they are scored against.
+    #[error("the {estimator} scores have none for {id} ({arch}): estimate that network first")]
+    MissingEstimate {
+        /// The estimator's name.
+        estimator: String,
+        /// The ground-truth id of the network.
+        id: String,
+        /// Its architecture string.
+        arch: String,
+    },
     /// Shrinking was asked of a layer that does not exist or allows nothing.
     #[error("layer {layer} {problem}")]
     Layer {

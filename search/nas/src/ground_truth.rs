@@ -220,11 +220,10 @@ pub fn score_estimators(
                     .networks
                     .iter()
                     .find(|s| s.arch == arch)
-                    .ok_or_else(|| {
-                        NasError::Settings(format!(
-                            "the {} scores have none for {} ({arch})",
-                            set.estimator, n.id
-                        ))
+                    .ok_or_else(|| NasError::MissingEstimate {
+                        estimator: set.estimator.clone(),
+                        id: n.id.clone(),
+                        arch: arch.clone(),
                     })?;
                 estimate.push(s.score);
                 accuracy.push(n.test_top1().unwrap_or(f64::NAN));
