@@ -10,6 +10,7 @@
 #   scripts/ground-truth.sh measure   # end-to-end latency of the set (on an otherwise idle machine)
 #   scripts/ground-truth.sh collect   # ground-truth.json from the list, the runs and the measurements
 #   scripts/ground-truth.sh estimate  # every estimator's scores of the set (estimates/<name>.json)
+#   scripts/ground-truth.sh short     # short-training scores of the trained networks that lack one
 #   scripts/ground-truth.sh score     # estimators against the trained accuracy (estimators.json)
 #
 # Resumable: a run whose model.json exists (in OUT, or committed under docs/evidence/ground-truth/runs/)
@@ -155,6 +156,31 @@ estimate() {
   done
 }
 
+short() { # short training (minutes per network): only the trained networks, added one at a time
+  local file=$evidence/estimates/short-training.json
+  while read -r id seed arch; do
+    [[ $seed == 0 && -f $evidence/runs/$id-s0/model.json ]] || continue
+    if [[ -f $file ]] && python3 -c "import json,sys; \
+sys.exit(0 if any(n['arch'] == sys.argv[2] for n in json.load(open(sys.argv[1]))['networks']) else 1)" \
+      "$file" "$arch"; then
+      continue
+    fi
+    echo "== short training of $id ($(date -u +%H:%M:%S))" >&2
+    OMP_NUM_THREADS=$threads "$hsconas" estimate --estimator short-training --arch "$arch" \
+      --data "$data" --json >"$file.one"
+    python3 -c "
+import json, os, sys
+path, one = sys.argv[1], sys.argv[2]
+new = json.load(open(one))
+merged = json.load(open(path)) if os.path.exists(path) else dict(new, networks=[])
+merged['networks'].extend(new['networks'])
+json.dump(merged, open(path + '.tmp', 'w'), indent=2)
+os.replace(path + '.tmp', path)
+os.remove(one)
+" "$file" "$file.one"
+  done < <(runs)
+}
+
 score() {
   example score --truth "$evidence/ground-truth.json" --scores "$evidence"/estimates/*.json \
     --out "$evidence/estimators.json"
@@ -167,9 +193,10 @@ case ${1:-} in
   measure) measure ;;
   collect) collect ;;
   estimate) estimate ;;
+  short) short ;;
   score) score ;;
   *)
-    sed -n 2,19p "$0" >&2
+    sed -n 2,20p "$0" >&2
     exit 2
     ;;
 esac

@@ -165,6 +165,7 @@ mod tests {
                 threads: 1,
                 precision: profile.precision,
                 tensorrt_workspace_mib: None,
+                kernels: Default::default(),
                 batch: 1,
                 input_size: 224,
                 layout: profile.layout,

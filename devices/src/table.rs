@@ -103,6 +103,10 @@ pub struct Provenance {
     /// TensorRT's engine-building workspace in MiB, when the profile set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensorrt_workspace_mib: Option<usize>,
+    /// Kernels per execution provider summed over the pieces, as ONNX Runtime's profiler saw them (GPU
+    /// providers; empty on the CPU): a TensorRT table with `cpu` kernels ran part of its pieces on the CPU.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernels: BTreeMap<String, usize>,
     /// Batch size.
     pub batch: usize,
     /// Input size.
@@ -336,6 +340,7 @@ mod tests {
                 threads: profile.threads,
                 precision: profile.precision,
                 tensorrt_workspace_mib: profile.tensorrt_workspace_mib,
+                kernels: BTreeMap::new(),
                 batch: profile.batch,
                 input_size: profile.input_size,
                 layout: profile.layout,

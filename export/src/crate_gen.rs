@@ -174,15 +174,7 @@ pub fn generate_crate(
         },
     )?;
     let golden = tract_logits(&onnx, &golden_input(info.input_size), info.input_size)?;
-    let values = placeholders(info, options, &golden);
-    let files: Vec<(&str, String)> = vec![
-        ("Cargo.toml", fill(CARGO_TOML, &values)),
-        ("src/lib.rs", fill(LIB_RS, &values)),
-        ("tests/golden.rs", fill(GOLDEN_RS, &values)),
-        ("examples/classify.rs", fill(CLASSIFY_RS, &values)),
-        ("examples/bench.rs", fill(BENCH_RS, &values)),
-        ("README.md", fill(README_MD, &values)),
-    ];
+    let files = render(info, options, &golden);
     check_output_dir(out, options.overwrite)?;
     let mut written = Vec::new();
     write_atomic(&out.join("model.onnx"), &onnx)?;
@@ -209,6 +201,19 @@ pub fn generate_crate(
         formatted,
         golden,
     })
+}
+
+/// The text of every generated file but the model, by path in the crate (before `rustfmt`).
+fn render(info: &ModelInfo, options: &CrateOptions, golden: &[f32]) -> Vec<(&'static str, String)> {
+    let values = placeholders(info, options, golden);
+    vec![
+        ("Cargo.toml", fill(CARGO_TOML, &values)),
+        ("src/lib.rs", fill(LIB_RS, &values)),
+        ("tests/golden.rs", fill(GOLDEN_RS, &values)),
+        ("examples/classify.rs", fill(CLASSIFY_RS, &values)),
+        ("examples/bench.rs", fill(BENCH_RS, &values)),
+        ("README.md", fill(README_MD, &values)),
+    ]
 }
 
 /// An output directory must be new or empty, unless `overwrite` (only the generated files are replaced).
@@ -251,7 +256,7 @@ fn placeholders(
     let lib_name = options.name.replace('-', "_");
     let floats = |v: &[f32]| {
         v.iter()
-            .map(|x| format!("{x:?}"))
+            .map(|&x| f32_literal(x))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -277,13 +282,13 @@ fn placeholders(
     let (model_source, load_fn, model_text) = if options.embed {
         (
             "/// The ONNX model, embedded in the library.\npub const MODEL_ONNX: &[u8] = include_bytes!(\"../model.onnx\");",
-            "    /// Loads the model embedded in this crate.\n    pub fn load() -> Result<Model> {\n        Model::from_bytes(MODEL_ONNX)\n    }",
+            "    /// Loads the model embedded in this crate with the default [`Options`] (CPU).\n    pub fn load() -> Result<Model> {\n        Model::load_with(&Options::default())\n    }\n\n    /// Loads the model embedded in this crate on the given backend and providers.\n    pub fn load_with(options: &Options) -> Result<Model> {\n        Model::from_bytes(MODEL_ONNX, options)\n    }",
             "`model.onnx`, embedded in the library (`include_bytes!`)",
         )
     } else {
         (
             "/// Where [`Model::load`] reads the model: `model.onnx` in this crate's directory.\npub const MODEL_PATH: &str = concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/model.onnx\");",
-            "    /// Loads `model.onnx` from this crate's directory ([`MODEL_PATH`]).\n    pub fn load() -> Result<Model> {\n        Model::load_from(MODEL_PATH)\n    }",
+            "    /// Loads `model.onnx` from this crate's directory ([`MODEL_PATH`]) with the default [`Options`].\n    pub fn load() -> Result<Model> {\n        Model::load_with(&Options::default())\n    }\n\n    /// Loads `model.onnx` from this crate's directory on the given backend and providers.\n    pub fn load_with(options: &Options) -> Result<Model> {\n        Model::load_from(MODEL_PATH, options)\n    }",
             "`model.onnx`, read at run time from the crate directory (`MODEL_PATH`)",
         )
     };
@@ -319,6 +324,20 @@ fn placeholders(
         ("RELATIVE_ERROR_FN", snippets::RELATIVE_ERROR.to_string()),
         ("PERCENTILE_FN", snippets::PERCENTILE.to_string()),
     ]
+}
+
+/// A Rust expression of type `f32` for any value: `f32::NAN` and the infinities by name, finite values as
+/// literals that read back to the same bits (`{:?}` prints the shortest such decimal, `-0.0` included).
+fn f32_literal(x: f32) -> String {
+    if x.is_nan() {
+        "f32::NAN".into()
+    } else if x == f32::INFINITY {
+        "f32::INFINITY".into()
+    } else if x == f32::NEG_INFINITY {
+        "f32::NEG_INFINITY".into()
+    } else {
+        format!("{x:?}")
+    }
 }
 
 /// Replaces every `{{KEY}}` of `values` in `template`.
@@ -368,9 +387,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_template_placeholder_has_a_value() {
-        let info = ModelInfo {
+    fn two_class_info() -> ModelInfo {
+        ModelInfo {
             architecture: ["shuffle3:1.0"; 20].join(","),
             layout: "A".into(),
             reference: None,
@@ -383,7 +401,12 @@ mod tests {
             epochs: None,
             val: None,
             test: None,
-        };
+        }
+    }
+
+    #[test]
+    fn every_template_placeholder_has_a_value() {
+        let info = two_class_info();
         for embed in [true, false] {
             let options = CrateOptions {
                 name: "net".into(),
@@ -410,5 +433,35 @@ mod tests {
             assert!(fill(BENCH_RS, &values).contains(snippets::PERCENTILE));
         }
         assert_eq!(unfilled("a {{\"json\": 1}} {{KEY}}"), Some("KEY"));
+    }
+
+    /// The generated files as they are now: a change to a template shows up as a snapshot diff to review
+    /// (`cargo insta review`, or `INSTA_UPDATE=always cargo test` and read the diff in git).
+    #[test]
+    fn generated_files_match_their_snapshots() {
+        let options = CrateOptions {
+            name: "snapshot-net".into(),
+            embed: true,
+            keep_bn: false,
+            overwrite: false,
+        };
+        // Logits that no literal spells directly: NaN, the infinities, -0.0 and a subnormal.
+        let golden = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 1e-40, 0.1];
+        let mut info = two_class_info();
+        info.classes = (0..golden.len()).map(|i| format!("class {i}")).collect();
+        for (path, text) in render(&info, &options, &golden) {
+            insta::assert_snapshot!(path.replace(['/', '.'], "_"), text);
+        }
+    }
+
+    #[test]
+    fn float_literals_read_back_to_the_same_value() {
+        for x in [0.1f32, -0.0, 1e-40, f32::MAX, f32::MIN_POSITIVE, 3.0e-7] {
+            let text = f32_literal(x);
+            let back: f32 = text.parse().expect(&text);
+            assert_eq!(back.to_bits(), x.to_bits(), "{text}");
+        }
+        assert_eq!(f32_literal(f32::NAN), "f32::NAN");
+        assert_eq!(f32_literal(f32::NEG_INFINITY), "f32::NEG_INFINITY");
     }
 }

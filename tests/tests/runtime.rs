@@ -251,6 +251,58 @@ fn unavailable_providers_are_named_and_can_be_required() {
     }
 }
 
+/// The I/O-binding path GPU providers time with (inputs copied once, outputs left in the provider's
+/// memory), checked on the CPU: it runs, and reports the one input copy apart from the timings.
+#[test]
+fn io_binding_times_the_model_and_reports_the_input_copy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = dir.path().join("net.onnx");
+    std::fs::write(&model, small_net(BatchDim::Symbolic)).expect("written");
+    let m = model.to_str().expect("utf-8");
+    let args = [
+        "bench",
+        m,
+        "--io-binding",
+        "--batch",
+        "4",
+        "--runs",
+        "5",
+        "--min-time-ms",
+        "5",
+        "--json",
+    ];
+    let out = run_bin("hsconas-runtime", &args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert!(
+        report["p10_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{report}"
+    );
+    assert!(
+        report["input_copy_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{report}"
+    );
+    assert_eq!(report["input_shapes"][0][0], 4);
+    // Through the library: a bound model still runs unbound, with the same result as without binding.
+    let bound = backend::build(&BackendConfig {
+        io_binding: true,
+        ..config(BackendKind::Ort)
+    })
+    .expect("backend");
+    let plain = backend::build(&config(BackendKind::Ort)).expect("backend");
+    let bytes = small_net(BatchDim::Symbolic);
+    let (mut a, mut b) = (
+        bound.load(&bytes).expect("loads"),
+        plain.load(&bytes).expect("loads"),
+    );
+    let inputs = random_inputs(a.inputs(), 2, 3);
+    a.prepare(&inputs).expect("binds");
+    a.run_prepared().expect("runs bound");
+    assert!(a.input_copy_ms().is_some() && b.input_copy_ms().is_none());
+    let (ya, yb) = (a.run(&inputs).expect("runs"), b.run(&inputs).expect("runs"));
+    assert_eq!(ya[0].data, yb[0].data);
+}
+
 #[test]
 fn bench_reports_bad_models_and_a_missing_onnxruntime_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -103,6 +103,10 @@ pub struct BackendConfig {
     /// [`LoadedModel::placement`]). Always done when a provider other than CPU is registered.
     #[serde(default)]
     pub placement: bool,
+    /// Run through ONNX Runtime's I/O binding (inputs copied once to the provider's memory, outputs left
+    /// there) even on the CPU. Always done on a GPU provider; on the CPU it only checks that path.
+    #[serde(default)]
+    pub io_binding: bool,
 }
 
 /// TensorRT engine settings. They change the engines TensorRT builds, hence the timings: a latency table
@@ -153,6 +157,7 @@ impl Default for BackendConfig {
             tensorrt: TensorrtOptions::default(),
             require_provider: false,
             placement: false,
+            io_binding: false,
         }
     }
 }

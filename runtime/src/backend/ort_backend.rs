@@ -245,7 +245,8 @@ struct OrtModel {
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
     prepared: Vec<DynValue>,
-    /// The GPU provider the model runs on, if any: inputs and outputs then stay bound on the device.
+    /// The provider whose memory inputs and outputs stay bound in: the GPU provider the model runs on,
+    /// or the CPU when [`BackendConfig::io_binding`] asks for the binding path there.
     device: Option<Provider>,
     /// Inputs copied to the device and outputs bound there (GPU providers only).
     binding: Option<IoBinding>,
@@ -289,7 +290,7 @@ impl Backend for OrtBackend {
             inputs,
             outputs,
             prepared: Vec::new(),
-            device: gpu.then_some(provider),
+            device: (gpu || self.config.io_binding).then_some(provider),
             binding: None,
             input_copy_ms: None,
             profiling: profiled,

@@ -43,6 +43,10 @@ pub struct EngineArgs {
     /// GPU provider is registered).
     #[arg(long)]
     pub placement: bool,
+    /// Time through ONNX Runtime's I/O binding even on the CPU (always used on a GPU provider: inputs
+    /// copied to the device once, outputs left there).
+    #[arg(long)]
+    pub io_binding: bool,
 }
 
 impl EngineArgs {
@@ -63,6 +67,7 @@ impl EngineArgs {
             },
             require_provider: self.require_provider,
             placement: self.placement,
+            io_binding: self.io_binding,
         }
     }
 }

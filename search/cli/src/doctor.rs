@@ -56,7 +56,11 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let b = &report.backends;
     match (&b.ort_version, &b.ort_error) {
         (Some(v), _) => {
-            outln!("onnxruntime   {v} ({})", b.ort_library.display())?;
+            outln!(
+                "onnxruntime   {v} ({}; {} or newer loads)",
+                b.ort_library.display(),
+                b.ort_minimum
+            )?;
             let offered: Vec<String> = b.ort_providers.iter().map(|p| p.to_string()).collect();
             outln!("providers     {}", offered.join(", "))?;
         }

@@ -116,10 +116,19 @@ pub(super) fn draw_plots(
 pub(super) fn print_summary(report: &SearchReport, out: &Path) -> std::io::Result<()> {
     if let Some(w) = &report.winner {
         outln!("winner       {}", w.arch)?;
-        outln!(
-            "accuracy     {:.2}% (validation, supernet weights)",
-            w.accuracy * 100.0
-        )?;
+        match report.reranked.iter().find(|r| r.arch == w.arch) {
+            Some(r) => outln!(
+                "accuracy     {:.2}% (validation after a short training from scratch; {:.2}% with \
+                 supernet weights; best of {} re-ranked candidates)",
+                r.accuracy * 100.0,
+                r.supernet_accuracy * 100.0,
+                report.reranked.len()
+            )?,
+            None => outln!(
+                "accuracy     {:.2}% (validation, supernet weights)",
+                w.accuracy * 100.0
+            )?,
+        }
         outln!("latency      {}", w.latency_line())?;
         outln!("chosen as    {}", w.explanation)?;
     } else {

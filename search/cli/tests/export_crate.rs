@@ -280,7 +280,11 @@ fn trained_networks_agree_in_tch_tract_onnx_runtime_and_the_generated_crate() {
         .expect("lock file");
         ok(cargo(&krate, &["fmt", "--check"]), "cargo fmt --check");
         let expected = top1(&tch_logits(&info, &weights, &real, images.len()), 10);
-        for features in [&[][..], &["--no-default-features", "--features", "ort"][..]] {
+        // tract alone, both backends (chosen at run time), ONNX Runtime alone.
+        let tract = &[][..];
+        let both = &["--features", "ort"][..];
+        let ort_only = &["--no-default-features", "--features", "ort"][..];
+        for features in [tract, both, ort_only] {
             let clippy = [
                 &["clippy", "--offline", "--all-targets"][..],
                 features,
@@ -288,19 +292,21 @@ fn trained_networks_agree_in_tch_tract_onnx_runtime_and_the_generated_crate() {
             ]
             .concat();
             ok(cargo(&krate, &clippy), &format!("cargo {clippy:?}"));
+        }
+        for (features, backend) in [(tract, "tract"), (both, "ort")] {
             let test = [&["test", "--offline"][..], features].concat();
             let out = ok(cargo(&krate, &test), &format!("cargo {test:?}"));
             let log = String::from_utf8_lossy(&out.stdout);
             assert!(log.contains("golden_output ... ok"), "{log}");
             let mut classify =
                 [&["run", "--offline", "--example", "classify"][..], features].concat();
-            classify.push("--");
+            classify.extend(["--", "--backend", backend]);
             classify.extend(images.iter().map(|p| p.to_str().expect("utf-8")));
             let out = ok(cargo(&krate, &classify), "the classify example");
             let found = crate_top1(&String::from_utf8_lossy(&out.stdout), &info);
             assert_eq!(
                 found, expected,
-                "generated crate ({features:?}) vs libtorch top-1"
+                "generated crate ({features:?}, {backend}) vs libtorch top-1"
             );
         }
     }

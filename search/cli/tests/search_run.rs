@@ -248,6 +248,52 @@ fn search_shrinks_evolves_remeasures_and_reports() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("beta must be negative"));
 }
 
+/// `--rerank K`: the K best candidates are trained from scratch briefly; only they are re-measured and
+/// can win, and the winner's accuracy is its short-training accuracy.
+#[test]
+fn rerank_trains_the_best_candidates_and_the_winner_is_one_of_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ckpt = supernet(&tmp.path().join("supernet"));
+    let r = report(&hsconas(&search_args(
+        &ckpt,
+        &tmp.path().join("search"),
+        &[
+            "--finetune-epochs",
+            "0",
+            "--rerank",
+            "2",
+            "--rerank-steps",
+            "3",
+            "--remeasure",
+            "1",
+            "--max-rounds",
+            "0",
+            "--json",
+        ],
+    )));
+    let reranked = r["reranked"].as_array().expect("reranked");
+    assert_eq!(reranked.len(), 2, "{reranked:?}");
+    for c in reranked {
+        let acc = c["accuracy"].as_f64().expect("accuracy");
+        assert!((0.0..=1.0).contains(&acc), "{c}");
+        assert!(c["seconds"].as_f64().is_some_and(|s| s > 0.0), "{c}");
+    }
+    let winner = &r["winner"];
+    let arch = |v: &serde_json::Value| -> String {
+        serde_json::from_value::<Arch>(v.clone())
+            .expect("an architecture")
+            .to_string()
+    };
+    let chosen = reranked
+        .iter()
+        .find(|c| arch(&c["arch"]) == arch(&winner["arch"]))
+        .expect("the winner is a re-ranked candidate");
+    assert_eq!(chosen["accuracy"], winner["accuracy"]);
+    let remeasured = r["remeasured"].as_array().expect("remeasured");
+    assert_eq!(remeasured.len(), 1);
+    assert!(reranked.iter().any(|c| c["arch"] == remeasured[0]["arch"]));
+}
+
 #[test]
 fn a_killed_search_resumes_to_the_same_result() {
     let tmp = tempfile::tempdir().expect("tempdir");

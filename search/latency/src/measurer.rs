@@ -61,6 +61,7 @@ pub fn engine_config(
         // The profile's fallback list says what may run instead; the provider that ran is recorded.
         require_provider: false,
         placement: false,
+        io_binding: false,
     }
 }
 

@@ -97,6 +97,13 @@ pub fn profile_table(
         })?;
         for (piece, outcome) in group.iter().zip(&outcomes) {
             table.entries.insert(piece.key(), entry(&outcome.stats));
+            for (provider, n) in outcome.placement.iter().flatten() {
+                *table
+                    .provenance
+                    .kernels
+                    .entry(provider.clone())
+                    .or_default() += n;
+            }
         }
         table.save(out)?;
         bar.inc(group.len() as u64);
@@ -156,6 +163,7 @@ fn start_or_resume(
             threads: p.threads,
             precision: p.precision,
             tensorrt_workspace_mib: p.tensorrt_workspace_mib,
+            kernels: Default::default(),
             batch: p.batch,
             input_size: p.input_size,
             layout: p.layout,

@@ -15,8 +15,8 @@ use hsconas_models::{Arch, SearchSpace};
 
 use crate::{
     choose_winner, pareto_front, random_search, shrink_layer, AccuracyOracle, Candidate, Evaluator,
-    Evolution, LayerDecision, NasError, OracleError, RandomBaseline, Remeasured, SearchReport,
-    SearchSettings, SearchState, WinnerChoice, WinnerReason, WinnerSummary,
+    Evolution, LayerDecision, NasError, Objective, OracleError, RandomBaseline, Remeasured,
+    Reranked, SearchReport, SearchSettings, SearchState, WinnerChoice, WinnerReason, WinnerSummary,
 };
 
 /// What a search needs from its environment.
@@ -30,6 +30,12 @@ pub trait SearchHost {
     /// Measures `archs` end to end on the device in correction round `round`: one sample per
     /// architecture, in their order.
     fn measure(&mut self, archs: &[Arch], round: usize) -> Result<Vec<NetworkSample>, OracleError>;
+    /// The accuracy (a fraction in `0..=1`) of `arch` from the expensive estimator that re-ranks the best
+    /// candidates (`SearchSettings::rerank`), e.g. a short training from scratch. Hosts without one
+    /// refuse re-ranking.
+    fn rerank_accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
+        Err(format!("this search host cannot re-rank candidates ({arch})").into())
+    }
 }
 
 /// How the search checks its result on the device.
@@ -147,12 +153,16 @@ impl SearchDriver<'_> {
                 );
                 self.checkpoint(&mut state, &evo, &evaluator)?;
             }
+            self.rerank(&mut state, &mut evaluator)?;
             if self.correction.remeasure == 0 {
                 break;
             }
             self.remeasure(&mut state, &mut evaluator)?;
-            let choice =
-                choose_winner(evaluator.evaluated(), &objective, self.correction.tolerance);
+            let choice = choose_winner(
+                &pool(&state, evaluator.evaluated(), &objective),
+                &objective,
+                self.correction.tolerance,
+            );
             let met = choice
                 .as_ref()
                 .is_none_or(|c| c.reason == WinnerReason::WithinTolerance);
@@ -176,7 +186,11 @@ impl SearchDriver<'_> {
             self.checkpoint(&mut state, &evo, &evaluator)?;
         }
 
-        let choice = choose_winner(evaluator.evaluated(), &objective, self.correction.tolerance);
+        let choice = choose_winner(
+            &pool(&state, evaluator.evaluated(), &objective),
+            &objective,
+            self.correction.tolerance,
+        );
         let mut report = report(&state, &evaluator, &evo, choice);
         let model = evaluator.model().clone();
         let search_best_score = evaluator.best().map(|c| c.score);
@@ -265,7 +279,7 @@ impl SearchDriver<'_> {
         evaluator: &mut Evaluator<HostAccuracy<'_, H>>,
     ) -> Result<(), NasError> {
         let objective = state.settings.objective;
-        let best: Vec<Candidate> = ranked(evaluator.evaluated())
+        let best: Vec<Candidate> = ranked(&pool(state, evaluator.evaluated(), &objective))
             .into_iter()
             .filter(|c| !state.remeasured.iter().any(|r| r.arch == c.arch))
             .take(self.correction.remeasure)
@@ -305,6 +319,51 @@ impl SearchDriver<'_> {
             });
         }
         state.extra_samples.extend(samples);
+        Ok(())
+    }
+
+    /// Re-ranks the best `rerank` candidates by `F` (supernet accuracies) that have not been re-ranked
+    /// yet with the host's expensive estimator, saving the state after each (minutes apiece).
+    fn rerank<H: SearchHost>(
+        &self,
+        state: &mut SearchState,
+        evaluator: &mut Evaluator<HostAccuracy<'_, H>>,
+    ) -> Result<(), NasError> {
+        let k = state.settings.rerank;
+        let todo: Vec<Candidate> = ranked(evaluator.evaluated())
+            .into_iter()
+            .take(k)
+            .filter(|c| !state.reranked.iter().any(|r| r.arch == c.arch))
+            .collect();
+        for (i, c) in todo.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let accuracy = evaluator
+                .oracle_mut()
+                .0
+                .rerank_accuracy(&c.arch)
+                .map_err(host_error("re-ranking a candidate"))?;
+            if !(0.0..=1.0).contains(&accuracy) {
+                return Err(NasError::AccuracyOutOfRange {
+                    arch: c.arch.to_string(),
+                    accuracy,
+                });
+            }
+            tracing::info!(
+                "re-ranked {} of {}: {} top-1 {:.2}% (supernet {:.2}%)",
+                i + 1,
+                todo.len(),
+                c.arch,
+                accuracy * 100.0,
+                c.accuracy * 100.0
+            );
+            state.reranked.push(Reranked {
+                arch: c.arch.clone(),
+                supernet_accuracy: c.accuracy,
+                accuracy,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            self.save(state)?;
+        }
         Ok(())
     }
 
@@ -352,6 +411,25 @@ pub fn corrected_model(
     Ok(LatencyModel::new(table, calibration.active())?)
 }
 
+/// The candidates re-measurement and the winner choice draw from: every evaluated one, or with
+/// re-ranking only the re-ranked ones, their accuracy and `F` from the expensive estimator (a supernet
+/// accuracy and a short-training one are not on the same scale, so they are never compared).
+fn pool(state: &SearchState, evaluated: &[Candidate], objective: &Objective) -> Vec<Candidate> {
+    if state.settings.rerank == 0 {
+        return evaluated.to_vec();
+    }
+    evaluated
+        .iter()
+        .filter_map(|c| {
+            let r = state.reranked.iter().find(|r| r.arch == c.arch)?;
+            let mut c = c.clone();
+            c.accuracy = r.accuracy;
+            c.score = objective.score(r.accuracy, c.objective_latency_ms());
+            Some(c)
+        })
+        .collect()
+}
+
 /// Evaluated candidates, best `F` first (evaluation order on ties).
 fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
     let mut all = candidates.to_vec();
@@ -384,6 +462,7 @@ fn report<O: AccuracyOracle>(
         candidates: evaluator.evaluated().to_vec(),
         pareto_front: pareto_front(evaluator.evaluated()),
         remeasured: state.remeasured.clone(),
+        reranked: state.reranked.clone(),
         correction_rounds: state.rounds,
         winner: choice.map(|w| WinnerSummary::new(&w, objective)),
         random_baseline: None,

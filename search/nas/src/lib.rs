@@ -24,7 +24,7 @@ pub use ground_truth::{
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::pareto_front;
 pub use report::{
-    RandomBaseline, Remeasured, SearchReport, SearchSettings, SearchState, WinnerSummary,
+    RandomBaseline, Remeasured, Reranked, SearchReport, SearchSettings, SearchState, WinnerSummary,
 };
 pub use shrink::{shrink_layer, LayerDecision, OpQuality};
 pub use winner::{choose_winner, WinnerChoice, WinnerReason};

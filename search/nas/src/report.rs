@@ -38,6 +38,23 @@ pub struct SearchSettings {
     pub eval_images: usize,
     /// Batch-norm recalibration batches per candidate.
     pub bn_batches: usize,
+    /// Best candidates (by `F` with supernet accuracies) re-ranked with the host's expensive estimator
+    /// before re-measurement; the winner is then chosen among them (0: no re-ranking).
+    #[serde(default)]
+    pub rerank: usize,
+}
+
+/// One candidate re-ranked with the expensive estimator (short training).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reranked {
+    /// The architecture.
+    pub arch: Arch,
+    /// Its accuracy with the supernet's weights (fraction).
+    pub supernet_accuracy: f64,
+    /// Its accuracy from the expensive estimator (fraction), which its `F` uses from then on.
+    pub accuracy: f64,
+    /// Seconds the estimator took.
+    pub seconds: f64,
 }
 
 /// One candidate measured end to end on the device.
@@ -80,6 +97,9 @@ pub struct SearchState {
     /// `finetune-<k>/checkpoint.safetensors`).
     #[serde(default)]
     pub finetuned: usize,
+    /// Candidates re-ranked with the expensive estimator so far.
+    #[serde(default)]
+    pub reranked: Vec<Reranked>,
 }
 
 impl SearchState {
@@ -121,6 +141,7 @@ impl SearchState {
             extra_samples: Vec::new(),
             rounds: 0,
             finetuned: 0,
+            reranked: Vec::new(),
         })
     }
 }
@@ -131,7 +152,8 @@ pub struct WinnerSummary {
     /// The architecture (written as its string).
     #[serde(serialize_with = "as_string")]
     pub arch: Arch,
-    /// Validation accuracy with the supernet's weights (fraction).
+    /// Validation accuracy (fraction) with the supernet's weights, or from the re-ranking estimator when
+    /// the search re-ranked (`SearchReport::reranked` holds both).
     pub accuracy: f64,
     /// Predicted latency, ms.
     pub predicted_ms: f64,
@@ -231,6 +253,9 @@ pub struct SearchReport {
     pub pareto_front: Vec<Candidate>,
     /// Candidates measured on the device.
     pub remeasured: Vec<Remeasured>,
+    /// Candidates re-ranked with the expensive estimator (empty without `--rerank`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reranked: Vec<Reranked>,
     /// Correction rounds.
     pub correction_rounds: usize,
     /// The winner (none when nothing was evaluated).

@@ -221,6 +221,10 @@ struct SlowDeviceHost {
     finetuned: Vec<usize>,
     measured: Vec<Arch>,
     fail_measuring: bool,
+    /// Architectures given to the re-ranking estimator, in order.
+    reranked: Vec<Arch>,
+    /// The re-ranking estimator fails once this many have been re-ranked.
+    fail_rerank_at: Option<usize>,
 }
 
 impl driver::SearchHost for SlowDeviceHost {
@@ -231,6 +235,15 @@ impl driver::SearchHost for SlowDeviceHost {
     fn finetune(&mut self, _space: &SearchSpace, stage: usize) -> Result<(), crate::OracleError> {
         self.finetuned.push(stage);
         Ok(())
+    }
+
+    /// An estimator that disagrees with the supernet: the reverse of its accuracies.
+    fn rerank_accuracy(&mut self, arch: &Arch) -> Result<f64, crate::OracleError> {
+        if self.fail_rerank_at == Some(self.reranked.len()) {
+            return Err("interrupted".into());
+        }
+        self.reranked.push(arch.clone());
+        Ok(1.0 - oracle(Rc::new(Cell::new(0)))(arch)?)
     }
 
     fn measure(
@@ -275,6 +288,7 @@ fn driver_settings() -> SearchSettings {
         data: "data".into(),
         eval_images: 0,
         bn_batches: 1,
+        rerank: 0,
     }
 }
 
@@ -307,6 +321,8 @@ fn the_driver_shrinks_corrects_and_resumes() {
         finetuned: Vec::new(),
         measured: Vec::new(),
         fail_measuring: true,
+        reranked: Vec::new(),
+        fail_rerank_at: None,
     };
     let state = SearchState::load_or_start(&state_file, false, &driver_settings()).expect("start");
     let err = driver.run(state, &mut host).err().expect("measuring fails");
@@ -358,4 +374,86 @@ fn the_driver_shrinks_corrects_and_resumes() {
     let written = SearchReport::load(&dir.path().join("search.json")).expect("report");
     assert_eq!(written.winner, report.winner);
     assert!(dir.path().join("space.json").exists());
+}
+
+/// `--rerank K`: the K best candidates by supernet `F` get the expensive estimator (here one that
+/// reverses the supernet's ranking), each once even across an interruption and correction rounds; only
+/// re-ranked candidates are re-measured and can win, with their re-ranked accuracy.
+#[test]
+fn the_driver_reranks_the_best_and_chooses_among_them() {
+    let table_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../devices/tables/local-cpu-A-32.json");
+    let table = LatencyTable::load(&table_path).expect("committed table");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = SearchDriver {
+        table: &table,
+        correction: CorrectionSettings {
+            remeasure: 2,
+            tolerance: 0.03,
+            max_rounds: 4,
+            extra_generations: 2,
+        },
+        random_baseline: false,
+        out: dir.path().to_path_buf(),
+        show_progress: false,
+    };
+    let settings = SearchSettings {
+        stages: Vec::new(),
+        finetune_epochs: 0,
+        rerank: 4,
+        ..driver_settings()
+    };
+    let state_file = driver::state_path(dir.path());
+    let mut host = SlowDeviceHost {
+        table_model: LatencyModel::from_table(&table).expect("complete"),
+        accuracy_calls: Rc::new(Cell::new(0)),
+        finetuned: Vec::new(),
+        measured: Vec::new(),
+        fail_measuring: false,
+        reranked: Vec::new(),
+        fail_rerank_at: Some(2),
+    };
+    let state = SearchState::load_or_start(&state_file, false, &settings).expect("start");
+    let err = driver
+        .run(state, &mut host)
+        .err()
+        .expect("re-ranking fails");
+    assert!(matches!(err, NasError::Host { .. }), "{err}");
+    assert!(
+        host.measured.is_empty(),
+        "nothing measured before re-ranking"
+    );
+    let state = SearchState::load_or_start(&state_file, true, &settings).expect("resume");
+    assert_eq!(
+        state.reranked.len(),
+        2,
+        "the two finished re-rankings were saved"
+    );
+
+    host.fail_rerank_at = None;
+    let report = driver.run(state, &mut host).expect("search").report;
+    let mut distinct = host.reranked.clone();
+    distinct.sort_by_key(|a| a.to_string());
+    distinct.dedup();
+    assert_eq!(distinct.len(), host.reranked.len(), "each re-ranked once");
+    assert_eq!(report.reranked.len(), host.reranked.len());
+    assert!(report.reranked.len() >= 4);
+    for r in &report.reranked {
+        assert!(
+            (r.accuracy - (1.0 - r.supernet_accuracy)).abs() < 1e-12,
+            "{r:?}"
+        );
+    }
+    let reranked = |arch: &Arch| report.reranked.iter().find(|r| &r.arch == arch);
+    assert!(
+        host.measured.iter().all(|a| reranked(a).is_some()),
+        "only re-ranked candidates are measured"
+    );
+    let winner = report.winner.as_ref().expect("a winner");
+    let r = reranked(&winner.arch).expect("the winner was re-ranked");
+    assert_eq!(
+        winner.accuracy, r.accuracy,
+        "F of the winner uses the re-ranked accuracy"
+    );
+    assert!(winner.measured_ms.is_some());
 }
