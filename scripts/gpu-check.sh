@@ -4,8 +4,8 @@
 #      32 as the GV100 profile) with TensorRT, CUDA and CPU, each with --require-provider: p10 and median,
 #      kernels per provider (ONNX Runtime's profiler) and the one input copy to the device;
 #   2. a short hsconas profile on CUDA (the gv100 profile's pieces at input 32, a 2-piece group);
-#   3. hsconas supernet train --cuda --max-steps 50 and hsconas train --cuda --max-steps 50 on the
-#      committed CIFAR-10 sample;
+#   3. hsconas supernet train --cuda --max-steps 50 and hsconas train --cuda (one epoch over the committed
+#      CIFAR-10 sample, about 30 steps, so that it writes its weights);
 #   4. the crate generated for that trained network, built with its `ort` backend and run on an image.
 # It prints one summary table and writes it as JSON to $SUMMARY (default runs/gpu-check/summary.json),
 # with every step's log beside it. A failed step is reported and the others still run. About 10 minutes
@@ -30,9 +30,10 @@ gpu_provider=cuda
 cuda_flag=--cuda
 batch=32
 steps=50
+per_class=200
 build_profile=release
 if [ "$dry" = 1 ]; then
-  providers=cpu gpu_provider=cpu cuda_flag= batch=1 steps=3 build_profile=debug
+  providers=cpu gpu_provider=cpu cuda_flag= batch=1 steps=3 per_class=20 build_profile=debug
 fi
 
 out=${GPU_CHECK_OUT:-runs/gpu-check}
@@ -96,9 +97,9 @@ for net in shufflenet_v2_x0_5 mobilenet_v2; do
 import json, sys
 r = json.load(open(sys.argv[1]))
 kernels = ", ".join(f"{p} {n}" for p, n in (r.get("placement") or {}).items()) or "-"
-copy = r.get("input_copy_ms")
-copy = f"{copy:.3f} ms" if copy is not None else "-"
-print(f"p10 {r['p10_ms']:.3f} ms, median {r['median_ms']:.3f} ms; ran on {r['provider']}; kernels {kernels}; input copy {copy}")
+ms = lambda k: f"{r[k]:.3f} ms" if r.get(k) is not None else "-"
+print(f"p10 {r['p10_ms']:.3f} ms, median {r['median_ms']:.3f} ms; ran on {r['provider']}; kernels {kernels}; "
+      f"copies in {ms('input_copy_ms')}, out {ms('output_copy_ms')}")
 EOF
 )
       record "bench $net $provider" ok "$detail"
@@ -135,7 +136,7 @@ else
 fi
 arch=$(printf 'shuffle3:0.5,%.0s' $(seq 19))shuffle3:0.5
 # shellcheck disable=SC2086
-if timeout 600 "$hsconas" train --data "$data" --arch "$arch" $cuda_flag --max-steps $steps --out "$out/trained" \
+if timeout 600 "$hsconas" train --data "$data" --arch "$arch" $cuda_flag --epochs 1 --train-per-class $per_class --out "$out/trained" \
   >"$out/train.log" 2>&1; then
   record "train $cuda_flag" ok "$(grep -o '[0-9.]* img/s' "$out/train.log" | tail -n 1)"
 else

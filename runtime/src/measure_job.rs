@@ -42,6 +42,9 @@ pub struct MeasureOutcome {
     /// The one host-to-device copy of the inputs, in ms, on a GPU provider (the timed runs exclude it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_copy_ms: Option<f64>,
+    /// Copying one run's outputs back to the host, in ms, on a GPU provider (excluded from the timings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_copy_ms: Option<f64>,
 }
 
 /// Runs a job in this process; one outcome per model, in the job's order.
@@ -100,6 +103,7 @@ pub fn measure_models(
             input_shapes,
             placement: model.placement().cloned(),
             input_copy_ms: model.input_copy_ms(),
+            output_copy_ms: model.output_copy_ms(),
         })
         .collect())
 }

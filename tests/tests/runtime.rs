@@ -278,10 +278,12 @@ fn io_binding_times_the_model_and_reports_the_input_copy() {
         report["p10_ms"].as_f64().is_some_and(|ms| ms > 0.0),
         "{report}"
     );
-    assert!(
-        report["input_copy_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
-        "{report}"
-    );
+    for copy in ["input_copy_ms", "output_copy_ms"] {
+        assert!(
+            report[copy].as_f64().is_some_and(|ms| ms >= 0.0),
+            "{report}"
+        );
+    }
     assert_eq!(report["input_shapes"][0][0], 4);
     // Through the library: a bound model still runs unbound, with the same result as without binding.
     let bound = backend::build(&BackendConfig {
@@ -299,6 +301,7 @@ fn io_binding_times_the_model_and_reports_the_input_copy() {
     a.prepare(&inputs).expect("binds");
     a.run_prepared().expect("runs bound");
     assert!(a.input_copy_ms().is_some() && b.input_copy_ms().is_none());
+    assert!(a.output_copy_ms().is_some() && b.output_copy_ms().is_none());
     let (ya, yb) = (a.run(&inputs).expect("runs"), b.run(&inputs).expect("runs"));
     assert_eq!(ya[0].data, yb[0].data);
 }

@@ -209,6 +209,11 @@ pub trait LoadedModel: Send {
     fn input_copy_ms(&self) -> Option<f64> {
         None
     }
+    /// Milliseconds it takes to copy one run's outputs back to the host, on the same providers (the timed
+    /// runs leave them on the device); `None` when the model runs on the CPU.
+    fn output_copy_ms(&self) -> Option<f64> {
+        None
+    }
     /// Runs once on the given inputs (one per graph input, in order).
     fn run(&mut self, inputs: &[HostTensor]) -> Result<Vec<HostTensor>, RuntimeError>;
     /// Stores inputs in the backend's own form so that [`LoadedModel::run_prepared`] allocates nothing

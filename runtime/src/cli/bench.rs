@@ -48,6 +48,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "input_shapes": outcome.input_shapes,
             "placement": outcome.placement,
             "input_copy_ms": outcome.input_copy_ms,
+            "output_copy_ms": outcome.output_copy_ms,
             "tensorrt": job.engine.tensorrt,
             "protocol": job.protocol,
             "fingerprint": Fingerprint::detect(),
@@ -76,8 +77,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .collect();
             outln!("kernels per provider: {}", kernels.join(", "))?;
         }
-        if let Some(ms) = outcome.input_copy_ms {
-            outln!("input copy to the device {ms:.4} ms (once, not in the timed runs)")?;
+        if let (Some(input), Some(output)) = (outcome.input_copy_ms, outcome.output_copy_ms) {
+            outln!(
+                "copies (not in the timed runs): inputs to the device {input:.4} ms, outputs back {output:.4} ms"
+            )?;
         }
     }
     Ok(())

@@ -18,6 +18,7 @@ use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
 use hsconas_nas::ground_truth::{score_estimators, ScoreReport};
 use hsconas_nas::{EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun};
+use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
 use serde::Serialize;
 
 #[derive(Debug, Parser)]
@@ -63,6 +64,9 @@ enum Step {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// Also draw each estimator's score against the trained accuracy, `<DIR>/<estimator>.png`.
+        #[arg(long, value_name = "DIR")]
+        plots: Option<PathBuf>,
     },
 }
 
@@ -86,12 +90,21 @@ fn main() -> anyhow::Result<()> {
                 truth.networks.len()
             );
         }
-        Step::Score { truth, scores, out } => {
+        Step::Score {
+            truth,
+            scores,
+            out,
+            plots,
+        } => {
             let truth = GroundTruth::load(&truth)?;
             let report = score(&truth, &scores)?;
             print(&report);
             write(&out, &report)?;
             eprintln!("wrote {}", out.display());
+            if let Some(dir) = plots {
+                draw(&truth, &scores, &dir)?;
+                eprintln!("drew {}/<estimator>.png", dir.display());
+            }
         }
     }
     Ok(())
@@ -182,6 +195,10 @@ fn finished_runs(runs: &Path, id: &str) -> anyhow::Result<Vec<TrainedRun>> {
 }
 
 fn score(truth: &GroundTruth, files: &[PathBuf]) -> anyhow::Result<ScoreReport> {
+    Ok(score_estimators(truth, &read_scores(files)?)?)
+}
+
+fn read_scores(files: &[PathBuf]) -> anyhow::Result<Vec<EstimatorScores>> {
     let mut scores = Vec::with_capacity(files.len());
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
@@ -194,7 +211,53 @@ fn score(truth: &GroundTruth, files: &[PathBuf]) -> anyhow::Result<ScoreReport> 
             })?,
         );
     }
-    Ok(score_estimators(truth, &scores)?)
+    Ok(scores)
+}
+
+/// One scatter per estimator: its score (x) against the trained test top-1 (y), the equal-latency group
+/// apart from the rest.
+fn draw(truth: &GroundTruth, files: &[PathBuf], dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for set in read_scores(files)? {
+        let mut equal = Vec::new();
+        let mut other = Vec::new();
+        for n in truth.trained() {
+            let arch = n.arch.to_string();
+            let (Some(s), Some(top1)) =
+                (set.networks.iter().find(|s| s.arch == arch), n.test_top1())
+            else {
+                continue;
+            };
+            let point = (s.score, top1);
+            if n.group == "equal" {
+                equal.push(point);
+            } else {
+                other.push(point);
+            }
+        }
+        let x_label = format!("{} score", set.estimator);
+        let title = format!("{} against trained accuracy", set.estimator);
+        Scatter {
+            title: &title,
+            x_label: &x_label,
+            y_label: "test top-1 after training (%)",
+            series: vec![
+                Series {
+                    label: "equal latency",
+                    color: ORANGE,
+                    points: equal,
+                },
+                Series {
+                    label: "uniform, spread, skip",
+                    color: BLUE,
+                    points: other,
+                },
+            ],
+            identity: None,
+        }
+        .draw(&dir.join(format!("{}.png", set.estimator)))?;
+    }
+    Ok(())
 }
 
 fn print(report: &ScoreReport) {
