@@ -183,7 +183,7 @@ os.remove(one)
 
 score() {
   example score --truth "$evidence/ground-truth.json" --scores "$evidence"/estimates/*.json \
-    --out "$evidence/estimators.json" --plots "$evidence/plots"
+    --out "$evidence/estimators.json" --plots "$evidence/plots" --combine short-training+macs
 }
 
 case ${1:-} in

@@ -67,6 +67,10 @@ enum Step {
         /// Also draw each estimator's score against the trained accuracy, `<DIR>/<estimator>.png`.
         #[arg(long, value_name = "DIR")]
         plots: Option<PathBuf>,
+        /// Also score the rank average of these estimators (names joined by `+`, e.g.
+        /// `short-training+macs`); repeatable.
+        #[arg(long, value_name = "A+B")]
+        combine: Vec<String>,
     },
 }
 
@@ -95,14 +99,16 @@ fn main() -> anyhow::Result<()> {
             scores,
             out,
             plots,
+            combine,
         } => {
             let truth = GroundTruth::load(&truth)?;
-            let report = score(&truth, &scores)?;
+            let sets = with_combinations(read_scores(&scores)?, &combine)?;
+            let report = score_estimators(&truth, &sets)?;
             print(&report);
             write(&out, &report)?;
             eprintln!("wrote {}", out.display());
             if let Some(dir) = plots {
-                draw(&truth, &scores, &dir)?;
+                draw(&truth, &sets, &dir)?;
                 eprintln!("drew {}/<estimator>.png", dir.display());
             }
         }
@@ -194,8 +200,24 @@ fn finished_runs(runs: &Path, id: &str) -> anyhow::Result<Vec<TrainedRun>> {
     Ok(found)
 }
 
-fn score(truth: &GroundTruth, files: &[PathBuf]) -> anyhow::Result<ScoreReport> {
-    Ok(score_estimators(truth, &read_scores(files)?)?)
+/// The estimators read, then each asked-for rank average of some of them.
+fn with_combinations(
+    mut sets: Vec<EstimatorScores>,
+    combine: &[String],
+) -> anyhow::Result<Vec<EstimatorScores>> {
+    for spec in combine {
+        let parts = spec
+            .split('+')
+            .map(|name| {
+                sets.iter()
+                    .find(|s| s.estimator == name)
+                    .with_context(|| format!("--combine {spec}: no scores of '{name}' were given"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let combined = EstimatorScores::rank_average(&parts)?;
+        sets.push(combined);
+    }
+    Ok(sets)
 }
 
 fn read_scores(files: &[PathBuf]) -> anyhow::Result<Vec<EstimatorScores>> {
@@ -216,9 +238,9 @@ fn read_scores(files: &[PathBuf]) -> anyhow::Result<Vec<EstimatorScores>> {
 
 /// One scatter per estimator: its score (x) against the trained test top-1 (y), the equal-latency group
 /// apart from the rest.
-fn draw(truth: &GroundTruth, files: &[PathBuf], dir: &Path) -> anyhow::Result<()> {
+fn draw(truth: &GroundTruth, sets: &[EstimatorScores], dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for set in read_scores(files)? {
+    for set in sets {
         let mut equal = Vec::new();
         let mut other = Vec::new();
         for n in truth.trained() {

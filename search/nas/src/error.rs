@@ -38,6 +38,9 @@ pub enum NasError {
         /// Its architecture string.
         arch: String,
     },
+    /// A combination of estimators was asked of none.
+    #[error("a combination of estimators needs at least one estimator")]
+    EmptyCombination,
     /// Shrinking was asked of a layer that does not exist or allows nothing.
     #[error("layer {layer} {problem}")]
     Layer {

@@ -103,6 +103,57 @@ pub struct EstimatorScores {
     pub networks: Vec<ArchScore>,
 }
 
+impl EstimatorScores {
+    /// The parameter-free combination of several estimators: each one's scores turned into ranks over
+    /// the architectures every part scored, then averaged (larger is better, as for the parts). Named
+    /// `a+b`; the seconds of an architecture are the parts' summed. Nothing is fitted, so scoring it on
+    /// the whole ground truth is not scoring it on its own training data.
+    pub fn rank_average(parts: &[&EstimatorScores]) -> Result<EstimatorScores, NasError> {
+        let Some(first) = parts.first() else {
+            return Err(NasError::EmptyCombination);
+        };
+        let common: Vec<&str> = first
+            .networks
+            .iter()
+            .map(|s| s.arch.as_str())
+            .filter(|arch| {
+                parts
+                    .iter()
+                    .all(|p| p.networks.iter().any(|s| s.arch == *arch))
+            })
+            .collect();
+        let mut networks: Vec<ArchScore> = common
+            .iter()
+            .map(|arch| ArchScore {
+                arch: arch.to_string(),
+                score: 0.0,
+                seconds: 0.0,
+            })
+            .collect();
+        for part in parts {
+            let found: Vec<&ArchScore> = common
+                .iter()
+                .filter_map(|arch| part.networks.iter().find(|s| s.arch == *arch))
+                .collect();
+            let scores: Vec<f64> = found.iter().map(|s| s.score).collect();
+            for ((n, rank), s) in networks.iter_mut().zip(ranks(&scores)).zip(&found) {
+                n.score += rank / parts.len() as f64;
+                n.seconds += s.seconds;
+            }
+        }
+        Ok(EstimatorScores {
+            estimator: parts
+                .iter()
+                .map(|p| p.estimator.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            seed: first.seed,
+            batch_size: first.batch_size,
+            networks,
+        })
+    }
+}
+
 /// One architecture's score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchScore {
@@ -267,6 +318,46 @@ mod tests {
         // Its top 3 are the networks at 50, 55 and 60: 10 points below the best.
         assert_eq!(reversed.top3_regret, 10.0);
         assert!(RankingScore::of(&[1.0, 2.0], &[1.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn a_rank_average_combines_the_common_architectures() {
+        let set = |name: &str, scores: &[(&str, f64)]| EstimatorScores {
+            estimator: name.into(),
+            seed: 0,
+            batch_size: 1,
+            networks: scores
+                .iter()
+                .map(|(arch, score)| ArchScore {
+                    arch: arch.to_string(),
+                    score: *score,
+                    seconds: 1.0,
+                })
+                .collect(),
+        };
+        let a = set(
+            "a",
+            &[("x", 10.0), ("y", 30.0), ("z", 20.0), ("only-a", 0.0)],
+        );
+        let b = set("b", &[("z", 0.3), ("y", 0.1), ("x", 0.2)]);
+        let both = EstimatorScores::rank_average(&[&a, &b]).expect("combines");
+        assert_eq!(both.estimator, "a+b");
+        let score = |arch: &str| {
+            both.networks
+                .iter()
+                .find(|n| n.arch == arch)
+                .map(|n| n.score)
+        };
+        // Ranks in a: x 1, z 2, y 3; in b: y 1, x 2, z 3 (1-based, larger better).
+        assert_eq!(both.networks.len(), 3);
+        assert!(score("only-a").is_none());
+        // Mean ranks: x 1.5, y 2.0, z 2.5.
+        assert!(
+            score("z") > score("y") && score("y") > score("x"),
+            "{both:?}"
+        );
+        assert_eq!(both.networks[0].seconds, 2.0);
+        assert!(EstimatorScores::rank_average(&[]).is_err());
     }
 
     #[test]
