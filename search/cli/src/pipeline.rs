@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// Seed of every step.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Re-rank the search's K best candidates with a short training from scratch before re-measuring
+    /// them (`hsconas search --rerank`; one to two minutes per candidate on a 2-core CPU). 0: off.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    rerank: usize,
     /// CPU threads for libtorch (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,

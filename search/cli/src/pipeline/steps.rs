@@ -162,6 +162,7 @@ impl Steps<'_> {
         SearchArgs {
             options: SearchOptions {
                 seed: self.args.seed,
+                rerank: self.args.rerank,
                 ..self.preset.search.clone()
             },
             device: self.table_device(),
