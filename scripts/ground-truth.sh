@@ -11,6 +11,7 @@
 #   scripts/ground-truth.sh collect   # ground-truth.json from the list, the runs and the measurements
 #   scripts/ground-truth.sh estimate  # every estimator's scores of the set (estimates/<name>.json)
 #   scripts/ground-truth.sh short     # short-training scores of the trained networks that lack one
+#   scripts/ground-truth.sh supernet  # trains a supernet on the same images (resumable), scores the set
 #   scripts/ground-truth.sh score     # estimators against the trained accuracy (estimators.json)
 #
 # Resumable: a run whose model.json exists (in OUT, or committed under docs/evidence/ground-truth/runs/)
@@ -181,6 +182,27 @@ os.remove(one)
   done < <(runs)
 }
 
+# The paper's estimator on the ground truth: a supernet trained on the same 10,000 images and validation
+# split as the networks (SUPERNET_EPOCHS, default 30; resumable), then every architecture of the set scored
+# with its weights on the 5,000 validation images (batch-norm statistics recalibrated per architecture).
+supernet() {
+  local dir=$out/supernet
+  local resume=()
+  [[ -f $dir/checkpoint.safetensors ]] && resume=(--resume)
+  if [[ ! -f $dir/done ]]; then
+    echo "== supernet ($(date -u +%H:%M:%S))" >&2
+    "$hsconas" supernet train --data "$data" --train-per-class 1000 --val-fraction 0.1 --split-seed 0 \
+      --epochs "${SUPERNET_EPOCHS:-30}" --init spos --seed 0 --eval-subnets 2 --threads "$threads" \
+      --out "$dir" "${resume[@]}" </dev/null
+    touch "$dir/done"
+    cp "$dir/history.json" "$evidence/supernet-history.json" 2>/dev/null || true
+  fi
+  OMP_NUM_THREADS=$threads "$hsconas" estimate --estimator supernet --supernet "$dir/checkpoint.safetensors" \
+    --archs "$set_file" --data "$data" --train-per-class 1000 --val-fraction 0.1 --split-seed 0 \
+    --eval-images 0 --json >"$evidence/estimates/supernet.json.tmp"
+  mv "$evidence/estimates/supernet.json.tmp" "$evidence/estimates/supernet.json"
+}
+
 score() {
   example score --truth "$evidence/ground-truth.json" --scores "$evidence"/estimates/*.json \
     --out "$evidence/estimators.json" --plots "$evidence/plots" --combine short-training+macs
@@ -194,9 +216,10 @@ case ${1:-} in
   collect) collect ;;
   estimate) estimate ;;
   short) short ;;
+  supernet) supernet ;;
   score) score ;;
   *)
-    sed -n 2,20p "$0" >&2
+    sed -n 2,21p "$0" >&2
     exit 2
     ;;
 esac
