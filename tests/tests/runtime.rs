@@ -306,6 +306,36 @@ fn io_binding_times_the_model_and_reports_the_input_copy() {
     assert_eq!(ya[0].data, yb[0].data);
 }
 
+/// Finding the placement profiles one run; a model dropped before it was prepared leaves no profile file.
+#[test]
+fn placement_profiles_leave_no_files_behind() {
+    let leftovers = || {
+        let prefix = format!("hsconas-placement-{}-", std::process::id());
+        std::fs::read_dir(std::env::temp_dir())
+            .expect("temp dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .count()
+    };
+    let engine = backend::build(&BackendConfig {
+        placement: true,
+        ..config(BackendKind::Ort)
+    })
+    .expect("backend");
+    let bytes = small_net(BatchDim::Fixed(1));
+    let mut prepared = engine.load(&bytes).expect("loads");
+    let inputs = random_inputs(prepared.inputs(), 1, 0);
+    prepared.prepare(&inputs).expect("prepares");
+    let placement = prepared.placement().expect("placement").clone();
+    assert!(
+        placement.get("cpu").is_some_and(|&n| n > 0),
+        "{placement:?}"
+    );
+    drop(engine.load(&bytes).expect("loads"));
+    drop(prepared);
+    assert_eq!(leftovers(), 0);
+}
+
 #[test]
 fn bench_reports_bad_models_and_a_missing_onnxruntime_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");

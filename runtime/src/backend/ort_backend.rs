@@ -413,6 +413,18 @@ impl LoadedModel for OrtModel {
     }
 }
 
+impl Drop for OrtModel {
+    /// A session still profiling (never prepared) would leave its profile file behind: end it and remove
+    /// the file.
+    fn drop(&mut self) {
+        if self.profiling {
+            if let Ok(file) = self.session.end_profiling() {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+}
+
 impl OrtModel {
     /// Milliseconds to copy one run's bound outputs back to the host: one bound run, then every output
     /// copied twice, the second time timed (the first builds ONNX Runtime's copying session).
