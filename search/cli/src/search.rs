@@ -160,8 +160,9 @@ pub struct SearchOptions {
     pub extra_generations: usize,
     /// Re-rank the K best candidates (by F with supernet accuracies) with a short training from scratch
     /// before re-measuring them; the winner is then the best of those by F with the short-training
-    /// accuracy (docs/accuracy-estimators.md: it ranks trained networks far better than the supernet).
-    /// About a minute per candidate on a 2-core CPU at 300 steps. 0: no re-ranking.
+    /// accuracy (the best-ranking estimator measured on the ground truth so far:
+    /// docs/accuracy-estimators.md). One to two minutes per candidate on a 2-core CPU at 300 steps.
+    /// 0: no re-ranking.
     #[arg(long, default_value_t = SearchOptions::default().rerank, value_name = "K")]
     pub rerank: usize,
     /// Training steps (batches of 64) of each re-ranked candidate's short training.
