@@ -8,9 +8,9 @@
 #      CIFAR-10 sample, about 30 steps, so that it writes its weights);
 #   4. the crate generated for that trained network, built with its `ort` backend and run on an image.
 # It prints one summary table and writes it as JSON to $SUMMARY (default runs/gpu-check/summary.json),
-# with every step's log beside it. A failed step is reported and the others still run. About 10 minutes
-# on a workstation after the build (the first TensorRT engines take the longest; they are cached in
-# ~/.cache/hsconas/tensorrt, so a second run is faster).
+# with every step's log beside it. A failed step is reported and the others still run. Sized for 10
+# minutes after the build, not yet timed on a GPU (the first TensorRT engines take the longest; they are
+# cached in ~/.cache/hsconas/tensorrt, so a second run is faster).
 #
 # Needs: an NVIDIA driver (nvidia-smi), a Rust toolchain, Python 3.9+ and network access to PyPI and
 # crates.io for the first run. scripts/setup.sh installs onnxruntime-gpu (CUDA and TensorRT providers) when

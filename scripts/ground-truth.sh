@@ -206,6 +206,7 @@ supernet() {
 score() {
   example score --truth "$evidence/ground-truth.json" --scores "$evidence"/estimates/*.json \
     --out "$evidence/estimators.json" --plots "$evidence/plots" --combine short-training+macs
+  python3 scripts/estimators-table.py # the docs' table, the README sentence and their claims
 }
 
 case ${1:-} in

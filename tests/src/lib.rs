@@ -147,8 +147,14 @@ pub struct Outcome {
 
 /// Runs a workspace binary with arguments and captures its output.
 pub fn run_bin(name: &str, args: &[&str]) -> Outcome {
+    run_bin_env(name, args, &[])
+}
+
+/// [`run_bin`] with extra environment variables (e.g. `ORT_DYLIB_PATH`).
+pub fn run_bin_env(name: &str, args: &[&str], env: &[(&str, &Path)]) -> Outcome {
     let out = Command::new(workspace_bin(name))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("starting the binary");
     Outcome {
@@ -176,6 +182,26 @@ pub fn piece_onnx(
         &options,
     )
     .expect("the piece exports")
+}
+
+/// Writes each profiling piece of `keys` (batch 1) as `<key, ':' as '_'>.onnx` into `dir` and returns
+/// the manifest entries `{"name", "path"}` that `hsconas-runtime profile` reads, in the same order.
+pub fn write_pieces(
+    dir: &Path,
+    keys: &[&str],
+    config: &hsconas_models::NetConfig,
+) -> Vec<serde_json::Value> {
+    keys.iter()
+        .map(|key| {
+            let file = format!("{}.onnx", key.replace(':', "_"));
+            std::fs::write(
+                dir.join(&file),
+                piece_onnx(key, config, hsconas_export::BatchDim::Fixed(1)),
+            )
+            .expect("piece written");
+            serde_json::json!({ "name": key, "path": file })
+        })
+        .collect()
 }
 
 /// An `hsconas-runtime serve` on a free loopback port, killed when dropped.

@@ -4,11 +4,10 @@
 //! (npm's `onnxruntime-node`, which ships the plain shared library) into `HSCONAS_OLD_ORT_DIR`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use hsconas_export::BatchDim;
 use hsconas_models::NetConfig;
-use hsconas_tests::{piece_onnx, workspace_bin, Outcome};
+use hsconas_tests::{piece_onnx, run_bin_env, write_pieces, Outcome};
 
 /// The older library of release `version`, as scripts/setup.sh installed it.
 fn old_library(version: &str) -> PathBuf {
@@ -27,16 +26,7 @@ fn old_library(version: &str) -> PathBuf {
 
 /// Runs `hsconas-runtime` with `ORT_DYLIB_PATH` pointing at `library`.
 fn runtime_on(library: &Path, args: &[&str]) -> Outcome {
-    let out = Command::new(workspace_bin("hsconas-runtime"))
-        .args(args)
-        .env("ORT_DYLIB_PATH", library)
-        .output()
-        .expect("starting hsconas-runtime");
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_bin_env("hsconas-runtime", args, &[("ORT_DYLIB_PATH", library)])
 }
 
 fn config() -> NetConfig {
@@ -96,16 +86,7 @@ fn onnxruntime_1_17_loads_benches_and_profiles() {
     assert!(report["p10_ms"].as_f64().is_some_and(|ms| ms > 0.0));
 
     // A profile of pieces, as `hsconas profile` drives it.
-    let mut entries = Vec::new();
-    for key in ["stem", "L1:xception:0.2", "head"] {
-        let file = format!("{}.onnx", key.replace(':', "_"));
-        std::fs::write(
-            dir.path().join(&file),
-            piece_onnx(key, &config, BatchDim::Fixed(1)),
-        )
-        .expect("written");
-        entries.push(serde_json::json!({ "name": key, "path": file }));
-    }
+    let entries = write_pieces(dir.path(), &["stem", "L1:xception:0.2", "head"], &config);
     let manifest = dir.path().join("manifest.json");
     std::fs::write(
         &manifest,

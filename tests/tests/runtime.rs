@@ -7,7 +7,7 @@ use hsconas_models::{Arch, NetConfig};
 use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor, Provider};
 use hsconas_runtime::timing::{measure, random_inputs};
 use hsconas_runtime::{Protocol, RuntimeError};
-use hsconas_tests::{piece_onnx, relative_error, run_bin};
+use hsconas_tests::{piece_onnx, relative_error, run_bin, run_bin_env, write_pieces};
 
 fn config(kind: BackendKind) -> BackendConfig {
     BackendConfig {
@@ -351,16 +351,14 @@ fn bench_reports_bad_models_and_a_missing_onnxruntime_clearly() {
 
     let good = dir.path().join("good.onnx");
     std::fs::write(&good, small_net(BatchDim::Fixed(1))).expect("written");
-    let out = std::process::Command::new(hsconas_tests::workspace_bin("hsconas-runtime"))
-        .args(["bench", good.to_str().expect("utf-8")])
-        .env(
-            "ORT_DYLIB_PATH",
-            dir.path().join("no-such-libonnxruntime.so"),
-        )
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let missing = dir.path().join("no-such-libonnxruntime.so");
+    let out = run_bin_env(
+        "hsconas-runtime",
+        &["bench", good.to_str().expect("utf-8")],
+        &[("ORT_DYLIB_PATH", &missing)],
+    );
+    let stderr = out.stderr;
+    assert_eq!(out.code, Some(1));
     assert!(
         stderr.contains("cannot load ONNX Runtime") && stderr.contains("ORT_DYLIB_PATH"),
         "{stderr}"
@@ -376,16 +374,7 @@ fn profile_measures_a_manifest_and_resumes_without_losing_results() {
         ..NetConfig::default()
     };
     let keys = ["stem", "L2:shuffle3:0.5", "L5:xception:0.2", "head"];
-    let mut entries = Vec::new();
-    for key in keys {
-        let file = format!("{}.onnx", key.replace(':', "_"));
-        std::fs::write(
-            dir.path().join(&file),
-            piece_onnx(key, &config, BatchDim::Fixed(1)),
-        )
-        .expect("written");
-        entries.push(serde_json::json!({ "name": key, "path": file }));
-    }
+    let entries = write_pieces(dir.path(), &keys, &config);
     let manifest = dir.path().join("manifest.json");
     let out = dir.path().join("results.json");
     let write_manifest = |n: usize| {

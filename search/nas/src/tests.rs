@@ -269,6 +269,44 @@ impl driver::SearchHost for SlowDeviceHost {
     }
 }
 
+impl SlowDeviceHost {
+    /// A host for `table` that measures, fine-tunes and re-ranks without failing.
+    fn new(table: &LatencyTable) -> SlowDeviceHost {
+        SlowDeviceHost {
+            table_model: LatencyModel::from_table(table).expect("complete"),
+            accuracy_calls: Rc::new(Cell::new(0)),
+            finetuned: Vec::new(),
+            measured: Vec::new(),
+            fail_measuring: false,
+            reranked: Vec::new(),
+            fail_rerank_at: None,
+        }
+    }
+}
+
+/// The committed latency table of this machine at input 32.
+fn committed_table() -> LatencyTable {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../devices/tables/local-cpu-A-32.json");
+    LatencyTable::load(&path).expect("committed table")
+}
+
+/// A driver writing into `out`: 2 re-measured per round, ±3%, at most 4 rounds of 2 generations.
+fn test_driver<'t>(table: &'t LatencyTable, out: &Path) -> SearchDriver<'t> {
+    SearchDriver {
+        table,
+        correction: CorrectionSettings {
+            remeasure: 2,
+            tolerance: 0.03,
+            max_rounds: 4,
+            extra_generations: 2,
+        },
+        random_baseline: false,
+        out: out.to_path_buf(),
+        show_progress: false,
+    }
+}
+
 fn driver_settings() -> SearchSettings {
     SearchSettings {
         supernet: "supernet.safetensors".into(),
@@ -298,32 +336,12 @@ fn driver_settings() -> SearchSettings {
 /// from its state without evaluating again what it had.
 #[test]
 fn the_driver_shrinks_corrects_and_resumes() {
-    let table_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../devices/tables/local-cpu-A-32.json");
-    let table = LatencyTable::load(&table_path).expect("committed table");
+    let table = committed_table();
     let dir = tempfile::tempdir().expect("temp dir");
-    let driver = SearchDriver {
-        table: &table,
-        correction: CorrectionSettings {
-            remeasure: 2,
-            tolerance: 0.03,
-            max_rounds: 4,
-            extra_generations: 2,
-        },
-        random_baseline: false,
-        out: dir.path().to_path_buf(),
-        show_progress: false,
-    };
+    let driver = test_driver(&table, dir.path());
     let state_file = driver::state_path(dir.path());
-    let mut host = SlowDeviceHost {
-        table_model: LatencyModel::from_table(&table).expect("complete"),
-        accuracy_calls: Rc::new(Cell::new(0)),
-        finetuned: Vec::new(),
-        measured: Vec::new(),
-        fail_measuring: true,
-        reranked: Vec::new(),
-        fail_rerank_at: None,
-    };
+    let mut host = SlowDeviceHost::new(&table);
+    host.fail_measuring = true;
     let state = SearchState::load_or_start(&state_file, false, &driver_settings()).expect("start");
     let err = driver.run(state, &mut host).err().expect("measuring fails");
     assert!(matches!(err, NasError::Host { .. }), "{err}");
@@ -381,22 +399,9 @@ fn the_driver_shrinks_corrects_and_resumes() {
 /// re-ranked candidates are re-measured and can win, with their re-ranked accuracy.
 #[test]
 fn the_driver_reranks_the_best_and_chooses_among_them() {
-    let table_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../devices/tables/local-cpu-A-32.json");
-    let table = LatencyTable::load(&table_path).expect("committed table");
+    let table = committed_table();
     let dir = tempfile::tempdir().expect("temp dir");
-    let driver = SearchDriver {
-        table: &table,
-        correction: CorrectionSettings {
-            remeasure: 2,
-            tolerance: 0.03,
-            max_rounds: 4,
-            extra_generations: 2,
-        },
-        random_baseline: false,
-        out: dir.path().to_path_buf(),
-        show_progress: false,
-    };
+    let driver = test_driver(&table, dir.path());
     let settings = SearchSettings {
         stages: Vec::new(),
         finetune_epochs: 0,
@@ -404,15 +409,8 @@ fn the_driver_reranks_the_best_and_chooses_among_them() {
         ..driver_settings()
     };
     let state_file = driver::state_path(dir.path());
-    let mut host = SlowDeviceHost {
-        table_model: LatencyModel::from_table(&table).expect("complete"),
-        accuracy_calls: Rc::new(Cell::new(0)),
-        finetuned: Vec::new(),
-        measured: Vec::new(),
-        fail_measuring: false,
-        reranked: Vec::new(),
-        fail_rerank_at: Some(2),
-    };
+    let mut host = SlowDeviceHost::new(&table);
+    host.fail_rerank_at = Some(2);
     let state = SearchState::load_or_start(&state_file, false, &settings).expect("start");
     let err = driver
         .run(state, &mut host)
