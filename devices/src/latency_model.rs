@@ -150,6 +150,7 @@ mod tests {
                     mean_ms: ms,
                     stdev_ms: 0.0,
                     runs: 1,
+                    group: None,
                 };
                 (p.key(), stats)
             })
@@ -177,6 +178,7 @@ mod tests {
             entries,
             calibration: None,
             validation: None,
+            reference: None,
         }
     }
 

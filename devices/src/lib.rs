@@ -16,10 +16,14 @@
 //!
 //! - [`machine_differences`]: whether a table was measured on the machine it is used on.
 //!
+//! - [`drift`]: the reference network timed in every measured group, and measurements normalised to the
+//!   device state the table was built in.
+//!
 //! Measuring tables needs the runtime and the exporter; that lives in the `hsconas` CLI (`hsconas profile`,
 //! `calibrate`, `latency`).
 
 mod calibration;
+pub mod drift;
 mod latency_model;
 mod machine;
 pub mod metrics;
@@ -27,6 +31,7 @@ mod profile;
 mod table;
 
 pub use calibration::{Calibration, Correction, CorrectionKind, NetworkSample};
+pub use drift::{DriftModel, DriftPoint, DriftSummary, DriftTrace, ReferenceNetwork};
 pub use latency_model::{LatencyModel, LayerPart, Prediction};
 pub use machine::machine_differences;
 pub use profile::{

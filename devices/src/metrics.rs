@@ -143,6 +143,14 @@ pub fn fit_line(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     Some((slope, my - slope * mx))
 }
 
+/// RMSE of `y ≈ x` (no correction; nothing is fitted, so nothing to leave out). Infinite when empty.
+pub fn rmse_uncorrected(x: &[f64], y: &[f64]) -> f64 {
+    if x.is_empty() {
+        return f64::INFINITY;
+    }
+    (x.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+}
+
 /// Leave-one-out RMSE of `y ≈ x + mean(y - x)` (the paper's bias correction).
 pub fn loo_rmse_bias(x: &[f64], y: &[f64]) -> f64 {
     loo_rmse(x, y, |xs, ys, xi| Some(xi + mean_difference(ys, xs)))

@@ -68,6 +68,10 @@ pub struct EntryStats {
     pub stdev_ms: f64,
     /// Timed runs.
     pub runs: usize,
+    /// The group the piece was measured in: its index in the table's reference trace (`None` in tables
+    /// without a reference network). The statistics above are raw; [`LatencyTable::entry_ms`] normalises.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
 }
 
 impl EntryStats {
@@ -154,6 +158,10 @@ pub struct LatencyTable {
     /// Validation metrics, once `validate` ran (free-form report).
     #[serde(default)]
     pub validation: Option<serde_json::Value>,
+    /// The reference network timed in every group of pieces, and its latency in the table's state
+    /// (`None` in tables from before it was recorded: they cannot normalise measurements for drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<crate::drift::ReferenceNetwork>,
 }
 
 impl LatencyTable {
@@ -259,8 +267,26 @@ impl LatencyTable {
         }
     }
 
-    /// The table's value for one piece.
+    /// The table's value for one piece, in the table's reference state: the raw statistic divided by the
+    /// speed factor of the group it was measured in (under the reference's drift model), or the raw
+    /// statistic when the table has no reference or the entry no group.
     pub fn entry_ms(&self, piece: &Piece) -> Result<f64, TableError> {
+        let key = piece.key();
+        let entry = self
+            .entries
+            .get(&key)
+            .ok_or(TableError::MissingEntry(key))?;
+        let raw = entry.get(self.statistic);
+        Ok(match (&self.reference, entry.group) {
+            (Some(reference), Some(group)) => {
+                crate::drift::normalise(raw, reference.factor_at(group))
+            }
+            _ => raw,
+        })
+    }
+
+    /// The raw statistic of one piece, as measured (no drift normalisation).
+    pub fn raw_entry_ms(&self, piece: &Piece) -> Result<f64, TableError> {
         let key = piece.key();
         self.entries
             .get(&key)
@@ -320,6 +346,7 @@ mod tests {
             mean_ms: ms * 1.15,
             stdev_ms: 0.01,
             runs: 50,
+            group: None,
         }
     }
 
@@ -357,9 +384,50 @@ mod tests {
                 seed: 1,
                 requested: 0,
                 samples: Vec::new(),
+                trace: None,
             }),
             validation: None,
+            reference: None,
         }
+    }
+
+    /// A table with a reference network: entries normalised by their group's speed factor, raw values
+    /// kept; a table without one (older files) gives its entries as they are.
+    #[test]
+    fn entries_are_normalised_to_the_reference_state() {
+        use crate::drift::{DriftModel, DriftPoint, DriftTrace, ReferenceNetwork};
+        let profile = DeviceProfile::find("local-cpu").expect("shipped");
+        let mut table = table_for(&profile);
+        let raw = table.entry_ms(&Piece::Stem).expect("stem");
+        assert_eq!(table.raw_entry_ms(&Piece::Stem).expect("stem"), raw);
+        let trace = DriftTrace {
+            started: "2026-12-01T00:00:00Z".into(),
+            points: [1.0, 1.1, 0.9]
+                .iter()
+                .enumerate()
+                .map(|(i, &r)| DriftPoint {
+                    seconds: i as f64,
+                    reference_ms: r,
+                })
+                .collect(),
+        };
+        table.reference =
+            ReferenceNetwork::from_trace("x".into(), DriftModel::Ratio { window: 1 }, trace);
+        // An entry without a group (measured before the reference was recorded) stays raw.
+        assert_eq!(table.entry_ms(&Piece::Stem).expect("stem"), raw);
+        table.entries.get_mut("stem").expect("stem").group = Some(1);
+        let normalised = table.entry_ms(&Piece::Stem).expect("stem");
+        assert!(
+            (normalised - raw / 1.1).abs() < 1e-12,
+            "{normalised} vs {raw}"
+        );
+        assert_eq!(table.raw_entry_ms(&Piece::Stem).expect("stem"), raw);
+        let json = serde_json::to_string(&table).expect("JSON");
+        let back: LatencyTable = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, table);
+        // Raw predictions again under the `raw` model.
+        table.reference.as_mut().expect("reference").model = DriftModel::Raw;
+        assert_eq!(table.entry_ms(&Piece::Stem).expect("stem"), raw);
     }
 
     #[test]

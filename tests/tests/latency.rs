@@ -84,13 +84,80 @@ fn arch_string(arch: &Value) -> String {
         .join(",")
 }
 
+/// Profiles with the short protocol and the reference network normalised group by group (`ratio-1`, so
+/// the tests can redo the arithmetic by hand).
 fn profile_fast(out: &Path) -> Value {
     let out_s = out.to_str().expect("utf-8 path");
     let mut args = profile_args(out_s, &FAST);
-    args.push("--json");
+    args.extend(["--drift-model", "ratio-1", "--json"]);
     let summary: Value = serde_json::from_str(&ok(run_bin("hsconas", &args)).stdout).expect("JSON");
     assert_eq!(summary["entries"], 818);
-    read_json(out)
+    let table = read_json(out);
+    check_reference_in_every_group(&table, 16);
+    table
+}
+
+/// The reference network's timings, one per measured group.
+fn trace(trace: &Value) -> Vec<f64> {
+    trace["points"]
+        .as_array()
+        .expect("trace points")
+        .iter()
+        .map(|p| p["reference_ms"].as_f64().expect("reference_ms"))
+        .collect()
+}
+
+/// The table's reference state and its profiling trace.
+fn reference_state(table: &Value) -> (f64, Vec<f64>) {
+    let reference = &table["reference"];
+    (
+        reference["latency_ms"].as_f64().expect("reference latency"),
+        trace(&reference["trace"]),
+    )
+}
+
+/// Every piece was measured in a group with the reference network: one trace point per group of at most
+/// `group` pieces, the table's reference state the median of the trace.
+fn check_reference_in_every_group(table: &Value, group: usize) {
+    let (state, points) = reference_state(table);
+    assert_eq!(
+        table["reference"]["arch"],
+        vec!["shuffle3:0.5"; 20].join(",")
+    );
+    assert_eq!(
+        points.len(),
+        818_usize.div_ceil(group),
+        "one point per group"
+    );
+    let mut per_group = vec![0usize; points.len()];
+    for (key, e) in entries(table) {
+        let g = e["group"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} has a group")) as usize;
+        per_group[g] += 1;
+    }
+    assert!(
+        per_group.iter().all(|&n| (1..=group).contains(&n)),
+        "{per_group:?}"
+    );
+    let mut sorted = points.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2]
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    };
+    assert!(
+        (state - median).abs() < 1e-12,
+        "{state} is the median of {points:?}"
+    );
+}
+
+/// An entry in the table's reference state under `ratio-1`: its raw p10 over its group's factor.
+fn normalised_p10(table: &Value, entry: &Value) -> f64 {
+    let (state, points) = reference_state(table);
+    let g = entry["group"].as_u64().expect("group") as usize;
+    entry["p10_ms"].as_f64().expect("p10") / (points[g] / state)
 }
 
 #[test]
@@ -136,21 +203,27 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
     let cal = &table["calibration"];
     let samples = cal["samples"].as_array().expect("samples");
     assert_eq!(samples.len(), 6);
+    // Table sums of normalised entries; measurements normalised with the calibration's own trace.
     let hand_sum = |arch: &str| {
-        let mut sum = entries["stem"]["p10_ms"].as_f64().expect("stem")
-            + entries["head"]["p10_ms"].as_f64().expect("head");
+        let mut sum =
+            normalised_p10(&table, &entries["stem"]) + normalised_p10(&table, &entries["head"]);
         for (l, choice) in arch.split(',').enumerate() {
-            sum += entries[&format!("L{}:{choice}", l + 1)]["p10_ms"]
-                .as_f64()
-                .expect("entry");
+            sum += normalised_p10(&table, &entries[&format!("L{}:{choice}", l + 1)]);
         }
         sum
     };
+    let (state, _) = reference_state(&table);
+    let calibration_trace = trace(&cal["trace"]);
+    assert_eq!(calibration_trace.len(), 1, "6 networks in one group of 10");
     let mut diff = 0.0;
     for s in samples {
         let sum = hand_sum(&arch_string(&s["arch"]));
         assert!((s["table_sum_ms"].as_f64().expect("sum") - sum).abs() < 1e-9);
-        diff += s["measured_ms"].as_f64().expect("measured") - sum;
+        let g = s["group"].as_u64().expect("a group") as usize;
+        let raw = s["raw_ms"].as_f64().expect("the raw measurement is kept");
+        let measured = s["measured_ms"].as_f64().expect("measured");
+        assert!((measured - raw / (calibration_trace[g] / state)).abs() < 1e-9);
+        diff += measured - sum;
     }
     let bias = cal["bias_ms"].as_f64().expect("B");
     assert!((bias - diff / 6.0).abs() < 1e-9, "B is the mean difference");
@@ -173,13 +246,13 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
         out.stderr
     );
     let sum = hand_sum(arch);
-    let correction = if cal["correction"] == "linear" {
-        (
+    let correction = match cal["correction"].as_str() {
+        Some("linear") => (
             cal["linear"]["scale"].as_f64().expect("scale"),
             cal["linear"]["offset_ms"].as_f64().expect("offset"),
-        )
-    } else {
-        (1.0, bias)
+        ),
+        Some("none") => (1.0, 0.0),
+        _ => (1.0, bias),
     };
     assert!((pred["table_sum_ms"].as_f64().expect("sum") - sum).abs() < 1e-9);
     let expected = correction.0 * sum + correction.1;
@@ -188,10 +261,8 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
     let layers = pred["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 20);
     assert_eq!(layers[2]["choice"], "skip");
-    assert_eq!(
-        layers[0]["ms"].as_f64(),
-        entries["L1:shuffle3:0.5"]["p10_ms"].as_f64()
-    );
+    let first = layers[0]["ms"].as_f64().expect("ms");
+    assert!((first - normalised_p10(&table, &entries["L1:shuffle3:0.5"])).abs() < 1e-12);
 
     // Validation: held-out networks, every predictor, plots.
     let report_path = dir.path().join("report.json");
@@ -205,6 +276,8 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
             p,
             "--samples",
             "8",
+            "--group",
+            "3",
             "--out",
             report_path.to_str().expect("utf-8"),
             "--plot",
@@ -212,7 +285,23 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
         ],
     ));
     assert!(out.stdout.contains("Kendall"), "{}", out.stdout);
+    assert!(out.stdout.contains("the table's"), "{}", out.stdout);
     let report = read_json(&report_path);
+    // The reference in every group of 3 networks; each network normalised with its group's point.
+    let drift = &report["drift"];
+    let validation_trace = trace(&drift["trace"]);
+    assert_eq!(validation_trace.len(), 3, "8 networks in groups of 3");
+    let models: Vec<&str> = drift["by_model"]
+        .as_array()
+        .expect("by_model")
+        .iter()
+        .map(|m| m["model"]["model"].as_str().expect("model"))
+        .collect();
+    assert_eq!(
+        models,
+        ["ratio", "raw", "ratio", "linear"],
+        "the table's ratio-1 first"
+    );
     let names: Vec<&str> = report["predictors"]
         .as_array()
         .expect("predictors")
@@ -230,8 +319,16 @@ fn profile_calibrate_predict_and_validate_on_this_machine() {
             "held-out networks are never calibration networks"
         );
         assert!(n["macs"].as_u64().is_some_and(|m| m > 0));
+        let g = n["group"].as_u64().expect("a group") as usize;
+        let raw = n["raw_ms"].as_f64().expect("raw kept");
+        let measured = n["measured_ms"].as_f64().expect("measured");
+        assert!((measured - raw / (validation_trace[g] / state)).abs() < 1e-9);
     }
-    for png in [plot.clone(), dir.path().join("v-macs.png")] {
+    for png in [
+        plot.clone(),
+        dir.path().join("v-macs.png"),
+        dir.path().join("v-drift.png"),
+    ] {
         let bytes = std::fs::read(&png).expect("plot written");
         assert!(bytes.starts_with(b"\x89PNG"), "{}", png.display());
     }
@@ -394,6 +491,41 @@ fn remote_profiling_through_the_agent_gives_the_same_keys() {
     );
     assert_eq!(remote["provenance"]["device"], "local-cpu");
     assert!(remote["provenance"]["fingerprint"]["cpu_model"].is_string());
+    // The agent timed the reference network in every group too.
+    check_reference_in_every_group(&remote, 16);
+}
+
+/// A table from before reference networks (the committed ones) still loads, measures, and says that it
+/// cannot normalise for drift.
+#[test]
+fn a_table_without_a_reference_network_says_it_cannot_normalise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = dir.path().join("old.json");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../devices/tables/local-cpu-A-32.json"),
+        &table,
+    )
+    .expect("copy");
+    let out = ok(run_bin(
+        "hsconas",
+        &[
+            "latency",
+            "validate",
+            "--table",
+            table.to_str().expect("utf-8"),
+            "--samples",
+            "2",
+        ],
+    ));
+    assert!(
+        out.stderr.contains("records no reference network"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("not normalised"), "{}", out.stdout);
+    let report = read_json(&dir.path().join("old.json.validation.json"));
+    assert!(report.get("drift").is_none(), "{report}");
+    assert!(report["networks"][0].get("raw_ms").is_none());
 }
 
 #[test]

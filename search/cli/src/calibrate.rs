@@ -59,12 +59,19 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         group: args.device.group,
         progress: !args.json,
+        drift: args.device.drift_policy()?,
     };
     calibrate(&mut table, &args.table, &measurer, &job)?;
     let c = table
         .calibration
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("calibration missing after calibrate"))?;
+    let drift = table
+        .reference
+        .as_ref()
+        .zip(c.trace.as_ref())
+        .and_then(|(r, t)| t.summary(r.model, r.latency_ms));
+    let drift_json = drift.map(|s| json!({ "summary": s, "trace": c.trace }));
     if args.json {
         outln!(
             "{}",
@@ -74,6 +81,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
                 "linear": c.linear,
                 "correction": c.correction,
                 "samples": c.samples,
+                "drift": drift_json,
             }))?
         )?;
     } else {
@@ -87,6 +95,19 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
             mean(|s| s.table_sum_ms),
             c.bias_ms
         )?;
+        match drift {
+            Some(d) => outln!(
+                "drift: the device ran at {:.3}x the table's reference state (median; {:.3} to {:.3}); \
+                 measurements normalised to it, raw values kept in the table",
+                d.median_factor,
+                d.min_factor,
+                d.max_factor
+            )?,
+            None => outln!(
+                "drift: the table has no reference network, so measurements are not normalised \
+                 (profile it again to record one)"
+            )?,
+        }
         if let Some(fit) = c.linear {
             outln!(
                 "linear fit: measured = {:.4} x table sum {:+.4} ms",
@@ -99,6 +120,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
             match c.correction {
                 CorrectionKind::Bias => "table sum + B",
                 CorrectionKind::Linear => "the linear fit",
+                CorrectionKind::None => "the plain table sum (no correction predicted better)",
             },
             args.table.display()
         )?;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hsconas_devices::{LatencyModel, LatencyTable};
-use hsconas_latency::validation::ValidationReport;
+use hsconas_latency::validation::{DriftReport, ValidationReport};
 use hsconas_latency::{validate, ValidateJob};
 use hsconas_models::{Arch, SearchSpace};
 
@@ -148,6 +148,7 @@ fn run_validate(args: ValidateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         group: args.device.group,
         progress: !args.json,
+        drift: args.device.drift_policy()?,
         networks,
     };
     let report = validate(&mut table, &args.table, &measurer, &job, &out)?;
@@ -198,6 +199,56 @@ fn print_table(report: &ValidationReport) -> std::io::Result<()> {
             a.spearman_rho,
             if row.active { "  (in use)" } else { "" }
         )?;
+    }
+    match &report.drift {
+        Some(drift) => print_drift(drift)?,
+        None => outln!(
+            "drift: the table records no reference network, so these measurements are not normalised"
+        )?,
+    }
+    Ok(())
+}
+
+/// The reference network's movement and the predictor in use under each drift model.
+fn print_drift(drift: &DriftReport) -> std::io::Result<()> {
+    if let Some(s) = &drift.summary {
+        outln!(
+            "drift: reference network {:.3} ms in the table's state; during this run the device ran at \
+             {:.3}x it (median; {:.3} to {:.3} over {} groups)",
+            drift.reference_ms,
+            s.median_factor,
+            s.min_factor,
+            s.max_factor,
+            s.groups
+        )?;
+    }
+    outln!(
+        "{:<10} {:<15} {:>8} {:>7} {:>7} {:>8}",
+        "drift",
+        "in use",
+        "RMSPE %",
+        "±5 %",
+        "±10 %",
+        "Kendall"
+    )?;
+    for rows in &drift.by_model {
+        if let Some(row) = rows.predictors.iter().find(|p| p.active) {
+            let a = &row.accuracy;
+            outln!(
+                "{:<10} {:<15} {:>8.2} {:>7.1} {:>7.1} {:>8.3}{}",
+                rows.model.name(),
+                row.name,
+                a.rmspe_percent,
+                a.within_5_percent,
+                a.within_10_percent,
+                a.kendall_tau,
+                if rows.model == drift.model {
+                    "  (the table's)"
+                } else {
+                    ""
+                }
+            )?;
+        }
     }
     Ok(())
 }
@@ -266,6 +317,41 @@ fn draw_plots(report: &ValidationReport, path: &Path) -> anyhow::Result<()> {
     .draw(&macs_path)
     .with_context(|| format!("drawing {}", macs_path.display()))?;
     eprintln!("plots: {} and {}", path.display(), macs_path.display());
+    if let Some(drift) = &report.drift {
+        let drift_path = path.with_file_name(format!("{stem}-drift.{ext}"));
+        let title = format!(
+            "{}: reference network during the validation ({:.3} ms in the table's state)",
+            report.device, drift.reference_ms
+        );
+        let seconds = drift.trace.points.iter().map(|p| p.seconds);
+        let raw = drift
+            .trace
+            .points
+            .iter()
+            .map(|p| p.reference_ms / drift.reference_ms);
+        let smoothed = drift.model.factors(&drift.trace, drift.reference_ms);
+        Scatter {
+            title: &title,
+            x_label: "seconds",
+            y_label: "reference latency / table state",
+            series: vec![
+                Series {
+                    label: "each group",
+                    color: BLUE,
+                    points: seconds.clone().zip(raw).collect(),
+                },
+                Series {
+                    label: "smoothed (the normalisation)",
+                    color: ORANGE,
+                    points: seconds.zip(smoothed).collect(),
+                },
+            ],
+            identity: None,
+        }
+        .draw(&drift_path)
+        .with_context(|| format!("drawing {}", drift_path.display()))?;
+        eprintln!("drift trace: {}", drift_path.display());
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 use hsconas_devices::{DeviceProfile, LatencyTable};
-use hsconas_latency::Measurer;
+use hsconas_latency::{DriftPolicy, Measurer};
 use hsconas_runtime::Protocol;
 
 /// `--agent`, `--token`, `--agent-ca`.
@@ -88,6 +88,14 @@ pub struct TableDeviceArgs {
     /// every run.
     #[arg(long, default_value_t = TableDeviceArgs::default().burst, value_name = "K")]
     pub burst: usize,
+    /// Warn when the device's speed (the table's reference network, timed in every group) changes by
+    /// more than this fraction during the measurement, or differs by more from the table's state.
+    #[arg(long, default_value_t = TableDeviceArgs::default().drift_threshold, value_name = "F")]
+    pub drift_threshold: f64,
+    /// Refuse (exit with an error, keep nothing) instead of warning when the drift exceeds
+    /// --drift-threshold.
+    #[arg(long)]
+    pub refuse_drift: bool,
     #[command(flatten)]
     pub agent: AgentArgs,
 }
@@ -99,6 +107,8 @@ impl Default for TableDeviceArgs {
             device: None,
             group: 10,
             burst: 3,
+            drift_threshold: 0.05,
+            refuse_drift: false,
             agent: AgentArgs::default(),
         }
     }
@@ -136,6 +146,25 @@ impl TableDeviceArgs {
             self.agent.agent_ca.as_deref(),
         )?;
         super::machine_check::check(&table, path, &measurer.fingerprint()?)?;
+        if table.reference.is_none() {
+            eprintln!(
+                "note: {} records no reference network, so measurements against it cannot be \
+                 normalised for the device's drift (a table profiled by this version records one)",
+                path.display()
+            );
+        }
         Ok((table, measurer))
+    }
+
+    /// What to do when the device drifts during a measurement.
+    pub fn drift_policy(&self) -> anyhow::Result<DriftPolicy> {
+        anyhow::ensure!(
+            self.drift_threshold.is_finite() && self.drift_threshold > 0.0,
+            "--drift-threshold must be a positive fraction, e.g. 0.05"
+        );
+        Ok(DriftPolicy {
+            threshold: self.drift_threshold,
+            refuse: self.refuse_drift,
+        })
     }
 }

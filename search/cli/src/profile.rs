@@ -4,7 +4,7 @@ use hsconas_foundation::outln;
 use std::path::PathBuf;
 
 use clap::Args;
-use hsconas_devices::DeviceProfile;
+use hsconas_devices::{DeviceProfile, DriftModel};
 use hsconas_latency::{profile_table, Measurer, ProfileJob};
 use hsconas_models::Layout;
 use serde_json::json;
@@ -34,6 +34,15 @@ pub struct ProfileArgs {
     /// Pieces measured together in one interleaved group.
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_GROUP, value_name = "N")]
     pub group: usize,
+    /// Do not time the reference network in every group (the table then cannot normalise for drift:
+    /// measurements of a device whose speed changes while it profiles go into it as they are).
+    #[arg(long)]
+    pub no_reference: bool,
+    /// How the entries are normalised with the reference network's trace: `ratio-N` (ratio to a running
+    /// median of N groups), `linear` (a drift term linear in time) or `raw` (none; the trace is still
+    /// recorded). Stored in the table; `hsconas latency validate` compares the models.
+    #[arg(long, default_value = "ratio-5", value_name = "MODEL")]
+    pub drift_model: DriftModel,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
     /// Print a JSON summary.
@@ -56,6 +65,8 @@ impl ProfileArgs {
             classes: None,
             out: None,
             group: ProfileArgs::DEFAULT_GROUP,
+            no_reference: false,
+            drift_model: DriftModel::DEFAULT,
             protocol: ProtocolArgs::default(),
             json: false,
         }
@@ -94,11 +105,27 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         profile,
         classes,
         group: args.group,
+        reference: !args.no_reference,
+        drift_model: args.drift_model,
         progress: !args.json,
     };
     let table = profile_table(&job, &measurer, &out)?;
     let seconds = start.elapsed().as_secs_f64();
     let total: f64 = table.entries.values().map(|e| e.get(table.statistic)).sum();
+    let drift = table.reference.as_ref().and_then(|r| {
+        r.trace
+            .summary(r.model, r.latency_ms)
+            .map(|s| (r.latency_ms, s))
+    });
+    let drift_line = match &drift {
+        Some((ms, s)) => format!(
+            "reference network {ms:.3} ms; the device's speed moved {:.1}% while profiling (normalised with {})",
+            100.0 * s.spread,
+            table.reference.as_ref().map_or(String::new(), |r| r.model.name())
+        ),
+        None => "no reference network: the table cannot normalise for drift".into(),
+    };
+    let drift = drift.map(|(ms, s)| json!({ "reference_ms": ms, "summary": s }));
     if args.json {
         let summary = json!({
             "table": out,
@@ -106,6 +133,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             "seconds": seconds,
             "backend": table.provenance.backend_version,
             "provider": table.provenance.provider,
+            "drift": drift,
         });
         outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
@@ -116,6 +144,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             table.provenance.provider,
             out.display()
         )?;
+        outln!("{drift_line}")?;
         outln!("next: hsconas calibrate --table {}", out.display())?;
     }
     Ok(())

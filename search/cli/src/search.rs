@@ -317,6 +317,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         device,
         table: &table,
         measurer: &measurer,
+        drift: args.device.drift_policy()?,
         args: &args,
     };
     let driver = SearchDriver {
@@ -358,6 +359,7 @@ struct SupernetHost<'a> {
     device: tch::Device,
     table: &'a LatencyTable,
     measurer: &'a Measurer,
+    drift: hsconas_latency::DriftPolicy,
     args: &'a SearchArgs,
 }
 
@@ -441,8 +443,9 @@ impl SearchHost for SupernetHost<'_> {
                     .out
                     .join(format!("remeasure-{round}{pass}.partial.json")),
                 progress: !self.args.json,
+                drift: self.drift,
             };
-            let measured = run.measure(archs)?;
+            let measured = run.measure(archs)?.samples;
             run.finish()?;
             samples = if samples.is_empty() {
                 measured

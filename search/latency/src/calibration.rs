@@ -21,6 +21,8 @@ pub struct CalibrateJob {
     pub group: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Warn or refuse when the device drifts while the networks are measured.
+    pub drift: crate::DriftPolicy,
 }
 
 /// Measures the networks, stores the calibration in the table and saves it at `path`.
@@ -44,9 +46,11 @@ pub fn calibrate(
         group: job.group,
         checkpoint: checkpoint_path(path, "calibration"),
         progress: job.progress,
+        drift: job.drift,
     };
-    let samples = run.measure(&archs)?;
-    let calibration = Calibration::from_samples(job.seed, job.samples, samples);
+    let measured = run.measure(&archs)?;
+    let mut calibration = Calibration::from_samples(job.seed, job.samples, measured.samples);
+    calibration.trace = measured.trace;
     let mut updated = table.clone();
     updated.calibration = Some(calibration);
     // A new calibration makes an earlier validation stale.

@@ -48,6 +48,20 @@ pub enum LatencyError {
         /// The provider that ran.
         ran: String,
     },
+    /// The device drifted beyond the threshold during a measurement and the job was asked to refuse.
+    #[error(
+        "{what} was refused: {why} (threshold {:.1}%); rerun on a steadier device, or without \
+         --refuse-drift to keep normalised measurements",
+        100.0 * threshold
+    )]
+    Drift {
+        /// What was measured.
+        what: String,
+        /// How far it drifted, in words.
+        why: String,
+        /// The threshold, a fraction.
+        threshold: f64,
+    },
     /// A file an earlier run left that this run cannot continue from.
     #[error("{}: {message}", path.display())]
     Resume {

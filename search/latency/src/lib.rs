@@ -6,6 +6,7 @@
 //! - [`calibration`]: paper Eq. 3 plus a cross-validated linear correction ([`calibrate`]).
 //! - [`validation`]: the report of RMSE, RMSPE, within ±5/±10%, Kendall and Spearman ([`validate`]).
 //! - [`measurer`]: where models are measured (this process or a remote agent), always in interleaved groups.
+//! - [`reference`]: the reference network timed in every group, and the drift trace it gives.
 
 pub mod calibration;
 mod clock;
@@ -14,11 +15,13 @@ pub mod measurer;
 pub mod networks;
 pub mod pieces;
 pub mod profiling;
+pub mod reference;
 pub mod validation;
 
 pub use calibration::{calibrate, CalibrateJob};
 pub use error::LatencyError;
 pub use measurer::Measurer;
-pub use networks::NetworkRun;
+pub use networks::{DriftPolicy, Measured, NetworkRun};
 pub use profiling::{profile_table, ProfileJob};
+pub use reference::{default_reference_arch, ReferenceModel};
 pub use validation::{validate, ValidateJob, ValidationReport};

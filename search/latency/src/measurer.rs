@@ -178,6 +178,42 @@ impl Measurer {
         }
     }
 
+    /// Most models one group may hold besides the reference network when there is one.
+    pub fn group_capacity(&self, with_reference: bool) -> usize {
+        self.max_group()
+            .saturating_sub(usize::from(with_reference))
+            .max(1)
+    }
+
+    /// Measures the models together with the reference network (when given) appended as the group's
+    /// last model, in the same interleaved rounds; returns the models' outcomes, in order, and the
+    /// reference's outcome, which has also been recorded in its trace (with the index of its point).
+    pub fn measure_with_reference(
+        &self,
+        models: &[&[u8]],
+        reference: Option<&mut super::reference::ReferenceModel>,
+        on_round: impl FnMut(usize, usize),
+    ) -> Result<(Vec<MeasureOutcome>, Option<usize>), LatencyError> {
+        let Some(reference) = reference else {
+            return Ok((self.measure(models, on_round)?, None));
+        };
+        let mut all: Vec<&[u8]> = models.to_vec();
+        all.push(&reference.onnx);
+        let mut outcomes = self.measure(&all, on_round)?;
+        let reference_outcome = outcomes.pop().ok_or_else(|| {
+            LatencyError::Invalid("the device returned no outcome for the reference network".into())
+        })?;
+        if outcomes.len() != models.len() {
+            return Err(LatencyError::Invalid(format!(
+                "the device returned {} outcomes for {} models",
+                outcomes.len() + 1,
+                models.len() + 1
+            )));
+        }
+        let point = reference.record(&reference_outcome);
+        Ok((outcomes, Some(point)))
+    }
+
     /// Measures the models (ONNX bytes) together; one outcome per model, in order. `on_round` is called
     /// after each interleaved round when measuring locally.
     pub fn measure(

@@ -5,7 +5,7 @@ use crate::LatencyError;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use hsconas_devices::{LatencyModel, LatencyTable, NetworkSample};
+use hsconas_devices::{DriftTrace, LatencyModel, LatencyTable, NetworkSample};
 use hsconas_models::{Arch, SearchSpace};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::measurer::{ensure_provider, Measurer};
 use super::pieces::network_onnx;
+use super::reference::ReferenceModel;
 use hsconas_foundation::progress::progress_bar;
 
 use super::profiling::entry;
@@ -43,6 +44,39 @@ struct Checkpoint {
     seed: u64,
     requested: usize,
     samples: Vec<NetworkSample>,
+    /// The reference network's timings so far (samples' `group` index into it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace: Option<DriftTrace>,
+}
+
+/// What a [`NetworkRun`] measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// One sample per architecture, in the order asked for; normalised to the table's reference state
+    /// (raw values beside) when the table has a reference network.
+    pub samples: Vec<NetworkSample>,
+    /// The reference network's timings during the job (`None` when the table has no reference).
+    pub trace: Option<DriftTrace>,
+}
+
+/// What a job does when the device drifts beyond a threshold while it measures (or differs from the
+/// table's state by more).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftPolicy {
+    /// The threshold, a fraction (0.05: 5%).
+    pub threshold: f64,
+    /// Refuse (an error; the job's checkpoint is removed) instead of warning.
+    pub refuse: bool,
+}
+
+impl Default for DriftPolicy {
+    /// Warn beyond 5%.
+    fn default() -> DriftPolicy {
+        DriftPolicy {
+            threshold: 0.05,
+            refuse: false,
+        }
+    }
 }
 
 /// A job of end-to-end measurements.
@@ -61,12 +95,16 @@ pub struct NetworkRun<'a> {
     pub checkpoint: PathBuf,
     /// Show a progress bar.
     pub progress: bool,
+    /// Warn or refuse when the device drifts.
+    pub drift: DriftPolicy,
 }
 
 impl NetworkRun<'_> {
     /// Measures every architecture (resuming from the checkpoint when it belongs to this job) and returns
-    /// the samples in the order of `archs`.
-    pub fn measure(&self, archs: &[Arch]) -> Result<Vec<NetworkSample>, LatencyError> {
+    /// the samples in the order of `archs`. When the table has a reference network it is timed in every
+    /// group and each measurement is normalised to the table's reference state with the table's drift
+    /// model over the whole job's trace (the raw value kept beside it).
+    pub fn measure(&self, archs: &[Arch]) -> Result<Measured, LatencyError> {
         if self.group == 0 {
             return Err(LatencyError::Invalid(
                 "the group size must be at least 1".into(),
@@ -75,7 +113,11 @@ impl NetworkRun<'_> {
         let model = LatencyModel::new(self.table, hsconas_devices::Correction::NONE)?;
         let config = self.table.provenance.net_config();
         let batch = self.table.provenance.batch;
-        let mut done = self.resume(archs.len())?;
+        let (mut done, old_trace) = self.resume(archs.len())?;
+        let mut reference = ReferenceModel::of_table(self.table, false)?;
+        if let (Some(r), Some(trace)) = (reference.as_mut(), old_trace) {
+            r.continue_trace(trace);
+        }
         let todo: Vec<&Arch> = archs
             .iter()
             .filter(|a| !done.iter().any(|s| &s.arch == *a))
@@ -94,15 +136,16 @@ impl NetworkRun<'_> {
             &format!("{} networks", self.purpose),
             self.progress,
         );
-        for group in todo.chunks(self.group.min(self.measurer.max_group())) {
+        let capacity = self.measurer.group_capacity(reference.is_some());
+        for group in todo.chunks(self.group.min(capacity)) {
             let models = group
                 .iter()
                 .map(|a| network_onnx(a, &config, batch))
                 .collect::<Result<Vec<_>, LatencyError>>()?;
             let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
-            let outcomes = self
+            let (outcomes, point) = self
                 .measurer
-                .measure(&refs, |_, _| bar.tick())
+                .measure_with_reference(&refs, reference.as_mut(), |_, _| bar.tick())
                 .map_err(|e| LatencyError::Measuring {
                     what: format!("{} networks on {}", group.len(), self.measurer.place()),
                     source: Box::new(e),
@@ -111,13 +154,16 @@ impl NetworkRun<'_> {
                 format!("the {} networks' measurement", self.purpose)
             })?;
             for (arch, outcome) in group.iter().zip(&outcomes) {
+                let raw = entry(&outcome.stats).get(self.table.statistic);
                 done.push(NetworkSample {
                     arch: (*arch).clone(),
-                    measured_ms: entry(&outcome.stats).get(self.table.statistic),
+                    measured_ms: raw,
                     table_sum_ms: model.table_sum_ms(arch),
+                    raw_ms: point.map(|_| raw),
+                    group: point,
                 });
             }
-            self.save(archs.len(), &done)?;
+            self.save(archs.len(), &done, reference.as_ref().map(|r| &r.trace))?;
             bar.inc(group.len() as u64);
         }
         bar.finish_and_clear();
@@ -129,7 +175,38 @@ impl NetworkRun<'_> {
                 })
             })
             .collect::<Result<Vec<_>, LatencyError>>()?;
-        Ok(ordered)
+        let trace = reference.map(|r| r.trace);
+        self.check_drift(trace.as_ref())?;
+        Ok(Measured {
+            samples: normalise(self.table, ordered, trace.as_ref()),
+            trace,
+        })
+    }
+
+    /// Warns, or refuses under [`DriftPolicy::refuse`], when the trace moved beyond the threshold.
+    fn check_drift(&self, trace: Option<&DriftTrace>) -> Result<(), LatencyError> {
+        let (Some(reference), Some(trace)) = (&self.table.reference, trace) else {
+            return Ok(());
+        };
+        let Some(why) = trace
+            .summary(reference.model, reference.latency_ms)
+            .and_then(|s| s.beyond(self.drift.threshold))
+        else {
+            return Ok(());
+        };
+        if self.drift.refuse {
+            self.finish()?;
+            return Err(LatencyError::Drift {
+                what: format!("the {} networks' measurement", self.purpose),
+                why,
+                threshold: self.drift.threshold,
+            });
+        }
+        tracing::warn!(
+            "{why} (threshold {:.1}%); the measurements are normalised to the table's state",
+            100.0 * self.drift.threshold
+        );
+        Ok(())
     }
 
     /// Removes the checkpoint (call once the result is stored elsewhere).
@@ -142,9 +219,12 @@ impl NetworkRun<'_> {
         }
     }
 
-    fn resume(&self, requested: usize) -> Result<Vec<NetworkSample>, LatencyError> {
+    fn resume(
+        &self,
+        requested: usize,
+    ) -> Result<(Vec<NetworkSample>, Option<DriftTrace>), LatencyError> {
         if !self.checkpoint.exists() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let text = std::fs::read(&self.checkpoint).map_err(|source| {
             LatencyError::Fs(hsconas_foundation::FsError::new(
@@ -178,20 +258,49 @@ impl NetworkRun<'_> {
                 ),
             });
         }
-        Ok(old.samples)
+        Ok((old.samples, old.trace))
     }
 
-    fn save(&self, requested: usize, samples: &[NetworkSample]) -> Result<(), LatencyError> {
+    fn save(
+        &self,
+        requested: usize,
+        samples: &[NetworkSample],
+        trace: Option<&DriftTrace>,
+    ) -> Result<(), LatencyError> {
         let checkpoint = Checkpoint {
             purpose: self.purpose.to_string(),
             table_date: self.table.provenance.date.clone(),
             seed: self.seed,
             requested,
             samples: samples.to_vec(),
+            trace: trace.cloned(),
         };
         let json = serde_json::to_vec_pretty(&checkpoint)?;
         Ok(hsconas_foundation::write_atomic(&self.checkpoint, &json)?)
     }
+}
+
+/// The samples normalised to the table's reference state: each raw measurement divided by the speed
+/// factor of its group under the table's drift model (the factors computed over the whole `trace`).
+/// Samples without a group, or a table without a reference, are returned as they are.
+pub fn normalise(
+    table: &LatencyTable,
+    samples: Vec<NetworkSample>,
+    trace: Option<&DriftTrace>,
+) -> Vec<NetworkSample> {
+    let (Some(reference), Some(trace)) = (&table.reference, trace) else {
+        return samples;
+    };
+    let factors = reference.model.factors(trace, reference.latency_ms);
+    samples
+        .into_iter()
+        .map(|mut s| {
+            if let (Some(raw), Some(f)) = (s.raw_ms, s.group.and_then(|g| factors.get(g))) {
+                s.measured_ms = hsconas_devices::drift::normalise(raw, *f);
+            }
+            s
+        })
+        .collect()
 }
 
 /// `<table>.<purpose>.partial.json` next to the table.

@@ -4,7 +4,10 @@
 use crate::LatencyError;
 use std::path::Path;
 
-use hsconas_devices::{DeviceProfile, EntryStats, LatencyTable, Provenance, FORMAT_VERSION};
+use hsconas_devices::{
+    DeviceProfile, DriftModel, EntryStats, LatencyTable, Provenance, ReferenceNetwork,
+    FORMAT_VERSION,
+};
 use hsconas_foundation::progress::progress_bar;
 use hsconas_models::build::{all_pieces, Piece};
 use hsconas_runtime::Stats;
@@ -12,6 +15,7 @@ use hsconas_runtime::Stats;
 use super::clock::utc_now_rfc3339;
 use super::measurer::{ensure_provider, execution_provider, Measurer};
 use super::pieces::piece_onnx;
+use super::reference::{default_reference_arch, ReferenceModel};
 
 /// What to profile.
 #[derive(Debug, Clone)]
@@ -22,6 +26,11 @@ pub struct ProfileJob {
     pub classes: usize,
     /// Pieces measured together in one interleaved group.
     pub group: usize,
+    /// Time the reference network in every group (new tables; a resumed table keeps what it started
+    /// with) and normalise the entries with `drift_model`.
+    pub reference: bool,
+    /// How the entries are normalised for drift (recorded in the table; changeable afterwards).
+    pub drift_model: DriftModel,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -36,6 +45,7 @@ pub fn entry(stats: &Stats) -> EntryStats {
         mean_ms: stats.mean_ms,
         stdev_ms: stats.stdev_ms,
         runs: stats.runs,
+        group: None,
     }
 }
 
@@ -66,8 +76,10 @@ pub fn profile_table(
             total - todo.len()
         );
     }
+    let mut reference = table_reference(job, &table)?;
     let bar = progress_bar(todo.len(), None, "pieces", job.progress);
-    for group in todo.chunks(job.group.min(measurer.max_group())) {
+    let capacity = measurer.group_capacity(reference.is_some());
+    for group in todo.chunks(job.group.min(capacity)) {
         let models = group
             .iter()
             .map(|p| piece_onnx(*p, &config, job.profile.batch))
@@ -75,17 +87,16 @@ pub fn profile_table(
         let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
         let first = group.first().map(Piece::key).unwrap_or_default();
         bar.set_message(first.clone());
-        let outcomes =
-            measurer
-                .measure(&refs, |_, _| bar.tick())
-                .map_err(|e| LatencyError::Measuring {
-                    what: format!(
-                        "the group of {} pieces from '{first}' on {}",
-                        group.len(),
-                        measurer.place()
-                    ),
-                    source: Box::new(e),
-                })?;
+        let (outcomes, point) = measurer
+            .measure_with_reference(&refs, reference.as_mut(), |_, _| bar.tick())
+            .map_err(|e| LatencyError::Measuring {
+                what: format!(
+                    "the group of {} pieces from '{first}' on {}",
+                    group.len(),
+                    measurer.place()
+                ),
+                source: Box::new(e),
+            })?;
         // The first group sets the table's provider (the one that actually ran); every later group, and a
         // resumed table's, must have run on the same.
         if let Some(o) = outcomes.first().filter(|_| table.entries.is_empty()) {
@@ -96,7 +107,9 @@ pub fn profile_table(
             format!("the group of pieces from '{first}'")
         })?;
         for (piece, outcome) in group.iter().zip(&outcomes) {
-            table.entries.insert(piece.key(), entry(&outcome.stats));
+            let mut stats = entry(&outcome.stats);
+            stats.group = point;
+            table.entries.insert(piece.key(), stats);
             for (provider, n) in outcome.placement.iter().flatten() {
                 *table
                     .provenance
@@ -105,11 +118,42 @@ pub fn profile_table(
                     .or_default() += n;
             }
         }
+        if let Some(r) = &reference {
+            table.reference = ReferenceNetwork::from_trace(
+                r.arch.to_string(),
+                table
+                    .reference
+                    .as_ref()
+                    .map_or(job.drift_model, |old| old.model),
+                r.trace.clone(),
+            );
+        }
         table.save(out)?;
         bar.inc(group.len() as u64);
     }
     bar.finish_and_clear();
     Ok(table)
+}
+
+/// The reference network for this run: the table's own when it has one (a resumed run continues its
+/// trace), the default for a new table when the job asks for one, none for a table started without.
+fn table_reference(
+    job: &ProfileJob,
+    table: &LatencyTable,
+) -> Result<Option<ReferenceModel>, LatencyError> {
+    if table.reference.is_some() {
+        return ReferenceModel::of_table(table, true);
+    }
+    if !job.reference || !table.entries.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ReferenceModel::new(
+        default_reference_arch(),
+        &table.provenance.net_config(),
+        table.provenance.batch,
+        table.statistic,
+        None,
+    )?))
 }
 
 fn start_or_resume(
@@ -175,5 +219,6 @@ fn start_or_resume(
         entries: Default::default(),
         calibration: None,
         validation: None,
+        reference: None,
     })
 }

@@ -7,7 +7,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use hsconas_devices::metrics::{fit_line, PredictorAccuracy};
-use hsconas_devices::{Calibration, Correction, CorrectionKind, LatencyTable};
+use hsconas_devices::{
+    Calibration, Correction, CorrectionKind, DriftModel, DriftSummary, DriftTrace, LatencyModel,
+    LatencyTable, NetworkSample,
+};
 use hsconas_models::{Arch, NetConfig};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +30,8 @@ pub struct ValidateJob {
     pub group: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Warn or refuse when the device drifts while the networks are measured.
+    pub drift: crate::DriftPolicy,
     /// Measure these networks instead of `samples` random held-out ones (the table keeps the summary of
     /// its random validation).
     pub networks: Option<Vec<Arch>>,
@@ -37,14 +42,49 @@ pub struct ValidateJob {
 pub struct ValidatedNetwork {
     /// Architecture.
     pub arch: Arch,
-    /// Measured (the table's statistic), ms.
+    /// Measured (the table's statistic), ms; normalised to the table's reference state when `raw_ms`
+    /// is given.
     pub measured_ms: f64,
-    /// Table sum, ms.
+    /// Table sum, ms (normalised entries when the table has a reference network).
     pub table_sum_ms: f64,
     /// MACs per sample.
     pub macs: usize,
     /// Trainable parameters.
     pub params: usize,
+    /// The measurement as taken, before drift normalisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_ms: Option<f64>,
+    /// The group it was measured in (index into the report's drift trace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
+}
+
+/// Drift during a validation: the reference network's trace, and every predictor under each way of
+/// normalising (the table's own first, `raw` = no normalisation of table or measurements).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// The reference network.
+    pub reference_arch: String,
+    /// Its latency in the table's state, ms.
+    pub reference_ms: f64,
+    /// The table's drift model (the `predictors` of the report use it).
+    pub model: DriftModel,
+    /// How far the device moved during the validation and from the table's state.
+    pub summary: Option<DriftSummary>,
+    /// The reference's timings during the validation.
+    pub trace: DriftTrace,
+    /// Every predictor under each drift model: entries, calibration networks and held-out networks
+    /// normalised with that model, the correction re-chosen as `hsconas calibrate` would.
+    pub by_model: Vec<DriftModelRows>,
+}
+
+/// The predictors under one drift model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DriftModelRows {
+    /// The model (`raw`: nothing normalised).
+    pub model: DriftModel,
+    /// Its predictors.
+    pub predictors: Vec<PredictorRow>,
 }
 
 /// One predictor's accuracy.
@@ -86,6 +126,10 @@ pub struct ValidationReport {
     pub predictors: Vec<PredictorRow>,
     /// The held-out networks.
     pub networks: Vec<ValidatedNetwork>,
+    /// The reference network's trace and the predictors with and without normalisation (`None` for a
+    /// table without a reference network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftReport>,
 }
 
 impl ValidationReport {
@@ -96,6 +140,10 @@ impl ValidationReport {
             "seed": self.seed,
             "samples": self.networks.len(),
             "predictors": self.predictors,
+            "drift": self.drift.as_ref().map(|d| serde_json::json!({
+                "summary": d.summary,
+                "by_model": d.by_model,
+            })),
         })
     }
 
@@ -105,12 +153,14 @@ impl ValidationReport {
     }
 }
 
-/// The report from measured held-out networks (pure: no measurement).
+/// The report from measured held-out networks (pure: no measurement). `trace` is the reference
+/// network's trace during their measurement (the networks' `group` index into it).
 pub fn report(
     table: &LatencyTable,
     table_path: &Path,
     seed: u64,
     networks: Vec<ValidatedNetwork>,
+    trace: Option<DriftTrace>,
 ) -> Result<ValidationReport, LatencyError> {
     let calibration = table.calibration.as_ref().ok_or_else(|| {
         LatencyError::Invalid(
@@ -118,6 +168,115 @@ pub fn report(
         )
     })?;
     let config = table.provenance.net_config();
+    let predictors = predictor_rows(calibration, &config, &networks)?;
+    let drift = match (&table.reference, trace) {
+        (Some(reference), Some(trace)) => {
+            let mut by_model = Vec::new();
+            for model in drift_models(reference.model) {
+                by_model.push(DriftModelRows {
+                    model,
+                    predictors: rows_under(table, calibration, &networks, &trace, model)?,
+                });
+            }
+            Some(DriftReport {
+                reference_arch: reference.arch.clone(),
+                reference_ms: reference.latency_ms,
+                model: reference.model,
+                summary: trace.summary(reference.model, reference.latency_ms),
+                trace,
+                by_model,
+            })
+        }
+        _ => None,
+    };
+    Ok(ValidationReport {
+        table: table_path.to_path_buf(),
+        device: table.provenance.device.clone(),
+        date: utc_now_rfc3339(),
+        statistic: table.statistic,
+        seed,
+        calibration_samples: calibration.samples.len(),
+        bias_ms: calibration.bias_ms,
+        linear: calibration.linear,
+        predictors,
+        networks,
+        drift,
+    })
+}
+
+/// The table's own model first, then the others compared with it.
+fn drift_models(own: DriftModel) -> Vec<DriftModel> {
+    let mut models = vec![own];
+    for m in [
+        DriftModel::Raw,
+        DriftModel::Ratio { window: 1 },
+        DriftModel::DEFAULT,
+        DriftModel::Linear,
+    ] {
+        if !models.contains(&m) {
+            models.push(m);
+        }
+    }
+    models
+}
+
+/// Every predictor with the table's entries, the calibration networks and the held-out networks
+/// normalised under `model` (each from its raw values and trace), the correction chosen again.
+fn rows_under(
+    table: &LatencyTable,
+    calibration: &Calibration,
+    networks: &[ValidatedNetwork],
+    trace: &DriftTrace,
+    model: DriftModel,
+) -> Result<Vec<PredictorRow>, LatencyError> {
+    let mut table = table.clone();
+    if let Some(r) = table.reference.as_mut() {
+        r.model = model;
+    }
+    let sums = LatencyModel::new(&table, Correction::NONE)?;
+    let factors = |trace: Option<&DriftTrace>| {
+        let r = table.reference.as_ref();
+        match (r, trace) {
+            (Some(r), Some(t)) => r.model.factors(t, r.latency_ms),
+            _ => Vec::new(),
+        }
+    };
+    let normalised = |raw: Option<f64>, measured: f64, group: Option<usize>, f: &[f64]| match (
+        raw,
+        group.and_then(|g| f.get(g)),
+    ) {
+        (Some(raw), Some(f)) => hsconas_devices::drift::normalise(raw, *f),
+        _ => measured,
+    };
+    let calibration_factors = factors(calibration.trace.as_ref());
+    let samples: Vec<NetworkSample> = calibration
+        .samples
+        .iter()
+        .map(|s| NetworkSample {
+            measured_ms: normalised(s.raw_ms, s.measured_ms, s.group, &calibration_factors),
+            table_sum_ms: sums.table_sum_ms(&s.arch),
+            ..s.clone()
+        })
+        .collect();
+    let recalibrated = Calibration::from_samples(calibration.seed, calibration.requested, samples);
+    let validation_factors = factors(Some(trace));
+    let networks: Vec<ValidatedNetwork> = networks
+        .iter()
+        .map(|n| ValidatedNetwork {
+            measured_ms: normalised(n.raw_ms, n.measured_ms, n.group, &validation_factors),
+            table_sum_ms: sums.table_sum_ms(&n.arch),
+            ..n.clone()
+        })
+        .collect();
+    predictor_rows(&recalibrated, &table.provenance.net_config(), &networks)
+}
+
+/// Every predictor (table sum, + B, the line, MACs, params) against the networks' measurements.
+fn predictor_rows(
+    calibration: &Calibration,
+    config: &NetConfig,
+    networks: &[ValidatedNetwork],
+) -> Result<Vec<PredictorRow>, LatencyError> {
     let measured: Vec<f64> = networks.iter().map(|n| n.measured_ms).collect();
     let sums: Vec<f64> = networks.iter().map(|n| n.table_sum_ms).collect();
     let mut rows = Vec::new();
@@ -133,7 +292,7 @@ pub fn report(
     push(
         "table",
         "sum of the table entries".into(),
-        false,
+        calibration.correction == CorrectionKind::None,
         sums.clone(),
     );
     let b = calibration.bias_ms;
@@ -158,7 +317,7 @@ pub fn report(
         );
     }
     for (name, pick) in [("MACs", 0usize), ("params", 1usize)] {
-        let (slope, intercept) = proxy_fit(calibration, &config, pick)?;
+        let (slope, intercept) = proxy_fit(calibration, config, pick)?;
         let proxy = |n: &ValidatedNetwork| (if pick == 0 { n.macs } else { n.params }) as f64;
         push(
             name,
@@ -170,18 +329,7 @@ pub fn report(
                 .collect(),
         );
     }
-    Ok(ValidationReport {
-        table: table_path.to_path_buf(),
-        device: table.provenance.device.clone(),
-        date: utc_now_rfc3339(),
-        statistic: table.statistic,
-        seed,
-        calibration_samples: calibration.samples.len(),
-        bias_ms: b,
-        linear: calibration.linear,
-        predictors: rows,
-        networks,
-    })
+    Ok(rows)
 }
 
 /// Line from MACs (`pick` 0) or params (1) to measured ms over the calibration networks.
@@ -244,10 +392,12 @@ pub fn validate(
         group: job.group,
         checkpoint: checkpoint_path(path, purpose),
         progress: job.progress,
+        drift: job.drift,
     };
     let config = table.provenance.net_config();
     let measured = run.measure(&archs)?;
     let networks = measured
+        .samples
         .into_iter()
         .map(|s| {
             let (macs, params) = macs_and_params(&s.arch, &config)?;
@@ -257,10 +407,12 @@ pub fn validate(
                 table_sum_ms: s.table_sum_ms,
                 macs,
                 params,
+                raw_ms: s.raw_ms,
+                group: s.group,
             })
         })
         .collect::<Result<Vec<_>, LatencyError>>()?;
-    let report = report(table, path, job.seed, networks)?;
+    let report = report(table, path, job.seed, networks, measured.trace)?;
     hsconas_foundation::write_atomic(out, &serde_json::to_vec_pretty(&report)?)?;
     let updated = job.networks.is_none().then(|| {
         let mut updated = table.clone();

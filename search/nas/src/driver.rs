@@ -314,6 +314,7 @@ impl SearchDriver<'_> {
                 accuracy: c.accuracy,
                 predicted_ms: c.latency_ms,
                 measured_ms: s.measured_ms,
+                raw_ms: s.raw_ms,
                 table_sum_ms: s.table_sum_ms,
                 round: state.rounds,
             });
@@ -464,7 +465,7 @@ fn report<O: AccuracyOracle>(
         remeasured: state.remeasured.clone(),
         reranked: state.reranked.clone(),
         correction_rounds: state.rounds,
-        winner: choice.map(|w| WinnerSummary::new(&w, objective)),
+        winner: choice.map(|w| WinnerSummary::new(&w, objective).with_raw(&state.remeasured)),
         random_baseline: None,
     }
 }

@@ -66,8 +66,11 @@ pub struct Remeasured {
     pub accuracy: f64,
     /// Predicted latency before the measurement, ms.
     pub predicted_ms: f64,
-    /// Measured latency, ms.
+    /// Measured latency, ms (normalised to the table's reference state when `raw_ms` is given).
     pub measured_ms: f64,
+    /// The measurement as taken, before drift normalisation (tables with a reference network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_ms: Option<f64>,
     /// Its table sum, ms.
     pub table_sum_ms: f64,
     /// The correction round it was measured in.
@@ -157,8 +160,16 @@ pub struct WinnerSummary {
     pub accuracy: f64,
     /// Predicted latency, ms.
     pub predicted_ms: f64,
-    /// Measured latency, ms (when it was re-measured).
+    /// Measured latency, ms (when it was re-measured), in the table's reference state when the table
+    /// normalises for drift: what `relative_to_target` compares with T.
     pub measured_ms: Option<f64>,
+    /// The measurement as taken, before drift normalisation (tables with a reference network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_raw_ms: Option<f64>,
+    /// `raw / normalised` when the winner was measured: the device's speed at that moment against the
+    /// table's state (1.03: 3% slower than when the table was built).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_state: Option<f64>,
     /// The target T, ms.
     pub target_ms: f64,
     /// `latency / T - 1` of the latency `F` used (measured when known).
@@ -184,6 +195,8 @@ impl WinnerSummary {
             accuracy: c.accuracy,
             predicted_ms: c.latency_ms,
             measured_ms: c.measured_ms,
+            measured_raw_ms: None,
+            device_state: None,
             target_ms: objective.target_ms,
             relative_to_target: choice.relative_to_target(objective),
             prediction_error: c.measured_ms.map(|m| c.latency_ms / m - 1.0),
@@ -194,17 +207,43 @@ impl WinnerSummary {
         }
     }
 
+    /// Adds the raw measurement of the winner from the re-measured candidates (when the table
+    /// normalises for drift).
+    pub fn with_raw(mut self, remeasured: &[Remeasured]) -> WinnerSummary {
+        let raw = remeasured
+            .iter()
+            .rev()
+            .find(|r| r.arch == self.arch)
+            .and_then(|r| r.raw_ms.map(|raw| (raw, r.measured_ms)));
+        if let Some((raw, normalised)) = raw {
+            self.measured_raw_ms = Some(raw);
+            self.device_state = Some(raw / normalised);
+        }
+        self
+    }
+
     /// `measured 0.714 ms, +2.0% from the target 0.7 ms; predicted 0.717 ms (prediction error +0.4%)`,
-    /// or the predicted latency alone when it was not measured.
+    /// or the predicted latency alone when it was not measured; with the raw measurement and the device's
+    /// state when the table normalises for drift.
     pub fn latency_line(&self) -> String {
         let (predicted, target) = (self.predicted_ms, self.target_ms);
         let off = self.relative_to_target * 100.0;
         match self.measured_ms {
-            Some(m) => format!(
-                "measured {m:.3} ms, {off:+.1}% from the target {target} ms; predicted {predicted:.3} ms \
-                 (prediction error {:+.1}%)",
-                self.prediction_error.unwrap_or(f64::NAN) * 100.0
-            ),
+            Some(m) => {
+                let mut line = format!(
+                    "measured {m:.3} ms, {off:+.1}% from the target {target} ms; predicted {predicted:.3} ms \
+                     (prediction error {:+.1}%)",
+                    self.prediction_error.unwrap_or(f64::NAN) * 100.0
+                );
+                if let (Some(raw), Some(state)) = (self.measured_raw_ms, self.device_state) {
+                    line.push_str(&format!(
+                        "; normalised to the table's state: raw {raw:.3} ms with the device {:.1}% {} than when the table was built",
+                        100.0 * (state - 1.0).abs(),
+                        if state >= 1.0 { "slower" } else { "faster" }
+                    ));
+                }
+                line
+            }
             None => format!(
                 "predicted {predicted:.3} ms, {off:+.1}% from the target {target} ms (not measured on the device)"
             ),

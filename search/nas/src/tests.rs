@@ -263,6 +263,8 @@ impl driver::SearchHost for SlowDeviceHost {
                     arch: arch.clone(),
                     measured_ms: 1.05 * table_sum_ms,
                     table_sum_ms,
+                    raw_ms: None,
+                    group: None,
                 }
             })
             .collect())
