@@ -4,11 +4,12 @@
 #     `hsconas-runtime bench` on the same ONNX, per backend (tract, ONNX Runtime). Goal: within 5%.
 #  2. batch-norm folding: `hsconas-runtime bench` on the folded export against the one that keeps the
 #     batch norms (`--keep-bn`), per backend.
-# The network: ARCH (default: the seed-1 winner of docs/search-cifar10.md, 0.70 ms) in layout A at input
+# The network: ARCH (default: the seed-1 winner of the search benchmark of 2026-11-28, 0.71 ms) in layout A at input
 # 32, trained for one epoch on the committed CIFAR-10 sample (weights do not change the timing). Batch 1;
 # tract single-threaded, ONNX Runtime with its default intra-op threads (one per core) in both tools.
 # ROUNDS rounds (default 5) interleave every measurement; ratios are per round, and the medians over
-# rounds are printed. Writes runs/bench-export/.
+# rounds are printed. Writes runs/bench-export/ (samples.jsonl, and results.json with the summary's numbers
+# for docs/evidence/bench-export/).
 #   ROUNDS (5), RUNS (300 timed runs per measurement), ARCH
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -69,6 +70,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 def ms(what, backend, rnd):
     return next(r["median_ms"] for r in rows if r["what"] == what and r["backend"] == backend and r["round"] == rnd)
 rounds = sorted({r["round"] for r in rows})
+summary = {"rounds": len(rounds), "samples": rows}
 for backend in ["tract", "ort"]:
     med = lambda what: statistics.median(ms(what, backend, r) for r in rounds)
     crate = [ms("crate", backend, r) / ms("runtime", backend, r) for r in rounds]
@@ -77,4 +79,11 @@ for backend in ["tract", "ort"]:
           f"crate/runtime median {statistics.median(crate):.3f} (per round {', '.join(f'{c:.3f}' for c in crate)}); "
           f"with BN {med('runtime-with-bn'):.4f} ms, folding speed-up median {statistics.median(fold):.3f}x "
           f"(per round {', '.join(f'{f:.3f}' for f in fold)})")
+    summary[backend] = {
+        "runtime_ms": med("runtime"), "crate_ms": med("crate"), "with_bn_ms": med("runtime-with-bn"),
+        "crate_over_runtime": statistics.median(crate), "crate_over_runtime_min": min(crate),
+        "crate_over_runtime_max": max(crate), "folding_speedup": statistics.median(fold),
+        "folding_speedup_min": min(fold), "folding_speedup_max": max(fold),
+    }
+json.dump(summary, open(sys.argv[1].replace("samples.jsonl", "results.json"), "w"), indent=1)
 PY

@@ -6,7 +6,8 @@
 #      goal: ratio of images/s >= 0.95;
 #   2. the data pipeline alone (search/data/examples/bench_data.rs): decoding the dataset and one epoch of
 #      augmented batches; it must be far faster than training.
-# Writes runs/bench-train/samples.jsonl and prints a summary. Results go in docs/BENCHMARKS.md.
+# Writes runs/bench-train/samples.jsonl and results.json (samples and the summary's numbers) and prints a
+# summary. Results go in docs/BENCHMARKS.md, the results.json in docs/evidence/bench-train/.
 #   REPEAT (3), THREADS (2), BATCH (64), STEPS (30), DATA (../shared/data/cifar10-jpeg.tar.gz, else the sample)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,4 +49,15 @@ print(f"median ratio {statistics.median(ratios):.3f} (ours {statistics.median(ou
 print(f"data: decoded {data['decoded_images']} images in {data['decode_seconds']} s ({data['decode_images_per_s']} img/s); "
       f"loader {data['loader_images_per_s']} img/s with {data['workers']} workers "
       f"({data['loader_images_per_s'] / statistics.median(ours):.0f}x the training speed)")
+summary = {
+    "architecture": sys.argv[2],
+    "samples": rows,
+    "ratios": ratios,
+    "median_ratio": statistics.median(ratios),
+    "median_ours_images_per_s": statistics.median(ours),
+    "median_pytorch_images_per_s": statistics.median(theirs),
+    "data": data,
+    "loader_over_training": data["loader_images_per_s"] / statistics.median(ours),
+}
+json.dump(summary, open(sys.argv[1].replace("samples.jsonl", "results.json"), "w"), indent=1)
 PY

@@ -6,6 +6,11 @@
 //! placeholder filled from the evidence (white space folded, so line wrapping does not matter) and names
 //! the evidence file, so a reader can find it. Rounding to the printed decimals is the only tolerance: a
 //! documented number is the evidence's number as printed, or the check fails.
+//!
+//! Tables that a study's report renders (a committed Markdown file beside its JSON, e.g. the
+//! `results.md` of `scripts/reproduce.sh`) are listed as `[[table]]` entries instead of one claim per
+//! cell: every Markdown table of the evidence file must appear in the document as it is (white space
+//! folded), and the document must name the file.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -23,6 +28,19 @@ pub struct Manifest {
     /// Every claim.
     #[serde(rename = "claim")]
     pub claims: Vec<Claim>,
+    /// Every rendered table the documents copy.
+    #[serde(rename = "table", default)]
+    pub tables: Vec<TableClaim>,
+}
+
+/// A document that copies the tables of a rendered evidence file (Markdown).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableClaim {
+    /// The document, relative to the repository root.
+    pub doc: String,
+    /// The evidence file (Markdown with tables), relative to the repository root.
+    pub file: String,
 }
 
 /// One documented statement and where its numbers come from.
@@ -85,7 +103,7 @@ pub enum EvidenceError {
 pub fn check(root: &Path) -> Result<Vec<String>, EvidenceError> {
     let manifest = load_manifest(root)?;
     let mut files = Files::new(root);
-    Ok(manifest
+    let mut failures: Vec<String> = manifest
         .claims
         .iter()
         .enumerate()
@@ -94,7 +112,55 @@ pub fn check(root: &Path) -> Result<Vec<String>, EvidenceError> {
                 .err()
                 .map(|why| format!("claim {} ({}): {why}", i + 1, claim.doc))
         })
-        .collect())
+        .collect();
+    failures.extend(manifest.tables.iter().enumerate().filter_map(|(i, table)| {
+        check_tables(table, &mut files)
+            .err()
+            .map(|why| format!("table entry {} ({}): {why}", i + 1, table.doc))
+    }));
+    Ok(failures)
+}
+
+/// The Markdown tables of `text`: blocks of consecutive lines that start with `|`, each folded.
+pub fn markdown_tables(text: &str) -> Vec<String> {
+    let mut tables = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for line in text.lines().chain(std::iter::once("")) {
+        if line.trim_start().starts_with('|') {
+            current.push(line);
+        } else if !current.is_empty() {
+            tables.push(fold(&current.join("\n")));
+            current.clear();
+        }
+    }
+    tables
+}
+
+fn check_tables(entry: &TableClaim, files: &mut Files) -> Result<(), String> {
+    let source = std::fs::read_to_string(files.root.join(&entry.file))
+        .map_err(|e| format!("cannot read evidence {}: {e}", entry.file))?;
+    let tables = markdown_tables(&source);
+    if tables.is_empty() {
+        return Err(format!("{} holds no Markdown table", entry.file));
+    }
+    let text = files.doc(&entry.doc)?;
+    for table in &tables {
+        if !text.contains(table.as_str()) {
+            let header: String = table.chars().take(80).collect();
+            return Err(format!(
+                "the table of {} that starts \"{header}\" is not in the document as it is there{}",
+                entry.file,
+                nearest(text, table)
+            ));
+        }
+    }
+    if !evidence_names(&entry.doc, &entry.file)
+        .iter()
+        .any(|name| text.contains(name.as_str()))
+    {
+        return Err(format!("the document does not name {}", entry.file));
+    }
+    Ok(())
 }
 
 /// Reads and parses the manifest under `root`.
@@ -364,6 +430,19 @@ mod tests {
                 .any(|n| n == "docs/evidence" || n == "evidence"),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn markdown_tables_are_the_blocks_of_pipe_lines() {
+        let text = "# T\n\n| a | b |\n| --- | --- |\n| 1 |  2 |\n\ntext | not a table\n| c |\n";
+        assert_eq!(
+            markdown_tables(text),
+            vec![
+                "| a | b | | --- | --- | | 1 | 2 |".to_string(),
+                "| c |".to_string()
+            ]
+        );
+        assert!(markdown_tables("no tables here\n").is_empty());
     }
 
     #[test]

@@ -42,6 +42,12 @@ fn copy_of_the_claims(root: &Path) -> tempfile::TempDir {
         paths.push(c.file.clone());
         paths.extend(c.values.iter().filter_map(|v| v.file.clone()));
     }
+    for t in &manifest.tables {
+        paths.push(t.doc.clone());
+        paths.push(t.file.clone());
+    }
+    paths.sort();
+    paths.dedup();
     for p in paths {
         let to = dir.path().join(&p);
         std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
@@ -136,5 +142,37 @@ fn a_claim_without_its_evidence_file_fails() {
     assert!(
         failures.iter().any(|f| f.contains("cannot read evidence")),
         "{failures:?}"
+    );
+}
+
+/// Changes one cell of a table that a document copies from a rendered evidence file.
+#[test]
+fn an_altered_copied_table_fails_the_check() {
+    let (copy, manifest) = claims_copy();
+    let entry = manifest
+        .tables
+        .first()
+        .expect("the manifest lists a copied table");
+    let doc_path = copy.path().join(&entry.doc);
+    let doc = std::fs::read_to_string(&doc_path).expect("doc");
+    let source = std::fs::read_to_string(copy.path().join(&entry.file)).expect("evidence");
+    // The last data row of the evidence's first table, as the document has it.
+    let row = source
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter(|l| !l.contains("---"))
+        .last()
+        .expect("a table row");
+    assert!(doc.contains(row), "the document copies the row {row:?}");
+    let altered_row = row.replacen('|', "| altered", 2);
+    std::fs::write(&doc_path, doc.replacen(row, &altered_row, 1)).expect("write");
+    let failures = check(copy.path()).expect("runs");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains(&entry.doc) && f.contains("is not in the document")),
+        "altering {row:?} in {} went unnoticed: {failures:?}",
+        entry.doc
     );
 }

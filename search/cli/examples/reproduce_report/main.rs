@@ -101,9 +101,10 @@ fn read<T: DeserializeOwned>(path: &Path) -> Option<T> {
         .ok()
 }
 
-/// Median latency, ms, of `name` at `size` with `backend` (`ort`, `tract`).
+/// Latency (10th percentile, the latency tables' statistic), ms, of `name` at `size` with `backend` (`ort`,
+/// `tract`): the best of the invocations `scripts/reproduce.sh` made.
 fn latency(out: &Path, size: usize, name: &str, backend: &str) -> Option<f64> {
-    read::<Stats>(&out.join(format!("latency/{size}/{name}.{backend}.json"))).map(|s| s.median_ms)
+    read::<Stats>(&out.join(format!("latency/{size}/{name}.{backend}.json"))).map(|s| s.p10_ms)
 }
 
 /// Test and validation top-1 of every finished seed of `name`.

@@ -44,7 +44,7 @@ pub struct CifarRow {
     pub flags: String,
     pub params: usize,
     pub macs: usize,
-    /// Median latency at input 32, ONNX Runtime, ms.
+    /// Latency (10th percentile) at input 32, ONNX Runtime, ms.
     pub ort_ms: Option<f64>,
     /// The same with tract.
     pub tract_ms: Option<f64>,
