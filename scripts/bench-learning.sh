@@ -14,6 +14,8 @@ bash scripts/setup.sh >/dev/null 2>&1
 cargo build --release -p hsconas --bin hsconas >&2
 hsconas=${CARGO_TARGET_DIR:-target}/release/hsconas
 py=.hsconas/venv/bin/python
+# The PyTorch side reads the JPEGs with Pillow, which the project's setup does not need otherwise.
+"$py" -c "import PIL" 2>/dev/null || "$py" -m pip install --quiet pillow >&2
 DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
 [ -e "$DATA" ] || { echo "no dataset at $DATA: pass DATA=PATH (a CIFAR-10 JPEG ImageFolder .tar.gz)" >&2; exit 2; }
 STEPS=${STEPS:-300}
@@ -39,9 +41,19 @@ for line in open(f"{out}/pytorch.log"):
         pytorch.append({"steps": [int(m.group(1)) - 49, int(m.group(1))], "loss": float(m.group(2)),
                         "train_top1": float(m.group(3))})
 history = json.load(open(f"{out}/ours/history.json"))
+# The running training accuracy of each epoch as the log last printed it (the epoch --max-steps cut short
+# has no history entry).
+running = {}
+for line in open(f"{out}/ours.log"):
+    m = re.search(r"epoch (\d+)/\d+ batch (\d+)/(\d+): loss ([0-9.]+) acc ([0-9.]+)%", line)
+    if m:
+        running[int(m.group(1))] = {"epoch": int(m.group(1)), "batches": int(m.group(2)),
+                                    "loss": float(m.group(4)), "train_top1": float(m.group(5))}
 results = {"architecture": arch, "steps": steps, "lr": 0.05, "batch": 64, "images_per_class": 1000,
-           "pytorch_every_50_steps": pytorch, "ours_history": history}
+           "pytorch_every_50_steps": pytorch, "ours_history": history,
+           "ours_running": [running[e] for e in sorted(running)]}
 json.dump(results, open(f"{out}/results.json", "w"), indent=1)
 print("PyTorch training top-1 per 50 steps:", ", ".join(f"{r['train_top1']:.1f}%" for r in pytorch))
 print("ours, per epoch:", json.dumps(history)[:2000])
+print("ours, running accuracy at the end of each epoch's log:", json.dumps(results["ours_running"]))
 PY
