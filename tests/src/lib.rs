@@ -1,8 +1,10 @@
 //! Helpers shared by the end-to-end tests: running exported models in tract and, as an independent oracle,
 //! in Python's `onnx.checker` + ONNX Runtime (from the virtual environment that `scripts/setup.sh` made);
-//! and the check of documented numbers against their committed evidence ([`evidence`]).
+//! the check of documented numbers against their committed evidence ([`evidence`]); and latency tables and
+//! reports read as the tests check them ([`table_json`]).
 
 pub mod evidence;
+pub mod table_json;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,11 +3,14 @@
 //! the agent on loopback), calibration, prediction against the hand sum, validation with plots, and the
 //! refusals (another device, other settings, incomplete or corrupt tables, bad architectures).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hsconas_tests::table_json::{
+    arch_string, check_reference_in_every_group, entries, normalised_p10, read_json,
+    reference_state, trace,
+};
 use hsconas_tests::{run_bin, workspace_bin, Outcome, RunningAgent};
 use serde_json::Value;
 
@@ -58,32 +61,6 @@ fn fails_with(outcome: Outcome, needle: &str) {
     assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
 }
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).expect("file exists")).expect("valid JSON")
-}
-
-fn entries(table: &Value) -> BTreeMap<String, Value> {
-    table["entries"]
-        .as_object()
-        .expect("entries")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-/// The string form of an architecture's JSON form (`[{"op": "shuffle3", "scale": 0.5}, {"op": "skip"}]`).
-fn arch_string(arch: &Value) -> String {
-    arch.as_array()
-        .expect("a list of layers")
-        .iter()
-        .map(|l| match l["scale"].as_f64() {
-            Some(scale) => format!("{}:{scale:.1}", l["op"].as_str().expect("op")),
-            None => "skip".to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Profiles with the short protocol and the reference network normalised group by group (`ratio-1`, so
 /// the tests can redo the arithmetic by hand).
 fn profile_fast(out: &Path) -> Value {
@@ -95,69 +72,6 @@ fn profile_fast(out: &Path) -> Value {
     let table = read_json(out);
     check_reference_in_every_group(&table, 16);
     table
-}
-
-/// The reference network's timings, one per measured group.
-fn trace(trace: &Value) -> Vec<f64> {
-    trace["points"]
-        .as_array()
-        .expect("trace points")
-        .iter()
-        .map(|p| p["reference_ms"].as_f64().expect("reference_ms"))
-        .collect()
-}
-
-/// The table's reference state and its profiling trace.
-fn reference_state(table: &Value) -> (f64, Vec<f64>) {
-    let reference = &table["reference"];
-    (
-        reference["latency_ms"].as_f64().expect("reference latency"),
-        trace(&reference["trace"]),
-    )
-}
-
-/// Every piece was measured in a group with the reference network: one trace point per group of at most
-/// `group` pieces, the table's reference state the median of the trace.
-fn check_reference_in_every_group(table: &Value, group: usize) {
-    let (state, points) = reference_state(table);
-    assert_eq!(
-        table["reference"]["arch"],
-        vec!["shuffle3:0.5"; 20].join(",")
-    );
-    assert_eq!(
-        points.len(),
-        818_usize.div_ceil(group),
-        "one point per group"
-    );
-    let mut per_group = vec![0usize; points.len()];
-    for (key, e) in entries(table) {
-        let g = e["group"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("{key} has a group")) as usize;
-        per_group[g] += 1;
-    }
-    assert!(
-        per_group.iter().all(|&n| (1..=group).contains(&n)),
-        "{per_group:?}"
-    );
-    let mut sorted = points.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = if sorted.len() % 2 == 1 {
-        sorted[sorted.len() / 2]
-    } else {
-        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
-    };
-    assert!(
-        (state - median).abs() < 1e-12,
-        "{state} is the median of {points:?}"
-    );
-}
-
-/// An entry in the table's reference state under `ratio-1`: its raw p10 over its group's factor.
-fn normalised_p10(table: &Value, entry: &Value) -> f64 {
-    let (state, points) = reference_state(table);
-    let g = entry["group"].as_u64().expect("group") as usize;
-    entry["p10_ms"].as_f64().expect("p10") / (points[g] / state)
 }
 
 #[test]
@@ -493,39 +407,6 @@ fn remote_profiling_through_the_agent_gives_the_same_keys() {
     assert!(remote["provenance"]["fingerprint"]["cpu_model"].is_string());
     // The agent timed the reference network in every group too.
     check_reference_in_every_group(&remote, 16);
-}
-
-/// A table from before reference networks (the committed ones) still loads, measures, and says that it
-/// cannot normalise for drift.
-#[test]
-fn a_table_without_a_reference_network_says_it_cannot_normalise() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let table = dir.path().join("old.json");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../devices/tables/local-cpu-A-32.json"),
-        &table,
-    )
-    .expect("copy");
-    let out = ok(run_bin(
-        "hsconas",
-        &[
-            "latency",
-            "validate",
-            "--table",
-            table.to_str().expect("utf-8"),
-            "--samples",
-            "2",
-        ],
-    ));
-    assert!(
-        out.stderr.contains("records no reference network"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stdout.contains("not normalised"), "{}", out.stdout);
-    let report = read_json(&dir.path().join("old.json.validation.json"));
-    assert!(report.get("drift").is_none(), "{report}");
-    assert!(report["networks"][0].get("raw_ms").is_none());
 }
 
 #[test]
