@@ -105,7 +105,7 @@ impl Calibration {
         let line = linear.map_or(f64::INFINITY, |_| {
             crate::metrics::loo_rmse_linear(&sums, &measured)
         });
-        let none = crate::metrics::rmse_uncorrected(&sums, &measured);
+        let none = crate::metrics::loo_rmse_none(&sums, &measured);
         let correction = if line < bias && line < none {
             CorrectionKind::Linear
         } else if none < bias {

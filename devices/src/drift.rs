@@ -55,11 +55,16 @@ impl ReferenceNetwork {
         })
     }
 
+    /// The speed factor of every point of a job's `trace` against this reference state, under the
+    /// table's model.
+    pub fn factors_of(&self, trace: &DriftTrace) -> Vec<f64> {
+        self.model.factors(trace, self.latency_ms)
+    }
+
     /// The speed factor of profiling group `group` under the table's model (1 for a group the trace
     /// does not hold).
     pub fn factor_at(&self, group: usize) -> f64 {
-        self.model
-            .factors(&self.trace, self.latency_ms)
+        self.factors_of(&self.trace)
             .get(group)
             .copied()
             .unwrap_or(1.0)
@@ -180,6 +185,20 @@ pub fn normalise(raw_ms: f64, factor: f64) -> f64 {
     raw_ms / factor
 }
 
+/// A sample's latency in the table's state: its raw value over the factor of its group when it has both
+/// (`factors` from [`ReferenceNetwork::factors_of`] over its job's trace), else `measured_ms` as it is.
+pub fn normalised_ms(
+    measured_ms: f64,
+    raw_ms: Option<f64>,
+    group: Option<usize>,
+    factors: &[f64],
+) -> f64 {
+    match (raw_ms, group.and_then(|g| factors.get(g))) {
+        (Some(raw), Some(&factor)) => normalise(raw, factor),
+        _ => measured_ms,
+    }
+}
+
 /// The median of each centred window of `window` values (clipped at the ends).
 pub fn running_median(values: &[f64], window: usize) -> Vec<f64> {
     let before = (window.max(1) - 1) / 2;
@@ -193,19 +212,15 @@ pub fn running_median(values: &[f64], window: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The median (mean of the middle two for an even count); NaN when empty.
+/// The median (the workspace's one percentile definition: the mean of the middle two for an even count);
+/// NaN when empty.
 pub fn median(values: &[f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    hsconas_foundation::stats::percentile(&sorted, 0.5)
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -410,6 +425,10 @@ mod tests {
         assert_eq!(speed_factor(0.0, 1.0), 1.0);
         assert_eq!(speed_factor(1.0, f64::NAN), 1.0);
         assert_eq!(speed_factor(-1.0, 1.0), 1.0);
+        // Only a sample with a raw value and a group the factors cover is normalised.
+        assert_eq!(normalised_ms(1.0, Some(2.2), Some(1), &[1.0, 1.1]), 2.0);
+        assert_eq!(normalised_ms(1.0, Some(2.2), Some(5), &[1.0, 1.1]), 1.0);
+        assert_eq!(normalised_ms(1.0, None, Some(1), &[1.0, 1.1]), 1.0);
         assert!(DriftModel::DEFAULT
             .factors(&DriftTrace::default(), 1.0)
             .is_empty());

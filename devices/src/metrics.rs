@@ -143,12 +143,10 @@ pub fn fit_line(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     Some((slope, my - slope * mx))
 }
 
-/// RMSE of `y ≈ x` (no correction; nothing is fitted, so nothing to leave out). Infinite when empty.
-pub fn rmse_uncorrected(x: &[f64], y: &[f64]) -> f64 {
-    if x.is_empty() {
-        return f64::INFINITY;
-    }
-    (x.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+/// Leave-one-out RMSE of `y ≈ x` (no correction: nothing is fitted, so this is the plain RMSE, infinite
+/// below 2 points like the others, so that the three compare on the same footing).
+pub fn loo_rmse_none(x: &[f64], y: &[f64]) -> f64 {
+    loo_rmse(x, y, |_, _, xi| Some(xi))
 }
 
 /// Leave-one-out RMSE of `y ≈ x + mean(y - x)` (the paper's bias correction).

@@ -5,6 +5,7 @@ use crate::LatencyError;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use hsconas_devices::drift::normalised_ms;
 use hsconas_devices::{DriftTrace, LatencyModel, LatencyTable, NetworkSample};
 use hsconas_models::{Arch, SearchSpace};
 use rand::SeedableRng;
@@ -291,13 +292,11 @@ pub fn normalise(
     let (Some(reference), Some(trace)) = (&table.reference, trace) else {
         return samples;
     };
-    let factors = reference.model.factors(trace, reference.latency_ms);
+    let factors = reference.factors_of(trace);
     samples
         .into_iter()
         .map(|mut s| {
-            if let (Some(raw), Some(f)) = (s.raw_ms, s.group.and_then(|g| factors.get(g))) {
-                s.measured_ms = hsconas_devices::drift::normalise(raw, *f);
-            }
+            s.measured_ms = normalised_ms(s.measured_ms, s.raw_ms, s.group, &factors);
             s
         })
         .collect()

@@ -6,6 +6,7 @@ use crate::LatencyError;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use hsconas_devices::drift::normalised_ms;
 use hsconas_devices::metrics::{fit_line, PredictorAccuracy};
 use hsconas_devices::{
     Calibration, Correction, CorrectionKind, DriftModel, DriftSummary, DriftTrace, LatencyModel,
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::utc_now_rfc3339;
 use super::measurer::Measurer;
-use super::networks::{checkpoint_path, sample_archs, NetworkRun};
+use super::networks::{checkpoint_path, normalise, sample_archs, NetworkRun};
 use super::pieces::macs_and_params;
 
 /// Validation settings.
@@ -234,36 +235,25 @@ fn rows_under(
         r.model = model;
     }
     let sums = LatencyModel::new(&table, Correction::NONE)?;
-    let factors = |trace: Option<&DriftTrace>| {
-        let r = table.reference.as_ref();
-        match (r, trace) {
-            (Some(r), Some(t)) => r.model.factors(t, r.latency_ms),
-            _ => Vec::new(),
-        }
-    };
-    let normalised = |raw: Option<f64>, measured: f64, group: Option<usize>, f: &[f64]| match (
-        raw,
-        group.and_then(|g| f.get(g)),
-    ) {
-        (Some(raw), Some(f)) => hsconas_devices::drift::normalise(raw, *f),
-        _ => measured,
-    };
-    let calibration_factors = factors(calibration.trace.as_ref());
-    let samples: Vec<NetworkSample> = calibration
+    let with_sums: Vec<NetworkSample> = calibration
         .samples
         .iter()
         .map(|s| NetworkSample {
-            measured_ms: normalised(s.raw_ms, s.measured_ms, s.group, &calibration_factors),
             table_sum_ms: sums.table_sum_ms(&s.arch),
             ..s.clone()
         })
         .collect();
+    let samples = normalise(&table, with_sums, calibration.trace.as_ref());
     let recalibrated = Calibration::from_samples(calibration.seed, calibration.requested, samples);
-    let validation_factors = factors(Some(trace));
+    let factors = table
+        .reference
+        .as_ref()
+        .map(|r| r.factors_of(trace))
+        .unwrap_or_default();
     let networks: Vec<ValidatedNetwork> = networks
         .iter()
         .map(|n| ValidatedNetwork {
-            measured_ms: normalised(n.raw_ms, n.measured_ms, n.group, &validation_factors),
+            measured_ms: normalised_ms(n.measured_ms, n.raw_ms, n.group, &factors),
             table_sum_ms: sums.table_sum_ms(&n.arch),
             ..n.clone()
         })
