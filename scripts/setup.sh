@@ -7,7 +7,10 @@
 #     their own folder, for the test that runs the runtime on them (npm's onnxruntime-node ships the plain
 #     shared library, PyPI's older wheels do not);
 #   - links under .hsconas/ in the checkout that .cargo/config.toml points the build at, so that plain
-#     `cargo build` / `cargo test` work without exporting any variable.
+#     `cargo build` / `cargo test` work without exporting any variable;
+#   - with --mpi (or HSCONAS_MPI=1): Open MPI and its headers, and libclang for the `mpi` crate's bindings
+#     (Debian/Ubuntu: openmpi-bin, libopenmpi-dev, libclang-dev), what `--features hsconas/mpi` (data-parallel
+#     training under mpirun/srun, docs/scale-out.md) needs; scripts/test.sh asks for it.
 # The environment lives outside the checkout (default ~/.cache/hsconas, override with HSCONAS_CACHE) so
 # that fresh clones reuse it. Prints what it found.
 set -euo pipefail
@@ -20,6 +23,30 @@ venv=$cache/venv
 stamp=$venv/.hsconas-installed-torch${TORCH_VERSION}-ort${ORT_VERSION}
 
 say() { printf 'setup: %s\n' "$*" >&2; }
+
+mpi=${HSCONAS_MPI:-0}
+for arg in "$@"; do
+  case $arg in
+    --mpi) mpi=1 ;;
+    *) say "unknown argument $arg (usage: scripts/setup.sh [--mpi])"; exit 2 ;;
+  esac
+done
+
+# MPI for the `mpi` feature: a C MPI library with mpicc (the `mpi` crate finds it through mpicc or
+# pkg-config) and libclang (bindgen). Installed with the system's package manager when missing.
+if [ "$mpi" = 1 ] && ! { command -v mpirun >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1 &&
+  ls /usr/lib/*/libclang.so* /usr/lib/*/libclang-[0-9]*.so* /usr/lib/llvm-*/lib/libclang.so* 2>/dev/null | grep -q .; }; then
+  packages="openmpi-bin libopenmpi-dev libclang-dev"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "--mpi: install an MPI library with its compiler wrapper (mpicc) and libclang, e.g. $packages"; exit 1
+  fi
+  sudo=
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  say "installing $packages"
+  $sudo apt-get install -y -q $packages >/dev/null || {
+    $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q $packages >/dev/null
+  } || { say "could not install $packages"; exit 1; }
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   say "cargo not found: install a Rust toolchain (https://rustup.rs) first"; exit 1
@@ -82,3 +109,6 @@ say "torch:        $torch_v ($torch_dir)"
 say "onnxruntime:  $ort_v ($ort_lib)"
 say "onnx:         $onnx_v"
 say "older ORT:    $(cd "$old_ort" && ls libonnxruntime.so.* 2>/dev/null | sed 's/libonnxruntime.so.//' | tr '\n' ' ')($old_ort)"
+if [ "$mpi" = 1 ]; then
+  say "MPI:          $(mpirun --version 2>/dev/null | head -n 1)"
+fi

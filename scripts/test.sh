@@ -4,11 +4,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/setup.sh
+# MPI too: the suite includes the data-parallel tests (real `mpirun` processes on loopback).
+bash scripts/setup.sh --mpi
+# One feature set for clippy, build and test, so that nothing compiles twice: the default build plus `mpi`
+# (which adds the MPI binding to hsconas-distributed and the `hsconas` binary; nothing else changes).
+features=(--features hsconas/mpi)
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets "${features[@]}" -- -D warnings
 # The `hsconas` binary without its default `train` feature: the latency workflow without libtorch. With
 # --workspace every dependency keeps the features of the default build, so only `hsconas` compiles again.
 cargo clippy --workspace --all-targets --no-default-features -- -D warnings
@@ -17,6 +21,6 @@ cargo test --workspace --no-default-features --test latency_workflow
 echo "== cargo build" >&2
 # The end-to-end tests run the `hsconas` and `hsconas-runtime` binaries, which `cargo test` does not build
 # for another package's tests. --all-targets keeps the feature set of `cargo test`, so nothing builds twice.
-cargo build --workspace --all-targets
+cargo build --workspace --all-targets "${features[@]}"
 echo "== cargo test" >&2
-cargo test --workspace "$@"
+cargo test --workspace "${features[@]}" "$@"

@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "train")]
+use hsconas_distributed::{Job, Launch};
 use hsconas_foundation::pipe::{is_broken_pipe, BROKEN_PIPE_STATUS};
 
 mod arch;
@@ -97,8 +99,35 @@ enum Command {
     Doctor(doctor::DoctorArgs),
 }
 
-/// Runs one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+#[cfg(feature = "train")]
+impl Command {
+    /// Whether the command can run as several ranks of one job (`mpirun`, `srun`); the others refuse to.
+    fn runs_distributed(&self) -> bool {
+        matches!(
+            self,
+            Command::Supernet(supernet::SupernetCommand::Train(_)) | Command::Train(_)
+        )
+    }
+}
+
+/// This process's job: one process, or a rank of a data-parallel job for the commands that support one.
+#[cfg(feature = "train")]
+fn start_job(command: &Command) -> anyhow::Result<Job> {
+    let launch = Launch::detect();
+    if launch.ranks > 1 && !command.runs_distributed() {
+        anyhow::bail!(
+            "started by {} as one of {} ranks, but this command runs as one process: start it without a \
+             launcher (`supernet train` and `train` are the commands that use several ranks)",
+            launch.launcher.unwrap_or("a launcher"),
+            launch.ranks
+        );
+    }
+    Ok(Job::for_launch(launch)?)
+}
+
+/// Runs one parsed command line as a rank of `job`.
+#[cfg(feature = "train")]
+pub fn run(cli: Cli, job: &Job) -> anyhow::Result<()> {
     match cli.command {
         Command::Arch(cmd) => arch::run(cmd),
         Command::Device(cmd) => device::run(cmd),
@@ -108,9 +137,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Latency(cmd) => latency::run(cmd),
         Command::Data(cmd) => data::run(cmd),
         #[cfg(feature = "train")]
-        Command::Supernet(cmd) => supernet::run(cmd),
+        Command::Supernet(cmd) => supernet::run(cmd, job.collective()),
         #[cfg(feature = "train")]
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(args, job.collective()),
         #[cfg(feature = "train")]
         Command::Estimate(args) => estimate::run(args),
         #[cfg(feature = "train")]
@@ -121,19 +150,64 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Runs one parsed command line (a build without libtorch has no distributed commands).
+#[cfg(not(feature = "train"))]
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Arch(cmd) => arch::run(cmd),
+        Command::Device(cmd) => device::run(cmd),
+        Command::Export(cmd) => export::run(cmd),
+        Command::Profile(args) => profile::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
+        Command::Latency(cmd) => latency::run(cmd),
+        Command::Data(cmd) => data::run(cmd),
+        Command::Doctor(args) => doctor::run(args),
+    }
+}
+
 /// Messages of the libraries (`tracing`) go to standard error: the hsconas crates' progress notes at
-/// `info`, everything else from `warn` on; `RUST_LOG` overrides.
-fn init_logging() {
-    hsconas_foundation::logging::init(
-        "warn,hsconas_latency=info,hsconas_train=info,hsconas_nas=info,hsconas_data=info",
-    );
+/// `info` (on rank 0 of a job; the other ranks only warn), everything else from `warn` on; `RUST_LOG`
+/// overrides.
+fn init_logging(root: bool) {
+    hsconas_foundation::logging::init(if root {
+        "warn,hsconas_latency=info,hsconas_train=info,hsconas_nas=info,hsconas_data=info"
+    } else {
+        "warn"
+    });
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let args = Cli::parse();
     machine_check::set_strict(args.strict_machine, args.allow_power_change);
-    match run(args) {
+    #[cfg(feature = "train")]
+    {
+        let job = match start_job(&args.command) {
+            Ok(job) => job,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        init_logging(job.collective().is_root());
+        let result = run(args, &job);
+        if let Err(err) = &result {
+            if job.collective().size() > 1 && !is_broken_pipe(err.as_ref()) {
+                // The other ranks would wait for this one forever: end the whole job.
+                eprintln!("error on rank {}: {err:#}", job.collective().rank());
+                job.abort(1);
+            }
+        }
+        exit_code(result)
+    }
+    #[cfg(not(feature = "train"))]
+    {
+        init_logging(true);
+        exit_code(run(args))
+    }
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::from(BROKEN_PIPE_STATUS),
         Err(err) => {

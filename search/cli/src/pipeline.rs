@@ -13,7 +13,7 @@ use hsconas_devices::LatencyTable;
 use hsconas_models::Layout;
 use hsconas_nas::SearchReport;
 use hsconas_train::checkpoint::read_state;
-use hsconas_train::TrainState;
+use hsconas_train::{SingleProcess, TrainState};
 use serde_json::json;
 
 use super::data_args::DataArgs;
@@ -143,7 +143,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("{} has {done} epochs: skipped", supernet_ckpt.display());
     } else {
         let train = steps.supernet(supernet_ckpt.exists());
-        super::supernet::run(super::supernet::SupernetCommand::Train(train))?;
+        super::supernet::run(
+            super::supernet::SupernetCommand::Train(train),
+            &SingleProcess,
+        )?;
     }
 
     // 4. Shrinking, evolutionary search, re-measurement.
@@ -181,7 +184,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("{} exists: skipped", weights.display());
     } else {
         let resume = final_dir.join("checkpoint.safetensors").exists();
-        super::train::run(steps.retrain(&winner, resume))?;
+        super::train::run(steps.retrain(&winner, resume), &SingleProcess)?;
     }
 
     // 6. Export.

@@ -1,13 +1,14 @@
 //! Training-recipe flags shared by `hsconas supernet train` and `hsconas train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use hsconas_train::nn::InitScheme;
-use hsconas_train::{SgdSettings, TrainSettings};
+use hsconas_train::trainer::RunOptions;
+use hsconas_train::{Collective, LrScaling, SgdSettings, TrainSettings};
 
 /// `--epochs`, `--batch-size`, `--lr`, `--warmup-epochs`, `--label-smoothing`, `--weight-decay`,
-/// `--init`, `--max-steps`, `--out`, `--resume`, `--seed`, `--cuda`, `--threads`.
+/// `--init`, `--max-steps`, `--out`, `--resume`, `--seed`, `--cuda`, `--threads`, `--lr-scaling`.
 #[derive(Debug, Clone, Args)]
 pub struct RecipeArgs {
     /// Epochs.
@@ -49,9 +50,14 @@ pub struct RecipeArgs {
     /// Train on CUDA (an error if libtorch sees no GPU).
     #[arg(long)]
     pub cuda: bool,
-    /// CPU threads for libtorch (default: all cores).
+    /// CPU threads for libtorch (default: all cores; under `mpirun`, per rank).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Under `mpirun`/`srun` with N ranks (each training on --batch-size images per step): `linear`
+    /// multiplies the peak learning rate by N (Goyal et al.'s rule; give a warm-up), `none` keeps --lr.
+    /// Without a launcher N is 1 and both are the same.
+    #[arg(long, value_enum, default_value_t = RecipeArgs::default().lr_scaling)]
+    pub lr_scaling: LrScaling,
 }
 
 /// The command line's defaults (what the flags say when absent).
@@ -71,6 +77,7 @@ impl Default for RecipeArgs {
             seed: 0,
             cuda: false,
             threads: None,
+            lr_scaling: LrScaling::Linear,
         }
     }
 }
@@ -90,6 +97,18 @@ impl RecipeArgs {
             },
             seed: self.seed,
             loader_workers: 2,
+            lr_scaling: self.lr_scaling,
+        }
+    }
+
+    /// `--resume` and `--max-steps` for a run in `out` by the ranks of `collective`.
+    pub fn run_options<'a>(&self, out: &'a Path, collective: &'a dyn Collective) -> RunOptions<'a> {
+        RunOptions {
+            dir: out,
+            resume: self.resume,
+            max_steps: self.max_steps,
+            progress: true,
+            collective,
         }
     }
 

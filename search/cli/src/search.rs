@@ -20,7 +20,8 @@ use hsconas_train::eval::EvalSettings;
 use hsconas_train::sgd::SgdSettings;
 use hsconas_train::short_training::ShortTraining;
 use hsconas_train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
-use hsconas_train::trainer::{self, checkpoint_path, TrainSettings};
+use hsconas_train::trainer::{self, checkpoint_path, RunOptions, TrainSettings};
+use hsconas_train::LrScaling;
 
 use super::data_args::{DataArgs, Prepared};
 use super::measure_args::TableDeviceArgs;
@@ -392,6 +393,7 @@ impl SearchHost for SupernetHost<'_> {
             sgd: SgdSettings::default(),
             seed: args.options.seed,
             loader_workers: 2,
+            lr_scaling: LrScaling::None,
         };
         let description = serde_json::to_value(self.model.in_space(space.clone()))?;
         let resume = checkpoint_path(&dir).exists();
@@ -401,10 +403,11 @@ impl SearchHost for SupernetHost<'_> {
             self.data.train.clone(),
             self.data.transform.clone(),
             &settings,
-            &dir,
-            resume,
-            None,
-            !args.json,
+            &RunOptions {
+                resume,
+                progress: !args.json,
+                ..RunOptions::single(&dir)
+            },
         )?;
         Ok(())
     }

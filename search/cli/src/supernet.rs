@@ -13,7 +13,7 @@ use hsconas_train::eval::EvalSettings;
 use hsconas_train::nn::InitScheme;
 use hsconas_train::supernet_run::{evaluate_subnet, EvalData, SubnetEvaluation, SupernetTraining};
 use hsconas_train::trainer::{self, checkpoint_path};
-use hsconas_train::{checkpoint, TrainState};
+use hsconas_train::{checkpoint, Collective, TrainState};
 use serde::{Deserialize, Serialize};
 
 use super::data_args::{DataArgs, Prepared};
@@ -123,15 +123,16 @@ pub(super) struct SupernetModel {
     init: InitScheme,
 }
 
-pub fn run(cmd: SupernetCommand) -> anyhow::Result<()> {
+/// `hsconas supernet ...`; `train` by every rank of `collective`, the others in one process.
+pub fn run(cmd: SupernetCommand, collective: &dyn Collective) -> anyhow::Result<()> {
     match cmd {
-        SupernetCommand::Train(args) => train(args),
+        SupernetCommand::Train(args) => train(args, collective),
         SupernetCommand::Eval(args) => eval(args),
         SupernetCommand::Extract(args) => extract(args),
     }
 }
 
-fn train(args: TrainArgs) -> anyhow::Result<()> {
+fn train(args: TrainArgs, collective: &dyn Collective) -> anyhow::Result<()> {
     // The space file first: a bad one is refused before the data is decoded.
     let space = match &args.space {
         Some(path) => serde_json::from_slice(
@@ -164,7 +165,9 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     }
     let settings = args.recipe.settings(0);
     let out = args.recipe.out("runs/supernet");
-    eprintln!(
+    let root = collective.is_root();
+    if root {
+        eprintln!(
         "supernet: layout {}, input {}, {} classes; {} training and {} validation images ({}), {:?}",
         config.layout,
         config.input_size,
@@ -174,17 +177,18 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         data.format,
         device
     );
+    }
     let state = trainer::train(
         &mut training,
         serde_json::to_value(&model)?,
         data.train.clone(),
         data.transform.clone(),
         &settings,
-        &out,
-        args.recipe.resume,
-        args.recipe.max_steps,
-        true,
+        &args.recipe.run_options(&out, collective),
     )?;
+    if !root {
+        return Ok(());
+    }
     write_history(&out, &state)?;
     eprintln!(
         "{} epochs, {} steps; checkpoint {}",

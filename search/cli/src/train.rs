@@ -11,6 +11,7 @@ use hsconas_train::eval::{accuracy, Accuracy};
 use hsconas_train::nn::{InitScheme, Mode};
 use hsconas_train::standalone_run::StandaloneTraining;
 use hsconas_train::trainer::{self, checkpoint_path};
+use hsconas_train::Collective;
 use serde::{Deserialize, Serialize};
 
 use super::data_args::DataArgs;
@@ -120,7 +121,8 @@ impl Network {
     }
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+/// `hsconas train`, by every rank of `collective` (rank 0 alone prints and writes files).
+pub fn run(args: TrainArgs, collective: &dyn Collective) -> anyhow::Result<()> {
     let network = Network::from_args(&args)?;
     let device = args.recipe.device()?;
     let data = args.data.prepare()?;
@@ -130,7 +132,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut training = StandaloneTraining::new(graph, args.recipe.seed, args.recipe.init, device);
     training.eval = Some((data.val.clone(), data.transform.clone()));
     let out = args.recipe.out("runs/train");
-    eprintln!(
+    let root = collective.is_root();
+    if root {
+        eprintln!(
         "training {arch} from scratch: {}, input {}, {} classes, {:?} initialisation; {} training and {} validation images, {device:?}",
         match model.reference {
             Some(r) if r.small_input_stem => "small-input stem".to_string(),
@@ -143,17 +147,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         data.train.len(),
         data.val.len()
     );
+    }
     let state = trainer::train(
         &mut training,
         serde_json::to_value(&model)?,
         data.train.clone(),
         data.transform.clone(),
         &args.recipe.settings(5),
-        &out,
-        args.recipe.resume,
-        args.recipe.max_steps,
-        true,
+        &args.recipe.run_options(&out, collective),
     )?;
+    if !root {
+        return Ok(());
+    }
     hsconas_foundation::write_atomic(
         &out.join("history.json"),
         &serde_json::to_vec_pretty(&state.history)?,

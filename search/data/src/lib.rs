@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use augment::{Crop, Transform};
 pub use image_set::ImageSet;
-pub use loader::{epoch_batches, Batch, LoaderSettings};
+pub use loader::{epoch_batches, shard_batches, Batch, LoaderSettings, Shard};
 pub use source::{open, ReadOptions, Splits};
 pub use split::{per_class_subset, train_val_split};
 

@@ -79,6 +79,41 @@ pub fn epoch_batches(
     epoch: usize,
     skip: usize,
 ) -> EpochBatches {
+    shard_batches(set, transform, settings, epoch, skip, Shard::WHOLE)
+}
+
+/// One process's share of an epoch in a data-parallel job of `count` processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This process's index, `0..count`.
+    pub index: usize,
+    /// Processes sharing the epoch.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole epoch (one process).
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// How many batches each shard gets of an epoch of `total` batches of which `skip` are done: every shard
+    /// the same number (a step needs a batch on every rank), so up to `count - 1` batches are left over.
+    pub fn steps(&self, total: usize, skip: usize) -> usize {
+        total.saturating_sub(skip) / self.count.max(1)
+    }
+}
+
+/// [`epoch_batches`] for one shard: the epoch's order and augmentation are those of the whole epoch (they
+/// depend only on the seed and the epoch), the first `skip` batches are left out, and of the rest shard `i`
+/// of `n` gets batches `skip + i`, `skip + i + n`, ... ([`Shard::steps`] of them). Together the shards see
+/// what one process would have seen, `n` batches per step.
+pub fn shard_batches(
+    set: Arc<ImageSet>,
+    transform: Arc<Transform>,
+    settings: &LoaderSettings,
+    epoch: usize,
+    skip: usize,
+    shard: Shard,
+) -> EpochBatches {
     let mut order: Vec<usize> = (0..set.len()).collect();
     if settings.train {
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
@@ -87,7 +122,11 @@ pub fn epoch_batches(
             u64::MAX,
         )));
     }
-    let total = batches_per_epoch(set.len(), settings);
+    let count = shard.count.max(1);
+    let steps = shard.steps(batches_per_epoch(set.len(), settings), skip);
+    // The global batch numbers of this shard, in the order they are consumed.
+    let mine: Arc<Vec<usize>> =
+        Arc::new((0..steps).map(|k| skip + shard.index + k * count).collect());
     let order = Arc::new(order);
     let workers = settings.workers.max(1);
     let mut receivers = Vec::with_capacity(workers);
@@ -95,18 +134,16 @@ pub fn epoch_batches(
     for worker in 0..workers {
         let (tx, rx) = sync_channel(settings.prefetch.max(1).div_ceil(workers));
         receivers.push(rx);
-        let (set, transform, order, s) = (
+        let (set, transform, order, mine, s) = (
             set.clone(),
             transform.clone(),
             order.clone(),
+            mine.clone(),
             settings.clone(),
         );
         handles.push(std::thread::spawn(move || {
-            // Worker k makes batches k, k + workers, ...; the consumer reads them round-robin.
-            for b in (worker..total).step_by(workers) {
-                if b < skip {
-                    continue;
-                }
+            // Worker k makes this shard's batches k, k + workers, ...; the consumer reads them round-robin.
+            for &b in mine.iter().skip(worker).step_by(workers) {
                 let indices = &order[b * s.batch_size..((b + 1) * s.batch_size).min(order.len())];
                 let batch = make_batch(
                     &set,
@@ -120,11 +157,10 @@ pub fn epoch_batches(
             }
         }));
     }
-    // Skipped batches were never sent: start reading at `skip`, keeping the round-robin in step.
     EpochBatches {
         receivers,
-        next: skip.min(total),
-        total,
+        next: 0,
+        total: steps,
         _workers: handles,
     }
 }
@@ -228,5 +264,32 @@ mod tests {
         let labels: Vec<i64> = batches.iter().flat_map(|b| b.labels.clone()).collect();
         assert_eq!(labels, (0..10).map(|i| i % 3).collect::<Vec<i64>>());
         assert_eq!(batches[0].pixels[1], 1.0 / 255.0, "no augmentation");
+    }
+
+    #[test]
+    fn shards_split_an_epoch_into_interleaved_equal_parts() {
+        let s = settings(true);
+        // 30 images, batch 4: 7 batches; 1 done, 6 left: 3 per shard of 2, 2 per shard of 3.
+        let all: Vec<Batch> = epoch_batches(set(30), transform(), &s, 1, 0).collect();
+        assert_eq!(all.len(), 7);
+        for count in [2, 3] {
+            let per_shard = Shard { index: 0, count }.steps(7, 1);
+            assert_eq!(per_shard, 6 / count);
+            for index in 0..count {
+                let shard = Shard { index, count };
+                let got: Vec<Batch> =
+                    shard_batches(set(30), transform(), &s, 1, 1, shard).collect();
+                let want: Vec<Batch> = (0..per_shard)
+                    .map(|k| all[1 + index + k * count].clone())
+                    .collect();
+                assert_eq!(got, want, "shard {index} of {count}");
+            }
+        }
+        let uneven = Shard { index: 1, count: 4 };
+        assert_eq!(
+            shard_batches(set(30), transform(), &s, 1, 0, uneven).count(),
+            1,
+            "7 batches over 4 shards: 1 step each, 3 left over"
+        );
     }
 }

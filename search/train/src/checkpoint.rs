@@ -31,6 +31,16 @@ pub fn save<S: Serialize>(
     momentum: &BTreeMap<String, Tensor>,
     state: &S,
 ) -> Result<(), TrainError> {
+    let bytes = encode(vs, momentum, state)?;
+    Ok(hsconas_foundation::write_atomic(path, &bytes)?)
+}
+
+/// The bytes [`save`] writes (a data-parallel run sends them from rank 0 to the other ranks).
+pub fn encode<S: Serialize>(
+    vs: &nn::VarStore,
+    momentum: &BTreeMap<String, Tensor>,
+    state: &S,
+) -> Result<Vec<u8>, TrainError> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -49,8 +59,7 @@ pub fn save<S: Serialize>(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let metadata = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(state)?)]);
-    let bytes = safetensors::serialize(views, Some(metadata))?;
-    Ok(hsconas_foundation::write_atomic(path, &bytes)?)
+    Ok(safetensors::serialize(views, Some(metadata))?)
 }
 
 /// What a checkpoint holds, read back.
@@ -67,9 +76,17 @@ pub fn load<S: DeserializeOwned>(
     path: &Path,
     vs: &mut nn::VarStore,
 ) -> Result<Loaded<S>, TrainError> {
-    let bytes = read_file(path)?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|source| corrupt(path, source))?;
-    let state: S = state_of(path, &bytes)?;
+    decode(path, &read_file(path)?, vs)
+}
+
+/// [`load`] from the bytes of a checkpoint (`path` names them in errors).
+pub fn decode<S: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    vs: &mut nn::VarStore,
+) -> Result<Loaded<S>, TrainError> {
+    let file = SafeTensors::deserialize(bytes).map_err(|source| corrupt(path, source))?;
+    let state: S = state_of(path, bytes)?;
     let device = vs.device();
     let read = |name: &str| -> Result<Tensor, TrainError> {
         let view = file.tensor(name)?;
@@ -123,7 +140,8 @@ pub fn read_state<S: DeserializeOwned>(path: &Path) -> Result<S, TrainError> {
     state_of(path, &read_file(path)?)
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, TrainError> {
+/// The bytes of the checkpoint at `path`.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, TrainError> {
     std::fs::read(path).map_err(|source| {
         TrainError::Fs(hsconas_foundation::FsError::new(
             "reading checkpoint",

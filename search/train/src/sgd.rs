@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use tch::{nn, Tensor};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::collective::{Collective, SingleProcess};
 
 /// Optimiser settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -60,8 +62,23 @@ impl Sgd {
     /// Backpropagates `loss`, clips the gradients (global norm) and applies one update with learning rate
     /// `lr`. Returns the gradient norm before clipping. Tensors the loss does not depend on are untouched.
     pub fn backward_step(&mut self, loss: &Tensor, lr: f64) -> f64 {
+        self.backward_step_averaged(loss, lr, &SingleProcess)
+    }
+
+    /// [`Sgd::backward_step`] in a data-parallel job: the gradients are averaged over the ranks of
+    /// `collective` (one all-reduce of one flat buffer) before clipping and the update, so that every rank
+    /// applies the same update. Every rank must have the same tensors without a gradient (the same path).
+    pub fn backward_step_averaged(
+        &mut self,
+        loss: &Tensor,
+        lr: f64,
+        collective: &dyn Collective,
+    ) -> f64 {
         let inputs: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
-        let grads = Tensor::run_backward(&[loss], &inputs, false, false);
+        let mut grads = Tensor::run_backward(&[loss], &inputs, false, false);
+        if collective.size() > 1 {
+            average_over_ranks(&mut grads, collective);
+        }
         let s = &self.settings;
         tch::no_grad(|| {
             let defined: Vec<&Tensor> = grads.iter().filter(|g| g.defined()).collect();
@@ -114,6 +131,35 @@ impl Sgd {
     /// Restores momentum buffers from a checkpoint.
     pub fn set_buffers(&mut self, buffers: BTreeMap<String, Tensor>) {
         self.buffers = buffers;
+    }
+}
+
+/// Replaces each defined gradient by its mean over the ranks: the defined ones are flattened into one
+/// buffer (in parameter order), all-reduced, and written back.
+fn average_over_ranks(grads: &mut [Tensor], collective: &dyn Collective) {
+    let defined: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
+    if defined.is_empty() {
+        return;
+    }
+    let flat = tch::no_grad(|| {
+        let parts: Vec<Tensor> = defined
+            .iter()
+            .map(|&i| grads[i].detach().to_kind(Kind::Float).reshape([-1]))
+            .collect();
+        Tensor::cat(&parts, 0).to_device(Device::Cpu)
+    });
+    let mut values = Vec::<f32>::try_from(&flat).unwrap_or_default();
+    collective.all_reduce_mean(&mut values);
+    let mut offset = 0usize;
+    for &i in &defined {
+        let g = &grads[i];
+        let n = g.numel();
+        let averaged = Tensor::from_slice(&values[offset..offset + n])
+            .view(g.size().as_slice())
+            .to_kind(g.kind())
+            .to_device(g.device());
+        grads[i] = averaged;
+        offset += n;
     }
 }
 

@@ -8,11 +8,12 @@ use hsconas_data::{per_class_subset, ImageSet, Transform};
 use hsconas_models::graph::Graph;
 use tch::Device;
 
+use crate::collective::LrScaling;
 use crate::eval::accuracy;
 use crate::nn::{InitScheme, Mode};
 use crate::sgd::SgdSettings;
 use crate::standalone_run::StandaloneTraining;
-use crate::trainer::{train, TrainSettings};
+use crate::trainer::{train, RunOptions, TrainSettings};
 use crate::TrainError;
 
 /// How long and how candidates are trained.
@@ -78,6 +79,7 @@ impl ShortTraining {
             sgd: SgdSettings::default(),
             seed: self.seed,
             loader_workers: 2,
+            lr_scaling: LrScaling::None,
         };
         let dir = tempfile::tempdir().map_err(|e| {
             TrainError::Fs(hsconas_foundation::FsError::new(
@@ -92,10 +94,11 @@ impl ShortTraining {
             subset,
             transform.clone(),
             &settings,
-            dir.path(),
-            false,
-            Some(self.steps as u64),
-            false,
+            &RunOptions {
+                max_steps: Some(self.steps as u64),
+                progress: false,
+                ..RunOptions::single(dir.path())
+            },
         )?;
         let acc = accuracy(val, transform, 200, Device::Cpu, |x| {
             training.net.forward(x, Mode::Eval)

@@ -13,19 +13,20 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
 use crate::checkpoint;
+use crate::collective::{Collective, LrScaling, SingleProcess};
 use crate::eval::batch_tensors;
 use crate::sgd::{cosine_lr, Sgd, SgdSettings};
 use hsconas_data::loader::batches_per_epoch;
-use hsconas_data::{epoch_batches, ImageSet, LoaderSettings, Transform};
+use hsconas_data::{shard_batches, ImageSet, LoaderSettings, Shard, Transform};
 
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
     /// Epochs.
     pub epochs: usize,
-    /// Images per step.
+    /// Images per step (per rank in a data-parallel job).
     pub batch_size: usize,
-    /// Peak learning rate.
+    /// Peak learning rate (of one process; see `lr_scaling`).
     pub lr: f64,
     /// Epochs of linear warm-up.
     pub warmup_epochs: usize,
@@ -37,6 +38,9 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Threads preparing batches.
     pub loader_workers: usize,
+    /// How the peak learning rate follows the number of ranks of a data-parallel job.
+    #[serde(default)]
+    pub lr_scaling: LrScaling,
 }
 
 /// One finished epoch.
@@ -52,7 +56,7 @@ pub struct EpochRecord {
     pub lr: f64,
     /// Wall-clock seconds.
     pub seconds: f64,
-    /// Training images per second.
+    /// Training images per second (all ranks together).
     pub images_per_s: f64,
     /// Evaluation after the epoch (free-form: the caller's numbers).
     #[serde(default)]
@@ -71,7 +75,8 @@ pub struct TrainState {
     pub transform: Transform,
     /// Finished epochs.
     pub epochs_done: usize,
-    /// Batches done in the current (unfinished) epoch.
+    /// Batches of the one-process epoch done in the current (unfinished) epoch (a step of `n` ranks does
+    /// `n`).
     pub batches_in_epoch: usize,
     /// Optimiser steps so far.
     pub step: u64,
@@ -94,20 +99,54 @@ pub fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join("checkpoint.safetensors")
 }
 
+/// Where and how a call of [`train`] runs.
+pub struct RunOptions<'a> {
+    /// Output directory: the checkpoint (written by rank 0 only).
+    pub dir: &'a Path,
+    /// Continue the run whose checkpoint is in `dir` (it must describe the same model).
+    pub resume: bool,
+    /// Stop after this many optimiser steps in all (a checkpoint is written there).
+    pub max_steps: Option<u64>,
+    /// Show a progress bar (rank 0 only).
+    pub progress: bool,
+    /// The ranks of a data-parallel job ([`SingleProcess`] for one process).
+    pub collective: &'a dyn Collective,
+}
+
+impl<'a> RunOptions<'a> {
+    /// One process writing to `dir`, from scratch, to the end, with a progress bar.
+    pub fn single(dir: &'a Path) -> RunOptions<'a> {
+        RunOptions {
+            dir,
+            resume: false,
+            max_steps: None,
+            progress: true,
+            collective: &SingleProcess,
+        }
+    }
+}
+
 /// Trains `model` on `train` until `settings.epochs` (or `max_steps` steps in all), checkpointing in `dir`.
 /// With `resume`, continues the run whose checkpoint is in `dir` (it must describe the same model).
-#[allow(clippy::too_many_arguments)]
+///
+/// Data-parallel (`collective` of `n > 1` ranks, each running this function on the same model and data):
+/// rank 0 reads or creates the starting point and sends it to the others, so all replicas start identical;
+/// each step every rank trains on its own batch of the epoch (batches `i, i + n, ...` of the one-process
+/// order, [`shard_batches`]) with the same sampled path, and the gradients are averaged before the update;
+/// the peak learning rate follows `settings.lr_scaling`; batch-norm statistics are averaged over the ranks
+/// before each checkpoint, which rank 0 alone writes. Progress (`state.batches_in_epoch`, the schedule)
+/// counts batches of the one-process epoch, so a checkpoint written by any number of ranks resumes with
+/// any other number.
 pub fn train(
     model: &mut dyn TrainableMut,
     model_description: serde_json::Value,
     train: Arc<ImageSet>,
     transform: Transform,
     settings: &TrainSettings,
-    dir: &Path,
-    resume: bool,
-    max_steps: Option<u64>,
-    progress: bool,
+    run: &RunOptions<'_>,
 ) -> Result<TrainState, TrainError> {
+    let collective = run.collective;
+    let ranks = collective.size();
     if settings.batch_size == 0 || settings.epochs == 0 {
         return Err(TrainError::Invalid(
             "epochs and the batch size must be at least 1".into(),
@@ -122,19 +161,23 @@ pub fn train(
         workers: settings.loader_workers,
     };
     let per_epoch = batches_per_epoch(train.len(), &loader);
-    if per_epoch == 0 {
+    if per_epoch < ranks {
         return Err(TrainError::Invalid(format!(
-            "{} training images make no full batch of {}",
+            "{} training images make {per_epoch} full batches of {}: {ranks} ranks need at least {ranks}",
             train.len(),
-            settings.batch_size
+            settings.batch_size,
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|source| {
-        TrainError::Fs(hsconas_foundation::FsError::new("creating", dir, source))
-    })?;
-    let ckpt = checkpoint_path(dir);
+    let ckpt = checkpoint_path(run.dir);
+    if collective.is_root() {
+        std::fs::create_dir_all(run.dir).map_err(|source| {
+            TrainError::Fs(hsconas_foundation::FsError::new(
+                "creating", run.dir, source,
+            ))
+        })?;
+    }
     let mut opt = Sgd::new(model.var_store(), settings.sgd.clone());
-    let mut state = TrainState {
+    let fresh = TrainState {
         model: model_description.clone(),
         settings: settings.clone(),
         transform: transform.clone(),
@@ -143,59 +186,48 @@ pub fn train(
         step: 0,
         history: Vec::new(),
     };
-    if resume && ckpt.exists() {
-        let loaded: checkpoint::Loaded<TrainState> =
-            checkpoint::load(&ckpt, model.var_store_mut())?;
-        if loaded.state.model != model_description {
-            return Err(TrainError::Mismatch {
-                path: ckpt,
-                message: format!(
-                    "trained for another model ({}); start a new run in another directory",
-                    loaded.state.model
-                ),
-            });
-        }
-        state = loaded.state;
-        state.settings.epochs = settings.epochs;
-        opt.set_buffers(loaded.momentum);
-        tracing::info!(
-            "resuming {}: {} epochs and {} batches done ({} steps)",
-            ckpt.display(),
-            state.epochs_done,
-            state.batches_in_epoch,
-            state.step
-        );
-    } else if ckpt.exists() {
-        return Err(TrainError::Mismatch {
-            path: ckpt,
-            message: "already holds a run; pass --resume to continue it or choose another --out"
-                .into(),
-        });
-    }
+    let mut state = starting_point(model, &mut opt, fresh, &ckpt, run)?;
     let device = model.var_store().device();
-    let total_steps = (settings.epochs * per_epoch) as u64;
+    let total = (settings.epochs * per_epoch) as u64;
     let warmup = (settings.warmup_epochs * per_epoch) as u64;
+    let peak_lr = settings.lr_scaling.peak(settings.lr, ranks);
+    let shard = Shard {
+        index: collective.rank(),
+        count: ranks,
+    };
+    let progress = run.progress && collective.is_root();
+    let save = |model: &dyn TrainableMut, opt: &Sgd, state: &TrainState| {
+        average_buffers(model.var_store(), collective);
+        if collective.is_root() {
+            checkpoint::save(&ckpt, model.var_store(), opt.buffers(), state)
+        } else {
+            Ok(())
+        }
+    };
     let transform = Arc::new(state.transform.clone());
     while state.epochs_done < settings.epochs {
         let epoch = state.epochs_done;
-        let bar = epoch_bar(per_epoch, epoch + 1, settings.epochs, progress);
-        bar.set_position(state.batches_in_epoch as u64);
+        let steps = shard.steps(per_epoch, state.batches_in_epoch);
+        let bar = epoch_bar(steps, epoch + 1, settings.epochs, progress);
         let start = Instant::now();
-        let (mut loss_sum, mut hits, mut seen) = (0.0, 0i64, 0usize);
-        let mut lr = settings.lr;
-        for batch in epoch_batches(
+        // Loss sum, correct predictions, images: this rank's, summed over the ranks at the end of the epoch.
+        let mut sums = [0.0f64; 3];
+        let mut lr = peak_lr;
+        for batch in shard_batches(
             train.clone(),
             transform.clone(),
             &loader,
             epoch,
             state.batches_in_epoch,
+            shard,
         ) {
-            if max_steps.is_some_and(|m| state.step >= m) {
-                checkpoint::save(&ckpt, model.var_store(), opt.buffers(), &state)?;
+            if run.max_steps.is_some_and(|m| state.step >= m) {
+                save(model, &opt, &state)?;
                 bar.abandon_with_message("stopped at --max-steps");
                 return Ok(state);
             }
-            lr = cosine_lr(settings.lr, state.step, total_steps, warmup);
+            let done = (epoch * per_epoch + state.batches_in_epoch) as u64;
+            lr = cosine_lr(peak_lr, done, total, warmup);
             let (x, y) = batch_tensors(&batch, device);
             let logits = model.forward_train(&x, state.step);
             let loss = logits.cross_entropy_loss::<Tensor>(
@@ -205,7 +237,7 @@ pub fn train(
                 -100,
                 settings.label_smoothing,
             );
-            opt.backward_step(&loss, lr);
+            opt.backward_step_averaged(&loss, lr, collective);
             let l = f64::try_from(&loss).unwrap_or(f64::NAN);
             if !l.is_finite() {
                 return Err(TrainError::Diverged {
@@ -214,31 +246,27 @@ pub fn train(
                     lr,
                 });
             }
-            loss_sum += l * batch.labels.len() as f64;
-            hits +=
-                i64::try_from(logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64)).unwrap_or(0);
-            seen += batch.labels.len();
+            let n = batch.labels.len() as f64;
+            sums[0] += l * n;
+            sums[1] += i64::try_from(logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64))
+                .unwrap_or(0) as f64;
+            sums[2] += n;
             state.step += 1;
-            state.batches_in_epoch += 1;
+            state.batches_in_epoch += ranks;
             let secs = start.elapsed().as_secs_f64().max(1e-9);
             let status = format!(
                 "loss {:.3} acc {:.1}% {:.0} img/s lr {lr:.4}",
-                loss_sum / seen as f64,
-                100.0 * hits as f64 / seen as f64,
-                seen as f64 / secs
+                sums[0] / sums[2],
+                100.0 * sums[1] / sums[2],
+                sums[2] * ranks as f64 / secs
             );
+            let position = bar.position() + 1;
             // Without a terminal (logs, nohup) the bar is hidden: a line every tenth of an epoch instead.
-            if progress
-                && bar.is_hidden()
-                && state
-                    .batches_in_epoch
-                    .is_multiple_of(per_epoch.div_ceil(10))
-            {
+            if progress && bar.is_hidden() && position.is_multiple_of(steps.div_ceil(10) as u64) {
                 tracing::info!(
-                    "epoch {}/{} batch {}/{per_epoch}: {status}",
+                    "epoch {}/{} step {position}/{steps}: {status}",
                     epoch + 1,
                     settings.epochs,
-                    state.batches_in_epoch
                 );
             }
             bar.set_message(status);
@@ -246,35 +274,136 @@ pub fn train(
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
-        let eval = model.evaluate(epoch + 1);
+        collective.all_reduce_sum_f64(&mut sums);
+        let eval = if collective.is_root() {
+            model.evaluate(epoch + 1)
+        } else {
+            serde_json::Value::Null
+        };
         let record = EpochRecord {
             epoch: epoch + 1,
-            loss: loss_sum / seen.max(1) as f64,
-            train_top1: 100.0 * hits as f64 / seen.max(1) as f64,
+            loss: sums[0] / sums[2].max(1.0),
+            train_top1: 100.0 * sums[1] / sums[2].max(1.0),
             lr,
             seconds,
-            images_per_s: seen as f64 / seconds.max(1e-9),
+            images_per_s: sums[2] / seconds.max(1e-9),
             eval,
         };
-        tracing::info!(
-            "epoch {}/{}: loss {:.4}, train acc {:.2}%, {:.0} img/s{}",
-            record.epoch,
-            settings.epochs,
-            record.loss,
-            record.train_top1,
-            record.images_per_s,
-            if record.eval.is_null() {
-                String::new()
-            } else {
-                format!(", eval {}", record.eval)
-            }
-        );
+        if collective.is_root() {
+            tracing::info!(
+                "epoch {}/{}: loss {:.4}, train acc {:.2}%, {:.0} img/s{}",
+                record.epoch,
+                settings.epochs,
+                record.loss,
+                record.train_top1,
+                record.images_per_s,
+                if record.eval.is_null() {
+                    String::new()
+                } else {
+                    format!(", eval {}", record.eval)
+                }
+            );
+        }
         state.history.push(record);
         state.epochs_done += 1;
         state.batches_in_epoch = 0;
-        checkpoint::save(&ckpt, model.var_store(), opt.buffers(), &state)?;
+        save(model, &opt, &state)?;
     }
     Ok(state)
+}
+
+/// The state training starts from, identical on every rank: rank 0 reads the checkpoint (with `resume`) or
+/// encodes the fresh model, and sends the bytes to the others, which load them.
+fn starting_point(
+    model: &mut dyn TrainableMut,
+    opt: &mut Sgd,
+    fresh: TrainState,
+    ckpt: &Path,
+    run: &RunOptions<'_>,
+) -> Result<TrainState, TrainError> {
+    let collective = run.collective;
+    let mut bytes = Vec::new();
+    let mut resumed = false;
+    if collective.is_root() {
+        if run.resume && ckpt.exists() {
+            bytes = checkpoint::read_file(ckpt)?;
+            resumed = true;
+        } else if ckpt.exists() {
+            return Err(TrainError::Mismatch {
+                path: ckpt.to_path_buf(),
+                message:
+                    "already holds a run; pass --resume to continue it or choose another --out"
+                        .into(),
+            });
+        } else if collective.size() > 1 {
+            bytes = checkpoint::encode(model.var_store(), opt.buffers(), &fresh)?;
+        }
+    }
+    if collective.size() > 1 {
+        collective.broadcast_bytes(&mut bytes);
+    }
+    if bytes.is_empty() {
+        return Ok(fresh);
+    }
+    let loaded: checkpoint::Loaded<TrainState> =
+        checkpoint::decode(ckpt, &bytes, model.var_store_mut())?;
+    if loaded.state.model != fresh.model {
+        return Err(TrainError::Mismatch {
+            path: ckpt.to_path_buf(),
+            message: format!(
+                "trained for another model ({}); start a new run in another directory",
+                loaded.state.model
+            ),
+        });
+    }
+    let mut state = loaded.state;
+    state.settings.epochs = fresh.settings.epochs;
+    opt.set_buffers(loaded.momentum);
+    if resumed {
+        tracing::info!(
+            "resuming {}: {} epochs and {} batches done ({} steps)",
+            ckpt.display(),
+            state.epochs_done,
+            state.batches_in_epoch,
+            state.step
+        );
+    }
+    Ok(state)
+}
+
+/// Averages the variables without gradients (batch-norm running statistics) over the ranks: each replica
+/// gathered them from its own batches.
+fn average_buffers(vs: &nn::VarStore, collective: &dyn Collective) {
+    if collective.size() == 1 {
+        return;
+    }
+    let mut buffers: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| !t.requires_grad())
+        .collect();
+    buffers.sort_by(|a, b| a.0.cmp(&b.0));
+    if buffers.is_empty() {
+        return;
+    }
+    tch::no_grad(|| {
+        let flat: Vec<Tensor> = buffers
+            .iter()
+            .map(|(_, t)| t.to_kind(Kind::Float).reshape([-1]).to_device(Device::Cpu))
+            .collect();
+        let mut values = Vec::<f32>::try_from(&Tensor::cat(&flat, 0)).unwrap_or_default();
+        collective.all_reduce_mean(&mut values);
+        let mut offset = 0usize;
+        for (_, t) in &buffers {
+            let n = t.numel();
+            let mean = Tensor::from_slice(&values[offset..offset + n])
+                .view(t.size().as_slice())
+                .to_kind(t.kind())
+                .to_device(t.device());
+            t.shallow_clone().copy_(&mean);
+            offset += n;
+        }
+    });
 }
 
 /// [`Trainable`] plus mutable access to the variables (to load a checkpoint).

@@ -1,0 +1,214 @@
+//! Data-parallel training with real MPI processes on loopback (Open MPI's `mpirun`, which
+//! `scripts/setup.sh --mpi` installs): the averaged step against single-process arithmetic, a 2-rank
+//! training run that lowers the loss and checkpoints, resumed by 1 rank and then by 2, a failing rank that
+//! ends the whole job, and commands that refuse to run as several ranks. Built with `--features mpi`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hsconas_train::checkpoint::read_state;
+use hsconas_train::TrainState;
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cifar10-sample.tar.gz")
+}
+
+/// `mpirun -np N PROGRAM ARGS...`, killed (and the test failed) after `limit`.
+fn mpirun(ranks: usize, program: &Path, args: &[String], limit: Duration) -> Output {
+    let mut child = Command::new("mpirun")
+        // More ranks than cores (CI has two), and root in containers: both are fine for these tests.
+        .args(["--oversubscribe", "-np", &ranks.to_string()])
+        .arg(program)
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun (Open MPI) on PATH: scripts/setup.sh --mpi installs it");
+    let start = Instant::now();
+    while child.try_wait().expect("waits").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("mpirun -np {ranks} {program:?} {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn hsconas() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hsconas"))
+}
+
+fn ok(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `hsconas train` of a small network on the committed sample, 25 images per rank and step.
+fn train_args(out: &Path, extra: &[&str]) -> Vec<String> {
+    let arch = "shuffle5:0.5,".repeat(19) + "xception:0.3";
+    let mut args: Vec<String> = [
+        "train",
+        "--arch",
+        &arch,
+        "--data",
+        data().to_str().expect("utf-8"),
+        "--layout",
+        "24,32,48,64",
+        "--batch-size",
+        "25",
+        "--lr",
+        "0.01",
+        "--warmup-epochs",
+        "0",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn state(dir: &Path) -> TrainState {
+    read_state(&dir.join("checkpoint.safetensors")).expect("checkpoint")
+}
+
+#[test]
+fn an_averaged_step_matches_the_single_process_arithmetic() {
+    // The example sits next to this test's executable's folder (target/<profile>/examples).
+    let exe = std::env::current_exe().expect("test executable");
+    let example = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("examples/data_parallel_step");
+    assert!(
+        example.exists(),
+        "{} missing: build with `cargo build --workspace --all-targets --features hsconas/mpi`",
+        example.display()
+    );
+    for ranks in [2, 3] {
+        let out = ok(
+            mpirun(ranks, &example, &[], Duration::from_secs(120)),
+            "data_parallel_step",
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON line from rank 0");
+        assert_eq!(report["ranks"], ranks);
+        let identical = report["identical_data_max_diff"].as_f64().expect("number");
+        if ranks == 2 {
+            assert_eq!(identical, 0.0, "(g + g) / 2 is exact: {report}");
+        }
+        assert!(identical <= 1e-6, "{report}");
+        assert!(
+            report["shards_max_diff"].as_f64().expect("number") <= 1e-6,
+            "{report}"
+        );
+        assert_eq!(report["ok"], true, "{report}");
+    }
+}
+
+#[test]
+fn two_ranks_train_checkpoint_and_resume_with_one_and_with_two() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    let limit = Duration::from_secs(600);
+    // 1,800 training images in batches of 25: 72 batches, 36 steps of 2 ranks per epoch. Stop mid-epoch 1.
+    ok(
+        mpirun(
+            2,
+            &hsconas(),
+            &train_args(&out, &["--epochs", "3", "--max-steps", "20"]),
+            limit,
+        ),
+        "2 ranks to step 20",
+    );
+    let s = state(&out);
+    assert_eq!((s.step, s.epochs_done, s.batches_in_epoch), (20, 0, 40));
+    // One rank continues: 32 steps finish epoch 1 (batches 40..72), then 8 more of epoch 2.
+    ok(
+        mpirun(
+            1,
+            &hsconas(),
+            &train_args(&out, &["--epochs", "3", "--max-steps", "60", "--resume"]),
+            limit,
+        ),
+        "1 rank to step 60",
+    );
+    let s = state(&out);
+    assert_eq!((s.step, s.epochs_done, s.batches_in_epoch), (60, 1, 8));
+    // Two ranks again, to the end.
+    ok(
+        mpirun(
+            2,
+            &hsconas(),
+            &train_args(&out, &["--epochs", "3", "--resume"]),
+            limit,
+        ),
+        "2 ranks to the end",
+    );
+    let s = state(&out);
+    assert_eq!(s.epochs_done, 3);
+    assert_eq!(
+        s.step,
+        60 + 32 + 36,
+        "epoch 2: (72 - 8) / 2 steps, epoch 3: 36"
+    );
+    let losses: Vec<f64> = s.history.iter().map(|r| r.loss).collect();
+    assert!(losses[2] < losses[0], "loss should fall: {losses:?}");
+    assert!(out.join("model.json").exists() && out.join("weights.safetensors").exists());
+}
+
+#[test]
+fn a_failing_rank_ends_the_whole_job() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    std::fs::create_dir_all(&out).expect("dir");
+    std::fs::write(out.join("checkpoint.safetensors"), b"an earlier run").expect("file");
+    // Rank 0 refuses to overwrite the run while rank 1 waits for the starting point from it.
+    let run = mpirun(
+        2,
+        &hsconas(),
+        &train_args(&out, &["--epochs", "1"]),
+        Duration::from_secs(120),
+    );
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("error on rank 0") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("checkpoint.safetensors")).expect("kept"),
+        b"an earlier run"
+    );
+}
+
+#[test]
+fn commands_without_ranks_refuse_a_launcher() {
+    let run = mpirun(
+        2,
+        &hsconas(),
+        &["arch".into(), "sample".into()],
+        Duration::from_secs(60),
+    );
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("Open MPI") && stderr.contains("runs as one process"),
+        "{stderr}"
+    );
+}
