@@ -28,6 +28,8 @@ mod recipe_args;
 #[cfg(feature = "train")]
 mod search;
 #[cfg(feature = "train")]
+mod search_ranks;
+#[cfg(feature = "train")]
 mod search_report;
 #[cfg(feature = "train")]
 mod supernet;
@@ -105,7 +107,9 @@ impl Command {
     fn runs_distributed(&self) -> bool {
         matches!(
             self,
-            Command::Supernet(supernet::SupernetCommand::Train(_)) | Command::Train(_)
+            Command::Supernet(supernet::SupernetCommand::Train(_))
+                | Command::Train(_)
+                | Command::Search(_)
         )
     }
 }
@@ -117,7 +121,7 @@ fn start_job(command: &Command) -> anyhow::Result<Job> {
     if launch.ranks > 1 && !command.runs_distributed() {
         anyhow::bail!(
             "started by {} as one of {} ranks, but this command runs as one process: start it without a \
-             launcher (`supernet train` and `train` are the commands that use several ranks)",
+             launcher (`supernet train`, `train` and `search` are the commands that use several ranks)",
             launch.launcher.unwrap_or("a launcher"),
             launch.ranks
         );
@@ -143,7 +147,7 @@ pub fn run(cli: Cli, job: &Job) -> anyhow::Result<()> {
         #[cfg(feature = "train")]
         Command::Estimate(args) => estimate::run(args),
         #[cfg(feature = "train")]
-        Command::Search(args) => search::run(args),
+        Command::Search(args) => search::run(args, job.collective()),
         #[cfg(feature = "train")]
         Command::Run(args) => pipeline::run(args),
         Command::Doctor(args) => doctor::run(args),

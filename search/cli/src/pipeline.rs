@@ -160,7 +160,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("{} exists: skipped", report.display());
     } else {
         let resume = hsconas_nas::driver::state_path(&search_dir).exists();
-        super::search::run(steps.search(resume))?;
+        super::search::run(steps.search(resume), &SingleProcess)?;
     }
     let report = SearchReport::load(&report)?;
     let searched_for = report.settings.objective.target_ms;

@@ -21,10 +21,11 @@ use hsconas_train::sgd::SgdSettings;
 use hsconas_train::short_training::ShortTraining;
 use hsconas_train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
 use hsconas_train::trainer::{self, checkpoint_path, RunOptions, TrainSettings};
-use hsconas_train::LrScaling;
+use hsconas_train::{Collective, LrScaling};
 
 use super::data_args::{DataArgs, Prepared};
 use super::measure_args::TableDeviceArgs;
+use super::search_ranks::{self, Follower, Work};
 use super::search_report;
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset, SupernetModel};
 
@@ -266,22 +267,39 @@ impl SearchArgs {
     }
 }
 
-pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+/// `hsconas search`, by every rank of `collective`: rank 0 searches, the others evaluate their share of
+/// each batch of candidates (`search_ranks`).
+pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let objective = settings.objective;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let state = SearchState::load_or_start(&state_path(&args.out), args.resume, &settings)?;
+    let root = collective.is_root();
+    let state = if root {
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?;
+        Some(SearchState::load_or_start(
+            &state_path(&args.out),
+            args.resume,
+            &settings,
+        )?)
+    } else {
+        None
+    };
 
     let (table, measurer) = args.device.open(&args.table)?;
     if let Some(n) = args.threads {
         tch::set_num_threads(n as i32);
     }
     let device = trainer::device(args.cuda)?;
-    let weights = match state.finetuned {
+    // The weights the search continues with (fine-tuned ones after a resumed stage): rank 0 knows.
+    let mut weights = match state.as_ref().map_or(0, |s| s.finetuned) {
         0 => args.supernet.clone(),
         k => checkpoint_path(&finetune_dir(&args.out, k)),
-    };
+    }
+    .to_string_lossy()
+    .into_owned()
+    .into_bytes();
+    collective.broadcast_bytes(&mut weights);
+    let weights = PathBuf::from(String::from_utf8(weights)?);
     let (training, model) = load_supernet(&weights, device)?;
     anyhow::ensure!(
         table.provenance.net_config() == model.config,
@@ -296,15 +314,22 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         val: spread_subset(&data.val, args.options.eval_images),
         transform: data.transform.clone(),
     };
-    eprintln!(
-        "search: T = {} ms, beta = {}, {:?}; {} validation images per candidate; supernet {}; {} candidates from the checkpoint",
-        objective.target_ms,
-        objective.beta,
-        objective.mode,
-        eval_data.val.len(),
-        weights.display(),
-        state.candidates.len()
-    );
+    if let Some(state) = &state {
+        eprintln!(
+            "search: T = {} ms, beta = {}, {:?}; {} validation images per candidate; supernet {}; {} candidates from the checkpoint{}",
+            objective.target_ms,
+            objective.beta,
+            objective.mode,
+            eval_data.val.len(),
+            weights.display(),
+            state.candidates.len(),
+            if collective.size() > 1 {
+                format!("; candidates evaluated by {} ranks", collective.size())
+            } else {
+                String::new()
+            }
+        );
+    }
     let mut host = SupernetHost {
         training,
         model,
@@ -320,6 +345,10 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         measurer: &measurer,
         drift: args.device.drift_policy()?,
         args: &args,
+        collective,
+    };
+    let Some(state) = state else {
+        return search_ranks::follow(collective, &mut host);
     };
     let driver = SearchDriver {
         table: &table,
@@ -334,6 +363,9 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         show_progress: !args.json,
     };
     let outcome = driver.run(state, &mut host)?;
+    if collective.size() > 1 {
+        search_ranks::send(collective, &Work::Done).map_err(anyhow::Error::from_boxed)?;
+    }
     let report = outcome.report;
     search_report::draw_plots(
         &args.out,
@@ -362,10 +394,11 @@ struct SupernetHost<'a> {
     measurer: &'a Measurer,
     drift: hsconas_latency::DriftPolicy,
     args: &'a SearchArgs,
+    collective: &'a dyn Collective,
 }
 
-impl SearchHost for SupernetHost<'_> {
-    fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
+impl Follower for SupernetHost<'_> {
+    fn local_accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
         let eval = evaluate_subnet(
             &self.training.supernet,
             arch,
@@ -377,11 +410,13 @@ impl SearchHost for SupernetHost<'_> {
     }
 
     /// Trains the supernet in `space` for `--finetune-epochs` into `finetune-<stage>/` (resuming a killed
-    /// fine-tuning there).
-    fn finetune(&mut self, space: &SearchSpace, stage: usize) -> Result<(), OracleError> {
+    /// fine-tuning there), data-parallel over the ranks.
+    fn finetune_together(&mut self, space: &SearchSpace, stage: usize) -> Result<(), OracleError> {
         let args = self.args;
         let dir = finetune_dir(&args.out, stage);
-        eprintln!("fine-tuning into {}", dir.display());
+        if self.collective.is_root() {
+            eprintln!("fine-tuning into {}", dir.display());
+        }
         self.training.space = space.clone();
         self.training.eval = None;
         let settings = TrainSettings {
@@ -406,10 +441,38 @@ impl SearchHost for SupernetHost<'_> {
             &RunOptions {
                 resume,
                 progress: !args.json,
+                collective: self.collective,
                 ..RunOptions::single(&dir)
             },
         )?;
         Ok(())
+    }
+}
+
+impl SearchHost for SupernetHost<'_> {
+    fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
+        self.local_accuracy(arch)
+    }
+
+    fn accuracies(&mut self, archs: &[Arch]) -> Result<Vec<f64>, OracleError> {
+        if self.collective.size() == 1 {
+            return archs.iter().map(|a| self.local_accuracy(a)).collect();
+        }
+        let collective = self.collective;
+        search_ranks::accuracies(collective, archs, self)
+    }
+
+    fn finetune(&mut self, space: &SearchSpace, stage: usize) -> Result<(), OracleError> {
+        if self.collective.size() > 1 {
+            search_ranks::send(
+                self.collective,
+                &Work::Finetune {
+                    space: space.clone(),
+                    stage,
+                },
+            )?;
+        }
+        self.finetune_together(space, stage)
     }
 
     /// The validation top-1 of `arch` trained from scratch for `--rerank-steps` steps (the short-training

@@ -14,8 +14,12 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cifar10-sample.tar.gz")
 }
 
-/// `mpirun -np N PROGRAM ARGS...`, killed (and the test failed) after `limit`.
+/// `mpirun -np N PROGRAM ARGS...`, killed (and the test failed) after `limit`. Its output goes through
+/// files, not pipes: a report larger than a pipe's buffer would block the job while nobody reads it.
 fn mpirun(ranks: usize, program: &Path, args: &[String], limit: Duration) -> Output {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let (stdout, stderr) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let file = |p: &Path| std::fs::File::create(p).expect("log file");
     let mut child = Command::new("mpirun")
         // More ranks than cores (CI has two), and root in containers: both are fine for these tests.
         .args(["--oversubscribe", "-np", &ranks.to_string()])
@@ -23,19 +27,29 @@ fn mpirun(ranks: usize, program: &Path, args: &[String], limit: Duration) -> Out
         .args(args)
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::from(file(&stdout)))
+        .stderr(Stdio::from(file(&stderr)))
         .spawn()
         .expect("mpirun (Open MPI) on PATH: scripts/setup.sh --mpi installs it");
     let start = Instant::now();
-    while child.try_wait().expect("waits").is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            break status;
+        }
         if start.elapsed() > limit {
             let _ = child.kill();
-            panic!("mpirun -np {ranks} {program:?} {args:?} still running after {limit:?}");
+            panic!(
+                "mpirun -np {ranks} {program:?} {args:?} still running after {limit:?}; stderr: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&stdout).expect("stdout"),
+        stderr: std::fs::read(&stderr).expect("stderr"),
     }
-    child.wait_with_output().expect("output")
 }
 
 fn hsconas() -> PathBuf {
@@ -211,4 +225,126 @@ fn commands_without_ranks_refuse_a_launcher() {
         stderr.contains("Open MPI") && stderr.contains("runs as one process"),
         "{stderr}"
     );
+}
+
+/// `hsconas search` flags of a small search with shrinking on the committed table and sample.
+fn search_args(checkpoint: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let table = root.join("devices/tables/local-cpu-A-32.json");
+    let mut args: Vec<String> = [
+        "search",
+        "--supernet",
+        checkpoint.to_str().expect("utf-8"),
+        "--table",
+        table.to_str().expect("utf-8"),
+        "--target-ms",
+        "0.7",
+        "--data",
+        data().to_str().expect("utf-8"),
+        "--shrink",
+        "--shrink-stages",
+        "20/19",
+        "--shrink-samples",
+        "3",
+        "--population",
+        "6",
+        "--generations",
+        "3",
+        "--parents",
+        "2",
+        "--eval-images",
+        "50",
+        "--bn-batches",
+        "1",
+        "--threads",
+        "1",
+        "--remeasure",
+        "0",
+        "--random-baseline",
+        "--json",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn a_search_over_two_ranks_finds_what_one_process_finds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let supernet = dir.path().join("supernet");
+    let trained = Command::new(hsconas())
+        .args([
+            "supernet",
+            "train",
+            "--data",
+            data().to_str().expect("utf-8"),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "32",
+            "--eval-subnets",
+            "0",
+            "--threads",
+            "1",
+            "--out",
+            supernet.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("runs");
+    let checkpoint = supernet.join("checkpoint.safetensors");
+    ok(trained, "supernet");
+    let alone = ok(
+        Command::new(hsconas())
+            .args(search_args(
+                &checkpoint,
+                &dir.path().join("one"),
+                &["--finetune-epochs", "0"],
+            ))
+            .output()
+            .expect("runs"),
+        "search in one process",
+    );
+    let two = ok(
+        mpirun(
+            2,
+            &hsconas(),
+            &search_args(
+                &checkpoint,
+                &dir.path().join("two"),
+                &["--finetune-epochs", "0"],
+            ),
+            Duration::from_secs(600),
+        ),
+        "search over 2 ranks",
+    );
+    let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).expect("JSON report");
+    let two: serde_json::Value =
+        serde_json::from_slice(&two.stdout).expect("one JSON report (rank 0)");
+    for key in [
+        "shrinking",
+        "generations",
+        "candidates",
+        "winner",
+        "space",
+        "random_baseline",
+    ] {
+        assert_eq!(two[key], alone[key], "{key}");
+    }
+    // Fine-tuning after the shrinking stages runs data-parallel on both ranks.
+    let tuned = dir.path().join("tuned");
+    ok(
+        mpirun(
+            2,
+            &hsconas(),
+            &search_args(&checkpoint, &tuned, &["--finetune-epochs", "1"]),
+            Duration::from_secs(600),
+        ),
+        "search over 2 ranks with fine-tuning",
+    );
+    let state = state(&tuned.join("finetune-2"));
+    assert_eq!(state.epochs_done, 1);
 }

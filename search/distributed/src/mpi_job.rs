@@ -2,6 +2,9 @@
 //! `MPI_COMM_WORLD`, called from the main thread only (MPI is initialised with `MPI_THREAD_FUNNELED`; the
 //! data loader's threads never call MPI).
 //!
+//! A rank waiting for a broadcast (the next command of a distributed search) sleeps between checks rather
+//! than spinning, so that it leaves the CPU to latency measurements; the other operations block in MPI.
+//!
 //! MPI counts are C `int`s: a single all-reduce or gather holds at most 2^31 - 1 elements (8 GiB of
 //! gradients); broadcasts of larger byte strings are sent in pieces.
 
@@ -18,6 +21,9 @@ use crate::DistributedError;
 
 /// Largest piece of a broadcast, bytes.
 const PIECE: usize = 1 << 30;
+
+/// How long a rank waiting for a broadcast sleeps between checks.
+const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The world communicator of an MPI job; dropping it finalises MPI.
 pub struct MpiCollective {
@@ -79,7 +85,20 @@ impl Collective for MpiCollective {
     fn broadcast_bytes(&self, bytes: &mut Vec<u8>) {
         let root = self.world.process_at_rank(0);
         let mut len = bytes.len() as u64;
-        root.broadcast_into(&mut len);
+        // The ranks that wait poll with short sleeps instead of spinning in MPI's progress loop: a search's
+        // workers wait here while rank 0 measures latencies, possibly on this very machine.
+        mpi::request::scope(|scope| {
+            let mut request = root.immediate_broadcast_into(scope, &mut len);
+            loop {
+                match request.test() {
+                    Ok(_) => break,
+                    Err(pending) => {
+                        request = pending;
+                        std::thread::sleep(IDLE_POLL);
+                    }
+                }
+            }
+        });
         bytes.resize(len as usize, 0);
         for piece in bytes.chunks_mut(PIECE) {
             root.broadcast_into(piece);

@@ -23,6 +23,11 @@ use crate::{
 pub trait SearchHost {
     /// Validation accuracy (a fraction in `0..=1`) of `arch` with the current weights.
     fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError>;
+    /// The accuracies of `archs`, in order (one generation, one layer's shrinking samples, the random
+    /// baseline): a host may spread them over several processes. Default: one by one.
+    fn accuracies(&mut self, archs: &[Arch]) -> Result<Vec<f64>, OracleError> {
+        archs.iter().map(|a| self.accuracy(a)).collect()
+    }
     /// Fine-tunes the weights in the shrunk `space` after shrinking stage `stage` (1-based); afterwards
     /// [`SearchHost::accuracy`] uses the fine-tuned weights. Called again for the same stage after an
     /// interrupted fine-tuning, which it should then resume.
@@ -85,6 +90,10 @@ struct HostAccuracy<'h, H>(&'h mut H);
 impl<H: SearchHost> AccuracyOracle for HostAccuracy<'_, H> {
     fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
         self.0.accuracy(arch)
+    }
+
+    fn accuracies(&mut self, archs: &[Arch]) -> Result<Vec<f64>, OracleError> {
+        self.0.accuracies(archs)
     }
 }
 

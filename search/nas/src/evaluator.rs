@@ -15,6 +15,13 @@ use crate::{NasError, OracleError};
 pub trait AccuracyOracle {
     /// Validation accuracy of `arch` as a fraction in `0..=1`.
     fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError>;
+
+    /// The accuracies of `archs`, in order: one batch of work, which an oracle may spread over several
+    /// processes (the search's distributed evaluation). The default asks [`AccuracyOracle::accuracy`]
+    /// for each in turn; an override must return what that would.
+    fn accuracies(&mut self, archs: &[Arch]) -> Result<Vec<f64>, OracleError> {
+        archs.iter().map(|a| self.accuracy(a)).collect()
+    }
 }
 
 impl<F: FnMut(&Arch) -> Result<f64, OracleError>> AccuracyOracle for F {
@@ -112,27 +119,70 @@ impl<O: AccuracyOracle> Evaluator<O> {
 
     /// The candidate for `arch`: from the cache, or measured by the oracle once.
     pub fn evaluate(&mut self, arch: &Arch) -> Result<Candidate, NasError> {
-        if let Some(&i) = self.cache.get(arch) {
-            self.hits += 1;
-            return Ok(self.evaluated[i].clone());
+        Ok(self
+            .evaluate_all(std::slice::from_ref(arch))?
+            .pop()
+            .unwrap_or_else(|| unreachable!("one candidate per architecture")))
+    }
+
+    /// The candidates for `archs`, in order: the ones not cached yet go to the oracle as one batch
+    /// ([`AccuracyOracle::accuracies`], each distinct architecture once) and enter the cache in the order
+    /// of `archs`, exactly as evaluating them one by one would have.
+    pub fn evaluate_all(&mut self, archs: &[Arch]) -> Result<Vec<Candidate>, NasError> {
+        let mut new: Vec<Arch> = Vec::new();
+        for arch in archs {
+            if !self.cache.contains_key(arch) && !new.contains(arch) {
+                new.push(arch.clone());
+            }
         }
-        let accuracy = self
-            .oracle
-            .accuracy(arch)
-            .map_err(|source| NasError::Oracle {
-                arch: arch.to_string(),
-                source,
-            })?;
-        if !(0.0..=1.0).contains(&accuracy) {
-            return Err(NasError::AccuracyOutOfRange {
-                arch: arch.to_string(),
-                accuracy,
-            });
+        if !new.is_empty() {
+            let accuracies = self
+                .oracle
+                .accuracies(&new)
+                .map_err(|source| NasError::Oracle {
+                    arch: if new.len() == 1 {
+                        new[0].to_string()
+                    } else {
+                        format!("one of {} architectures", new.len())
+                    },
+                    source,
+                })?;
+            if accuracies.len() != new.len() {
+                return Err(NasError::Oracle {
+                    arch: format!("one of {} architectures", new.len()),
+                    source: OracleError::from(format!(
+                        "{} accuracies for {} architectures",
+                        accuracies.len(),
+                        new.len()
+                    )),
+                });
+            }
+            for (arch, &accuracy) in new.iter().zip(&accuracies) {
+                if !(0.0..=1.0).contains(&accuracy) {
+                    return Err(NasError::AccuracyOutOfRange {
+                        arch: arch.to_string(),
+                        accuracy,
+                    });
+                }
+            }
+            for (arch, accuracy) in new.iter().zip(accuracies) {
+                let c = self.rescored(arch.clone(), accuracy, None);
+                self.cache.insert(arch.clone(), self.evaluated.len());
+                self.evaluated.push(c);
+            }
         }
-        let c = self.rescored(arch.clone(), accuracy, None);
-        self.cache.insert(arch.clone(), self.evaluated.len());
-        self.evaluated.push(c.clone());
-        Ok(c)
+        // Architectures answered by the cache, as if evaluated one by one: every repeat after the first.
+        let mut seen_new: Vec<&Arch> = Vec::new();
+        let mut out = Vec::with_capacity(archs.len());
+        for arch in archs {
+            if new.contains(arch) && !seen_new.contains(&arch) {
+                seen_new.push(arch);
+            } else {
+                self.hits += 1;
+            }
+            out.push(self.evaluated[self.cache[arch]].clone());
+        }
+        Ok(out)
     }
 
     /// Whether `arch` was evaluated already.

@@ -150,10 +150,8 @@ impl Evolution {
         &mut self,
         evaluator: &mut Evaluator<O>,
     ) -> Result<&GenerationStats, NasError> {
-        let mut scored: Vec<Candidate> = Vec::with_capacity(self.population.len());
-        for arch in &self.population {
-            scored.push(evaluator.evaluate(arch)?);
-        }
+        // One batch per generation: a distributed oracle spreads it over its ranks.
+        let mut scored: Vec<Candidate> = evaluator.evaluate_all(&self.population)?;
         // Stable sort: ties keep population order, so the result is deterministic.
         scored.sort_by(|a, b| b.score.total_cmp(&a.score));
         let n = scored.len() as f64;
@@ -275,15 +273,15 @@ pub fn random_search<O: AccuracyOracle>(
     seed: u64,
 ) -> Result<Vec<Candidate>, NasError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(evaluations);
+    let mut drawn: Vec<Arch> = Vec::with_capacity(evaluations);
     let mut tries = 0;
-    while out.len() < evaluations {
+    while drawn.len() < evaluations {
         let arch = space.sample(&mut rng);
         tries += 1;
-        if evaluator.contains(&arch) && tries < 100 * evaluations {
+        if (evaluator.contains(&arch) || drawn.contains(&arch)) && tries < 100 * evaluations {
             continue;
         }
-        out.push(evaluator.evaluate(&arch)?);
+        drawn.push(arch);
     }
-    Ok(out)
+    evaluator.evaluate_all(&drawn)
 }

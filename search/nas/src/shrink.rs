@@ -77,9 +77,9 @@ pub fn shrink_layer<O: AccuracyOracle>(
         // The same draws for every operator (common random numbers): the other layers are sampled alike, so
         // the comparison between operators is paired and far less noisy.
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ((layer as u64) << 32));
+        let drawn: Vec<_> = (0..samples).map(|_| sub.sample(&mut rng)).collect();
         let (mut f, mut acc, mut lat) = (0.0, 0.0, 0.0);
-        for _ in 0..samples {
-            let c = evaluator.evaluate(&sub.sample(&mut rng))?;
+        for c in evaluator.evaluate_all(&drawn)? {
             f += c.score;
             acc += c.accuracy;
             lat += c.latency_ms;

@@ -457,3 +457,30 @@ fn the_driver_reranks_the_best_and_chooses_among_them() {
     );
     assert!(winner.measured_ms.is_some());
 }
+
+#[test]
+fn a_batch_is_evaluated_as_one_by_one_would_be() {
+    let space = SearchSpace::full();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
+    let a = space.sample(&mut rng);
+    let b = space.sample(&mut rng);
+    let c = space.sample(&mut rng);
+    let batch = [a.clone(), b.clone(), a.clone(), c.clone(), b.clone()];
+    let (one_calls, batch_calls) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let mut one = evaluator(3.0, one_calls.clone());
+    one.evaluate(&c).expect("evaluates");
+    let mut all = evaluator(3.0, batch_calls.clone());
+    all.evaluate(&c).expect("evaluates");
+    let singly: Vec<Candidate> = batch
+        .iter()
+        .map(|x| one.evaluate(x).expect("evaluates"))
+        .collect();
+    let together = all.evaluate_all(&batch).expect("evaluates");
+    assert_eq!(together, singly);
+    assert_eq!(all.evaluated(), one.evaluated(), "same cache order");
+    assert_eq!(
+        (all.cache_hits(), batch_calls.get()),
+        (one.cache_hits(), one_calls.get())
+    );
+    assert_eq!(batch_calls.get(), 3, "a, b and c once each");
+}

@@ -41,6 +41,19 @@ pub struct Sgd {
     settings: SgdSettings,
     params: Vec<(String, Tensor)>,
     buffers: BTreeMap<String, Tensor>,
+    communication: Communication,
+}
+
+/// What the gradient averaging of data-parallel steps cost, summed since the last
+/// [`Sgd::take_communication`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Communication {
+    /// Steps whose gradients were averaged over the ranks.
+    pub steps: u64,
+    /// Gradient values all-reduced (32-bit floats), all those steps together.
+    pub floats: u64,
+    /// Wall time of flattening, all-reducing and unflattening the gradients, seconds.
+    pub seconds: f64,
 }
 
 impl Sgd {
@@ -56,6 +69,7 @@ impl Sgd {
             settings,
             params,
             buffers: BTreeMap::new(),
+            communication: Communication::default(),
         }
     }
 
@@ -77,7 +91,11 @@ impl Sgd {
         let inputs: Vec<&Tensor> = self.params.iter().map(|(_, p)| p).collect();
         let mut grads = Tensor::run_backward(&[loss], &inputs, false, false);
         if collective.size() > 1 {
-            average_over_ranks(&mut grads, collective);
+            let start = std::time::Instant::now();
+            let floats = average_over_ranks(&mut grads, collective);
+            self.communication.steps += 1;
+            self.communication.floats += floats as u64;
+            self.communication.seconds += start.elapsed().as_secs_f64();
         }
         let s = &self.settings;
         tch::no_grad(|| {
@@ -123,6 +141,11 @@ impl Sgd {
         })
     }
 
+    /// The cost of gradient averaging since the last call, and a fresh count.
+    pub fn take_communication(&mut self) -> Communication {
+        std::mem::take(&mut self.communication)
+    }
+
     /// The momentum buffers, by parameter name (for checkpoints).
     pub fn buffers(&self) -> &BTreeMap<String, Tensor> {
         &self.buffers
@@ -135,11 +158,11 @@ impl Sgd {
 }
 
 /// Replaces each defined gradient by its mean over the ranks: the defined ones are flattened into one
-/// buffer (in parameter order), all-reduced, and written back.
-fn average_over_ranks(grads: &mut [Tensor], collective: &dyn Collective) {
+/// buffer (in parameter order), all-reduced, and written back. Returns the buffer's length.
+fn average_over_ranks(grads: &mut [Tensor], collective: &dyn Collective) -> usize {
     let defined: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
     if defined.is_empty() {
-        return;
+        return 0;
     }
     let flat = tch::no_grad(|| {
         let parts: Vec<Tensor> = defined
@@ -161,6 +184,7 @@ fn average_over_ranks(grads: &mut [Tensor], collective: &dyn Collective) {
         grads[i] = averaged;
         offset += n;
     }
+    values.len()
 }
 
 /// Cosine learning rate with linear warm-up: step `s` of `total`.

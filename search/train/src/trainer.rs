@@ -15,7 +15,7 @@ use tch::{nn, Device, Kind, Reduction, Tensor};
 use crate::checkpoint;
 use crate::collective::{Collective, LrScaling, SingleProcess};
 use crate::eval::batch_tensors;
-use crate::sgd::{cosine_lr, Sgd, SgdSettings};
+use crate::sgd::{cosine_lr, Communication, Sgd, SgdSettings};
 use hsconas_data::loader::batches_per_epoch;
 use hsconas_data::{shard_batches, ImageSet, LoaderSettings, Shard, Transform};
 
@@ -61,6 +61,9 @@ pub struct EpochRecord {
     /// Evaluation after the epoch (free-form: the caller's numbers).
     #[serde(default)]
     pub eval: serde_json::Value,
+    /// Gradient averaging over the ranks of a data-parallel run (this rank's view; absent for one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communication: Option<Communication>,
 }
 
 /// Everything a checkpoint needs besides the tensors.
@@ -288,15 +291,21 @@ pub fn train(
             seconds,
             images_per_s: sums[2] / seconds.max(1e-9),
             eval,
+            communication: Some(opt.take_communication()).filter(|c| c.steps > 0),
         };
         if collective.is_root() {
             tracing::info!(
-                "epoch {}/{}: loss {:.4}, train acc {:.2}%, {:.0} img/s{}",
+                "epoch {}/{}: loss {:.4}, train acc {:.2}%, {:.0} img/s{}{}",
                 record.epoch,
                 settings.epochs,
                 record.loss,
                 record.train_top1,
                 record.images_per_s,
+                record.communication.map_or(String::new(), |c| format!(
+                    " ({ranks} ranks; gradient all-reduce {:.1}% of the epoch, {:.2} MB per step)",
+                    100.0 * c.seconds / seconds.max(1e-9),
+                    4.0 * c.floats as f64 / c.steps as f64 / 1e6
+                )),
                 if record.eval.is_null() {
                     String::new()
                 } else {
