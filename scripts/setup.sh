@@ -34,8 +34,14 @@ done
 
 # MPI for the `mpi` feature: a C MPI library with mpicc (the `mpi` crate finds it through mpicc or
 # pkg-config) and libclang (bindgen). Installed with the system's package manager when missing.
-if [ "$mpi" = 1 ] && ! { command -v mpirun >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1 &&
-  ls /usr/lib/*/libclang.so* /usr/lib/*/libclang-[0-9]*.so* /usr/lib/llvm-*/lib/libclang.so* 2>/dev/null | grep -q .; }; then
+have_libclang() {
+  local pattern
+  for pattern in '/usr/lib/*/libclang-[0-9]*.so*' '/usr/lib/*/libclang.so*' '/usr/lib/llvm-*/lib/libclang.so*'; do
+    compgen -G "$pattern" >/dev/null && return 0
+  done
+  return 1
+}
+if [ "$mpi" = 1 ] && ! { command -v mpirun >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1 && have_libclang; }; then
   packages="openmpi-bin libopenmpi-dev libclang-dev"
   if ! command -v apt-get >/dev/null 2>&1; then
     say "--mpi: install an MPI library with its compiler wrapper (mpicc) and libclang, e.g. $packages"; exit 1
