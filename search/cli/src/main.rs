@@ -129,9 +129,9 @@ fn start_job(command: &Command) -> anyhow::Result<Job> {
     Ok(Job::for_launch(launch)?)
 }
 
-/// Runs one parsed command line as a rank of `job`.
-#[cfg(feature = "train")]
-pub fn run(cli: Cli, job: &Job) -> anyhow::Result<()> {
+/// Runs one parsed command line as a rank of `job` (a build without libtorch has no job: its commands run
+/// as one process).
+pub fn run(cli: Cli, #[cfg(feature = "train")] job: &Job) -> anyhow::Result<()> {
     match cli.command {
         Command::Arch(cmd) => arch::run(cmd),
         Command::Device(cmd) => device::run(cmd),
@@ -150,21 +150,6 @@ pub fn run(cli: Cli, job: &Job) -> anyhow::Result<()> {
         Command::Search(args) => search::run(args, job.collective()),
         #[cfg(feature = "train")]
         Command::Run(args) => pipeline::run(args),
-        Command::Doctor(args) => doctor::run(args),
-    }
-}
-
-/// Runs one parsed command line (a build without libtorch has no distributed commands).
-#[cfg(not(feature = "train"))]
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Arch(cmd) => arch::run(cmd),
-        Command::Device(cmd) => device::run(cmd),
-        Command::Export(cmd) => export::run(cmd),
-        Command::Profile(args) => profile::run(args),
-        Command::Calibrate(args) => calibrate::run(args),
-        Command::Latency(cmd) => latency::run(cmd),
-        Command::Data(cmd) => data::run(cmd),
         Command::Doctor(args) => doctor::run(args),
     }
 }

@@ -8,6 +8,8 @@
 //! block until the result is there, and every rank receives bit-identical results, so that replicas that
 //! apply the same update stay identical. A rank that fails ends the whole job (the launcher's business).
 
+use tch::{Device, Kind, Tensor};
+
 /// The ranks of one job and their collective operations.
 pub trait Collective {
     /// This process's rank, `0..size`.
@@ -34,6 +36,38 @@ pub trait Collective {
             values.iter_mut().for_each(|v| *v /= n);
         }
     }
+}
+
+/// The element-wise mean of `tensors` over the ranks, as new tensors of the same shapes, kinds and devices:
+/// they are flattened into one `f32` buffer on the CPU (in the given order, which must be the same on every
+/// rank), all-reduced once, and split again. Returns them with the buffer's length.
+pub fn mean_over_ranks(tensors: &[&Tensor], collective: &dyn Collective) -> (Vec<Tensor>, usize) {
+    if tensors.is_empty() {
+        return (Vec::new(), 0);
+    }
+    let flat = tch::no_grad(|| {
+        let parts: Vec<Tensor> = tensors
+            .iter()
+            .map(|t| t.detach().to_kind(Kind::Float).reshape([-1]))
+            .collect();
+        Tensor::cat(&parts, 0).to_device(Device::Cpu)
+    });
+    let mut values = Vec::<f32>::try_from(&flat).unwrap_or_default();
+    collective.all_reduce_mean(&mut values);
+    let mut offset = 0usize;
+    let means = tensors
+        .iter()
+        .map(|t| {
+            let n = t.numel();
+            let mean = Tensor::from_slice(&values[offset..offset + n])
+                .view(t.size().as_slice())
+                .to_kind(t.kind())
+                .to_device(t.device());
+            offset += n;
+            mean
+        })
+        .collect();
+    (means, values.len())
 }
 
 /// One process on its own: rank 0 of 1.

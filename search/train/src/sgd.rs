@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Tensor};
 
-use crate::collective::{Collective, SingleProcess};
+use crate::collective::{mean_over_ranks, Collective, SingleProcess};
 
 /// Optimiser settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -157,34 +157,16 @@ impl Sgd {
     }
 }
 
-/// Replaces each defined gradient by its mean over the ranks: the defined ones are flattened into one
-/// buffer (in parameter order), all-reduced, and written back. Returns the buffer's length.
+/// Replaces each defined gradient by its mean over the ranks (one all-reduce of one flat buffer, in
+/// parameter order). Returns the buffer's length.
 fn average_over_ranks(grads: &mut [Tensor], collective: &dyn Collective) -> usize {
     let defined: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
-    if defined.is_empty() {
-        return 0;
+    let tensors: Vec<&Tensor> = defined.iter().map(|&i| &grads[i]).collect();
+    let (means, floats) = mean_over_ranks(&tensors, collective);
+    for (i, mean) in defined.into_iter().zip(means) {
+        grads[i] = mean;
     }
-    let flat = tch::no_grad(|| {
-        let parts: Vec<Tensor> = defined
-            .iter()
-            .map(|&i| grads[i].detach().to_kind(Kind::Float).reshape([-1]))
-            .collect();
-        Tensor::cat(&parts, 0).to_device(Device::Cpu)
-    });
-    let mut values = Vec::<f32>::try_from(&flat).unwrap_or_default();
-    collective.all_reduce_mean(&mut values);
-    let mut offset = 0usize;
-    for &i in &defined {
-        let g = &grads[i];
-        let n = g.numel();
-        let averaged = Tensor::from_slice(&values[offset..offset + n])
-            .view(g.size().as_slice())
-            .to_kind(g.kind())
-            .to_device(g.device());
-        grads[i] = averaged;
-        offset += n;
-    }
-    values.len()
+    floats
 }
 
 /// Cosine learning rate with linear warm-up: step `s` of `total`.

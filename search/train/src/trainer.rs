@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
 use crate::checkpoint;
-use crate::collective::{Collective, LrScaling, SingleProcess};
+use crate::collective::{mean_over_ranks, Collective, LrScaling, SingleProcess};
 use crate::eval::batch_tensors;
 use crate::sgd::{cosine_lr, Communication, Sgd, SgdSettings};
 use hsconas_data::loader::batches_per_epoch;
@@ -395,22 +395,11 @@ fn average_buffers(vs: &nn::VarStore, collective: &dyn Collective) {
     if buffers.is_empty() {
         return;
     }
+    let tensors: Vec<&Tensor> = buffers.iter().map(|(_, t)| t).collect();
+    let (means, _) = mean_over_ranks(&tensors, collective);
     tch::no_grad(|| {
-        let flat: Vec<Tensor> = buffers
-            .iter()
-            .map(|(_, t)| t.to_kind(Kind::Float).reshape([-1]).to_device(Device::Cpu))
-            .collect();
-        let mut values = Vec::<f32>::try_from(&Tensor::cat(&flat, 0)).unwrap_or_default();
-        collective.all_reduce_mean(&mut values);
-        let mut offset = 0usize;
-        for (_, t) in &buffers {
-            let n = t.numel();
-            let mean = Tensor::from_slice(&values[offset..offset + n])
-                .view(t.size().as_slice())
-                .to_kind(t.kind())
-                .to_device(t.device());
-            t.shallow_clone().copy_(&mean);
-            offset += n;
+        for ((_, t), mean) in buffers.iter().zip(&means) {
+            t.shallow_clone().copy_(mean);
         }
     });
 }
