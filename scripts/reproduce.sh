@@ -12,11 +12,19 @@
 #   train    `hsconas train` of every network for each seed, JOBS at a time (one thread each)
 #   report   `hsconas supernet eval` of the trained networks of the space, then
 #            `cargo run --example reproduce_report`: results.json, results.md, accuracy-latency.png
+# Kept as it goes: each step's small result files (search reports, the supernet's history and its scores
+# of the networks of the space, latency measurements, each training's model.json and history.json, the
+# report) are copied into EVIDENCE (docs/evidence/reproduce), which is committed, and restored from it on
+# the next run, so a study that spans several sittings or machines never redoes a finished step. The
+# supernet checkpoint is needed only until the searches and its scores are done. EVIDENCE records the
+# settings it was made with; a run with other settings is refused (set EVIDENCE to another folder, or
+# EVIDENCE= to keep nothing).
 # Settings (environment):
 #   PHASES ("supernet search latency train report"), OUT (runs/reproduce),
 #   DATA (../shared/data/cifar10-jpeg.tar.gz), SUPERNET (a checkpoint of `hsconas supernet train` on DATA;
 #   default: trained here by the `supernet` phase, 5 epochs), TIGHT_MS (0.55), LOOSE_MS (0.75),
-#   SEEDS ("1 2"), EPOCHS (2), LR (0.1), JOBS (2), BENCH_REPEATS (3 invocations per latency, the fastest kept)
+#   SEEDS ("1 2"), EPOCHS (2), LR (0.1), JOBS (2), BENCH_REPEATS (3 invocations per latency, the fastest kept),
+#   SUPERNET_THREADS (2), EVIDENCE (docs/evidence/reproduce)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-runs/reproduce}
@@ -36,8 +44,34 @@ REFERENCES="mobilenet_v2 shufflenet_v2_x0_5 shufflenet_v2_x1_0 shufflenet_v2_x1_
 # The baselines trained on CIFAR-10, all with the small-input stem (slowest first: trainings run in this
 # order, JOBS at a time).
 BASELINES="mobilenet_v2 shufflenet_v2_x1_0 shufflenet_v2_x0_5"
-export OUT DATA EPOCHS LR
+SUPERNET_THREADS=${SUPERNET_THREADS:-2}
+EVIDENCE=${EVIDENCE-docs/evidence/reproduce}
+export OUT DATA EPOCHS LR EVIDENCE
 mkdir -p "$OUT"
+
+# keep FILE...: copies files under OUT to the same place under EVIDENCE (nothing when EVIDENCE is empty).
+keep() {
+  [ -n "$EVIDENCE" ] || return 0
+  local file rel
+  for file in "$@"; do
+    rel=${file#"$OUT"/}
+    mkdir -p "$EVIDENCE/$(dirname "$rel")"
+    cp "$file" "$EVIDENCE/$rel"
+  done
+}
+export -f keep
+if [ -n "$EVIDENCE" ]; then
+  settings="data=$(basename "$DATA") tight_ms=$TIGHT_MS loose_ms=$LOOSE_MS seeds=$SEEDS epochs=$EPOCHS lr=$LR"
+  if [ -e "$EVIDENCE/settings.txt" ] && [ "$(cat "$EVIDENCE/settings.txt")" != "$settings" ]; then
+    echo "$EVIDENCE holds a study made with other settings ($(cat "$EVIDENCE/settings.txt")); this run has" \
+      "$settings. Use EVIDENCE=another/folder, or EVIDENCE= to keep nothing." >&2
+    exit 2
+  fi
+  mkdir -p "$EVIDENCE"
+  echo "$settings" >"$EVIDENCE/settings.txt"
+  # What earlier sittings finished (files only; OUT's own newer files win).
+  cp -rn "$EVIDENCE/." "$OUT/"
+fi
 
 bash scripts/setup.sh >/dev/null
 cargo build --release -p hsconas --bin hsconas -p hsconas-runtime --bin hsconas-runtime >&2
@@ -54,9 +88,23 @@ timed() {
   "$@"
   end=$(date -u +%s)
   printf '%s\t%s\t%s\t%s\n' "$1" "$start" "$end" "$((end - start))" >>"$OUT/timing.tsv"
+  keep "$OUT/timing.tsv"
+}
+
+# Whether everything that needs the supernet is done (then it is not needed any more).
+supernet_done() {
+  local name
+  for name in search-tight/search.json search-loose/search.json supernet-eval/hsconet-tight.json \
+    supernet-eval/hsconet-loose.json supernet-eval/uniform-1.0.json; do
+    [ -e "$OUT/$name" ] || return 1
+  done
 }
 
 phase_supernet() {
+  if supernet_done; then
+    log "the searches and the supernet's scores are done: no supernet needed"
+    return 0
+  fi
   if [ "$SUPERNET" != "$OUT/supernet/checkpoint.safetensors" ]; then
     [ -e "$SUPERNET" ] || { echo "SUPERNET=$SUPERNET does not exist" >&2; exit 1; }
     return 0
@@ -64,7 +112,8 @@ phase_supernet() {
   local resume=()
   [ -e "$OUT/supernet/checkpoint.safetensors" ] && resume=(--resume)
   "$hsconas" supernet train --data "$DATA" --epochs 5 --warmup-epochs 0 --lr 0.05 --init spos \
-    --threads 2 --eval-subnets 3 --eval-images 1000 --out "$OUT/supernet" "${resume[@]}"
+    --threads "$SUPERNET_THREADS" --eval-subnets 3 --eval-images 1000 --out "$OUT/supernet" "${resume[@]}"
+  keep "$OUT/supernet/history.json"
 }
 
 search() { # NAME TARGET_MS
@@ -73,11 +122,32 @@ search() { # NAME TARGET_MS
   [ -e "$dir/search.json" ] || "$hsconas" search --supernet "$SUPERNET" --table "$TABLE32" \
     --target-ms "$2" --data "$DATA" --seed 1 --population 20 --generations 10 --parents 8 \
     --remeasure 3 --threads 2 --out "$dir" "${resume[@]}"
+  keep "$dir/search.json"
+}
+
+# supernet_eval NAME ARCH: the supernet's validation accuracy of one network (5,000 validation images), to
+# see how well it ranks what the trainings find.
+supernet_eval() {
+  local json=$OUT/supernet-eval/$1.json
+  [ -e "$json" ] && return 0
+  mkdir -p "$OUT/supernet-eval"
+  "$hsconas" supernet eval --checkpoint "$SUPERNET" --arch "$2" --data "$DATA" --json >"$json.tmp"
+  mv "$json.tmp" "$json"
+  keep "$json"
 }
 
 phase_search() {
+  local name s
   search tight "$TIGHT_MS"
   search loose "$LOOSE_MS"
+  # The supernet's scores of every network of the space that may be trained (the uniform scales are
+  # picked later, by measured latency), so that the checkpoint is not needed after this phase.
+  for name in tight loose; do
+    supernet_eval "hsconet-$name" "$(winner "$name")"
+  done
+  for s in 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0; do
+    supernet_eval "uniform-$s" "$(uniform "$s")"
+  done
 }
 
 # The architecture a search found.
@@ -95,6 +165,8 @@ export_onnx() {
   shift 2
   [ "$size" = 32 ] && classes=10
   file=$OUT/onnx/$size/$name.onnx
+  # Only what is still to be measured (measurements restored from EVIDENCE need no model).
+  [ -e "$OUT/latency/$size/$name.ort.json" ] && [ -e "$OUT/latency/$size/$name.tract.json" ] && return 0
   mkdir -p "$(dirname "$file")"
   [ -e "$file" ] || "$hsconas" export onnx "$@" --input-size "$size" --classes "$classes" --out "$file"
 }
@@ -125,6 +197,7 @@ for i in range(1, n + 1):
     os.remove(f"{path}.{i}.tmp")
 PY
       mv "$json.tmp" "$json"
+      keep "$json"
     fi
   done
 }
@@ -155,6 +228,7 @@ phase_latency() {
     [ -e "$OUT/latency-model/$name.validation.json" ] || "$hsconas" latency validate \
       --table "$OUT/latency-model/$name.json" --samples 100 --plot "$OUT/latency-model/$name.png" \
       --out "$OUT/latency-model/$name.validation.json" >/dev/null
+    keep "$OUT/latency-model/$name.validation.json"
   done
   # For each found network, two uniform scales: the one closest to it in measured latency (ONNX Runtime)
   # and the widest one that is not slower (what an engineer scaling by hand would pick for that budget).
@@ -172,6 +246,7 @@ for name in ("tight", "loose"):
           f"({ms(f'uniform-{closest}'):.3f} ms), widest not slower {widest} ({ms(f'uniform-{widest}'):.3f} ms)",
           file=sys.stderr)
 PY
+  keep "$OUT/uniform-tight.txt" "$OUT/uniform-loose.txt"
 }
 
 # One training: NAME SEED FLAGS... into $OUT/train/NAME/seed-SEED (skipped when finished).
@@ -185,6 +260,7 @@ train_one() {
   echo "[$(date -u +%H:%M:%S)] training $name, seed $seed" >&2
   "$hsconas" train "$@" --data "$DATA" --epochs "$EPOCHS" --warmup-epochs 0 --lr "$LR" \
     --threads 1 --seed "$seed" --out "$dir" "${resume[@]}" >"$dir/train.log" 2>&1
+  keep "$dir/model.json" "$dir/history.json"
 }
 export -f train_one
 
@@ -204,25 +280,17 @@ networks() {
 
 phase_train() {
   networks >"$OUT/networks.txt"
+  keep "$OUT/networks.txt"
   local seed
   for seed in $SEEDS; do
     sed "s/^\([^ ]*\) /\1 $seed /" "$OUT/networks.txt"
   done | xargs -P "$JOBS" -L 1 bash -c 'train_one "$@"' _
 }
 
-# The supernet's accuracy for every network of the space that was trained (5,000 validation images), to
-# see how well the supernet ranks what the trainings found.
+# The report: results.json, results.md and the plot, from what the phases wrote.
 phase_report() {
-  local name flag arch json
-  mkdir -p "$OUT/supernet-eval"
-  while read -r name flag arch; do
-    json=$OUT/supernet-eval/$name.json
-    if [ "$flag" = --arch ] && [ ! -e "$json" ]; then
-      "$hsconas" supernet eval --checkpoint "$SUPERNET" --arch "$arch" --data "$DATA" --json >"$json.tmp"
-      mv "$json.tmp" "$json"
-    fi
-  done <"$OUT/networks.txt"
   cargo run --release -p hsconas --example reproduce_report -- "$OUT"
+  keep "$OUT/results.json" "$OUT/results.md" "$OUT/accuracy-latency.png"
 }
 
 for phase in ${PHASES:-supernet search latency train report}; do
