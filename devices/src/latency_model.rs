@@ -173,6 +173,7 @@ mod tests {
                 classes: 1000,
                 date: String::new(),
                 protocol: serde_json::Value::Null,
+                fleet: None,
             },
             statistic: profile.statistic,
             entries,

@@ -19,11 +19,14 @@
 //! - [`drift`]: the reference network timed in every measured group, and measurements normalised to the
 //!   device state the table was built in.
 //!
+//! - [`fleet`]: several devices of one profile measuring one table, and whether they agree enough to.
+//!
 //! Measuring tables needs the runtime and the exporter; that lives in the `hsconas` CLI (`hsconas profile`,
 //! `calibrate`, `latency`).
 
 mod calibration;
 pub mod drift;
+pub mod fleet;
 mod latency_model;
 mod machine;
 pub mod metrics;
@@ -32,6 +35,7 @@ mod table;
 
 pub use calibration::{Calibration, Correction, CorrectionKind, NetworkSample};
 pub use drift::{DriftModel, DriftPoint, DriftSummary, DriftTrace, ReferenceNetwork};
+pub use fleet::{CalibrationTimings, FleetAgreement, FleetDevice, FleetRule};
 pub use latency_model::{LatencyModel, LayerPart, Prediction};
 pub use machine::machine_differences;
 pub use profile::{

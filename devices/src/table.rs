@@ -124,6 +124,10 @@ pub struct Provenance {
     pub date: String,
     /// The runtime's timing protocol (warm-up, runs, minimum time, ...), as it reported it.
     pub protocol: serde_json::Value,
+    /// When a fleet of devices measured the table (`hsconas profile --agent A --agent B ...`): each device,
+    /// its share, and the calibration that showed they agree. `fingerprint` is then the first device's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::FleetAgreement>,
 }
 
 fn imagenet_classes() -> usize {
@@ -374,6 +378,7 @@ mod tests {
                 classes: 1000,
                 date: "2026-11-28T00:00:00Z".into(),
                 protocol: serde_json::json!({ "warmup": 10 }),
+                fleet: None,
             },
             statistic: profile.statistic,
             entries,

@@ -206,6 +206,19 @@ pub fn write_pieces(
         .collect()
 }
 
+/// A short measuring protocol for `hsconas profile` and friends: for tests that check the flow and the
+/// bookkeeping, not the numbers.
+pub const FAST_PROTOCOL: [&str; 8] = [
+    "--warmup",
+    "1",
+    "--runs",
+    "3",
+    "--min-time-ms",
+    "0",
+    "--max-runs",
+    "3",
+];
+
 /// An `hsconas-runtime serve` on a free loopback port, killed when dropped.
 pub struct RunningAgent {
     child: std::process::Child,
@@ -216,8 +229,23 @@ pub struct RunningAgent {
 impl RunningAgent {
     /// Starts the agent with extra `serve` arguments (token, limits) and waits until it listens.
     pub fn start(extra: &[&str]) -> RunningAgent {
+        RunningAgent::start_on(None, extra)
+    }
+
+    /// [`RunningAgent::start`] with the agent (and the workers it starts) bound to one CPU with `taskset`
+    /// when `cpu` is given, as a device of its own.
+    pub fn start_on(cpu: Option<usize>, extra: &[&str]) -> RunningAgent {
         use std::io::BufRead;
-        let mut child = Command::new(workspace_bin("hsconas-runtime"))
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &cpu.to_string()])
+                    .arg(workspace_bin("hsconas-runtime"));
+                c
+            }
+            None => Command::new(workspace_bin("hsconas-runtime")),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(std::process::Stdio::piped())

@@ -11,20 +11,8 @@ use hsconas_tests::table_json::{
     arch_string, check_reference_in_every_group, entries, normalised_p10, read_json,
     reference_state, trace,
 };
-use hsconas_tests::{run_bin, workspace_bin, Outcome, RunningAgent};
+use hsconas_tests::{run_bin, workspace_bin, Outcome, RunningAgent, FAST_PROTOCOL as FAST};
 use serde_json::Value;
-
-/// A short protocol: the tests check the flow and the bookkeeping, not the numbers.
-const FAST: [&str; 8] = [
-    "--warmup",
-    "1",
-    "--runs",
-    "3",
-    "--min-time-ms",
-    "0",
-    "--max-runs",
-    "3",
-];
 
 fn profile_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![

@@ -181,8 +181,9 @@ impl TensorSpec {
 /// A dense f32 tensor passed in and out of models (defined in `hsconas-foundation`).
 pub use hsconas_foundation::HostTensor;
 
-/// An engine that loads ONNX models.
-pub trait Backend {
+/// An engine that loads ONNX models; shareable between threads (a fleet measures from one thread per
+/// device).
+pub trait Backend: Send + Sync {
     /// Engine name and version, e.g. `onnxruntime 1.31.1` or `tract 0.23.9`.
     fn version(&self) -> String;
     /// Parses and prepares a model (session creation, optimisation). Never timed.

@@ -14,8 +14,10 @@ use hsconas_runtime::Protocol;
 pub struct AgentArgs {
     /// Measure on a remote device through its agent (`hsconas-runtime serve` there), e.g.
     /// `http://jetson.local:7878`. Default: the profile's `agent`, else this machine, in process.
-    #[arg(long, value_name = "URL")]
-    pub agent: Option<String>,
+    /// `hsconas profile` takes it more than once: the devices, all of the profile, measure one table
+    /// together after a check that they agree (docs/scale-out.md).
+    #[arg(long = "agent", value_name = "URL")]
+    pub agents: Vec<String>,
     /// The agent's token.
     #[arg(
         long,
@@ -28,6 +30,21 @@ pub struct AgentArgs {
     /// self-signed certificate itself. Default: the public authorities.
     #[arg(long, value_name = "PEM")]
     pub agent_ca: Option<std::path::PathBuf>,
+}
+
+impl AgentArgs {
+    /// The one agent a command measures on (`None`: the profile's, else this machine); more than one is
+    /// refused, since only `hsconas profile` measures on a fleet.
+    pub fn single(&self) -> anyhow::Result<Option<&str>> {
+        match self.agents.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            many => anyhow::bail!(
+                "--agent was given {} times; only `hsconas profile` measures on several devices",
+                many.len()
+            ),
+        }
+    }
 }
 
 /// Protocol flags of `hsconas profile` (calibration and validation reuse the table's protocol).
@@ -141,7 +158,7 @@ impl TableDeviceArgs {
         let measurer = Measurer::new(
             &profile,
             protocol,
-            self.agent.agent.as_deref(),
+            self.agent.single()?,
             self.agent.token.clone(),
             self.agent.agent_ca.as_deref(),
         )?;

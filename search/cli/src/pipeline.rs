@@ -82,6 +82,12 @@ fn crate_name(device: &str, target_ms: f64) -> String {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    // The run measures calibration, validation and the search's re-measurements on one device; a fleet
+    // profiles with `hsconas profile` and hands the table over with --table.
+    args.agent.single().context(
+        "`hsconas run` measures on one device: profile on a fleet with `hsconas profile --agent A \
+         --agent B ...`, then pass the table with --table and one --agent",
+    )?;
     let p = preset_settings(args.preset);
     let device_name = Path::new(&args.device)
         .file_stem()

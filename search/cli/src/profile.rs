@@ -4,8 +4,8 @@ use hsconas_foundation::outln;
 use std::path::PathBuf;
 
 use clap::Args;
-use hsconas_devices::{DeviceProfile, DriftModel};
-use hsconas_latency::{profile_table, Measurer, ProfileJob};
+use hsconas_devices::{DeviceProfile, DriftModel, FleetRule};
+use hsconas_latency::{profile_table, profile_table_on_fleet, FleetMember, Measurer, ProfileJob};
 use hsconas_models::Layout;
 use serde_json::json;
 
@@ -45,6 +45,13 @@ pub struct ProfileArgs {
     pub drift_model: DriftModel,
     #[command(flatten)]
     pub protocol: ProtocolArgs,
+    /// With several --agent: how many times the devices' measured noise their speeds may spread apart on
+    /// the fleet's calibration networks before the fleet is refused.
+    #[arg(long, default_value_t = FleetRule::default().factor, value_name = "K")]
+    pub fleet_noise_factor: f64,
+    /// With several --agent: the spread (percent) always accepted, however steady the devices are.
+    #[arg(long, default_value_t = 100.0 * FleetRule::default().floor, value_name = "PCT")]
+    pub fleet_min_tolerance: f64,
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
@@ -68,6 +75,8 @@ impl ProfileArgs {
             no_reference: false,
             drift_model: DriftModel::DEFAULT,
             protocol: ProtocolArgs::default(),
+            fleet_noise_factor: FleetRule::default().factor,
+            fleet_min_tolerance: 100.0 * FleetRule::default().floor,
             json: false,
         }
     }
@@ -92,24 +101,57 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             profile.name, profile.input_size
         ))
     });
-    let measurer = Measurer::new(
-        &profile,
-        args.protocol.protocol(),
-        args.agent.agent.as_deref(),
-        args.agent.token,
-        args.agent.agent_ca.as_deref(),
-    )?;
-    eprintln!("profiling {profile} on {}", measurer.place());
-    let start = std::time::Instant::now();
     let job = ProfileJob {
-        profile,
+        profile: profile.clone(),
         classes,
         group: args.group,
         reference: !args.no_reference,
         drift_model: args.drift_model,
         progress: !args.json,
     };
-    let table = profile_table(&job, &measurer, &out)?;
+    let start = std::time::Instant::now();
+    let table = if args.agent.agents.len() > 1 {
+        let rule = FleetRule {
+            factor: args.fleet_noise_factor,
+            floor: args.fleet_min_tolerance / 100.0,
+        };
+        anyhow::ensure!(
+            rule.factor >= 0.0 && rule.floor >= 0.0,
+            "--fleet-noise-factor and --fleet-min-tolerance must not be negative"
+        );
+        let fleet = args
+            .agent
+            .agents
+            .iter()
+            .map(|url| {
+                Ok(FleetMember {
+                    agent: url.clone(),
+                    measurer: Measurer::new(
+                        &profile,
+                        args.protocol.protocol(),
+                        Some(url),
+                        args.agent.token.clone(),
+                        args.agent.agent_ca.as_deref(),
+                    )?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        eprintln!(
+            "profiling {profile} on a fleet of {} devices; checking first that they agree",
+            fleet.len()
+        );
+        profile_table_on_fleet(&job, &fleet, rule, &out)?
+    } else {
+        let measurer = Measurer::new(
+            &profile,
+            args.protocol.protocol(),
+            args.agent.single()?,
+            args.agent.token.clone(),
+            args.agent.agent_ca.as_deref(),
+        )?;
+        eprintln!("profiling {profile} on {}", measurer.place());
+        profile_table(&job, &measurer, &out)?
+    };
     let seconds = start.elapsed().as_secs_f64();
     let total: f64 = table.entries.values().map(|e| e.get(table.statistic)).sum();
     let drift = table.reference.as_ref().and_then(|r| {
@@ -134,6 +176,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             "backend": table.provenance.backend_version,
             "provider": table.provenance.provider,
             "drift": drift,
+            "fleet": table.provenance.fleet,
         });
         outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
@@ -145,6 +188,20 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             out.display()
         )?;
         outln!("{drift_line}")?;
+        if let Some(fleet) = &table.provenance.fleet {
+            outln!(
+                "fleet of {}: speeds within {:.1}% of each other (accepted up to {:.1}%); {}",
+                fleet.devices.len(),
+                100.0 * fleet.spread,
+                100.0 * fleet.tolerance,
+                fleet
+                    .devices
+                    .iter()
+                    .map(|d| format!("{} measured {} groups", d.agent, d.groups))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
         outln!("next: hsconas calibrate --table {}", out.display())?;
     }
     Ok(())

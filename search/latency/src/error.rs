@@ -62,6 +62,23 @@ pub enum LatencyError {
         /// The threshold, a fraction.
         threshold: f64,
     },
+    /// The devices of a fleet measured the common calibration networks at speeds further apart than their
+    /// noise explains: merging their timings would make one table of two devices.
+    #[error(
+        "the fleet's devices disagree: their speeds spread {:.1}% on the calibration networks, more than \
+         the {:.1}% their measurement noise allows ({devices}); profile them separately, or leave out the \
+         device that differs",
+        100.0 * spread,
+        100.0 * tolerance
+    )]
+    FleetDisagrees {
+        /// `max ratio / min ratio - 1` over the devices.
+        spread: f64,
+        /// The largest spread accepted.
+        tolerance: f64,
+        /// Each device's ratio and noise, in words.
+        devices: String,
+    },
     /// A file an earlier run left that this run cannot continue from.
     #[error("{}: {message}", path.display())]
     Resume {

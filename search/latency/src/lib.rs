@@ -6,11 +6,13 @@
 //! - [`calibration`]: paper Eq. 3 plus a cross-validated linear correction ([`calibrate`]).
 //! - [`validation`]: the report of RMSE, RMSPE, within ±5/±10%, Kendall and Spearman ([`validate`]).
 //! - [`measurer`]: where models are measured (this process or a remote agent), always in interleaved groups.
+//! - [`fleet`]: one table measured by several devices of a profile, after checking they agree.
 //! - [`reference`]: the reference network timed in every group, and the drift trace it gives.
 
 pub mod calibration;
 mod clock;
 mod error;
+pub mod fleet;
 pub mod measurer;
 pub mod networks;
 pub mod pieces;
@@ -20,6 +22,7 @@ pub mod validation;
 
 pub use calibration::{calibrate, CalibrateJob};
 pub use error::LatencyError;
+pub use fleet::{check_fleet, profile_table_on_fleet, FleetMember};
 pub use measurer::Measurer;
 pub use networks::{DriftPolicy, Measured, NetworkRun};
 pub use profiling::{profile_table, ProfileJob};

@@ -197,8 +197,23 @@ impl Measurer {
         let Some(reference) = reference else {
             return Ok((self.measure(models, on_round)?, None));
         };
+        let (outcomes, reference_outcome) =
+            self.measure_beside(models, &reference.onnx, on_round)?;
+        let point = reference.record(&reference_outcome);
+        Ok((outcomes, Some(point)))
+    }
+
+    /// Measures the models together with `reference` (ONNX bytes) appended as the group's last model;
+    /// returns the models' outcomes, in order, and the reference's (not recorded anywhere: the caller
+    /// records it in its trace).
+    pub fn measure_beside(
+        &self,
+        models: &[&[u8]],
+        reference: &[u8],
+        on_round: impl FnMut(usize, usize),
+    ) -> Result<(Vec<MeasureOutcome>, MeasureOutcome), LatencyError> {
         let mut all: Vec<&[u8]> = models.to_vec();
-        all.push(&reference.onnx);
+        all.push(reference);
         let mut outcomes = self.measure(&all, on_round)?;
         let reference_outcome = outcomes.pop().ok_or_else(|| {
             LatencyError::Invalid("the device returned no outcome for the reference network".into())
@@ -210,8 +225,7 @@ impl Measurer {
                 models.len() + 1
             )));
         }
-        let point = reference.record(&reference_outcome);
-        Ok((outcomes, Some(point)))
+        Ok((outcomes, reference_outcome))
     }
 
     /// Measures the models (ONNX bytes) together; one outcome per model, in order. `on_round` is called

@@ -35,6 +35,20 @@ pub struct ProfileJob {
     pub progress: bool,
 }
 
+impl ProfileJob {
+    /// The networks' configuration, after checking the job's settings (a group of at least one piece).
+    pub fn net_config(&self) -> Result<hsconas_models::NetConfig, LatencyError> {
+        if self.group == 0 {
+            return Err(LatencyError::Invalid(
+                "the group size must be at least 1".into(),
+            ));
+        }
+        let config = self.profile.net_config(self.classes);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 /// Converts the runtime's statistics into a table entry.
 pub fn entry(stats: &Stats) -> EntryStats {
     EntryStats {
@@ -56,14 +70,15 @@ pub fn profile_table(
     measurer: &Measurer,
     out: &Path,
 ) -> Result<LatencyTable, LatencyError> {
-    if job.group == 0 {
-        return Err(LatencyError::Invalid(
-            "the group size must be at least 1".into(),
-        ));
-    }
-    let config = job.profile.net_config(job.classes);
-    config.validate()?;
+    let config = job.net_config()?;
     let mut table = start_or_resume(job, measurer, out)?;
+    if table.provenance.fleet.is_some() && table.entries.len() < all_pieces().len() {
+        return Err(LatencyError::Resume {
+            path: out.to_path_buf(),
+            message: "was started by a fleet of devices; finish it with the same --agent list"
+                .into(),
+        });
+    }
     let todo: Vec<Piece> = all_pieces()
         .into_iter()
         .filter(|p| !table.entries.contains_key(&p.key()))
@@ -80,54 +95,20 @@ pub fn profile_table(
     let bar = progress_bar(todo.len(), None, "pieces", job.progress);
     let capacity = measurer.group_capacity(reference.is_some());
     for group in todo.chunks(job.group.min(capacity)) {
-        let models = group
-            .iter()
-            .map(|p| piece_onnx(*p, &config, job.profile.batch))
-            .collect::<Result<Vec<_>, LatencyError>>()?;
+        let models = group_onnx(group, &config, job.profile.batch)?;
         let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
-        let first = group.first().map(Piece::key).unwrap_or_default();
-        bar.set_message(first.clone());
+        bar.set_message(group_name(group));
         let (outcomes, point) = measurer
             .measure_with_reference(&refs, reference.as_mut(), |_, _| bar.tick())
-            .map_err(|e| LatencyError::Measuring {
-                what: format!(
-                    "the group of {} pieces from '{first}' on {}",
-                    group.len(),
-                    measurer.place()
-                ),
-                source: Box::new(e),
-            })?;
-        // The first group sets the table's provider (the one that actually ran); every later group, and a
-        // resumed table's, must have run on the same.
-        if let Some(o) = outcomes.first().filter(|_| table.entries.is_empty()) {
-            table.provenance.backend_version.clone_from(&o.backend);
-            table.provenance.provider = execution_provider(o.provider);
-        }
-        ensure_provider(table.provenance.provider, &outcomes, || {
-            format!("the group of pieces from '{first}'")
-        })?;
-        for (piece, outcome) in group.iter().zip(&outcomes) {
-            let mut stats = entry(&outcome.stats);
-            stats.group = point;
-            table.entries.insert(piece.key(), stats);
-            for (provider, n) in outcome.placement.iter().flatten() {
-                *table
-                    .provenance
-                    .kernels
-                    .entry(provider.clone())
-                    .or_default() += n;
-            }
-        }
-        if let Some(r) = &reference {
-            table.reference = ReferenceNetwork::from_trace(
-                r.arch.to_string(),
-                table
-                    .reference
-                    .as_ref()
-                    .map_or(job.drift_model, |old| old.model),
-                r.trace.clone(),
-            );
-        }
+            .map_err(|e| measuring_error(group, measurer, e))?;
+        record_group(
+            &mut table,
+            group,
+            &outcomes,
+            point,
+            reference.as_ref(),
+            job.drift_model,
+        )?;
         table.save(out)?;
         bar.inc(group.len() as u64);
     }
@@ -135,9 +116,86 @@ pub fn profile_table(
     Ok(table)
 }
 
+/// The ONNX models of a group of pieces.
+pub(crate) fn group_onnx(
+    group: &[Piece],
+    config: &hsconas_models::NetConfig,
+    batch: usize,
+) -> Result<Vec<Vec<u8>>, LatencyError> {
+    group
+        .iter()
+        .map(|p| piece_onnx(*p, config, batch))
+        .collect()
+}
+
+/// The group's name in messages: its first piece's key.
+pub(crate) fn group_name(group: &[Piece]) -> String {
+    group.first().map(Piece::key).unwrap_or_default()
+}
+
+/// The error of a group that could not be measured.
+pub(crate) fn measuring_error(
+    group: &[Piece],
+    measurer: &Measurer,
+    e: LatencyError,
+) -> LatencyError {
+    LatencyError::Measuring {
+        what: format!(
+            "the group of {} pieces from '{}' on {}",
+            group.len(),
+            group_name(group),
+            measurer.place()
+        ),
+        source: Box::new(e),
+    }
+}
+
+/// Puts one measured group into the table: its entries (with the group's point in the reference trace),
+/// the provider it ran on (the first group sets the table's; every later one, and a resumed table's, must
+/// match), the kernels per provider, and the reference network's trace so far.
+pub(crate) fn record_group(
+    table: &mut LatencyTable,
+    group: &[Piece],
+    outcomes: &[hsconas_runtime::measure_job::MeasureOutcome],
+    point: Option<usize>,
+    reference: Option<&ReferenceModel>,
+    drift_model: DriftModel,
+) -> Result<(), LatencyError> {
+    if let Some(o) = outcomes.first().filter(|_| table.entries.is_empty()) {
+        table.provenance.backend_version.clone_from(&o.backend);
+        table.provenance.provider = execution_provider(o.provider);
+    }
+    ensure_provider(table.provenance.provider, outcomes, || {
+        format!("the group of pieces from '{}'", group_name(group))
+    })?;
+    for (piece, outcome) in group.iter().zip(outcomes) {
+        let mut stats = entry(&outcome.stats);
+        stats.group = point;
+        table.entries.insert(piece.key(), stats);
+        for (provider, n) in outcome.placement.iter().flatten() {
+            *table
+                .provenance
+                .kernels
+                .entry(provider.clone())
+                .or_default() += n;
+        }
+    }
+    if let Some(r) = reference {
+        table.reference = ReferenceNetwork::from_trace(
+            r.arch.to_string(),
+            table
+                .reference
+                .as_ref()
+                .map_or(drift_model, |old| old.model),
+            r.trace.clone(),
+        );
+    }
+    Ok(())
+}
+
 /// The reference network for this run: the table's own when it has one (a resumed run continues its
 /// trace), the default for a new table when the job asks for one, none for a table started without.
-fn table_reference(
+pub(crate) fn table_reference(
     job: &ProfileJob,
     table: &LatencyTable,
 ) -> Result<Option<ReferenceModel>, LatencyError> {
@@ -156,7 +214,7 @@ fn table_reference(
     )?))
 }
 
-fn start_or_resume(
+pub(crate) fn start_or_resume(
     job: &ProfileJob,
     measurer: &Measurer,
     out: &Path,
@@ -214,6 +272,7 @@ fn start_or_resume(
             classes: job.classes,
             date: utc_now_rfc3339(),
             protocol,
+            fleet: None,
         },
         statistic: p.statistic,
         entries: Default::default(),

@@ -263,7 +263,7 @@ mod tests {
                 (calibrate.samples, calibrate.seed),
                 (p.calibrate_samples, 8)
             );
-            assert_eq!(calibrate.device.agent.agent, args.agent.agent);
+            assert_eq!(calibrate.device.agent.agents, args.agent.agents);
             let supernet = steps.supernet(true);
             assert_eq!(supernet.recipe.epochs, p.supernet_epochs);
             assert!(supernet.recipe.resume);
