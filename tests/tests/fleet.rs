@@ -42,7 +42,24 @@ fn two_cores_and_taskset() -> bool {
     cores >= 2 && taskset
 }
 
-// One test, in this order: the busy loop of the refused fleet must not run while the agreeing fleet
+/// `hsconas profile` of `local-cpu` at `size` on the fleet of `agents` into `out`, short protocol.
+fn fleet_profile<'a>(
+    size: &'a str,
+    agents: [&'a RunningAgent; 2],
+    out: &'a std::path::Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["profile", "--device", "local-cpu", "--input-size", size];
+    for agent in agents {
+        args.extend(["--agent", agent.url.as_str()]);
+    }
+    args.extend(["--out", out.to_str().expect("utf-8")]);
+    args.extend(extra);
+    args.extend(FAST);
+    args
+}
+
+// One test, in this order: the busy loops of the refused fleet must not run while the agreeing fleet
 // measures.
 #[test]
 fn a_fleet_that_agrees_measures_one_table_and_one_that_disagrees_is_refused() {
@@ -59,20 +76,7 @@ fn a_fleet_that_agrees_measures_one_table_and_one_that_disagrees_is_refused() {
     let refused = dir.path().join("refused.json");
     let outcome = {
         let _busy = [BusyLoop::on(1), BusyLoop::on(1)];
-        let mut args = vec![
-            "profile",
-            "--device",
-            "local-cpu",
-            "--input-size",
-            "224",
-            "--agent",
-            &a.url,
-            "--agent",
-            &b.url,
-            "--out",
-            refused.to_str().expect("utf-8"),
-        ];
-        args.extend(FAST);
+        let args = fleet_profile("224", [&a, &b], &refused, &[]);
         run_bin("hsconas", &args)
     };
     assert_eq!(outcome.code, Some(1), "{outcome:?}");
@@ -92,21 +96,7 @@ fn a_fleet_that_agrees_measures_one_table_and_one_that_disagrees_is_refused() {
 
     // Accepted: the same two devices, each alone on its core, measure one table at input 32.
     let table_path = dir.path().join("fleet.json");
-    let mut args = vec![
-        "profile",
-        "--device",
-        "local-cpu",
-        "--input-size",
-        "32",
-        "--agent",
-        &a.url,
-        "--agent",
-        &b.url,
-        "--out",
-        table_path.to_str().expect("utf-8"),
-        "--json",
-    ];
-    args.extend(FAST);
+    let args = fleet_profile("32", [&a, &b], &table_path, &["--json"]);
     let outcome = run_bin("hsconas", &args);
     assert_eq!(outcome.code, Some(0), "{outcome:?}");
     let summary: Value = serde_json::from_str(&outcome.stdout).expect("JSON summary");
