@@ -12,6 +12,8 @@
 #   scripts/ground-truth.sh estimate  # every estimator's scores of the set (estimates/<name>.json)
 #   scripts/ground-truth.sh short     # short-training scores of the trained networks that lack one
 #   scripts/ground-truth.sh supernet  # trains a supernet on the same images (resumable), scores the set
+#   scripts/ground-truth.sh supernet-sandwich  # the same with the sandwich rule (2 random paths) and
+#                                              # in-place distillation, scored as `supernet-sandwich`
 #   scripts/ground-truth.sh score     # estimators against the trained accuracy (estimators.json)
 #
 # Resumable: a run whose model.json exists (in OUT, or committed under docs/evidence/ground-truth/runs/)
@@ -185,22 +187,31 @@ os.remove(one)
 # The paper's estimator on the ground truth: a supernet trained on the same 10,000 images and validation
 # split as the networks (SUPERNET_EPOCHS, default 30; resumable), then every architecture of the set scored
 # with its weights on the 5,000 validation images (batch-norm statistics recalibrated per architecture).
+# supernet NAME [FLAGS...]: into OUT/NAME, scored as estimator NAME, FLAGS added to the training.
 supernet() {
-  local dir=$out/supernet
+  local name=$1 dir=$out/$1
+  shift
   local resume=()
   [[ -f $dir/checkpoint.safetensors ]] && resume=(--resume)
   if [[ ! -f $dir/done ]]; then
-    echo "== supernet ($(date -u +%H:%M:%S))" >&2
+    echo "== $name ($(date -u +%H:%M:%S))" >&2
     "$hsconas" supernet train --data "$data" --train-per-class 1000 --val-fraction 0.1 --split-seed 0 \
       --epochs "${SUPERNET_EPOCHS:-30}" --init spos --seed 0 --eval-subnets 2 --threads "$threads" \
-      --out "$dir" "${resume[@]}" </dev/null
+      --out "$dir" "${resume[@]}" "$@" </dev/null
     touch "$dir/done"
-    cp "$dir/history.json" "$evidence/supernet-history.json" 2>/dev/null || true
+    cp "$dir/history.json" "$evidence/$name-history.json" 2>/dev/null || true
   fi
   OMP_NUM_THREADS=$threads "$hsconas" estimate --estimator supernet --supernet "$dir/checkpoint.safetensors" \
     --archs "$set_file" --data "$data" --train-per-class 1000 --val-fraction 0.1 --split-seed 0 \
-    --eval-images 0 --json >"$evidence/estimates/supernet.json.tmp"
-  mv "$evidence/estimates/supernet.json.tmp" "$evidence/estimates/supernet.json"
+    --eval-images 0 --json >"$evidence/estimates/$name.json.tmp"
+  python3 -c '
+import json, sys
+path, name = sys.argv[1], sys.argv[2]
+scores = json.load(open(path))
+scores["estimator"] = name
+json.dump(scores, open(path, "w"), indent=2)
+' "$evidence/estimates/$name.json.tmp" "$name"
+  mv "$evidence/estimates/$name.json.tmp" "$evidence/estimates/$name.json"
 }
 
 score() {
@@ -217,10 +228,11 @@ case ${1:-} in
   collect) collect ;;
   estimate) estimate ;;
   short) short ;;
-  supernet) supernet ;;
+  supernet) supernet supernet ;;
+  supernet-sandwich) supernet supernet-sandwich --sandwich 2 --inplace-distill ;;
   score) score ;;
   *)
-    sed -n 2,21p "$0" >&2
+    sed -n 2,23p "$0" >&2
     exit 2
     ;;
 esac

@@ -11,7 +11,9 @@ use hsconas_models::{Arch, Layout, NetConfig, SearchSpace};
 use hsconas_plots::{Scatter, Series, BLUE, GREY, ORANGE};
 use hsconas_train::eval::EvalSettings;
 use hsconas_train::nn::InitScheme;
-use hsconas_train::supernet_run::{evaluate_subnet, EvalData, SubnetEvaluation, SupernetTraining};
+use hsconas_train::supernet_run::{
+    evaluate_subnet, EvalData, Sandwich, SubnetEvaluation, SupernetTraining,
+};
 use hsconas_train::trainer::{self, checkpoint_path};
 use hsconas_train::{checkpoint, Collective, TrainState};
 use serde::{Deserialize, Serialize};
@@ -50,6 +52,15 @@ pub struct TrainArgs {
     /// Training batches for batch-norm recalibration before each evaluation.
     #[arg(long, default_value_t = TrainArgs::DEFAULT_BN_BATCHES, value_name = "K")]
     pub bn_batches: usize,
+    /// The sandwich rule (BigNAS, OFA): every step trains the sampled path's operators at the widest
+    /// and at the narrowest scale of the space plus N random paths (the sampled one first), their
+    /// losses summed into one update. A step costs about N + 2 plain steps. Default: one path per step
+    #[arg(long, value_name = "N")]
+    pub sandwich: Option<usize>,
+    /// With --sandwich: every path but the widest learns the widest path's predictions (in-place
+    /// distillation) instead of the labels
+    #[arg(long, requires = "sandwich")]
+    pub inplace_distill: bool,
 }
 
 impl TrainArgs {
@@ -70,7 +81,17 @@ impl TrainArgs {
             eval_subnets: TrainArgs::DEFAULT_EVAL_SUBNETS,
             eval_images: TrainArgs::DEFAULT_EVAL_IMAGES,
             bn_batches: TrainArgs::DEFAULT_BN_BATCHES,
+            sandwich: None,
+            inplace_distill: false,
         }
+    }
+
+    /// The sandwich rule the flags ask for.
+    pub fn sandwich(&self) -> Option<Sandwich> {
+        self.sandwich.map(|random| Sandwich {
+            random,
+            distill: self.inplace_distill,
+        })
     }
 }
 
@@ -121,6 +142,9 @@ pub(super) struct SupernetModel {
     /// this field existed (all Kaiming) still match.
     #[serde(default, skip_serializing_if = "InitScheme::is_kaiming")]
     init: InitScheme,
+    /// How many paths a step trains (absent: one, as every checkpoint before this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sandwich: Option<Sandwich>,
 }
 
 /// `hsconas supernet ...`; `train` by every rank of `collective`, the others in one process.
@@ -144,9 +168,10 @@ fn train(args: TrainArgs, collective: &dyn Collective) -> anyhow::Result<()> {
     let device = args.recipe.device()?;
     let data = args.data.prepare()?;
     let config = data.net_config(args.layout)?;
-    let model = SupernetModel::new(config, space.clone(), args.recipe.init);
+    let model = SupernetModel::new(config, space.clone(), args.recipe.init, args.sandwich());
     let seed = args.recipe.seed;
     let mut training = SupernetTraining::new(config, space, seed, args.recipe.init, device)?;
+    training.sandwich = args.sandwich();
     if args.eval_subnets > 0 {
         let val = spread_subset(&data.val, args.eval_images);
         training.eval = Some((
@@ -244,12 +269,18 @@ pub fn write_history(dir: &Path, state: &TrainState) -> anyhow::Result<()> {
 /// Builds the supernet a checkpoint was trained as and loads it.
 impl SupernetModel {
     /// The description of a supernet trained in `space` (what its checkpoint records).
-    pub(super) fn new(config: NetConfig, space: SearchSpace, init: InitScheme) -> SupernetModel {
+    pub(super) fn new(
+        config: NetConfig,
+        space: SearchSpace,
+        init: InitScheme,
+        sandwich: Option<Sandwich>,
+    ) -> SupernetModel {
         SupernetModel {
             kind: "supernet".into(),
             config,
             space,
             init,
+            sandwich,
         }
     }
 
@@ -271,6 +302,8 @@ pub(super) fn load_supernet(
         .with_context(|| format!("{} is not a supernet checkpoint", path.display()))?;
     let mut training =
         SupernetTraining::new(model.config, model.space.clone(), 0, model.init, device)?;
+    // Fine-tuning it further (after a shrinking stage) trains the way it was trained.
+    training.sandwich = model.sandwich;
     checkpoint::load::<TrainState>(path, &mut training.vs)?;
     Ok((training, model))
 }

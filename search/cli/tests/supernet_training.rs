@@ -1,6 +1,7 @@
 //! A real, short supernet training run on the committed CIFAR-10 sample through the `hsconas` binary:
 //! the loss goes down, checkpoints are written, a run stopped mid-epoch resumes to exactly the weights of
-//! an uninterrupted one, a killed run loses no finished epoch, and subnets can be evaluated and extracted.
+//! an uninterrupted one, a killed run loses no finished epoch, the sandwich rule trains and is recorded,
+//! and subnets can be evaluated and extracted.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -320,6 +321,55 @@ fn a_killed_run_keeps_its_finished_epochs() {
         before.history[..],
         "finished epochs are kept as they were"
     );
+}
+
+/// The sandwich rule with in-place distillation trains (the widest path's loss falls), is recorded in
+/// the checkpoint, and a resume without it is refused; `--inplace-distill` alone is a usage error.
+#[test]
+fn sandwich_training_learns_and_is_recorded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = dir.path().join("sandwich");
+    let flags = [
+        "--epochs",
+        "2",
+        "--eval-subnets",
+        "0",
+        "--init",
+        "kaiming",
+        "--sandwich",
+        "1",
+        "--inplace-distill",
+    ];
+    hsconas(&train_args(&run, &flags));
+    let s = state(&run);
+    assert_eq!(s.epochs_done, 2);
+    assert!(
+        s.history[1].loss < s.history[0].loss,
+        "loss should fall: {:?}",
+        s.history.iter().map(|r| r.loss).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        s.model["sandwich"],
+        serde_json::json!({"random": 1, "distill": true})
+    );
+    let plain = Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .args(train_args(
+            &run,
+            &["--epochs", "3", "--init", "kaiming", "--resume"],
+        ))
+        .output()
+        .expect("runs");
+    assert_eq!(plain.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("another model"));
+    let alone = Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .args(train_args(
+            &dir.path().join("alone"),
+            &["--inplace-distill"],
+        ))
+        .output()
+        .expect("runs");
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("--sandwich"));
 }
 
 #[test]

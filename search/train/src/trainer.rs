@@ -87,12 +87,46 @@ pub struct TrainState {
     pub history: Vec<EpochRecord>,
 }
 
+/// What one training step back-propagates and reports.
+pub struct StepLoss {
+    /// The loss whose gradient the step applies.
+    pub objective: Tensor,
+    /// The loss the progress and the epoch record report: the main path's cross-entropy with the labels
+    /// (equal to `objective` unless the model trains several paths per step).
+    pub reported: Tensor,
+    /// The logits the training accuracy is counted on (the main path's).
+    pub logits: Tensor,
+}
+
+impl StepLoss {
+    /// The loss of one path's `logits`: its cross-entropy with the labels `y`, back-propagated and reported.
+    pub fn single_path(logits: Tensor, y: &Tensor, label_smoothing: f64) -> StepLoss {
+        let loss = cross_entropy(&logits, y, label_smoothing);
+        StepLoss {
+            objective: loss.shallow_clone(),
+            reported: loss,
+            logits,
+        }
+    }
+}
+
+/// Mean cross-entropy of `logits` against the labels `y`, with label smoothing.
+pub fn cross_entropy(logits: &Tensor, y: &Tensor, label_smoothing: f64) -> Tensor {
+    logits.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, label_smoothing)
+}
+
 /// The model being trained, as the loop sees it.
 pub trait Trainable {
     /// Its variables.
     fn var_store(&self) -> &nn::VarStore;
     /// Training-mode logits for step `step` (the supernet samples its path from the step).
     fn forward_train(&self, x: &Tensor, step: u64) -> Tensor;
+    /// The loss of step `step` on the batch `(x, y)`. The default is the cross-entropy of
+    /// [`Trainable::forward_train`]; a model that trains several paths per step (the supernet's sandwich
+    /// rule) returns their summed losses as the objective.
+    fn step_loss(&self, x: &Tensor, y: &Tensor, step: u64, label_smoothing: f64) -> StepLoss {
+        StepLoss::single_path(self.forward_train(x, step), y, label_smoothing)
+    }
     /// Evaluation after an epoch (stored in the epoch's record).
     fn evaluate(&self, epoch: usize) -> serde_json::Value;
 }
@@ -232,23 +266,21 @@ pub fn train(
             let done = (epoch * per_epoch + state.batches_in_epoch) as u64;
             lr = cosine_lr(peak_lr, done, total, warmup);
             let (x, y) = batch_tensors(&batch, device);
-            let logits = model.forward_train(&x, state.step);
-            let loss = logits.cross_entropy_loss::<Tensor>(
-                &y,
-                None,
-                Reduction::Mean,
-                -100,
-                settings.label_smoothing,
-            );
-            opt.backward_step_averaged(&loss, lr, collective);
-            let l = f64::try_from(&loss).unwrap_or(f64::NAN);
-            if !l.is_finite() {
+            let StepLoss {
+                objective,
+                reported,
+                logits,
+            } = model.step_loss(&x, &y, state.step, settings.label_smoothing);
+            opt.backward_step_averaged(&objective, lr, collective);
+            let diverged = f64::try_from(&objective).unwrap_or(f64::NAN);
+            if !diverged.is_finite() {
                 return Err(TrainError::Diverged {
-                    loss: l,
+                    loss: diverged,
                     step: state.step,
                     lr,
                 });
             }
+            let l = f64::try_from(&reported).unwrap_or(f64::NAN);
             let n = batch.labels.len() as f64;
             sums[0] += l * n;
             sums[1] += i64::try_from(logits.argmax(1, false).eq_tensor(&y).sum(Kind::Int64))
