@@ -51,6 +51,11 @@ pub struct FleetAgreement {
     pub spread: f64,
     /// The largest spread accepted: `max(factor x noise, floor)`.
     pub tolerance: f64,
+    /// The agreements of earlier sittings of the same table (oldest first), each with the groups its
+    /// devices measured then: a table resumed by another fleet keeps the record of every device that
+    /// measured it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<FleetAgreement>,
 }
 
 /// How much disagreement a fleet may show.
@@ -139,7 +144,26 @@ impl FleetAgreement {
             noise,
             spread: max_ratio / min_ratio - 1.0,
             tolerance: (rule.factor * noise).max(rule.floor),
+            earlier: Vec::new(),
         })
+    }
+
+    /// This sitting's agreement, continuing a table whose record was `previous`: `previous` and the
+    /// sittings before it become [`FleetAgreement::earlier`], oldest first.
+    pub fn continuing(mut self, mut previous: FleetAgreement) -> FleetAgreement {
+        self.earlier = std::mem::take(&mut previous.earlier);
+        self.earlier.push(previous);
+        self
+    }
+
+    /// Groups of pieces measured by every sitting together.
+    pub fn total_groups(&self) -> usize {
+        let own: usize = self.devices.iter().map(|d| d.groups).sum();
+        own + self
+            .earlier
+            .iter()
+            .map(FleetAgreement::total_groups)
+            .sum::<usize>()
     }
 
     /// Whether the devices agree within the tolerance.
@@ -232,6 +256,38 @@ mod tests {
         assert!(!FleetAgreement::judge(nets(2), vec![a, b], strict)
             .expect("judged")
             .agrees());
+    }
+
+    #[test]
+    fn a_resumed_table_keeps_every_sitting() {
+        let judge = |names: [&str; 2]| {
+            let timings = names
+                .map(|n| device(n, [vec![1.0, 2.0], vec![1.0, 2.0]]))
+                .to_vec();
+            FleetAgreement::judge(nets(2), timings, FleetRule::default()).expect("judged")
+        };
+        let mut first = judge(["a", "b"]);
+        (first.devices[0].groups, first.devices[1].groups) = (3, 4);
+        let mut second = judge(["b", "c"]).continuing(first.clone());
+        second.devices[1].groups = 5;
+        let third = judge(["c", "d"]).continuing(second.clone());
+        assert_eq!(third.earlier.len(), 2);
+        assert_eq!(third.earlier[0], first, "oldest first");
+        assert_eq!(third.earlier[1].devices[1].agent, "c");
+        assert!(
+            third.earlier[1].earlier.is_empty(),
+            "no sitting is recorded twice"
+        );
+        assert_eq!(third.total_groups(), 12);
+        let json = serde_json::to_value(&third).expect("serialises");
+        let back: FleetAgreement = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, third);
+        // A record from before this field reads as one sitting.
+        let mut old = serde_json::to_value(&first).expect("serialises");
+        assert!(old.get("earlier").is_none());
+        old.as_object_mut().expect("object").remove("earlier");
+        let read: FleetAgreement = serde_json::from_value(old).expect("reads");
+        assert!(read.earlier.is_empty());
     }
 
     #[test]

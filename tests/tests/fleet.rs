@@ -128,6 +128,10 @@ fn a_fleet_that_agrees_measures_one_table_and_one_that_disagrees_is_refused() {
         }
     }
     assert_eq!(summary["fleet"]["spread"], fleet["spread"]);
+    // Rerun on the finished table: nothing is left to measure, and its record stays as it is.
+    let again = run_bin("hsconas", &args);
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(read_json(&table_path)["provenance"]["fleet"], *fleet);
 
     // The fleet's table is an ordinary table: it predicts.
     let arch = vec!["shuffle3:0.5"; 20].join(",");

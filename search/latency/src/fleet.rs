@@ -147,6 +147,13 @@ pub fn profile_table_on_fleet(
         .ok_or_else(|| LatencyError::Invalid("a fleet needs at least two devices".into()))?
         .measurer;
     let table = start_or_resume(job, first, out)?;
+    if all_pieces()
+        .iter()
+        .all(|p| table.entries.contains_key(&p.key()))
+    {
+        // Nothing left to measure: the table and its record stay as they are.
+        return Ok(table);
+    }
     resumable_by(&table, fleet, out)?;
     let mut agreement = check_fleet(fleet, &config, job.profile.batch, table.statistic, rule)?;
     if !agreement.agrees() {
@@ -156,16 +163,11 @@ pub fn profile_table_on_fleet(
             devices: agreement.describe(),
         });
     }
-    // A resumed fleet table keeps counting the groups of the devices that measured before; other devices
-    // start from zero.
-    if let Some(old) = &table.provenance.fleet {
-        for device in &mut agreement.devices {
-            if let Some(o) = old.devices.iter().find(|o| o.agent == device.agent) {
-                device.groups = o.groups;
-            }
-        }
-    }
+    // A resumed fleet table keeps the earlier sittings' records; this sitting counts its own groups.
     let mut table = table;
+    if let Some(previous) = table.provenance.fleet.take() {
+        agreement = agreement.continuing(previous);
+    }
     table.provenance.fleet = Some(agreement);
     let reference = table_reference(job, &table)?;
     let reference_onnx = reference.as_ref().map(|r| r.onnx.clone());
