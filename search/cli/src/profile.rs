@@ -201,6 +201,13 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             )?;
+            if !fleet.earlier.is_empty() {
+                outln!(
+                    "resumed: {} earlier sittings (provenance.fleet.earlier); {} groups in all",
+                    fleet.earlier.len(),
+                    fleet.total_groups()
+                )?;
+            }
         }
         outln!("next: hsconas calibrate --table {}", out.display())?;
     }

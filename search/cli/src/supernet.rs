@@ -54,11 +54,11 @@ pub struct TrainArgs {
     pub bn_batches: usize,
     /// The sandwich rule (BigNAS, OFA): every step trains the sampled path's operators at the widest
     /// and at the narrowest scale of the space plus N random paths (the sampled one first), their
-    /// losses summed into one update. A step costs about N + 2 plain steps. Default: one path per step
+    /// losses summed into one update. A step costs about N + 2 plain steps. Default: one path per step.
     #[arg(long, value_name = "N")]
     pub sandwich: Option<usize>,
     /// With --sandwich: every path but the widest learns the widest path's predictions (in-place
-    /// distillation) instead of the labels
+    /// distillation) instead of the labels.
     #[arg(long, requires = "sandwich")]
     pub inplace_distill: bool,
 }

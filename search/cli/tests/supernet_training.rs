@@ -60,6 +60,15 @@ fn hsconas(args: &[String]) -> Output {
     out
 }
 
+/// The second epoch's mean training loss is below the first's.
+fn assert_loss_falls(s: &TrainState) {
+    assert!(
+        s.history[1].loss < s.history[0].loss,
+        "loss should fall: {:?}",
+        s.history.iter().map(|r| r.loss).collect::<Vec<_>>()
+    );
+}
+
 fn state(dir: &Path) -> TrainState {
     read_state(&dir.join("checkpoint.safetensors")).expect("checkpoint")
 }
@@ -90,11 +99,7 @@ fn training_lowers_the_loss_checkpoints_and_resumes_exactly() {
     ));
     let s = state(&straight);
     assert_eq!(s.epochs_done, 2);
-    assert!(
-        s.history[1].loss < s.history[0].loss,
-        "loss should fall: {:?}",
-        s.history.iter().map(|r| r.loss).collect::<Vec<_>>()
-    );
+    assert_loss_falls(&s);
     assert!(s.history[0].eval["widest_top1"].is_number());
     assert!(straight.join("history.json").exists() && straight.join("curve.png").exists());
 
@@ -343,11 +348,7 @@ fn sandwich_training_learns_and_is_recorded() {
     hsconas(&train_args(&run, &flags));
     let s = state(&run);
     assert_eq!(s.epochs_done, 2);
-    assert!(
-        s.history[1].loss < s.history[0].loss,
-        "loss should fall: {:?}",
-        s.history.iter().map(|r| r.loss).collect::<Vec<_>>()
-    );
+    assert_loss_falls(&s);
     assert_eq!(
         s.model["sandwich"],
         serde_json::json!({"random": 1, "distill": true})

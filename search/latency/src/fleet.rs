@@ -147,10 +147,11 @@ pub fn profile_table_on_fleet(
         .ok_or_else(|| LatencyError::Invalid("a fleet needs at least two devices".into()))?
         .measurer;
     let table = start_or_resume(job, first, out)?;
-    if all_pieces()
-        .iter()
-        .all(|p| table.entries.contains_key(&p.key()))
-    {
+    let todo: Vec<Piece> = all_pieces()
+        .into_iter()
+        .filter(|p| !table.entries.contains_key(&p.key()))
+        .collect();
+    if todo.is_empty() {
         // Nothing left to measure: the table and its record stay as they are.
         return Ok(table);
     }
@@ -176,10 +177,6 @@ pub fn profile_table_on_fleet(
         .map(|m| m.measurer.group_capacity(reference.is_some()))
         .min()
         .unwrap_or(1);
-    let todo: Vec<Piece> = all_pieces()
-        .into_iter()
-        .filter(|p| !table.entries.contains_key(&p.key()))
-        .collect();
     let bar = progress_bar(todo.len(), None, "pieces", job.progress);
     let shared = Mutex::new(Shared {
         table,

@@ -88,6 +88,9 @@ pub fn at_extreme_scale(space: &SearchSpace, base: &Arch, widest: bool) -> Arch 
     let mut arch = base.clone();
     for (layer, allowed) in space.layers().iter().enumerate() {
         let choice = base.choices()[layer];
+        if choice.is_skip() {
+            continue;
+        }
         let tenths = if widest {
             allowed.scales.last()
         } else {
@@ -96,9 +99,6 @@ pub fn at_extreme_scale(space: &SearchSpace, base: &Arch, widest: bool) -> Arch 
         let Some(scale) = tenths.and_then(|&t| Scale::from_tenths(t)) else {
             continue;
         };
-        if choice.is_skip() {
-            continue;
-        }
         if let Ok(a) = arch.with_layer(layer, Choice::new(choice.op(), scale)) {
             arch = a;
         }
