@@ -31,12 +31,27 @@ pub struct ReferenceNetwork {
     /// How the table's entries are normalised with the trace.
     #[serde(default = "default_model")]
     pub model: DriftModel,
+    /// Runs of the reference back to back in every round of a group, of which the last is timed,
+    /// whatever burst the group's other models use: the same in every job measured against this table,
+    /// so that its timings differ only by the device's speed (a reference timed cold among pieces in
+    /// one job and warm among networks in the next would read as drift). New tables use
+    /// [`REFERENCE_BURST`]; tables profiled before the field existed timed it with the pieces' burst, 1.
+    #[serde(default = "one")]
+    pub burst: usize,
     /// The reference over the profiling run, one point per group of pieces.
     pub trace: DriftTrace,
 }
 
+/// The reference network's burst in new tables (see [`ReferenceNetwork::burst`]): warm, as the
+/// networks measured against a table are by default (`--burst 3`).
+pub const REFERENCE_BURST: usize = 3;
+
 fn default_model() -> DriftModel {
     DriftModel::DEFAULT
+}
+
+fn one() -> usize {
+    1
 }
 
 impl ReferenceNetwork {
@@ -44,6 +59,7 @@ impl ReferenceNetwork {
     pub fn from_trace(
         arch: String,
         model: DriftModel,
+        burst: usize,
         trace: DriftTrace,
     ) -> Option<ReferenceNetwork> {
         let latency_ms = median(&trace.values());
@@ -51,6 +67,7 @@ impl ReferenceNetwork {
             arch,
             latency_ms,
             model,
+            burst,
             trace,
         })
     }
@@ -445,6 +462,7 @@ mod tests {
         let r = ReferenceNetwork::from_trace(
             "a".into(),
             DriftModel::Ratio { window: 1 },
+            REFERENCE_BURST,
             trace(&[1.0, 1.2, 1.1]),
         )
         .expect("a reference");
@@ -454,6 +472,7 @@ mod tests {
         assert!(ReferenceNetwork::from_trace(
             "a".into(),
             DriftModel::DEFAULT,
+            1,
             DriftTrace::default()
         )
         .is_none());

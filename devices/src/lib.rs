@@ -34,7 +34,9 @@ mod profile;
 mod table;
 
 pub use calibration::{Calibration, Correction, CorrectionKind, NetworkSample};
-pub use drift::{DriftModel, DriftPoint, DriftSummary, DriftTrace, ReferenceNetwork};
+pub use drift::{
+    DriftModel, DriftPoint, DriftSummary, DriftTrace, ReferenceNetwork, REFERENCE_BURST,
+};
 pub use fleet::{CalibrationTimings, FleetAgreement, FleetDevice, FleetRule};
 pub use latency_model::{LatencyModel, LayerPart, Prediction};
 pub use machine::machine_differences;

@@ -65,6 +65,12 @@ pub struct Protocol {
     /// others warm the caches with its weights, as when it runs alone). 1: every run is timed.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub burst: usize,
+    /// The burst of a group's last model instead of `burst` when set. A job that times a drift
+    /// reference network beside its models (appended last) gives it the same burst in every job, so
+    /// the reference's timings compare across jobs whose models use different bursts (a table's pieces
+    /// and the networks measured against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_burst: Option<usize>,
 }
 
 fn one() -> usize {
@@ -86,6 +92,7 @@ impl Default for Protocol {
             seed: 0,
             pin: Vec::new(),
             burst: 1,
+            last_burst: None,
         }
     }
 }
@@ -98,7 +105,7 @@ impl Protocol {
                 self.min_runs, self.max_runs
             )));
         }
-        if self.burst == 0 {
+        if self.burst == 0 || self.last_burst == Some(0) {
             return Err(RuntimeError::BadSetting("burst must be at least 1".into()));
         }
         if !(self.min_time_ms >= 0.0 && self.min_time_ms.is_finite()) {
@@ -224,15 +231,25 @@ pub fn measure_interleaved(
     let done = |s: &Vec<f64>, t: Duration| {
         s.len() >= protocol.max_runs || (s.len() >= protocol.min_runs && t >= min_time)
     };
+    let last = models.len().saturating_sub(1);
     let mut round = 0;
     loop {
         let mut finished = 0;
-        for ((model, s), t) in models.iter_mut().zip(&mut samples).zip(&mut timed) {
+        for (i, ((model, s), t)) in models
+            .iter_mut()
+            .zip(&mut samples)
+            .zip(&mut timed)
+            .enumerate()
+        {
             if done(s, *t) {
                 finished += 1;
                 continue;
             }
-            for _ in 1..protocol.burst {
+            let burst = match protocol.last_burst {
+                Some(b) if i == last => b,
+                _ => protocol.burst,
+            };
+            for _ in 1..burst {
                 model.run_prepared()?;
             }
             let start = Instant::now();
@@ -297,6 +314,73 @@ mod tests {
         assert!(json.get("burst").is_none());
         let back: Protocol = serde_json::from_value(json).expect("reads back");
         assert_eq!(back.burst, 1);
+        assert_eq!(back.last_burst, None);
+        let p = Protocol {
+            last_burst: Some(0),
+            ..Protocol::default()
+        };
+        assert!(p.validate().is_err());
+    }
+
+    /// Counts its runs; the scheduler's bookkeeping is what is under test, not a backend.
+    struct Counting {
+        runs: usize,
+    }
+
+    impl LoadedModel for Counting {
+        fn inputs(&self) -> &[TensorSpec] {
+            &[]
+        }
+        fn outputs(&self) -> &[TensorSpec] {
+            &[]
+        }
+        fn provider(&self) -> crate::backend::Provider {
+            crate::backend::Provider::Cpu
+        }
+        fn run(&mut self, _: &[HostTensor]) -> Result<Vec<HostTensor>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        fn prepare(&mut self, _: &[HostTensor]) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn run_prepared(&mut self) -> Result<(), RuntimeError> {
+            self.runs += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_last_model_gets_its_own_burst() {
+        let protocol = Protocol {
+            warmup: 2,
+            min_runs: 5,
+            min_time_ms: 0.0,
+            max_runs: 5,
+            burst: 2,
+            last_burst: Some(4),
+            ..Protocol::default()
+        };
+        let (mut a, mut b, mut reference) = (
+            Counting { runs: 0 },
+            Counting { runs: 0 },
+            Counting { runs: 0 },
+        );
+        let stats =
+            measure_interleaved(&mut [&mut a, &mut b, &mut reference], &protocol, |_, _| {})
+                .expect("measures");
+        assert!(stats.iter().all(|s| s.runs == 5));
+        // warm-up, then 5 rounds of `burst` runs (only the last of each timed)
+        assert_eq!(
+            (a.runs, b.runs, reference.runs),
+            (2 + 5 * 2, 2 + 5 * 2, 2 + 5 * 4)
+        );
+        let plain = Protocol {
+            last_burst: None,
+            ..protocol
+        };
+        let mut c = Counting { runs: 0 };
+        measure_interleaved(&mut [&mut c], &plain, |_, _| {}).expect("measures");
+        assert_eq!(c.runs, 2 + 5 * 2);
     }
 
     #[test]

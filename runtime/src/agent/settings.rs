@@ -41,8 +41,12 @@ impl ProfileSettings {
             .workspace_mib
             .map(|mib| format!("&trt_workspace_mib={mib}"))
             .unwrap_or_default();
+        let last_burst = p
+            .last_burst
+            .map(|b| format!("&last_burst={b}"))
+            .unwrap_or_default();
         format!(
-            "backend={}&provider={}&threads={}&optimize={}&trt_fp16={}{workspace}&placement={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}",
+            "backend={}&provider={}&threads={}&optimize={}&trt_fp16={}{workspace}&placement={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}{last_burst}",
             self.engine.kind,
             providers.join(","),
             self.engine.threads,
@@ -114,11 +118,16 @@ impl ProfileSettings {
                 }
                 "batch" => s.batch = int()?,
                 "burst" => s.protocol.burst = int()?,
+                "last_burst" => s.protocol.last_burst = Some(int()?),
                 _ => return Err(format!("unknown query parameter '{key}'")),
             }
         }
-        if s.batch == 0 || s.engine.threads == 0 || s.protocol.burst == 0 {
-            return Err("batch, threads and burst must be at least 1".into());
+        if s.batch == 0
+            || s.engine.threads == 0
+            || s.protocol.burst == 0
+            || s.protocol.last_burst == Some(0)
+        {
+            return Err("batch, threads, burst and last_burst must be at least 1".into());
         }
         s.protocol.max_runs = s.protocol.max_runs.max(s.protocol.min_runs);
         Ok(s)
@@ -140,7 +149,10 @@ mod tests {
         s.engine.tensorrt.fp16 = true;
         s.engine.tensorrt.workspace_mib = Some(2048);
         s.engine.placement = true;
+        assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s.clone()));
+        s.protocol.last_burst = Some(3);
         assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s));
+        assert!(ProfileSettings::from_query("last_burst=0").is_err());
         assert!(ProfileSettings::from_query("runs=x")
             .expect_err("bad")
             .contains("'runs'"));

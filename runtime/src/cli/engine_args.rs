@@ -105,6 +105,7 @@ impl ProtocolArgs {
             seed: self.seed,
             pin: self.pin.clone(),
             burst: 1,
+            last_burst: None,
         }
     }
 }

@@ -87,6 +87,7 @@ impl ProtocolArgs {
             seed: 0,
             pin: Vec::new(),
             burst: 1,
+            last_burst: None,
         }
     }
 }

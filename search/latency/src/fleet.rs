@@ -171,7 +171,7 @@ pub fn profile_table_on_fleet(
     }
     table.provenance.fleet = Some(agreement);
     let reference = table_reference(job, &table)?;
-    let reference_onnx = reference.as_ref().map(|r| r.onnx.clone());
+    let reference_onnx = reference.as_ref().map(|r| (r.onnx.clone(), r.burst));
     let capacity = fleet
         .iter()
         .map(|m| m.measurer.group_capacity(reference.is_some()))
@@ -207,8 +207,7 @@ pub fn profile_table_on_fleet(
                         None => return,
                     }
                 };
-                let measured =
-                    measure_group(member, &group, config, job, reference_onnx.as_deref());
+                let measured = measure_group(member, &group, config, job, reference_onnx.as_ref());
                 let mut s = lock();
                 let recorded = measured.and_then(|(outcomes, reference_outcome)| {
                     let point = match (&mut s.reference, &reference_outcome) {
@@ -298,7 +297,7 @@ fn measure_group(
     group: &[Piece],
     config: &NetConfig,
     job: &ProfileJob,
-    reference_onnx: Option<&[u8]>,
+    reference: Option<&(Vec<u8>, usize)>,
 ) -> Result<
     (
         Vec<hsconas_runtime::measure_job::MeasureOutcome>,
@@ -308,10 +307,10 @@ fn measure_group(
 > {
     let models = group_onnx(group, config, job.profile.batch)?;
     let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
-    let measured = match reference_onnx {
-        Some(r) => member
+    let measured = match reference {
+        Some((onnx, burst)) => member
             .measurer
-            .measure_beside(&refs, r, |_, _| {})
+            .measure_beside(&refs, onnx, *burst, |_, _| {})
             .map(|(o, r)| (o, Some(r))),
         None => member.measurer.measure(&refs, |_, _| {}).map(|o| (o, None)),
     };

@@ -198,23 +198,25 @@ impl Measurer {
             return Ok((self.measure(models, on_round)?, None));
         };
         let (outcomes, reference_outcome) =
-            self.measure_beside(models, &reference.onnx, on_round)?;
+            self.measure_beside(models, &reference.onnx, reference.burst, on_round)?;
         let point = reference.record(&reference_outcome);
         Ok((outcomes, Some(point)))
     }
 
-    /// Measures the models together with `reference` (ONNX bytes) appended as the group's last model;
-    /// returns the models' outcomes, in order, and the reference's (not recorded anywhere: the caller
-    /// records it in its trace).
+    /// Measures the models together with `reference` (ONNX bytes) appended as the group's last model,
+    /// run `reference_burst` times back to back per round whatever the models' burst; returns the
+    /// models' outcomes, in order, and the reference's (not recorded anywhere: the caller records it in
+    /// its trace).
     pub fn measure_beside(
         &self,
         models: &[&[u8]],
         reference: &[u8],
+        reference_burst: usize,
         on_round: impl FnMut(usize, usize),
     ) -> Result<(Vec<MeasureOutcome>, MeasureOutcome), LatencyError> {
         let mut all: Vec<&[u8]> = models.to_vec();
         all.push(reference);
-        let mut outcomes = self.measure(&all, on_round)?;
+        let mut outcomes = self.measure_as(&all, Some(reference_burst), on_round)?;
         let reference_outcome = outcomes.pop().ok_or_else(|| {
             LatencyError::Invalid("the device returned no outcome for the reference network".into())
         })?;
@@ -235,19 +237,39 @@ impl Measurer {
         models: &[&[u8]],
         on_round: impl FnMut(usize, usize),
     ) -> Result<Vec<MeasureOutcome>, LatencyError> {
+        self.measure_as(models, None, on_round)
+    }
+
+    /// [`Measurer::measure`] with the last model's burst set to `last_burst` (`Protocol::last_burst`).
+    fn measure_as(
+        &self,
+        models: &[&[u8]],
+        last_burst: Option<usize>,
+        on_round: impl FnMut(usize, usize),
+    ) -> Result<Vec<MeasureOutcome>, LatencyError> {
         match self {
             Measurer::Local {
                 engine,
                 protocol,
                 batch,
-            } => Ok(measure_models(
-                engine.as_ref(),
-                models,
-                protocol,
-                *batch,
-                on_round,
-            )?),
-            Measurer::Remote { client, settings } => Ok(client.profile_group(models, settings)?),
+            } => {
+                let protocol = Protocol {
+                    last_burst,
+                    ..protocol.clone()
+                };
+                Ok(measure_models(
+                    engine.as_ref(),
+                    models,
+                    &protocol,
+                    *batch,
+                    on_round,
+                )?)
+            }
+            Measurer::Remote { client, settings } => {
+                let mut settings = settings.clone();
+                settings.protocol.last_burst = last_burst;
+                Ok(client.profile_group(models, &settings)?)
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use hsconas_devices::{
     DeviceProfile, DriftModel, EntryStats, LatencyTable, Provenance, ReferenceNetwork,
-    FORMAT_VERSION,
+    FORMAT_VERSION, REFERENCE_BURST,
 };
 use hsconas_foundation::progress::progress_bar;
 use hsconas_models::build::{all_pieces, Piece};
@@ -187,6 +187,7 @@ pub(crate) fn record_group(
                 .reference
                 .as_ref()
                 .map_or(drift_model, |old| old.model),
+            r.burst,
             r.trace.clone(),
         );
     }
@@ -209,6 +210,7 @@ pub(crate) fn table_reference(
         default_reference_arch(),
         &table.provenance.net_config(),
         table.provenance.batch,
+        REFERENCE_BURST,
         table.statistic,
         None,
     )?))

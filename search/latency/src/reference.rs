@@ -28,6 +28,9 @@ pub struct ReferenceModel {
     pub arch: Arch,
     /// Its ONNX model at the table's configuration and batch.
     pub onnx: Vec<u8>,
+    /// Its runs back to back per round, only the last timed, in every group
+    /// (`hsconas_devices::ReferenceNetwork::burst`).
+    pub burst: usize,
     /// Its timings so far, one point per group.
     pub trace: DriftTrace,
     statistic: TableStatistic,
@@ -36,12 +39,13 @@ pub struct ReferenceModel {
 }
 
 impl ReferenceModel {
-    /// The reference `arch` at `config` and `batch`, timed with `statistic`, continuing `trace` (its
-    /// next points' seconds follow its last one).
+    /// The reference `arch` at `config` and `batch`, timed with `burst` and `statistic`, continuing
+    /// `trace` (its next points' seconds follow its last one).
     pub fn new(
         arch: Arch,
         config: &NetConfig,
         batch: usize,
+        burst: usize,
         statistic: TableStatistic,
         trace: Option<DriftTrace>,
     ) -> Result<ReferenceModel, LatencyError> {
@@ -51,6 +55,7 @@ impl ReferenceModel {
         Ok(ReferenceModel {
             arch,
             onnx,
+            burst,
             trace,
             statistic,
             started: Instant::now(),
@@ -78,6 +83,7 @@ impl ReferenceModel {
             arch,
             &table.provenance.net_config(),
             table.provenance.batch,
+            reference.burst,
             table.statistic,
             continue_trace.then(|| reference.trace.clone()),
         )?;
