@@ -9,6 +9,10 @@ bash scripts/setup.sh --mpi
 # One feature set for clippy, build and test, so that nothing compiles twice: the default build plus `mpi`
 # (which adds the MPI binding to hsconas-distributed and the `hsconas` binary; nothing else changes).
 features=(--features hsconas/mpi)
+# insta locates snapshots from the manifest directory compiled into a test binary; a binary reused from the
+# shared target folder after a checkout at another path would look there. The repository root is the
+# workspace root, read at run time.
+export INSTA_WORKSPACE_ROOT="$PWD"
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
