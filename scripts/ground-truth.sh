@@ -79,11 +79,11 @@ print(json.load(open(sys.argv[1]))['winner']['arch'])" docs/evidence/quickstart/
 }
 
 # Every (id, seed, arch) to train, in training order: seed 0 of the equal-latency group (what the search
-# needs ranked), of the uniform scalings, the spread and the skip networks, then seed 1 of the
-# equal-latency group (the noise ceiling).
+# needs ranked), seed 1 of the same group (its noise ceiling), then seed 0 of the uniform scalings, the
+# spread and the skip networks.
 runs() {
   local pass
-  for pass in equal:0 uniform:0 spread:0 skip:0 equal:1; do
+  for pass in equal:0 equal:1 uniform:0 spread:0 skip:0; do
     tail -n +2 "$set_file" | while IFS=$'\t' read -r id group arch; do
       if [[ $group == "${pass%:*}" ]]; then echo "$id ${pass#*:} $arch"; fi
     done

@@ -51,20 +51,23 @@ def state(points, reference_ms):
 
 
 md = [f"### How the device moved, input {size}", "",
-      "| run | profile (s) | reference network in the table (ms) | while profiling | while calibrating | "
-      "calibration to validation (s) | while validating |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+      "| run | reference timed | profile (s) | reference network in the table (ms) | while profiling | "
+      "while calibrating | calibration to validation (s) | while validating |",
+      "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for i, (table, report, t) in enumerate(zip(tables, reports, times), 1):
     ref = table["reference"]
     drift = report["drift"]
-    md.append(f"| {i} | {t['profile_s']} | {ref['latency_ms']:.3f} | {state(ref['trace']['points'], ref['latency_ms'])} | "
+    context = "alone" if ref.get("alone") else "interleaved"
+    md.append(f"| {i} | {context} | {t['profile_s']} | {ref['latency_ms']:.3f} | "
+              f"{state(ref['trace']['points'], ref['latency_ms'])} | "
               f"{state(table['calibration']['trace']['points'], ref['latency_ms'])} | {t.get('gap_s', '-')} | "
               f"{state(drift['trace']['points'], drift['reference_ms'])} |")
 md += ["", f"### The predictor in use under each drift model, input {size}", "",
        "| run | drift model | predictor in use | RMSPE % | within ±5 % | within ±10 % | Kendall tau |",
        "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
 loaded = [("1, loaded", json.load(open(f"{runs[0]}/hog-report.json")))] if hog else []
-for label, report in [(str(i), r) for i, r in enumerate(reports, 1)] + loaded:
+contexts = ["alone" if t["reference"].get("alone") else "interleaved" for t in tables]
+for label, report in [(f"{i} ({c})", r) for i, (r, c) in enumerate(zip(reports, contexts), 1)] + loaded:
     drift = report["drift"]
     for rows in drift["by_model"]:
         row = next(p for p in rows["predictors"] if p["active"])

@@ -14,6 +14,9 @@
 #   DEVICE (local-cpu), SIZE (224), REPEATS (3), OUT (runs/latency-<device>-<size>),
 #   BURST (3: runs of each network back to back per round, only the last timed; 1 = the first protocol),
 #   GAP_S (600), HOG (0), HOG_DELAY_S (half of run 1's validation time), HOG_S (as long again),
+#   REFERENCE (alone: how each table times its reference network, `alone` before and after every group or
+#   `interleaved` among the group's models; a list such as "alone interleaved" is cycled over the runs,
+#   which compares the two side by side in one campaign),
 #   EVIDENCE (empty: keep nothing; else a folder that receives each report, each table without its entries
 #   (provenance, reference network and its trace, calibration, validation), the hog's timing, the steps'
 #   seconds and the summary's tables: see scripts/latency-report-summary.py)
@@ -32,7 +35,20 @@ BURST=${BURST:-3}
 GAP_S=${GAP_S:-600}
 HOG=${HOG:-0}
 EVIDENCE=${EVIDENCE:-}
+read -r -a contexts <<<"${REFERENCE:-alone}"
 mkdir -p "$OUT"
+
+reference_flags() { # run number -> the profile flags of its reference context
+  local context=${contexts[$((($1 - 1) % ${#contexts[@]}))]}
+  case $context in
+    alone) ;;
+    interleaved) echo --reference-interleaved ;;
+    *)
+      echo "REFERENCE: '$context' is neither alone nor interleaved" >&2
+      exit 2
+      ;;
+  esac
+}
 
 step() { # run folder, name, command...
   local dir=$1 name=$2 start=$SECONDS
@@ -46,7 +62,9 @@ for i in $(seq "$REPEATS"); do
   dir=$OUT/run-$i
   rm -rf "$dir" && mkdir -p "$dir"
   echo "== run $i of $REPEATS: $DEVICE, input $SIZE, table ($(date -u +%FT%TZ))" >&2
-  step "$dir" profile "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --out "$dir/table.json"
+  flags=$(reference_flags "$i")
+  # shellcheck disable=SC2086 # no flag, or one word
+  step "$dir" profile "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --out "$dir/table.json" $flags
   step "$dir" calibrate "$hsconas" calibrate --table "$dir/table.json" --samples 50 --seed $((10 * (i - 1) + 1)) \
     --burst "$BURST"
   date +%s >"$dir/calibrated-at"

@@ -38,6 +38,12 @@ pub struct ReferenceNetwork {
     /// [`REFERENCE_BURST`]; tables profiled before the field existed timed it with the pieces' burst, 1.
     #[serde(default = "one")]
     pub burst: usize,
+    /// Whether every job times the reference alone, half of its runs right before each group's
+    /// interleaved rounds and half right after (new tables), rather than interleaved with the group's
+    /// models (tables profiled before the field existed, or with `--reference-interleaved`). Alone, its
+    /// company is the same in every job whatever the group holds.
+    #[serde(default)]
+    pub alone: bool,
     /// The reference over the profiling run, one point per group of pieces.
     pub trace: DriftTrace,
 }
@@ -59,7 +65,7 @@ impl ReferenceNetwork {
     pub fn from_trace(
         arch: String,
         model: DriftModel,
-        burst: usize,
+        (burst, alone): (usize, bool),
         trace: DriftTrace,
     ) -> Option<ReferenceNetwork> {
         let latency_ms = median(&trace.values());
@@ -68,6 +74,7 @@ impl ReferenceNetwork {
             latency_ms,
             model,
             burst,
+            alone,
             trace,
         })
     }
@@ -462,7 +469,7 @@ mod tests {
         let r = ReferenceNetwork::from_trace(
             "a".into(),
             DriftModel::Ratio { window: 1 },
-            REFERENCE_BURST,
+            (REFERENCE_BURST, true),
             trace(&[1.0, 1.2, 1.1]),
         )
         .expect("a reference");
@@ -472,7 +479,7 @@ mod tests {
         assert!(ReferenceNetwork::from_trace(
             "a".into(),
             DriftModel::DEFAULT,
-            1,
+            (1, false),
             DriftTrace::default()
         )
         .is_none());

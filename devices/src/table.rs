@@ -416,8 +416,12 @@ mod tests {
                 })
                 .collect(),
         };
-        table.reference =
-            ReferenceNetwork::from_trace("x".into(), DriftModel::Ratio { window: 1 }, 1, trace);
+        table.reference = ReferenceNetwork::from_trace(
+            "x".into(),
+            DriftModel::Ratio { window: 1 },
+            (1, false),
+            trace,
+        );
         // An entry without a group (measured before the reference was recorded) stays raw.
         assert_eq!(table.entry_ms(&Piece::Stem).expect("stem"), raw);
         table.entries.get_mut("stem").expect("stem").group = Some(1);

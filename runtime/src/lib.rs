@@ -23,4 +23,4 @@ pub use backend::{Backend, BackendConfig, BackendKind, LoadedModel, Provider, Te
 pub use error::RuntimeError;
 
 pub use fingerprint::Fingerprint;
-pub use timing::{Protocol, Statistic, Stats};
+pub use timing::{Protocol, ReferenceTiming, Statistic, Stats};

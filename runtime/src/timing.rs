@@ -71,6 +71,39 @@ pub struct Protocol {
     /// and the networks measured against it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_burst: Option<usize>,
+    /// Times the group's last model apart from the others when set: alone, half of its runs (and
+    /// half of `min_time_ms`) right before the others' interleaved rounds and half right after, each
+    /// half after its own warm-up, with `last_burst`. A drift reference timed this way runs in the
+    /// same company in every job (itself), so its timings do not depend on what the group measures
+    /// (microsecond pieces in one job, whole networks in the next), while the two halves still
+    /// bracket the group in time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub last_alone: bool,
+}
+
+/// How a group's last model, a drift reference network, is timed (`Protocol::last_burst` and
+/// `Protocol::last_alone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceTiming {
+    /// Its runs back to back per round, only the last timed.
+    pub burst: usize,
+    /// Timed alone before and after the group instead of interleaved with it.
+    pub alone: bool,
+}
+
+impl ReferenceTiming {
+    /// `protocol` with its last model timed this way.
+    pub fn apply(self, protocol: &Protocol) -> Protocol {
+        Protocol {
+            last_burst: Some(self.burst),
+            last_alone: self.alone,
+            ..protocol.clone()
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn one() -> usize {
@@ -93,6 +126,7 @@ impl Default for Protocol {
             pin: Vec::new(),
             burst: 1,
             last_burst: None,
+            last_alone: false,
         }
     }
 }
@@ -211,15 +245,53 @@ pub fn measure(model: &mut dyn LoadedModel, protocol: &Protocol) -> Result<Stats
 /// Measures several prepared models in interleaved rounds: every round times each model that still needs
 /// samples once, until every model has at least `min_runs` runs and `min_time_ms` of timed time (or
 /// `max_runs`). `on_round(round, done)` is called after each round with the number of finished models.
+/// With `Protocol::last_alone` (and more than one model) the last model is timed alone before and after
+/// the others' rounds instead of among them.
 pub fn measure_interleaved(
     models: &mut [&mut dyn LoadedModel],
     protocol: &Protocol,
-    mut on_round: impl FnMut(usize, usize),
+    on_round: impl FnMut(usize, usize),
 ) -> Result<Vec<Stats>, RuntimeError> {
     protocol.validate()?;
     if !protocol.pin.is_empty() {
         pin_current_thread(&protocol.pin)?;
     }
+    let samples = if protocol.last_alone && models.len() > 1 {
+        let (others, last) = models.split_at_mut(models.len() - 1);
+        let alone = Protocol {
+            min_runs: protocol.min_runs.div_ceil(2),
+            min_time_ms: protocol.min_time_ms / 2.0,
+            max_runs: protocol.max_runs.div_ceil(2),
+            burst: protocol.last_burst.unwrap_or(protocol.burst),
+            last_burst: None,
+            ..protocol.clone()
+        };
+        let mut before = timed_rounds(last, &alone, |_, _| {})?;
+        let group = Protocol {
+            last_burst: None,
+            ..protocol.clone()
+        };
+        let mut samples = timed_rounds(others, &group, on_round)?;
+        let after = timed_rounds(last, &alone, |_, _| {})?;
+        before[0].extend_from_slice(&after[0]);
+        samples.push(before.remove(0));
+        samples
+    } else {
+        timed_rounds(models, protocol, on_round)?
+    };
+    Ok(samples
+        .iter()
+        .map(|s| Stats::from_samples(s).unwrap_or_else(|| unreachable!("min_runs >= 1")))
+        .collect())
+}
+
+/// Warms every model up, then times them in interleaved rounds (see [`measure_interleaved`]; the last
+/// model gets `last_burst`, `last_alone` is not looked at); the samples of each model, ms.
+fn timed_rounds(
+    models: &mut [&mut dyn LoadedModel],
+    protocol: &Protocol,
+    mut on_round: impl FnMut(usize, usize),
+) -> Result<Vec<Vec<f64>>, RuntimeError> {
     for model in models.iter_mut() {
         for _ in 0..protocol.warmup {
             model.run_prepared()?;
@@ -264,10 +336,7 @@ pub fn measure_interleaved(
             break;
         }
     }
-    Ok(samples
-        .iter()
-        .map(|s| Stats::from_samples(s).unwrap_or_else(|| unreachable!("min_runs >= 1")))
-        .collect())
+    Ok(samples)
 }
 
 #[cfg(test)]
@@ -314,7 +383,7 @@ mod tests {
         assert!(json.get("burst").is_none());
         let back: Protocol = serde_json::from_value(json).expect("reads back");
         assert_eq!(back.burst, 1);
-        assert_eq!(back.last_burst, None);
+        assert_eq!((back.last_burst, back.last_alone), (None, false));
         let p = Protocol {
             last_burst: Some(0),
             ..Protocol::default()
@@ -381,6 +450,104 @@ mod tests {
         let mut c = Counting { runs: 0 };
         measure_interleaved(&mut [&mut c], &plain, |_, _| {}).expect("measures");
         assert_eq!(c.runs, 2 + 5 * 2);
+    }
+
+    /// Records, in one shared log, which model ran: the order is what is under test.
+    struct Logged<'a> {
+        name: char,
+        log: &'a std::sync::Mutex<String>,
+    }
+
+    impl LoadedModel for Logged<'_> {
+        fn inputs(&self) -> &[TensorSpec] {
+            &[]
+        }
+        fn outputs(&self) -> &[TensorSpec] {
+            &[]
+        }
+        fn provider(&self) -> crate::backend::Provider {
+            crate::backend::Provider::Cpu
+        }
+        fn run(&mut self, _: &[HostTensor]) -> Result<Vec<HostTensor>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        fn prepare(&mut self, _: &[HostTensor]) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn run_prepared(&mut self) -> Result<(), RuntimeError> {
+            self.log.lock().expect("not poisoned").push(self.name);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_last_model_timed_alone_runs_before_and_after_the_group() {
+        let protocol = ReferenceTiming {
+            burst: 2,
+            alone: true,
+        }
+        .apply(&Protocol {
+            warmup: 1,
+            min_runs: 4,
+            min_time_ms: 0.0,
+            max_runs: 4,
+            ..Protocol::default()
+        });
+        let log = std::sync::Mutex::new(String::new());
+        let (mut a, mut b, mut r) = (
+            Logged {
+                name: 'a',
+                log: &log,
+            },
+            Logged {
+                name: 'b',
+                log: &log,
+            },
+            Logged {
+                name: 'r',
+                log: &log,
+            },
+        );
+        let stats = measure_interleaved(&mut [&mut a, &mut b, &mut r], &protocol, |_, _| {})
+            .expect("measures");
+        assert_eq!(stats.iter().map(|s| s.runs).collect::<Vec<_>>(), [4, 4, 4]);
+        // the reference: 1 warm-up and 2 rounds of burst 2 alone; the group: warm-ups, 4 rounds
+        // interleaved (burst 1); the reference alone again
+        assert_eq!(
+            log.into_inner().expect("not poisoned"),
+            "rrrrr".to_owned() + "ab" + "abababab" + "rrrrr"
+        );
+        // one model alone, or `last_alone` unset: the plain interleaved rounds with the last burst
+        let log = std::sync::Mutex::new(String::new());
+        let mut only = Logged {
+            name: 'r',
+            log: &log,
+        };
+        measure_interleaved(&mut [&mut only], &protocol, |_, _| {}).expect("measures");
+        assert_eq!(
+            log.into_inner().expect("not poisoned"),
+            "r".to_owned() + &"rr".repeat(4)
+        );
+        let interleaved = Protocol {
+            last_alone: false,
+            ..protocol
+        };
+        let log = std::sync::Mutex::new(String::new());
+        let (mut a, mut r) = (
+            Logged {
+                name: 'a',
+                log: &log,
+            },
+            Logged {
+                name: 'r',
+                log: &log,
+            },
+        );
+        measure_interleaved(&mut [&mut a, &mut r], &interleaved, |_, _| {}).expect("measures");
+        assert_eq!(
+            log.into_inner().expect("not poisoned"),
+            "ar".to_owned() + &"arr".repeat(4)
+        );
     }
 
     #[test]

@@ -45,8 +45,9 @@ impl ProfileSettings {
             .last_burst
             .map(|b| format!("&last_burst={b}"))
             .unwrap_or_default();
+        let last_alone = if p.last_alone { "&last_alone=true" } else { "" };
         format!(
-            "backend={}&provider={}&threads={}&optimize={}&trt_fp16={}{workspace}&placement={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}{last_burst}",
+            "backend={}&provider={}&threads={}&optimize={}&trt_fp16={}{workspace}&placement={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}{last_burst}{last_alone}",
             self.engine.kind,
             providers.join(","),
             self.engine.threads,
@@ -119,6 +120,10 @@ impl ProfileSettings {
                 "batch" => s.batch = int()?,
                 "burst" => s.protocol.burst = int()?,
                 "last_burst" => s.protocol.last_burst = Some(int()?),
+                "last_alone" => {
+                    s.protocol.last_alone =
+                        value.parse().map_err(|_| bad("expected true or false"))?
+                }
                 _ => return Err(format!("unknown query parameter '{key}'")),
             }
         }
@@ -151,7 +156,13 @@ mod tests {
         s.engine.placement = true;
         assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s.clone()));
         s.protocol.last_burst = Some(3);
+        assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s.clone()));
+        s.protocol.last_alone = true;
+        assert!(s.to_query().ends_with("&last_burst=3&last_alone=true"));
         assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s));
+        assert!(ProfileSettings::from_query("last_alone=1")
+            .expect_err("bad")
+            .contains("'last_alone'"));
         assert!(ProfileSettings::from_query("last_burst=0").is_err());
         assert!(ProfileSettings::from_query("runs=x")
             .expect_err("bad")

@@ -106,6 +106,7 @@ impl ProtocolArgs {
             pin: self.pin.clone(),
             burst: 1,
             last_burst: None,
+            last_alone: false,
         }
     }
 }

@@ -88,6 +88,7 @@ impl ProtocolArgs {
             pin: Vec::new(),
             burst: 1,
             last_burst: None,
+            last_alone: false,
         }
     }
 }

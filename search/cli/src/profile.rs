@@ -38,6 +38,11 @@ pub struct ProfileArgs {
     /// measurements of a device whose speed changes while it profiles go into it as they are).
     #[arg(long)]
     pub no_reference: bool,
+    /// Time the reference network among each group's pieces, as the first tables did, instead of alone
+    /// right before and after each group (recorded in the table; every later job against it times the
+    /// reference the same way). Alone, its company is the same in every job.
+    #[arg(long, conflicts_with = "no_reference")]
+    pub reference_interleaved: bool,
     /// How the entries are normalised with the reference network's trace: `ratio-N` (ratio to a running
     /// median of N groups), `linear` (a drift term linear in time) or `raw` (none; the trace is still
     /// recorded). Stored in the table; `hsconas latency validate` compares the models.
@@ -73,6 +78,7 @@ impl ProfileArgs {
             out: None,
             group: ProfileArgs::DEFAULT_GROUP,
             no_reference: false,
+            reference_interleaved: false,
             drift_model: DriftModel::DEFAULT,
             protocol: ProtocolArgs::default(),
             fleet_noise_factor: FleetRule::default().factor,
@@ -106,6 +112,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         classes,
         group: args.group,
         reference: !args.no_reference,
+        reference_interleaved: args.reference_interleaved,
         drift_model: args.drift_model,
         progress: !args.json,
     };

@@ -21,6 +21,7 @@ use hsconas_devices::{
 };
 use hsconas_models::build::{all_pieces, Piece};
 use hsconas_models::{Arch, NetConfig};
+use hsconas_runtime::ReferenceTiming;
 
 use super::measurer::Measurer;
 use super::pieces::network_onnx;
@@ -171,7 +172,10 @@ pub fn profile_table_on_fleet(
     }
     table.provenance.fleet = Some(agreement);
     let reference = table_reference(job, &table)?;
-    let reference_onnx = reference.as_ref().map(|r| (r.onnx.clone(), r.burst));
+    let reference_onnx = reference.as_ref().map(|r| FleetReference {
+        onnx: r.onnx.clone(),
+        timing: r.timing,
+    });
     let capacity = fleet
         .iter()
         .map(|m| m.measurer.group_capacity(reference.is_some()))
@@ -289,6 +293,14 @@ fn resumable_by(
     }
 }
 
+/// The reference network as every device of the fleet times it (shared by the measuring threads).
+struct FleetReference {
+    /// Its ONNX model at the table's configuration.
+    onnx: Vec<u8>,
+    /// Its burst and context.
+    timing: ReferenceTiming,
+}
+
 /// Exports and measures one group on one device, with the reference network beside it when the table
 /// has one; the reference's outcome is returned for the caller to record in the shared trace.
 #[allow(clippy::type_complexity)]
@@ -297,7 +309,7 @@ fn measure_group(
     group: &[Piece],
     config: &NetConfig,
     job: &ProfileJob,
-    reference: Option<&(Vec<u8>, usize)>,
+    reference: Option<&FleetReference>,
 ) -> Result<
     (
         Vec<hsconas_runtime::measure_job::MeasureOutcome>,
@@ -308,9 +320,9 @@ fn measure_group(
     let models = group_onnx(group, config, job.profile.batch)?;
     let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
     let measured = match reference {
-        Some((onnx, burst)) => member
+        Some(r) => member
             .measurer
-            .measure_beside(&refs, onnx, *burst, |_, _| {})
+            .measure_beside(&refs, &r.onnx, r.timing, |_, _| {})
             .map(|(o, r)| (o, Some(r))),
         None => member.measurer.measure(&refs, |_, _| {}).map(|o| (o, None)),
     };

@@ -10,7 +10,7 @@ use hsconas_runtime::backend::{
     self, Backend, BackendConfig, BackendKind, Provider, TensorrtOptions,
 };
 use hsconas_runtime::measure_job::{measure_models, MeasureOutcome};
-use hsconas_runtime::{Fingerprint, Protocol};
+use hsconas_runtime::{Fingerprint, Protocol, ReferenceTiming};
 
 /// Measures groups of ONNX models on one device.
 pub enum Measurer {
@@ -198,25 +198,25 @@ impl Measurer {
             return Ok((self.measure(models, on_round)?, None));
         };
         let (outcomes, reference_outcome) =
-            self.measure_beside(models, &reference.onnx, reference.burst, on_round)?;
+            self.measure_beside(models, &reference.onnx, reference.timing, on_round)?;
         let point = reference.record(&reference_outcome);
         Ok((outcomes, Some(point)))
     }
 
     /// Measures the models together with `reference` (ONNX bytes) appended as the group's last model,
-    /// run `reference_burst` times back to back per round whatever the models' burst; returns the
-    /// models' outcomes, in order, and the reference's (not recorded anywhere: the caller records it in
-    /// its trace).
+    /// timed as `timing` says (its own burst whatever the models' burst; alone before and after the
+    /// group, or interleaved with it); returns the models' outcomes, in order, and the reference's (not
+    /// recorded anywhere: the caller records it in its trace).
     pub fn measure_beside(
         &self,
         models: &[&[u8]],
         reference: &[u8],
-        reference_burst: usize,
+        timing: ReferenceTiming,
         on_round: impl FnMut(usize, usize),
     ) -> Result<(Vec<MeasureOutcome>, MeasureOutcome), LatencyError> {
         let mut all: Vec<&[u8]> = models.to_vec();
         all.push(reference);
-        let mut outcomes = self.measure_as(&all, Some(reference_burst), on_round)?;
+        let mut outcomes = self.measure_as(&all, Some(timing), on_round)?;
         let reference_outcome = outcomes.pop().ok_or_else(|| {
             LatencyError::Invalid("the device returned no outcome for the reference network".into())
         })?;
@@ -240,11 +240,12 @@ impl Measurer {
         self.measure_as(models, None, on_round)
     }
 
-    /// [`Measurer::measure`] with the last model's burst set to `last_burst` (`Protocol::last_burst`).
+    /// [`Measurer::measure`] with the last model timed as a drift reference when `reference` is set
+    /// (`Protocol::last_burst`, `Protocol::last_alone`).
     fn measure_as(
         &self,
         models: &[&[u8]],
-        last_burst: Option<usize>,
+        reference: Option<ReferenceTiming>,
         on_round: impl FnMut(usize, usize),
     ) -> Result<Vec<MeasureOutcome>, LatencyError> {
         match self {
@@ -253,9 +254,9 @@ impl Measurer {
                 protocol,
                 batch,
             } => {
-                let protocol = Protocol {
-                    last_burst,
-                    ..protocol.clone()
+                let protocol = match reference {
+                    Some(timing) => timing.apply(protocol),
+                    None => protocol.clone(),
                 };
                 Ok(measure_models(
                     engine.as_ref(),
@@ -267,7 +268,9 @@ impl Measurer {
             }
             Measurer::Remote { client, settings } => {
                 let mut settings = settings.clone();
-                settings.protocol.last_burst = last_burst;
+                if let Some(timing) = reference {
+                    settings.protocol = timing.apply(&settings.protocol);
+                }
                 Ok(client.profile_group(models, &settings)?)
             }
         }

@@ -10,7 +10,7 @@ use hsconas_devices::{
 };
 use hsconas_foundation::progress::progress_bar;
 use hsconas_models::build::{all_pieces, Piece};
-use hsconas_runtime::Stats;
+use hsconas_runtime::{ReferenceTiming, Stats};
 
 use super::clock::utc_now_rfc3339;
 use super::measurer::{ensure_provider, execution_provider, Measurer};
@@ -29,6 +29,9 @@ pub struct ProfileJob {
     /// Time the reference network in every group (new tables; a resumed table keeps what it started
     /// with) and normalise the entries with `drift_model`.
     pub reference: bool,
+    /// Time a new table's reference among each group's pieces (the first tables' way) instead of alone
+    /// before and after each group.
+    pub reference_interleaved: bool,
     /// How the entries are normalised for drift (recorded in the table; changeable afterwards).
     pub drift_model: DriftModel,
     /// Show a progress bar.
@@ -187,7 +190,7 @@ pub(crate) fn record_group(
                 .reference
                 .as_ref()
                 .map_or(drift_model, |old| old.model),
-            r.burst,
+            (r.timing.burst, r.timing.alone),
             r.trace.clone(),
         );
     }
@@ -210,7 +213,10 @@ pub(crate) fn table_reference(
         default_reference_arch(),
         &table.provenance.net_config(),
         table.provenance.batch,
-        REFERENCE_BURST,
+        ReferenceTiming {
+            burst: REFERENCE_BURST,
+            alone: !job.reference_interleaved,
+        },
         table.statistic,
         None,
     )?))

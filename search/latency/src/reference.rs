@@ -6,6 +6,7 @@ use std::time::Instant;
 use hsconas_devices::{DriftPoint, DriftTrace, LatencyTable, TableStatistic};
 use hsconas_models::{Arch, NetConfig};
 use hsconas_runtime::measure_job::MeasureOutcome;
+use hsconas_runtime::ReferenceTiming;
 
 use super::clock::utc_now_rfc3339;
 use super::pieces::network_onnx;
@@ -28,9 +29,9 @@ pub struct ReferenceModel {
     pub arch: Arch,
     /// Its ONNX model at the table's configuration and batch.
     pub onnx: Vec<u8>,
-    /// Its runs back to back per round, only the last timed, in every group
-    /// (`hsconas_devices::ReferenceNetwork::burst`).
-    pub burst: usize,
+    /// How it is timed in every group: its burst and whether alone before and after the group
+    /// (`hsconas_devices::ReferenceNetwork::burst` and `alone`).
+    pub timing: ReferenceTiming,
     /// Its timings so far, one point per group.
     pub trace: DriftTrace,
     statistic: TableStatistic,
@@ -39,13 +40,13 @@ pub struct ReferenceModel {
 }
 
 impl ReferenceModel {
-    /// The reference `arch` at `config` and `batch`, timed with `burst` and `statistic`, continuing
+    /// The reference `arch` at `config` and `batch`, timed with `timing` and `statistic`, continuing
     /// `trace` (its next points' seconds follow its last one).
     pub fn new(
         arch: Arch,
         config: &NetConfig,
         batch: usize,
-        burst: usize,
+        timing: ReferenceTiming,
         statistic: TableStatistic,
         trace: Option<DriftTrace>,
     ) -> Result<ReferenceModel, LatencyError> {
@@ -55,7 +56,7 @@ impl ReferenceModel {
         Ok(ReferenceModel {
             arch,
             onnx,
-            burst,
+            timing,
             trace,
             statistic,
             started: Instant::now(),
@@ -83,7 +84,10 @@ impl ReferenceModel {
             arch,
             &table.provenance.net_config(),
             table.provenance.batch,
-            reference.burst,
+            ReferenceTiming {
+                burst: reference.burst,
+                alone: reference.alone,
+            },
             table.statistic,
             continue_trace.then(|| reference.trace.clone()),
         )?;
