@@ -66,7 +66,8 @@ md += ["", f"### The predictor in use under each drift model, input {size}", "",
        "| run | drift model | predictor in use | RMSPE % | within ±5 % | within ±10 % | Kendall tau |",
        "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
 loaded = [("1, loaded", json.load(open(f"{runs[0]}/hog-report.json")))] if hog else []
-contexts = ["alone" if t["reference"].get("alone") else "interleaved" for t in tables]
+contexts = [("alone" if t["reference"].get("alone") else "interleaved")
+            + (f", pieces x{b}" if (b := t["provenance"]["protocol"].get("burst", 1)) > 1 else "") for t in tables]
 for label, report in [(f"{i} ({c})", r) for i, (r, c) in enumerate(zip(reports, contexts), 1)] + loaded:
     drift = report["drift"]
     for rows in drift["by_model"]:

@@ -14,9 +14,10 @@
 #   DEVICE (local-cpu), SIZE (224), REPEATS (3), OUT (runs/latency-<device>-<size>),
 #   BURST (3: runs of each network back to back per round, only the last timed; 1 = the first protocol),
 #   GAP_S (600), HOG (0), HOG_DELAY_S (half of run 1's validation time), HOG_S (as long again),
-#   REFERENCE (alone: how each table times its reference network, `alone` before and after every group or
-#   `interleaved` among the group's models; a list such as "alone interleaved" is cycled over the runs,
-#   which compares the two side by side in one campaign),
+#   REFERENCE (interleaved: how each table times its reference network, `interleaved` among each group's
+#   models or `alone` before and after it; a list such as "alone interleaved" is cycled over the runs,
+#   which compares the two side by side in one campaign), PIECE_BURST (1: `hsconas profile --burst`, the
+#   pieces' runs back to back per round; a list such as "1 3" is cycled over the runs likewise),
 #   EVIDENCE (empty: keep nothing; else a folder that receives each report, each table without its entries
 #   (provenance, reference network and its trace, calibration, validation), the hog's timing, the steps'
 #   seconds and the summary's tables: see scripts/latency-report-summary.py)
@@ -35,14 +36,16 @@ BURST=${BURST:-3}
 GAP_S=${GAP_S:-600}
 HOG=${HOG:-0}
 EVIDENCE=${EVIDENCE:-}
-read -r -a contexts <<<"${REFERENCE:-alone}"
+read -r -a contexts <<<"${REFERENCE:-interleaved}"
+read -r -a piece_bursts <<<"${PIECE_BURST:-1}"
 mkdir -p "$OUT"
 
-reference_flags() { # run number -> the profile flags of its reference context
+profile_flags() { # run number -> its profile flags: the pieces' burst and the reference's context
   local context=${contexts[$((($1 - 1) % ${#contexts[@]}))]}
+  echo --burst "${piece_bursts[$((($1 - 1) % ${#piece_bursts[@]}))]}"
   case $context in
-    alone) ;;
-    interleaved) echo --reference-interleaved ;;
+    alone) echo --reference-alone ;;
+    interleaved) ;;
     *)
       echo "REFERENCE: '$context' is neither alone nor interleaved" >&2
       exit 2
@@ -62,8 +65,8 @@ for i in $(seq "$REPEATS"); do
   dir=$OUT/run-$i
   rm -rf "$dir" && mkdir -p "$dir"
   echo "== run $i of $REPEATS: $DEVICE, input $SIZE, table ($(date -u +%FT%TZ))" >&2
-  flags=$(reference_flags "$i")
-  # shellcheck disable=SC2086 # no flag, or one word
+  flags=$(profile_flags "$i")
+  # shellcheck disable=SC2086 # flags and whole numbers, no spaces within
   step "$dir" profile "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --out "$dir/table.json" $flags
   step "$dir" calibrate "$hsconas" calibrate --table "$dir/table.json" --samples 50 --seed $((10 * (i - 1) + 1)) \
     --burst "$BURST"

@@ -39,9 +39,9 @@ pub struct ReferenceNetwork {
     #[serde(default = "one")]
     pub burst: usize,
     /// Whether every job times the reference alone, half of its runs right before each group's
-    /// interleaved rounds and half right after (new tables), rather than interleaved with the group's
-    /// models (tables profiled before the field existed, or with `--reference-interleaved`). Alone, its
-    /// company is the same in every job whatever the group holds.
+    /// interleaved rounds and half right after (`hsconas profile --reference-alone`), rather than
+    /// interleaved with the group's models (the default, and tables profiled before the field existed).
+    /// Alone, its company is the same in every job whatever the group holds.
     #[serde(default)]
     pub alone: bool,
     /// The reference over the profiling run, one point per group of pieces.

@@ -58,7 +58,7 @@ fn profile_fast(out: &Path) -> Value {
     let summary: Value = serde_json::from_str(&ok(run_bin("hsconas", &args)).stdout).expect("JSON");
     assert_eq!(summary["entries"], 818);
     let table = read_json(out);
-    check_reference_in_every_group(&table, 16);
+    check_reference_in_every_group(&table, 16, false);
     table
 }
 
@@ -362,9 +362,15 @@ fn a_killed_profile_resumes_without_losing_entries() {
         assert_eq!(&after[key], stats, "{key} was measured again or lost");
     }
 
-    // Another protocol on the same file is refused, not mixed in.
+    // Another protocol on the same file is refused, not mixed in: other runs, or the pieces' burst
+    // (recorded in the table's protocol).
     fails_with(
         run_bin("hsconas", &profile_args(p, &["--runs", "7"])),
+        "other settings",
+    );
+    let warm: Vec<&str> = slow.iter().copied().chain(["--burst", "3"]).collect();
+    fails_with(
+        run_bin("hsconas", &profile_args(p, &warm)),
         "other settings",
     );
 }
@@ -383,8 +389,9 @@ fn remote_profiling_through_the_agent_gives_the_same_keys() {
         ),
         "wrong token",
     );
+    // The reference timed alone here (`last_alone` in the agent's query), interleaved in the local table.
     let mut args = profile_args(r, &FAST);
-    args.extend(["--agent", &agent.url, "--token", "t0k"]);
+    args.extend(["--agent", &agent.url, "--token", "t0k", "--reference-alone"]);
     ok(run_bin("hsconas", &args));
     let remote = read_json(&remote_path);
     assert_eq!(
@@ -393,8 +400,8 @@ fn remote_profiling_through_the_agent_gives_the_same_keys() {
     );
     assert_eq!(remote["provenance"]["device"], "local-cpu");
     assert!(remote["provenance"]["fingerprint"]["cpu_model"].is_string());
-    // The agent timed the reference network in every group too.
-    check_reference_in_every_group(&remote, 16);
+    // The agent timed the reference network in every group too, alone.
+    check_reference_in_every_group(&remote, 16, true);
 }
 
 #[test]

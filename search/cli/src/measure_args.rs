@@ -62,6 +62,10 @@ pub struct ProtocolArgs {
     /// Timed runs per model, at most.
     #[arg(long, default_value_t = ProtocolArgs::default().max_runs, value_name = "N")]
     pub max_runs: usize,
+    /// Runs of each piece back to back in every interleaved round, only the last timed (recorded in the
+    /// table). 1, the default, times every run, each piece cold after the group's others.
+    #[arg(long, default_value_t = ProtocolArgs::default().burst, value_name = "K")]
+    pub burst: usize,
 }
 
 /// The command line's defaults.
@@ -72,6 +76,7 @@ impl Default for ProtocolArgs {
             runs: 50,
             min_time_ms: 200.0,
             max_runs: 2000,
+            burst: 1,
         }
     }
 }
@@ -86,7 +91,7 @@ impl ProtocolArgs {
             max_runs: self.max_runs.max(self.runs),
             seed: 0,
             pin: Vec::new(),
-            burst: 1,
+            burst: self.burst,
             last_burst: None,
             last_alone: false,
         }

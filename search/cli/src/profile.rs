@@ -38,11 +38,12 @@ pub struct ProfileArgs {
     /// measurements of a device whose speed changes while it profiles go into it as they are).
     #[arg(long)]
     pub no_reference: bool,
-    /// Time the reference network among each group's pieces, as the first tables did, instead of alone
-    /// right before and after each group (recorded in the table; every later job against it times the
-    /// reference the same way). Alone, its company is the same in every job.
+    /// Time the reference network alone, half of its runs right before each group and half right
+    /// after, instead of among the group's pieces (recorded in the table; every later job against it
+    /// times the reference the same way). Alone, its company is the same in every job, but it no longer
+    /// shares the group's rounds (docs/latency-local-cpu.md, "Drift and the reference network").
     #[arg(long, conflicts_with = "no_reference")]
-    pub reference_interleaved: bool,
+    pub reference_alone: bool,
     /// How the entries are normalised with the reference network's trace: `ratio-N` (ratio to a running
     /// median of N groups), `linear` (a drift term linear in time) or `raw` (none; the trace is still
     /// recorded). Stored in the table; `hsconas latency validate` compares the models.
@@ -78,7 +79,7 @@ impl ProfileArgs {
             out: None,
             group: ProfileArgs::DEFAULT_GROUP,
             no_reference: false,
-            reference_interleaved: false,
+            reference_alone: false,
             drift_model: DriftModel::DEFAULT,
             protocol: ProtocolArgs::default(),
             fleet_noise_factor: FleetRule::default().factor,
@@ -112,7 +113,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         classes,
         group: args.group,
         reference: !args.no_reference,
-        reference_interleaved: args.reference_interleaved,
+        reference_alone: args.reference_alone,
         drift_model: args.drift_model,
         progress: !args.json,
     };

@@ -29,9 +29,8 @@ pub struct ProfileJob {
     /// Time the reference network in every group (new tables; a resumed table keeps what it started
     /// with) and normalise the entries with `drift_model`.
     pub reference: bool,
-    /// Time a new table's reference among each group's pieces (the first tables' way) instead of alone
-    /// before and after each group.
-    pub reference_interleaved: bool,
+    /// Time a new table's reference alone before and after each group instead of among its pieces.
+    pub reference_alone: bool,
     /// How the entries are normalised for drift (recorded in the table; changeable afterwards).
     pub drift_model: DriftModel,
     /// Show a progress bar.
@@ -215,7 +214,7 @@ pub(crate) fn table_reference(
         table.provenance.batch,
         ReferenceTiming {
             burst: REFERENCE_BURST,
-            alone: !job.reference_interleaved,
+            alone: job.reference_alone,
         },
         table.statistic,
         None,
