@@ -391,68 +391,8 @@ mod tests {
         assert!(p.validate().is_err());
     }
 
-    /// Counts its runs; the scheduler's bookkeeping is what is under test, not a backend.
-    struct Counting {
-        runs: usize,
-    }
-
-    impl LoadedModel for Counting {
-        fn inputs(&self) -> &[TensorSpec] {
-            &[]
-        }
-        fn outputs(&self) -> &[TensorSpec] {
-            &[]
-        }
-        fn provider(&self) -> crate::backend::Provider {
-            crate::backend::Provider::Cpu
-        }
-        fn run(&mut self, _: &[HostTensor]) -> Result<Vec<HostTensor>, RuntimeError> {
-            Ok(Vec::new())
-        }
-        fn prepare(&mut self, _: &[HostTensor]) -> Result<(), RuntimeError> {
-            Ok(())
-        }
-        fn run_prepared(&mut self) -> Result<(), RuntimeError> {
-            self.runs += 1;
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn the_last_model_gets_its_own_burst() {
-        let protocol = Protocol {
-            warmup: 2,
-            min_runs: 5,
-            min_time_ms: 0.0,
-            max_runs: 5,
-            burst: 2,
-            last_burst: Some(4),
-            ..Protocol::default()
-        };
-        let (mut a, mut b, mut reference) = (
-            Counting { runs: 0 },
-            Counting { runs: 0 },
-            Counting { runs: 0 },
-        );
-        let stats =
-            measure_interleaved(&mut [&mut a, &mut b, &mut reference], &protocol, |_, _| {})
-                .expect("measures");
-        assert!(stats.iter().all(|s| s.runs == 5));
-        // warm-up, then 5 rounds of `burst` runs (only the last of each timed)
-        assert_eq!(
-            (a.runs, b.runs, reference.runs),
-            (2 + 5 * 2, 2 + 5 * 2, 2 + 5 * 4)
-        );
-        let plain = Protocol {
-            last_burst: None,
-            ..protocol
-        };
-        let mut c = Counting { runs: 0 };
-        measure_interleaved(&mut [&mut c], &plain, |_, _| {}).expect("measures");
-        assert_eq!(c.runs, 2 + 5 * 2);
-    }
-
-    /// Records, in one shared log, which model ran: the order is what is under test.
+    /// Records, in one shared log, which model ran: the scheduler's order and counts of runs are what is
+    /// under test, not a backend.
     struct Logged<'a> {
         name: char,
         log: &'a std::sync::Mutex<String>,
@@ -480,6 +420,47 @@ mod tests {
         }
     }
 
+    /// Measures one logged model per character of `names`, in that order; their stats and the log.
+    fn run_logged(names: &str, protocol: &Protocol) -> (Vec<Stats>, String) {
+        let log = std::sync::Mutex::new(String::new());
+        let mut models: Vec<Logged> = names
+            .chars()
+            .map(|name| Logged { name, log: &log })
+            .collect();
+        let mut refs: Vec<&mut dyn LoadedModel> = models
+            .iter_mut()
+            .map(|m| m as &mut dyn LoadedModel)
+            .collect();
+        let stats = measure_interleaved(&mut refs, protocol, |_, _| {}).expect("measures");
+        (stats, log.into_inner().expect("not poisoned"))
+    }
+
+    #[test]
+    fn the_last_model_gets_its_own_burst() {
+        let protocol = Protocol {
+            warmup: 2,
+            min_runs: 5,
+            min_time_ms: 0.0,
+            max_runs: 5,
+            burst: 2,
+            last_burst: Some(4),
+            ..Protocol::default()
+        };
+        let (stats, log) = run_logged("abr", &protocol);
+        assert!(stats.iter().all(|s| s.runs == 5));
+        let runs = |log: &str, name: char| log.chars().filter(|&c| c == name).count();
+        // warm-up, then 5 rounds of `burst` runs (only the last of each timed)
+        assert_eq!(
+            (runs(&log, 'a'), runs(&log, 'b'), runs(&log, 'r')),
+            (2 + 5 * 2, 2 + 5 * 2, 2 + 5 * 4)
+        );
+        let plain = Protocol {
+            last_burst: None,
+            ..protocol
+        };
+        assert_eq!(runs(&run_logged("c", &plain).1, 'c'), 2 + 5 * 2);
+    }
+
     #[test]
     fn a_last_model_timed_alone_runs_before_and_after_the_group() {
         let protocol = ReferenceTiming {
@@ -493,59 +474,22 @@ mod tests {
             max_runs: 4,
             ..Protocol::default()
         });
-        let log = std::sync::Mutex::new(String::new());
-        let (mut a, mut b, mut r) = (
-            Logged {
-                name: 'a',
-                log: &log,
-            },
-            Logged {
-                name: 'b',
-                log: &log,
-            },
-            Logged {
-                name: 'r',
-                log: &log,
-            },
-        );
-        let stats = measure_interleaved(&mut [&mut a, &mut b, &mut r], &protocol, |_, _| {})
-            .expect("measures");
+        let (stats, log) = run_logged("abr", &protocol);
         assert_eq!(stats.iter().map(|s| s.runs).collect::<Vec<_>>(), [4, 4, 4]);
         // the reference: 1 warm-up and 2 rounds of burst 2 alone; the group: warm-ups, 4 rounds
         // interleaved (burst 1); the reference alone again
-        assert_eq!(
-            log.into_inner().expect("not poisoned"),
-            "rrrrr".to_owned() + "ab" + "abababab" + "rrrrr"
-        );
+        assert_eq!(log, "rrrrr".to_owned() + "ab" + "abababab" + "rrrrr");
         // one model alone, or `last_alone` unset: the plain interleaved rounds with the last burst
-        let log = std::sync::Mutex::new(String::new());
-        let mut only = Logged {
-            name: 'r',
-            log: &log,
-        };
-        measure_interleaved(&mut [&mut only], &protocol, |_, _| {}).expect("measures");
         assert_eq!(
-            log.into_inner().expect("not poisoned"),
+            run_logged("r", &protocol).1,
             "r".to_owned() + &"rr".repeat(4)
         );
         let interleaved = Protocol {
             last_alone: false,
             ..protocol
         };
-        let log = std::sync::Mutex::new(String::new());
-        let (mut a, mut r) = (
-            Logged {
-                name: 'a',
-                log: &log,
-            },
-            Logged {
-                name: 'r',
-                log: &log,
-            },
-        );
-        measure_interleaved(&mut [&mut a, &mut r], &interleaved, |_, _| {}).expect("measures");
         assert_eq!(
-            log.into_inner().expect("not poisoned"),
+            run_logged("ar", &interleaved).1,
             "ar".to_owned() + &"arr".repeat(4)
         );
     }
