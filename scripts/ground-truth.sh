@@ -21,7 +21,9 @@
 # Each finished run's model.json and history.json are copied to docs/evidence/ground-truth/runs/<run>/
 # so that they can be committed and no later machine trains them again. Environment: DATA (CIFAR-10, default
 # ../shared/data/cifar10-jpeg.tar.gz), OUT (runs, default runs/ground-truth), THREADS (libtorch threads
-# per training, default 1 so the other core stays free), HSCONAS (the binary, default the debug build).
+# per training, default 1 so the other core stays free), JOBS (trainers working through the runs together,
+# default 1; JOBS=2 THREADS=1 uses both cores of a 2-core machine), HSCONAS (the binary, default the debug
+# build).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -91,26 +93,55 @@ runs() {
   return 0
 }
 
+# JOBS trainers (default 1) work through the runs together, each on THREADS threads: a run is taken by
+# whoever holds its lock (OUT/.locks/<run>.lock, flock), so two trainers never train the same run, and a
+# lock dies with its trainer (an interrupted run is resumed by the next trainer that reaches it).
 train_all() {
   [[ -f $set_file ]] || select_set
   [[ -e $data ]] || {
     echo "no CIFAR-10 at $data: set DATA (docs/DESIGN.md section 5)" >&2
     exit 1
   }
+  mkdir -p "$out/.locks"
+  local jobs=${JOBS:-1} worker
+  [[ $jobs =~ ^[1-9][0-9]*$ ]] || {
+    echo "JOBS must be a whole number of trainers, not '$jobs'" >&2
+    exit 2
+  }
+  local pids=() failed=0 pid
+  for worker in $(seq "$jobs"); do
+    train_worker "$worker" &
+    pids+=($!)
+    sleep 1 # the first trainer takes the first run before the next one looks
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+  done
+  return $failed
+}
+
+train_worker() { # trainer number: trains every run that is neither done nor taken by another trainer
   runs | while read -r id seed arch; do
     local dir=$out/$id-s$seed
     local kept=$evidence/runs/$id-s$seed
     [[ -f $kept/model.json ]] && continue
-    if [[ -f $dir/model.json ]]; then
-      keep "$dir" "$kept"
+    local lock
+    exec {lock}>"$out/.locks/$id-s$seed.lock"
+    if ! flock -n "$lock"; then # another trainer has it
+      exec {lock}>&-
       continue
     fi
-    local resume=()
-    [[ -f $dir/checkpoint.safetensors ]] && resume=(--resume)
-    echo "== $id seed $seed ($(date -u +%H:%M:%S))" >&2
-    "$hsconas" train --arch "$arch" --data "$data" "${RECIPE[@]}" --seed "$seed" \
-      --threads "$threads" --out "$dir" "${resume[@]}" </dev/null
-    keep "$dir" "$kept"
+    if [[ -f $dir/model.json ]]; then
+      keep "$dir" "$kept"
+    else
+      local resume=()
+      [[ -f $dir/checkpoint.safetensors ]] && resume=(--resume)
+      echo "== $id seed $seed, trainer $1 ($(date -u +%H:%M:%S))" >&2
+      "$hsconas" train --arch "$arch" --data "$data" "${RECIPE[@]}" --seed "$seed" \
+        --threads "$threads" --out "$dir" "${resume[@]}" </dev/null # holds the lock too
+      keep "$dir" "$kept"
+    fi
+    exec {lock}>&-
   done
 }
 
@@ -232,7 +263,7 @@ case ${1:-} in
   supernet-sandwich) supernet supernet-sandwich --sandwich 2 --inplace-distill ;;
   score) score ;;
   *)
-    sed -n 2,23p "$0" >&2
+    sed -n 2,25p "$0" >&2
     exit 2
     ;;
 esac

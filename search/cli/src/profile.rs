@@ -46,8 +46,10 @@ pub struct ProfileArgs {
     pub reference_alone: bool,
     /// How the entries are normalised with the reference network's trace: `ratio-N` (ratio to a running
     /// median of N groups), `linear` (a drift term linear in time) or `raw` (none; the trace is still
-    /// recorded). Stored in the table; `hsconas latency validate` compares the models.
-    #[arg(long, default_value = "ratio-5", value_name = "MODEL")]
+    /// recorded). Stored in the table; `hsconas latency validate` compares the models. The default,
+    /// `ratio-1` (each group by its own reference timing), normalised best at input 224 in every run with
+    /// the reference interleaved on the 2-core VM (docs/latency-local-cpu.md).
+    #[arg(long, default_value = "ratio-1", value_name = "MODEL")]
     pub drift_model: DriftModel,
     #[command(flatten)]
     pub protocol: ProtocolArgs,

@@ -211,7 +211,7 @@ fn drift_models(own: DriftModel) -> Vec<DriftModel> {
     for m in [
         DriftModel::Raw,
         DriftModel::Ratio { window: 1 },
-        DriftModel::DEFAULT,
+        DriftModel::Ratio { window: 5 },
         DriftModel::Linear,
     ] {
         if !models.contains(&m) {

@@ -170,6 +170,10 @@ pub struct WinnerSummary {
     /// table's state (1.03: 3% slower than when the table was built).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_state: Option<f64>,
+    /// `raw / T - 1`: how far the measurement as taken lies from the target, in the device's state at
+    /// that moment (tables with a reference network; `relative_to_target` is the normalised one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_relative_to_target: Option<f64>,
     /// The target T, ms.
     pub target_ms: f64,
     /// `latency / T - 1` of the latency `F` used (measured when known).
@@ -197,6 +201,7 @@ impl WinnerSummary {
             measured_ms: c.measured_ms,
             measured_raw_ms: None,
             device_state: None,
+            raw_relative_to_target: None,
             target_ms: objective.target_ms,
             relative_to_target: choice.relative_to_target(objective),
             prediction_error: c.measured_ms.map(|m| c.latency_ms / m - 1.0),
@@ -218,6 +223,7 @@ impl WinnerSummary {
         if let Some((raw, normalised)) = raw {
             self.measured_raw_ms = Some(raw);
             self.device_state = Some(raw / normalised);
+            self.raw_relative_to_target = Some(raw / self.target_ms - 1.0);
         }
         self
     }
@@ -237,7 +243,8 @@ impl WinnerSummary {
                 );
                 if let (Some(raw), Some(state)) = (self.measured_raw_ms, self.device_state) {
                     line.push_str(&format!(
-                        "; normalised to the table's state: raw {raw:.3} ms with the device {:.1}% {} than when the table was built",
+                        "; normalised to the table's state: raw {raw:.3} ms ({:+.1}% from the target) with the device {:.1}% {} than when the table was built",
+                        100.0 * (raw / target - 1.0),
                         100.0 * (state - 1.0).abs(),
                         if state >= 1.0 { "slower" } else { "faster" }
                     ));
@@ -313,5 +320,74 @@ impl SearchReport {
         };
         let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot be read ({e})")))?;
         serde_json::from_slice(&bytes).map_err(|e| refuse(format!("is not a search report ({e})")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{choose_winner, ObjectiveMode};
+    use hsconas_models::{Op, Scale};
+
+    /// A winner measured 0.707 ms normalised (1% over T = 0.7 ms) while the device ran 4% slower than
+    /// when the table was built (raw 0.735 ms, 5% over T): the report states both, and which is which.
+    #[test]
+    fn the_winner_is_stated_raw_and_normalised_against_the_target() {
+        let objective = Objective::new(0.7, -0.5, ObjectiveMode::Penalty).expect("objective");
+        let arch =
+            Arch::uniform(Op::Shuffle3, Scale::from_tenths(5).expect("scale")).expect("arch");
+        let (normalised, raw) = (0.707, 0.735);
+        let candidate = Candidate {
+            arch: arch.clone(),
+            accuracy: 0.5,
+            latency_ms: 0.70,
+            measured_ms: Some(normalised),
+            score: objective.score(0.5, normalised),
+        };
+        let choice = choose_winner(&[candidate], &objective, 0.03).expect("a winner");
+        let remeasured = |arch: &Arch, raw_ms| Remeasured {
+            arch: arch.clone(),
+            accuracy: 0.5,
+            predicted_ms: 0.70,
+            measured_ms: normalised,
+            raw_ms,
+            table_sum_ms: 0.69,
+            round: 0,
+        };
+        let other =
+            Arch::uniform(Op::Shuffle3, Scale::from_tenths(6).expect("scale")).expect("arch");
+        let summary = WinnerSummary::new(&choice, &objective)
+            .with_raw(&[remeasured(&arch, Some(raw)), remeasured(&other, Some(9.0))]);
+        assert!((summary.relative_to_target - 0.01).abs() < 1e-9);
+        assert_eq!(summary.measured_raw_ms, Some(raw));
+        assert!((summary.device_state.expect("state") - raw / normalised).abs() < 1e-12);
+        assert!((summary.raw_relative_to_target.expect("raw vs T") - 0.05).abs() < 1e-9);
+        let line = summary.latency_line();
+        assert!(
+            line.starts_with("measured 0.707 ms, +1.0% from the target 0.7 ms"),
+            "{line}"
+        );
+        assert!(
+            line.contains("raw 0.735 ms (+5.0% from the target)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("4.0% slower than when the table was built"),
+            "{line}"
+        );
+
+        // A table without a reference network: nothing raw to state.
+        let plain = WinnerSummary::new(&choice, &objective).with_raw(&[remeasured(&arch, None)]);
+        assert_eq!(
+            (plain.measured_raw_ms, plain.raw_relative_to_target),
+            (None, None)
+        );
+        assert!(
+            !plain.latency_line().contains("raw"),
+            "{}",
+            plain.latency_line()
+        );
+        let json = serde_json::to_value(&plain).expect("json");
+        assert!(json.get("raw_relative_to_target").is_none());
     }
 }
