@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use hsconas_data::loader::make_batch;
 use hsconas_foundation::outln;
 use hsconas_models::{build, Arch, NetConfig};
-use hsconas_nas::{ArchScore, EstimatorScores};
+use hsconas_nas::{ArchScore, EstimatorScores, PercentileScale};
 use hsconas_train::eval::{batch_tensors, EvalSettings};
 use hsconas_train::proxies::{self, Proxy};
 use hsconas_train::short_training::ShortTraining;
@@ -46,7 +46,7 @@ pub enum Estimator {
 
 impl Estimator {
     /// Its name on the command line and in result files.
-    fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         self.to_possible_value()
             .map_or_else(String::new, |v| v.get_name().to_string())
     }
@@ -159,17 +159,7 @@ fn scorer<'a>(
     data: &'a super::data_args::Prepared,
     config: &'a NetConfig,
 ) -> anyhow::Result<Scorer<'a>> {
-    let proxy = match args.estimator {
-        Estimator::Params => {
-            return Ok(Box::new(|arch| {
-                Ok(build::network(arch, config)?.param_count() as f64)
-            }))
-        }
-        Estimator::Macs => {
-            return Ok(Box::new(|arch| {
-                Ok(build::network(arch, config)?.macs() as f64)
-            }))
-        }
+    match args.estimator {
         Estimator::Supernet => {
             let checkpoint = args.supernet.as_deref().context("--supernet")?;
             let device = trainer::device(false)?;
@@ -185,9 +175,9 @@ fn scorer<'a>(
                 batch_size: 200,
                 seed: args.seed,
             };
-            return Ok(Box::new(move |arch| {
+            Ok(Box::new(move |arch| {
                 Ok(evaluate_subnet(&training.supernet, arch, &eval_data, &settings, device).top1)
-            }));
+            }))
         }
         Estimator::ShortTraining => {
             let short = ShortTraining {
@@ -197,10 +187,40 @@ fn scorer<'a>(
                 ..ShortTraining::default()
             };
             let val = spread_subset(&data.val, args.eval_images);
-            return Ok(Box::new(move |arch| {
+            Ok(Box::new(move |arch| {
                 let graph = build::network(arch, config)?;
                 Ok(short.accuracy(&graph, &data.train, &val, &data.transform)?)
-            }));
+            }))
+        }
+        cheap => Ok(
+            cheap_scorer(cheap, data, *config, args.batch_size, args.seed)
+                .expect("every other estimator is cheap"),
+        ),
+    }
+}
+
+/// The scorer of an estimator that needs neither a supernet nor training (the size baselines and the
+/// zero-cost proxies), owning what it needs; `None` for `supernet` and `short-training`. Proxies see one
+/// batch of `batch_size` training images drawn with `seed` (not augmented), on networks initialised
+/// with `seed`. Shared by `hsconas estimate` and `hsconas search --estimator`.
+pub(crate) fn cheap_scorer(
+    estimator: Estimator,
+    data: &super::data_args::Prepared,
+    config: NetConfig,
+    batch_size: usize,
+    seed: u64,
+) -> Option<Scorer<'static>> {
+    let proxy = match estimator {
+        Estimator::Supernet | Estimator::ShortTraining => return None,
+        Estimator::Params => {
+            return Some(Box::new(move |arch| {
+                Ok(build::network(arch, &config)?.param_count() as f64)
+            }))
+        }
+        Estimator::Macs => {
+            return Some(Box::new(move |arch| {
+                Ok(build::network(arch, &config)?.macs() as f64)
+            }))
         }
         Estimator::Synflow => Proxy::Synflow,
         Estimator::Snip => Proxy::Snip,
@@ -208,13 +228,63 @@ fn scorer<'a>(
         Estimator::Naswot => Proxy::Naswot,
     };
     let mut order: Vec<usize> = (0..data.train.len()).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(args.seed));
-    order.truncate(args.batch_size);
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    order.truncate(batch_size);
     let batch = make_batch(&data.train, &data.transform, &order, None);
     let (images, labels) = batch_tensors(&batch, tch::Device::Cpu);
-    let seed = args.seed;
-    Ok(Box::new(move |arch| {
-        let graph = build::network(arch, config)?;
+    Some(Box::new(move |arch| {
+        let graph = build::network(arch, &config)?;
         Ok(proxies::score(proxy, &graph, &images, &labels, seed)?)
     }))
+}
+
+/// A cheap estimator on the scale of an accuracy, for `hsconas search --estimator`: a candidate's score
+/// becomes its percentile among the scores of a seeded uniform sample of the full space
+/// ([`PercentileScale`]), so `F` ranks candidates exactly as the estimator does and the latency term
+/// keeps its usual weight.
+pub(crate) struct ScaledEstimator {
+    scorer: Scorer<'static>,
+    scale: PercentileScale,
+}
+
+impl ScaledEstimator {
+    /// Architectures in the reference sample.
+    pub(crate) const REFERENCE_SAMPLE: usize = 100;
+
+    /// The scaled `estimator` (`None` for `supernet`, which the search runs itself; `short-training` is
+    /// refused: minutes per candidate belong in `--rerank`). Scores the reference sample drawn with
+    /// `seed`.
+    pub(crate) fn new(
+        estimator: Estimator,
+        data: &super::data_args::Prepared,
+        config: NetConfig,
+        seed: u64,
+    ) -> anyhow::Result<Option<ScaledEstimator>> {
+        anyhow::ensure!(
+            estimator != Estimator::ShortTraining,
+            "--estimator short-training takes minutes per candidate: re-rank the best candidates with it \
+             instead (--rerank K)"
+        );
+        let Some(mut scorer) = cheap_scorer(estimator, data, config, 64, seed) else {
+            return Ok(None);
+        };
+        let sample = PercentileScale::reference_sample(
+            &hsconas_models::SearchSpace::full(),
+            Self::REFERENCE_SAMPLE,
+            seed,
+        );
+        let scores = sample
+            .iter()
+            .map(|arch| scorer(arch).with_context(|| format!("scoring {arch}")))
+            .collect::<anyhow::Result<Vec<f64>>>()?;
+        Ok(Some(ScaledEstimator {
+            scorer,
+            scale: PercentileScale::new(scores)?,
+        }))
+    }
+
+    /// The percentile of `arch`'s score, a fraction in `0..=1`.
+    pub(crate) fn fraction(&mut self, arch: &Arch) -> anyhow::Result<f64> {
+        Ok(self.scale.fraction((self.scorer)(arch)?))
+    }
 }

@@ -24,6 +24,7 @@ use hsconas_train::trainer::{self, checkpoint_path, RunOptions, TrainSettings};
 use hsconas_train::{Collective, LrScaling};
 
 use super::data_args::{DataArgs, Prepared};
+use super::estimate::{Estimator, ScaledEstimator};
 use super::measure_args::TableDeviceArgs;
 use super::search_ranks::{self, Follower, Work};
 use super::search_report;
@@ -136,6 +137,13 @@ pub struct SearchOptions {
     /// Seed of shrinking samples and of the evolution.
     #[arg(long, default_value_t = SearchOptions::default().seed)]
     pub seed: u64,
+    /// How every candidate's accuracy is estimated: `supernet` (the paper's: validation top-1 with the
+    /// supernet's inherited weights) or a cheap estimator of `hsconas estimate` (`params`, `macs`,
+    /// `synflow`, `snip`, `grad-norm`, `naswot`), whose score enters F as its percentile among 100
+    /// architectures drawn from the space with --seed. How each ranks trained networks:
+    /// docs/accuracy-estimators.md.
+    #[arg(long, value_enum, default_value_t = SearchOptions::default().estimator)]
+    pub estimator: Estimator,
     /// Validation images per candidate (spread over the split; 0: all).
     #[arg(long, default_value_t = SearchOptions::default().eval_images, value_name = "N")]
     pub eval_images: usize,
@@ -191,6 +199,7 @@ impl Default for SearchOptions {
             crossover: evolution.crossover,
             mutation: evolution.mutation,
             seed: evolution.seed,
+            estimator: Estimator::Supernet,
             eval_images: 1000,
             bn_batches: 10,
             random_baseline: false,
@@ -250,6 +259,11 @@ impl SearchArgs {
             seed: o.seed,
         };
         evolution.validate()?;
+        anyhow::ensure!(
+            o.estimator != Estimator::ShortTraining,
+            "--estimator short-training takes minutes per candidate: re-rank the best candidates with it \
+             instead (--rerank K)"
+        );
         Ok(SearchSettings {
             supernet: self.supernet.clone(),
             table: self.table.clone(),
@@ -263,6 +277,7 @@ impl SearchArgs {
             eval_images: o.eval_images,
             bn_batches: o.bn_batches,
             rerank: o.rerank,
+            estimator: o.estimator.name(),
         })
     }
 }
@@ -316,11 +331,19 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
     };
     if let Some(state) = &state {
         eprintln!(
-            "search: T = {} ms, beta = {}, {:?}; {} validation images per candidate; supernet {}; {} candidates from the checkpoint{}",
+            "search: T = {} ms, beta = {}, {:?}; accuracy from {}; supernet {}; {} candidates from the checkpoint{}",
             objective.target_ms,
             objective.beta,
             objective.mode,
-            eval_data.val.len(),
+            match args.options.estimator {
+                Estimator::Supernet =>
+                    format!("the supernet on {} validation images", eval_data.val.len()),
+                cheap => format!(
+                    "{} as a percentile among {} architectures of the space (scoring them first)",
+                    cheap.name(),
+                    ScaledEstimator::REFERENCE_SAMPLE
+                ),
+            },
             weights.display(),
             state.candidates.len(),
             if collective.size() > 1 {
@@ -330,7 +353,14 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
             }
         );
     }
+    let cheap = ScaledEstimator::new(
+        args.options.estimator,
+        &data,
+        model.config,
+        args.options.seed,
+    )?;
     let mut host = SupernetHost {
+        cheap,
         training,
         model,
         data,
@@ -384,6 +414,8 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
 /// The supernet (accuracies with inherited weights, fine-tuning) and the device (measurements) of
 /// `hsconas search`.
 struct SupernetHost<'a> {
+    /// The cheap estimator of `--estimator` (none: the supernet's accuracies).
+    cheap: Option<ScaledEstimator>,
     training: SupernetTraining,
     model: SupernetModel,
     data: Prepared,
@@ -399,6 +431,9 @@ struct SupernetHost<'a> {
 
 impl Follower for SupernetHost<'_> {
     fn local_accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
+        if let Some(cheap) = &mut self.cheap {
+            return cheap.fraction(arch).map_err(OracleError::from);
+        }
         let eval = evaluate_subnet(
             &self.training.supernet,
             arch,

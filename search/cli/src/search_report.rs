@@ -118,15 +118,22 @@ pub(super) fn print_summary(report: &SearchReport, out: &Path) -> std::io::Resul
         outln!("winner       {}", w.arch)?;
         match report.reranked.iter().find(|r| r.arch == w.arch) {
             Some(r) => outln!(
-                "accuracy     {:.2}% (validation after a short training from scratch; {:.2}% with \
-                 supernet weights; best of {} re-ranked candidates)",
+                "accuracy     {:.2}% (validation after a short training from scratch; {:.2}% by \
+                 the search's estimator, {}; best of {} re-ranked candidates)",
                 r.accuracy * 100.0,
                 r.supernet_accuracy * 100.0,
+                report.settings.estimator,
                 report.reranked.len()
             )?,
-            None => outln!(
+            None if report.settings.estimator == "supernet" => outln!(
                 "accuracy     {:.2}% (validation, supernet weights)",
                 w.accuracy * 100.0
+            )?,
+            None => outln!(
+                "accuracy     percentile {:.1} of {} among architectures drawn from the space (an \
+                 estimate, not an accuracy)",
+                w.accuracy * 100.0,
+                report.settings.estimator
             )?,
         }
         outln!("latency      {}", w.latency_line())?;

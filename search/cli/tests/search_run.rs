@@ -432,3 +432,60 @@ fn the_pipeline_runs_end_to_end_and_continues_after_a_kill() {
         7
     );
 }
+
+/// `--estimator params`: every candidate's accuracy (shrinking's and the evolution's) is the percentile
+/// of its parameter count among the 100 architectures drawn from the space with the search's seed,
+/// recomputed here from the library; `short-training` is refused for every candidate.
+#[test]
+fn the_search_scores_candidates_with_the_chosen_estimator() {
+    use hsconas_models::{build, Layout, NetConfig};
+    use hsconas_nas::PercentileScale;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ckpt = supernet(&tmp.path().join("supernet"));
+    let out = tmp.path().join("search");
+    let r = report(&hsconas(&search_args(
+        &ckpt,
+        &out,
+        &[
+            "--estimator",
+            "params",
+            "--finetune-epochs",
+            "0",
+            "--remeasure",
+            "0",
+            "--json",
+        ],
+    )));
+    assert_eq!(r["settings"]["estimator"], "params");
+    let config = NetConfig {
+        layout: Layout::A,
+        input_size: 32,
+        classes: 10,
+    };
+    let params = |arch: &Arch| build::network(arch, &config).expect("builds").param_count() as f64;
+    let seed = r["settings"]["evolution"]["seed"].as_u64().expect("seed");
+    let sample = PercentileScale::reference_sample(&SearchSpace::full(), 100, seed);
+    let scale = PercentileScale::new(sample.iter().map(params).collect()).expect("scale");
+    let candidates = r["candidates"].as_array().expect("candidates");
+    assert!(candidates.len() >= 6, "{}", candidates.len());
+    let mut distinct = std::collections::BTreeSet::new();
+    for c in candidates {
+        let arch: Arch = serde_json::from_value(c["arch"].clone()).expect("arch");
+        let accuracy = c["accuracy"].as_f64().expect("accuracy");
+        assert_eq!(accuracy, scale.fraction(params(&arch)), "{arch}");
+        distinct.insert(accuracy.to_bits());
+    }
+    assert!(
+        distinct.len() > 1,
+        "the percentiles must tell candidates apart"
+    );
+
+    let refused = hsconas(&search_args(
+        &ckpt,
+        &tmp.path().join("refused"),
+        &["--estimator", "short-training"],
+    ));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--rerank K"));
+}

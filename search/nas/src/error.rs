@@ -38,6 +38,9 @@ pub enum NasError {
         /// Its architecture string.
         arch: String,
     },
+    /// An estimator's scores that cannot be put on a scale.
+    #[error("{0}")]
+    Estimator(String),
     /// A combination of estimators was asked of none.
     #[error("a combination of estimators needs at least one estimator")]
     EmptyCombination,

@@ -10,6 +10,7 @@ pub mod evolution;
 pub mod ground_truth;
 pub mod objective;
 pub mod pareto;
+pub mod percentile;
 pub mod report;
 pub mod shrink;
 pub mod winner;
@@ -23,6 +24,7 @@ pub use ground_truth::{
 };
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::pareto_front;
+pub use percentile::PercentileScale;
 pub use report::{
     RandomBaseline, Remeasured, Reranked, SearchReport, SearchSettings, SearchState, WinnerSummary,
 };

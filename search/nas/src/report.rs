@@ -42,6 +42,15 @@ pub struct SearchSettings {
     /// before re-measurement; the winner is then chosen among them (0: no re-ranking).
     #[serde(default)]
     pub rerank: usize,
+    /// The estimator of every candidate's accuracy, as `hsconas estimate` names it: `supernet` (the
+    /// paper's, validation top-1 with inherited weights) or a cheap one on a percentile scale
+    /// ([`crate::PercentileScale`]); searches checkpointed before the choice existed used the supernet.
+    #[serde(default = "supernet_estimator")]
+    pub estimator: String,
+}
+
+fn supernet_estimator() -> String {
+    "supernet".to_string()
 }
 
 /// One candidate re-ranked with the expensive estimator (short training).
@@ -49,7 +58,8 @@ pub struct SearchSettings {
 pub struct Reranked {
     /// The architecture.
     pub arch: Arch,
-    /// Its accuracy with the supernet's weights (fraction).
+    /// Its accuracy from the search's estimator (fraction; with the supernet's weights unless the
+    /// search chose another estimator, then its percentile).
     pub supernet_accuracy: f64,
     /// Its accuracy from the expensive estimator (fraction), which its `F` uses from then on.
     pub accuracy: f64,

@@ -329,6 +329,7 @@ fn driver_settings() -> SearchSettings {
         eval_images: 0,
         bn_batches: 1,
         rerank: 0,
+        estimator: "supernet".into(),
     }
 }
 
