@@ -11,8 +11,9 @@ order = sorted(range(len(d['estimators'])), key=lambda i: -(d['estimators'][i]['
 rows = []
 claims = []
 head = (f"Over the {d['networks']} networks trained so far ({d['equal_latency_networks']} of them of equal latency), "
-        "seed 0; tau and rho against the test top-1, regret in percentage points of test top-1:")
-claims.append(('Over the {} networks trained so far ({} of them of equal latency), seed 0;',
+        "each network's test top-1 averaged over the seeds it was trained with; tau and rho against it, regret in "
+        "percentage points of test top-1:")
+claims.append(('Over the {} networks trained so far ({} of them of equal latency), each network',
                [('/networks', None, False), ('/equal_latency_networks', None, False)]))
 rows.append(head)
 rows.append('')
@@ -33,6 +34,13 @@ for i in order:
             cells.append(fmt(e[part][key], dec, sign)); vals.append((f'/estimators/{i}/{part}/{key}', dec, sign))
     rows.append(f"| {e['estimator']} | " + ' | '.join(cells) + ' |')
     claims.append((f"| {e['estimator']} | " + ' | '.join(['{}'] * len(cells)) + ' |', vals))
+noise = d.get('noise_ceiling')
+if noise:
+    rows.append('')
+    rows.append(f"Noise ceiling so far: seed 0 against seed 1 on the {noise['networks']} networks trained with both, "
+                f"Kendall tau {noise['kendall_tau']:+.2f} (the equal-latency group's second seed is being trained).")
+    claims.append(('Noise ceiling so far: seed 0 against seed 1 on the {} networks trained with both, Kendall tau {}',
+                   [('/noise_ceiling/networks', None, False), ('/noise_ceiling/kendall_tau', 2, True)]))
 table = '\n'.join(rows)
 p = root + 'docs/accuracy-estimators.md'
 s = open(p).read()
