@@ -192,10 +192,8 @@ fn scorer<'a>(
                 Ok(short.accuracy(&graph, &data.train, &val, &data.transform)?)
             }))
         }
-        cheap => Ok(
-            cheap_scorer(cheap, data, *config, args.batch_size, args.seed)
-                .expect("every other estimator is cheap"),
-        ),
+        cheap => cheap_scorer(cheap, data, *config, args.batch_size, args.seed)
+            .with_context(|| format!("{} has no scorer", cheap.name())),
     }
 }
 
@@ -251,20 +249,15 @@ impl ScaledEstimator {
     /// Architectures in the reference sample.
     pub(crate) const REFERENCE_SAMPLE: usize = 100;
 
-    /// The scaled `estimator` (`None` for `supernet`, which the search runs itself; `short-training` is
-    /// refused: minutes per candidate belong in `--rerank`). Scores the reference sample drawn with
-    /// `seed`.
+    /// The scaled `estimator`, after scoring the reference sample drawn with `seed`; `None` for
+    /// `supernet` (which the search runs itself) and `short-training` (which `SearchArgs::settings`
+    /// refuses for every candidate: minutes apiece belong in `--rerank`).
     pub(crate) fn new(
         estimator: Estimator,
         data: &super::data_args::Prepared,
         config: NetConfig,
         seed: u64,
     ) -> anyhow::Result<Option<ScaledEstimator>> {
-        anyhow::ensure!(
-            estimator != Estimator::ShortTraining,
-            "--estimator short-training takes minutes per candidate: re-rank the best candidates with it \
-             instead (--rerank K)"
-        );
         let Some(mut scorer) = cheap_scorer(estimator, data, config, 64, seed) else {
             return Ok(None);
         };
