@@ -152,9 +152,10 @@ impl SearchDriver<'_> {
             while !evo.is_done() {
                 let g = evo.step(&mut evaluator)?;
                 tracing::info!(
-                    "generation {:>2}: best F {:.4} (top-1 {:.2}%, {:.3} ms), mean F {:.4}, {} evaluated",
+                    "generation {:>2}: best F {:.4} ({} {:.2}%, {:.3} ms), mean F {:.4}, {} evaluated",
                     g.generation,
                     g.best_score,
+                    accuracy_label(&settings.estimator),
                     g.best_accuracy * 100.0,
                     g.best_latency_ms,
                     g.mean_score,
@@ -359,11 +360,12 @@ impl SearchDriver<'_> {
                 });
             }
             tracing::info!(
-                "re-ranked {} of {}: {} top-1 {:.2}% (supernet {:.2}%)",
+                "re-ranked {} of {}: {} top-1 {:.2}% ({} {:.2}%)",
                 i + 1,
                 todo.len(),
                 c.arch,
                 accuracy * 100.0,
+                state.settings.estimator,
                 c.accuracy * 100.0
             );
             state.reranked.push(Reranked {
@@ -476,5 +478,15 @@ fn report<O: AccuracyOracle>(
         correction_rounds: state.rounds,
         winner: choice.map(|w| WinnerSummary::new(&w, objective).with_raw(&state.remeasured)),
         random_baseline: None,
+    }
+}
+
+/// What a candidate's accuracy is under the search's estimator, for the log: the supernet's validation
+/// top-1, or a cheap estimator's percentile in the space.
+fn accuracy_label(estimator: &str) -> String {
+    if estimator == "supernet" {
+        "top-1".to_string()
+    } else {
+        format!("{estimator} percentile")
     }
 }
