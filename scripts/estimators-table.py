@@ -41,6 +41,16 @@ if noise:
                 f"Kendall tau {noise['kendall_tau']:+.2f} (the equal-latency group's second seed is being trained).")
     claims.append(('Noise ceiling so far: seed 0 against seed 1 on the {} networks trained with both, Kendall tau {}',
                    [('/noise_ceiling/networks', None, False), ('/noise_ceiling/kendall_tau', 2, True)]))
+cluster = d.get('measured_equal_latency')
+if cluster:
+    rows.append('')
+    rows.append(f"Measured on this machine (each network's median of the runs in `measured/`): {len(cluster['ids'])} "
+                f"networks of the set lie within ±{cluster['tolerance'] * 100:.0f}% of {cluster['centre_ms']:.3f} ms "
+                f"({', '.join(cluster['ids'])}).")
+    claims.append(('networks of the set lie within ±{}% of {} ms (' + ', '.join('{}' for _ in cluster['ids']) + ')',
+                   [('/measured_equal_latency/tolerance', 0, False, 100),
+                    ('/measured_equal_latency/centre_ms', 3, False)]
+                   + [(f'/measured_equal_latency/ids/{k}', None, False) for k in range(len(cluster['ids']))]))
 table = '\n'.join(rows)
 p = root + 'docs/accuracy-estimators.md'
 s = open(p).read()
@@ -49,7 +59,7 @@ block = start + '\n' + table + '\n' + end
 if 'RESULTS_TABLE' in s:
     s = s.replace('RESULTS_TABLE', block)
 else:
-    s = re.sub(re.escape(start) + '.*?' + re.escape(end), block, s, flags=re.S)
+    s = re.sub(re.escape(start) + '.*?' + re.escape(end), lambda _: block, s, flags=re.S)
 open(p, 'w').write(s)
 # claims
 toml = ['# docs/accuracy-estimators.md: the estimators table (interim), from estimators.json']
@@ -57,12 +67,13 @@ for text, vals in claims:
     toml.append('[[claim]]')
     toml.append('doc = "docs/accuracy-estimators.md"')
     toml.append('file = "docs/evidence/ground-truth/estimators.json"')
-    toml.append('text = ' + json.dumps(text))
+    toml.append('text = ' + json.dumps(text, ensure_ascii=False))
     toml.append('values = [')
-    for ptr, dec, sign in vals:
+    for ptr, dec, sign, *scale in vals:
         parts = [f'pointer = "{ptr}"']
         if dec is not None: parts.append(f'decimals = {dec}')
         if sign: parts.append('sign = true')
+        if scale: parts.append(f'scale = {scale[0]}')
         toml.append('  { ' + ', '.join(parts) + ' },')
     toml.append(']')
     toml.append('')
@@ -70,7 +81,7 @@ block = '# BEGIN accuracy-estimators (generated)\n' + '\n'.join(toml) + '# END a
 c = root + 'docs/evidence/claims.toml'
 s = open(c).read()
 if '# BEGIN accuracy-estimators' in s:
-    s = re.sub(r'# BEGIN accuracy-estimators.*?# END accuracy-estimators\n', block, s, flags=re.S)
+    s = re.sub(r'# BEGIN accuracy-estimators.*?# END accuracy-estimators\n', lambda _: block, s, flags=re.S)
 else:
     s = s.rstrip('\n') + '\n\n' + block
 open(c, 'w').write(s)

@@ -7,7 +7,7 @@
 #   scripts/ground-truth.sh select    # writes docs/evidence/ground-truth/architectures.tsv if absent
 #   scripts/ground-truth.sh train     # trains what is not trained yet, resumably (hours on one core)
 #   scripts/ground-truth.sh status    # which runs are done
-#   scripts/ground-truth.sh measure   # end-to-end latency of the set (on an otherwise idle machine)
+#   scripts/ground-truth.sh measure   # end-to-end latency of the set, 3 times (on an idle machine)
 #   scripts/ground-truth.sh collect   # ground-truth.json from the list, the runs and the measurements
 #   scripts/ground-truth.sh estimate  # every estimator's scores of the set (estimates/<name>.json)
 #   scripts/ground-truth.sh short     # short-training scores of the trained networks that lack one
@@ -167,14 +167,20 @@ example() { # the bookkeeping example, built with the workspace's features (one 
   "${CARGO_TARGET_DIR:-target}/debug/examples/ground_truth" "$@"
 }
 
-measure() {
+measure() { # MEASURE_REPEATS (default 3) end-to-end measurements of the set, one after another
   echo "measuring the set end to end: keep the machine otherwise idle (no build, no training)" >&2
-  "$hsconas" latency validate --table $table --archs "$set_file" --out "$evidence/measured.json"
+  mkdir -p "$evidence/measured"
+  local r
+  for r in $(seq "${MEASURE_REPEATS:-3}"); do
+    "$hsconas" latency validate --table $table --archs "$set_file" --out "$evidence/measured/run-$r.json"
+  done
 }
 
 collect() {
-  local measured=()
-  [[ -f $evidence/measured.json ]] && measured=(--measured "$evidence/measured.json")
+  local measured=() f
+  for f in "$evidence"/measured/run-*.json; do
+    [[ -f $f ]] && measured+=(--measured "$f")
+  done
   example collect --list "$set_file" --runs "$evidence/runs" --table $table "${measured[@]}" \
     --recipe "hsconas train ${RECIPE[*]} --seed 0 (and 1 for the equal-latency group) --threads $threads" \
     --machine "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) logical CPUs" \

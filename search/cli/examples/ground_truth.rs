@@ -16,7 +16,7 @@ use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
-use hsconas_nas::ground_truth::{score_estimators, ScoreReport};
+use hsconas_nas::ground_truth::{median, score_estimators, ScoreReport};
 use hsconas_nas::{EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun};
 use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
 use serde::Serialize;
@@ -40,9 +40,10 @@ enum Step {
         /// The table the set was selected with (predicted latency).
         #[arg(long)]
         table: PathBuf,
-        /// `hsconas latency validate --archs` report of the set (measured latency), if there is one.
+        /// `hsconas latency validate --archs` reports of the set (measured latency), if there are any;
+        /// repeatable: each network's latency is the median of its measurements.
         #[arg(long)]
-        measured: Option<PathBuf>,
+        measured: Vec<PathBuf>,
         /// The training recipe, in words.
         #[arg(long)]
         recipe: String,
@@ -85,7 +86,7 @@ fn main() -> anyhow::Result<()> {
             machine,
             out,
         } => {
-            let truth = collect(&list, &runs, &table, measured.as_deref(), recipe, machine)?;
+            let truth = collect(&list, &runs, &table, &measured, recipe, machine)?;
             let trained = truth.trained().count();
             write(&out, &truth)?;
             eprintln!(
@@ -127,7 +128,7 @@ fn collect(
     list: &Path,
     runs: &Path,
     table: &Path,
-    measured: Option<&Path>,
+    measured: &[PathBuf],
     recipe: String,
     machine: String,
 ) -> anyhow::Result<GroundTruth> {
@@ -135,11 +136,12 @@ fn collect(
     let model = LatencyModel::from_table(&table)?;
     let config: NetConfig = table.provenance.net_config();
     let measured = measured
+        .iter()
         .map(|p| -> anyhow::Result<ValidationReport> {
             let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            Ok(serde_json::from_slice(&bytes)?)
+            serde_json::from_slice(&bytes).with_context(|| format!("{}: not a report", p.display()))
         })
-        .transpose()?;
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let text =
         std::fs::read_to_string(list).with_context(|| format!("reading {}", list.display()))?;
     let mut networks = Vec::new();
@@ -152,19 +154,19 @@ fn collect(
             .parse()
             .with_context(|| format!("{id}: architecture"))?;
         let graph = build::network(&arch, &config)?;
-        let measured_ms = measured.as_ref().and_then(|r| {
-            r.networks
-                .iter()
-                .find(|n| n.arch == arch)
-                .map(|n| n.measured_ms)
-        });
+        let measurements_ms: Vec<f64> = measured
+            .iter()
+            .filter_map(|r| r.networks.iter().find(|n| n.arch == arch))
+            .map(|n| n.measured_ms)
+            .collect();
         networks.push(TrainedNetwork {
             id: id.to_string(),
             group: group.to_string(),
             params: graph.param_count(),
             macs: graph.macs(),
             predicted_ms: model.predict_ms(&arch),
-            measured_ms,
+            measured_ms: median(&measurements_ms),
+            measurements_ms,
             runs: finished_runs(runs, id)?,
             arch,
         });
@@ -303,6 +305,15 @@ fn print(report: &ScoreReport) {
                 c.kendall_tau, c.networks
             ))
     );
+    if let Some(c) = &report.measured_equal_latency {
+        println!(
+            "measured: {} networks within ±{:.0}% of {:.3} ms ({})",
+            c.ids.len(),
+            c.tolerance * 100.0,
+            c.centre_ms,
+            c.ids.join(" ")
+        );
+    }
     for e in &report.estimators {
         println!(
             "{:<10} {:>8.3} s  all: {:<34} equal latency: {}",

@@ -37,8 +37,13 @@ pub struct TrainedNetwork {
     pub macs: usize,
     /// Latency predicted by the table the set was selected with, ms.
     pub predicted_ms: f64,
-    /// Latency measured end to end on the machine, ms (absent until measured).
+    /// Latency measured end to end on the machine, ms: the median of [`Self::measurements_ms`] (absent
+    /// until measured).
     pub measured_ms: Option<f64>,
+    /// Every end-to-end measurement of it, ms, one per `hsconas latency validate` run (repeated because
+    /// a shared machine's speed drifts between runs).
+    #[serde(default)]
+    pub measurements_ms: Vec<f64>,
     /// Finished trainings, by seed.
     pub runs: Vec<TrainedRun>,
 }
@@ -87,6 +92,59 @@ impl GroundTruth {
     pub fn trained(&self) -> impl Iterator<Item = &TrainedNetwork> {
         self.networks.iter().filter(|n| !n.runs.is_empty())
     }
+
+    /// The largest group of networks whose measured latency lies within ±`tolerance` (a fraction) of
+    /// one value, the smallest such value on ties; `None` while nothing is measured.
+    pub fn latency_cluster(&self, tolerance: f64) -> Option<LatencyCluster> {
+        let measured: Vec<(&str, f64)> = self
+            .networks
+            .iter()
+            .filter_map(|n| Some((n.id.as_str(), n.measured_ms?)))
+            .collect();
+        // A largest group has a network on one of its edges, so the centres worth trying are those
+        // that put a network exactly on an edge.
+        let centres = measured
+            .iter()
+            .flat_map(|&(_, ms)| [ms / (1.0 + tolerance), ms / (1.0 - tolerance)]);
+        let mut best: Option<LatencyCluster> = None;
+        for centre in centres {
+            let ids: Vec<String> = measured
+                .iter()
+                .filter(|&&(_, ms)| (ms / centre - 1.0).abs() <= tolerance + 1e-12)
+                .map(|&(id, _)| id.to_string())
+                .collect();
+            let better = best.as_ref().is_none_or(|b| {
+                ids.len() > b.ids.len() || (ids.len() == b.ids.len() && centre < b.centre_ms)
+            });
+            if better {
+                best = Some(LatencyCluster {
+                    centre_ms: centre,
+                    tolerance,
+                    ids,
+                });
+            }
+        }
+        best
+    }
+}
+
+/// Networks of (nearly) equal measured latency: within ±`tolerance` of `centre_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyCluster {
+    /// The value they lie around, ms.
+    pub centre_ms: f64,
+    /// Their largest relative distance from it (0.05: ±5%).
+    pub tolerance: f64,
+    /// Their ids, in the set's order.
+    pub ids: Vec<String>,
+}
+
+/// The median of some measurements (`None` for none).
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    (n > 0).then(|| (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0)
 }
 
 /// Scores of one accuracy estimator for a list of architectures (what `hsconas estimate --json` prints;
@@ -214,6 +272,10 @@ pub struct ScoreReport {
     pub equal_latency_networks: usize,
     /// Seed 0 against seed 1 of the networks trained twice (absent under three such networks).
     pub noise_ceiling: Option<NoiseCeiling>,
+    /// The largest group of the set within ±5% of one measured latency (absent before the set is
+    /// measured).
+    #[serde(default)]
+    pub measured_equal_latency: Option<LatencyCluster>,
     /// One row per estimator, in the order given.
     pub estimators: Vec<EstimatorRow>,
 }
@@ -239,6 +301,9 @@ pub struct EstimatorRow {
     /// Within the equal-latency group (`group == "equal"`).
     pub equal_latency: Option<RankingScore>,
 }
+
+/// What "equal measured latency" means in [`ScoreReport::measured_equal_latency`]: within ±5% of one value.
+pub const EQUAL_LATENCY_TOLERANCE: f64 = 0.05;
 
 /// Scores each estimator's scores against the trained networks' mean test accuracy. Every trained
 /// network must have a score in each set (matched by architecture string).
@@ -293,6 +358,7 @@ pub fn score_estimators(
         networks: trained.len(),
         equal_latency_networks: equal.len(),
         noise_ceiling,
+        measured_equal_latency: truth.latency_cluster(EQUAL_LATENCY_TOLERANCE),
         estimators,
     })
 }
@@ -374,6 +440,7 @@ mod tests {
                 macs: 2,
                 predicted_ms: 1.0,
                 measured_ms: None,
+                measurements_ms: Vec::new(),
                 runs: vec![
                     TrainedRun {
                         seed: 0,
@@ -419,6 +486,7 @@ mod tests {
             macs: 0,
             predicted_ms: 1.0,
             measured_ms: None,
+            measurements_ms: Vec::new(),
             runs: runs
                 .iter()
                 .map(|&(seed, test_top1)| TrainedRun {
@@ -492,5 +560,41 @@ mod tests {
         missing.networks.remove(2);
         let err = score_estimators(&truth, &[missing]).expect_err("a network without a score");
         assert!(err.to_string().contains("e3"), "{err}");
+    }
+
+    #[test]
+    fn the_largest_group_of_equal_measured_latency() {
+        let mut truth = GroundTruth {
+            recipe: "r".into(),
+            machine: "m".into(),
+            networks: vec![
+                network("a", "equal", 1, &[]),
+                network("b", "equal", 2, &[]),
+                network("c", "equal", 3, &[]),
+                network("d", "equal", 4, &[]),
+                network("e", "equal", 5, &[]),
+            ],
+        };
+        assert!(truth.latency_cluster(0.05).is_none(), "nothing measured");
+        // 1.0 and 1.1 fit around 1.05 (±4.8%); 1.1, 1.15 and 1.2 around 1.15 (±4.3%); 2.0 is alone.
+        for (n, ms) in truth.networks.iter_mut().zip([2.0, 1.1, 1.15, 1.2, 1.0]) {
+            n.measured_ms = Some(ms);
+        }
+        let cluster = truth.latency_cluster(0.05).expect("measured");
+        assert_eq!(cluster.ids, ["b", "c", "d"]);
+        assert!(cluster.ids.iter().all(|id| {
+            let n = truth.networks.iter().find(|n| &n.id == id).expect("id");
+            (n.measured_ms.expect("measured") / cluster.centre_ms - 1.0).abs() <= 0.05 + 1e-9
+        }));
+        assert_eq!(truth.latency_cluster(0.0).map(|c| c.ids.len()), Some(1));
+        truth.networks[1].measured_ms = None;
+        assert_eq!(
+            truth.latency_cluster(0.05).map(|c| c.ids),
+            Some(vec!["c".to_string(), "d".to_string()]),
+            "an unmeasured network is in no group"
+        );
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
     }
 }

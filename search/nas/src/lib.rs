@@ -20,7 +20,8 @@ pub use error::{NasError, OracleError};
 pub use evaluator::{AccuracyOracle, Candidate, Evaluator};
 pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats};
 pub use ground_truth::{
-    ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
+    ArchScore, EstimatorScores, GroundTruth, LatencyCluster, RankingScore, TrainedNetwork,
+    TrainedRun,
 };
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::pareto_front;
