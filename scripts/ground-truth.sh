@@ -257,19 +257,22 @@ score() {
   python3 scripts/estimators-table.py # the docs' table, the README sentence and their claims
 }
 
-case ${1:-} in
-  select) select_set ;;
-  train) train_all ;;
-  status) status ;;
-  measure) measure ;;
-  collect) collect ;;
-  estimate) estimate ;;
-  short) short ;;
-  supernet) supernet supernet ;;
-  supernet-sandwich) supernet supernet-sandwich --sandwich 2 --inplace-distill ;;
-  score) score ;;
-  *)
-    sed -n 2,25p "$0" >&2
-    exit 2
-    ;;
-esac
+# Run as a command (scripts/search-proof.sh sources this file for the recipe and the trainers).
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  case ${1:-} in
+    select) select_set ;;
+    train) train_all ;;
+    status) status ;;
+    measure) measure ;;
+    collect) collect ;;
+    estimate) estimate ;;
+    short) short ;;
+    supernet) supernet supernet ;;
+    supernet-sandwich) supernet supernet-sandwich --sandwich 2 --inplace-distill ;;
+    score) score ;;
+    *)
+      sed -n 2,25p "$0" >&2
+      exit 2
+      ;;
+  esac
+fi

@@ -2,6 +2,9 @@
 //!
 //! - `collect`: the architecture list, the finished trainings and the end-to-end measurements become one
 //!   file, `ground-truth.json` (read by `hsconas_nas::GroundTruth`);
+//! - `proof`: the search-level proof from a collected proof list (groups `winner`, `draw`, `uniform`):
+//!   the winner's trained accuracy against the draws measured near the target and the uniform scaling
+//!   (`scripts/search-proof.sh`);
 //! - `score`: estimator scores (`hsconas estimate --json` files) against the trained accuracy: Kendall's
 //!   tau, Spearman's rho, the top-3 regret and the cost per network, over the whole set and within the
 //!   equal-latency group, next to the seed-to-seed noise ceiling.
@@ -16,7 +19,7 @@ use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
-use hsconas_nas::ground_truth::{median, score_estimators, ScoreReport};
+use hsconas_nas::ground_truth::{median, score_estimators, ProofEntry, ScoreReport, SearchProof};
 use hsconas_nas::{EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun};
 use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
 use serde::Serialize;
@@ -53,6 +56,24 @@ enum Step {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Judge a search's winner against the draws of its measured latency (`proof.json`).
+    Proof {
+        /// The collected proof list (`collect` of a list with groups winner, draw, uniform).
+        #[arg(long)]
+        truth: PathBuf,
+        /// The search's latency target, ms.
+        #[arg(long)]
+        target_ms: f64,
+        /// Largest |measured / target - 1| of a compared draw.
+        #[arg(long, default_value_t = 0.03)]
+        tolerance: f64,
+        /// Only print the trainings still needed, one `id seed` per line.
+        #[arg(long)]
+        missing: bool,
+        /// Output file.
+        #[arg(long, required_unless_present = "missing")]
+        out: Option<PathBuf>,
     },
     /// Score estimators against the ground truth.
     Score {
@@ -94,6 +115,24 @@ fn main() -> anyhow::Result<()> {
                 out.display(),
                 truth.networks.len()
             );
+        }
+        Step::Proof {
+            truth,
+            target_ms,
+            tolerance,
+            missing,
+            out,
+        } => {
+            let proof = SearchProof::of(&GroundTruth::load(&truth)?, target_ms, tolerance)?;
+            if missing {
+                for (id, seed) in proof.missing_runs() {
+                    println!("{id} {seed}");
+                }
+            } else if let Some(out) = out {
+                print_proof(&proof);
+                write(&out, &proof)?;
+                eprintln!("wrote {}", out.display());
+            }
         }
         Step::Score {
             truth,
@@ -322,5 +361,56 @@ fn print(report: &ScoreReport) {
             cell(&e.all),
             cell(&e.equal_latency)
         );
+    }
+}
+
+fn print_proof(proof: &SearchProof) {
+    let line = |role: &str, e: &ProofEntry| {
+        println!(
+            "{role:<8} {:<5} {:.3} ms ({:+.1}% from T)  test top-1 {}  seeds {:?}",
+            e.id,
+            e.measured_ms,
+            e.relative_to_target * 100.0,
+            e.test_top1.map_or("-".into(), |a| format!("{a:.2}%")),
+            e.seeds
+        )
+    };
+    println!(
+        "T = {} ms; draws within ±{:.0}%: {}; outside: {}",
+        proof.target_ms,
+        proof.tolerance * 100.0,
+        proof.draws.len(),
+        proof.draws_outside.len()
+    );
+    line("winner", &proof.winner);
+    for d in &proof.draws {
+        line("draw", d);
+    }
+    if let Some(u) = &proof.uniform {
+        line("uniform", u);
+    }
+    match &proof.verdict {
+        Some(v) => println!(
+            "winner ranks {} of {}; draws' median {:.2}% ({}); winner - uniform {}{}",
+            v.winner_rank,
+            v.ranked,
+            v.draws_median_top1,
+            if v.beats_draws_median {
+                "beaten"
+            } else {
+                "not beaten"
+            },
+            v.winner_minus_uniform
+                .map_or("-".into(), |d| format!("{d:+.2} points")),
+            if v.enough_draws {
+                ""
+            } else {
+                " (too few draws)"
+            }
+        ),
+        None => println!(
+            "no verdict yet: {} trainings missing",
+            proof.missing_runs().len()
+        ),
     }
 }

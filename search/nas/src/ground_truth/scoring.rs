@@ -1,151 +1,10 @@
-//! The accuracy ground truth of the search space (`docs/evidence/ground-truth/ground-truth.json`): a fixed
-//! set of architectures, each trained from scratch with one recipe, with its size, latency and accuracy
-//! per seed; and how well an estimator's scores rank them ([`RankingScore`]). Experiments read this file
-//! instead of retraining.
-
-use std::path::Path;
+//! How well an accuracy estimator's scores rank the ground truth's networks by their trained accuracy.
 
 use hsconas_devices::metrics::{kendall_tau, pearson, ranks};
-use hsconas_models::Arch;
 use serde::{Deserialize, Serialize};
 
+use super::{GroundTruth, LatencyCluster, TrainedNetwork};
 use crate::NasError;
-
-/// The trained set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroundTruth {
-    /// How every network was trained (the same for all).
-    pub recipe: String,
-    /// Where it was trained and measured.
-    pub machine: String,
-    /// The networks, in the order of the architecture list.
-    pub networks: Vec<TrainedNetwork>,
-}
-
-/// One architecture of the set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainedNetwork {
-    /// Its id in the list (`e03`).
-    pub id: String,
-    /// Why it is in the set (`uniform`, `spread`, `skip`, `equal`).
-    pub group: String,
-    /// The architecture.
-    pub arch: Arch,
-    /// Trainable parameters at the set's input size and classes.
-    pub params: usize,
-    /// Multiply-accumulates of one image.
-    pub macs: usize,
-    /// Latency predicted by the table the set was selected with, ms.
-    pub predicted_ms: f64,
-    /// Latency measured end to end on the machine, ms: the median of [`Self::measurements_ms`] (absent
-    /// until measured).
-    pub measured_ms: Option<f64>,
-    /// Every end-to-end measurement of it, ms, one per `hsconas latency validate` run (repeated because
-    /// a shared machine's speed drifts between runs).
-    #[serde(default)]
-    pub measurements_ms: Vec<f64>,
-    /// Finished trainings, by seed.
-    pub runs: Vec<TrainedRun>,
-}
-
-/// One finished training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainedRun {
-    /// Seed of initialisation and data order.
-    pub seed: u64,
-    /// Epochs trained.
-    pub epochs: usize,
-    /// Validation top-1, percent.
-    pub val_top1: f64,
-    /// Test top-1, percent.
-    pub test_top1: f64,
-}
-
-impl TrainedNetwork {
-    /// Mean test top-1 over the finished seeds (`None` before the first).
-    pub fn test_top1(&self) -> Option<f64> {
-        let n = self.runs.len();
-        (n > 0).then(|| self.runs.iter().map(|r| r.test_top1).sum::<f64>() / n as f64)
-    }
-
-    /// Test top-1 of one seed.
-    pub fn seed_top1(&self, seed: u64) -> Option<f64> {
-        self.runs
-            .iter()
-            .find(|r| r.seed == seed)
-            .map(|r| r.test_top1)
-    }
-}
-
-impl GroundTruth {
-    /// Reads the file, refusing one that is not a ground truth.
-    pub fn load(path: &Path) -> Result<GroundTruth, NasError> {
-        let refuse = |message: String| NasError::State {
-            path: path.to_path_buf(),
-            message,
-        };
-        let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot be read ({e})")))?;
-        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("not a ground-truth file ({e})")))
-    }
-
-    /// The networks with at least one finished training.
-    pub fn trained(&self) -> impl Iterator<Item = &TrainedNetwork> {
-        self.networks.iter().filter(|n| !n.runs.is_empty())
-    }
-
-    /// The largest group of networks whose measured latency lies within ±`tolerance` (a fraction) of
-    /// one value, the smallest such value on ties; `None` while nothing is measured.
-    pub fn latency_cluster(&self, tolerance: f64) -> Option<LatencyCluster> {
-        let measured: Vec<(&str, f64)> = self
-            .networks
-            .iter()
-            .filter_map(|n| Some((n.id.as_str(), n.measured_ms?)))
-            .collect();
-        // A largest group has a network on one of its edges, so the centres worth trying are those
-        // that put a network exactly on an edge.
-        let centres = measured
-            .iter()
-            .flat_map(|&(_, ms)| [ms / (1.0 + tolerance), ms / (1.0 - tolerance)]);
-        let mut best: Option<LatencyCluster> = None;
-        for centre in centres {
-            let ids: Vec<String> = measured
-                .iter()
-                .filter(|&&(_, ms)| (ms / centre - 1.0).abs() <= tolerance + 1e-12)
-                .map(|&(id, _)| id.to_string())
-                .collect();
-            let better = best.as_ref().is_none_or(|b| {
-                ids.len() > b.ids.len() || (ids.len() == b.ids.len() && centre < b.centre_ms)
-            });
-            if better {
-                best = Some(LatencyCluster {
-                    centre_ms: centre,
-                    tolerance,
-                    ids,
-                });
-            }
-        }
-        best
-    }
-}
-
-/// Networks of (nearly) equal measured latency: within ±`tolerance` of `centre_ms`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LatencyCluster {
-    /// The value they lie around, ms.
-    pub centre_ms: f64,
-    /// Their largest relative distance from it (0.05: ±5%).
-    pub tolerance: f64,
-    /// Their ids, in the set's order.
-    pub ids: Vec<String>,
-}
-
-/// The median of some measurements (`None` for none).
-pub fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    (n > 0).then(|| (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0)
-}
 
 /// Scores of one accuracy estimator for a list of architectures (what `hsconas estimate --json` prints;
 /// larger is better).
@@ -365,6 +224,7 @@ pub fn score_estimators(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_network;
     use super::*;
 
     #[test]
@@ -427,89 +287,16 @@ mod tests {
     }
 
     #[test]
-    fn mean_accuracy_and_the_file_round_trip() {
-        let arch: Arch = vec!["shuffle3:0.5"; 20].join(",").parse().expect("arch");
-        let truth = GroundTruth {
-            recipe: "r".into(),
-            machine: "m".into(),
-            networks: vec![TrainedNetwork {
-                id: "e00".into(),
-                group: "equal".into(),
-                arch,
-                params: 1,
-                macs: 2,
-                predicted_ms: 1.0,
-                measured_ms: None,
-                measurements_ms: Vec::new(),
-                runs: vec![
-                    TrainedRun {
-                        seed: 0,
-                        epochs: 15,
-                        val_top1: 50.0,
-                        test_top1: 51.0,
-                    },
-                    TrainedRun {
-                        seed: 1,
-                        epochs: 15,
-                        val_top1: 52.0,
-                        test_top1: 53.0,
-                    },
-                ],
-            }],
-        };
-        assert_eq!(truth.networks[0].test_top1(), Some(52.0));
-        assert_eq!(truth.networks[0].seed_top1(1), Some(53.0));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("gt.json");
-        std::fs::write(&path, serde_json::to_vec(&truth).expect("json")).expect("write");
-        assert_eq!(GroundTruth::load(&path).expect("load"), truth);
-        std::fs::write(&path, b"{\"recipe\": 3}").expect("write");
-        let err = GroundTruth::load(&path)
-            .expect_err("not a ground truth")
-            .to_string();
-        assert!(
-            err.contains("gt.json") && err.contains("ground-truth"),
-            "{err}"
-        );
-    }
-
-    fn network(id: &str, group: &str, tenths: u8, runs: &[(u64, f64)]) -> TrainedNetwork {
-        let arch: Arch = vec![format!("shuffle3:0.{tenths}"); 20]
-            .join(",")
-            .parse()
-            .expect("arch");
-        TrainedNetwork {
-            id: id.into(),
-            group: group.into(),
-            arch,
-            params: 0,
-            macs: 0,
-            predicted_ms: 1.0,
-            measured_ms: None,
-            measurements_ms: Vec::new(),
-            runs: runs
-                .iter()
-                .map(|&(seed, test_top1)| TrainedRun {
-                    seed,
-                    epochs: 1,
-                    val_top1: test_top1,
-                    test_top1,
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
     fn estimators_are_scored_over_the_set_and_the_equal_latency_group() {
         let truth = GroundTruth {
             recipe: "r".into(),
             machine: "m".into(),
             networks: vec![
-                network("u1", "uniform", 1, &[(0, 40.0)]),
-                network("e2", "equal", 2, &[(0, 50.0), (1, 52.0)]),
-                network("e3", "equal", 3, &[(0, 55.0), (1, 51.0)]),
-                network("e4", "equal", 4, &[(0, 60.0), (1, 61.0)]),
-                network("u5", "uniform", 5, &[]),
+                test_network("u1", "uniform", 1, &[(0, 40.0)]),
+                test_network("e2", "equal", 2, &[(0, 50.0), (1, 52.0)]),
+                test_network("e3", "equal", 3, &[(0, 55.0), (1, 51.0)]),
+                test_network("e4", "equal", 4, &[(0, 60.0), (1, 61.0)]),
+                test_network("u5", "uniform", 5, &[]),
             ],
         };
         let scores = |name: &str, values: [f64; 5]| EstimatorScores {
@@ -560,41 +347,5 @@ mod tests {
         missing.networks.remove(2);
         let err = score_estimators(&truth, &[missing]).expect_err("a network without a score");
         assert!(err.to_string().contains("e3"), "{err}");
-    }
-
-    #[test]
-    fn the_largest_group_of_equal_measured_latency() {
-        let mut truth = GroundTruth {
-            recipe: "r".into(),
-            machine: "m".into(),
-            networks: vec![
-                network("a", "equal", 1, &[]),
-                network("b", "equal", 2, &[]),
-                network("c", "equal", 3, &[]),
-                network("d", "equal", 4, &[]),
-                network("e", "equal", 5, &[]),
-            ],
-        };
-        assert!(truth.latency_cluster(0.05).is_none(), "nothing measured");
-        // 1.0 and 1.1 fit around 1.05 (±4.8%); 1.1, 1.15 and 1.2 around 1.15 (±4.3%); 2.0 is alone.
-        for (n, ms) in truth.networks.iter_mut().zip([2.0, 1.1, 1.15, 1.2, 1.0]) {
-            n.measured_ms = Some(ms);
-        }
-        let cluster = truth.latency_cluster(0.05).expect("measured");
-        assert_eq!(cluster.ids, ["b", "c", "d"]);
-        assert!(cluster.ids.iter().all(|id| {
-            let n = truth.networks.iter().find(|n| &n.id == id).expect("id");
-            (n.measured_ms.expect("measured") / cluster.centre_ms - 1.0).abs() <= 0.05 + 1e-9
-        }));
-        assert_eq!(truth.latency_cluster(0.0).map(|c| c.ids.len()), Some(1));
-        truth.networks[1].measured_ms = None;
-        assert_eq!(
-            truth.latency_cluster(0.05).map(|c| c.ids),
-            Some(vec!["c".to_string(), "d".to_string()]),
-            "an unmeasured network is in no group"
-        );
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(&[]), None);
     }
 }

@@ -1,0 +1,267 @@
+//! The search-level proof: is a search's winner more accurate, once trained, than networks drawn
+//! uniformly from the space whose *measured* latency lies near the same target, and than uniform channel
+//! scaling at that latency?
+//!
+//! Its input is a [`GroundTruth`] file of its own (`scripts/search-proof.sh`), whose groups say each
+//! network's role: `winner` (exactly one: the search's), `draw` (uniform draws from the space; those
+//! measured within the tolerance of the target are compared, the others only listed) and `uniform` (the
+//! uniform channel scalings; the one measured closest to the target is compared). Every compared network
+//! is trained with the ground truth's recipe and the seeds [`PROOF_SEEDS`].
+
+use serde::{Deserialize, Serialize};
+
+use super::{median, GroundTruth, TrainedNetwork};
+use crate::NasError;
+
+/// The seeds every compared network is trained with.
+pub const PROOF_SEEDS: [u64; 2] = [0, 1];
+
+/// Draws within the tolerance needed for a verdict that means something (issue 15: at least 8).
+pub const PROOF_MIN_DRAWS: usize = 8;
+
+/// One network of the proof.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofEntry {
+    /// Its id in the proof's list.
+    pub id: String,
+    /// The architecture string.
+    pub arch: String,
+    /// Measured latency (median of the measurements), ms.
+    pub measured_ms: f64,
+    /// `measured_ms / target - 1`.
+    pub relative_to_target: f64,
+    /// Test top-1 averaged over its finished seeds, percent (`None` before the first).
+    pub test_top1: Option<f64>,
+    /// The seeds finished.
+    pub seeds: Vec<u64>,
+}
+
+/// What the comparison says, once every compared network is trained with every seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofVerdict {
+    /// Median test top-1 of the draws within the tolerance, percent.
+    pub draws_median_top1: f64,
+    /// The winner's place among itself and those draws by test top-1 (1: the most accurate).
+    pub winner_rank: usize,
+    /// Networks ranked: the winner and the draws.
+    pub ranked: usize,
+    /// Whether the winner is more accurate than the draws' median.
+    pub beats_draws_median: bool,
+    /// Whether there are at least [`PROOF_MIN_DRAWS`] draws.
+    pub enough_draws: bool,
+    /// Winner minus the uniform scaling, points of test top-1 (`None` without a uniform scaling).
+    pub winner_minus_uniform: Option<f64>,
+}
+
+/// The comparison of one search's winner with the space at its target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchProof {
+    /// The search's latency target, ms.
+    pub target_ms: f64,
+    /// Largest `|measured / target - 1|` of a compared draw.
+    pub tolerance: f64,
+    /// The search's winner.
+    pub winner: ProofEntry,
+    /// Draws measured within the tolerance, compared with the winner (most accurate first once trained).
+    pub draws: Vec<ProofEntry>,
+    /// Draws measured outside it (listed, not compared).
+    pub draws_outside: Vec<ProofEntry>,
+    /// The uniform scaling measured closest to the target.
+    pub uniform: Option<ProofEntry>,
+    /// `None` until the winner, the draws and the uniform scaling have every seed of [`PROOF_SEEDS`].
+    pub verdict: Option<ProofVerdict>,
+}
+
+impl SearchProof {
+    /// The proof of `truth` (groups `winner`, `draw`, `uniform`) at `target_ms`. Fails without exactly
+    /// one winner, or when a network lacks its measured latency.
+    pub fn of(
+        truth: &GroundTruth,
+        target_ms: f64,
+        tolerance: f64,
+    ) -> Result<SearchProof, NasError> {
+        let refuse = |message: String| Err(NasError::Proof(message));
+        if !(target_ms > 0.0 && tolerance >= 0.0) {
+            return refuse(format!(
+                "target {target_ms} ms and tolerance {tolerance} must be positive"
+            ));
+        }
+        let entry = |n: &TrainedNetwork| -> Result<ProofEntry, NasError> {
+            let measured_ms = n.measured_ms.ok_or_else(|| {
+                NasError::Proof(format!(
+                    "{} has no measured latency: measure the list first",
+                    n.id
+                ))
+            })?;
+            Ok(ProofEntry {
+                id: n.id.clone(),
+                arch: n.arch.to_string(),
+                measured_ms,
+                relative_to_target: measured_ms / target_ms - 1.0,
+                test_top1: n.test_top1(),
+                seeds: n.runs.iter().map(|r| r.seed).collect(),
+            })
+        };
+        let of_group = |group: &str| -> Result<Vec<ProofEntry>, NasError> {
+            truth
+                .networks
+                .iter()
+                .filter(|n| n.group == group)
+                .map(entry)
+                .collect()
+        };
+        let mut winners = of_group("winner")?;
+        if winners.len() != 1 {
+            return refuse(format!(
+                "the proof's list needs exactly one network of group `winner`, not {}",
+                winners.len()
+            ));
+        }
+        let winner = winners.remove(0);
+        let (mut draws, draws_outside): (Vec<ProofEntry>, Vec<ProofEntry>) = of_group("draw")?
+            .into_iter()
+            .partition(|d| d.relative_to_target.abs() <= tolerance + 1e-12);
+        let uniform = of_group("uniform")?.into_iter().min_by(|a, b| {
+            a.relative_to_target
+                .abs()
+                .total_cmp(&b.relative_to_target.abs())
+        });
+        draws.sort_by(|a, b| {
+            b.test_top1
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&a.test_top1.unwrap_or(f64::NEG_INFINITY))
+        });
+        let mut proof = SearchProof {
+            target_ms,
+            tolerance,
+            winner,
+            draws,
+            draws_outside,
+            uniform,
+            verdict: None,
+        };
+        proof.verdict = proof.judge();
+        Ok(proof)
+    }
+
+    /// The (id, seed) trainings still needed before the verdict: every seed of [`PROOF_SEEDS`] of the
+    /// winner, the compared draws and the uniform scaling.
+    pub fn missing_runs(&self) -> Vec<(String, u64)> {
+        self.compared()
+            .flat_map(|e| {
+                PROOF_SEEDS
+                    .iter()
+                    .filter(|s| !e.seeds.contains(s))
+                    .map(|&s| (e.id.clone(), s))
+            })
+            .collect()
+    }
+
+    fn compared(&self) -> impl Iterator<Item = &ProofEntry> {
+        std::iter::once(&self.winner)
+            .chain(&self.draws)
+            .chain(&self.uniform)
+    }
+
+    fn judge(&self) -> Option<ProofVerdict> {
+        if !self.missing_runs().is_empty() || self.draws.is_empty() {
+            return None;
+        }
+        let winner = self.winner.test_top1?;
+        let draws: Vec<f64> = self.draws.iter().filter_map(|d| d.test_top1).collect();
+        let draws_median_top1 = median(&draws)?;
+        Some(ProofVerdict {
+            draws_median_top1,
+            winner_rank: 1 + draws.iter().filter(|&&d| d > winner).count(),
+            ranked: 1 + draws.len(),
+            beats_draws_median: winner > draws_median_top1,
+            enough_draws: draws.len() >= PROOF_MIN_DRAWS,
+            winner_minus_uniform: self
+                .uniform
+                .as_ref()
+                .and_then(|u| Some(winner - u.test_top1?)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_network;
+    use super::*;
+
+    fn measured(mut n: TrainedNetwork, ms: f64) -> TrainedNetwork {
+        n.measured_ms = Some(ms);
+        n
+    }
+
+    fn proof_list() -> GroundTruth {
+        let both = |a: f64| [(0, a - 0.5), (1, a + 0.5)];
+        let mut networks = vec![measured(
+            test_network("w00", "winner", 5, &both(56.0)),
+            2.52,
+        )];
+        // Ten draws within 3% of 2.5 ms (accuracy 50..59), one outside, untrained.
+        for i in 0..10u8 {
+            let ms = 2.5 * (1.0 + (f64::from(i) - 4.5) / 200.0);
+            let top1 = 50.0 + f64::from(i);
+            let n = test_network(&format!("e{i:02}"), "draw", 1 + i % 9, &both(top1));
+            networks.push(measured(n, ms));
+        }
+        networks.push(measured(test_network("s00", "draw", 9, &[]), 3.0));
+        networks.push(measured(
+            test_network("u05", "uniform", 6, &both(57.0)),
+            2.3,
+        ));
+        networks.push(measured(
+            test_network("u06", "uniform", 7, &both(55.0)),
+            2.45,
+        ));
+        GroundTruth {
+            recipe: "r".into(),
+            machine: "m".into(),
+            networks,
+        }
+    }
+
+    #[test]
+    fn the_winner_is_ranked_among_the_draws_of_its_latency() {
+        let proof = SearchProof::of(&proof_list(), 2.5, 0.03).expect("proof");
+        assert_eq!(proof.draws.len(), 10);
+        assert_eq!(proof.draws[0].test_top1, Some(59.0), "most accurate first");
+        assert_eq!(proof.draws_outside.len(), 1);
+        assert_eq!(
+            proof.uniform.as_ref().map(|u| u.id.as_str()),
+            Some("u06"),
+            "the uniform scaling closest to the target in measured latency"
+        );
+        assert!(proof.missing_runs().is_empty(), "s00 is not compared");
+        let verdict = proof.verdict.expect("everything trained");
+        // Draws at 50..59: median 54.5; 56 is beaten by 57, 58 and 59.
+        assert_eq!(verdict.draws_median_top1, 54.5);
+        assert_eq!((verdict.winner_rank, verdict.ranked), (4, 11));
+        assert!(verdict.beats_draws_median && verdict.enough_draws);
+        assert_eq!(verdict.winner_minus_uniform, Some(1.0));
+    }
+
+    #[test]
+    fn no_verdict_before_every_seed_and_clear_refusals() {
+        let mut list = proof_list();
+        list.networks[3].runs.retain(|r| r.seed == 0);
+        let proof = SearchProof::of(&list, 2.5, 0.03).expect("proof");
+        assert_eq!(proof.missing_runs(), [("e02".to_string(), 1)]);
+        assert!(proof.verdict.is_none());
+        // A tighter tolerance leaves too few draws for a verdict that means something.
+        let tight = SearchProof::of(&proof_list(), 2.5, 0.005).expect("proof");
+        assert!(tight.verdict.is_some_and(|v| !v.enough_draws));
+
+        let mut two = proof_list();
+        two.networks[1].group = "winner".into();
+        let err = SearchProof::of(&two, 2.5, 0.03).expect_err("two winners");
+        assert!(err.to_string().contains("exactly one"), "{err}");
+        let mut unmeasured = proof_list();
+        unmeasured.networks[2].measured_ms = None;
+        let err = SearchProof::of(&unmeasured, 2.5, 0.03).expect_err("unmeasured");
+        assert!(err.to_string().contains("e01"), "{err}");
+        assert!(SearchProof::of(&proof_list(), 0.0, 0.03).is_err());
+    }
+}
