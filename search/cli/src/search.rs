@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use hsconas_devices::{LatencyTable, NetworkSample};
 use hsconas_latency::{Measurer, NetworkRun};
-use hsconas_models::{Arch, SearchSpace};
+use hsconas_models::{Arch, NetConfig, SearchSpace};
 use hsconas_nas::driver::state_path;
 use hsconas_nas::{
     CorrectionSettings, EvolutionSettings, Objective, ObjectiveMode, OracleError, SearchDriver,
@@ -40,9 +40,11 @@ pub enum ModeArg {
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Trained supernet checkpoint (`hsconas supernet train`).
+    /// Trained supernet checkpoint (`hsconas supernet train`): the accuracy of every candidate under
+    /// `--estimator supernet`, and what shrinking fine-tunes. Not needed with a cheap estimator (it is
+    /// then not read).
     #[arg(long, value_name = "FILE")]
-    pub supernet: PathBuf,
+    pub supernet: Option<PathBuf>,
     /// Calibrated latency table of the target device (same layout, input size and classes).
     #[arg(long, value_name = "FILE")]
     pub table: PathBuf,
@@ -80,7 +82,7 @@ impl SearchArgs {
     /// its default.
     pub fn new(supernet: PathBuf, table: PathBuf, target_ms: f64, data: DataArgs) -> SearchArgs {
         SearchArgs {
-            supernet,
+            supernet: Some(supernet),
             table,
             target_ms,
             options: SearchOptions::default(),
@@ -264,8 +266,13 @@ impl SearchArgs {
             "--estimator short-training takes minutes per candidate: re-rank the best candidates with it \
              instead (--rerank K)"
         );
+        anyhow::ensure!(
+            o.estimator != Estimator::Supernet || self.supernet.is_some(),
+            "--estimator supernet (the default) needs --supernet CHECKPOINT; a cheap estimator \
+             (--estimator naswot, macs, ...) needs none"
+        );
         Ok(SearchSettings {
-            supernet: self.supernet.clone(),
+            supernet: self.supernet.clone().filter(|_| o.estimator == Estimator::Supernet),
             table: self.table.clone(),
             objective,
             stages,
@@ -305,25 +312,33 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
         tch::set_num_threads(n as i32);
     }
     let device = trainer::device(args.cuda)?;
-    // The weights the search continues with (fine-tuned ones after a resumed stage): rank 0 knows.
-    let mut weights = match state.as_ref().map_or(0, |s| s.finetuned) {
-        0 => args.supernet.clone(),
-        k => checkpoint_path(&finetune_dir(&args.out, k)),
-    }
-    .to_string_lossy()
-    .into_owned()
-    .into_bytes();
-    collective.broadcast_bytes(&mut weights);
-    let weights = PathBuf::from(String::from_utf8(weights)?);
-    let (training, model) = load_supernet(&weights, device)?;
-    anyhow::ensure!(
-        table.provenance.net_config() == model.config,
-        "the table was measured for {:?} but the supernet is {:?}",
-        table.provenance.net_config(),
-        model.config
-    );
+    let supernet = match &settings.supernet {
+        Some(given) => {
+            // The weights the search continues with (fine-tuned ones after a resumed stage): rank 0
+            // knows.
+            let mut weights = match state.as_ref().map_or(0, |s| s.finetuned) {
+                0 => given.clone(),
+                k => checkpoint_path(&finetune_dir(&args.out, k)),
+            }
+            .to_string_lossy()
+            .into_owned()
+            .into_bytes();
+            collective.broadcast_bytes(&mut weights);
+            let weights = PathBuf::from(String::from_utf8(weights)?);
+            let (training, model) = load_supernet(&weights, device)?;
+            anyhow::ensure!(
+                table.provenance.net_config() == model.config,
+                "the table was measured for {:?} but the supernet is {:?}",
+                table.provenance.net_config(),
+                model.config
+            );
+            Some((weights, training, model))
+        }
+        None => None,
+    };
+    let config = table.provenance.net_config();
     let data = args.data.prepare()?;
-    ensure_data_matches(&data, &model.config)?;
+    ensure_data_matches(&data, &config)?;
     let eval_data = EvalData {
         train: data.train.clone(),
         val: spread_subset(&data.val, args.options.eval_images),
@@ -331,7 +346,7 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
     };
     if let Some(state) = &state {
         eprintln!(
-            "search: T = {} ms, beta = {}, {:?}; accuracy from {}; supernet {}; {} candidates from the checkpoint{}",
+            "search: T = {} ms, beta = {}, {:?}; accuracy from {}{}; {} candidates from the checkpoint{}",
             objective.target_ms,
             objective.beta,
             objective.mode,
@@ -344,7 +359,10 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
                     ScaledEstimator::REFERENCE_SAMPLE
                 ),
             },
-            weights.display(),
+            supernet.as_ref().map_or(String::new(), |(weights, _, _)| format!(
+                "; supernet {}",
+                weights.display()
+            )),
             state.candidates.len(),
             if collective.size() > 1 {
                 format!("; candidates evaluated by {} ranks", collective.size())
@@ -353,16 +371,11 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
             }
         );
     }
-    let cheap = ScaledEstimator::new(
-        args.options.estimator,
-        &data,
-        model.config,
-        args.options.seed,
-    )?;
+    let cheap = ScaledEstimator::new(args.options.estimator, &data, config, args.options.seed)?;
     let mut host = SupernetHost {
         cheap,
-        training,
-        model,
+        supernet: supernet.map(|(_, training, model)| (training, model)),
+        config,
         data,
         eval_data,
         eval_settings: EvalSettings {
@@ -411,13 +424,15 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The supernet (accuracies with inherited weights, fine-tuning) and the device (measurements) of
-/// `hsconas search`.
+/// The accuracy estimator (the supernet's inherited weights, with fine-tuning, or a cheap estimator) and
+/// the device (measurements) of `hsconas search`.
 struct SupernetHost<'a> {
     /// The cheap estimator of `--estimator` (none: the supernet's accuracies).
     cheap: Option<ScaledEstimator>,
-    training: SupernetTraining,
-    model: SupernetModel,
+    /// The supernet, under `--estimator supernet` only.
+    supernet: Option<(SupernetTraining, SupernetModel)>,
+    /// The networks' layout, input size and classes (the table's).
+    config: NetConfig,
     data: Prepared,
     eval_data: EvalData,
     eval_settings: EvalSettings,
@@ -434,8 +449,11 @@ impl Follower for SupernetHost<'_> {
         if let Some(cheap) = &mut self.cheap {
             return cheap.fraction(arch).map_err(OracleError::from);
         }
+        let Some((training, _)) = &self.supernet else {
+            return Err("no accuracy estimator: neither a supernet nor a cheap estimator".into());
+        };
         let eval = evaluate_subnet(
-            &self.training.supernet,
+            &training.supernet,
             arch,
             &self.eval_data,
             &self.eval_settings,
@@ -446,14 +464,18 @@ impl Follower for SupernetHost<'_> {
 
     /// Trains the supernet in `space` for `--finetune-epochs` into `finetune-<stage>/` (resuming a killed
     /// fine-tuning there), data-parallel over the ranks.
+    /// Nothing under a cheap estimator: the accuracies do not come from a supernet.
     fn finetune_together(&mut self, space: &SearchSpace, stage: usize) -> Result<(), OracleError> {
         let args = self.args;
+        let Some((training, model)) = &mut self.supernet else {
+            return Ok(());
+        };
         let dir = finetune_dir(&args.out, stage);
         if self.collective.is_root() {
             eprintln!("fine-tuning into {}", dir.display());
         }
-        self.training.space = space.clone();
-        self.training.eval = None;
+        training.space = space.clone();
+        training.eval = None;
         let settings = TrainSettings {
             epochs: args.options.finetune_epochs,
             batch_size: 64,
@@ -465,10 +487,10 @@ impl Follower for SupernetHost<'_> {
             loader_workers: 2,
             lr_scaling: LrScaling::None,
         };
-        let description = serde_json::to_value(self.model.in_space(space.clone()))?;
+        let description = serde_json::to_value(model.in_space(space.clone()))?;
         let resume = checkpoint_path(&dir).exists();
         trainer::train(
-            &mut self.training,
+            training,
             description,
             self.data.train.clone(),
             self.data.transform.clone(),
@@ -518,7 +540,7 @@ impl SearchHost for SupernetHost<'_> {
             seed: self.args.options.seed,
             ..ShortTraining::default()
         };
-        let graph = hsconas_models::build::network(arch, &self.model.config)?;
+        let graph = hsconas_models::build::network(arch, &self.config)?;
         let top1 = short.accuracy(
             &graph,
             &self.data.train,

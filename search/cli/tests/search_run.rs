@@ -444,19 +444,29 @@ fn the_search_scores_candidates_with_the_chosen_estimator() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let ckpt = supernet(&tmp.path().join("supernet"));
     let out = tmp.path().join("search");
-    let r = report(&hsconas(&search_args(
+    // A cheap estimator needs no supernet: none is given, and shrinking fine-tunes nothing.
+    let without_supernet = |args: Vec<String>| -> Vec<String> {
+        let at = args.iter().position(|a| a == "--supernet").expect("--supernet");
+        args.into_iter()
+            .enumerate()
+            .filter(|&(i, _)| i != at && i != at + 1)
+            .map(|(_, a)| a)
+            .collect()
+    };
+    let r = report(&hsconas(&without_supernet(search_args(
         &ckpt,
         &out,
-        &[
-            "--estimator",
-            "params",
-            "--finetune-epochs",
-            "0",
-            "--remeasure",
-            "0",
-            "--json",
-        ],
-    )));
+        &["--estimator", "params", "--remeasure", "0", "--json"],
+    ))));
+    assert!(
+        r["settings"]["supernet"].is_null(),
+        "{}",
+        r["settings"]["supernet"]
+    );
+    assert!(
+        !out.join("finetune-1").exists(),
+        "nothing to fine-tune without the supernet estimator"
+    );
     assert_eq!(r["settings"]["estimator"], "params");
     let config = NetConfig {
         layout: Layout::A,
@@ -488,4 +498,11 @@ fn the_search_scores_candidates_with_the_chosen_estimator() {
     ));
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--rerank K"));
+    let no_supernet = hsconas(&without_supernet(search_args(
+        &ckpt,
+        &tmp.path().join("no-supernet"),
+        &[],
+    )));
+    assert!(!no_supernet.status.success());
+    assert!(String::from_utf8_lossy(&no_supernet.stderr).contains("needs --supernet"));
 }

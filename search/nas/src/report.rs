@@ -16,8 +16,8 @@ use crate::{
 /// What a search was run with; a resumed search must have the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchSettings {
-    /// The supernet checkpoint.
-    pub supernet: PathBuf,
+    /// The supernet checkpoint, under the supernet estimator only (none with a cheap estimator).
+    pub supernet: Option<PathBuf>,
     /// The latency table.
     pub table: PathBuf,
     /// `F` and the target.

@@ -311,7 +311,7 @@ fn test_driver<'t>(table: &'t LatencyTable, out: &Path) -> SearchDriver<'t> {
 
 fn driver_settings() -> SearchSettings {
     SearchSettings {
-        supernet: "supernet.safetensors".into(),
+        supernet: Some("supernet.safetensors".into()),
         table: "table.json".into(),
         objective: Objective::new(1.0, -0.5, ObjectiveMode::Penalty).expect("objective"),
         stages: vec![vec![19], vec![18]],
