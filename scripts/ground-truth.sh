@@ -14,7 +14,8 @@
 #   scripts/ground-truth.sh supernet  # trains a supernet on the same images (resumable), scores the set
 #   scripts/ground-truth.sh supernet-sandwich  # the same with the sandwich rule (2 random paths) and
 #                                              # in-place distillation, scored as `supernet-sandwich`
-#   scripts/ground-truth.sh score     # estimators against the trained accuracy (estimators.json)
+#   scripts/ground-truth.sh score     # estimators against the trained accuracy (estimators.json), the
+#                                     # fitted predictor's held-out scores (estimates/predictor.json) first
 #
 # Resumable: a run whose model.json exists (in OUT, or committed under docs/evidence/ground-truth/runs/)
 # is done; an interrupted one continues from its checkpoint. Stop it at any time (Ctrl-C) and rerun.
@@ -252,6 +253,9 @@ json.dump(scores, open(path, "w"), indent=2)
 }
 
 score() {
+  # The fitted predictor is scored on held-out networks only (each predicted by a model fitted on the others).
+  example predict --truth "$evidence/ground-truth.json" --table $table \
+    --out "$evidence/estimates/predictor.json" --model "$evidence/predictor-model.json"
   example score --truth "$evidence/ground-truth.json" --scores "$evidence"/estimates/*.json \
     --out "$evidence/estimators.json" --plots "$evidence/plots" --combine short-training+macs
   python3 scripts/estimators-table.py # the docs' table, the README sentence and their claims

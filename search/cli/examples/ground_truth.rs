@@ -2,6 +2,8 @@
 //!
 //! - `collect`: the architecture list, the finished trainings and the end-to-end measurements become one
 //!   file, `ground-truth.json` (read by `hsconas_nas::GroundTruth`);
+//! - `predict`: the fitted predictor's held-out scores of the set (`hsconas_nas::predictor`: each trained
+//!   network predicted by a ridge regression fitted on the others), as one more estimator's scores;
 //! - `proof`: the search-level proof from a collected proof list (groups `winner`, `draw`, `uniform`):
 //!   the winner's trained accuracy against the draws measured near the target and the uniform scaling
 //!   (`scripts/search-proof.sh`);
@@ -20,7 +22,10 @@ use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
 use hsconas_nas::ground_truth::{median, score_estimators, ProofEntry, ScoreReport, SearchProof};
-use hsconas_nas::{EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun};
+use hsconas_nas::predictor::{self, Ridge};
+use hsconas_nas::{
+    ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
+};
 use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
 use serde::Serialize;
 
@@ -56,6 +61,21 @@ enum Step {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Held-out predictions of the fitted predictor, as `hsconas estimate --json` scores.
+    Predict {
+        /// ground-truth.json.
+        #[arg(long)]
+        truth: PathBuf,
+        /// The table the set was selected with (its network layout, input size and classes).
+        #[arg(long)]
+        table: PathBuf,
+        /// Output: the scores (estimator `predictor`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the model fitted on every trained network (feature names, weights).
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
     },
     /// Judge a search's winner against the draws of its measured latency (`proof.json`).
     Proof {
@@ -115,6 +135,22 @@ fn main() -> anyhow::Result<()> {
                 out.display(),
                 truth.networks.len()
             );
+        }
+        Step::Predict {
+            truth,
+            table,
+            out,
+            model,
+        } => {
+            let truth = GroundTruth::load(&truth)?;
+            let config = LatencyTable::load(&table)?.provenance.net_config();
+            let (scores, fitted) = predict(&truth, &config)?;
+            write(&out, &scores)?;
+            eprintln!("wrote {}", out.display());
+            if let Some(path) = model {
+                write(&path, &fitted)?;
+                eprintln!("wrote {}", path.display());
+            }
         }
         Step::Proof {
             truth,
@@ -215,6 +251,68 @@ fn collect(
         machine,
         networks,
     })
+}
+
+/// The model fitted on every trained network, with its features named.
+#[derive(Serialize)]
+struct FittedPredictor {
+    features: Vec<&'static str>,
+    ridge: Ridge,
+    networks: usize,
+}
+
+/// Every network's predicted accuracy, by a model that never saw it: held out (nested leave-one-out)
+/// for the trained networks, fitted on all trained ones for the others.
+fn predict(
+    truth: &GroundTruth,
+    config: &NetConfig,
+) -> anyhow::Result<(EstimatorScores, FittedPredictor)> {
+    let started = std::time::Instant::now();
+    let mut rows = Vec::with_capacity(truth.networks.len());
+    for n in &truth.networks {
+        let graph = build::network(&n.arch, config)?;
+        rows.push(predictor::features(
+            &n.arch,
+            graph.macs(),
+            graph.param_count(),
+        ));
+    }
+    let featuring = started.elapsed().as_secs_f64() / truth.networks.len().max(1) as f64;
+    let trained: Vec<usize> = (0..truth.networks.len())
+        .filter(|&i| !truth.networks[i].runs.is_empty())
+        .collect();
+    let x: Vec<Vec<f64>> = trained.iter().map(|&i| rows[i].clone()).collect();
+    let y: Vec<f64> = trained
+        .iter()
+        .filter_map(|&i| truth.networks[i].test_top1())
+        .collect();
+    let held_out = predictor::held_out_predictions(&x, &y)?;
+    let ridge = Ridge::fit_cross_validated(&x, &y)?;
+    let networks = truth
+        .networks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ArchScore {
+            arch: n.arch.to_string(),
+            score: trained
+                .iter()
+                .position(|&t| t == i)
+                .map_or_else(|| ridge.predict(&rows[i]), |k| held_out[k]),
+            seconds: featuring,
+        })
+        .collect();
+    let scores = EstimatorScores {
+        estimator: "predictor".into(),
+        seed: 0,
+        batch_size: 0,
+        networks,
+    };
+    let fitted = FittedPredictor {
+        features: predictor::FEATURES.to_vec(),
+        ridge,
+        networks: trained.len(),
+    };
+    Ok((scores, fitted))
 }
 
 /// The finished trainings `<runs>/<id>-s<seed>/model.json`, by seed.

@@ -272,7 +272,10 @@ impl SearchArgs {
              (--estimator naswot, macs, ...) needs none"
         );
         Ok(SearchSettings {
-            supernet: self.supernet.clone().filter(|_| o.estimator == Estimator::Supernet),
+            supernet: self
+                .supernet
+                .clone()
+                .filter(|_| o.estimator == Estimator::Supernet),
             table: self.table.clone(),
             objective,
             stages,

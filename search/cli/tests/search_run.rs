@@ -446,7 +446,10 @@ fn the_search_scores_candidates_with_the_chosen_estimator() {
     let out = tmp.path().join("search");
     // A cheap estimator needs no supernet: none is given, and shrinking fine-tunes nothing.
     let without_supernet = |args: Vec<String>| -> Vec<String> {
-        let at = args.iter().position(|a| a == "--supernet").expect("--supernet");
+        let at = args
+            .iter()
+            .position(|a| a == "--supernet")
+            .expect("--supernet");
         args.into_iter()
             .enumerate()
             .filter(|&(i, _)| i != at && i != at + 1)

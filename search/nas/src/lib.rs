@@ -11,6 +11,7 @@ pub mod ground_truth;
 pub mod objective;
 pub mod pareto;
 pub mod percentile;
+pub mod predictor;
 pub mod report;
 pub mod shrink;
 pub mod winner;

@@ -1,0 +1,251 @@
+//! A small accuracy predictor fitted on the ground truth: ridge regression of the trained accuracy on a
+//! few architecture features ([`FEATURES`]). With a few dozen trained networks anything fitted scores
+//! well on what it was fitted on, so it is only ever scored on networks it did not see: each network's
+//! [`held_out_predictions`] comes from a model fitted on the others, whose ridge strength was itself
+//! chosen by leave-one-out cross-validation among those others (nested leave-one-out).
+
+use hsconas_models::{Arch, NetConfig, Op};
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+
+use crate::NasError;
+
+/// The features, in the order [`features`] returns them.
+pub const FEATURES: [&str; 13] = [
+    "log MACs",
+    "log params",
+    "mean scale of the non-skip layers",
+    "spread (standard deviation) of those scales",
+    "fraction of shuffle3 layers",
+    "fraction of shuffle5 layers",
+    "fraction of shuffle7 layers",
+    "fraction of xception layers",
+    "fraction of skip layers",
+    "mean scale of stage 1 (skip counts 0)",
+    "mean scale of stage 2",
+    "mean scale of stage 3",
+    "mean scale of stage 4",
+];
+
+/// The ridge strengths cross-validation chooses from (on standardised features).
+pub const RIDGE_STRENGTHS: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+
+/// The features of `arch` (see [`FEATURES`]); `macs` and `params` are the built network's.
+pub fn features(arch: &Arch, macs: usize, params: usize) -> Vec<f64> {
+    let choices = arch.choices();
+    let n = choices.len() as f64;
+    let scales: Vec<f64> = choices
+        .iter()
+        .filter(|c| !c.is_skip())
+        .map(|c| c.scale().value())
+        .collect();
+    let mean = scales.iter().sum::<f64>() / scales.len().max(1) as f64;
+    let spread = (scales.iter().map(|s| (s - mean).powi(2)).sum::<f64>()
+        / scales.len().max(1) as f64)
+        .sqrt();
+    let mut f = vec![
+        (macs.max(1) as f64).ln(),
+        (params.max(1) as f64).ln(),
+        mean,
+        spread,
+    ];
+    for op in Op::ALL {
+        f.push(choices.iter().filter(|c| c.op() == op).count() as f64 / n);
+    }
+    let mut stages = [(0.0, 0usize); 4];
+    for (layer, c) in choices.iter().enumerate() {
+        let stage = &mut stages[NetConfig::stage_of(layer).min(3)];
+        stage.0 += if c.is_skip() { 0.0 } else { c.scale().value() };
+        stage.1 += 1;
+    }
+    f.extend(stages.iter().map(|&(sum, count)| sum / count.max(1) as f64));
+    f
+}
+
+/// A fitted ridge regression: `y = intercept + sum_k weights[k] * (x[k] - mean[k]) / scale[k]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ridge {
+    /// The ridge strength it was fitted with.
+    pub strength: f64,
+    /// Each feature's mean over the fitted networks.
+    pub mean: Vec<f64>,
+    /// Each feature's standard deviation (1 where it does not vary).
+    pub scale: Vec<f64>,
+    /// The weights of the standardised features.
+    pub weights: Vec<f64>,
+    /// The mean accuracy of the fitted networks.
+    pub intercept: f64,
+}
+
+impl Ridge {
+    /// Fits `y` on the rows of `x` with ridge strength `strength`. Needs two rows or more, all of one
+    /// length, and a positive strength.
+    pub fn fit(x: &[Vec<f64>], y: &[f64], strength: f64) -> Result<Ridge, NasError> {
+        let refuse = |m: String| Err(NasError::Estimator(m));
+        let (n, k) = (x.len(), x.first().map_or(0, Vec::len));
+        if n < 2 || n != y.len() || k == 0 || x.iter().any(|r| r.len() != k) {
+            return refuse(format!(
+                "a ridge fit needs two or more rows of equal length and one target each ({n} rows, {} targets)",
+                y.len()
+            ));
+        }
+        if strength.is_nan() || strength <= 0.0 {
+            return refuse(format!("ridge strength {strength} must be positive"));
+        }
+        let mean: Vec<f64> = (0..k)
+            .map(|j| x.iter().map(|r| r[j]).sum::<f64>() / n as f64)
+            .collect();
+        let scale: Vec<f64> = (0..k)
+            .map(|j| {
+                let sd =
+                    (x.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n as f64).sqrt();
+                if sd > 1e-12 {
+                    sd
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let z = DMatrix::from_fn(n, k, |i, j| (x[i][j] - mean[j]) / scale[j]);
+        let intercept = y.iter().sum::<f64>() / n as f64;
+        let centred = DVector::from_iterator(n, y.iter().map(|v| v - intercept));
+        let gram = z.transpose() * &z + DMatrix::identity(k, k) * strength;
+        let weights = gram
+            .cholesky()
+            .ok_or_else(|| NasError::Estimator("ridge system not positive definite".into()))?
+            .solve(&(z.transpose() * centred));
+        Ok(Ridge {
+            strength,
+            mean,
+            scale,
+            weights: weights.iter().copied().collect(),
+            intercept,
+        })
+    }
+
+    /// The predicted accuracy of one feature row.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        self.intercept
+            + x.iter()
+                .zip(&self.mean)
+                .zip(&self.scale)
+                .zip(&self.weights)
+                .map(|(((v, m), s), w)| w * (v - m) / s)
+                .sum::<f64>()
+    }
+
+    /// Fitted with the strength of [`RIDGE_STRENGTHS`] whose leave-one-out squared error over `x` is
+    /// lowest (the smaller strength on ties). Needs three rows or more.
+    pub fn fit_cross_validated(x: &[Vec<f64>], y: &[f64]) -> Result<Ridge, NasError> {
+        if x.len() < 3 {
+            return Err(NasError::Estimator(format!(
+                "cross-validation needs three or more networks, not {}",
+                x.len()
+            )));
+        }
+        let mut best: Option<(f64, f64)> = None;
+        for strength in RIDGE_STRENGTHS {
+            let mut error = 0.0;
+            for i in 0..x.len() {
+                let (rest_x, rest_y) = without(x, y, i);
+                error += (Ridge::fit(&rest_x, &rest_y, strength)?.predict(&x[i]) - y[i]).powi(2);
+            }
+            if best.is_none_or(|(e, _)| error < e) {
+                best = Some((error, strength));
+            }
+        }
+        Ridge::fit(x, y, best.map_or(RIDGE_STRENGTHS[0], |(_, s)| s))
+    }
+}
+
+/// Each network's prediction by a model that never saw it: fitted (with its strength cross-validated)
+/// on all the other networks. Needs four networks or more.
+pub fn held_out_predictions(x: &[Vec<f64>], y: &[f64]) -> Result<Vec<f64>, NasError> {
+    (0..x.len())
+        .map(|i| {
+            let (rest_x, rest_y) = without(x, y, i);
+            Ok(Ridge::fit_cross_validated(&rest_x, &rest_y)?.predict(&x[i]))
+        })
+        .collect()
+}
+
+fn without(x: &[Vec<f64>], y: &[f64], i: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let keep = |j: &usize| *j != i;
+    (
+        (0..x.len()).filter(keep).map(|j| x[j].clone()).collect(),
+        (0..y.len()).filter(keep).map(|j| y[j]).collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_of_a_uniform_scaling_and_a_network_with_skips() {
+        let uniform: Arch = vec!["shuffle3:0.5"; 20].join(",").parse().expect("arch");
+        let f = features(&uniform, 1000, 100);
+        assert_eq!(f.len(), FEATURES.len());
+        assert_eq!(f[0], 1000f64.ln());
+        assert_eq!((f[2], f[3]), (0.5, 0.0));
+        assert_eq!(&f[4..9], &[1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert!(f[9..].iter().all(|&s| (s - 0.5).abs() < 1e-12));
+
+        // Layer 2 (stage 1) skipped, layer 5 (stage 2) xception:1.0.
+        let mut layers = vec!["shuffle3:0.5".to_string(); 20];
+        layers[1] = "skip".into();
+        layers[4] = "xception:1.0".into();
+        let mixed: Arch = layers.join(",").parse().expect("arch");
+        let f = features(&mixed, 1000, 100);
+        assert_eq!(f[8], 1.0 / 20.0, "skip fraction");
+        assert_eq!(f[7], 1.0 / 20.0, "xception fraction");
+        assert!(
+            (f[9] - 1.5 / 4.0).abs() < 1e-12,
+            "stage 1 counts the skip as 0"
+        );
+        assert!((f[10] - 2.5 / 4.0).abs() < 1e-12, "stage 2");
+        assert!(f[3] > 0.0);
+    }
+
+    #[test]
+    fn ridge_recovers_a_linear_relation_and_shrinks_with_strength() {
+        // y = 50 + 3 a - 2 b, no noise.
+        let x: Vec<Vec<f64>> = (0..12)
+            .map(|i| vec![f64::from(i), f64::from((i * 7) % 5)])
+            .collect();
+        let y: Vec<f64> = x.iter().map(|r| 50.0 + 3.0 * r[0] - 2.0 * r[1]).collect();
+        let weak = Ridge::fit(&x, &y, 1e-9).expect("fit");
+        for (r, v) in x.iter().zip(&y) {
+            assert!(
+                (weak.predict(r) - v).abs() < 1e-4,
+                "{} vs {v}",
+                weak.predict(r)
+            );
+        }
+        let strong = Ridge::fit(&x, &y, 1e6).expect("fit");
+        assert!(
+            (strong.predict(&x[0]) - strong.intercept).abs() < 0.1,
+            "all shrunk away"
+        );
+        assert!(Ridge::fit(&x, &y, 0.0).is_err());
+        assert!(Ridge::fit(&x[..1], &y[..1], 1.0).is_err());
+
+        let chosen = Ridge::fit_cross_validated(&x, &y).expect("fit");
+        assert_eq!(chosen.strength, RIDGE_STRENGTHS[0], "no noise: the weakest");
+        let held = held_out_predictions(&x, &y).expect("held out");
+        assert!(
+            held.iter().zip(&y).all(|(p, v)| (p - v).abs() < 1.0),
+            "{held:?}"
+        );
+    }
+
+    #[test]
+    fn held_out_predictions_do_not_see_their_network() {
+        // One outlier: a model that saw it would fit it; the held-out one cannot.
+        let x: Vec<Vec<f64>> = (0..8).map(|i| vec![f64::from(i)]).collect();
+        let mut y: Vec<f64> = x.iter().map(|r| r[0]).collect();
+        y[3] = 100.0;
+        let held = held_out_predictions(&x, &y).expect("held out");
+        assert!(held[3] < 50.0, "{}", held[3]);
+    }
+}
