@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use hsconas_data::loader::make_batch;
 use hsconas_foundation::outln;
 use hsconas_models::{build, Arch, NetConfig};
-use hsconas_nas::{ArchScore, EstimatorScores, PercentileScale};
+use hsconas_nas::{ArchScore, Estimator, EstimatorScores, PercentileScale};
 use hsconas_train::eval::{batch_tensors, EvalSettings};
 use hsconas_train::proxies::{self, Proxy};
 use hsconas_train::short_training::ShortTraining;
@@ -22,35 +22,6 @@ use rand_chacha::ChaCha8Rng;
 use super::arch::read_arch_file;
 use super::data_args::DataArgs;
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset};
-
-/// The estimators `hsconas estimate` knows (larger scores are better for every one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Estimator {
-    /// Trainable parameters (a size baseline).
-    Params,
-    /// Multiply-accumulates of one image (a size baseline).
-    Macs,
-    /// Synaptic flow of the untrained, all-positive network (data-free).
-    Synflow,
-    /// Connection sensitivity of the untrained network on one batch.
-    Snip,
-    /// Loss-gradient norms of the untrained network on one batch.
-    GradNorm,
-    /// Activation-pattern kernel of the untrained network on one batch (NASWOT).
-    Naswot,
-    /// Validation top-1 with the supernet's inherited weights (needs --supernet).
-    Supernet,
-    /// Validation top-1 after --steps steps of training from scratch (minutes per network).
-    ShortTraining,
-}
-
-impl Estimator {
-    /// Its name on the command line and in result files.
-    pub(crate) fn name(self) -> String {
-        self.to_possible_value()
-            .map_or_else(String::new, |v| v.get_name().to_string())
-    }
-}
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("networks").required(true).multiple(true).args(["arch", "archs"]))]
@@ -119,7 +90,7 @@ pub fn run(args: EstimateArgs) -> anyhow::Result<()> {
     let mut scorer = scorer(&args, &data, &config)?;
     let bar = hsconas_foundation::progress::progress_bar(
         archs.len(),
-        Some(&args.estimator.name()),
+        Some(args.estimator.name()),
         "networks",
         !args.json,
     );

@@ -12,6 +12,7 @@ use hsconas_devices::{LatencyTable, NetworkSample};
 use hsconas_latency::{Measurer, NetworkRun};
 use hsconas_models::{Arch, NetConfig, SearchSpace};
 use hsconas_nas::driver::state_path;
+use hsconas_nas::Estimator;
 use hsconas_nas::{
     CorrectionSettings, EvolutionSettings, Objective, ObjectiveMode, OracleError, SearchDriver,
     SearchHost, SearchSettings, SearchState,
@@ -24,7 +25,7 @@ use hsconas_train::trainer::{self, checkpoint_path, RunOptions, TrainSettings};
 use hsconas_train::{Collective, LrScaling};
 
 use super::data_args::{DataArgs, Prepared};
-use super::estimate::{Estimator, ScaledEstimator};
+use super::estimate::ScaledEstimator;
 use super::measure_args::TableDeviceArgs;
 use super::search_ranks::{self, Follower, Work};
 use super::search_report;
@@ -287,7 +288,7 @@ impl SearchArgs {
             eval_images: o.eval_images,
             bn_batches: o.bn_batches,
             rerank: o.rerank,
-            estimator: o.estimator.name(),
+            estimator: o.estimator,
         })
     }
 }

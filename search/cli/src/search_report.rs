@@ -4,7 +4,7 @@
 use hsconas_foundation::outln;
 use std::path::Path;
 
-use hsconas_nas::{pareto_front, Candidate, Evolution, GenerationStats, SearchReport};
+use hsconas_nas::{pareto_front, Candidate, Estimator, Evolution, GenerationStats, SearchReport};
 use hsconas_plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
 
 /// `search-score.png`, `search-accuracy.png`, `search-latency.png`, `latency-histogram.png`, `pareto.png`.
@@ -125,7 +125,7 @@ pub(super) fn print_summary(report: &SearchReport, out: &Path) -> std::io::Resul
                 report.settings.estimator,
                 report.reranked.len()
             )?,
-            None if report.settings.estimator == "supernet" => outln!(
+            None if report.settings.estimator == Estimator::Supernet => outln!(
                 "accuracy     {:.2}% (validation, supernet weights)",
                 w.accuracy * 100.0
             )?,

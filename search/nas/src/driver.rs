@@ -155,7 +155,7 @@ impl SearchDriver<'_> {
                     "generation {:>2}: best F {:.4} ({} {:.2}%, {:.3} ms), mean F {:.4}, {} evaluated",
                     g.generation,
                     g.best_score,
-                    accuracy_label(&settings.estimator),
+                    settings.estimator.accuracy_label(),
                     g.best_accuracy * 100.0,
                     g.best_latency_ms,
                     g.mean_score,
@@ -478,15 +478,5 @@ fn report<O: AccuracyOracle>(
         correction_rounds: state.rounds,
         winner: choice.map(|w| WinnerSummary::new(&w, objective).with_raw(&state.remeasured)),
         random_baseline: None,
-    }
-}
-
-/// What a candidate's accuracy is under the search's estimator, for the log: the supernet's validation
-/// top-1, or a cheap estimator's percentile in the space.
-fn accuracy_label(estimator: &str) -> String {
-    if estimator == "supernet" {
-        "top-1".to_string()
-    } else {
-        format!("{estimator} percentile")
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod driver;
 mod error;
+mod estimator;
 pub mod evaluator;
 pub mod evolution;
 pub mod ground_truth;
@@ -18,6 +19,7 @@ pub mod winner;
 
 pub use driver::{CorrectionSettings, SearchDriver, SearchHost, SearchOutcome};
 pub use error::{NasError, OracleError};
+pub use estimator::Estimator;
 pub use evaluator::{AccuracyOracle, Candidate, Evaluator};
 pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats};
 pub use ground_truth::{

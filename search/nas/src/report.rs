@@ -9,8 +9,8 @@ use hsconas_models::{Arch, SearchSpace};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Candidate, Evolution, EvolutionSettings, GenerationStats, LayerDecision, NasError, Objective,
-    WinnerChoice, WinnerReason,
+    Candidate, Estimator, Evolution, EvolutionSettings, GenerationStats, LayerDecision, NasError,
+    Objective, WinnerChoice, WinnerReason,
 };
 
 /// What a search was run with; a resumed search must have the same.
@@ -45,12 +45,8 @@ pub struct SearchSettings {
     /// The estimator of every candidate's accuracy, as `hsconas estimate` names it: `supernet` (the
     /// paper's, validation top-1 with inherited weights) or a cheap one on a percentile scale
     /// ([`crate::PercentileScale`]); searches checkpointed before the choice existed used the supernet.
-    #[serde(default = "supernet_estimator")]
-    pub estimator: String,
-}
-
-fn supernet_estimator() -> String {
-    "supernet".to_string()
+    #[serde(default)]
+    pub estimator: Estimator,
 }
 
 /// One candidate re-ranked with the expensive estimator (short training).

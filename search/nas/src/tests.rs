@@ -329,7 +329,7 @@ fn driver_settings() -> SearchSettings {
         eval_images: 0,
         bn_batches: 1,
         rerank: 0,
-        estimator: "supernet".into(),
+        estimator: crate::Estimator::Supernet,
     }
 }
 
