@@ -168,24 +168,38 @@ example() { # the bookkeeping example, built with the workspace's features (one 
   "${CARGO_TARGET_DIR:-target}/debug/examples/ground_truth" "$@"
 }
 
-measure() { # MEASURE_REPEATS (default 3) end-to-end measurements of the set, one after another
-  echo "measuring the set end to end: keep the machine otherwise idle (no build, no training)" >&2
-  mkdir -p "$evidence/measured"
+# measure_list LIST DIR REPEATS: REPEATS end-to-end measurements of every network of LIST, one after
+# another, into DIR/run-<n>.json (scripts/search-proof.sh measures its list the same way).
+measure_list() {
+  echo "measuring $1 end to end: keep the machine otherwise idle (no build, no training)" >&2
+  mkdir -p "$2"
   local r
-  for r in $(seq "${MEASURE_REPEATS:-3}"); do
-    "$hsconas" latency validate --table $table --archs "$set_file" --out "$evidence/measured/run-$r.json"
+  for r in $(seq "$3"); do
+    "$hsconas" latency validate --table $table --archs "$1" --out "$2/run-$r.json"
   done
 }
 
-collect() {
+measure() { # MEASURE_REPEATS (default 3) measurements of the set
+  measure_list "$set_file" "$evidence/measured" "${MEASURE_REPEATS:-3}"
+}
+
+# collect_list LIST MEASURED_DIR OUT SEEDS: LIST's networks with their trainings (the ground truth's runs)
+# and the medians of the measurements in MEASURED_DIR, as one ground-truth file OUT; SEEDS says in words
+# which seeds the recipe trains.
+collect_list() {
   local measured=() f
-  for f in "$evidence"/measured/run-*.json; do
+  for f in "$2"/run-*.json; do
     [[ -f $f ]] && measured+=(--measured "$f")
   done
-  example collect --list "$set_file" --runs "$evidence/runs" --table $table "${measured[@]}" \
-    --recipe "hsconas train ${RECIPE[*]} --seed 0 (and 1 for the equal-latency group) --threads $threads" \
+  example collect --list "$1" --runs "$evidence/runs" --table $table "${measured[@]}" \
+    --recipe "hsconas train ${RECIPE[*]} --seed $4 --threads $threads" \
     --machine "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) logical CPUs" \
-    --out "$evidence/ground-truth.json"
+    --out "$3"
+}
+
+collect() {
+  collect_list "$set_file" "$evidence/measured" "$evidence/ground-truth.json" \
+    "0 (and 1 for the equal-latency group)"
 }
 
 estimate() {

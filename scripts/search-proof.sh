@@ -26,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=ground-truth.sh
-source scripts/ground-truth.sh # RECIPE, train_all, example, data, out, hsconas, table, evidence
+source scripts/ground-truth.sh # RECIPE, train_all, measure_list, collect_list, example, data, out, ...
 
 proof=docs/evidence/search-proof
 list=$proof/list.tsv
@@ -97,25 +97,13 @@ extra_step() { # N NEAR_MS: more uniform draws, seeded by how many there are alr
 
 measure_step() {
   [[ -f $list ]] || die "no list yet: $0 list"
-  echo "measuring the proof's networks end to end: keep the machine otherwise idle" >&2
-  rm -rf "$proof/measured"
-  mkdir -p "$proof/measured"
-  local r
-  for r in $(seq "${MEASURE_REPEATS:-5}"); do
-    "$hsconas" latency validate --table $table --archs "$list" --out "$proof/measured/run-$r.json"
-  done
+  rm -rf "$proof/measured" # all networks of one measurement were measured together
+  measure_list "$list" "$proof/measured" "${MEASURE_REPEATS:-5}"
 }
 
 collect_proof() {
-  local measured=() f
-  for f in "$proof"/measured/run-*.json; do
-    [[ -f $f ]] && measured+=(--measured "$f")
-  done
-  [[ ${#measured[@]} -gt 0 ]] || die "not measured yet: $0 measure"
-  example collect --list "$list" --runs "$evidence/runs" --table $table "${measured[@]}" \
-    --recipe "hsconas train ${RECIPE[*]} --seed 0 and 1 --threads $threads" \
-    --machine "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) logical CPUs" \
-    --out "$proof/networks.json"
+  [[ -f $proof/measured/run-1.json ]] || die "not measured yet: $0 measure"
+  collect_list "$list" "$proof/measured" "$proof/networks.json" "0 and 1"
 }
 
 train_step() {

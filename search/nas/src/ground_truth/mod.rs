@@ -148,12 +148,10 @@ pub struct LatencyCluster {
     pub ids: Vec<String>,
 }
 
-/// The median of some measurements (`None` for none).
+/// The median of some measurements ([`hsconas_devices::drift::median`], the workspace's one definition;
+/// `None` for none).
 pub fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    (n > 0).then(|| (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0)
+    (!values.is_empty()).then(|| hsconas_devices::drift::median(values))
 }
 
 /// A network of the set for the tests: all 20 layers `shuffle3:0.<tenths>`, trained with `runs` (seed,
