@@ -22,7 +22,7 @@ use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
 use hsconas_nas::ground_truth::{median, score_estimators, ProofEntry, ScoreReport, SearchProof};
-use hsconas_nas::predictor::{self, Ridge};
+use hsconas_nas::predictor::{self, Predictor};
 use hsconas_nas::{
     ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
 };
@@ -253,20 +253,12 @@ fn collect(
     })
 }
 
-/// The model fitted on every trained network, with its features named.
-#[derive(Serialize)]
-struct FittedPredictor {
-    features: Vec<&'static str>,
-    ridge: Ridge,
-    networks: usize,
-}
-
 /// Every network's predicted accuracy, by a model that never saw it: held out (nested leave-one-out)
 /// for the trained networks, fitted on all trained ones for the others.
 fn predict(
     truth: &GroundTruth,
     config: &NetConfig,
-) -> anyhow::Result<(EstimatorScores, FittedPredictor)> {
+) -> anyhow::Result<(EstimatorScores, Predictor)> {
     let started = std::time::Instant::now();
     let mut rows = Vec::with_capacity(truth.networks.len());
     for n in &truth.networks {
@@ -287,7 +279,7 @@ fn predict(
         .filter_map(|&i| truth.networks[i].test_top1())
         .collect();
     let held_out = predictor::held_out_predictions(&x, &y)?;
-    let ridge = Ridge::fit_cross_validated(&x, &y)?;
+    let fitted = Predictor::fit(&x, &y, *config)?;
     let networks = truth
         .networks
         .iter()
@@ -297,7 +289,7 @@ fn predict(
             score: trained
                 .iter()
                 .position(|&t| t == i)
-                .map_or_else(|| ridge.predict(&rows[i]), |k| held_out[k]),
+                .map_or_else(|| fitted.ridge.predict(&rows[i]), |k| held_out[k]),
             seconds: featuring,
         })
         .collect();
@@ -306,11 +298,6 @@ fn predict(
         seed: 0,
         batch_size: 0,
         networks,
-    };
-    let fitted = FittedPredictor {
-        features: predictor::FEATURES.to_vec(),
-        ridge,
-        networks: trained.len(),
     };
     Ok((scores, fitted))
 }

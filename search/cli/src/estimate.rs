@@ -1,7 +1,8 @@
 //! `hsconas estimate`: scores architectures with one accuracy estimator (a zero-cost proxy, a size
-//! baseline, or the supernet's inherited weights), so an estimator can be checked on any set of networks.
+//! baseline, the fitted predictor, short training or the supernet's inherited weights), so an estimator
+//! can be checked on any set of networks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -9,6 +10,7 @@ use clap::Args;
 use hsconas_data::loader::make_batch;
 use hsconas_foundation::outln;
 use hsconas_models::{build, Arch, NetConfig};
+use hsconas_nas::predictor::Predictor;
 use hsconas_nas::{ArchScore, Estimator, EstimatorScores, PercentileScale};
 use hsconas_train::eval::{batch_tensors, EvalSettings};
 use hsconas_train::proxies::{self, Proxy};
@@ -47,6 +49,10 @@ pub struct EstimateArgs {
     /// Supernet checkpoint, for `--estimator supernet`.
     #[arg(long, value_name = "FILE")]
     supernet: Option<PathBuf>,
+    /// Predictor model for `--estimator predictor` (a `predictor-model.json` written by
+    /// `scripts/ground-truth.sh score`); default: the one built in, fitted on the committed ground truth.
+    #[arg(long, value_name = "FILE")]
+    predictor: Option<PathBuf>,
     /// Training steps per network for `--estimator short-training` (batches of --batch-size).
     #[arg(long, default_value_t = ShortTraining::default().steps, value_name = "N")]
     steps: usize,
@@ -163,33 +169,49 @@ fn scorer<'a>(
                 Ok(short.accuracy(&graph, &data.train, &val, &data.transform)?)
             }))
         }
-        cheap => cheap_scorer(cheap, data, *config, args.batch_size, args.seed)
-            .with_context(|| format!("{} has no scorer", cheap.name())),
+        cheap => cheap_scorer(
+            cheap,
+            data,
+            *config,
+            args.batch_size,
+            args.seed,
+            args.predictor.as_deref(),
+        )?
+        .with_context(|| format!("{} has no scorer", cheap.name())),
     }
 }
 
-/// The scorer of an estimator that needs neither a supernet nor training (the size baselines and the
-/// zero-cost proxies), owning what it needs; `None` for `supernet` and `short-training`. Proxies see one
-/// batch of `batch_size` training images drawn with `seed` (not augmented), on networks initialised
-/// with `seed`. Shared by `hsconas estimate` and `hsconas search --estimator`.
+/// The scorer of an estimator that needs neither a supernet nor training (the size baselines, the
+/// zero-cost proxies and the fitted predictor), owning what it needs; `None` for `supernet` and
+/// `short-training`. Proxies see one batch of `batch_size` training images drawn with `seed` (not
+/// augmented), on networks initialised with `seed`; the predictor is read from `predictor` (default:
+/// the built-in one). Shared by `hsconas estimate` and `hsconas search --estimator`.
 pub(crate) fn cheap_scorer(
     estimator: Estimator,
     data: &super::data_args::Prepared,
     config: NetConfig,
     batch_size: usize,
     seed: u64,
-) -> Option<Scorer<'static>> {
+    predictor: Option<&Path>,
+) -> anyhow::Result<Option<Scorer<'static>>> {
     let proxy = match estimator {
-        Estimator::Supernet | Estimator::ShortTraining => return None,
+        Estimator::Supernet | Estimator::ShortTraining => return Ok(None),
         Estimator::Params => {
-            return Some(Box::new(move |arch| {
+            return Ok(Some(Box::new(move |arch| {
                 Ok(build::network(arch, &config)?.param_count() as f64)
-            }))
+            })))
         }
         Estimator::Macs => {
-            return Some(Box::new(move |arch| {
+            return Ok(Some(Box::new(move |arch| {
                 Ok(build::network(arch, &config)?.macs() as f64)
-            }))
+            })))
+        }
+        Estimator::Predictor => {
+            let model = match predictor {
+                Some(path) => Predictor::load(path)?,
+                None => Predictor::built_in()?,
+            };
+            return Ok(Some(Box::new(move |arch| Ok(model.predict(arch)?))));
         }
         Estimator::Synflow => Proxy::Synflow,
         Estimator::Snip => Proxy::Snip,
@@ -201,10 +223,10 @@ pub(crate) fn cheap_scorer(
     order.truncate(batch_size);
     let batch = make_batch(&data.train, &data.transform, &order, None);
     let (images, labels) = batch_tensors(&batch, tch::Device::Cpu);
-    Some(Box::new(move |arch| {
+    Ok(Some(Box::new(move |arch| {
         let graph = build::network(arch, &config)?;
         Ok(proxies::score(proxy, &graph, &images, &labels, seed)?)
-    }))
+    })))
 }
 
 /// A cheap estimator on the scale of an accuracy, for `hsconas search --estimator`: a candidate's score
@@ -228,8 +250,9 @@ impl ScaledEstimator {
         data: &super::data_args::Prepared,
         config: NetConfig,
         seed: u64,
+        predictor: Option<&Path>,
     ) -> anyhow::Result<Option<ScaledEstimator>> {
-        let Some(mut scorer) = cheap_scorer(estimator, data, config, 64, seed) else {
+        let Some(mut scorer) = cheap_scorer(estimator, data, config, 64, seed, predictor)? else {
             return Ok(None);
         };
         let sample = PercentileScale::reference_sample(

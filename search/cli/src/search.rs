@@ -142,11 +142,15 @@ pub struct SearchOptions {
     pub seed: u64,
     /// How every candidate's accuracy is estimated: `supernet` (the paper's: validation top-1 with the
     /// supernet's inherited weights) or a cheap estimator of `hsconas estimate` (`params`, `macs`,
-    /// `synflow`, `snip`, `grad-norm`, `naswot`), whose score enters F as its percentile among 100
-    /// architectures drawn from the space with --seed. How each ranks trained networks:
+    /// `synflow`, `snip`, `grad-norm`, `naswot`, `predictor`), whose score enters F as its percentile
+    /// among 100 architectures drawn from the space with --seed. How each ranks trained networks:
     /// docs/accuracy-estimators.md.
     #[arg(long, value_enum, default_value_t = SearchOptions::default().estimator)]
     pub estimator: Estimator,
+    /// Predictor model for `--estimator predictor` (`predictor-model.json` of `scripts/ground-truth.sh
+    /// score`); default: the one built in, fitted on the committed ground truth.
+    #[arg(long, value_name = "FILE")]
+    pub predictor: Option<PathBuf>,
     /// Validation images per candidate (spread over the split; 0: all).
     #[arg(long, default_value_t = SearchOptions::default().eval_images, value_name = "N")]
     pub eval_images: usize,
@@ -203,6 +207,7 @@ impl Default for SearchOptions {
             mutation: evolution.mutation,
             seed: evolution.seed,
             estimator: Estimator::Supernet,
+            predictor: None,
             eval_images: 1000,
             bn_batches: 10,
             random_baseline: false,
@@ -289,6 +294,10 @@ impl SearchArgs {
             bn_batches: o.bn_batches,
             rerank: o.rerank,
             estimator: o.estimator,
+            predictor: o
+                .predictor
+                .clone()
+                .filter(|_| o.estimator == Estimator::Predictor),
         })
     }
 }
@@ -375,7 +384,13 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
             }
         );
     }
-    let cheap = ScaledEstimator::new(args.options.estimator, &data, config, args.options.seed)?;
+    let cheap = ScaledEstimator::new(
+        args.options.estimator,
+        &data,
+        config,
+        args.options.seed,
+        settings.predictor.as_deref(),
+    )?;
     let mut host = SupernetHost {
         cheap,
         supernet: supernet.map(|(_, training, model)| (training, model)),

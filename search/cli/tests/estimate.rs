@@ -1,6 +1,6 @@
 //! `hsconas estimate` on the committed CIFAR-10 sample: size baselines agree with `arch info`, proxies are
-//! reproducible for a seed and differ between seeds, architecture files with a header and comments are
-//! read, and bad requests are refused with a reason.
+//! reproducible for a seed and differ between seeds, the predictor reads the model it is given,
+//! architecture files with a header and comments are read, and bad requests are refused with a reason.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -139,6 +139,50 @@ fn short_training_reports_a_validation_accuracy() {
     assert_eq!(score, score.round(), "{score}");
 }
 
+/// The predictor scores from the architecture alone: the built-in model is the committed one, and a
+/// model given with `--predictor` is the one used (its intercept moves every score by as much).
+#[test]
+fn the_predictor_is_the_committed_model_or_the_one_given() {
+    let archs = [uniform("0.2"), uniform("0.8")];
+    let run = |predictor: Option<&str>| {
+        let mut args = vec![
+            "estimate",
+            "--estimator",
+            "predictor",
+            "--data",
+            DATA,
+            "--json",
+        ];
+        for a in &archs {
+            args.extend(["--arch", a.as_str()]);
+        }
+        if let Some(p) = predictor {
+            args.extend(["--predictor", p]);
+        }
+        scores(&json(&args))
+    };
+    let built_in = run(None);
+    assert!(
+        built_in.iter().all(|s| (10.0..=100.0).contains(s)),
+        "{built_in:?}"
+    );
+    let committed = "docs/evidence/ground-truth/predictor-model.json";
+    assert_eq!(built_in, run(Some(committed)));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut model: Value =
+        serde_json::from_slice(&std::fs::read(root().join(committed)).expect("model"))
+            .expect("JSON");
+    let intercept = model["ridge"]["intercept"].as_f64().expect("intercept");
+    model["ridge"]["intercept"] = (intercept + 10.0).into();
+    let shifted = dir.path().join("shifted.json");
+    std::fs::write(&shifted, model.to_string()).expect("write");
+    let moved = run(Some(shifted.to_str().expect("utf-8")));
+    for (a, b) in built_in.iter().zip(&moved) {
+        assert!((b - a - 10.0).abs() < 1e-9, "{a} -> {b}");
+    }
+}
+
 #[test]
 fn bad_requests_are_refused_with_a_reason() {
     let refused = |args: &[&str], needle: &str| {
@@ -176,5 +220,22 @@ fn bad_requests_are_refused_with_a_reason() {
     refused(
         &["estimate", "--estimator", "synflow", "--data", DATA],
         "--arch",
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let truncated = dir.path().join("predictor.json");
+    std::fs::write(&truncated, "{\"features\": [").expect("write");
+    refused(
+        &[
+            "estimate",
+            "--estimator",
+            "predictor",
+            "--predictor",
+            truncated.to_str().expect("utf-8"),
+            "--arch",
+            &arch,
+            "--data",
+            DATA,
+        ],
+        "not a predictor file",
     );
 }

@@ -24,6 +24,9 @@ pub enum Estimator {
     GradNorm,
     /// Activation-pattern kernel of the untrained network on one batch (NASWOT).
     Naswot,
+    /// The trained accuracy predicted from the architecture alone by a ridge regression fitted on the
+    /// ground truth ([`crate::predictor::Predictor`]: the built-in one, or `--predictor FILE`).
+    Predictor,
     /// Validation top-1 with the supernet's inherited weights (needs a supernet; the paper's).
     #[default]
     Supernet,
@@ -41,6 +44,7 @@ impl Estimator {
             Estimator::Snip => "snip",
             Estimator::GradNorm => "grad-norm",
             Estimator::Naswot => "naswot",
+            Estimator::Predictor => "predictor",
             Estimator::Supernet => "supernet",
             Estimator::ShortTraining => "short-training",
         }

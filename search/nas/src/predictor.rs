@@ -2,9 +2,13 @@
 //! few architecture features ([`FEATURES`]). With a few dozen trained networks anything fitted scores
 //! well on what it was fitted on, so it is only ever scored on networks it did not see: each network's
 //! [`held_out_predictions`] comes from a model fitted on the others, whose ridge strength was itself
-//! chosen by leave-one-out cross-validation among those others (nested leave-one-out).
+//! chosen by leave-one-out cross-validation among those others (nested leave-one-out). The model fitted
+//! on every trained network ([`Predictor`]) is an estimator of its own (`--estimator predictor`): a
+//! function of the architecture alone, built into the binary from the committed ground truth.
 
-use hsconas_models::{Arch, NetConfig, Op};
+use std::path::Path;
+
+use hsconas_models::{build, Arch, NetConfig, Op};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +173,85 @@ pub fn held_out_predictions(x: &[Vec<f64>], y: &[f64]) -> Result<Vec<f64>, NasEr
         .collect()
 }
 
+/// A fitted predictor as kept in a file (`predictor-model.json`, written by `scripts/ground-truth.sh
+/// score`): the features it reads, the network configuration whose MACs and parameters it reads, the
+/// ridge regression and how many trained networks it was fitted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Predictor {
+    /// The names of its features; must be [`FEATURES`].
+    pub features: Vec<String>,
+    /// The configuration the features' MACs and parameters are counted at (the ground truth's).
+    pub config: NetConfig,
+    /// The fitted model.
+    pub ridge: Ridge,
+    /// Trained networks it was fitted on.
+    pub networks: usize,
+}
+
+/// The predictor fitted on the committed ground truth (docs/evidence/ground-truth/predictor-model.json).
+const BUILT_IN: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/evidence/ground-truth/predictor-model.json"
+));
+
+impl Predictor {
+    /// Fits one on the feature rows `x` (computed at `config`) and their accuracies `y`, its ridge
+    /// strength cross-validated ([`Ridge::fit_cross_validated`]).
+    pub fn fit(x: &[Vec<f64>], y: &[f64], config: NetConfig) -> Result<Predictor, NasError> {
+        Ok(Predictor {
+            features: FEATURES.iter().map(|f| f.to_string()).collect(),
+            config,
+            ridge: Ridge::fit_cross_validated(x, y)?,
+            networks: x.len(),
+        })
+    }
+
+    /// The one built into the binary: fitted on the committed ground truth (CIFAR-10 at 32x32).
+    pub fn built_in() -> Result<Predictor, NasError> {
+        Predictor::from_json(BUILT_IN)
+            .map_err(|m| NasError::Estimator(format!("the built-in predictor: {m}")))
+    }
+
+    /// Reads a predictor file, refusing one that is not a predictor or reads other features.
+    pub fn load(path: &Path) -> Result<Predictor, NasError> {
+        let refuse = |message: String| NasError::State {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| refuse(format!("cannot be read ({e})")))?;
+        Predictor::from_json(&text).map_err(refuse)
+    }
+
+    fn from_json(text: &str) -> Result<Predictor, String> {
+        let p: Predictor =
+            serde_json::from_str(text).map_err(|e| format!("not a predictor file ({e})"))?;
+        if p.features != FEATURES {
+            return Err(format!(
+                "fitted on other features ({:?}) than this version computes",
+                p.features
+            ));
+        }
+        let k = FEATURES.len();
+        let r = &p.ridge;
+        if r.mean.len() != k || r.scale.len() != k || r.weights.len() != k {
+            return Err(format!("its model does not have {k} features"));
+        }
+        p.config.validate().map_err(|e| e.to_string())?;
+        Ok(p)
+    }
+
+    /// The predicted trained accuracy (test top-1, percent) of `arch`, from its features at the
+    /// predictor's own configuration (whatever data a search runs on).
+    pub fn predict(&self, arch: &Arch) -> Result<f64, NasError> {
+        let graph = build::network(arch, &self.config)
+            .map_err(|e| NasError::Estimator(format!("building {arch}: {e}")))?;
+        Ok(self
+            .ridge
+            .predict(&features(arch, graph.macs(), graph.param_count())))
+    }
+}
+
 fn without(x: &[Vec<f64>], y: &[f64], i: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
     let keep = |j: &usize| *j != i;
     (
@@ -237,6 +320,52 @@ mod tests {
             held.iter().zip(&y).all(|(p, v)| (p - v).abs() < 1.0),
             "{held:?}"
         );
+    }
+
+    #[test]
+    fn the_built_in_predictor_loads_and_ranks_wider_uniform_scalings_higher() {
+        let p = Predictor::built_in().expect("built in");
+        assert!(p.networks >= 20, "{}", p.networks);
+        assert_eq!((p.config.input_size, p.config.classes), (32, 10));
+        let uniform = |s: &str| -> Arch {
+            vec![format!("shuffle3:{s}"); 20]
+                .join(",")
+                .parse()
+                .expect("arch")
+        };
+        let (narrow, wide) = (
+            p.predict(&uniform("0.2")).expect("narrow"),
+            p.predict(&uniform("0.8")).expect("wide"),
+        );
+        assert!(wide > narrow, "{wide} <= {narrow}");
+        assert!((10.0..=100.0).contains(&narrow), "{narrow}");
+    }
+
+    #[test]
+    fn predictor_files_are_checked_and_round_trip() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("p.json");
+        let p = Predictor::built_in().expect("built in");
+        std::fs::write(&path, serde_json::to_string(&p).expect("json")).expect("write");
+        assert_eq!(Predictor::load(&path).expect("load"), p);
+
+        let mut other = serde_json::to_value(&p).expect("json");
+        other["features"][0] = "log FLOPs".into();
+        std::fs::write(&path, other.to_string()).expect("write");
+        let err = Predictor::load(&path)
+            .expect_err("other features")
+            .to_string();
+        assert!(err.contains("other features"), "{err}");
+
+        let mut short = serde_json::to_value(&p).expect("json");
+        short["ridge"]["weights"] = serde_json::json!([1.0]);
+        std::fs::write(&path, short.to_string()).expect("write");
+        assert!(Predictor::load(&path).is_err());
+
+        std::fs::write(&path, "{\"features\": ").expect("write");
+        let err = Predictor::load(&path).expect_err("truncated").to_string();
+        assert!(err.contains("not a predictor file"), "{err}");
+        assert!(Predictor::load(&dir.path().join("none.json")).is_err());
     }
 
     #[test]

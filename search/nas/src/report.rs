@@ -47,6 +47,10 @@ pub struct SearchSettings {
     /// ([`crate::PercentileScale`]); searches checkpointed before the choice existed used the supernet.
     #[serde(default)]
     pub estimator: Estimator,
+    /// The predictor model file under the `predictor` estimator (none: the built-in one, or another
+    /// estimator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictor: Option<PathBuf>,
 }
 
 /// One candidate re-ranked with the expensive estimator (short training).

@@ -330,6 +330,7 @@ fn driver_settings() -> SearchSettings {
         bn_batches: 1,
         rerank: 0,
         estimator: crate::Estimator::Supernet,
+        predictor: None,
     }
 }
 

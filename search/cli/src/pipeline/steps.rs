@@ -163,6 +163,7 @@ impl Steps<'_> {
             options: SearchOptions {
                 seed: self.args.seed,
                 rerank: self.args.rerank,
+                estimator: self.args.estimator,
                 ..self.preset.search.clone()
             },
             device: self.table_device(),
