@@ -4,7 +4,8 @@
 # the space whose *measured* latency lies within ±3% of the same target (at least 8), and against the
 # uniform channel scaling measured closest to it.
 #
-#   TARGET_MS=2.55 scripts/search-proof.sh search  # the search (ESTIMATOR, RERANK, SEARCH_SEED) and its winner
+#   TARGET_MS=2.55 ESTIMATOR=NAME scripts/search-proof.sh search  # the search (RERANK, SEARCH_SEED) and
+#                                    # its winner
 #   scripts/search-proof.sh list     # the proof's list: the winner (w00), the ground truth's uniform draws
 #                                    # (groups equal and spread) and its uniform scalings
 #   scripts/search-proof.sh extra N NEAR_MS  # N more uniform draws predicted within 2% of NEAR_MS by the
@@ -19,10 +20,10 @@
 # Trainings use the ground truth's recipe and go to its runs (docs/evidence/ground-truth/runs/<id>-s<seed>/),
 # so a network of the ground-truth set is never trained twice. Everything kept is in
 # docs/evidence/search-proof/. Environment: as scripts/ground-truth.sh (DATA, OUT, THREADS, JOBS, HSCONAS),
-# plus TARGET_MS (the search step; remembered in target-ms), ESTIMATOR (default: the search's default),
-# RERANK (default 0), SEARCH_SEED (default 0), SUPERNET (the checkpoint the search is given, default the
-# ground truth's, runs/ground-truth/supernet/checkpoint.safetensors, made by `scripts/ground-truth.sh
-# supernet`), TOLERANCE (default 0.03).
+# plus TARGET_MS (the search step; remembered in target-ms), ESTIMATOR (the search step's estimator, required),
+# RERANK (default 0), SEARCH_SEED (default 0), SUPERNET (the checkpoint a search with the supernet
+# estimator is given, default the ground truth's, runs/ground-truth/supernet/checkpoint.safetensors, made by
+# `scripts/ground-truth.sh supernet`; not read with another estimator), TOLERANCE (default 0.03).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=ground-truth.sh
@@ -53,11 +54,15 @@ search_step() {
     echo "$TARGET_MS" >"$proof/target-ms"
   fi
   [[ -f $proof/search.json ]] && return 0
-  [[ -f $supernet_ckpt ]] || die "no supernet at $supernet_ckpt: scripts/ground-truth.sh supernet, or set SUPERNET"
   local dir=$out/proof-search resume=() choice=()
   [[ -f $dir/search.partial.json ]] && resume=(--resume)
-  [[ -n ${ESTIMATOR:-} ]] && choice=(--estimator "$ESTIMATOR")
-  "$hsconas" search --supernet "$supernet_ckpt" --table $table --target-ms "$(target_ms)" \
+  [[ -n ${ESTIMATOR:-} ]] || die "set ESTIMATOR (the search's default, or the one the proof is about)"
+  choice=(--estimator "$ESTIMATOR")
+  if [[ $ESTIMATOR == supernet ]]; then # only the supernet estimator reads one
+    [[ -f $supernet_ckpt ]] || die "no supernet at $supernet_ckpt: scripts/ground-truth.sh supernet, or set SUPERNET"
+    choice+=(--supernet "$supernet_ckpt")
+  fi
+  "$hsconas" search --table $table --target-ms "$(target_ms)" \
     --data "$data" --train-per-class 1000 --val-fraction 0.1 --split-seed 0 "${choice[@]}" \
     --rerank "${RERANK:-0}" --seed "${SEARCH_SEED:-0}" --threads "${SEARCH_THREADS:-2}" --out "$dir" \
     "${resume[@]}" </dev/null

@@ -435,7 +435,8 @@ fn the_pipeline_runs_end_to_end_and_continues_after_a_kill() {
 
 /// `--estimator params`: every candidate's accuracy (shrinking's and the evolution's) is the percentile
 /// of its parameter count among the 100 architectures drawn from the space with the search's seed,
-/// recomputed here from the library; `short-training` is refused for every candidate.
+/// recomputed here from the library; the same with `--estimator predictor` and the built-in model;
+/// `short-training` is refused for every candidate.
 #[test]
 fn the_search_scores_candidates_with_the_chosen_estimator() {
     use hsconas_models::{build, Layout, NetConfig};
@@ -493,6 +494,26 @@ fn the_search_scores_candidates_with_the_chosen_estimator() {
         distinct.len() > 1,
         "the percentiles must tell candidates apart"
     );
+
+    // The predictor: each candidate's accuracy is the percentile of the built-in model's prediction.
+    let out = tmp.path().join("search-predictor");
+    let r = report(&hsconas(&without_supernet(search_args(
+        &ckpt,
+        &out,
+        &["--estimator", "predictor", "--remeasure", "0", "--json"],
+    ))));
+    assert_eq!(r["settings"]["estimator"], "predictor");
+    let predictor = hsconas_nas::predictor::Predictor::built_in().expect("built in");
+    let predict = |arch: &Arch| predictor.predict(arch).expect("predicts");
+    let scale = PercentileScale::new(sample.iter().map(predict).collect()).expect("scale");
+    for c in r["candidates"].as_array().expect("candidates") {
+        let arch: Arch = serde_json::from_value(c["arch"].clone()).expect("arch");
+        assert_eq!(
+            c["accuracy"].as_f64(),
+            Some(scale.fraction(predict(&arch))),
+            "{arch}"
+        );
+    }
 
     let refused = hsconas(&search_args(
         &ckpt,

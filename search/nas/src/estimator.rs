@@ -25,7 +25,7 @@ pub enum Estimator {
     /// Activation-pattern kernel of the untrained network on one batch (NASWOT).
     Naswot,
     /// The trained accuracy predicted from the architecture alone by a ridge regression fitted on the
-    /// ground truth ([`crate::predictor::Predictor`]: the built-in one, or `--predictor FILE`).
+    /// ground truth (the built-in model, or `--predictor FILE`; `crate::predictor::Predictor`).
     Predictor,
     /// Validation top-1 with the supernet's inherited weights (needs a supernet; the paper's).
     #[default]
