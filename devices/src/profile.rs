@@ -278,7 +278,7 @@ mod tests {
         for name in DeviceProfile::shipped_names() {
             let p = DeviceProfile::find(name).expect("shipped profiles are valid");
             assert_eq!(p.name, name);
-            let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            let file = hsconas_foundation::package_dir!()
                 .join("profiles")
                 .join(format!("{name}.toml"));
             assert_eq!(DeviceProfile::load(&file).expect("loads from disk"), p);

@@ -196,7 +196,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> PowerState {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let root = hsconas_foundation::package_dir!()
             .join("../tests/fixtures")
             .join(name);
         PowerState::read(&root)

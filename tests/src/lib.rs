@@ -78,7 +78,7 @@ pub fn run_oracle(dir: &Path, cases: &[OracleCase]) -> Vec<(Vec<usize>, Vec<f32>
         serde_json::json!({ "cases": manifest }).to_string(),
     )
     .expect("writing the manifest");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("oracle/onnx_oracle.py");
+    let script = hsconas_foundation::package_dir!().join("oracle/onnx_oracle.py");
     let status = Command::new(python())
         .arg(&script)
         .arg(&manifest_path)

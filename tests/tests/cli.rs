@@ -376,7 +376,8 @@ fn a_closed_pipe_ends_output_quietly() {
 
 #[test]
 fn train_needs_exactly_one_network_and_names_unknown_references() {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cifar10-sample.tar.gz");
+    let data_path = hsconas_foundation::package_dir!().join("../data/cifar10-sample.tar.gz");
+    let data = data_path.to_str().expect("UTF-8 path");
     let neither = run_bin("hsconas", &["train", "--data", data]);
     assert_eq!(neither.code, Some(2), "{}", neither.stderr);
     assert!(neither.stderr.contains("--arch"), "{}", neither.stderr);
@@ -431,7 +432,8 @@ fn train_needs_exactly_one_network_and_names_unknown_references() {
 /// validate on, are clear errors (exit 1), not panics or silent 0% accuracies.
 #[test]
 fn bad_space_files_and_an_empty_validation_split_are_refused() {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cifar10-sample.tar.gz");
+    let data_path = hsconas_foundation::package_dir!().join("../data/cifar10-sample.tar.gz");
+    let data = data_path.to_str().expect("UTF-8 path");
     let dir = tempfile::tempdir().expect("temp dir");
     let layer = |ops: &str, scales: &str| format!(r#"{{"ops": [{ops}], "scales": [{scales}]}}"#);
     let full = layer(r#""shuffle3""#, "5");
@@ -513,7 +515,8 @@ fn bad_space_files_and_an_empty_validation_split_are_refused() {
 /// and leaves the validation and test splits alone.
 #[test]
 fn train_per_class_takes_a_balanced_subset() {
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cifar10-sample.tar.gz");
+    let data_path = hsconas_foundation::package_dir!().join("../data/cifar10-sample.tar.gz");
+    let data = data_path.to_str().expect("UTF-8 path");
     let inspect = |extra: &[&str]| {
         let mut args = vec!["data", "inspect", "--data", data, "--json"];
         args.extend(extra);

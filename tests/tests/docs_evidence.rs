@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use hsconas_tests::evidence::{check, load_manifest, Manifest, MANIFEST};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    hsconas_foundation::package_dir!()
         .join("..")
         .canonicalize()
         .expect("repository root")

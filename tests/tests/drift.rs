@@ -1,8 +1,6 @@
 //! Tables from before reference networks were recorded: they still load and measure, and say that they
 //! cannot normalise for drift.
 
-use std::path::Path;
-
 use hsconas_tests::run_bin;
 use hsconas_tests::table_json::read_json;
 
@@ -13,7 +11,7 @@ fn a_table_without_a_reference_network_says_it_cannot_normalise() {
     let dir = tempfile::tempdir().expect("temp dir");
     let table = dir.path().join("old.json");
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../devices/tables/local-cpu-A-32.json"),
+        hsconas_foundation::package_dir!().join("../devices/tables/local-cpu-A-32.json"),
         &table,
     )
     .expect("copy");

@@ -501,10 +501,9 @@ fn wrong_devices_bad_tables_and_bad_architectures_are_refused() {
 /// none there.
 #[test]
 fn sampling_near_a_latency_uses_the_table() {
-    let table = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../devices/tables/local-cpu-A-32.json"
-    );
+    let table_path =
+        hsconas_foundation::package_dir!().join("../devices/tables/local-cpu-A-32.json");
+    let table = table_path.to_str().expect("UTF-8 path");
     let sample = |seed: &str, near: &str, extra: &[&str]| {
         let mut args = vec![
             "arch",

@@ -8,6 +8,7 @@
 //! - [`progress::progress_bar`]: the progress bars of long jobs.
 //! - [`logging::init`]: the binaries' log output on standard error.
 //! - [`pipe`]: quiet exits when standard output is closed early (`hsconas arch sample | head`).
+//! - [`package_dir!`]: a package's directory for its tests, read at run time ([`testing`]).
 //!
 //! Some definitions also go into the Rust crate `hsconas export crate` generates, which cannot depend on
 //! this crate; their source lives in `src/snippets/` and is both compiled here and pasted there, so
@@ -20,6 +21,7 @@ pub mod pipe;
 pub mod progress;
 pub mod stats;
 mod tensor;
+pub mod testing;
 pub mod weights;
 
 pub use fs::{write_atomic, FsError};

@@ -11,7 +11,7 @@ use hsconas_train::checkpoint::read_state;
 use hsconas_train::TrainState;
 
 fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cifar10-sample.tar.gz")
+    hsconas_foundation::package_dir!().join("../../data/cifar10-sample.tar.gz")
 }
 
 /// `mpirun -np N PROGRAM ARGS...`, killed (and the test failed) after `limit`. Its output goes through
@@ -229,7 +229,7 @@ fn commands_without_ranks_refuse_a_launcher() {
 
 /// `hsconas search` flags of a small search with shrinking on the committed table and sample.
 fn search_args(checkpoint: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = hsconas_foundation::package_dir!().join("../..");
     let table = root.join("devices/tables/local-cpu-A-32.json");
     let mut args: Vec<String> = [
         "search",

@@ -2,13 +2,13 @@
 //! reproducible for a seed and differ between seeds, the predictor reads the model it is given,
 //! architecture files with a header and comments are read, and bad requests are refused with a reason.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    hsconas_foundation::package_dir!().join("../..")
 }
 
 fn hsconas(args: &[&str]) -> Output {

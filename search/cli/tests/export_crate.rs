@@ -23,7 +23,7 @@ use tch::{nn, Device, Kind, Tensor};
 const LAYOUT: &str = "24,32,48,64";
 
 fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cifar10-sample.tar.gz")
+    hsconas_foundation::package_dir!().join("../../data/cifar10-sample.tar.gz")
 }
 
 fn hsconas(args: &[&str]) -> Output {
@@ -274,7 +274,7 @@ fn trained_networks_agree_in_tch_tract_onnx_runtime_and_the_generated_crate() {
             "hsconas export crate",
         );
         std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock"),
+            hsconas_foundation::package_dir!().join("../../Cargo.lock"),
             krate.join("Cargo.lock"),
         )
         .expect("lock file");

@@ -2,13 +2,13 @@
 //! default `train` feature, and without it (`cargo test --no-default-features --test latency_workflow`,
 //! which `scripts/test.sh` runs), where no libtorch is linked and the training commands are absent.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    hsconas_foundation::package_dir!().join("../..")
 }
 
 fn hsconas(args: &[&str]) -> Output {

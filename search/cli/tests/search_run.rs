@@ -10,7 +10,7 @@ use hsconas_models::{Arch, SearchSpace};
 use hsconas_nas::SearchReport;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    hsconas_foundation::package_dir!().join("../..")
 }
 
 fn hsconas(args: &[String]) -> Output {

@@ -14,7 +14,7 @@ use hsconas_train::TrainState;
 use safetensors::SafeTensors;
 
 fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cifar10-sample.tar.gz")
+    hsconas_foundation::package_dir!().join("../../data/cifar10-sample.tar.gz")
 }
 
 /// A tiny layout, 1,800 training images, batches of 50: seconds per epoch on two cores.

@@ -11,8 +11,7 @@ use hsconas_models::{Arch, LayerSpace, Op, SearchSpace, NUM_LAYERS};
 use super::*;
 
 fn model() -> LatencyModel {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../devices/tables/local-cpu-A-32.json");
+    let path = hsconas_foundation::package_dir!().join("../../devices/tables/local-cpu-A-32.json");
     let table = LatencyTable::load(&path).expect("committed table");
     LatencyModel::from_table(&table).expect("complete table")
 }
@@ -288,8 +287,7 @@ impl SlowDeviceHost {
 
 /// The committed latency table of this machine at input 32.
 fn committed_table() -> LatencyTable {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../devices/tables/local-cpu-A-32.json");
+    let path = hsconas_foundation::package_dir!().join("../../devices/tables/local-cpu-A-32.json");
     LatencyTable::load(&path).expect("committed table")
 }
 
