@@ -23,7 +23,9 @@
 # plus TARGET_MS (the search step; remembered in target-ms), ESTIMATOR (the search step's estimator, required),
 # RERANK (default 0), SEARCH_SEED (default 0), SUPERNET (the checkpoint a search with the supernet
 # estimator is given, default the ground truth's, runs/ground-truth/supernet/checkpoint.safetensors, made by
-# `scripts/ground-truth.sh supernet`; not read with another estimator), TOLERANCE (default 0.03).
+# `scripts/ground-truth.sh supernet`; not read with another estimator), PREDICTOR (the model of
+# ESTIMATOR=predictor, default the ground truth's predictor-model.json, copied into the proof's folder at the
+# search), TOLERANCE (default 0.03).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=ground-truth.sh
@@ -61,6 +63,10 @@ search_step() {
   if [[ $ESTIMATOR == supernet ]]; then # only the supernet estimator reads one
     [[ -f $supernet_ckpt ]] || die "no supernet at $supernet_ckpt: scripts/ground-truth.sh supernet, or set SUPERNET"
     choice+=(--supernet "$supernet_ckpt")
+  fi
+  if [[ $ESTIMATOR == predictor ]]; then # the model searched with is kept beside the result
+    [[ -f $proof/predictor-model.json ]] || cp "${PREDICTOR:-$evidence/predictor-model.json}" "$proof/predictor-model.json"
+    choice+=(--predictor "$proof/predictor-model.json")
   fi
   "$hsconas" search --table $table --target-ms "$(target_ms)" \
     --data "$data" --train-per-class 1000 --val-fraction 0.1 --split-seed 0 "${choice[@]}" \
@@ -140,7 +146,7 @@ case ${1:-} in
   train) train_step ;;
   report) report_step ;;
   *)
-    sed -n 2,27p "$0" >&2
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2 # the header above
     exit 2
     ;;
 esac
