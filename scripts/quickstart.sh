@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job on defaults, on a fresh machine: installs what is missing, builds, and runs the whole
 # pipeline with the quick preset on this machine's CPU and the committed CIFAR-10 sample
-# (`hsconas run --preset quick`): profile every piece on this machine, calibrate the latency model, train
-# a supernet, shrink the space, run the evolutionary search for TARGET_MS (default 0.7 ms), re-measure
-# the best candidates here, retrain the winner and export it as ONNX and as a Rust crate. About six
-# minutes after the build on a 2-core VM (more when the search needs correction rounds); everything lands
-# in runs/quickstart-<T>ms/ (summary.json names the files). Rerunning continues where an interrupted run stopped; delete the folder to start over.
+# (`hsconas run --preset quick`): profile every piece on this machine, calibrate the latency model, shrink
+# the space and run the evolutionary search for TARGET_MS (default 0.7 ms) with the accuracy predictor
+# fitted on the ground truth (docs/accuracy-estimators.md; ESTIMATOR=supernet trains a supernet for it
+# instead, the paper's way), re-measure the best candidates here, retrain the winner and export it as
+# ONNX and as a Rust crate. Everything lands in runs/quickstart-<T>ms/ (summary.json names the files).
+# Rerunning continues where an interrupted run stopped; delete the folder to start over.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,6 +19,6 @@ target_ms=${TARGET_MS:-0.7}
 out=runs/quickstart-${target_ms}ms
 "$hsconas" doctor
 "$hsconas" run --device local-cpu --data data/cifar10-sample.tar.gz --target-ms "$target_ms" \
-  --preset quick --out "$out"
+  --preset quick --estimator "${ESTIMATOR:-predictor}" --out "$out"
 echo "quickstart: outputs in $out/" >&2
 ls -l "$out" >&2

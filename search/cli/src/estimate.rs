@@ -211,6 +211,22 @@ pub(crate) fn cheap_scorer(
                 Some(path) => Predictor::load(path)?,
                 None => Predictor::built_in()?,
             };
+            if model.config != config {
+                eprintln!(
+                    "warning: the predictor was fitted on networks of layout {}, {}x{} inputs and {} classes, and \
+                     reads every architecture at that configuration; these networks are {}, {}x{}, {} \
+                     classes: how well it ranks them is unmeasured (fit one on a ground truth of your \
+                     own, or use --estimator supernet).",
+                    model.config.layout,
+                    model.config.input_size,
+                    model.config.input_size,
+                    model.config.classes,
+                    config.layout,
+                    config.input_size,
+                    config.input_size,
+                    config.classes
+                );
+            }
             return Ok(Some(Box::new(move |arch| Ok(model.predict(arch)?))));
         }
         Estimator::Synflow => Proxy::Synflow,

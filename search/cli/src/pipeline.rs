@@ -19,7 +19,6 @@ use serde_json::json;
 
 use super::data_args::DataArgs;
 use super::measure_args::AgentArgs;
-use super::search::SearchOptions;
 
 mod steps;
 
@@ -63,9 +62,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// How the search estimates each candidate's accuracy (`hsconas search --estimator`; how each ranks
-    /// trained networks: docs/accuracy-estimators.md). With any estimator but `supernet` no supernet is
-    /// trained (step 3 is skipped).
-    #[arg(long, value_enum, default_value_t = SearchOptions::default().estimator)]
+    /// trained networks: docs/accuracy-estimators.md). With any estimator but `supernet` (the paper's) no
+    /// supernet is trained: step 3 is skipped.
+    #[arg(long, value_enum, default_value_t = Estimator::Predictor)]
     estimator: Estimator,
     /// Re-rank the search's K best candidates with a short training from scratch before re-measuring
     /// them (`hsconas search --rerank`; one to two minutes per candidate on a 2-core CPU). 0: off.

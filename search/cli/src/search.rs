@@ -42,8 +42,8 @@ pub enum ModeArg {
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// Trained supernet checkpoint (`hsconas supernet train`): the accuracy of every candidate under
-    /// `--estimator supernet`, and what shrinking fine-tunes. Not needed with a cheap estimator (it is
-    /// then not read).
+    /// `--estimator supernet` (the estimator when this is given and --estimator is not), and what
+    /// shrinking fine-tunes. Not read with another estimator.
     #[arg(long, value_name = "FILE")]
     pub supernet: Option<PathBuf>,
     /// Calibrated latency table of the target device (same layout, input size and classes).
@@ -140,13 +140,14 @@ pub struct SearchOptions {
     /// Seed of shrinking samples and of the evolution.
     #[arg(long, default_value_t = SearchOptions::default().seed)]
     pub seed: u64,
-    /// How every candidate's accuracy is estimated: `supernet` (the paper's: validation top-1 with the
-    /// supernet's inherited weights) or a cheap estimator of `hsconas estimate` (`params`, `macs`,
-    /// `synflow`, `snip`, `grad-norm`, `naswot`, `predictor`), whose score enters F as its percentile
-    /// among 100 architectures drawn from the space with --seed. How each ranks trained networks:
-    /// docs/accuracy-estimators.md.
-    #[arg(long, value_enum, default_value_t = SearchOptions::default().estimator)]
-    pub estimator: Estimator,
+    /// How every candidate's accuracy is estimated. Default: `predictor` (the best-ranking estimator
+    /// measured against trained networks, docs/accuracy-estimators.md), or `supernet` when --supernet is
+    /// given. `supernet` is the paper's: validation top-1 with the supernet's inherited weights. The
+    /// others are the cheap estimators of `hsconas estimate` (`predictor`, `params`, `macs`, `synflow`,
+    /// `snip`, `grad-norm`, `naswot`), whose score enters F as its percentile among 100 architectures
+    /// drawn from the space with --seed.
+    #[arg(long, value_enum)]
+    pub estimator: Option<Estimator>,
     /// Predictor model for `--estimator predictor` (`predictor-model.json` of `scripts/ground-truth.sh
     /// score`); default: the one built in, fitted on the committed ground truth.
     #[arg(long, value_name = "FILE")]
@@ -206,7 +207,7 @@ impl Default for SearchOptions {
             crossover: evolution.crossover,
             mutation: evolution.mutation,
             seed: evolution.seed,
-            estimator: Estimator::Supernet,
+            estimator: None,
             predictor: None,
             eval_images: 1000,
             bn_batches: 10,
@@ -241,6 +242,15 @@ fn parse_stages(text: &str) -> anyhow::Result<Vec<Vec<usize>>> {
 }
 
 impl SearchArgs {
+    /// The estimator of every candidate: `--estimator`, else the supernet when one is given, else the
+    /// predictor.
+    pub fn estimator(&self) -> Estimator {
+        self.options.estimator.unwrap_or(match self.supernet {
+            Some(_) => Estimator::Supernet,
+            None => Estimator::Predictor,
+        })
+    }
+
     /// What the search runs with (`search.json`'s settings), checked: the objective, the shrinking stages
     /// and the evolution must be usable.
     pub fn settings(&self) -> anyhow::Result<SearchSettings> {
@@ -267,21 +277,22 @@ impl SearchArgs {
             seed: o.seed,
         };
         evolution.validate()?;
+        let estimator = self.estimator();
         anyhow::ensure!(
-            o.estimator != Estimator::ShortTraining,
+            estimator != Estimator::ShortTraining,
             "--estimator short-training takes minutes per candidate: re-rank the best candidates with it \
              instead (--rerank K)"
         );
         anyhow::ensure!(
-            o.estimator != Estimator::Supernet || self.supernet.is_some(),
-            "--estimator supernet (the default) needs --supernet CHECKPOINT; a cheap estimator \
-             (--estimator naswot, macs, ...) needs none"
+            estimator != Estimator::Supernet || self.supernet.is_some(),
+            "--estimator supernet needs --supernet CHECKPOINT; a cheap estimator (the default \
+             `predictor`, `naswot`, `macs`, ...) needs none"
         );
         Ok(SearchSettings {
             supernet: self
                 .supernet
                 .clone()
-                .filter(|_| o.estimator == Estimator::Supernet),
+                .filter(|_| estimator == Estimator::Supernet),
             table: self.table.clone(),
             objective,
             stages,
@@ -293,11 +304,11 @@ impl SearchArgs {
             eval_images: o.eval_images,
             bn_batches: o.bn_batches,
             rerank: o.rerank,
-            estimator: o.estimator,
+            estimator,
             predictor: o
                 .predictor
                 .clone()
-                .filter(|_| o.estimator == Estimator::Predictor),
+                .filter(|_| estimator == Estimator::Predictor),
         })
     }
 }
@@ -363,7 +374,7 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
             objective.target_ms,
             objective.beta,
             objective.mode,
-            match args.options.estimator {
+            match settings.estimator {
                 Estimator::Supernet =>
                     format!("the supernet on {} validation images", eval_data.val.len()),
                 cheap => format!(
@@ -385,7 +396,7 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
         );
     }
     let cheap = ScaledEstimator::new(
-        args.options.estimator,
+        settings.estimator,
         &data,
         config,
         args.options.seed,

@@ -118,6 +118,10 @@ fn search_shrinks_evolves_remeasures_and_reports() {
             "--json",
         ],
     )));
+    assert_eq!(
+        r["settings"]["estimator"], "supernet",
+        "given a supernet and no --estimator, the search uses the supernet"
+    );
     // Two shrunk layers, each fixed to the operator with the best Q.
     let decisions = r["shrinking"].as_array().expect("decisions");
     assert_eq!(decisions.len(), 2);
@@ -362,6 +366,8 @@ fn the_pipeline_runs_end_to_end_and_continues_after_a_kill() {
         "0.7",
         "--preset",
         "tiny",
+        "--estimator",
+        "supernet",
         "--threads",
         "1",
         "--out",
@@ -435,8 +441,8 @@ fn the_pipeline_runs_end_to_end_and_continues_after_a_kill() {
 
 /// `--estimator params`: every candidate's accuracy (shrinking's and the evolution's) is the percentile
 /// of its parameter count among the 100 architectures drawn from the space with the search's seed,
-/// recomputed here from the library; the same with `--estimator predictor` and the built-in model;
-/// `short-training` is refused for every candidate.
+/// recomputed here from the library; the same with the built-in predictor, the default without
+/// `--supernet`; `short-training` is refused for every candidate.
 #[test]
 fn the_search_scores_candidates_with_the_chosen_estimator() {
     use hsconas_models::{build, Layout, NetConfig};
@@ -495,12 +501,13 @@ fn the_search_scores_candidates_with_the_chosen_estimator() {
         "the percentiles must tell candidates apart"
     );
 
-    // The predictor: each candidate's accuracy is the percentile of the built-in model's prediction.
+    // The default without a supernet, the predictor: each candidate's accuracy is the percentile of the
+    // built-in model's prediction.
     let out = tmp.path().join("search-predictor");
     let r = report(&hsconas(&without_supernet(search_args(
         &ckpt,
         &out,
-        &["--estimator", "predictor", "--remeasure", "0", "--json"],
+        &["--remeasure", "0", "--json"],
     ))));
     assert_eq!(r["settings"]["estimator"], "predictor");
     let predictor = hsconas_nas::predictor::Predictor::built_in().expect("built in");
@@ -525,7 +532,7 @@ fn the_search_scores_candidates_with_the_chosen_estimator() {
     let no_supernet = hsconas(&without_supernet(search_args(
         &ckpt,
         &tmp.path().join("no-supernet"),
-        &[],
+        &["--estimator", "supernet"],
     )));
     assert!(!no_supernet.status.success());
     assert!(String::from_utf8_lossy(&no_supernet.stderr).contains("needs --supernet"));

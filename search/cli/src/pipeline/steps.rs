@@ -163,7 +163,7 @@ impl Steps<'_> {
             options: SearchOptions {
                 seed: self.args.seed,
                 rerank: self.args.rerank,
-                estimator: self.args.estimator,
+                estimator: Some(self.args.estimator),
                 ..self.preset.search.clone()
             },
             device: self.table_device(),
