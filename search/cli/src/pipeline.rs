@@ -258,7 +258,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         (true, Estimator::Supernet) => {
             format!("{percent:.2}% validation top-1 with supernet weights")
         }
-        (true, cheap) => format!("{percent:.0}th percentile of the space by {cheap}"),
+        (true, cheap) => format!("percentile {percent:.0} of the space by {cheap}"),
     };
     outln!(
         "accuracy  {estimated}; retrained {}",

@@ -317,6 +317,12 @@ impl SearchArgs {
 /// each batch of candidates (`search_ranks`).
 pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> {
     let settings = args.settings()?;
+    if args.supernet.is_some() && settings.supernet.is_none() {
+        eprintln!(
+            "warning: --supernet is not read: the search estimates accuracy with {}",
+            settings.estimator
+        );
+    }
     let objective = settings.objective;
     let root = collective.is_root();
     let state = if root {

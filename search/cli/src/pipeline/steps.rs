@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use hsconas_nas::Estimator;
+
 use super::super::calibrate::CalibrateArgs;
 use super::super::export::{CrateArgs, OnnxArgs};
 use super::super::measure_args::TableDeviceArgs;
@@ -166,6 +168,8 @@ impl Steps<'_> {
                 estimator: Some(self.args.estimator),
                 ..self.preset.search.clone()
             },
+            supernet: (self.args.estimator == Estimator::Supernet)
+                .then(|| self.at(SUPERNET).join("checkpoint.safetensors")),
             device: self.table_device(),
             out: self.at(SEARCH),
             resume,
