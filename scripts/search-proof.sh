@@ -4,6 +4,8 @@
 # the space whose *measured* latency lies within ±3% of the same target (at least 8), and against the
 # uniform channel scaling measured closest to it.
 #
+#   scripts/search-proof.sh centre   # where the ground truth's equal-latency group measures now (median,
+#                                    # ms; kept in centre.json): the target that reuses its trainings
 #   TARGET_MS=2.55 ESTIMATOR=NAME scripts/search-proof.sh search  # the search (RERANK, SEARCH_SEED) and
 #                                    # its winner
 #   scripts/search-proof.sh list     # the proof's list: the winner (w00), the ground truth's uniform draws
@@ -75,6 +77,24 @@ search_step() {
   cp "$dir/search.json" "$proof/search.json"
 }
 
+centre_step() { # one measurement of the equal-latency group, on an idle machine
+  mkdir -p "$proof"
+  local tmp
+  tmp=$(mktemp -d)
+  awk -F'\t' 'NR == 1 || $2 == "equal"' "$set_file" >"$tmp/equal.tsv"
+  measure_list "$tmp/equal.tsv" "$tmp" 1
+  python3 - "$tmp/run-1.json" "$proof/centre.json" <<'PY'
+import json, statistics, sys
+run = json.load(open(sys.argv[1]))
+ms = sorted(n["measured_ms"] for n in run["networks"])
+out = {"date": run["date"], "networks": len(ms), "median_ms": statistics.median(ms), "measured_ms": ms}
+json.dump(out, open(sys.argv[2], "w"), indent=2)
+print(f"equal-latency group: median {out['median_ms']:.3f} ms over {len(ms)} networks "
+      f"({ms[0]:.3f}-{ms[-1]:.3f}); kept in {sys.argv[2]}")
+PY
+  rm -rf "$tmp"
+}
+
 list_step() {
   [[ -f $list ]] && die "$list exists (the trainings refer to its ids); add draws with: $0 extra N NEAR_MS"
   [[ -f $proof/search.json ]] || die "no search yet: run TARGET_MS=... $0 search first"
@@ -139,6 +159,7 @@ report_step() {
 }
 
 case ${1:-} in
+  centre) centre_step ;;
   search) search_step ;;
   list) list_step ;;
   extra) extra_step "${@:2}" ;;
