@@ -28,6 +28,8 @@ mod recipe_args;
 #[cfg(feature = "train")]
 mod search;
 #[cfg(feature = "train")]
+mod search_args;
+#[cfg(feature = "train")]
 mod search_ranks;
 #[cfg(feature = "train")]
 mod search_report;

@@ -1,0 +1,294 @@
+//! The command line of `hsconas search` (`SearchArgs`, `SearchOptions`, shared with `hsconas run`'s
+//! pipeline) and the settings a search runs with, checked.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use hsconas_nas::{Estimator, EvolutionSettings, Objective, ObjectiveMode, SearchSettings};
+use hsconas_train::short_training::ShortTraining;
+
+use super::data_args::DataArgs;
+use super::measure_args::TableDeviceArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// F = ACC + beta * |LAT/T - 1| (the paper).
+    Penalty,
+    /// LAT <= T required; maximise ACC.
+    Constraint,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Trained supernet checkpoint (`hsconas supernet train`): the accuracy of every candidate under
+    /// `--estimator supernet` (the estimator when this is given and --estimator is not), and what
+    /// shrinking fine-tunes. Not read with another estimator.
+    #[arg(long, value_name = "FILE")]
+    pub supernet: Option<PathBuf>,
+    /// Calibrated latency table of the target device (same layout, input size and classes).
+    #[arg(long, value_name = "FILE")]
+    pub table: PathBuf,
+    /// Latency target T, ms.
+    #[arg(long, value_name = "T")]
+    pub target_ms: f64,
+    #[command(flatten)]
+    pub options: SearchOptions,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub device: TableDeviceArgs,
+    /// Output directory (report, plots, checkpoint).
+    #[arg(long, default_value = SearchArgs::DEFAULT_OUT, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue the search whose checkpoint is in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Use CUDA for the supernet.
+    #[arg(long)]
+    pub cuda: bool,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print the report as JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SearchArgs {
+    /// `--out` when absent.
+    pub const DEFAULT_OUT: &str = "runs/search";
+
+    /// A search of `supernet` on `data` for `target_ms` on the device of `table`, every other flag at
+    /// its default.
+    pub fn new(supernet: PathBuf, table: PathBuf, target_ms: f64, data: DataArgs) -> SearchArgs {
+        SearchArgs {
+            supernet: Some(supernet),
+            table,
+            target_ms,
+            options: SearchOptions::default(),
+            data,
+            device: TableDeviceArgs::default(),
+            out: PathBuf::from(SearchArgs::DEFAULT_OUT),
+            resume: false,
+            cuda: false,
+            threads: None,
+            json: false,
+        }
+    }
+}
+
+/// How the search runs: objective, shrinking, evolution, candidate evaluation, re-measurement.
+#[derive(Debug, Clone, Args)]
+pub struct SearchOptions {
+    /// Penalty weight (negative; accuracy counts as a fraction 0..1).
+    #[arg(long, default_value_t = SearchOptions::default().beta, allow_negative_numbers = true)]
+    pub beta: f64,
+    /// Soft penalty (the paper) or hard latency constraint.
+    #[arg(long, value_enum, default_value_t = SearchOptions::default().mode)]
+    pub mode: ModeArg,
+    /// Shrink the space progressively before the evolutionary search.
+    #[arg(long)]
+    pub shrink: bool,
+    /// Shrinking stages: 1-based layers in scoring order, stages separated by '/'.
+    #[arg(long, default_value_t = SearchOptions::default().shrink_stages, value_name = "L,L/L,L")]
+    pub shrink_stages: String,
+    /// Architectures sampled per subspace quality Q (N).
+    #[arg(long, default_value_t = SearchOptions::default().shrink_samples, value_name = "N")]
+    pub shrink_samples: usize,
+    /// Epochs of supernet fine-tuning in the shrunk space after each shrinking stage (0: none).
+    #[arg(long, default_value_t = SearchOptions::default().finetune_epochs, value_name = "E")]
+    pub finetune_epochs: usize,
+    /// Learning rate of the fine-tuning (cosine from this to 0).
+    #[arg(long, default_value_t = SearchOptions::default().finetune_lr, value_name = "LR")]
+    pub finetune_lr: f64,
+    /// Candidates per generation.
+    #[arg(long, default_value_t = SearchOptions::default().population)]
+    pub population: usize,
+    /// Generations.
+    #[arg(long, default_value_t = SearchOptions::default().generations)]
+    pub generations: usize,
+    /// Best candidates kept as parents.
+    #[arg(long, default_value_t = SearchOptions::default().parents)]
+    pub parents: usize,
+    /// Per-gene crossover probability.
+    #[arg(long, default_value_t = SearchOptions::default().crossover)]
+    pub crossover: f64,
+    /// Per-gene mutation probability.
+    #[arg(long, default_value_t = SearchOptions::default().mutation)]
+    pub mutation: f64,
+    /// Seed of shrinking samples and of the evolution.
+    #[arg(long, default_value_t = SearchOptions::default().seed)]
+    pub seed: u64,
+    /// How every candidate's accuracy is estimated. Default: `predictor` (the best-ranking estimator
+    /// measured against trained networks, docs/accuracy-estimators.md), or `supernet` when --supernet is
+    /// given. `supernet` is the paper's: validation top-1 with the supernet's inherited weights. The
+    /// others are the cheap estimators of `hsconas estimate` (`predictor`, `params`, `macs`, `synflow`,
+    /// `snip`, `grad-norm`, `naswot`), whose score enters F as its percentile among 100 architectures
+    /// drawn from the space with --seed.
+    #[arg(long, value_enum)]
+    pub estimator: Option<Estimator>,
+    /// Predictor model for `--estimator predictor` (`predictor-model.json` of `scripts/ground-truth.sh
+    /// score`); default: the one built in, fitted on the committed ground truth.
+    #[arg(long, value_name = "FILE")]
+    pub predictor: Option<PathBuf>,
+    /// Validation images per candidate (spread over the split; 0: all).
+    #[arg(long, default_value_t = SearchOptions::default().eval_images, value_name = "N")]
+    pub eval_images: usize,
+    /// Training batches for each candidate's batch-norm recalibration.
+    #[arg(long, default_value_t = SearchOptions::default().bn_batches, value_name = "K")]
+    pub bn_batches: usize,
+    /// After the search, also draw as many architectures uniformly from the final space as the search
+    /// evaluated and report the best of them (the random-search baseline).
+    #[arg(long)]
+    pub random_baseline: bool,
+    /// Best candidates measured end to end on the device after the search (0: none).
+    #[arg(long, default_value_t = SearchOptions::default().remeasure, value_name = "K")]
+    pub remeasure: usize,
+    /// Largest accepted |measured / T - 1| (under --mode constraint: measured / T - 1). The winner is the
+    /// best F among the candidates measured within it; when none is, the latency model is corrected and
+    /// the search continues (at most --max-rounds times), then the measured candidate closest to T wins.
+    #[arg(long, default_value_t = SearchOptions::default().tolerance)]
+    pub tolerance: f64,
+    /// Correction rounds at most.
+    #[arg(long, default_value_t = SearchOptions::default().max_rounds)]
+    pub max_rounds: usize,
+    /// Generations added after each correction.
+    #[arg(long, default_value_t = SearchOptions::default().extra_generations)]
+    pub extra_generations: usize,
+    /// Re-rank the K best candidates (by F with supernet accuracies) with a short training from scratch
+    /// before re-measuring them; the winner is then the best of those by F with the short-training
+    /// accuracy (the best-ranking estimator measured on the ground truth so far:
+    /// docs/accuracy-estimators.md). One to two minutes per candidate on a 2-core CPU at 300 steps.
+    /// 0: no re-ranking.
+    #[arg(long, default_value_t = SearchOptions::default().rerank, value_name = "K")]
+    pub rerank: usize,
+    /// Training steps (batches of 64) of each re-ranked candidate's short training.
+    #[arg(long, default_value_t = SearchOptions::default().rerank_steps, value_name = "N")]
+    pub rerank_steps: usize,
+}
+
+/// The command line's defaults: the paper's N = 100 and the evolution's own defaults (population 50,
+/// 20 generations, 20 parents).
+impl Default for SearchOptions {
+    fn default() -> SearchOptions {
+        let evolution = EvolutionSettings::default();
+        SearchOptions {
+            beta: Objective::DEFAULT_BETA,
+            mode: ModeArg::Penalty,
+            shrink: false,
+            shrink_stages: "20,19,18,17/16,15,14,13".to_string(),
+            shrink_samples: 100,
+            finetune_epochs: 1,
+            finetune_lr: 0.01,
+            population: evolution.population,
+            generations: evolution.generations,
+            parents: evolution.parents,
+            crossover: evolution.crossover,
+            mutation: evolution.mutation,
+            seed: evolution.seed,
+            estimator: None,
+            predictor: None,
+            eval_images: 1000,
+            bn_batches: 10,
+            random_baseline: false,
+            remeasure: 3,
+            tolerance: 0.03,
+            max_rounds: 2,
+            extra_generations: 5,
+            rerank: 0,
+            rerank_steps: ShortTraining::default().steps,
+        }
+    }
+}
+
+fn parse_stages(text: &str) -> anyhow::Result<Vec<Vec<usize>>> {
+    text.split('/')
+        .filter(|s| !s.trim().is_empty())
+        .map(|stage| {
+            stage
+                .split(',')
+                .map(|l| {
+                    let l: usize = l
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("bad layer '{l}'"))?;
+                    anyhow::ensure!((1..=20).contains(&l), "layer {l} is not in 1..=20");
+                    Ok(l - 1)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+impl SearchArgs {
+    /// The estimator of every candidate: `--estimator`, else the supernet when one is given, else the
+    /// predictor.
+    pub fn estimator(&self) -> Estimator {
+        self.options.estimator.unwrap_or(match self.supernet {
+            Some(_) => Estimator::Supernet,
+            None => Estimator::Predictor,
+        })
+    }
+
+    /// What the search runs with (`search.json`'s settings), checked: the objective, the shrinking stages
+    /// and the evolution must be usable.
+    pub fn settings(&self) -> anyhow::Result<SearchSettings> {
+        let o = &self.options;
+        let objective = Objective::new(
+            self.target_ms,
+            o.beta,
+            match o.mode {
+                ModeArg::Penalty => ObjectiveMode::Penalty,
+                ModeArg::Constraint => ObjectiveMode::Constraint,
+            },
+        )?;
+        let stages = if o.shrink {
+            parse_stages(&o.shrink_stages).context("invalid --shrink-stages")?
+        } else {
+            Vec::new()
+        };
+        let evolution = EvolutionSettings {
+            population: o.population,
+            generations: o.generations,
+            parents: o.parents,
+            crossover: o.crossover,
+            mutation: o.mutation,
+            seed: o.seed,
+        };
+        evolution.validate()?;
+        let estimator = self.estimator();
+        anyhow::ensure!(
+            estimator != Estimator::ShortTraining,
+            "--estimator short-training takes minutes per candidate: re-rank the best candidates with it \
+             instead (--rerank K)"
+        );
+        anyhow::ensure!(
+            estimator != Estimator::Supernet || self.supernet.is_some(),
+            "--estimator supernet needs --supernet CHECKPOINT; a cheap estimator (the default \
+             `predictor`, `naswot`, `macs`, ...) needs none"
+        );
+        Ok(SearchSettings {
+            supernet: self
+                .supernet
+                .clone()
+                .filter(|_| estimator == Estimator::Supernet),
+            table: self.table.clone(),
+            objective,
+            stages,
+            shrink_samples: o.shrink_samples,
+            evolution,
+            finetune_epochs: o.finetune_epochs,
+            finetune_lr: o.finetune_lr,
+            data: self.data.data.clone(),
+            eval_images: o.eval_images,
+            bn_batches: o.bn_batches,
+            rerank: o.rerank,
+            estimator,
+            predictor: o
+                .predictor
+                .clone()
+                .filter(|_| estimator == Estimator::Predictor),
+        })
+    }
+}
