@@ -2,7 +2,7 @@
 # Rewrites what the docs say of docs/evidence/ground-truth/estimators.json after `scripts/ground-truth.sh
 # score` (which runs this): the table of docs/accuracy-estimators.md (between its markers, best estimator
 # within the equal-latency group first) and its claims in docs/evidence/claims.toml, and the README's
-# interim sentence with its claim's pointers (estimator indices move as estimators are added). The
+# estimator sentence with its claim's pointers (estimator indices move as estimators are added). The
 # docs_evidence test then checks every number against the file.
 import json, os, re
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..') + '/'
@@ -10,10 +10,10 @@ d = json.load(open(root + 'docs/evidence/ground-truth/estimators.json'))
 order = sorted(range(len(d['estimators'])), key=lambda i: -(d['estimators'][i]['equal_latency'] or {}).get('kendall_tau', -9))
 rows = []
 claims = []
-head = (f"Over the {d['networks']} networks trained so far ({d['equal_latency_networks']} of them of equal latency), "
+head = (f"Over the {d['networks']} trained networks ({d['equal_latency_networks']} of them of equal latency), "
         "each network's test top-1 averaged over the seeds it was trained with; tau and rho against it, regret in "
         "percentage points of test top-1:")
-claims.append(('Over the {} networks trained so far ({} of them of equal latency), each network',
+claims.append(('Over the {} trained networks ({} of them of equal latency), each network',
                [('/networks', None, False), ('/equal_latency_networks', None, False)]))
 rows.append(head)
 rows.append('')
@@ -45,7 +45,7 @@ if noise:
 cluster = d.get('measured_equal_latency')
 if cluster:
     rows.append('')
-    rows.append(f"Measured on this machine (each network's median of the runs in `measured/`): {len(cluster['ids'])} "
+    rows.append(f"Measured on this machine (the runs in `measured/`, each divided by its median over the set, each network's median of those): {len(cluster['ids'])} "
                 f"networks of the set lie within ±{cluster['tolerance'] * 100:.0f}% of {cluster['centre_ms']:.3f} ms "
                 f"({', '.join(cluster['ids'])}).")
     claims.append(('networks of the set lie within ±{}% of {} ms (' + ', '.join('{}' for _ in cluster['ids']) + ')',
@@ -87,7 +87,7 @@ else:
     s = s.rstrip('\n') + '\n\n' + block
 open(c, 'w').write(s)
 
-# README.md's interim sentence and its claim, from one list of values (estimator, part/key).
+# README.md's estimator sentence and its claim, from one list of values (estimator, part/key).
 p=root + 'README.md'; s=open(p).read()
 d=json.load(open(root + 'docs/evidence/ground-truth/estimators.json'))
 e=d['estimators']; names=[x['estimator'] for x in e]
@@ -95,7 +95,7 @@ specs=[('predictor','all/kendall_tau'),('predictor','equal_latency/kendall_tau')
        ('short-training','all/kendall_tau'),('short-training','equal_latency/kendall_tau'),
        ('supernet','all/kendall_tau'),('supernet','equal_latency/kendall_tau'),
        ('macs','equal_latency/kendall_tau'),('naswot','equal_latency/kendall_tau'),('synflow','equal_latency/kendall_tau')]
-tmpl=("Interim, on the first {} trained networks ({} of equal latency), Kendall tau over the set and within "
+tmpl=("On the {} trained networks ({} of equal latency), Kendall tau over the set and within "
       "equal latency: the fitted predictor (held-out scores; the search's default) {} and {}, short training "
       "(300 steps) {} and {}, the supernet {} and {}; the zero-cost proxies do not rank networks of equal "
       "latency (MACs {}, NASWOT {}, synflow {})")

@@ -84,10 +84,10 @@ print(json.load(open(sys.argv[1]))['winner']['arch'])" docs/evidence/quickstart/
 
 # Every (id, seed, arch) to train, in training order: seed 0 of the equal-latency group (what the search
 # needs ranked), seed 1 of the same group (its noise ceiling), then seed 0 of the uniform scalings, the
-# spread and the skip networks.
+# skip networks (the fitted predictor has the least data on skip layers) and the spread ones.
 runs() {
   local pass
-  for pass in equal:0 equal:1 uniform:0 spread:0 skip:0; do
+  for pass in equal:0 equal:1 uniform:0 skip:0 spread:0; do
     tail -n +2 "$set_file" | while IFS=$'\t' read -r id group arch; do
       if [[ $group == "${pass%:*}" ]]; then echo "$id ${pass#*:} $arch"; fi
     done
@@ -170,14 +170,20 @@ example() { # the bookkeeping example, built with the workspace's features (one 
 }
 
 # measure_list LIST DIR REPEATS: REPEATS end-to-end measurements of every network of LIST, one after
-# another, into DIR/run-<n>.json (scripts/search-proof.sh measures its list the same way).
+# another, into DIR/run-<n>.json (scripts/search-proof.sh measures its list the same way). Every run takes
+# the list in its own order (shuffled, seeded by the run's number), so that where a network sits in a run
+# while the device's speed moves is noise, not a bias the median over runs keeps; `collect` divides every
+# run by its median over the list before combining the runs (hsconas_nas::ground_truth::run_normalised_ms).
 measure_list() {
   echo "measuring $1 end to end: keep the machine otherwise idle (no build, no training)" >&2
   mkdir -p "$2"
-  local r
+  local r order
+  order=$(mktemp)
   for r in $(seq "$3"); do
-    "$hsconas" latency validate --table $table --archs "$1" --out "$2/run-$r.json"
+    tail -n +2 "$1" | shuf --random-source=<(yes "$r") >"$order"
+    "$hsconas" latency validate --table $table --archs "$order" --out "$2/run-$r.json"
   done
+  rm -f "$order"
 }
 
 measure() { # MEASURE_REPEATS (default 3) measurements of the set

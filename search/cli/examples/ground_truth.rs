@@ -5,7 +5,7 @@
 //! - `predict`: the fitted predictor's held-out scores of the set (`hsconas_nas::predictor`: each trained
 //!   network predicted by a ridge regression fitted on the others), as one more estimator's scores;
 //! - `proof`: the search-level proof from a collected proof list (groups `winner`, `draw`, `uniform`):
-//!   the winner's trained accuracy against the draws measured near the target and the uniform scaling
+//!   the winner's trained accuracy against the draws measured near its latency and the uniform scaling
 //!   (`scripts/search-proof.sh`);
 //! - `score`: estimator scores (`hsconas estimate --json` files) against the trained accuracy: Kendall's
 //!   tau, Spearman's rho, the top-3 regret and the cost per network, over the whole set and within the
@@ -21,7 +21,9 @@ use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
-use hsconas_nas::ground_truth::{median, score_estimators, ProofEntry, ScoreReport, SearchProof};
+use hsconas_nas::ground_truth::{
+    run_normalised_ms, score_estimators, ProofEntry, ScoreReport, SearchProof,
+};
 use hsconas_nas::predictor::{self, Predictor};
 use hsconas_nas::{
     ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
@@ -49,7 +51,8 @@ enum Step {
         #[arg(long)]
         table: PathBuf,
         /// `hsconas latency validate --archs` reports of the set (measured latency), if there are any;
-        /// repeatable: each network's latency is the median of its measurements.
+        /// repeatable, each run measuring the whole list: every run is divided by its own median over the
+        /// list before each network's median is taken (the device's speed drifts between runs).
         #[arg(long)]
         measured: Vec<PathBuf>,
         /// The training recipe, in words.
@@ -85,7 +88,7 @@ enum Step {
         /// The search's latency target, ms.
         #[arg(long)]
         target_ms: f64,
-        /// Largest |measured / target - 1| of a compared draw.
+        /// Largest |measured / winner's measured - 1| of a compared draw.
         #[arg(long, default_value_t = 0.03)]
         tolerance: f64,
         /// Only print the trainings still needed, one `id seed` per line.
@@ -203,14 +206,14 @@ fn collect(
     list: &Path,
     runs: &Path,
     table: &Path,
-    measured: &[PathBuf],
+    measured_paths: &[PathBuf],
     recipe: String,
     machine: String,
 ) -> anyhow::Result<GroundTruth> {
     let table = LatencyTable::load(table)?;
     let model = LatencyModel::from_table(&table)?;
     let config: NetConfig = table.provenance.net_config();
-    let measured = measured
+    let measured = measured_paths
         .iter()
         .map(|p| -> anyhow::Result<ValidationReport> {
             let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
@@ -219,7 +222,7 @@ fn collect(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let text =
         std::fs::read_to_string(list).with_context(|| format!("reading {}", list.display()))?;
-    let mut networks = Vec::new();
+    let mut listed = Vec::new();
     for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
         let [id, group, arch] = fields[..] else {
@@ -228,20 +231,46 @@ fn collect(
         let arch: Arch = arch
             .parse()
             .with_context(|| format!("{id}: architecture"))?;
+        listed.push((id, group, arch));
+    }
+    // measurements[r][n]: network n in run r; every run measures the whole list.
+    let measurements = measured
+        .iter()
+        .zip(measured_paths)
+        .map(|(report, path)| {
+            listed
+                .iter()
+                .map(|(id, _, arch)| {
+                    let found = report.networks.iter().find(|n| &n.arch == arch);
+                    found.map(|n| n.measured_ms).with_context(|| {
+                        format!(
+                            "{}: {id} was not measured in this run; measure the whole list again",
+                            path.display()
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<f64>>>()
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let levels = if measurements.is_empty() {
+        vec![None; listed.len()]
+    } else {
+        run_normalised_ms(&measurements)?
+            .into_iter()
+            .map(Some)
+            .collect()
+    };
+    let mut networks = Vec::new();
+    for (n, ((id, group, arch), measured_ms)) in listed.into_iter().zip(levels).enumerate() {
         let graph = build::network(&arch, &config)?;
-        let measurements_ms: Vec<f64> = measured
-            .iter()
-            .filter_map(|r| r.networks.iter().find(|n| n.arch == arch))
-            .map(|n| n.measured_ms)
-            .collect();
         networks.push(TrainedNetwork {
             id: id.to_string(),
             group: group.to_string(),
             params: graph.param_count(),
             macs: graph.macs(),
             predicted_ms: model.predict_ms(&arch),
-            measured_ms: median(&measurements_ms),
-            measurements_ms,
+            measured_ms,
+            measurements_ms: measurements.iter().map(|run| run[n]).collect(),
             runs: finished_runs(runs, id)?,
             arch,
         });
@@ -452,16 +481,17 @@ fn print(report: &ScoreReport) {
 fn print_proof(proof: &SearchProof) {
     let line = |role: &str, e: &ProofEntry| {
         println!(
-            "{role:<8} {:<5} {:.3} ms ({:+.1}% from T)  test top-1 {}  seeds {:?}",
+            "{role:<8} {:<5} {:.3} ms ({:+.1}% from the winner, {:+.1}% from T)  test top-1 {}  seeds {:?}",
             e.id,
             e.measured_ms,
+            e.relative_to_winner * 100.0,
             e.relative_to_target * 100.0,
             e.test_top1.map_or("-".into(), |a| format!("{a:.2}%")),
             e.seeds
         )
     };
     println!(
-        "T = {} ms; draws within ±{:.0}%: {}; outside: {}",
+        "T = {} ms; draws within ±{:.0}% of the winner's latency: {}; outside: {}",
         proof.target_ms,
         proof.tolerance * 100.0,
         proof.draws.len(),

@@ -2,7 +2,8 @@
 //! set of architectures, each trained from scratch with one recipe, with its size, latency and accuracy
 //! per seed ([`GroundTruth`]); how well an estimator's scores rank them ([`RankingScore`], module
 //! `scoring`); and whether a search's winner beats networks of its latency drawn from the space
-//! ([`SearchProof`], module `proof`). Experiments read these files instead of retraining.
+//! ([`SearchProof`], module `proof`), with latencies measured robustly on a drifting device (module
+//! `measurement`). Experiments read these files instead of retraining.
 
 use std::path::Path;
 
@@ -11,8 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::NasError;
 
+mod measurement;
 mod proof;
 mod scoring;
+
+pub use measurement::run_normalised_ms;
 
 pub use proof::{ProofEntry, ProofVerdict, SearchProof, PROOF_MIN_DRAWS, PROOF_SEEDS};
 pub use scoring::{
@@ -46,8 +50,9 @@ pub struct TrainedNetwork {
     pub macs: usize,
     /// Latency predicted by the table the set was selected with, ms.
     pub predicted_ms: f64,
-    /// Latency measured end to end on the machine, ms: the median of [`Self::measurements_ms`] (absent
-    /// until measured).
+    /// Latency measured end to end on the machine, ms: from [`Self::measurements_ms`], each normalised by
+    /// its run's median over the list before their median is taken ([`run_normalised_ms`]; absent until
+    /// measured).
     pub measured_ms: Option<f64>,
     /// Every end-to-end measurement of it, ms, one per `hsconas latency validate` run (repeated because
     /// a shared machine's speed drifts between runs).
