@@ -281,8 +281,8 @@ impl SearchDriver<'_> {
         Ok(d)
     }
 
-    /// Measures the best candidates not measured yet, records their latencies and keeps them as
-    /// calibration samples.
+    /// Measures the best candidates not measured yet, records their latencies and keeps them as the
+    /// samples the correction takes the device's level from ([`corrected_model`]).
     fn remeasure<H: SearchHost>(
         &self,
         state: &mut SearchState,
