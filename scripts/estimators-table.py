@@ -63,7 +63,7 @@ else:
     s = re.sub(re.escape(start) + '.*?' + re.escape(end), lambda _: block, s, flags=re.S)
 open(p, 'w').write(s)
 # claims
-toml = ['# docs/accuracy-estimators.md: the estimators table (interim), from estimators.json']
+toml = ['# docs/accuracy-estimators.md: the estimators table, from estimators.json']
 for text, vals in claims:
     toml.append('[[claim]]')
     toml.append('doc = "docs/accuracy-estimators.md"')
@@ -109,9 +109,9 @@ for v in vals: text=text.replace('{}',v,1)
 s,n=re.subn(pat,text,s); assert n==1,n
 open(p,'w').write(s)
 c=root + 'docs/evidence/claims.toml'; t=open(c).read()
-blk_start=t.index('# README.md: interim estimator scores against the ground truth')
+blk_start=t.index('# README.md: estimator scores against the ground truth')
 blk_end=t.index(']\n',t.index('values = [',blk_start))+2
-lines=['# README.md: interim estimator scores against the ground truth','[[claim]]','doc = "README.md"',
+lines=['# README.md: estimator scores against the ground truth','[[claim]]','doc = "README.md"',
        'file = "docs/evidence/ground-truth/estimators.json"','text = ' + json.dumps(tmpl),'values = [',
        '  { pointer = "/networks" },','  { pointer = "/equal_latency_networks" },']
 lines+=[f'  {{ pointer = "/estimators/{names.index(n)}/{ptr}", decimals = 2 }},' for n,ptr in specs]

@@ -11,8 +11,9 @@
 #                                    # ms; kept in centre.json): the target that reuses its trainings
 #   TARGET_MS=2.55 ESTIMATOR=NAME scripts/search-proof.sh search  # the search (RERANK, SEARCH_SEED) and
 #                                    # its winner
-#   scripts/search-proof.sh list     # the proof's list: the winner (w00), the ground truth's uniform draws
-#                                    # (groups equal and spread) and its uniform scalings
+#   scripts/search-proof.sh list     # the proof's list: the winner (WINNER_ID, default w00; a new id for
+#                                    # every new search, as trainings are kept by id), the ground truth's
+#                                    # uniform draws (groups equal and spread) and its uniform scalings
 #   scripts/search-proof.sh extra N NEAR_MS  # N more uniform draws predicted within 2% of NEAR_MS by the
 #                                    # table (d00, d01, ...), when too few measure within ±3% of the winner
 #   scripts/search-proof.sh measure  # every network of the list end to end, MEASURE_REPEATS times (default
@@ -104,7 +105,10 @@ list_step() {
   local tmp
   tmp=$(mktemp)
   printf 'id\tgroup\tarch\n' >"$tmp"
-  printf 'w00\twinner\t%s\n' "$(python3 -c "import json,sys; \
+  local winner=${WINNER_ID:-w00}
+  [[ -e $evidence/runs/$winner-s0 || -e $out/$winner-s0 ]] &&
+    die "$winner was trained for an earlier search (trainings are kept by id): set WINNER_ID to a new id"
+  printf '%s\twinner\t%s\n' "$winner" "$(python3 -c "import json,sys; \
 print(json.load(open(sys.argv[1]))['winner']['arch'])" "$proof/search.json")" >>"$tmp"
   tail -n +2 "$set_file" | while IFS=$'\t' read -r id group arch; do
     case $group in

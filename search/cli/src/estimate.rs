@@ -245,22 +245,34 @@ pub(crate) fn cheap_scorer(
     })))
 }
 
-/// A cheap estimator on the scale of an accuracy, for `hsconas search --estimator`: a candidate's score
-/// becomes its percentile among the scores of a seeded uniform sample of the full space
-/// ([`PercentileScale`]), so `F` ranks candidates exactly as the estimator does and the latency term
-/// keeps its usual weight.
+/// A cheap estimator on the scale of an accuracy, for `hsconas search --estimator`. The predictor *is*
+/// an accuracy (the trained test top-1 it predicts, in percent), so it enters `F` as that fraction. The
+/// others are not (a proxy's or a size's score): each becomes its percentile among the scores of a
+/// seeded uniform sample of the full space ([`PercentileScale`]), so `F` ranks candidates exactly as
+/// the estimator does and the latency term keeps its usual weight. (The predictor went through the
+/// percentile too until 2026-12-02: every candidate predicted above the sample's best then scored 1, and
+/// from the fifth generation on the evolution chose among such ties by latency alone;
+/// docs/accuracy-estimators.md.)
 pub(crate) struct ScaledEstimator {
     scorer: Scorer<'static>,
-    scale: PercentileScale,
+    scale: AccuracyScale,
+}
+
+/// How a cheap estimator's score becomes an accuracy-like fraction.
+enum AccuracyScale {
+    /// A predicted accuracy in percent: divided by 100.
+    Percent,
+    /// Anything else: its percentile among the reference sample.
+    Percentile(PercentileScale),
 }
 
 impl ScaledEstimator {
-    /// Architectures in the reference sample.
+    /// Architectures in the reference sample of a percentile scale.
     pub(crate) const REFERENCE_SAMPLE: usize = 100;
 
-    /// The scaled `estimator`, after scoring the reference sample drawn with `seed`; `None` for
-    /// `supernet` (which the search runs itself) and `short-training` (which `SearchArgs::settings`
-    /// refuses for every candidate: minutes apiece belong in `--rerank`).
+    /// The scaled `estimator`, after scoring the reference sample drawn with `seed` where it needs one;
+    /// `None` for `supernet` (which the search runs itself) and `short-training` (which
+    /// `SearchArgs::settings` refuses for every candidate: minutes apiece belong in `--rerank`).
     pub(crate) fn new(
         estimator: Estimator,
         data: &super::data_args::Prepared,
@@ -271,6 +283,12 @@ impl ScaledEstimator {
         let Some(mut scorer) = cheap_scorer(estimator, data, config, 64, seed, predictor)? else {
             return Ok(None);
         };
+        if estimator == Estimator::Predictor {
+            return Ok(Some(ScaledEstimator {
+                scorer,
+                scale: AccuracyScale::Percent,
+            }));
+        }
         let sample = PercentileScale::reference_sample(
             &hsconas_models::SearchSpace::full(),
             Self::REFERENCE_SAMPLE,
@@ -282,12 +300,17 @@ impl ScaledEstimator {
             .collect::<anyhow::Result<Vec<f64>>>()?;
         Ok(Some(ScaledEstimator {
             scorer,
-            scale: PercentileScale::new(scores)?,
+            scale: AccuracyScale::Percentile(PercentileScale::new(scores)?),
         }))
     }
 
-    /// The percentile of `arch`'s score, a fraction in `0..=1`.
+    /// `arch`'s accuracy-like fraction in `0..=1`: the predicted top-1 / 100 (clamped, a ridge
+    /// regression being unbounded), or the percentile of its score.
     pub(crate) fn fraction(&mut self, arch: &Arch) -> anyhow::Result<f64> {
-        Ok(self.scale.fraction((self.scorer)(arch)?))
+        let score = (self.scorer)(arch)?;
+        Ok(match &self.scale {
+            AccuracyScale::Percent => (score / 100.0).clamp(0.0, 1.0),
+            AccuracyScale::Percentile(scale) => scale.fraction(score),
+        })
     }
 }

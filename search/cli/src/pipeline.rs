@@ -258,6 +258,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         (true, Estimator::Supernet) => {
             format!("{percent:.2}% validation top-1 with supernet weights")
         }
+        (true, Estimator::Predictor) => {
+            format!("{percent:.2}% test top-1 predicted by the predictor")
+        }
         (true, cheap) => format!("percentile {percent:.0} of the space by {cheap}"),
     };
     outln!(

@@ -98,6 +98,8 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
             match settings.estimator {
                 Estimator::Supernet =>
                     format!("the supernet on {} validation images", eval_data.val.len()),
+                Estimator::Predictor =>
+                    "the predictor (the trained test top-1 it predicts)".to_string(),
                 cheap => format!(
                     "{} as a percentile among {} architectures of the space (scoring them first)",
                     cheap.name(),

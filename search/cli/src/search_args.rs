@@ -124,8 +124,8 @@ pub struct SearchOptions {
     /// measured against trained networks, docs/accuracy-estimators.md), or `supernet` when --supernet is
     /// given. `supernet` is the paper's: validation top-1 with the supernet's inherited weights. The
     /// others are the cheap estimators of `hsconas estimate` (`predictor`, `params`, `macs`, `synflow`,
-    /// `snip`, `grad-norm`, `naswot`), whose score enters F as its percentile among 100 architectures
-    /// drawn from the space with --seed.
+    /// `snip`, `grad-norm`, `naswot`): the predictor's predicted top-1 enters F as an accuracy, the
+    /// others' scores as their percentile among 100 architectures drawn from the space with --seed.
     #[arg(long, value_enum)]
     pub estimator: Option<Estimator>,
     /// Predictor model for `--estimator predictor` (`predictor-model.json` of `scripts/ground-truth.sh

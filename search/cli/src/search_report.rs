@@ -129,6 +129,10 @@ pub(super) fn print_summary(report: &SearchReport, out: &Path) -> std::io::Resul
                 "accuracy     {:.2}% (validation, supernet weights)",
                 w.accuracy * 100.0
             )?,
+            None if report.settings.estimator == Estimator::Predictor => outln!(
+                "accuracy     {:.2}% (test top-1 predicted by the predictor: an estimate)",
+                w.accuracy * 100.0
+            )?,
             None => outln!(
                 "accuracy     percentile {:.1} of {} among architectures drawn from the space (an \
                  estimate, not an accuracy)",

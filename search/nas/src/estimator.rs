@@ -51,10 +51,12 @@ impl Estimator {
     }
 
     /// What a candidate's accuracy is under this estimator in a search: the supernet's validation
-    /// top-1, or a cheap estimator's percentile in the space ([`crate::PercentileScale`]).
+    /// top-1, the predictor's predicted test top-1, or another cheap estimator's percentile in the
+    /// space ([`crate::PercentileScale`]).
     pub fn accuracy_label(self) -> String {
         match self {
             Estimator::Supernet => "top-1".to_string(),
+            Estimator::Predictor => "predicted top-1".to_string(),
             cheap => format!("{} percentile", cheap.name()),
         }
     }
@@ -87,5 +89,6 @@ mod tests {
         assert_eq!(Estimator::default(), Estimator::Supernet);
         assert_eq!(Estimator::Supernet.accuracy_label(), "top-1");
         assert_eq!(Estimator::Naswot.accuracy_label(), "naswot percentile");
+        assert_eq!(Estimator::Predictor.accuracy_label(), "predicted top-1");
     }
 }

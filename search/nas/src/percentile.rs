@@ -10,7 +10,10 @@ use crate::NasError;
 /// A score's place among the scores of a reference sample of architectures, as a fraction in `0..=1`:
 /// monotone in the score (so it ranks candidates exactly as the estimator does), on the scale of an
 /// accuracy in `F = ACC + beta * |LAT/T - 1|`, and fixed for the whole search (the sample does not
-/// change as the search moves), so a resumed search scores every candidate the same again.
+/// change as the search moves), so a resumed search scores every candidate the same again. It
+/// saturates: every score above the sample's best is 1, so candidates that outgrow the sample tie and
+/// `F` then tells them apart by latency alone (why the predictor, whose score is an accuracy, enters `F`
+/// as one instead).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PercentileScale {
     /// The reference sample's scores, ascending.

@@ -43,7 +43,8 @@ pub struct SearchSettings {
     #[serde(default)]
     pub rerank: usize,
     /// The estimator of every candidate's accuracy, as `hsconas estimate` names it: `supernet` (the
-    /// paper's, validation top-1 with inherited weights) or a cheap one on a percentile scale
+    /// paper's, validation top-1 with inherited weights), `predictor` (its predicted test top-1; a
+    /// percentile before 2026-12-02) or another cheap one on a percentile scale
     /// ([`crate::PercentileScale`]); searches checkpointed before the choice existed used the supernet.
     #[serde(default)]
     pub estimator: Estimator,
@@ -59,7 +60,7 @@ pub struct Reranked {
     /// The architecture.
     pub arch: Arch,
     /// Its accuracy from the search's estimator (fraction; with the supernet's weights unless the
-    /// search chose another estimator, then its percentile).
+    /// search chose another estimator, then its predicted top-1 or percentile).
     pub supernet_accuracy: f64,
     /// Its accuracy from the expensive estimator (fraction), which its `F` uses from then on.
     pub accuracy: f64,
