@@ -52,6 +52,12 @@ pub struct SearchSettings {
     /// estimator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predictor: Option<PathBuf>,
+    /// Whether the predictor's score enters `F` as its predicted top-1 (a fraction): true for every
+    /// `predictor` search since 2026-12-02; false for other estimators and for `predictor` searches
+    /// checkpointed before, which entered its percentile, so resuming one of those is refused (its
+    /// candidates' accuracies are on the other scale).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub predicted_top1: bool,
 }
 
 /// One candidate re-ranked with the expensive estimator (short training).

@@ -332,6 +332,7 @@ fn driver_settings() -> SearchSettings {
         rerank: 0,
         estimator: crate::Estimator::Supernet,
         predictor: None,
+        predicted_top1: false,
     }
 }
 
@@ -524,4 +525,34 @@ fn a_batch_is_evaluated_as_one_by_one_would_be() {
         (one.cache_hits(), one_calls.get())
     );
     assert_eq!(batch_calls.get(), 3, "a, b and c once each");
+}
+
+/// A `predictor` search checkpointed before its score entered `F` as a predicted top-1 (its candidates'
+/// accuracies are percentiles) is refused on resume; a supernet checkpoint, whose file is the same
+/// before and after, resumes.
+#[test]
+fn a_predictor_checkpoint_on_the_percentile_scale_is_not_resumed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("search.partial.json");
+    let percentile_era = SearchSettings {
+        estimator: crate::Estimator::Predictor,
+        supernet: None,
+        ..driver_settings()
+    };
+    let state = SearchState::load_or_start(&path, false, &percentile_era).expect("start");
+    let json = serde_json::to_string(&state).expect("json");
+    assert!(!json.contains("predicted_top1"), "written as before");
+    std::fs::write(&path, &json).expect("write");
+    let now = SearchSettings {
+        predicted_top1: true,
+        ..percentile_era.clone()
+    };
+    let err = SearchState::load_or_start(&path, true, &now).expect_err("other scale");
+    assert!(err.to_string().contains("other settings"), "{err}");
+
+    let supernet = driver_settings();
+    let state =
+        SearchState::load_or_start(&dir.path().join("s.json"), false, &supernet).expect("start");
+    std::fs::write(&path, serde_json::to_string(&state).expect("json")).expect("write");
+    SearchState::load_or_start(&path, true, &supernet).expect("a supernet checkpoint resumes");
 }
