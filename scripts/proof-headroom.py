@@ -7,8 +7,8 @@ the winner, trainings of the ground truth's recipe) and writes docs/evidence/sea
 - `seed_noise`: over every network trained with seeds 0 and 1, the mean |seed 0 - seed 1| (points), the
   standard deviation of one training implied by those differences (sqrt(mean(d^2) / 2)) and that of a
   two-seed mean (divided by sqrt 2);
-- `at_winner`: among the networks measured within the tolerance of the winner's latency, the uniform
-  scaling closest to it, the most accurate trained network other than the winner, and the difference
+- `at_winner`: from proof.json, the uniform scaling measured closest to the winner and, among it and
+  the draws within the tolerance of the winner's latency, the most accurate trained network, and the difference
   between them (the most a perfect search could have beaten uniform scaling by, on what was trained);
 - `uniform`: every uniform scaling's latency (as measured in the proof's runs) and accuracy.
 
@@ -31,7 +31,6 @@ def mean_top1(n):
     return statistics.mean(r["test_top1"] for r in runs) if runs else None
 
 
-winner = next(n for n in networks if n["group"] == "winner")
 both = [n for n in networks if {r["seed"] for r in n.get("runs") or []} >= {0, 1}]
 diffs = []
 for n in both:
@@ -39,20 +38,18 @@ for n in both:
     diffs.append(by_seed[0] - by_seed[1])
 one_sd = math.sqrt(statistics.mean(d * d for d in diffs) / 2)
 
-near = [
-    n
-    for n in networks
-    if n is not winner and abs(n["measured_ms"] / winner["measured_ms"] - 1) <= tolerance
-]
-trained_near = [n for n in near if n.get("runs")]
-best = max(trained_near, key=mean_top1)
-uniform = min(
-    (n for n in networks if n["group"] == "uniform" and n.get("runs")),
-    key=lambda n: abs(n["measured_ms"] / winner["measured_ms"] - 1),
-)
+# The proof's own selection (hsconas_nas::SearchProof): the draws within the tolerance of the winner's
+# latency and the uniform scaling measured closest to it, each with its mean test top-1.
+winner, uniform = proof["winner"], proof["uniform"]
+trained_near = [e for e in proof["draws"] + [uniform] if e.get("test_top1") is not None]
+best = max(trained_near, key=lambda e: e["test_top1"])
 
 
-def entry(n):
+def entry(e):
+    return {k: e[k] for k in ("id", "measured_ms", "relative_to_winner", "test_top1", "seeds")}
+
+
+def network_entry(n):
     return {
         "id": n["id"],
         "measured_ms": n["measured_ms"],
@@ -77,13 +74,13 @@ out = {
         "uniform": entry(uniform),
         "best_trained": entry(best),
         "trained_within_tolerance": len(trained_near),
-        "best_minus_uniform": mean_top1(best) - mean_top1(uniform),
-        "winner_minus_uniform": (mean_top1(winner) - mean_top1(uniform))
-        if winner.get("runs")
+        "best_minus_uniform": best["test_top1"] - uniform["test_top1"],
+        "winner_minus_uniform": (winner["test_top1"] - uniform["test_top1"])
+        if winner.get("test_top1") is not None
         else None,
     },
     "uniform": sorted(
-        (entry(n) for n in networks if n["group"] == "uniform" and n.get("runs")),
+        (network_entry(n) for n in networks if n["group"] == "uniform" and n.get("runs")),
         key=lambda e: e["measured_ms"],
     ),
 }

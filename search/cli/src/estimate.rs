@@ -283,7 +283,7 @@ impl ScaledEstimator {
         let Some(mut scorer) = cheap_scorer(estimator, data, config, 64, seed, predictor)? else {
             return Ok(None);
         };
-        if estimator == Estimator::Predictor {
+        if estimator.scores_accuracy() {
             return Ok(Some(ScaledEstimator {
                 scorer,
                 scale: AccuracyScale::Percent,

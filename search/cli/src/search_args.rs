@@ -289,7 +289,7 @@ impl SearchArgs {
                 .predictor
                 .clone()
                 .filter(|_| estimator == Estimator::Predictor),
-            predicted_top1: estimator == Estimator::Predictor,
+            predicted_top1: estimator.scores_accuracy(),
         })
     }
 }

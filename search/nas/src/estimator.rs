@@ -50,6 +50,13 @@ impl Estimator {
         }
     }
 
+    /// Whether the score is itself a predicted accuracy (percent), which enters `F` as that fraction;
+    /// every other cheap estimator's score enters as its percentile in the space
+    /// ([`crate::PercentileScale`], which ties every candidate above its sample's best).
+    pub fn scores_accuracy(self) -> bool {
+        self == Estimator::Predictor
+    }
+
     /// What a candidate's accuracy is under this estimator in a search: the supernet's validation
     /// top-1, the predictor's predicted test top-1, or another cheap estimator's percentile in the
     /// space ([`crate::PercentileScale`]).
@@ -90,5 +97,7 @@ mod tests {
         assert_eq!(Estimator::Supernet.accuracy_label(), "top-1");
         assert_eq!(Estimator::Naswot.accuracy_label(), "naswot percentile");
         assert_eq!(Estimator::Predictor.accuracy_label(), "predicted top-1");
+        assert!(Estimator::Predictor.scores_accuracy());
+        assert!(!Estimator::Naswot.scores_accuracy() && !Estimator::Supernet.scores_accuracy());
     }
 }

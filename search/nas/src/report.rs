@@ -140,9 +140,17 @@ impl SearchState {
             let state: SearchState = serde_json::from_slice(&bytes)
                 .map_err(|e| refuse(&format!("is not a search checkpoint ({e})")))?;
             if &state.settings != settings {
-                return Err(refuse(
-                    "belongs to a search with other settings; use another --out or the same flags",
-                ));
+                let percentile_era = SearchSettings {
+                    predicted_top1: settings.predicted_top1,
+                    ..state.settings.clone()
+                };
+                return Err(refuse(if &percentile_era == settings {
+                    "belongs to a search with other settings: its predictor scores are percentiles \
+                     (checkpointed before 2026-12-02), a search now uses the predicted top-1; start \
+                     it again with another --out"
+                } else {
+                    "belongs to a search with other settings; use another --out or the same flags"
+                }));
             }
             return Ok(state);
         }

@@ -549,6 +549,7 @@ fn a_predictor_checkpoint_on_the_percentile_scale_is_not_resumed() {
     };
     let err = SearchState::load_or_start(&path, true, &now).expect_err("other scale");
     assert!(err.to_string().contains("other settings"), "{err}");
+    assert!(err.to_string().contains("percentiles"), "{err}");
 
     let supernet = driver_settings();
     let state =
