@@ -7,13 +7,24 @@
 //! the evidence file, so a reader can find it. Rounding to the printed decimals is the only tolerance: a
 //! documented number is the evidence's number as printed, or the check fails.
 //!
+//! Every copy counts: a claim's text is found at *every* place the document has it (its words between
+//! the values), and each place must print the evidence's values; a claim found nowhere fails.
+//!
 //! Tables that a study's report renders (a committed Markdown file beside its JSON, e.g. the
 //! `results.md` of `scripts/reproduce.sh`) are listed as `[[table]]` entries instead of one claim per
 //! cell: every Markdown table of the evidence file must appear in the document as it is (white space
 //! folded), and the document must name the file.
+//!
+//! Documents listed as `[[document]]` are checked for coverage as well ([`coverage`]): each decimal
+//! number in them must be a claim's value, inside a copied table, or a listed `[[constant]]`.
+
+pub mod coverage;
+mod render;
+
+pub use render::render;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -31,6 +42,33 @@ pub struct Manifest {
     /// Every rendered table the documents copy.
     #[serde(rename = "table", default)]
     pub tables: Vec<TableClaim>,
+    /// Numbers that are settings or constants, not results, with the reason.
+    #[serde(rename = "constant", default)]
+    pub constants: Vec<Constant>,
+    /// Documents whose every decimal number must be accounted for.
+    #[serde(rename = "document", default)]
+    pub documents: Vec<CheckedDocument>,
+}
+
+/// Text of a document whose numbers are not results (a target setting, a recipe), so no evidence file
+/// holds them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constant {
+    /// The document, relative to the repository root.
+    pub doc: String,
+    /// The text as the document has it (every place it appears is accounted for).
+    pub text: String,
+    /// Why its numbers are not measurements.
+    pub why: String,
+}
+
+/// A document held to full coverage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckedDocument {
+    /// The document, relative to the repository root.
+    pub doc: String,
 }
 
 /// A document that copies the tables of a rendered evidence file (Markdown).
@@ -70,6 +108,9 @@ pub struct ValueSpec {
     /// Decimals printed (default: the number as JSON prints it).
     #[serde(default)]
     pub decimals: Option<usize>,
+    /// Added before scaling (-1 for a ratio printed as a change: 1.031 as 3.1%).
+    #[serde(default)]
+    pub offset: f64,
     /// Factor applied before printing (100 for a fraction printed as percent).
     #[serde(default = "one")]
     pub scale: f64,
@@ -98,27 +139,102 @@ pub enum EvidenceError {
     },
 }
 
-/// Checks every claim of the manifest under `root`; returns one message per claim that does not hold
-/// (empty: all hold).
+/// Checks every claim of the manifest under `root`, and the coverage of its checked documents; returns
+/// one message per claim (or document) that does not hold (empty: all hold).
 pub fn check(root: &Path) -> Result<Vec<String>, EvidenceError> {
     let manifest = load_manifest(root)?;
     let mut files = Files::new(root);
-    let mut failures: Vec<String> = manifest
-        .claims
-        .iter()
-        .enumerate()
-        .filter_map(|(i, claim)| {
-            check_claim(claim, &mut files)
-                .err()
-                .map(|why| format!("claim {} ({}): {why}", i + 1, claim.doc))
-        })
-        .collect();
-    failures.extend(manifest.tables.iter().enumerate().filter_map(|(i, table)| {
-        check_tables(table, &mut files)
-            .err()
-            .map(|why| format!("table entry {} ({}): {why}", i + 1, table.doc))
-    }));
+    let mut covered = Covered::new();
+    let mut failures = Vec::new();
+    // Claims with the same words in the same document (a sentence said of several runs) are checked
+    // together: each must be found, and each place must print the values of one of them.
+    let mut groups: Vec<((String, String), Vec<usize>)> = Vec::new();
+    for (i, claim) in manifest.claims.iter().enumerate() {
+        let key = (claim.doc.clone(), fold(&claim.text));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    // In a checked document a claim's own words hold no number: each is a value, compared, or a
+    // listed constant.
+    for (i, claim) in manifest.claims.iter().enumerate() {
+        if manifest.documents.iter().any(|d| d.doc == claim.doc) {
+            let words = fold(&claim.text.replace("{}", " "));
+            for number in coverage::decimal_numbers(&words) {
+                failures.push(format!(
+                    "claim {} ({}): its text holds the number {}: make it a value, or a constant",
+                    i + 1,
+                    claim.doc,
+                    &words[number]
+                ));
+            }
+        }
+    }
+    for (_, members) in groups {
+        let claims: Vec<(usize, &Claim)> =
+            members.iter().map(|&i| (i, &manifest.claims[i])).collect();
+        failures.extend(check_claims(&claims, &mut files, &mut covered));
+    }
+    for (i, table) in manifest.tables.iter().enumerate() {
+        if let Err(why) = check_tables(table, &mut files, &mut covered) {
+            failures.push(format!("table entry {} ({}): {why}", i + 1, table.doc));
+        }
+    }
+    for (i, constant) in manifest.constants.iter().enumerate() {
+        let expected = fold(&constant.text);
+        let text = match files.doc(&constant.doc) {
+            Ok(text) => text,
+            Err(why) => {
+                failures.push(format!("constant {} ({}): {why}", i + 1, constant.doc));
+                continue;
+            }
+        };
+        let places: Vec<_> = text.match_indices(&expected).map(|(at, _)| at).collect();
+        if places.is_empty() {
+            failures.push(format!(
+                "constant {} ({}): \"{expected}\" is not in the document",
+                i + 1,
+                constant.doc
+            ));
+        }
+        for at in places {
+            covered.add(&constant.doc, at..at + expected.len());
+        }
+    }
+    for document in &manifest.documents {
+        let text = match files.doc(&document.doc) {
+            Ok(text) => text,
+            Err(why) => {
+                failures.push(format!("document {}: {why}", document.doc));
+                continue;
+            }
+        };
+        for number in coverage::uncovered(text, covered.of(&document.doc)) {
+            failures.push(format!(
+                "{}: {number} is no claim's value, in no copied table and no listed constant",
+                document.doc
+            ));
+        }
+    }
     Ok(failures)
+}
+
+/// The ranges of each folded document that claims, tables and constants account for.
+struct Covered(HashMap<String, Vec<Range<usize>>>);
+
+impl Covered {
+    fn new() -> Covered {
+        Covered(HashMap::new())
+    }
+
+    fn add(&mut self, doc: &str, range: Range<usize>) {
+        self.0.entry(doc.to_string()).or_default().push(range);
+    }
+
+    fn of(&self, doc: &str) -> &[Range<usize>] {
+        self.0.get(doc).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// The Markdown tables of `text`: blocks of consecutive lines that start with `|`, each folded.
@@ -136,7 +252,11 @@ pub fn markdown_tables(text: &str) -> Vec<String> {
     tables
 }
 
-fn check_tables(entry: &TableClaim, files: &mut Files) -> Result<(), String> {
+fn check_tables(
+    entry: &TableClaim,
+    files: &mut Files,
+    covered: &mut Covered,
+) -> Result<(), String> {
     let source = std::fs::read_to_string(files.root.join(&entry.file))
         .map_err(|e| format!("cannot read evidence {}: {e}", entry.file))?;
     let tables = markdown_tables(&source);
@@ -145,6 +265,9 @@ fn check_tables(entry: &TableClaim, files: &mut Files) -> Result<(), String> {
     }
     let text = files.doc(&entry.doc)?;
     for table in &tables {
+        for (at, _) in text.match_indices(table.as_str()) {
+            covered.add(&entry.doc, at..at + table.len());
+        }
         if !text.contains(table.as_str()) {
             let header: String = table.chars().take(80).collect();
             return Err(format!(
@@ -223,43 +346,155 @@ fn fold(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn check_claim(claim: &Claim, files: &mut Files) -> Result<(), String> {
-    let pieces: Vec<&str> = claim.text.split("{}").collect();
-    if pieces.len() != claim.values.len() + 1 {
+/// The values of `claim` as its document must print them.
+fn claim_values(claim: &Claim, files: &mut Files) -> Result<Vec<String>, String> {
+    let placeholders = claim.text.matches("{}").count();
+    if placeholders != claim.values.len() {
         return Err(format!(
-            "the text has {} placeholders but {} values are given",
-            pieces.len() - 1,
+            "the text has {placeholders} placeholders but {} values are given",
             claim.values.len()
         ));
     }
-    let mut expected = pieces[0].to_string();
-    for (spec, piece) in claim.values.iter().zip(&pieces[1..]) {
-        let file = spec.file.as_deref().unwrap_or(&claim.file);
-        let value = files
-            .json(file)?
-            .pointer(&spec.pointer)
-            .ok_or_else(|| format!("{file} has nothing at {}", spec.pointer))?;
-        expected
-            .push_str(&render(value, spec).map_err(|e| format!("{file}#{}: {e}", spec.pointer))?);
-        expected.push_str(piece);
+    claim
+        .values
+        .iter()
+        .map(|spec| {
+            let file = spec.file.as_deref().unwrap_or(&claim.file);
+            let value = files
+                .json(file)?
+                .pointer(&spec.pointer)
+                .ok_or_else(|| format!("{file} has nothing at {}", spec.pointer))?;
+            render(value, spec).map_err(|e| format!("{file}#{}: {e}", spec.pointer))
+        })
+        .collect()
+}
+
+/// Checks claims that share their words and document (`(index, claim)`): each is found with its values
+/// and names its evidence, and every place with those words prints the values of one of them.
+fn check_claims(
+    claims: &[(usize, &Claim)],
+    files: &mut Files,
+    covered: &mut Covered,
+) -> Vec<String> {
+    let Some(&(first, model)) = claims.first() else {
+        return Vec::new();
+    };
+    let doc = model.doc.clone();
+    let failure = |i: usize, why: String| format!("claim {} ({doc}): {why}", i + 1);
+    let pieces: Vec<String> = model.text.split("{}").map(fold_piece).collect();
+    let mut failures = Vec::new();
+    let mut expected: Vec<(usize, Vec<String>)> = Vec::new();
+    for &(i, claim) in claims {
+        match claim_values(claim, files) {
+            Ok(values) => expected.push((i, values)),
+            Err(why) => failures.push(failure(i, why)),
+        }
     }
-    let expected = fold(&expected);
-    let text = files.doc(&claim.doc)?;
-    if !text.contains(&expected) {
-        return Err(format!(
-            "expected \"{expected}\" (from {}){}",
-            claim.file,
-            nearest(text, &expected)
-        ));
+    let text = match files.doc(&doc) {
+        Ok(text) => text.to_string(),
+        Err(why) => return vec![failure(first, why)],
+    };
+    let places = places(&text, &pieces);
+    let printed = |place: &[Range<usize>]| -> Vec<String> {
+        place.iter().map(|r| text[r.clone()].to_string()).collect()
+    };
+    for (i, values) in &expected {
+        let claim = claims.iter().find(|(j, _)| j == i).map(|(_, c)| *c);
+        let Some(claim) = claim else { continue };
+        let mut sentence = pieces[0].clone();
+        for (value, piece) in values.iter().zip(&pieces[1..]) {
+            sentence.push_str(value);
+            sentence.push_str(piece);
+        }
+        if !places.iter().any(|p| printed(p) == *values) {
+            failures.push(failure(
+                *i,
+                format!(
+                    "expected \"{sentence}\" (from {}){}",
+                    claim.file,
+                    nearest(&text, &sentence)
+                ),
+            ));
+        }
+        let names = evidence_names(&doc, &claim.file);
+        if !names.iter().any(|name| text.contains(name.as_str())) {
+            failures.push(failure(
+                *i,
+                format!(
+                    "the document does not name its evidence (any of: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
     }
-    let names = evidence_names(&claim.doc, &claim.file);
-    if !names.iter().any(|name| text.contains(name.as_str())) {
-        return Err(format!(
-            "the document does not name its evidence (any of: {})",
-            names.join(", ")
-        ));
+    for place in places {
+        let said = printed(&place);
+        if expected.iter().any(|(_, values)| *values == said) {
+            for range in place {
+                covered.add(&doc, range);
+            }
+        } else if !expected.is_empty() {
+            let from = place
+                .first()
+                .map_or(0, |r| r.start.saturating_sub(pieces[0].len()));
+            let to = place.last().map_or(from, |r| r.end);
+            failures.push(failure(
+                first,
+                format!(
+                    "a copy prints {} in \"{}\", which is no claim's evidence (expected {})",
+                    said.join(", "),
+                    &text[from..to],
+                    expected
+                        .iter()
+                        .map(|(_, v)| v.join(", "))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            ));
+        }
     }
-    Ok(())
+    failures
+}
+
+/// A piece of a claim's text between values, folded like the document but keeping the white space at
+/// its ends (it separates the piece from the values).
+fn fold_piece(piece: &str) -> String {
+    let mut folded = String::new();
+    if piece.starts_with(char::is_whitespace) {
+        folded.push(' ');
+    }
+    folded.push_str(&fold(piece));
+    if piece.ends_with(char::is_whitespace) && !fold(piece).is_empty() {
+        folded.push(' ');
+    }
+    folded
+}
+
+/// Every place of `text` where the claim's words (`pieces`, the text between its values) appear in
+/// order: the byte ranges its values are printed at. A value inside the text is what lies between two
+/// pieces (no white space); a value at either end is the word there, its punctuation left out.
+fn places(text: &str, pieces: &[String]) -> Vec<Vec<Range<usize>>> {
+    let last = pieces.len() - 1;
+    let mut pattern = String::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            pattern.push_str(if i == last && piece.is_empty() {
+                r"([^\s)\]]*[^\s.,;:)\]])"
+            } else if i == 1 && pieces[0].is_empty() {
+                r"([^\s(\[]+?)"
+            } else {
+                r"(\S+?)"
+            });
+        }
+        pattern.push_str(&regex::escape(piece));
+    }
+    let Ok(pattern) = regex::Regex::new(&pattern) else {
+        return Vec::new();
+    };
+    pattern
+        .captures_iter(text)
+        .map(|found| found.iter().skip(1).flatten().map(|m| m.range()).collect())
+        .collect()
 }
 
 /// How a document may name the evidence `file`: the file or one of its folders down to the study folder
@@ -312,105 +547,9 @@ fn nearest(text: &str, expected: &str) -> String {
     }
 }
 
-/// A JSON value printed as `spec` says.
-pub fn render(value: &serde_json::Value, spec: &ValueSpec) -> Result<String, String> {
-    match value {
-        serde_json::Value::String(s) => Ok(s.clone()),
-        serde_json::Value::Bool(b) => Ok(b.to_string()),
-        serde_json::Value::Number(n) => {
-            let x = n.as_f64().ok_or("not a finite number")? * spec.scale;
-            Ok(format_number(x, spec))
-        }
-        other => Err(format!("{other} is not a number or a string")),
-    }
-}
-
-fn format_number(x: f64, spec: &ValueSpec) -> String {
-    let mut text = match spec.decimals {
-        Some(d) => format!("{x:.d$}"),
-        None => x.to_string(),
-    };
-    if spec.thousands {
-        text = group_thousands(&text);
-    }
-    if spec.sign && !text.starts_with('-') {
-        text.insert(0, '+');
-    }
-    text
-}
-
-fn group_thousands(text: &str) -> String {
-    let (sign, rest) = text
-        .strip_prefix('-')
-        .map_or(("", text), |rest| ("-", rest));
-    let (int, frac) = rest
-        .split_once('.')
-        .map_or((rest, None), |(i, f)| (i, Some(f)));
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let mut out = format!("{sign}{grouped}");
-    if let Some(f) = frac {
-        let _ = write!(out, ".{f}");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(decimals: Option<usize>, scale: f64, sign: bool, thousands: bool) -> ValueSpec {
-        ValueSpec {
-            pointer: String::new(),
-            file: None,
-            decimals,
-            scale,
-            sign,
-            thousands,
-        }
-    }
-
-    #[test]
-    fn numbers_print_as_the_spec_says() {
-        let v = |x: f64| serde_json::json!(x);
-        assert_eq!(
-            render(&v(0.4526), &spec(Some(1), 100.0, false, false)),
-            Ok("45.3".into())
-        );
-        assert_eq!(
-            render(&v(0.011), &spec(Some(1), 100.0, true, false)),
-            Ok("+1.1".into())
-        );
-        assert_eq!(
-            render(&v(-0.005), &spec(Some(1), 100.0, true, false)),
-            Ok("-0.5".into())
-        );
-        assert_eq!(
-            render(&v(1234567.0), &spec(Some(0), 1.0, false, true)),
-            Ok("1,234,567".into())
-        );
-        assert_eq!(
-            render(&v(-1234.5), &spec(Some(1), 1.0, false, true)),
-            Ok("-1,234.5".into())
-        );
-        assert_eq!(
-            render(&serde_json::json!(818), &spec(None, 1.0, false, false)),
-            Ok("818".into())
-        );
-        assert_eq!(
-            render(
-                &serde_json::json!("shuffle3:0.5"),
-                &spec(None, 1.0, false, false)
-            ),
-            Ok("shuffle3:0.5".into())
-        );
-        assert!(render(&serde_json::json!([1]), &spec(None, 1.0, false, false)).is_err());
-    }
 
     #[test]
     fn evidence_may_be_named_by_its_file_or_its_study_folder() {

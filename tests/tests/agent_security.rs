@@ -96,6 +96,79 @@ fn trickling_clients_cannot_stop_health_checks() {
     }
 }
 
+/// A TCP connection from `from` (another loopback address) to `to` that sends nothing.
+fn idle_connection(from: [u8; 4], to: &str) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let to: std::net::SocketAddr = to.parse().expect("the agent's address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::from((from, 0)).into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(2))?;
+    let stream: TcpStream = socket.into();
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// Whether the agent has closed `stream` (a read returns end of file or an error).
+fn closed(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+/// 500 connections from 127.0.0.2 that send nothing, those the agent closed reopened every second: the
+/// agent keeps answering health checks and an authenticated request from 127.0.0.1 within 1 s. (Before
+/// the per-peer limit and the first-byte deadline, the first 256 held every connection slot until the
+/// 30 s header deadline, and health checks timed out.)
+#[test]
+fn idle_connections_from_one_peer_do_not_lock_out_another() {
+    let agent = RunningAgent::start(&["--token", TOKEN]);
+    let addr = address(&agent);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let neighbour = {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut open: Vec<TcpStream> = Vec::new();
+            let (mut opened, deadline) = (0usize, Instant::now() + Duration::from_secs(20));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                open.retain_mut(|s| !closed(s));
+                while open.len() < 500 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match idle_connection([127, 0, 0, 2], &addr) {
+                        Ok(s) => open.push(s),
+                        Err(_) => break,
+                    }
+                    opened += 1;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            opened
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let c = AgentClient::new(&agent.url, Some(TOKEN.into()), Duration::from_secs(1));
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(11) {
+        let asked = Instant::now();
+        assert_eq!(
+            c.health().expect("health answers within 1 s")["status"],
+            "ok"
+        );
+        c.models()
+            .expect("an authenticated request answers within 1 s");
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = neighbour.join().expect("the neighbour's thread");
+    assert!(opened >= 500, "only {opened} idle connections were opened");
+}
+
 /// Uploads that stop mid-way get a 408 after the read timeout, however many there are.
 #[test]
 fn stalled_uploads_are_answered_and_do_not_block_the_agent() {

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hsconas_tests::evidence::{check, load_manifest, Manifest, MANIFEST};
+use hsconas_tests::evidence::coverage::decimal_numbers;
+use hsconas_tests::evidence::{check, load_manifest, render, Manifest, MANIFEST};
 
 fn repo_root() -> PathBuf {
     hsconas_foundation::package_dir!()
@@ -46,6 +47,8 @@ fn copy_of_the_claims(root: &Path) -> tempfile::TempDir {
         paths.push(t.doc.clone());
         paths.push(t.file.clone());
     }
+    paths.extend(manifest.constants.iter().map(|c| c.doc.clone()));
+    paths.extend(manifest.documents.iter().map(|d| d.doc.clone()));
     paths.sort();
     paths.dedup();
     for p in paths {
@@ -174,5 +177,117 @@ fn an_altered_copied_table_fails_the_check() {
             .any(|f| f.contains(&entry.doc) && f.contains("is not in the document")),
         "altering {row:?} in {} went unnoticed: {failures:?}",
         entry.doc
+    );
+}
+
+/// The mutation test of the checked documents: every decimal number of each, changed in turn (its last
+/// digit), makes the check fail, whether a claim, a copied table or a constant accounts for it.
+#[test]
+fn every_number_of_a_checked_document_is_guarded() {
+    let (copy, manifest) = claims_copy();
+    assert!(
+        !manifest.documents.is_empty(),
+        "no [[document]] in {MANIFEST}"
+    );
+    assert!(
+        check(copy.path()).expect("runs").is_empty(),
+        "the copy holds"
+    );
+    for document in &manifest.documents {
+        let path = copy.path().join(&document.doc);
+        let original = std::fs::read_to_string(&path).expect("doc");
+        let numbers = decimal_numbers(&original);
+        assert!(!numbers.is_empty(), "{} has no number", document.doc);
+        for number in numbers {
+            let last = number.end - 1;
+            let digit = original.as_bytes()[last];
+            let other = if digit == b'9' {
+                '0'
+            } else {
+                (digit + 1) as char
+            };
+            let mut altered = original.clone();
+            altered.replace_range(last..number.end, &other.to_string());
+            std::fs::write(&path, &altered).expect("write");
+            let failures = check(copy.path()).expect("runs");
+            assert!(
+                failures.iter().any(|f| f.contains(&document.doc)),
+                "{}: {} changed to {other} went unnoticed",
+                document.doc,
+                &original[number]
+            );
+        }
+        std::fs::write(&path, &original).expect("restore");
+    }
+}
+
+/// The claims check reads every copy: a second copy of a claimed sentence with another number fails,
+/// although the first copy still holds (the defect: one right copy made every other copy free).
+#[test]
+fn a_wrong_second_copy_of_a_claimed_sentence_fails() {
+    let (copy, manifest) = claims_copy();
+    let claim = manifest
+        .claims
+        .iter()
+        .find(|c| c.values.iter().any(|v| v.decimals.is_some()))
+        .expect("a numeric claim");
+    let evidence: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(copy.path().join(&claim.file)).expect("evidence"))
+            .expect("JSON");
+    let (mut sentence, mut altered_one) = (String::new(), false);
+    let pieces: Vec<&str> = claim.text.split("{}").collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        sentence.push_str(piece);
+        if let Some(spec) = claim.values.get(i) {
+            let source = match &spec.file {
+                Some(file) => serde_json::from_slice(
+                    &std::fs::read(copy.path().join(file)).expect("evidence"),
+                )
+                .expect("JSON"),
+                None => evidence.clone(),
+            };
+            let value = source.pointer(&spec.pointer).expect("the value");
+            let printed = render(value, spec).expect("renders");
+            // The first number printed with decimals gets another last digit.
+            let altered = if spec.decimals.is_some() && !altered_one {
+                altered_one = true;
+                let last = printed.chars().last().expect("a digit");
+                let other = if last == '9' {
+                    '0'
+                } else {
+                    char::from(last as u8 + 1)
+                };
+                format!("{}{other}", &printed[..printed.len() - 1])
+            } else {
+                printed
+            };
+            sentence.push_str(&altered);
+        }
+    }
+    let path = copy.path().join(&claim.doc);
+    let doc = std::fs::read_to_string(&path).expect("doc");
+    std::fs::write(&path, format!("{doc}\n\nA copy: {sentence}.\n")).expect("write");
+    let failures = check(copy.path()).expect("runs");
+    assert!(
+        failures.iter().any(|f| f.contains("a copy prints")),
+        "a wrong copy of \"{}\" went unnoticed: {failures:?}",
+        claim.text
+    );
+}
+
+/// A number in a checked document that no claim, table or constant accounts for fails the check.
+#[test]
+fn a_number_no_claim_reads_fails_the_coverage_check() {
+    let (copy, manifest) = claims_copy();
+    let doc = &manifest.documents.first().expect("a checked document").doc;
+    let path = copy.path().join(doc);
+    let text = std::fs::read_to_string(&path).expect("doc");
+    std::fs::write(&path, format!("{text}\nThe winner gained 1.89 points.\n")).expect("write");
+    let failures = check(copy.path()).expect("runs");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("1.89") && f.contains("is no claim's value")),
+        "{failures:?}"
     );
 }

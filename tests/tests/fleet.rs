@@ -30,16 +30,18 @@ impl Drop for BusyLoop {
     }
 }
 
-/// Whether this machine can give each agent a core of its own.
-fn two_cores_and_taskset() -> bool {
+/// Fails, saying why, unless this machine can give each agent a core of its own: every machine of the
+/// project (developers', CI) has two cores and `taskset`, so a missing one is a broken setup, not a
+/// reason to pass without testing.
+fn require_two_cores_and_taskset() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let taskset = Command::new("taskset").arg("-V").output().is_ok();
-    if cores < 2 || !taskset {
-        eprintln!(
-            "skipped: needs 2 cores and taskset (util-linux); this machine has {cores} cores"
-        );
-    }
-    cores >= 2 && taskset
+    assert!(
+        cores >= 2 && taskset,
+        "the fleet test needs 2 cores and taskset (util-linux); this machine has {cores} cores and \
+         taskset {}",
+        if taskset { "present" } else { "missing" }
+    );
 }
 
 /// `hsconas profile` of `local-cpu` at `size` on the fleet of `agents` into `out`, short protocol.
@@ -63,9 +65,7 @@ fn fleet_profile<'a>(
 // measures.
 #[test]
 fn a_fleet_that_agrees_measures_one_table_and_one_that_disagrees_is_refused() {
-    if !two_cores_and_taskset() {
-        return;
-    }
+    require_two_cores_and_taskset();
     let dir = tempfile::tempdir().expect("temp dir");
     let a = RunningAgent::start_on(Some(0), &[]);
     let b = RunningAgent::start_on(Some(1), &[]);

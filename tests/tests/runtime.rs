@@ -182,6 +182,21 @@ fn bench_prints_the_statistics_as_json_on_both_backends() {
                 "{kind}: {key} in {report}"
             );
         }
+        let stat = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
+        let order = [
+            stat("min_ms"),
+            stat("p10_ms"),
+            stat("median_ms"),
+            stat("p90_ms"),
+        ];
+        assert!(
+            order.windows(2).all(|w| w[0] <= w[1]),
+            "{kind}: min <= p10 <= median <= p90 fails: {order:?}"
+        );
+        assert!(
+            stat("min_ms") <= stat("mean_ms") && stat("stdev_ms") < stat("mean_ms") * 10.0,
+            "{kind}: mean and spread: {report}"
+        );
         assert!(report["runs"].as_u64().is_some_and(|r| r >= 5));
         assert!(report["fingerprint"]["logical_cpus"]
             .as_u64()
@@ -278,10 +293,14 @@ fn io_binding_times_the_model_and_reports_the_input_copy() {
         report["p10_ms"].as_f64().is_some_and(|ms| ms > 0.0),
         "{report}"
     );
+    // A copy was timed (a positive time) and is cheaper than running the model.
+    let median = report["median_ms"].as_f64().expect("median_ms");
     for copy in ["input_copy_ms", "output_copy_ms"] {
         assert!(
-            report[copy].as_f64().is_some_and(|ms| ms >= 0.0),
-            "{report}"
+            report[copy]
+                .as_f64()
+                .is_some_and(|ms| ms > 0.0 && ms < median),
+            "{copy} against median {median}: {report}"
         );
     }
     assert_eq!(report["input_shapes"][0][0], 4);

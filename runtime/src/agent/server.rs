@@ -2,9 +2,13 @@
 //! tokio runtime. Connections are tasks, not threads, so slow or stalled clients cost a little memory and
 //! are dropped by the header deadline; blocking work (loads, inference, the measurement worker) runs on
 //! tokio's blocking pool.
+//!
+//! Idle connections cannot crowd out other clients: one peer address holds at most
+//! `max_connections_per_peer` of the `max_connections` slots (more are closed at once), and a connection
+//! that sends nothing within `first_byte_timeout` is closed, long before the header deadline.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,6 +65,10 @@ pub struct AgentConfig {
     pub max_concurrent: usize,
     /// Open connections at once; more wait in the listen queue.
     pub max_connections: usize,
+    /// Open connections at once from one peer address; more are closed as soon as they are accepted.
+    pub max_connections_per_peer: usize,
+    /// A new connection must send its first byte (a request or a TLS hello) within this time.
+    pub first_byte_timeout: Duration,
 }
 
 /// A bound, not yet serving, agent.
@@ -71,6 +79,8 @@ pub struct Agent {
     tls: Option<TlsAcceptor>,
     read_timeout: Duration,
     max_connections: usize,
+    max_connections_per_peer: usize,
+    first_byte_timeout: Duration,
 }
 
 impl Agent {
@@ -89,10 +99,12 @@ impl Agent {
             config.max_body_bytes,
             config.max_concurrent,
             config.max_connections,
+            config.max_connections_per_peer,
         ];
         if positive.contains(&0)
             || config.read_timeout.is_zero()
             || config.request_timeout.is_zero()
+            || config.first_byte_timeout.is_zero()
         {
             return Err(RuntimeError::BadSetting(
                 "threads, limits and timeouts must be at least 1".into(),
@@ -138,6 +150,8 @@ impl Agent {
             tls,
             read_timeout: config.read_timeout,
             max_connections: config.max_connections,
+            max_connections_per_peer: config.max_connections_per_peer,
+            first_byte_timeout: config.first_byte_timeout,
         })
     }
 
@@ -160,17 +174,20 @@ impl Agent {
             tls,
             read_timeout,
             max_connections,
+            max_connections_per_peer,
+            first_byte_timeout,
         } = self;
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| RuntimeError::BadSetting(format!("listening: {e}")))?;
             let connections = Arc::new(Semaphore::new(max_connections));
+            let peers = PeerSlots::new(max_connections_per_peer);
             loop {
                 let Ok(permit) = connections.clone().acquire_owned().await else {
                     return Ok(());
                 };
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: wait instead of spinning.
                         tracing::warn!("accepting a connection failed: {e}");
@@ -178,9 +195,21 @@ impl Agent {
                         continue;
                     }
                 };
+                let Some(slot) = peers.take(peer.ip()) else {
+                    tracing::debug!("{peer}: over its connection limit, closed");
+                    continue; // drops the stream and the permit
+                };
                 let (app, tls) = (app.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
+                    let (_permit, _slot) = (permit, slot);
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => {
+                            tracing::debug!("{peer}: sent nothing in time, closed");
+                            return;
+                        }
+                    }
                     match tls {
                         None => connection(stream, app, read_timeout).await,
                         Some(tls) => {
@@ -194,6 +223,60 @@ impl Agent {
                 });
             }
         })
+    }
+}
+
+/// Open connections per peer address, each at most `limit`.
+#[derive(Clone)]
+struct PeerSlots {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    limit: usize,
+}
+
+/// One open connection of a peer; gives its slot back when dropped.
+struct PeerSlot {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    peer: IpAddr,
+}
+
+impl PeerSlots {
+    fn new(limit: usize) -> PeerSlots {
+        PeerSlots {
+            open: Arc::new(Mutex::new(HashMap::new())),
+            limit,
+        }
+    }
+
+    /// A slot for one more connection from `peer`, or `None` when it holds `limit` already.
+    fn take(&self, peer: IpAddr) -> Option<PeerSlot> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(peer).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            open: self.open.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.peer);
+            }
+        }
     }
 }
 
@@ -246,6 +329,20 @@ mod tests {
     use super::*;
     use axum::routing::get;
 
+    #[test]
+    fn a_peer_holds_at_most_its_limit_and_gets_slots_back() {
+        let slots = PeerSlots::new(2);
+        let (a, b): (IpAddr, IpAddr) = ([127, 0, 0, 2].into(), [127, 0, 0, 1].into());
+        let first = slots.take(a).expect("first");
+        let second = slots.take(a).expect("second");
+        assert!(slots.take(a).is_none(), "a third from the same peer");
+        assert!(slots.take(b).is_some(), "another peer is not affected");
+        drop(first);
+        let third = slots.take(a).expect("a slot came back");
+        drop((second, third));
+        assert!(slots.open.lock().expect("lock").is_empty(), "no entry left");
+    }
+
     async fn fails() -> &'static str {
         panic!("injected fault")
     }
@@ -266,6 +363,8 @@ mod tests {
             request_timeout: Duration::from_secs(5),
             max_concurrent: 2,
             max_connections: 8,
+            max_connections_per_peer: 8,
+            first_byte_timeout: Duration::from_secs(5),
         };
         let agent = Agent::bind_with(config, Router::new().route("/test/panic", get(fails)))
             .expect("binds");

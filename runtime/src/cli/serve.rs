@@ -56,6 +56,13 @@ pub struct ServeArgs {
     /// Open connections at once; more wait in the listen queue.
     #[arg(long, default_value_t = 256, value_name = "N")]
     max_connections: usize,
+    /// Open connections at once from one address; more are closed as soon as they are accepted, so that
+    /// one client's idle connections cannot crowd out the others.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    max_connections_per_peer: usize,
+    /// A new connection must send its first byte within this many seconds, or it is closed.
+    #[arg(long, default_value_t = 5, value_name = "S")]
+    first_byte_timeout_s: u64,
     /// Threads that serve connections (loads, inference and the measurement worker run on a separate
     /// pool).
     #[arg(long, default_value_t = 2, value_name = "N")]
@@ -107,6 +114,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: Duration::from_secs(args.request_timeout_s.max(1)),
         max_concurrent: args.max_concurrent,
         max_connections: args.max_connections,
+        max_connections_per_peer: args.max_connections_per_peer,
+        first_byte_timeout: Duration::from_secs(args.first_byte_timeout_s.max(1)),
     };
     let has_token = config.token.is_some();
     let agent = Agent::bind(config)?;

@@ -46,7 +46,8 @@ pub struct OnnxArgs {
     /// (e.g. `L3:shuffle5:0.5`, `L2:skip`), at the input shape it sees inside the network.
     #[arg(long, value_name = "KEY")]
     pub piece: Option<String>,
-    /// Layout, input size and classes (ignored when `model.json` describes the network).
+    /// Layout, input size and classes (when `model.json` describes the network, it fixes them: a flag
+    /// that differs is refused).
     #[command(flatten)]
     pub net: NetArgs,
     /// Batch size, or `dynamic` for a symbolic batch dimension.
@@ -59,9 +60,9 @@ pub struct OnnxArgs {
     /// Keep batch norms as separate operators (default: folded into the convolutions).
     #[arg(long)]
     pub keep_bn: bool,
-    /// Seed of the random initialisation (ignored with --weights).
-    #[arg(long, default_value_t = OnnxArgs::DEFAULT_SEED)]
-    pub seed: u64,
+    /// Seed of the random initialisation [default: 0] (refused with --weights, which has no random part).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// For reference networks at small inputs: stem stride 1 and no max pooling (CIFAR-style).
     #[arg(long)]
     pub small_input_stem: bool,
@@ -92,7 +93,7 @@ impl OnnxArgs {
             batch: OnnxArgs::DEFAULT_BATCH.to_string(),
             weights: Some(weights),
             keep_bn: false,
-            seed: OnnxArgs::DEFAULT_SEED,
+            seed: None,
             small_input_stem: false,
             opset: OnnxArgs::DEFAULT_OPSET,
             out,
@@ -177,6 +178,25 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
     };
     let (graph, metadata) = match &info {
         Some(info) => {
+            let described = format!(
+                "the model.json beside {}",
+                args.weights.as_deref().unwrap_or(Path::new("")).display()
+            );
+            args.net.refuse_conflicts(
+                &described,
+                &info.layout,
+                info.input_size,
+                info.classes.len(),
+            )?;
+            anyhow::ensure!(
+                args.seed.is_none(),
+                "--seed cannot apply: --weights holds trained weights, nothing is initialised at random"
+            );
+            let stem = info.reference.as_ref().is_some_and(|r| r.small_input_stem);
+            anyhow::ensure!(
+                !args.small_input_stem || stem,
+                "--small-input-stem cannot apply: {described} describes a network built without it"
+            );
             if args.reference.is_some() || args.piece.is_some() {
                 anyhow::bail!(
                     "--weights holds a trained network ({}); --reference and --piece do not apply",
@@ -207,7 +227,8 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
             _ => anyhow::bail!("--batch must be a positive whole number or 'dynamic', got '{n}'"),
         },
     };
-    let weights = weights.unwrap_or_else(|| Weights::random(&graph, args.seed));
+    let weights = weights
+        .unwrap_or_else(|| Weights::random(&graph, args.seed.unwrap_or(OnnxArgs::DEFAULT_SEED)));
     weights.check(&graph).with_context(|| {
         format!(
             "the weights do not fit the network{}",

@@ -168,6 +168,7 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
         &outcome.evolution,
         &report.candidates,
         objective.target_ms,
+        &search_report::accuracy_quantity(&report.settings),
     )?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;

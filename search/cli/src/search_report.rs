@@ -4,15 +4,32 @@
 use hsconas_foundation::outln;
 use std::path::Path;
 
-use hsconas_nas::{pareto_front, Candidate, Estimator, Evolution, GenerationStats, SearchReport};
+use hsconas_nas::{
+    pareto_front, Candidate, Estimator, Evolution, GenerationStats, SearchReport, SearchSettings,
+};
 use hsconas_plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
 
-/// `search-score.png`, `search-accuracy.png`, `search-latency.png`, `latency-histogram.png`, `pareto.png`.
+/// What a candidate's `accuracy` is under the search's estimator, as an axis label: an estimate named as
+/// one (the predictor's predicted test top-1, a proxy's percentile), or the supernet's validation top-1.
+pub(super) fn accuracy_quantity(settings: &SearchSettings) -> String {
+    match settings.estimator {
+        Estimator::Supernet => "validation top-1 with supernet weights (fraction)".into(),
+        Estimator::Predictor if settings.predicted_top1 => {
+            "test top-1 predicted by the predictor (fraction)".into()
+        }
+        other => format!("{other}: percentile among uniform draws of the space (fraction)"),
+    }
+}
+
+/// `search-score.png`, `search-accuracy.png`, `search-latency.png`, `latency-histogram.png`, `pareto.png`;
+/// `accuracy_label` names the accuracy axis ([`accuracy_quantity`]). Latencies are the latency model's
+/// predictions, and every label says so.
 pub(super) fn draw_plots(
     dir: &Path,
     evo: &Evolution,
     all: &[Candidate],
     target_ms: f64,
+    accuracy_label: &str,
 ) -> anyhow::Result<()> {
     let per_gen = |f: fn(&GenerationStats) -> f64| -> Vec<(f64, f64)> {
         evo.history
@@ -40,9 +57,9 @@ pub(super) fn draw_plots(
     }
     .draw(&dir.join("search-score.png"))?;
     Scatter {
-        title: "evolutionary search: accuracy per generation",
+        title: "evolutionary search: estimated accuracy per generation",
         x_label: "generation",
-        y_label: "validation top-1 (fraction)",
+        y_label: accuracy_label,
         series: vec![
             Series {
                 label: "best-F candidate",
@@ -61,7 +78,7 @@ pub(super) fn draw_plots(
     Scatter {
         title: "evolutionary search: predicted latency per generation",
         x_label: "generation",
-        y_label: "latency (ms)",
+        y_label: "predicted latency (ms)",
         series: vec![
             Series {
                 label: "best-F candidate",
@@ -84,7 +101,7 @@ pub(super) fn draw_plots(
     .draw(&dir.join("search-latency.png"))?;
     Histogram {
         title: "predicted latency of every evaluated candidate",
-        x_label: "latency (ms)",
+        x_label: "predicted latency (ms)",
         values: all.iter().map(|c| c.latency_ms).collect(),
         bins: 30,
         marker: Some((target_ms, "target T")),
@@ -92,9 +109,9 @@ pub(super) fn draw_plots(
     .draw(&dir.join("latency-histogram.png"))?;
     let front = pareto_front(all);
     Ok(Scatter {
-        title: "accuracy vs predicted latency (Pareto front in orange)",
-        x_label: "latency (ms)",
-        y_label: "validation top-1 (fraction)",
+        title: "estimated accuracy vs predicted latency (Pareto front in orange)",
+        x_label: "predicted latency (ms)",
+        y_label: accuracy_label,
         series: vec![
             Series {
                 label: "evaluated",

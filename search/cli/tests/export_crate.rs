@@ -436,4 +436,38 @@ fn a_trained_reference_network_exports_with_its_weights() {
         "{}",
         String::from_utf8_lossy(&err.stderr)
     );
+    // Flags that restate model.json are accepted; flags that contradict it are refused with the reason,
+    // and nothing is written (the bug: --input-size 224 wrote a 32x32 model without a word).
+    std::fs::remove_file(&out).expect("remove the first export");
+    ok(
+        export(&[
+            "--input-size",
+            "32",
+            "--classes",
+            "10",
+            "--small-input-stem",
+        ]),
+        "flags equal to model.json",
+    );
+    std::fs::remove_file(&out).expect("remove the second export");
+    for (flags, says) in [
+        (
+            &["--input-size", "224"][..],
+            "--input-size 224 (it was trained at 32x32)",
+        ),
+        (
+            &["--classes", "1000"][..],
+            "--classes 1000 (it has 10 classes)",
+        ),
+        (&["--seed", "3"][..], "--seed cannot apply"),
+    ] {
+        let refused = export(flags);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{flags:?} was accepted");
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+        assert!(
+            !out.exists(),
+            "{flags:?}: nothing is written when a flag is refused"
+        );
+    }
 }

@@ -442,13 +442,23 @@ pub fn corrected_model(
 /// re-ranking only the re-ranked ones, their accuracy and `F` from the expensive estimator (a supernet
 /// accuracy and a short-training one are not on the same scale, so they are never compared).
 fn pool(state: &SearchState, evaluated: &[Candidate], objective: &Objective) -> Vec<Candidate> {
-    if state.settings.rerank == 0 {
+    winner_pool(state.settings.rerank, &state.reranked, evaluated, objective)
+}
+
+/// [`pool`] from its parts, shared with [`SearchReport::rechoose_winner`].
+pub(crate) fn winner_pool(
+    rerank: usize,
+    reranked: &[Reranked],
+    evaluated: &[Candidate],
+    objective: &Objective,
+) -> Vec<Candidate> {
+    if rerank == 0 {
         return evaluated.to_vec();
     }
     evaluated
         .iter()
         .filter_map(|c| {
-            let r = state.reranked.iter().find(|r| r.arch == c.arch)?;
+            let r = reranked.iter().find(|r| r.arch == c.arch)?;
             let mut c = c.clone();
             c.accuracy = r.accuracy;
             c.score = objective.score(r.accuracy, c.objective_latency_ms());

@@ -207,6 +207,12 @@ pub struct WinnerSummary {
     pub prediction_error: Option<f64>,
     /// The tolerance it was chosen with.
     pub tolerance: f64,
+    /// How many candidates were measured on the device (absent in reports written before it was kept).
+    #[serde(default)]
+    pub measured_candidates: Option<usize>,
+    /// How many of those lie within the tolerance of T (absent in reports written before it was kept).
+    #[serde(default)]
+    pub within_tolerance: Option<usize>,
     /// Its `F`.
     pub score: f64,
     /// Why it won.
@@ -231,6 +237,8 @@ impl WinnerSummary {
             relative_to_target: choice.relative_to_target(objective),
             prediction_error: c.measured_ms.map(|m| c.latency_ms / m - 1.0),
             tolerance: choice.tolerance,
+            measured_candidates: Some(choice.measured_candidates),
+            within_tolerance: Some(choice.within_tolerance),
             score: c.score,
             reason: choice.reason,
             explanation: choice.explanation(objective),
@@ -334,6 +342,23 @@ pub struct SearchReport {
     /// The random-search baseline, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_baseline: Option<RandomBaseline>,
+}
+
+impl SearchReport {
+    /// The winner chosen again from the report's own candidates, with the winner's tolerance, as the search
+    /// chose it: a check that a committed report's winner and its sentence are what its data say. `None`
+    /// when the report has no winner.
+    pub fn rechoose_winner(&self) -> Option<WinnerChoice> {
+        let tolerance = self.winner.as_ref()?.tolerance;
+        let objective = &self.settings.objective;
+        let pool = crate::driver::winner_pool(
+            self.settings.rerank,
+            &self.reranked,
+            &self.candidates,
+            objective,
+        );
+        crate::choose_winner(&pool, objective, tolerance)
+    }
 }
 
 impl SearchReport {

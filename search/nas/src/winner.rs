@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::evaluator::Candidate;
-use super::objective::Objective;
+use super::objective::{Objective, ObjectiveMode};
 
 /// Why the winner was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,9 @@ pub struct WinnerChoice {
     pub tolerance: f64,
     /// How many candidates had been measured on the device.
     pub measured_candidates: usize,
+    /// How many of those measured within the tolerance of `T` (the pool the winner was chosen from when
+    /// the reason is [`WinnerReason::WithinTolerance`]).
+    pub within_tolerance: usize,
 }
 
 impl WinnerChoice {
@@ -37,19 +40,24 @@ impl WinnerChoice {
         self.candidate.objective_latency_ms() / objective.target_ms - 1.0
     }
 
-    /// One sentence for the report and the log.
+    /// One sentence for the report and the log: how many candidates were measured, how many of them met
+    /// the tolerance, and which the winner is.
     pub fn explanation(&self, objective: &Objective) -> String {
         let pct = self.tolerance * 100.0;
         let off = self.relative_to_target(objective) * 100.0;
+        let band = match objective.mode {
+            ObjectiveMode::Penalty => format!("within ±{pct:.1}% of T"),
+            ObjectiveMode::Constraint => format!("at most {pct:.1}% above T"),
+        };
         match self.reason {
             WinnerReason::WithinTolerance => format!(
-                "the best F among the {} candidates measured on the device within ±{pct:.1}% of T \
+                "the best F among the {} of {} candidates measured on the device that lie {band} \
                  (it measured {off:+.1}% from T)",
-                self.measured_candidates
+                self.within_tolerance, self.measured_candidates
             ),
             WinnerReason::ClosestMeasured => format!(
-                "none of the {} candidates measured on the device is within ±{pct:.1}% of T: the one \
-                 closest to T ({off:+.1}%)",
+                "none of the {} candidates measured on the device lies {band}: the one closest to T \
+                 ({off:+.1}%)",
                 self.measured_candidates
             ),
             WinnerReason::NotMeasured => format!(
@@ -81,12 +89,12 @@ pub fn choose_winner(
         .cloned()
     };
     let distance = |c: &Candidate| (c.objective_latency_ms() / objective.target_ms - 1.0).abs();
-    let (candidate, reason) = if let Some(c) = best_score(
-        &mut measured
-            .iter()
-            .copied()
-            .filter(|c| objective.meets(c.objective_latency_ms(), tolerance)),
-    ) {
+    let within: Vec<&Candidate> = measured
+        .iter()
+        .copied()
+        .filter(|c| objective.meets(c.objective_latency_ms(), tolerance))
+        .collect();
+    let (candidate, reason) = if let Some(c) = best_score(&mut within.iter().copied()) {
         (c, WinnerReason::WithinTolerance)
     } else if !measured.is_empty() {
         let closest = measured.iter().copied().fold(None, |best, c| match best {
@@ -110,13 +118,13 @@ pub fn choose_winner(
         reason,
         tolerance,
         measured_candidates: measured.len(),
+        within_tolerance: within.len(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objective::ObjectiveMode;
     use hsconas_models::{Arch, Op, Scale};
 
     fn objective(mode: ObjectiveMode) -> Objective {
@@ -159,6 +167,8 @@ mod tests {
         let choice = choose_winner(&all, &f, 0.03).expect("a winner");
         assert_eq!(choice.reason, WinnerReason::WithinTolerance);
         assert_eq!(choice.measured_candidates, 4);
+        // 0.735 ms is +5.0% from T: three of the four measured candidates are within ±3%.
+        assert_eq!(choice.within_tolerance, 3);
         let scores: Vec<f64> = all[1..4].iter().map(|c| c.score).collect();
         let best = all[1..4]
             .iter()
@@ -167,7 +177,13 @@ mod tests {
         assert_eq!(choice.candidate, *best, "best F among {scores:?}");
         assert_eq!(choice.candidate.measured_ms, Some(0.701));
         assert!(choice.relative_to_target(&f).abs() <= 0.03);
-        assert!(choice.explanation(&f).contains("within ±3.0% of T"));
+        assert!(
+            choice.explanation(&f).contains(
+                "the 3 of 4 candidates measured on the device that lie within ±3.0% of T"
+            ),
+            "{}",
+            choice.explanation(&f)
+        );
     }
 
     #[test]
@@ -181,7 +197,10 @@ mod tests {
         let choice = choose_winner(&all, &f, 0.03).expect("a winner");
         assert_eq!(choice.reason, WinnerReason::ClosestMeasured);
         assert_eq!(choice.candidate.measured_ms, Some(0.66));
-        assert!(choice.explanation(&f).contains("none of the 2 candidates"));
+        assert_eq!(choice.within_tolerance, 0);
+        assert!(choice
+            .explanation(&f)
+            .contains("none of the 2 candidates measured on the device lies within ±3.0% of T"));
     }
 
     #[test]
@@ -212,5 +231,12 @@ mod tests {
         let choice = choose_winner(&all, &f, 0.03).expect("a winner");
         assert_eq!(choice.reason, WinnerReason::WithinTolerance);
         assert_eq!(choice.candidate.measured_ms, Some(0.60));
+        assert_eq!(
+            (choice.within_tolerance, choice.measured_candidates),
+            (1, 2)
+        );
+        assert!(choice.explanation(&f).contains(
+            "the 1 of 2 candidates measured on the device that lie at most 3.0% above T"
+        ));
     }
 }
