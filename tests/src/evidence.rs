@@ -341,9 +341,24 @@ impl Files {
     }
 }
 
-/// Runs of white space as one space (markdown wraps lines anywhere).
+/// White space folded to one space (Markdown wraps lines anywhere), except that each table row keeps a
+/// line of its own: a claim never spans two rows, and a table-row claim matches whole rows.
 fn fold(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut folded = String::new();
+    let mut in_table = false;
+    for line in text.lines() {
+        let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if words.is_empty() {
+            continue;
+        }
+        let row = words.starts_with('|');
+        if !folded.is_empty() {
+            folded.push(if row || in_table { '\n' } else { ' ' });
+        }
+        folded.push_str(&words);
+        in_table = row;
+    }
+    folded
 }
 
 /// The values of `claim` as its document must print them.
@@ -478,15 +493,23 @@ fn places(text: &str, pieces: &[String]) -> Vec<Vec<Range<usize>>> {
     let mut pattern = String::new();
     for (i, piece) in pieces.iter().enumerate() {
         if i > 0 {
+            // A number is taken whole first (so that `0.10.` ends the value at `0.10`), else a word.
             pattern.push_str(if i == last && piece.is_empty() {
-                r"([^\s)\]]*[^\s.,;:)\]])"
+                r"([+\-±]?\d[\d,]*(?:\.\d+)?|[^\s)\]]*[^\s.,;:)\]])"
             } else if i == 1 && pieces[0].is_empty() {
-                r"([^\s(\[]+?)"
+                r"([+\-±]?\d[\d,]*(?:\.\d+)?|[^\s(\[]+?)"
             } else {
-                r"(\S+?)"
+                r"([+\-±]?\d[\d,]*(?:\.\d+)?|\S+?)"
             });
         }
         pattern.push_str(&regex::escape(piece));
+    }
+    // A table row is matched whole: from the start of its line to the end when the claim ends the row.
+    if pieces[0].starts_with('|') {
+        pattern.insert_str(0, "(?m)^");
+        if pieces[last].ends_with('|') {
+            pattern.push('$');
+        }
     }
     let Ok(pattern) = regex::Regex::new(&pattern) else {
         return Vec::new();
@@ -577,7 +600,7 @@ mod tests {
         assert_eq!(
             markdown_tables(text),
             vec![
-                "| a | b | | --- | --- | | 1 | 2 |".to_string(),
+                "| a | b |\n| --- | --- |\n| 1 | 2 |".to_string(),
                 "| c |".to_string()
             ]
         );

@@ -539,3 +539,40 @@ fn train_per_class_takes_a_balanced_subset() {
     );
     assert_eq!(zero.code, Some(2), "{}", zero.stderr);
 }
+
+/// `hsconas search --help` groups its flags under headings instead of one flat list, each flag under
+/// the heading of its purpose.
+#[test]
+fn search_help_is_grouped_by_purpose() {
+    let out = run_bin("hsconas", &["search", "--help"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // The heading each flag is listed under (a heading: a line that starts unindented and ends in ':').
+    let mut under: HashMap<String, String> = HashMap::new();
+    let mut heading = String::new();
+    for line in out.stdout.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            heading = line.trim_end_matches(':').to_string();
+        } else if let Some(flag) = line.trim_start().strip_prefix("--") {
+            let name = flag.split([' ', '=', '<']).next().unwrap_or("");
+            under.insert(name.to_string(), heading.clone());
+        }
+    }
+    for (flag, expected) in [
+        ("target-ms", "Objective"),
+        ("beta", "Objective"),
+        ("estimator", "Accuracy estimator"),
+        ("shrink-stages", "Shrinking"),
+        ("generations", "Evolution"),
+        ("tolerance", "Re-measurement on the device"),
+        ("table", "Device and latency model"),
+        ("data", "Data"),
+        ("out", "Output"),
+    ] {
+        assert_eq!(
+            under.get(flag).map(String::as_str),
+            Some(expected),
+            "--{flag}\n{}",
+            out.stdout
+        );
+    }
+}

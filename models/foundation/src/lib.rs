@@ -16,6 +16,7 @@
 
 pub mod fs;
 pub mod golden;
+pub mod intervals;
 pub mod logging;
 pub mod pipe;
 pub mod progress;

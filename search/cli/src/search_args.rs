@@ -24,34 +24,34 @@ pub struct SearchArgs {
     /// Trained supernet checkpoint (`hsconas supernet train`): the accuracy of every candidate under
     /// `--estimator supernet` (the estimator when this is given and --estimator is not), and what
     /// shrinking fine-tunes. Not read with another estimator.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Accuracy estimator", long, value_name = "FILE")]
     pub supernet: Option<PathBuf>,
     /// Calibrated latency table of the target device (same layout, input size and classes).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Device and latency model", long, value_name = "FILE")]
     pub table: PathBuf,
     /// Latency target T, ms.
-    #[arg(long, value_name = "T")]
+    #[arg(help_heading = "Objective", long, value_name = "T")]
     pub target_ms: f64,
     #[command(flatten)]
     pub options: SearchOptions,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Data")]
     pub data: DataArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Device and latency model")]
     pub device: TableDeviceArgs,
     /// Output directory (report, plots, checkpoint).
-    #[arg(long, default_value = SearchArgs::DEFAULT_OUT, value_name = "DIR")]
+    #[arg(help_heading = "Output", long, default_value = SearchArgs::DEFAULT_OUT, value_name = "DIR")]
     pub out: PathBuf,
     /// Continue the search whose checkpoint is in --out.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub resume: bool,
     /// Use CUDA for the supernet.
-    #[arg(long)]
+    #[arg(help_heading = "Compute", long)]
     pub cuda: bool,
     /// CPU threads for libtorch (default: all cores).
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Compute", long, value_name = "N")]
     pub threads: Option<usize>,
     /// Print the report as JSON instead of the summary.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub json: bool,
 }
 
@@ -82,43 +82,43 @@ impl SearchArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SearchOptions {
     /// Penalty weight (negative; accuracy counts as a fraction 0..1).
-    #[arg(long, default_value_t = SearchOptions::default().beta, allow_negative_numbers = true)]
+    #[arg(help_heading = "Objective", long, default_value_t = SearchOptions::default().beta, allow_negative_numbers = true)]
     pub beta: f64,
     /// Soft penalty (the paper) or hard latency constraint.
-    #[arg(long, value_enum, default_value_t = SearchOptions::default().mode)]
+    #[arg(help_heading = "Objective", long, value_enum, default_value_t = SearchOptions::default().mode)]
     pub mode: ModeArg,
     /// Shrink the space progressively before the evolutionary search.
-    #[arg(long)]
+    #[arg(help_heading = "Shrinking", long)]
     pub shrink: bool,
     /// Shrinking stages: 1-based layers in scoring order, stages separated by '/'.
-    #[arg(long, default_value_t = SearchOptions::default().shrink_stages, value_name = "L,L/L,L")]
+    #[arg(help_heading = "Shrinking", long, default_value_t = SearchOptions::default().shrink_stages, value_name = "L,L/L,L")]
     pub shrink_stages: String,
     /// Architectures sampled per subspace quality Q (N).
-    #[arg(long, default_value_t = SearchOptions::default().shrink_samples, value_name = "N")]
+    #[arg(help_heading = "Shrinking", long, default_value_t = SearchOptions::default().shrink_samples, value_name = "N")]
     pub shrink_samples: usize,
     /// Epochs of supernet fine-tuning in the shrunk space after each shrinking stage (0: none).
-    #[arg(long, default_value_t = SearchOptions::default().finetune_epochs, value_name = "E")]
+    #[arg(help_heading = "Shrinking", long, default_value_t = SearchOptions::default().finetune_epochs, value_name = "E")]
     pub finetune_epochs: usize,
     /// Learning rate of the fine-tuning (cosine from this to 0).
-    #[arg(long, default_value_t = SearchOptions::default().finetune_lr, value_name = "LR")]
+    #[arg(help_heading = "Shrinking", long, default_value_t = SearchOptions::default().finetune_lr, value_name = "LR")]
     pub finetune_lr: f64,
     /// Candidates per generation.
-    #[arg(long, default_value_t = SearchOptions::default().population)]
+    #[arg(help_heading = "Evolution", long, default_value_t = SearchOptions::default().population)]
     pub population: usize,
     /// Generations.
-    #[arg(long, default_value_t = SearchOptions::default().generations)]
+    #[arg(help_heading = "Evolution", long, default_value_t = SearchOptions::default().generations)]
     pub generations: usize,
     /// Best candidates kept as parents.
-    #[arg(long, default_value_t = SearchOptions::default().parents)]
+    #[arg(help_heading = "Evolution", long, default_value_t = SearchOptions::default().parents)]
     pub parents: usize,
     /// Per-gene crossover probability.
-    #[arg(long, default_value_t = SearchOptions::default().crossover)]
+    #[arg(help_heading = "Evolution", long, default_value_t = SearchOptions::default().crossover)]
     pub crossover: f64,
     /// Per-gene mutation probability.
-    #[arg(long, default_value_t = SearchOptions::default().mutation)]
+    #[arg(help_heading = "Evolution", long, default_value_t = SearchOptions::default().mutation)]
     pub mutation: f64,
     /// Seed of shrinking samples and of the evolution.
-    #[arg(long, default_value_t = SearchOptions::default().seed)]
+    #[arg(help_heading = "Evolution", long, default_value_t = SearchOptions::default().seed)]
     pub seed: u64,
     /// How every candidate's accuracy is estimated. Default: `predictor` (the best-ranking estimator
     /// measured against trained networks, docs/accuracy-estimators.md), or `supernet` when --supernet is
@@ -126,45 +126,45 @@ pub struct SearchOptions {
     /// others are the cheap estimators of `hsconas estimate` (`predictor`, `params`, `macs`, `synflow`,
     /// `snip`, `grad-norm`, `naswot`): the predictor's predicted top-1 enters F as an accuracy, the
     /// others' scores as their percentile among 100 architectures drawn from the space with --seed.
-    #[arg(long, value_enum)]
+    #[arg(help_heading = "Accuracy estimator", long, value_enum)]
     pub estimator: Option<Estimator>,
     /// Predictor model for `--estimator predictor` (`predictor-model.json` of `scripts/ground-truth.sh
     /// score`); default: the one built in, fitted on the committed ground truth.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Accuracy estimator", long, value_name = "FILE")]
     pub predictor: Option<PathBuf>,
     /// Validation images per candidate (spread over the split; 0: all).
-    #[arg(long, default_value_t = SearchOptions::default().eval_images, value_name = "N")]
+    #[arg(help_heading = "Accuracy estimator", long, default_value_t = SearchOptions::default().eval_images, value_name = "N")]
     pub eval_images: usize,
     /// Training batches for each candidate's batch-norm recalibration.
-    #[arg(long, default_value_t = SearchOptions::default().bn_batches, value_name = "K")]
+    #[arg(help_heading = "Accuracy estimator", long, default_value_t = SearchOptions::default().bn_batches, value_name = "K")]
     pub bn_batches: usize,
     /// After the search, also draw as many architectures uniformly from the final space as the search
     /// evaluated and report the best of them (the random-search baseline).
-    #[arg(long)]
+    #[arg(help_heading = "Evolution", long)]
     pub random_baseline: bool,
     /// Best candidates measured end to end on the device after the search (0: none).
-    #[arg(long, default_value_t = SearchOptions::default().remeasure, value_name = "K")]
+    #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().remeasure, value_name = "K")]
     pub remeasure: usize,
     /// Largest accepted |measured / T - 1| (under --mode constraint: measured / T - 1). The winner is the
     /// best F among the candidates measured within it; when none is, the latency model is corrected and
     /// the search continues (at most --max-rounds times), then the measured candidate closest to T wins.
-    #[arg(long, default_value_t = SearchOptions::default().tolerance)]
+    #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().tolerance)]
     pub tolerance: f64,
     /// Correction rounds at most.
-    #[arg(long, default_value_t = SearchOptions::default().max_rounds)]
+    #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().max_rounds)]
     pub max_rounds: usize,
     /// Generations added after each correction.
-    #[arg(long, default_value_t = SearchOptions::default().extra_generations)]
+    #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().extra_generations)]
     pub extra_generations: usize,
     /// Re-rank the K best candidates (by F with supernet accuracies) with a short training from scratch
     /// before re-measuring them; the winner is then the best of those by F with the short-training
     /// accuracy (the best-ranking estimator measured on the ground truth so far:
     /// docs/accuracy-estimators.md). One to two minutes per candidate on a 2-core CPU at 300 steps.
     /// 0: no re-ranking.
-    #[arg(long, default_value_t = SearchOptions::default().rerank, value_name = "K")]
+    #[arg(help_heading = "Accuracy estimator", long, default_value_t = SearchOptions::default().rerank, value_name = "K")]
     pub rerank: usize,
     /// Training steps (batches of 64) of each re-ranked candidate's short training.
-    #[arg(long, default_value_t = SearchOptions::default().rerank_steps, value_name = "N")]
+    #[arg(help_heading = "Accuracy estimator", long, default_value_t = SearchOptions::default().rerank_steps, value_name = "N")]
     pub rerank_steps: usize,
 }
 

@@ -69,7 +69,15 @@ pub fn decimal_numbers(text: &str) -> Vec<Range<usize>> {
 pub fn uncovered(text: &str, covered: &[Range<usize>]) -> Vec<String> {
     decimal_numbers(text)
         .into_iter()
-        .filter(|n| !covered.iter().any(|c| c.start <= n.start && n.end <= c.end))
+        .filter(|n| {
+            // Its digits: a sign written before a claimed value (`±3.0`) may be the claim's words.
+            let digits = text[n.clone()]
+                .find(|c: char| c.is_ascii_digit())
+                .map_or(n.start, |at| n.start + at);
+            !covered
+                .iter()
+                .any(|c| c.start <= digits && n.end <= c.end)
+        })
         .map(|n| {
             let from = floor_char(text, n.start.saturating_sub(50));
             let to = floor_char(text, (n.end + 30).min(text.len()));

@@ -16,6 +16,7 @@
 //! ([`super::run_normalised_ms`]). The winner's distance from the target in the proof's own measurements
 //! is kept as [`ProofEntry::relative_to_target`] of the winner, for the record.
 
+use hsconas_foundation::intervals::{difference_of_means, Interval};
 use serde::{Deserialize, Serialize};
 
 use super::{median, GroundTruth, TrainedNetwork};
@@ -61,6 +62,35 @@ pub struct ProofVerdict {
     pub enough_draws: bool,
     /// Winner minus the uniform scaling, points of test top-1 (`None` without a uniform scaling).
     pub winner_minus_uniform: Option<f64>,
+    /// Its 95% interval from the seed noise ([`SearchProof::seed_noise`]; a normal approximation, see
+    /// [`difference_of_means`]); absent in proofs written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner_minus_uniform_ci95: Option<Interval>,
+}
+
+/// How much one training's test top-1 varies with its seed: pooled over the networks of the list trained
+/// with seeds 0 and 1, `sd = sqrt(mean((seed 0 - seed 1)^2) / 2)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedNoise {
+    /// Networks trained with both seeds.
+    pub networks: usize,
+    /// The standard deviation of one training, points.
+    pub one_training_sd: f64,
+}
+
+impl SeedNoise {
+    /// The seed noise of `truth`; `None` under three networks trained twice.
+    pub fn of(truth: &GroundTruth) -> Option<SeedNoise> {
+        let squares: Vec<f64> = truth
+            .networks
+            .iter()
+            .filter_map(|n| Some((n.seed_top1(0)? - n.seed_top1(1)?).powi(2)))
+            .collect();
+        (squares.len() >= 3).then(|| SeedNoise {
+            networks: squares.len(),
+            one_training_sd: (squares.iter().sum::<f64>() / squares.len() as f64 / 2.0).sqrt(),
+        })
+    }
 }
 
 /// The comparison of one search's winner with the space at its target.
@@ -79,6 +109,9 @@ pub struct SearchProof {
     pub draws_outside: Vec<ProofEntry>,
     /// The uniform scaling measured closest to the winner.
     pub uniform: Option<ProofEntry>,
+    /// The seed noise of the list's networks (absent in proofs written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_noise: Option<SeedNoise>,
     /// `None` until the winner, the draws and the uniform scaling have every seed of [`PROOF_SEEDS`].
     pub verdict: Option<ProofVerdict>,
 }
@@ -163,6 +196,7 @@ impl SearchProof {
             draws,
             draws_outside,
             uniform,
+            seed_noise: SeedNoise::of(truth),
             verdict: None,
         };
         proof.verdict = proof.judge();
@@ -205,6 +239,15 @@ impl SearchProof {
                 .uniform
                 .as_ref()
                 .and_then(|u| Some(winner - u.test_top1?)),
+            winner_minus_uniform_ci95: self.uniform.as_ref().and_then(|u| {
+                difference_of_means(
+                    winner,
+                    self.winner.seeds.len(),
+                    u.test_top1?,
+                    u.seeds.len(),
+                    self.seed_noise.as_ref()?.one_training_sd,
+                )
+            }),
         })
     }
 }
@@ -287,6 +330,13 @@ mod tests {
         assert_eq!((verdict.winner_rank, verdict.ranked), (4, 11));
         assert!(verdict.beats_draws_median && verdict.enough_draws);
         assert_eq!(verdict.winner_minus_uniform, Some(0.5));
+        // Every trained network's seeds differ by exactly 1 point: sd sqrt(1 / 2); two seeds each, so
+        // the difference's sd is that too, and its 95% interval 0.5 ± 1.96 sqrt(1 / 2).
+        let noise = proof.seed_noise.expect("seed noise");
+        assert!((noise.one_training_sd - 0.5f64.sqrt()).abs() < 1e-12, "{noise:?}");
+        let ci = verdict.winner_minus_uniform_ci95.expect("an interval");
+        let half = 1.959_963_984_540_054 * 0.5f64.sqrt();
+        assert!((ci.low - (0.5 - half)).abs() < 1e-9 && (ci.high - (0.5 + half)).abs() < 1e-9);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! How well an accuracy estimator's scores rank the ground truth's networks by their trained accuracy.
 
 use hsconas_devices::metrics::{kendall_tau, pearson, ranks};
+use hsconas_foundation::intervals::{Bootstrap, Interval};
 use serde::{Deserialize, Serialize};
 
 use super::{GroundTruth, LatencyCluster, TrainedNetwork};
@@ -94,6 +95,16 @@ pub struct RankingScore {
     /// Best trained accuracy of the set minus the best trained accuracy among the estimator's top 3,
     /// points (0: the estimator's top 3 holds the best network).
     pub top3_regret: f64,
+    /// 95% bootstrap interval of `kendall_tau` over the networks (resampled with replacement,
+    /// [`Bootstrap::default`]); absent in reports written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kendall_tau_ci95: Option<Interval>,
+}
+
+/// Kendall's tau of the networks `idx` (a resample) of `estimate` against `trained`.
+fn tau_of(estimate: &[f64], trained: &[f64], idx: &[usize]) -> f64 {
+    let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    kendall_tau(&pick(estimate), &pick(trained))
 }
 
 impl RankingScore {
@@ -117,6 +128,8 @@ impl RankingScore {
             kendall_tau: kendall_tau(estimate, trained),
             spearman_rho: pearson(&ranks(estimate), &ranks(trained)),
             top3_regret: best - best_of_top3,
+            kendall_tau_ci95: Bootstrap::default()
+                .interval(n, |idx| tau_of(estimate, trained, idx)),
         })
     }
 }
@@ -137,6 +150,25 @@ pub struct ScoreReport {
     pub measured_equal_latency: Option<LatencyCluster>,
     /// One row per estimator, in the order given.
     pub estimators: Vec<EstimatorRow>,
+    /// The estimator with the highest tau in each group (and the best single one, when a rank average
+    /// leads) against every other, on the same resamples.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparisons: Vec<EstimatorComparison>,
+}
+
+/// Whether the leading estimator of a group is ahead of another beyond the sampling noise of the
+/// networks: the share of paired resamples (the same networks for both) in which its tau is at or below
+/// the other's. 0.5 is a coin toss; under 0.05 the lead holds in 95% of resamples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EstimatorComparison {
+    /// `all` or `equal_latency`.
+    pub group: String,
+    /// The estimator with the highest tau in the group (or the best single estimator).
+    pub leader: String,
+    /// The one it is compared with.
+    pub other: String,
+    /// Share of resamples in which the leader's tau is at or below the other's.
+    pub leader_at_or_below: f64,
 }
 
 /// How well one training seed ranks the networks like another: the best any estimator can hope for.
@@ -185,8 +217,10 @@ pub fn score_estimators(
         kendall_tau: kendall_tau(&twice.0, &twice.1),
     });
     let mut estimators = Vec::with_capacity(scores.len());
+    // Per estimator and group: its scores and the accuracies, aligned network by network.
+    let mut aligned: Vec<[(Vec<f64>, Vec<f64>); 2]> = Vec::with_capacity(scores.len());
     for set in scores {
-        let of = |networks: &[&TrainedNetwork]| -> Result<Option<RankingScore>, NasError> {
+        let of = |networks: &[&TrainedNetwork]| -> Result<(Vec<f64>, Vec<f64>), NasError> {
             let mut estimate = Vec::with_capacity(networks.len());
             let mut accuracy = Vec::with_capacity(networks.len());
             for n in networks {
@@ -203,23 +237,76 @@ pub fn score_estimators(
                 estimate.push(s.score);
                 accuracy.push(n.test_top1().unwrap_or(f64::NAN));
             }
-            Ok(RankingScore::of(&estimate, &accuracy))
+            Ok((estimate, accuracy))
         };
+        let groups = [of(&trained)?, of(&equal)?];
         let seconds: f64 = set.networks.iter().map(|s| s.seconds).sum();
         estimators.push(EstimatorRow {
             estimator: set.estimator.clone(),
             seconds_per_network: seconds / set.networks.len().max(1) as f64,
-            all: of(&trained)?,
-            equal_latency: of(&equal)?,
+            all: RankingScore::of(&groups[0].0, &groups[0].1),
+            equal_latency: RankingScore::of(&groups[1].0, &groups[1].1),
         });
+        aligned.push(groups);
     }
+    let comparisons = compare_with_the_leader(&estimators, &aligned);
     Ok(ScoreReport {
         networks: trained.len(),
         equal_latency_networks: equal.len(),
         noise_ceiling,
         measured_equal_latency: truth.latency_cluster(EQUAL_LATENCY_TOLERANCE),
         estimators,
+        comparisons,
     })
+}
+
+/// In each group, the estimator with the highest tau against every other, and so is the single
+/// estimator with the highest tau when a rank average (a name with `+`) leads ([`EstimatorComparison`]).
+fn compare_with_the_leader(
+    rows: &[EstimatorRow],
+    aligned: &[[(Vec<f64>, Vec<f64>); 2]],
+) -> Vec<EstimatorComparison> {
+    let mut comparisons = Vec::new();
+    for (g, group) in ["all", "equal_latency"].into_iter().enumerate() {
+        let tau = |i: usize| {
+            let score = if g == 0 {
+                &rows[i].all
+            } else {
+                &rows[i].equal_latency
+            };
+            score.as_ref().map(|s| s.kendall_tau)
+        };
+        let best = |single: bool| {
+            (0..rows.len())
+                .filter(|&i| tau(i).is_some() && !(single && rows[i].estimator.contains('+')))
+                .max_by(|&a, &b| {
+                    let of = |i: usize| tau(i).unwrap_or(f64::NEG_INFINITY);
+                    of(a).total_cmp(&of(b))
+                })
+        };
+        let mut leaders: Vec<usize> = [best(false), best(true)].into_iter().flatten().collect();
+        leaders.dedup();
+        for leader in leaders {
+            let (lead_estimate, accuracy) = &aligned[leader][g];
+            for other in (0..rows.len()).filter(|&i| i != leader && tau(i).is_some()) {
+                let other_estimate = &aligned[other][g].0;
+                let Some(share) = Bootstrap::default().share_at_or_below(
+                    accuracy.len(),
+                    |idx| tau_of(lead_estimate, accuracy, idx),
+                    |idx| tau_of(other_estimate, accuracy, idx),
+                ) else {
+                    continue;
+                };
+                comparisons.push(EstimatorComparison {
+                    group: group.into(),
+                    leader: rows[leader].estimator.clone(),
+                    other: rows[other].estimator.clone(),
+                    leader_at_or_below: share,
+                });
+            }
+        }
+    }
+    comparisons
 }
 
 #[cfg(test)]
@@ -342,6 +429,21 @@ mod tests {
             wrong.equal_latency.as_ref().map(|s| s.kendall_tau),
             Some(-1.0)
         );
+        // A perfect ranking keeps tau 1 on every resample that is not all ties; its interval ends at 1.
+        let interval = right
+            .all
+            .as_ref()
+            .and_then(|s| s.kendall_tau_ci95)
+            .expect("an interval");
+        assert!(interval.contains(1.0) && interval.high == 1.0, "{interval:?}");
+        // The leader of the equal group is `right`; the paired resamples never put it below `wrong`.
+        let equal = report
+            .comparisons
+            .iter()
+            .find(|c| c.group == "equal_latency")
+            .expect("a comparison in the equal group");
+        assert_eq!((equal.leader.as_str(), equal.other.as_str()), ("right", "wrong-within"));
+        assert!(equal.leader_at_or_below < 0.5, "{equal:?}");
 
         let mut missing = scores("partial", [1.0; 5]);
         missing.networks.remove(2);
