@@ -135,13 +135,24 @@ mod tests {
         let small: Vec<f64> = (0..10).map(f64::from).collect();
         let large: Vec<f64> = (0..1000).map(|i| f64::from(i % 10)).collect();
         let b = Bootstrap::default();
-        let narrow = b.interval(large.len(), |i| mean(&large, i)).expect("interval");
-        let wide = b.interval(small.len(), |i| mean(&small, i)).expect("interval");
-        assert!(wide.contains(4.5) && narrow.contains(4.5), "{wide:?} {narrow:?}");
+        let narrow = b
+            .interval(large.len(), |i| mean(&large, i))
+            .expect("interval");
+        let wide = b
+            .interval(small.len(), |i| mean(&small, i))
+            .expect("interval");
+        assert!(
+            wide.contains(4.5) && narrow.contains(4.5),
+            "{wide:?} {narrow:?}"
+        );
         assert!(narrow.high - narrow.low < (wide.high - wide.low) / 5.0);
         // The standard error of the mean of 0..9 is about 0.91: a 95% interval spans about 3.6.
         assert!((2.8..4.4).contains(&(wide.high - wide.low)), "{wide:?}");
-        assert_eq!(b.interval(small.len(), |i| mean(&small, i)), Some(wide), "seeded");
+        assert_eq!(
+            b.interval(small.len(), |i| mean(&small, i)),
+            Some(wide),
+            "seeded"
+        );
         assert!(b.interval(1, |_| 0.0).is_none());
         assert!(b.interval(5, |_| f64::NAN).is_none());
     }

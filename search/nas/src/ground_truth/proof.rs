@@ -333,7 +333,10 @@ mod tests {
         // Every trained network's seeds differ by exactly 1 point: sd sqrt(1 / 2); two seeds each, so
         // the difference's sd is that too, and its 95% interval 0.5 ± 1.96 sqrt(1 / 2).
         let noise = proof.seed_noise.expect("seed noise");
-        assert!((noise.one_training_sd - 0.5f64.sqrt()).abs() < 1e-12, "{noise:?}");
+        assert!(
+            (noise.one_training_sd - 0.5f64.sqrt()).abs() < 1e-12,
+            "{noise:?}"
+        );
         let ci = verdict.winner_minus_uniform_ci95.expect("an interval");
         let half = 1.959_963_984_540_054 * 0.5f64.sqrt();
         assert!((ci.low - (0.5 - half)).abs() < 1e-9 && (ci.high - (0.5 + half)).abs() < 1e-9);

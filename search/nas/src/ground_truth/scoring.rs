@@ -435,14 +435,20 @@ mod tests {
             .as_ref()
             .and_then(|s| s.kendall_tau_ci95)
             .expect("an interval");
-        assert!(interval.contains(1.0) && interval.high == 1.0, "{interval:?}");
+        assert!(
+            interval.contains(1.0) && interval.high == 1.0,
+            "{interval:?}"
+        );
         // The leader of the equal group is `right`; the paired resamples never put it below `wrong`.
         let equal = report
             .comparisons
             .iter()
             .find(|c| c.group == "equal_latency")
             .expect("a comparison in the equal group");
-        assert_eq!((equal.leader.as_str(), equal.other.as_str()), ("right", "wrong-within"));
+        assert_eq!(
+            (equal.leader.as_str(), equal.other.as_str()),
+            ("right", "wrong-within")
+        );
         assert!(equal.leader_at_or_below < 0.5, "{equal:?}");
 
         let mut missing = scores("partial", [1.0; 5]);
