@@ -164,9 +164,9 @@ status() {
   echo "$done of $total runs done" >&2
 }
 
-example() { # the bookkeeping example, built with the workspace's features (one shared build)
-  cargo build -q --workspace --example ground_truth
-  "${CARGO_TARGET_DIR:-target}/debug/examples/ground_truth" "$@"
+example() { # the bookkeeping binary of the research crate (research/src/bin/ground_truth.rs)
+  cargo build -q -p hsconas-research --bin ground_truth
+  "${CARGO_TARGET_DIR:-target}/debug/ground_truth" "$@"
 }
 
 # measure_list LIST DIR REPEATS: REPEATS end-to-end measurements of every network of LIST, one after

@@ -11,7 +11,7 @@
 #            picks the uniform channel scale closest in latency to each found network
 #   train    `hsconas train` of every network for each seed, JOBS at a time (one thread each)
 #   report   `hsconas supernet eval` of the trained networks of the space, then
-#            `cargo run --example reproduce_report`: results.json, results.md, accuracy-latency.png
+#            `cargo run -p hsconas-research --bin reproduce_report`: results.json, results.md, accuracy-latency.png
 # Kept as it goes: each step's small result files (search reports, the supernet's history and its scores
 # of the networks of the space, latency measurements, each training's model.json and history.json, the
 # report) are copied into EVIDENCE (docs/evidence/reproduce), which is committed, and restored from it on
@@ -289,7 +289,7 @@ phase_train() {
 
 # The report: results.json, results.md and the plot, from what the phases wrote.
 phase_report() {
-  cargo run --release -p hsconas --example reproduce_report -- "$OUT"
+  cargo run --release -p hsconas-research --bin reproduce_report -- "$OUT"
   keep "$OUT/results.json" "$OUT/results.md" "$OUT/accuracy-latency.png"
 }
 

@@ -41,9 +41,6 @@ pub enum NasError {
     /// An estimator's scores that cannot be put on a scale.
     #[error("{0}")]
     Estimator(String),
-    /// A search-level proof that cannot be judged as asked.
-    #[error("{0}")]
-    Proof(String),
     /// A combination of estimators was asked of none.
     #[error("a combination of estimators needs at least one estimator")]
     EmptyCombination,

@@ -12,13 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::NasError;
 
-mod measurement;
-mod proof;
 mod scoring;
 
-pub use measurement::run_normalised_ms;
-
-pub use proof::{ProofEntry, ProofVerdict, SearchProof, PROOF_MIN_DRAWS, PROOF_SEEDS};
 pub use scoring::{
     score_estimators, ArchScore, EstimatorRow, EstimatorScores, NoiseCeiling, RankingScore,
     ScoreReport, EQUAL_LATENCY_TOLERANCE,
@@ -159,32 +154,33 @@ pub fn median(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| hsconas_devices::drift::median(values))
 }
 
-/// A network of the set for the tests: all 20 layers `shuffle3:0.<tenths>`, trained with `runs` (seed,
-/// test top-1).
-#[cfg(test)]
-fn test_network(id: &str, group: &str, tenths: u8, runs: &[(u64, f64)]) -> TrainedNetwork {
-    let arch: Arch = vec![format!("shuffle3:0.{tenths}"); 20]
-        .join(",")
-        .parse()
-        .expect("arch");
-    TrainedNetwork {
-        id: id.into(),
-        group: group.into(),
-        arch,
-        params: 0,
-        macs: 0,
-        predicted_ms: 1.0,
-        measured_ms: None,
-        measurements_ms: Vec::new(),
-        runs: runs
-            .iter()
-            .map(|&(seed, test_top1)| TrainedRun {
-                seed,
-                epochs: 1,
-                val_top1: test_top1,
-                test_top1,
-            })
-            .collect(),
+impl TrainedNetwork {
+    /// A network whose 20 layers are all `shuffle3:0.<tenths>` (`tenths` 1 to 9), trained with `runs`
+    /// (seed, test top-1), unmeasured: for tests and examples of code that reads a ground truth.
+    pub fn uniform(id: &str, group: &str, tenths: u8, runs: &[(u64, f64)]) -> TrainedNetwork {
+        let arch: Arch = vec![format!("shuffle3:0.{tenths}"); 20]
+            .join(",")
+            .parse()
+            .expect("arch");
+        TrainedNetwork {
+            id: id.into(),
+            group: group.into(),
+            arch,
+            params: 0,
+            macs: 0,
+            predicted_ms: 1.0,
+            measured_ms: None,
+            measurements_ms: Vec::new(),
+            runs: runs
+                .iter()
+                .map(|&(seed, test_top1)| TrainedRun {
+                    seed,
+                    epochs: 1,
+                    val_top1: test_top1,
+                    test_top1,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -245,11 +241,11 @@ mod tests {
             recipe: "r".into(),
             machine: "m".into(),
             networks: vec![
-                test_network("a", "equal", 1, &[]),
-                test_network("b", "equal", 2, &[]),
-                test_network("c", "equal", 3, &[]),
-                test_network("d", "equal", 4, &[]),
-                test_network("e", "equal", 5, &[]),
+                TrainedNetwork::uniform("a", "equal", 1, &[]),
+                TrainedNetwork::uniform("b", "equal", 2, &[]),
+                TrainedNetwork::uniform("c", "equal", 3, &[]),
+                TrainedNetwork::uniform("d", "equal", 4, &[]),
+                TrainedNetwork::uniform("e", "equal", 5, &[]),
             ],
         };
         assert!(truth.latency_cluster(0.05).is_none(), "nothing measured");

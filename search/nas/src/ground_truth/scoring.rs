@@ -311,7 +311,6 @@ fn compare_with_the_leader(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_network;
     use super::*;
 
     #[test]
@@ -379,11 +378,11 @@ mod tests {
             recipe: "r".into(),
             machine: "m".into(),
             networks: vec![
-                test_network("u1", "uniform", 1, &[(0, 40.0)]),
-                test_network("e2", "equal", 2, &[(0, 50.0), (1, 52.0)]),
-                test_network("e3", "equal", 3, &[(0, 55.0), (1, 51.0)]),
-                test_network("e4", "equal", 4, &[(0, 60.0), (1, 61.0)]),
-                test_network("u5", "uniform", 5, &[]),
+                TrainedNetwork::uniform("u1", "uniform", 1, &[(0, 40.0)]),
+                TrainedNetwork::uniform("e2", "equal", 2, &[(0, 50.0), (1, 52.0)]),
+                TrainedNetwork::uniform("e3", "equal", 3, &[(0, 55.0), (1, 51.0)]),
+                TrainedNetwork::uniform("e4", "equal", 4, &[(0, 60.0), (1, 61.0)]),
+                TrainedNetwork::uniform("u5", "uniform", 5, &[]),
             ],
         };
         let scores = |name: &str, values: [f64; 5]| EstimatorScores {

@@ -11,7 +11,7 @@
 //!   tau, Spearman's rho, the top-3 regret and the cost per network, over the whole set and within the
 //!   equal-latency group, next to the seed-to-seed noise ceiling.
 //!
-//! `cargo run -p hsconas --example ground_truth -- collect --help`
+//! `cargo run -p hsconas-research --bin ground_truth -- collect --help`
 
 use std::path::{Path, PathBuf};
 
@@ -21,14 +21,14 @@ use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
-use hsconas_nas::ground_truth::{
-    run_normalised_ms, score_estimators, ProofEntry, ScoreReport, SearchProof,
-};
+use hsconas_nas::ground_truth::{score_estimators, ScoreReport};
 use hsconas_nas::predictor::{self, Predictor};
 use hsconas_nas::{
     ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
 };
 use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
+use hsconas_research::measurement::run_normalised_ms;
+use hsconas_research::proof::{ProofEntry, SearchProof};
 use serde::Serialize;
 
 #[derive(Debug, Parser)]

@@ -13,14 +13,16 @@
 //! accurate than the space's networks *of its latency*. A shared machine's speed moves by tens of percent
 //! between a search and the proof's measurements, so a target in ms names a different latency from one
 //! minute to the next, while the ratio of two networks measured in the same runs does not move
-//! ([`super::run_normalised_ms`]). The winner's distance from the target in the proof's own measurements
+//! ([`crate::measurement::run_normalised_ms`]). The winner's distance from the target in the proof's own measurements
 //! is kept as [`ProofEntry::relative_to_target`] of the winner, for the record.
 
 use hsconas_foundation::intervals::{difference_of_means, Interval};
 use serde::{Deserialize, Serialize};
 
-use super::{median, GroundTruth, TrainedNetwork};
-use crate::NasError;
+use hsconas_nas::ground_truth::median;
+use hsconas_nas::{GroundTruth, TrainedNetwork};
+
+use crate::ResearchError;
 
 /// The seeds every compared network is trained with.
 pub const PROOF_SEEDS: [u64; 2] = [0, 1];
@@ -35,7 +37,7 @@ pub struct ProofEntry {
     pub id: String,
     /// The architecture string.
     pub arch: String,
-    /// Measured latency (normalised per run, median over the runs: [`super::run_normalised_ms`]), ms.
+    /// Measured latency (normalised per run, median over the runs: [`crate::measurement::run_normalised_ms`]), ms.
     pub measured_ms: f64,
     /// `measured_ms / target - 1` (informative: the target in ms is read at another moment's speed).
     pub relative_to_target: f64,
@@ -124,16 +126,16 @@ impl SearchProof {
         truth: &GroundTruth,
         target_ms: f64,
         tolerance: f64,
-    ) -> Result<SearchProof, NasError> {
-        let refuse = |message: String| Err(NasError::Proof(message));
+    ) -> Result<SearchProof, ResearchError> {
+        let refuse = |message: String| Err(ResearchError::Proof(message));
         if !(target_ms > 0.0 && tolerance >= 0.0) {
             return refuse(format!(
                 "target {target_ms} ms and tolerance {tolerance} must be positive"
             ));
         }
-        let entry = |n: &TrainedNetwork| -> Result<ProofEntry, NasError> {
+        let entry = |n: &TrainedNetwork| -> Result<ProofEntry, ResearchError> {
             let measured_ms = n.measured_ms.ok_or_else(|| {
-                NasError::Proof(format!(
+                ResearchError::Proof(format!(
                     "{} has no measured latency: measure the list first",
                     n.id
                 ))
@@ -148,7 +150,7 @@ impl SearchProof {
                 seeds: n.runs.iter().map(|r| r.seed).collect(),
             })
         };
-        let of_group = |group: &str| -> Result<Vec<ProofEntry>, NasError> {
+        let of_group = |group: &str| -> Result<Vec<ProofEntry>, ResearchError> {
             truth
                 .networks
                 .iter()
@@ -254,7 +256,6 @@ impl SearchProof {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_network;
     use super::*;
 
     fn measured(mut n: TrainedNetwork, ms: f64) -> TrainedNetwork {
@@ -265,7 +266,7 @@ mod tests {
     fn proof_list() -> GroundTruth {
         let both = |a: f64| [(0, a - 0.5), (1, a + 0.5)];
         let mut networks = vec![measured(
-            test_network("w00", "winner", 5, &both(56.0)),
+            TrainedNetwork::uniform("w00", "winner", 5, &both(56.0)),
             2.55,
         )];
         // The winner measured 2% over the 2.5 ms target. Ten draws within 3% of the winner (accuracy
@@ -274,21 +275,27 @@ mod tests {
         for i in 0..10u8 {
             let ms = 2.55 * (1.0 + (f64::from(i) - 4.5) / 200.0);
             let top1 = 50.0 + f64::from(i);
-            let n = test_network(&format!("e{i:02}"), "draw", 1 + i % 9, &both(top1));
+            let n = TrainedNetwork::uniform(&format!("e{i:02}"), "draw", 1 + i % 9, &both(top1));
             networks.push(measured(n, ms));
         }
-        networks.push(measured(test_network("s00", "draw", 9, &[]), 3.0));
-        networks.push(measured(test_network("x00", "draw", 4, &[]), 2.45));
         networks.push(measured(
-            test_network("u05", "uniform", 6, &both(57.0)),
-            2.3,
+            TrainedNetwork::uniform("s00", "draw", 9, &[]),
+            3.0,
         ));
         networks.push(measured(
-            test_network("u06", "uniform", 7, &both(55.0)),
+            TrainedNetwork::uniform("x00", "draw", 4, &[]),
             2.45,
         ));
         networks.push(measured(
-            test_network("u07", "uniform", 8, &both(55.5)),
+            TrainedNetwork::uniform("u05", "uniform", 6, &both(57.0)),
+            2.3,
+        ));
+        networks.push(measured(
+            TrainedNetwork::uniform("u06", "uniform", 7, &both(55.0)),
+            2.45,
+        ));
+        networks.push(measured(
+            TrainedNetwork::uniform("u07", "uniform", 8, &both(55.5)),
             2.62,
         ));
         GroundTruth {

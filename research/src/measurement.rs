@@ -9,8 +9,9 @@
 //! over the list removes the run's speed; shuffling the order of every run (the scripts do) turns where a
 //! network sits in a run while the speed moves into noise, which the median over runs then suppresses.
 
-use super::median;
-use crate::NasError;
+use hsconas_nas::ground_truth::median;
+
+use crate::ResearchError;
 
 /// Every network's latency from `runs[r][n]`, network `n` measured in run `r` (every run measures every
 /// network, in ms): each measurement divided by its run's median over the networks (that run's speed),
@@ -18,8 +19,8 @@ use crate::NasError;
 /// medians (the device's typical state during the measurement). Ratios between networks are what the
 /// result is for; with one run it is that run's measurements. Fails without a run, with runs of
 /// different lengths, or with a measurement that is not a positive finite number.
-pub fn run_normalised_ms(runs: &[Vec<f64>]) -> Result<Vec<f64>, NasError> {
-    let refuse = |message: String| Err(NasError::Proof(message));
+pub fn run_normalised_ms(runs: &[Vec<f64>]) -> Result<Vec<f64>, ResearchError> {
+    let refuse = |message: String| Err(ResearchError::Proof(message));
     let Some(first) = runs.first() else {
         return refuse("no measurement run to normalise".into());
     };

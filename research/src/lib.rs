@@ -1,0 +1,20 @@
+//! Experiment campaigns, apart from the product: the search-level proof (`scripts/search-proof.sh`),
+//! the measurement of a list of networks on a drifting device, and the binaries that keep the campaigns'
+//! books (`ground_truth`: the accuracy ground truth of `scripts/ground-truth.sh`; `reproduce_report`:
+//! the results study of `scripts/reproduce.sh`).
+//!
+//! The boundary: what a user of hsconas runs on their own task (scoring estimators against trained
+//! networks, fitting and using the predictor, the search, the latency model) lives in the product crates;
+//! what answers one of the project's research questions with a campaign of trainings and measurements
+//! lives here. Nothing in the product depends on this crate.
+
+pub mod measurement;
+pub mod proof;
+
+/// Why a campaign step cannot be done as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ResearchError {
+    /// A proof or a measured list that cannot be judged as asked.
+    #[error("{0}")]
+    Proof(String),
+}
