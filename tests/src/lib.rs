@@ -118,6 +118,15 @@ pub fn run_oracle(dir: &Path, cases: &[OracleCase]) -> Vec<(Vec<usize>, Vec<f32>
         .collect()
 }
 
+/// The repository root (the workspace's), for tests that read committed files (documents, evidence,
+/// tables).
+pub fn repo_root() -> std::path::PathBuf {
+    hsconas_foundation::package_dir!()
+        .join("..")
+        .canonicalize()
+        .expect("repository root")
+}
+
 /// Path of a binary of this workspace (`hsconas`, `hsconas-runtime`), built next to the test executable.
 /// `scripts/test.sh` builds them (`cargo build --workspace --all-targets`) before running the tests.
 pub fn workspace_bin(name: &str) -> PathBuf {

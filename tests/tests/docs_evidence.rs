@@ -1,17 +1,11 @@
 //! Every number listed in `docs/evidence/claims.toml` is what its committed evidence file says, and the
 //! check notices when a document or an evidence file changes alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hsconas_tests::evidence::coverage::decimal_numbers;
 use hsconas_tests::evidence::{check, load_manifest, render, Manifest, MANIFEST};
-
-fn repo_root() -> PathBuf {
-    hsconas_foundation::package_dir!()
-        .join("..")
-        .canonicalize()
-        .expect("repository root")
-}
+use hsconas_tests::repo_root;
 
 #[test]
 fn documented_numbers_match_their_evidence() {

@@ -5,18 +5,10 @@
 //! report states (and the docs copy from it, checked by `docs_evidence`): a change to how tables are
 //! summed, corrected or scored that moves those numbers fails here, deterministically, without a device.
 
-use std::path::PathBuf;
-
 use hsconas_devices::metrics::PredictorAccuracy;
 use hsconas_devices::{Correction, LatencyTable};
 use hsconas_models::Arch;
-
-fn repo_root() -> PathBuf {
-    hsconas_foundation::package_dir!()
-        .join("..")
-        .canonicalize()
-        .expect("repository root")
-}
+use hsconas_tests::repo_root;
 
 #[test]
 fn committed_measurements_replay_to_the_stated_prediction_error() {

@@ -3,18 +3,10 @@
 //! predictor's features at the model's configuration) gives the committed `predictor-model.json` that the
 //! build embeds. A ground truth refreshed without refitting, or a model edited by hand, fails here.
 
-use std::path::PathBuf;
-
 use hsconas_models::build;
 use hsconas_nas::ground_truth::GroundTruth;
 use hsconas_nas::predictor::{self, Predictor};
-
-fn repo_root() -> PathBuf {
-    hsconas_foundation::package_dir!()
-        .join("..")
-        .canonicalize()
-        .expect("repository root")
-}
+use hsconas_tests::repo_root;
 
 #[test]
 fn the_built_in_predictor_is_a_fresh_fit_of_the_committed_ground_truth() {

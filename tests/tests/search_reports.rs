@@ -5,13 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use hsconas_nas::report::SearchReport;
-
-fn repo_root() -> PathBuf {
-    hsconas_foundation::package_dir!()
-        .join("..")
-        .canonicalize()
-        .expect("repository root")
-}
+use hsconas_tests::repo_root;
 
 /// Every JSON file under `dir` that parses as a search report with a winner.
 fn committed_reports(dir: &Path) -> Vec<(PathBuf, SearchReport)> {
