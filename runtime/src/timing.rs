@@ -132,6 +132,18 @@ impl Default for Protocol {
 }
 
 impl Protocol {
+    /// The protocol of a latency table's pieces (`hsconas profile`): like [`Protocol::default`] but at
+    /// least 200 ms and at most 2,000 runs per piece, because a table times hundreds of pieces (818 for
+    /// the paper's space) and a piece takes well under a millisecond at small inputs. The one definition
+    /// of the profiling defaults; `hsconas profile`'s flags start from it.
+    pub fn for_profiling() -> Protocol {
+        Protocol {
+            min_time_ms: 200.0,
+            max_runs: 2000,
+            ..Protocol::default()
+        }
+    }
+
     fn validate(&self) -> Result<(), RuntimeError> {
         if self.min_runs == 0 || self.max_runs < self.min_runs {
             return Err(RuntimeError::BadSetting(format!(

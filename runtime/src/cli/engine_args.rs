@@ -76,16 +76,16 @@ impl EngineArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ProtocolArgs {
     /// Untimed runs before timing.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = Protocol::default().warmup, value_name = "N")]
     pub warmup: usize,
     /// Timed runs, at least.
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    #[arg(long, default_value_t = Protocol::default().min_runs, value_name = "N")]
     pub runs: usize,
     /// Timed milliseconds, at least.
-    #[arg(long, default_value_t = 500.0, value_name = "T")]
+    #[arg(long, default_value_t = Protocol::default().min_time_ms, value_name = "T")]
     pub min_time_ms: f64,
     /// Timed runs, at most.
-    #[arg(long, default_value_t = 5000, value_name = "N")]
+    #[arg(long, default_value_t = Protocol::default().max_runs, value_name = "N")]
     pub max_runs: usize,
     /// Pin the measuring thread to these CPUs (e.g. `0` or `2,3`).
     #[arg(long, value_delimiter = ',', value_name = "CPUS")]

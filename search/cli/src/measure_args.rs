@@ -68,15 +68,16 @@ pub struct ProtocolArgs {
     pub burst: usize,
 }
 
-/// The command line's defaults.
+/// The command line's defaults: [`Protocol::for_profiling`], the one definition.
 impl Default for ProtocolArgs {
     fn default() -> ProtocolArgs {
+        let profiling = Protocol::for_profiling();
         ProtocolArgs {
-            warmup: 10,
-            runs: 50,
-            min_time_ms: 200.0,
-            max_runs: 2000,
-            burst: 1,
+            warmup: profiling.warmup,
+            runs: profiling.min_runs,
+            min_time_ms: profiling.min_time_ms,
+            max_runs: profiling.max_runs,
+            burst: profiling.burst,
         }
     }
 }
@@ -190,5 +191,21 @@ impl TableDeviceArgs {
             threshold: self.drift_threshold,
             refuse: self.refuse_drift,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `hsconas profile` without protocol flags measures with the library's profiling protocol, the one
+    /// definition of those defaults.
+    #[test]
+    fn the_default_flags_are_the_profiling_protocol() {
+        assert_eq!(
+            ProtocolArgs::default().protocol(),
+            Protocol::for_profiling()
+        );
+        assert!(Protocol::for_profiling().min_time_ms < Protocol::default().min_time_ms);
     }
 }
