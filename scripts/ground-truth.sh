@@ -276,7 +276,7 @@ json.dump(scores, open(path, "w"), indent=2)
 score() {
   # The fitted predictor is scored on held-out networks only (each predicted by a model fitted on the others).
   example predict --truth "$evidence/ground-truth.json" --table $table \
-    --out "$evidence/estimates/predictor.json" --model "$evidence/predictor-model.json"
+    --out "$evidence/estimates/predictor.json" --model search/nas/assets/predictor-model.json
   example score --truth "$evidence/ground-truth.json" --scores "$evidence"/estimates/*.json \
     --out "$evidence/estimators.json" --plots "$evidence/plots" --combine short-training+macs \
     --combine predictor+macs --combine predictor+short-training+macs

@@ -71,7 +71,7 @@ search_step() {
     choice+=(--supernet "$supernet_ckpt")
   fi
   if [[ $ESTIMATOR == predictor ]]; then # the model searched with is kept beside the result
-    [[ -f $proof/predictor-model.json ]] || cp "${PREDICTOR:-$evidence/predictor-model.json}" "$proof/predictor-model.json"
+    [[ -f $proof/predictor-model.json ]] || cp "${PREDICTOR:-search/nas/assets/predictor-model.json}" "$proof/predictor-model.json"
     choice+=(--predictor "$proof/predictor-model.json")
   fi
   "$hsconas" search --table $table --target-ms "$(target_ms)" \

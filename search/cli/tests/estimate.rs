@@ -166,7 +166,7 @@ fn the_predictor_is_the_committed_model_or_the_one_given() {
         built_in.iter().all(|s| (10.0..=100.0).contains(s)),
         "{built_in:?}"
     );
-    let committed = "docs/evidence/ground-truth/predictor-model.json";
+    let committed = "search/nas/assets/predictor-model.json";
     assert_eq!(built_in, run(Some(committed)));
 
     let dir = tempfile::tempdir().expect("temp dir");

@@ -188,10 +188,11 @@ pub struct Predictor {
     pub networks: usize,
 }
 
-/// The predictor fitted on the committed ground truth (docs/evidence/ground-truth/predictor-model.json).
+/// The predictor fitted on the committed ground truth (`search/nas/assets/predictor-model.json`, an asset of
+/// this crate; `scripts/ground-truth.sh score` writes it from `docs/evidence/ground-truth/ground-truth.json`).
 const BUILT_IN: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../docs/evidence/ground-truth/predictor-model.json"
+    "/assets/predictor-model.json"
 ));
 
 impl Predictor {
