@@ -18,6 +18,7 @@
 //! Documents listed as `[[document]]` are checked for coverage as well ([`coverage`]): each decimal
 //! number in them must be a claim's value, inside a copied table, or a listed `[[constant]]`.
 
+mod claims;
 pub mod coverage;
 mod render;
 
@@ -174,7 +175,7 @@ pub fn check(root: &Path) -> Result<Vec<String>, EvidenceError> {
     for (_, members) in groups {
         let claims: Vec<(usize, &Claim)> =
             members.iter().map(|&i| (i, &manifest.claims[i])).collect();
-        failures.extend(check_claims(&claims, &mut files, &mut covered));
+        failures.extend(claims::check_claims(&claims, &mut files, &mut covered));
     }
     for (i, table) in manifest.tables.iter().enumerate() {
         if let Err(why) = check_tables(table, &mut files, &mut covered) {
@@ -359,165 +360,6 @@ fn fold(text: &str) -> String {
         in_table = row;
     }
     folded
-}
-
-/// The values of `claim` as its document must print them.
-fn claim_values(claim: &Claim, files: &mut Files) -> Result<Vec<String>, String> {
-    let placeholders = claim.text.matches("{}").count();
-    if placeholders != claim.values.len() {
-        return Err(format!(
-            "the text has {placeholders} placeholders but {} values are given",
-            claim.values.len()
-        ));
-    }
-    claim
-        .values
-        .iter()
-        .map(|spec| {
-            let file = spec.file.as_deref().unwrap_or(&claim.file);
-            let value = files
-                .json(file)?
-                .pointer(&spec.pointer)
-                .ok_or_else(|| format!("{file} has nothing at {}", spec.pointer))?;
-            render(value, spec).map_err(|e| format!("{file}#{}: {e}", spec.pointer))
-        })
-        .collect()
-}
-
-/// Checks claims that share their words and document (`(index, claim)`): each is found with its values
-/// and names its evidence, and every place with those words prints the values of one of them.
-fn check_claims(
-    claims: &[(usize, &Claim)],
-    files: &mut Files,
-    covered: &mut Covered,
-) -> Vec<String> {
-    let Some(&(first, model)) = claims.first() else {
-        return Vec::new();
-    };
-    let doc = model.doc.clone();
-    let failure = |i: usize, why: String| format!("claim {} ({doc}): {why}", i + 1);
-    let pieces: Vec<String> = model.text.split("{}").map(fold_piece).collect();
-    let mut failures = Vec::new();
-    let mut expected: Vec<(usize, Vec<String>)> = Vec::new();
-    for &(i, claim) in claims {
-        match claim_values(claim, files) {
-            Ok(values) => expected.push((i, values)),
-            Err(why) => failures.push(failure(i, why)),
-        }
-    }
-    let text = match files.doc(&doc) {
-        Ok(text) => text.to_string(),
-        Err(why) => return vec![failure(first, why)],
-    };
-    let places = places(&text, &pieces);
-    let printed = |place: &[Range<usize>]| -> Vec<String> {
-        place.iter().map(|r| text[r.clone()].to_string()).collect()
-    };
-    for (i, values) in &expected {
-        let claim = claims.iter().find(|(j, _)| j == i).map(|(_, c)| *c);
-        let Some(claim) = claim else { continue };
-        let mut sentence = pieces[0].clone();
-        for (value, piece) in values.iter().zip(&pieces[1..]) {
-            sentence.push_str(value);
-            sentence.push_str(piece);
-        }
-        if !places.iter().any(|p| printed(p) == *values) {
-            failures.push(failure(
-                *i,
-                format!(
-                    "expected \"{sentence}\" (from {}){}",
-                    claim.file,
-                    nearest(&text, &sentence)
-                ),
-            ));
-        }
-        let names = evidence_names(&doc, &claim.file);
-        if !names.iter().any(|name| text.contains(name.as_str())) {
-            failures.push(failure(
-                *i,
-                format!(
-                    "the document does not name its evidence (any of: {})",
-                    names.join(", ")
-                ),
-            ));
-        }
-    }
-    for place in places {
-        let said = printed(&place);
-        if expected.iter().any(|(_, values)| *values == said) {
-            for range in place {
-                covered.add(&doc, range);
-            }
-        } else if !expected.is_empty() {
-            let from = place
-                .first()
-                .map_or(0, |r| r.start.saturating_sub(pieces[0].len()));
-            let to = place.last().map_or(from, |r| r.end);
-            failures.push(failure(
-                first,
-                format!(
-                    "a copy prints {} in \"{}\", which is no claim's evidence (expected {})",
-                    said.join(", "),
-                    &text[from..to],
-                    expected
-                        .iter()
-                        .map(|(_, v)| v.join(", "))
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ),
-            ));
-        }
-    }
-    failures
-}
-
-/// A piece of a claim's text between values, folded like the document but keeping the white space at
-/// its ends (it separates the piece from the values).
-fn fold_piece(piece: &str) -> String {
-    let mut folded = String::new();
-    if piece.starts_with(char::is_whitespace) {
-        folded.push(' ');
-    }
-    folded.push_str(&fold(piece));
-    if piece.ends_with(char::is_whitespace) && !fold(piece).is_empty() {
-        folded.push(' ');
-    }
-    folded
-}
-
-/// Every place of `text` where the claim's words (`pieces`, the text between its values) appear in
-/// order: the byte ranges its values are printed at. A value inside the text is what lies between two
-/// pieces (no white space); a value at either end is the word there, its punctuation left out.
-fn places(text: &str, pieces: &[String]) -> Vec<Vec<Range<usize>>> {
-    let last = pieces.len() - 1;
-    let mut pattern = String::new();
-    for (i, piece) in pieces.iter().enumerate() {
-        if i > 0 {
-            // A number is taken whole first (so that `0.10.` ends the value at `0.10`), else a word.
-            pattern.push_str(if i == last && piece.is_empty() {
-                r"([+\-±]?\d[\d,]*(?:\.\d+)?|[^\s)\]]*[^\s.,;:)\]])"
-            } else if i == 1 && pieces[0].is_empty() {
-                r"([+\-±]?\d[\d,]*(?:\.\d+)?|[^\s(\[]+?)"
-            } else {
-                r"([+\-±]?\d[\d,]*(?:\.\d+)?|\S+?)"
-            });
-        }
-        pattern.push_str(&regex::escape(piece));
-    }
-    // A table row is matched whole: from the start of its line to the end when the claim ends the row.
-    if pieces[0].starts_with('|') {
-        pattern.insert_str(0, "(?m)^");
-        if pieces[last].ends_with('|') {
-            pattern.push('$');
-        }
-    }
-    let Ok(pattern) = regex::Regex::new(&pattern) else {
-        return Vec::new();
-    };
-    pattern
-        .captures_iter(text)
-        .map(|found| found.iter().skip(1).flatten().map(|m| m.range()).collect())
-        .collect()
 }
 
 /// How a document may name the evidence `file`: the file or one of its folders down to the study folder

@@ -11,6 +11,12 @@
 //! (`--target-ms 0.7`). Fenced blocks (transcripts) are prose here: their numbers are checked.
 
 use std::ops::Range;
+use std::sync::LazyLock;
+
+/// A decimal: digits, a point and digits (thousands grouped with commas allowed).
+static DECIMAL: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"\d{1,3}(?:,\d{3})+\.\d+|\d+\.\d+").expect("a valid pattern")
+});
 
 /// `text` (folded) with the marks of fenced blocks blanked and inline code spans found: the byte
 /// ranges of inline code.
@@ -31,11 +37,10 @@ fn inline_code(text: &str) -> (String, Vec<Range<usize>>) {
 
 /// The decimal numbers of a folded document, as byte ranges (a sign written before one is included).
 pub fn decimal_numbers(text: &str) -> Vec<Range<usize>> {
-    let pattern = regex::Regex::new(r"\d{1,3}(?:,\d{3})+\.\d+|\d+\.\d+").expect("a valid pattern");
     let (text, code) = inline_code(text);
     let before = |at: usize| text[..at].chars().next_back();
     let wordish = |c: char| c.is_alphanumeric() || c == '_';
-    pattern
+    DECIMAL
         .find_iter(&text)
         .filter_map(|m| {
             let mut start = m.start();
