@@ -5,7 +5,7 @@ use hsconas_models::build::Piece;
 use hsconas_models::{Arch, Choice, NUM_LAYERS};
 use serde::Serialize;
 
-use crate::calibration::Correction;
+use crate::correction::Correction;
 use crate::table::{LatencyTable, TableError};
 
 /// One layer's share of a prediction.
@@ -133,6 +133,7 @@ mod tests {
     use crate::{DeviceProfile, EntryStats, Provenance, FORMAT_VERSION};
     use hsconas_models::build::all_pieces;
     use hsconas_models::SearchSpace;
+    use hsconas_vocabulary::{Fingerprint, Protocol, Stats};
     use rand::SeedableRng;
 
     fn table() -> LatencyTable {
@@ -143,13 +144,7 @@ mod tests {
             .map(|(i, p)| {
                 let ms = 0.003 * (i % 23 + 1) as f64;
                 let stats = EntryStats {
-                    min_ms: ms,
-                    p10_ms: ms,
-                    median_ms: ms,
-                    p90_ms: ms,
-                    mean_ms: ms,
-                    stdev_ms: 0.0,
-                    runs: 1,
+                    stats: Stats::from_samples(&[ms]).expect("one sample"),
                     group: None,
                 };
                 (p.key(), stats)
@@ -159,7 +154,7 @@ mod tests {
             format: FORMAT_VERSION,
             provenance: Provenance {
                 device: profile.name.clone(),
-                fingerprint: serde_json::Value::Null,
+                fingerprint: Fingerprint::default(),
                 engine: profile.backend,
                 backend_version: "test".into(),
                 provider: profile.provider,
@@ -172,7 +167,7 @@ mod tests {
                 layout: profile.layout,
                 classes: 1000,
                 date: String::new(),
-                protocol: serde_json::Value::Null,
+                protocol: Protocol::default(),
                 fleet: None,
             },
             statistic: profile.statistic,

@@ -14,33 +14,30 @@
 //! - [`metrics`]: how well predictions match measurements (RMSE, RMSPE, within ±5/±10%, Kendall tau,
 //!   Spearman rho) and the least-squares fits the corrections use.
 //!
-//! - [`machine_differences`]: whether a table was measured on the machine it is used on.
-//!
 //! - [`drift`]: the reference network timed in every measured group, and measurements normalised to the
 //!   device state the table was built in.
 //!
-//! - [`fleet`]: several devices of one profile measuring one table, and whether they agree enough to.
+//! - [`fleet_agreement`]: whether several devices of one profile agree enough to measure one table.
+//!
+//! The words these use (engine, execution provider, precision, statistic, timing protocol, fingerprint)
+//! are defined once, in `hsconas_vocabulary`.
 //!
 //! Measuring tables needs the runtime and the exporter; that lives in the `hsconas` CLI (`hsconas profile`,
 //! `calibrate`, `latency`).
 
-mod calibration;
+mod correction;
 pub mod drift;
-pub mod fleet;
+pub mod fleet_agreement;
 mod latency_model;
-mod machine;
 pub mod metrics;
 mod profile;
 mod table;
 
-pub use calibration::{Calibration, Correction, CorrectionKind, NetworkSample};
+pub use correction::{Calibration, Correction, CorrectionKind, NetworkSample};
 pub use drift::{
     DriftModel, DriftPoint, DriftSummary, DriftTrace, ReferenceNetwork, REFERENCE_BURST,
 };
-pub use fleet::{CalibrationTimings, FleetAgreement, FleetDevice, FleetRule};
+pub use fleet_agreement::{CalibrationTimings, FleetAgreement, FleetDevice, FleetRule};
 pub use latency_model::{LatencyModel, LayerPart, Prediction};
-pub use machine::machine_differences;
-pub use profile::{
-    DeviceKind, DeviceProfile, Engine, ExecutionProvider, Precision, ProfileError, TableStatistic,
-};
+pub use profile::{DeviceKind, DeviceProfile, ProfileError};
 pub use table::{EntryStats, LatencyTable, Provenance, TableError, FORMAT_VERSION};

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use hsconas_models::{Layout, NetConfig};
+use hsconas_vocabulary::{Engine, ExecutionProvider, Precision, Statistic};
 use serde::{Deserialize, Serialize};
 
 /// Why a profile was refused.
@@ -50,63 +51,6 @@ pub enum DeviceKind {
     Edge,
 }
 
-/// The inference engine on the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// ONNX Runtime.
-    Ort,
-    /// tract.
-    Tract,
-}
-
-/// An ONNX Runtime execution provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExecutionProvider {
-    /// CPU.
-    Cpu,
-    /// CUDA.
-    Cuda,
-    /// TensorRT.
-    Tensorrt,
-}
-
-impl std::fmt::Display for ExecutionProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ExecutionProvider::Cpu => "cpu",
-            ExecutionProvider::Cuda => "cuda",
-            ExecutionProvider::Tensorrt => "tensorrt",
-        })
-    }
-}
-
-/// Numeric precision of the measured models.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// 32-bit floats.
-    #[default]
-    Fp32,
-    /// 16-bit floats (TensorRT).
-    Fp16,
-}
-
-/// Which timing statistic the latency table uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TableStatistic {
-    /// Minimum.
-    Min,
-    /// 10th percentile (shared, noisy hosts).
-    P10,
-    /// Median (quiet, dedicated devices).
-    Median,
-    /// Mean.
-    Mean,
-}
-
 /// A device profile (`devices/profiles/<name>.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,7 +84,7 @@ pub struct DeviceProfile {
     /// Stage widths (`A`, `B` or four widths).
     pub layout: Layout,
     /// Statistic the latency table uses.
-    pub statistic: TableStatistic,
+    pub statistic: Statistic,
     /// Address of the agent on the device (`http://host:7878`), for remote profiling.
     #[serde(default)]
     pub agent: Option<String>,

@@ -8,8 +8,11 @@ use hsconas_models::build::Piece;
 use hsconas_models::{Arch, Layout, NetConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::calibration::{Calibration, Correction};
-use crate::profile::{DeviceProfile, Engine, ExecutionProvider, Precision, TableStatistic};
+use crate::correction::{Calibration, Correction};
+use crate::profile::DeviceProfile;
+use hsconas_vocabulary::{
+    Engine, ExecutionProvider, Fingerprint, Precision, Protocol, Statistic, Stats,
+};
 
 /// Version of the table file format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -51,38 +54,22 @@ pub enum TableError {
     MissingEntry(String),
 }
 
-/// Timing statistics of one piece, in milliseconds.
+/// Timing statistics of one piece, in milliseconds, and the group it was measured in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntryStats {
-    /// Fastest run.
-    pub min_ms: f64,
-    /// 10th percentile.
-    pub p10_ms: f64,
-    /// Median.
-    pub median_ms: f64,
-    /// 90th percentile.
-    pub p90_ms: f64,
-    /// Mean.
-    pub mean_ms: f64,
-    /// Standard deviation.
-    pub stdev_ms: f64,
-    /// Timed runs.
-    pub runs: usize,
+    /// The runtime's summary of the piece's timed runs (raw; [`LatencyTable::entry_ms`] normalises).
+    #[serde(flatten)]
+    pub stats: Stats,
     /// The group the piece was measured in: its index in the table's reference trace (`None` in tables
-    /// without a reference network). The statistics above are raw; [`LatencyTable::entry_ms`] normalises.
+    /// without a reference network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<usize>,
 }
 
 impl EntryStats {
     /// The statistic the table uses.
-    pub fn get(&self, statistic: TableStatistic) -> f64 {
-        match statistic {
-            TableStatistic::Min => self.min_ms,
-            TableStatistic::P10 => self.p10_ms,
-            TableStatistic::Median => self.median_ms,
-            TableStatistic::Mean => self.mean_ms,
-        }
+    pub fn get(&self, statistic: Statistic) -> f64 {
+        self.stats.get(statistic)
     }
 }
 
@@ -91,8 +78,8 @@ impl EntryStats {
 pub struct Provenance {
     /// Device profile name.
     pub device: String,
-    /// The runtime's device fingerprint (CPU, cores, memory, OS, GPUs), as it reported it.
-    pub fingerprint: serde_json::Value,
+    /// The device's fingerprint (CPU, cores, memory, OS, GPUs, power state), as the runtime reported it.
+    pub fingerprint: Fingerprint,
     /// Engine of the profile.
     pub engine: Engine,
     /// Engine and version as the runtime reported it, e.g. `onnxruntime 1.31.1`.
@@ -123,7 +110,7 @@ pub struct Provenance {
     /// When it was measured (RFC 3339, UTC).
     pub date: String,
     /// The runtime's timing protocol (warm-up, runs, minimum time, ...), as it reported it.
-    pub protocol: serde_json::Value,
+    pub protocol: Protocol,
     /// When a fleet of devices measured the table (`hsconas profile --agent A --agent B ...`): each device,
     /// its share, and the calibration that showed they agree. `fingerprint` is then the first device's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,7 +140,7 @@ pub struct LatencyTable {
     /// Where and how it was measured.
     pub provenance: Provenance,
     /// Which statistic predictions use.
-    pub statistic: TableStatistic,
+    pub statistic: Statistic,
     /// Statistics by piece key (`stem`, `head`, `L<l>:<op>:<scale>`).
     pub entries: BTreeMap<String, EntryStats>,
     /// The calibrated bias, once `calibrate` ran.
@@ -336,20 +323,22 @@ impl LatencyTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calibration::CorrectionKind;
+    use crate::correction::CorrectionKind;
     use hsconas_models::build::all_pieces;
     use hsconas_models::SearchSpace;
     use rand::SeedableRng;
 
     fn stats(ms: f64) -> EntryStats {
         EntryStats {
-            min_ms: ms * 0.9,
-            p10_ms: ms,
-            median_ms: ms * 1.1,
-            p90_ms: ms * 1.3,
-            mean_ms: ms * 1.15,
-            stdev_ms: 0.01,
-            runs: 50,
+            stats: Stats {
+                min_ms: ms * 0.9,
+                p10_ms: ms,
+                median_ms: ms * 1.1,
+                p90_ms: ms * 1.3,
+                mean_ms: ms * 1.15,
+                stdev_ms: 0.01,
+                runs: 50,
+            },
             group: None,
         }
     }
@@ -364,7 +353,10 @@ mod tests {
             format: FORMAT_VERSION,
             provenance: Provenance {
                 device: profile.name.clone(),
-                fingerprint: serde_json::json!({ "cpu_model": "test" }),
+                fingerprint: Fingerprint {
+                    cpu_model: "test".into(),
+                    ..Fingerprint::default()
+                },
                 engine: profile.backend,
                 backend_version: "onnxruntime 1.31.1".into(),
                 provider: profile.provider,
@@ -377,7 +369,7 @@ mod tests {
                 layout: profile.layout,
                 classes: 1000,
                 date: "2026-11-28T00:00:00Z".into(),
-                protocol: serde_json::json!({ "warmup": 10 }),
+                protocol: Protocol::default(),
                 fleet: None,
             },
             statistic: profile.statistic,
@@ -519,9 +511,9 @@ mod tests {
         let profile = DeviceProfile::find("local-cpu").expect("shipped");
         let table = table_for(&profile);
         let arch = SearchSpace::full().sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(4));
-        let mut hand = table.entries["stem"].p10_ms + table.entries["head"].p10_ms;
+        let mut hand = table.entries["stem"].stats.p10_ms + table.entries["head"].stats.p10_ms;
         for (l, c) in arch.choices().iter().enumerate() {
-            hand += table.entries[&format!("L{}:{c}", l + 1)].p10_ms;
+            hand += table.entries[&format!("L{}:{c}", l + 1)].stats.p10_ms;
         }
         assert!((table.table_sum_ms(&arch).expect("sum") - hand).abs() < 1e-12);
         assert!((table.predict_ms(&arch).expect("predict") - hand - 0.25).abs() < 1e-12);

@@ -37,6 +37,9 @@ pub enum RuntimeError {
     /// A setting that cannot be used (zero threads, unknown CPU for pinning, ...).
     #[error("invalid setting: {0}")]
     BadSetting(String),
+    /// A name or protocol the vocabulary refuses (an unknown provider, a protocol without runs).
+    #[error(transparent)]
+    Vocabulary(#[from] hsconas_vocabulary::VocabularyError),
     /// A file-system step failed (what was done, to which path, and why).
     #[error(transparent)]
     Fs(#[from] hsconas_foundation::FsError),

@@ -1,73 +1,39 @@
-//! What the device is: stored with every measurement so that a latency table can be matched to its device.
+//! Reads what the device is ([`Fingerprint`]), stored with every measurement so that a latency table can be
+//! matched to its device.
 
-use serde::{Deserialize, Serialize};
+use hsconas_vocabulary::Fingerprint;
 
-use crate::power::PowerState;
-
-/// The device and the software that measures on it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    /// Host name.
-    pub hostname: String,
-    /// CPU model (from sysinfo, `/proc/cpuinfo`, or the device-tree model on boards such as Jetsons).
-    pub cpu_model: String,
-    /// Physical cores.
-    pub physical_cores: Option<usize>,
-    /// Logical CPUs.
-    pub logical_cpus: usize,
-    /// Nominal CPU frequency in MHz.
-    pub cpu_mhz: u64,
-    /// Total memory in bytes.
-    pub memory_bytes: u64,
-    /// Operating system, e.g. `Linux 12 Debian GNU/Linux`.
-    pub os: String,
-    /// Kernel version.
-    pub kernel: String,
-    /// CPU architecture, e.g. `x86_64`, `aarch64`.
-    pub arch: String,
-    /// GPUs as `name (driver X)`, from `nvidia-smi` where present.
-    pub gpus: Vec<String>,
-    /// Version of this runtime.
-    pub runtime_version: String,
-    /// Power and clock state (governor, turbo, Jetson power mode and clocks); empty in tables measured
-    /// before it was recorded.
-    #[serde(default)]
-    pub power: PowerState,
-}
-
-impl Fingerprint {
-    /// Reads the machine.
-    pub fn detect() -> Fingerprint {
-        use sysinfo::{CpuRefreshKind, RefreshKind, System};
-        let sys = System::new_with_specifics(
-            RefreshKind::nothing()
-                .with_cpu(CpuRefreshKind::everything())
-                .with_memory(sysinfo::MemoryRefreshKind::everything()),
-        );
-        let brand = sys
-            .cpus()
-            .first()
-            .map(|c| c.brand().trim().to_string())
-            .unwrap_or_default();
-        let cpu_model = if brand.is_empty() {
-            proc_cpu_model().unwrap_or_else(|| "unknown".into())
-        } else {
-            brand
-        };
-        Fingerprint {
-            hostname: System::host_name().unwrap_or_default(),
-            cpu_model,
-            physical_cores: System::physical_core_count(),
-            logical_cpus: sys.cpus().len(),
-            cpu_mhz: sys.cpus().first().map_or(0, |c| c.frequency()),
-            memory_bytes: sys.total_memory(),
-            os: System::long_os_version().unwrap_or_default(),
-            kernel: System::kernel_version().unwrap_or_default(),
-            arch: std::env::consts::ARCH.to_string(),
-            gpus: nvidia_gpus(),
-            runtime_version: env!("CARGO_PKG_VERSION").to_string(),
-            power: PowerState::detect(),
-        }
+/// Reads this machine's fingerprint.
+pub fn detect() -> Fingerprint {
+    use sysinfo::{CpuRefreshKind, RefreshKind, System};
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::everything())
+            .with_memory(sysinfo::MemoryRefreshKind::everything()),
+    );
+    let brand = sys
+        .cpus()
+        .first()
+        .map(|c| c.brand().trim().to_string())
+        .unwrap_or_default();
+    let cpu_model = if brand.is_empty() {
+        proc_cpu_model().unwrap_or_else(|| "unknown".into())
+    } else {
+        brand
+    };
+    Fingerprint {
+        hostname: System::host_name().unwrap_or_default(),
+        cpu_model,
+        physical_cores: System::physical_core_count(),
+        logical_cpus: sys.cpus().len(),
+        cpu_mhz: sys.cpus().first().map_or(0, |c| c.frequency()),
+        memory_bytes: sys.total_memory(),
+        os: System::long_os_version().unwrap_or_default(),
+        kernel: System::kernel_version().unwrap_or_default(),
+        arch: std::env::consts::ARCH.to_string(),
+        gpus: nvidia_gpus(),
+        runtime_version: env!("CARGO_PKG_VERSION").to_string(),
+        power: crate::power::detect(),
     }
 }
 
@@ -119,7 +85,7 @@ mod tests {
 
     #[test]
     fn agrees_with_what_the_kernel_reports() {
-        let f = Fingerprint::detect();
+        let f = detect();
         // Checked against /proc, read independently of sysinfo (Linux, where the runtime is used).
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
         let processors = cpuinfo

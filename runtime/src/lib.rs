@@ -4,6 +4,8 @@
 //!
 //! - [`backend`]: one small trait over ONNX Runtime (`ort`: CPU, CUDA, TensorRT execution providers, loaded
 //!   dynamically) and `tract` (pure Rust). Prepare once, run many.
+//! - The words it shares with the host (engine, execution provider, precision, statistic, protocol,
+//!   fingerprint, power state) are `hsconas_vocabulary`'s; this crate reads and measures them.
 //! - [`timing`]: the timing protocol of docs/DESIGN.md section 4 (warm-up, minimum runs and time, low-percentile
 //!   statistics, optional CPU pinning, interleaved rounds over several models).
 //! - [`fingerprint`]: what the device is (CPU, cores, memory, OS, GPU) and its [`power`] state (governor,
@@ -19,8 +21,5 @@ pub mod measure_job;
 pub mod power;
 pub mod timing;
 
-pub use backend::{Backend, BackendConfig, BackendKind, LoadedModel, Provider, TensorSpec};
+pub use backend::{Backend, BackendConfig, LoadedModel, TensorSpec};
 pub use error::RuntimeError;
-
-pub use fingerprint::Fingerprint;
-pub use timing::{Protocol, ReferenceTiming, Statistic, Stats};

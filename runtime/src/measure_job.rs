@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{self, Backend, BackendConfig, LoadedModel, Provider};
+use crate::backend::{self, Backend, BackendConfig, LoadedModel};
 use crate::timing::{measure_interleaved, random_inputs};
-use crate::{Protocol, RuntimeError, Stats};
+use crate::RuntimeError;
+use hsconas_vocabulary::{ExecutionProvider, Protocol, Stats};
 
 /// What to measure and how: one model, or several measured together in interleaved rounds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,7 +34,7 @@ pub struct MeasureOutcome {
     /// Engine and version.
     pub backend: String,
     /// Execution provider actually used.
-    pub provider: Provider,
+    pub provider: ExecutionProvider,
     /// Shapes of the inputs fed.
     pub input_shapes: Vec<Vec<usize>>,
     /// Kernels per execution provider, when found out ([`BackendConfig::placement`], or a GPU provider).

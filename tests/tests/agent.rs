@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use hsconas_export::BatchDim;
 use hsconas_foundation::Weights;
 use hsconas_models::NetConfig;
-use hsconas_runtime::agent::{AgentClient, ClientError, ProfileSettings};
-use hsconas_runtime::backend::{self, BackendConfig, BackendKind};
+use hsconas_runtime::agent::{AgentClient, ClientError, MeasureSettings};
+use hsconas_runtime::backend::{self, BackendConfig};
 use hsconas_runtime::timing::random_inputs;
 use hsconas_tests::{piece_onnx, relative_error, RunningAgent};
+use hsconas_vocabulary::Engine;
 
 const TOKEN: &str = "s3cret";
 
@@ -44,8 +45,8 @@ fn piece(key: &str) -> Vec<u8> {
     )
 }
 
-fn quick() -> ProfileSettings {
-    let mut s = ProfileSettings::default();
+fn quick() -> MeasureSettings {
+    let mut s = MeasureSettings::default();
     s.protocol.warmup = 1;
     s.protocol.min_runs = 3;
     s.protocol.min_time_ms = 5.0;
@@ -88,7 +89,7 @@ fn every_endpoint_round_trips() {
         .is_some_and(|n| n >= 1));
 
     let model = piece("head");
-    for kind in [BackendKind::Ort, BackendKind::Tract] {
+    for kind in [Engine::Ort, Engine::Tract] {
         let mut settings = quick();
         settings.engine.kind = kind;
         let outcome = c.profile(&model, &settings).expect("profile");
@@ -99,9 +100,7 @@ fn every_endpoint_round_trips() {
         assert_eq!(outcome.input_shapes, vec![vec![2, 512, 2, 2]]);
     }
 
-    let info = c
-        .deploy("head-1", &model, BackendKind::Ort)
-        .expect("deploy");
+    let info = c.deploy("head-1", &model, Engine::Ort).expect("deploy");
     assert_eq!(
         info.inputs[0].shape,
         vec![Some(2), Some(512), Some(2), Some(2)]
@@ -148,13 +147,10 @@ fn bad_requests_get_the_right_status_and_the_agent_keeps_serving() {
     assert_eq!(status_of(client(&agent, Some("wrong")).models()), 401);
     assert_eq!(status_of(c.profile(b"not onnx at all", &quick())), 400);
     assert_eq!(
-        status_of(c.deploy("broken", &model[..model.len() / 3], BackendKind::Tract)),
+        status_of(c.deploy("broken", &model[..model.len() / 3], Engine::Tract)),
         400
     );
-    assert_eq!(
-        status_of(c.deploy("bad name!", &model, BackendKind::Ort)),
-        400
-    );
+    assert_eq!(status_of(c.deploy("bad name!", &model, Engine::Ort)), 400);
     assert_eq!(status_of(c.infer("nobody", &[])), 404);
     assert_eq!(status_of(c.delete("nobody")), 404);
     assert_eq!(
@@ -162,7 +158,7 @@ fn bad_requests_get_the_right_status_and_the_agent_keeps_serving() {
         413
     );
 
-    let info = c.deploy("stem", &model, BackendKind::Ort).expect("deploy");
+    let info = c.deploy("stem", &model, Engine::Ort).expect("deploy");
     let mut wrong = random_inputs(&info.inputs, 2, 0);
     wrong[0].shape = vec![2, 3, 16, 64];
     assert_eq!(status_of(c.infer("stem", &wrong)), 400);

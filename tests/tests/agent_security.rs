@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use hsconas_export::BatchDim;
 use hsconas_models::NetConfig;
-use hsconas_runtime::agent::{AgentClient, ClientError, ProfileSettings};
-use hsconas_runtime::backend::BackendKind;
+use hsconas_runtime::agent::{AgentClient, ClientError, MeasureSettings};
 use hsconas_runtime::measure_job::MeasureOutcome;
 use hsconas_runtime::timing::random_inputs;
 use hsconas_tests::{piece_onnx, RunningAgent};
+use hsconas_vocabulary::Engine;
 
 const TOKEN: &str = "s3cret";
 
@@ -309,10 +309,10 @@ fn tls_round_trip_with_a_self_signed_certificate() {
     .expect("client");
     assert_eq!(c.health().expect("health over TLS")["status"], "ok");
     let model = piece("head");
-    let mut quick = ProfileSettings::default();
+    let mut quick = MeasureSettings::default();
     (quick.protocol.min_runs, quick.protocol.min_time_ms) = (3, 5.0);
     assert!(c.profile(&model, &quick).expect("profile").stats.runs >= 3);
-    let info = c.deploy("head", &model, BackendKind::Ort).expect("deploy");
+    let info = c.deploy("head", &model, Engine::Ort).expect("deploy");
     let out = c
         .infer("head", &random_inputs(&info.inputs, 2, 0))
         .expect("infer");
@@ -338,7 +338,7 @@ fn tls_round_trip_with_a_self_signed_certificate() {
 /// A long measurement in a background thread.
 fn measuring(c: &AgentClient, model: &[u8], ms: f64) -> std::thread::JoinHandle<MeasureOutcome> {
     let (c, model) = (c.clone(), model.to_vec());
-    let mut long = ProfileSettings::default();
+    let mut long = MeasureSettings::default();
     (long.protocol.min_runs, long.protocol.min_time_ms) = (10, ms);
     long.protocol.max_runs = usize::MAX;
     std::thread::spawn(move || c.profile(&model, &long).expect("measures"))
@@ -352,7 +352,7 @@ fn inference_during_a_measurement_is_refused_and_does_not_disturb_it() {
     let agent = RunningAgent::start(&["--token", TOKEN]);
     let c = client(&agent, Some(TOKEN));
     let model = piece("stem");
-    let info = c.deploy("stem", &model, BackendKind::Ort).expect("deploy");
+    let info = c.deploy("stem", &model, Engine::Ort).expect("deploy");
     let inputs = random_inputs(&info.inputs, 2, 1);
     c.infer("stem", &inputs).expect("infer while idle");
 

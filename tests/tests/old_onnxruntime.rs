@@ -97,7 +97,7 @@ fn onnxruntime_1_17_loads_benches_and_profiles() {
     let profile = runtime_on(
         &lib,
         &[
-            "profile",
+            "measure",
             manifest.to_str().expect("utf-8"),
             "--out",
             results.to_str().expect("utf-8"),

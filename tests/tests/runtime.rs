@@ -4,12 +4,14 @@
 use hsconas_export::{onnx, BatchDim, GraphWeights, OnnxOptions, Weights};
 use hsconas_models::build;
 use hsconas_models::{Arch, NetConfig};
-use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor, Provider};
+use hsconas_runtime::backend::{self, BackendConfig, HostTensor};
 use hsconas_runtime::timing::{measure, random_inputs};
-use hsconas_runtime::{Protocol, RuntimeError};
+use hsconas_runtime::RuntimeError;
 use hsconas_tests::{piece_onnx, relative_error, run_bin, run_bin_env, write_pieces};
+use hsconas_vocabulary::Protocol;
+use hsconas_vocabulary::{Engine, ExecutionProvider};
 
-fn config(kind: BackendKind) -> BackendConfig {
+fn config(kind: Engine) -> BackendConfig {
     BackendConfig {
         kind,
         ..BackendConfig::default()
@@ -47,9 +49,9 @@ macro_rules! on_both_backends {
     ($name:ident, $body:expr) => {
         #[test]
         fn $name() {
-            let check: fn(BackendKind) = $body;
-            check(BackendKind::Ort);
-            check(BackendKind::Tract);
+            let check: fn(Engine) = $body;
+            check(Engine::Ort);
+            check(Engine::Tract);
         }
     };
 }
@@ -63,7 +65,7 @@ on_both_backends!(loads_describes_and_runs_with_a_symbolic_batch, |kind| {
         vec![None, Some(3), Some(32), Some(32)],
         "{kind}"
     );
-    assert_eq!(model.provider(), Provider::Cpu);
+    assert_eq!(model.provider(), ExecutionProvider::Cpu);
     for batch in [1, 3] {
         let inputs = random_inputs(model.inputs(), batch, 5);
         let out = model.run(&inputs).expect("runs");
@@ -132,8 +134,8 @@ fn ort_and_tract_agree_on_exported_models() {
     for key in ["L1:shuffle7:0.3", "L6:xception:0.5"] {
         pieces.push(piece_onnx(key, &config_224, BatchDim::Fixed(1)));
     }
-    let ort = backend::build(&config(BackendKind::Ort)).expect("ort");
-    let tract = backend::build(&config(BackendKind::Tract)).expect("tract");
+    let ort = backend::build(&config(Engine::Ort)).expect("ort");
+    let tract = backend::build(&config(Engine::Tract)).expect("tract");
     for bytes in pieces {
         let mut a = ort.load(&bytes).expect("ort loads");
         let mut b = tract.load(&bytes).expect("tract loads");
@@ -307,10 +309,10 @@ fn io_binding_times_the_model_and_reports_the_input_copy() {
     // Through the library: a bound model still runs unbound, with the same result as without binding.
     let bound = backend::build(&BackendConfig {
         io_binding: true,
-        ..config(BackendKind::Ort)
+        ..config(Engine::Ort)
     })
     .expect("backend");
-    let plain = backend::build(&config(BackendKind::Ort)).expect("backend");
+    let plain = backend::build(&config(Engine::Ort)).expect("backend");
     let bytes = small_net(BatchDim::Symbolic);
     let (mut a, mut b) = (
         bound.load(&bytes).expect("loads"),
@@ -338,7 +340,7 @@ fn placement_profiles_leave_no_files_behind() {
     };
     let engine = backend::build(&BackendConfig {
         placement: true,
-        ..config(BackendKind::Ort)
+        ..config(Engine::Ort)
     })
     .expect("backend");
     let bytes = small_net(BatchDim::Fixed(1));
@@ -405,7 +407,7 @@ fn profile_measures_a_manifest_and_resumes_without_losing_results() {
     };
     let args = |extra: &[&'static str]| {
         let mut v = vec![
-            "profile".to_string(),
+            "measure".to_string(),
             manifest.to_str().expect("utf-8").to_string(),
             "--out".into(),
             out.to_str().expect("utf-8").into(),

@@ -118,13 +118,20 @@ impl ApiError {
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> ApiError {
         let status = match e {
-            RuntimeError::BadModel(_) | RuntimeError::BadInput(_) | RuntimeError::BadSetting(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            RuntimeError::BadModel(_)
+            | RuntimeError::BadInput(_)
+            | RuntimeError::BadSetting(_)
+            | RuntimeError::Vocabulary(_) => StatusCode::BAD_REQUEST,
             RuntimeError::OrtLibrary { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<hsconas_vocabulary::VocabularyError> for ApiError {
+    fn from(e: hsconas_vocabulary::VocabularyError) -> ApiError {
+        ApiError::from(RuntimeError::from(e))
     }
 }
 

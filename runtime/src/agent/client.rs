@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 use super::api::DeployedModelInfo;
 use super::models::SAFETENSORS;
-use super::settings::ProfileSettings;
-use crate::backend::{BackendKind, HostTensor};
+use super::settings::MeasureSettings;
+use crate::backend::HostTensor;
 use crate::measure_job::MeasureOutcome;
+use hsconas_vocabulary::Engine;
 
 /// Why a call to the agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +166,7 @@ impl AgentClient {
     pub fn profile(
         &self,
         onnx: &[u8],
-        settings: &ProfileSettings,
+        settings: &MeasureSettings,
     ) -> Result<MeasureOutcome, ClientError> {
         let path = format!("/v1/profile?{}", settings.to_query());
         self.finish(&path, self.request("POST", &path).send_bytes(onnx))
@@ -176,7 +177,7 @@ impl AgentClient {
     pub fn profile_group(
         &self,
         models: &[&[u8]],
-        settings: &ProfileSettings,
+        settings: &MeasureSettings,
     ) -> Result<Vec<MeasureOutcome>, ClientError> {
         let sizes: Vec<String> = models.iter().map(|m| m.len().to_string()).collect();
         let path = format!(
@@ -203,7 +204,7 @@ impl AgentClient {
         &self,
         name: &str,
         onnx: &[u8],
-        backend: BackendKind,
+        backend: Engine,
     ) -> Result<DeployedModelInfo, ClientError> {
         let path = format!("/v1/models/{name}?backend={backend}");
         self.finish(&path, self.request("PUT", &path).send_bytes(onnx))

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::api::{blocking, Answer, ApiError, State};
 use super::body;
-use super::settings::ProfileSettings;
+use super::settings::MeasureSettings;
 use crate::measure_job::{run_in_worker, MeasureJob, MeasureOutcome, WorkerError};
 
 /// Most models one `POST /v1/profile/group` may carry.
@@ -24,8 +24,8 @@ fn query_pairs(query: Option<String>) -> Result<Vec<(String, String)>, ApiError>
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
 }
 
-fn settings(pairs: &[(String, String)]) -> Result<ProfileSettings, ApiError> {
-    ProfileSettings::from_pairs(pairs).map_err(ApiError::bad_request)
+fn settings(pairs: &[(String, String)]) -> Result<MeasureSettings, ApiError> {
+    MeasureSettings::from_pairs(pairs).map_err(ApiError::bad_request)
 }
 
 pub(super) async fn profile(
@@ -87,7 +87,7 @@ fn group_sizes(list: Option<&str>) -> Result<Vec<usize>, ApiError> {
 /// time limit scaled by their number.
 async fn measure(
     state: &Arc<State>,
-    settings: ProfileSettings,
+    settings: MeasureSettings,
     sizes: Option<&[usize]>,
     headers: &HeaderMap,
     body: Body,

@@ -30,4 +30,4 @@ pub use client::{AgentClient, ClientError};
 pub use measure::MAX_GROUP;
 pub use models::SAFETENSORS;
 pub use server::{Agent, AgentConfig, TlsFiles};
-pub use settings::ProfileSettings;
+pub use settings::MeasureSettings;

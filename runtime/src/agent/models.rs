@@ -17,7 +17,8 @@ use super::api::{
     blocking, lock, not_deployed, valid_name, Answer, ApiError, Deployed, DeployedModelInfo, State,
 };
 use super::body;
-use crate::backend::{self, BackendConfig, BackendKind, HostTensor, TensorSpec};
+use crate::backend::{self, BackendConfig, HostTensor, TensorSpec};
+use hsconas_vocabulary::Engine;
 
 /// `Content-Type` of tensors sent as safetensors (names are the model's input and output names).
 pub const SAFETENSORS: &str = "application/x-safetensors";
@@ -74,8 +75,8 @@ pub(super) async fn deploy(
     let query: DeployQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("query: {e} (only backend=ort|tract)")))?;
     let kind = match query.backend {
-        Some(k) => k.parse::<BackendKind>()?,
-        None => BackendKind::Ort,
+        Some(k) => k.parse::<Engine>()?,
+        None => Engine::Ort,
     };
     // Refused before the upload when a measurement runs, and again before the load if one began meanwhile.
     drop(state.outside_measurement()?);

@@ -18,7 +18,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use super::api::{ApiError, State};
 use super::{body, measure, models};
 use crate::backend;
-use crate::Fingerprint;
 
 /// Paths that need no in-flight permit: cheap, and what an operator checks while the agent is busy.
 const ALWAYS_ANSWERED: [&str; 2] = ["/v1/health", "/v1/device"];
@@ -50,7 +49,9 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn device() -> Json<serde_json::Value> {
-    Json(json!({ "fingerprint": Fingerprint::detect(), "backends": backend::availability() }))
+    Json(
+        json!({ "fingerprint": crate::fingerprint::detect(), "backends": backend::availability() }),
+    )
 }
 
 async fn no_such_endpoint(uri: Uri) -> ApiError {

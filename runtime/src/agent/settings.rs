@@ -1,13 +1,13 @@
-//! Profile settings as URL query parameters (shared by the server and the client).
+//! Measurement settings as URL query parameters (shared by the server and the client).
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{BackendConfig, BackendKind, Provider};
-use crate::Protocol;
+use crate::backend::BackendConfig;
+use hsconas_vocabulary::{Engine, ExecutionProvider, Protocol};
 
 /// Backend, protocol and batch of one remote measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProfileSettings {
+pub struct MeasureSettings {
     /// Backend settings (the TensorRT cache folder is the agent's own choice and ignored here).
     pub engine: BackendConfig,
     /// Timing protocol (pinning is the agent's choice and ignored here).
@@ -16,9 +16,9 @@ pub struct ProfileSettings {
     pub batch: usize,
 }
 
-impl Default for ProfileSettings {
+impl Default for MeasureSettings {
     fn default() -> Self {
-        ProfileSettings {
+        MeasureSettings {
             engine: BackendConfig::default(),
             protocol: Protocol::default(),
             batch: 1,
@@ -26,7 +26,7 @@ impl Default for ProfileSettings {
     }
 }
 
-impl ProfileSettings {
+impl MeasureSettings {
     /// `backend=ort&provider=cpu&threads=1&...`.
     pub fn to_query(&self) -> String {
         let providers: Vec<String> = self
@@ -66,16 +66,16 @@ impl ProfileSettings {
 
     /// Parses a query string (percent-decoded); unknown keys and malformed values are errors that name the
     /// key.
-    pub fn from_query(query: &str) -> Result<ProfileSettings, String> {
+    pub fn from_query(query: &str) -> Result<MeasureSettings, String> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|e| format!("malformed query string: {e}"))?;
-        ProfileSettings::from_pairs(&pairs)
+        MeasureSettings::from_pairs(&pairs)
     }
 
     /// The settings from decoded `key=value` pairs (as the agent's query extractor gives them); unknown
     /// keys and malformed values are errors that name the key.
-    pub fn from_pairs(pairs: &[(String, String)]) -> Result<ProfileSettings, String> {
-        let mut s = ProfileSettings::default();
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<MeasureSettings, String> {
+        let mut s = MeasureSettings::default();
         for (key, value) in pairs {
             let (key, value) = (key.as_str(), value.as_str());
             let bad = |what: &str| format!("query parameter '{key}': {what} (got '{value}')");
@@ -86,14 +86,15 @@ impl ProfileSettings {
             };
             match key {
                 "backend" => {
-                    s.engine.kind = value
-                        .parse::<BackendKind>()
-                        .map_err(|e| bad(&e.to_string()))?
+                    s.engine.kind = value.parse::<Engine>().map_err(|e| bad(&e.to_string()))?
                 }
                 "provider" => {
                     s.engine.providers = value
                         .split(',')
-                        .map(|v| v.parse::<Provider>().map_err(|e| bad(&e.to_string())))
+                        .map(|v| {
+                            v.parse::<ExecutionProvider>()
+                                .map_err(|e| bad(&e.to_string()))
+                        })
                         .collect::<Result<_, _>>()?
                 }
                 "threads" => s.engine.threads = int()?,
@@ -145,39 +146,39 @@ mod tests {
 
     #[test]
     fn query_round_trip_and_errors() {
-        let mut s = ProfileSettings::default();
-        s.engine.kind = BackendKind::Tract;
-        s.engine.providers = vec![Provider::Tensorrt, Provider::Cpu];
+        let mut s = MeasureSettings::default();
+        s.engine.kind = Engine::Tract;
+        s.engine.providers = vec![ExecutionProvider::Tensorrt, ExecutionProvider::Cpu];
         s.protocol.min_time_ms = 12.5;
         s.protocol.burst = 3;
         s.batch = 16;
         s.engine.tensorrt.fp16 = true;
         s.engine.tensorrt.workspace_mib = Some(2048);
         s.engine.placement = true;
-        assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s.clone()));
+        assert_eq!(MeasureSettings::from_query(&s.to_query()), Ok(s.clone()));
         s.protocol.last_burst = Some(3);
-        assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s.clone()));
+        assert_eq!(MeasureSettings::from_query(&s.to_query()), Ok(s.clone()));
         s.protocol.last_alone = true;
         assert!(s.to_query().ends_with("&last_burst=3&last_alone=true"));
-        assert_eq!(ProfileSettings::from_query(&s.to_query()), Ok(s));
-        assert!(ProfileSettings::from_query("last_alone=1")
+        assert_eq!(MeasureSettings::from_query(&s.to_query()), Ok(s));
+        assert!(MeasureSettings::from_query("last_alone=1")
             .expect_err("bad")
             .contains("'last_alone'"));
-        assert!(ProfileSettings::from_query("last_burst=0").is_err());
-        assert!(ProfileSettings::from_query("runs=x")
+        assert!(MeasureSettings::from_query("last_burst=0").is_err());
+        assert!(MeasureSettings::from_query("runs=x")
             .expect_err("bad")
             .contains("'runs'"));
-        assert!(ProfileSettings::from_query("colour=red")
+        assert!(MeasureSettings::from_query("colour=red")
             .expect_err("bad")
             .contains("unknown"));
-        assert!(ProfileSettings::from_query("batch=0").is_err());
+        assert!(MeasureSettings::from_query("batch=0").is_err());
         // Percent-encoded values (a client may encode the comma) decode before parsing.
         assert_eq!(
-            ProfileSettings::from_query("provider=tensorrt%2Ccpu")
+            MeasureSettings::from_query("provider=tensorrt%2Ccpu")
                 .expect("decodes")
                 .engine
                 .providers,
-            vec![Provider::Tensorrt, Provider::Cpu]
+            vec![ExecutionProvider::Tensorrt, ExecutionProvider::Cpu]
         );
     }
 }

@@ -4,9 +4,7 @@ mod ort_backend;
 mod placement;
 mod tract_backend;
 
-use std::fmt;
-use std::str::FromStr;
-
+use hsconas_vocabulary::{Engine, ExecutionProvider};
 use serde::{Deserialize, Serialize};
 
 use crate::RuntimeError;
@@ -14,82 +12,14 @@ use crate::RuntimeError;
 pub use ort_backend::{minimum_ort_version, ort_library_path, OrtBackend};
 pub use tract_backend::TractBackend;
 
-/// Which engine runs the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// ONNX Runtime through `ort` (loaded dynamically).
-    Ort,
-    /// `tract`, pure Rust.
-    Tract,
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BackendKind::Ort => "ort",
-            BackendKind::Tract => "tract",
-        })
-    }
-}
-
-impl FromStr for BackendKind {
-    type Err = RuntimeError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ort" | "onnxruntime" => Ok(BackendKind::Ort),
-            "tract" => Ok(BackendKind::Tract),
-            other => Err(RuntimeError::BadSetting(format!(
-                "unknown backend '{other}' (expected ort or tract)"
-            ))),
-        }
-    }
-}
-
-/// An ONNX Runtime execution provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// The default CPU provider.
-    Cpu,
-    /// NVIDIA CUDA.
-    Cuda,
-    /// NVIDIA TensorRT (with an engine cache).
-    Tensorrt,
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Provider::Cpu => "cpu",
-            Provider::Cuda => "cuda",
-            Provider::Tensorrt => "tensorrt",
-        })
-    }
-}
-
-impl FromStr for Provider {
-    type Err = RuntimeError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "cpu" => Ok(Provider::Cpu),
-            "cuda" => Ok(Provider::Cuda),
-            "tensorrt" | "trt" => Ok(Provider::Tensorrt),
-            other => Err(RuntimeError::BadSetting(format!(
-                "unknown execution provider '{other}' (expected cpu, cuda or tensorrt)"
-            ))),
-        }
-    }
-}
-
 /// How to build a backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendConfig {
     /// Engine.
-    pub kind: BackendKind,
+    pub kind: Engine,
     /// Execution providers in order of preference (ort only); CPU is always the last fallback, and a
     /// fallback is reported in [`LoadedModel::provider`], never silent.
-    pub providers: Vec<Provider>,
+    pub providers: Vec<ExecutionProvider>,
     /// Intra-op threads (ort; tract runs single-threaded).
     pub threads: usize,
     /// Apply all graph optimisations (ort level 3, tract's optimised plan). Off: basic only.
@@ -150,8 +80,8 @@ impl Default for BackendConfig {
     /// ort on CPU, 1 thread, fully optimised.
     fn default() -> Self {
         BackendConfig {
-            kind: BackendKind::Ort,
-            providers: vec![Provider::Cpu],
+            kind: Engine::Ort,
+            providers: vec![ExecutionProvider::Cpu],
             threads: 1,
             optimize: true,
             tensorrt: TensorrtOptions::default(),
@@ -197,7 +127,7 @@ pub trait LoadedModel: Send {
     /// Graph outputs.
     fn outputs(&self) -> &[TensorSpec];
     /// The execution provider actually used (`cpu` for tract), after any fallback.
-    fn provider(&self) -> Provider;
+    fn provider(&self) -> ExecutionProvider;
     /// Kernels per provider, once [`LoadedModel::prepare`] has run, when the backend was asked to find out
     /// ([`BackendConfig::placement`]) or registered a provider other than CPU; `None` otherwise (and for
     /// tract, which runs everything on the CPU).
@@ -239,7 +169,7 @@ pub struct Availability {
     /// The execution providers the loaded ONNX Runtime offers (`cpu`, and `cuda`/`tensorrt` in GPU
     /// builds with their libraries present); empty when it did not load.
     #[serde(default)]
-    pub ort_providers: Vec<Provider>,
+    pub ort_providers: Vec<ExecutionProvider>,
     /// `tract <version>` (always available).
     pub tract_version: String,
 }
@@ -269,8 +199,8 @@ pub fn build(config: &BackendConfig) -> Result<Box<dyn Backend>, RuntimeError> {
         ));
     }
     Ok(match config.kind {
-        BackendKind::Ort => Box::new(OrtBackend::new(config.clone())?),
-        BackendKind::Tract => Box::new(TractBackend::new(config.optimize)),
+        Engine::Ort => Box::new(OrtBackend::new(config.clone())?),
+        Engine::Tract => Box::new(TractBackend::new(config.optimize)),
     })
 }
 

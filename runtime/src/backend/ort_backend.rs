@@ -6,17 +6,16 @@ use std::sync::OnceLock;
 
 use std::time::Instant;
 
+use hsconas_vocabulary::ExecutionProvider;
 use ort::environment::Environment;
-use ort::ep::{self, ExecutionProvider};
+use ort::ep::{self, ExecutionProvider as OrtExecutionProvider};
 use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{IoBinding, Session};
 use ort::value::{DynTensorValueType, DynValue, Tensor, ValueType};
 
 use super::placement;
-use super::{
-    check_inputs, Backend, BackendConfig, HostTensor, LoadedModel, Placement, Provider, TensorSpec,
-};
+use super::{check_inputs, Backend, BackendConfig, HostTensor, LoadedModel, Placement, TensorSpec};
 use crate::RuntimeError;
 
 /// The `libonnxruntime.so` this process uses: `ORT_DYLIB_PATH` if set, else the one `scripts/setup.sh`
@@ -121,7 +120,7 @@ impl OrtBackend {
         version_from_file_name(&ort_library_path()).unwrap_or_else(|| ort::info().to_string())
     }
 
-    fn session_builder(&self) -> Result<(SessionBuilder, Provider), RuntimeError> {
+    fn session_builder(&self) -> Result<(SessionBuilder, ExecutionProvider), RuntimeError> {
         let err = |e: ort::Error| RuntimeError::BadSetting(e.to_string());
         let mut builder = Session::builder(self.env).map_err(err)?;
         let level = if self.config.optimize {
@@ -163,14 +162,17 @@ impl OrtBackend {
     /// one that supports it (CPU, always available, ends the list). Returns the first registered one,
     /// which [`LoadedModel::provider`] reports. A provider that cannot be registered is a warning, or an
     /// error when it comes first and [`BackendConfig::require_provider`] is set.
-    fn register_providers(&self, builder: &mut SessionBuilder) -> Result<Provider, RuntimeError> {
+    fn register_providers(
+        &self,
+        builder: &mut SessionBuilder,
+    ) -> Result<ExecutionProvider, RuntimeError> {
         let mut primary = None;
         let mut failures = Vec::new();
         for (i, provider) in self.config.providers.iter().enumerate() {
             let outcome = match provider {
-                Provider::Cpu => break,
-                Provider::Cuda => register(ep::CUDA::default(), builder),
-                Provider::Tensorrt => register(self.tensorrt(), builder),
+                ExecutionProvider::Cpu => break,
+                ExecutionProvider::Cuda => register(ep::CUDA::default(), builder),
+                ExecutionProvider::Tensorrt => register(self.tensorrt(), builder),
             };
             match outcome {
                 Ok(()) => {
@@ -188,11 +190,11 @@ impl OrtBackend {
                 }
             }
         }
-        let primary = primary.unwrap_or(Provider::Cpu);
+        let primary = primary.unwrap_or(ExecutionProvider::Cpu);
         if !failures.is_empty() {
             tracing::warn!(
                 "running on {primary}{} instead of the first provider asked for ({})",
-                if primary == Provider::Cpu {
+                if primary == ExecutionProvider::Cpu {
                     ""
                 } else {
                     " (CPU for the nodes it lacks)"
@@ -206,18 +208,18 @@ impl OrtBackend {
 
 /// The providers the loaded ONNX Runtime can register: CPU always, CUDA and TensorRT when its build and
 /// libraries have them.
-pub fn offered_providers() -> Vec<Provider> {
-    let mut offered = vec![Provider::Cpu];
+pub fn offered_providers() -> Vec<ExecutionProvider> {
+    let mut offered = vec![ExecutionProvider::Cpu];
     if ep::CUDA::is_available().unwrap_or(false) {
-        offered.push(Provider::Cuda);
+        offered.push(ExecutionProvider::Cuda);
     }
     if ep::TensorRT::is_available().unwrap_or(false) {
-        offered.push(Provider::Tensorrt);
+        offered.push(ExecutionProvider::Tensorrt);
     }
     offered
 }
 
-fn register<E: ExecutionProvider>(ep: E, builder: &mut SessionBuilder) -> Result<(), String> {
+fn register<E: OrtExecutionProvider>(ep: E, builder: &mut SessionBuilder) -> Result<(), String> {
     match E::is_available() {
         Ok(true) => ep.register(builder).map_err(|e| e.to_string()),
         Ok(false) => Err(format!(
@@ -241,13 +243,13 @@ fn spec_of(name: &str, dtype: &ValueType) -> TensorSpec {
 
 struct OrtModel {
     session: Session,
-    provider: Provider,
+    provider: ExecutionProvider,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
     prepared: Vec<DynValue>,
     /// The provider whose memory inputs and outputs stay bound in: the GPU provider the model runs on,
     /// or the CPU when [`BackendConfig::io_binding`] asks for the binding path there.
-    device: Option<Provider>,
+    device: Option<ExecutionProvider>,
     /// Inputs copied to the device and outputs bound there (GPU providers only).
     binding: Option<IoBinding>,
     input_copy_ms: Option<f64>,
@@ -265,7 +267,7 @@ impl Backend for OrtBackend {
     fn load(&self, onnx: &[u8]) -> Result<Box<dyn LoadedModel>, RuntimeError> {
         let (mut builder, provider) = self.session_builder()?;
         // On a GPU provider inputs and outputs are bound on the device and the placement is always read.
-        let gpu = provider != Provider::Cpu;
+        let gpu = provider != ExecutionProvider::Cpu;
         let profiled = self.config.placement || gpu;
         if profiled {
             builder = builder
@@ -321,7 +323,7 @@ impl LoadedModel for OrtModel {
         &self.outputs
     }
 
-    fn provider(&self) -> Provider {
+    fn provider(&self) -> ExecutionProvider {
         self.provider
     }
 
@@ -456,10 +458,10 @@ impl OrtModel {
 
 /// The memory a GPU provider keeps its tensors in (device 0, the one ONNX Runtime's providers use by
 /// default).
-fn device_memory(device: Provider) -> ort::Result<MemoryInfo<'static>> {
+fn device_memory(device: ExecutionProvider) -> ort::Result<MemoryInfo<'static>> {
     let allocation = match device {
-        Provider::Cpu => AllocationDevice::CPU,
-        Provider::Cuda | Provider::Tensorrt => AllocationDevice::CUDA,
+        ExecutionProvider::Cpu => AllocationDevice::CPU,
+        ExecutionProvider::Cuda | ExecutionProvider::Tensorrt => AllocationDevice::CUDA,
     };
     MemoryInfo::new(allocation, 0, AllocatorType::Device, MemoryType::Default)
 }

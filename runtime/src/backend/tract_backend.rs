@@ -8,7 +8,7 @@ use tract_onnx::pb::type_proto;
 use tract_onnx::pb::ValueInfoProto;
 use tract_onnx::prelude::*;
 
-use super::{check_inputs, Backend, HostTensor, LoadedModel, Provider, TensorSpec};
+use super::{check_inputs, Backend, ExecutionProvider, HostTensor, LoadedModel, TensorSpec};
 use crate::RuntimeError;
 
 /// The `tract` backend.
@@ -163,8 +163,8 @@ impl LoadedModel for TractModel {
         &self.outputs
     }
 
-    fn provider(&self) -> Provider {
-        Provider::Cpu
+    fn provider(&self) -> ExecutionProvider {
+        ExecutionProvider::Cpu
     }
 
     fn run(&mut self, inputs: &[HostTensor]) -> Result<Vec<HostTensor>, RuntimeError> {

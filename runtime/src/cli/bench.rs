@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use hsconas_runtime::measure_job::{run_job, MeasureJob};
-use hsconas_runtime::Fingerprint;
 use serde_json::json;
 
 use super::engine_args::{EngineArgs, ProtocolArgs};
@@ -51,7 +50,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "output_copy_ms": outcome.output_copy_ms,
             "tensorrt": job.engine.tensorrt,
             "protocol": job.protocol,
-            "fingerprint": Fingerprint::detect(),
+            "fingerprint": hsconas_runtime::fingerprint::detect(),
         });
         if let (Some(r), Some(e)) = (report.as_object_mut(), extra.as_object()) {
             r.extend(e.clone());

@@ -1,15 +1,15 @@
 //! Backend and protocol flags shared by `bench` and `profile`.
 
 use clap::Args;
-use hsconas_runtime::backend::{BackendConfig, BackendKind, Provider, TensorrtOptions};
-use hsconas_runtime::Protocol;
+use hsconas_runtime::backend::{BackendConfig, TensorrtOptions};
+use hsconas_vocabulary::{Engine, ExecutionProvider, Protocol};
 
 /// `--backend`, `--provider`, `--threads`, `--no-optimize`, the TensorRT settings, `--placement`.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
     /// Inference engine.
     #[arg(long, default_value = "ort", value_name = "ort|tract")]
-    pub backend: BackendKind,
+    pub backend: Engine,
     /// ONNX Runtime execution providers, in order of preference (comma-separated): every available one
     /// is registered in this order, so each node runs on the first that supports it; CPU ends the list.
     /// A provider that is not available is a warning (see --require-provider), and the one that ran
@@ -20,7 +20,7 @@ pub struct EngineArgs {
         value_delimiter = ',',
         value_name = "cpu|cuda|tensorrt"
     )]
-    pub provider: Vec<Provider>,
+    pub provider: Vec<ExecutionProvider>,
     /// Intra-op threads (ONNX Runtime).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,

@@ -3,7 +3,6 @@
 use clap::Args;
 use hsconas_foundation::outln;
 use hsconas_runtime::backend;
-use hsconas_runtime::Fingerprint;
 use serde_json::json;
 
 #[derive(Debug, Args)]
@@ -14,7 +13,7 @@ pub struct InfoArgs {
 }
 
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
-    let f = Fingerprint::detect();
+    let f = hsconas_runtime::fingerprint::detect();
     let backends = backend::availability();
     if args.json {
         let report = json!({ "fingerprint": f, "backends": backends });

@@ -3,7 +3,7 @@
 mod bench;
 mod engine_args;
 mod info;
-mod profile;
+mod measure;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -23,8 +23,9 @@ enum Command {
     Info(info::InfoArgs),
     /// Time one ONNX model.
     Bench(bench::BenchArgs),
-    /// Time a named list of ONNX models in interleaved rounds; resumable.
-    Profile(profile::ProfileArgs),
+    /// Time a named list of ONNX models in interleaved rounds; resumable (`profile` is its old name).
+    #[command(alias = "profile")]
+    Measure(measure::MeasureArgs),
     /// Run the HTTP agent the host drives (profiling, deployment, inference).
     Serve(serve::ServeArgs),
     /// Run one measurement job read from stdin (used by the agent).
@@ -37,7 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => info::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Profile(args) => profile::run(args),
+        Command::Measure(args) => measure::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Worker => serve::worker(),
     }

@@ -50,7 +50,7 @@ pub struct EstimateArgs {
     #[arg(long, value_name = "FILE")]
     supernet: Option<PathBuf>,
     /// Predictor model for `--estimator predictor` (a `predictor-model.json` written by
-    /// `scripts/ground-truth.sh score`); default: the one built in, fitted on the committed ground truth.
+    /// `research/scripts/ground-truth.sh score`); default: the one built in, fitted on the committed ground truth.
     #[arg(long, value_name = "FILE")]
     predictor: Option<PathBuf>,
     /// Training steps per network for `--estimator short-training` (batches of --batch-size).

@@ -6,10 +6,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use hsconas_devices::{machine_differences, LatencyTable};
-use hsconas_runtime::fingerprint::Fingerprint;
-use hsconas_runtime::power::PowerState;
-use serde_json::Value;
+use hsconas_devices::LatencyTable;
+use hsconas_vocabulary::Fingerprint;
 
 static POLICY: OnceLock<(bool, bool)> = OnceLock::new();
 
@@ -19,17 +17,15 @@ pub fn set_strict(strict_machine: bool, allow_power_change: bool) {
     let _ = POLICY.set((strict_machine, allow_power_change));
 }
 
-/// This machine's fingerprint, as the runtime reports it.
-pub fn this_machine() -> Value {
-    serde_json::to_value(Fingerprint::detect()).unwrap_or(Value::Null)
+/// This machine's fingerprint, as the runtime reads it.
+pub fn this_machine() -> Fingerprint {
+    hsconas_runtime::fingerprint::detect()
 }
 
 /// Compares the table's machine with `here` (the fingerprint of the machine it is used on).
-pub fn check(table: &LatencyTable, path: &Path, here: &Value) -> anyhow::Result<()> {
+pub fn check(table: &LatencyTable, path: &Path, here: &Fingerprint) -> anyhow::Result<()> {
     let (strict_machine, allow_power_change) = POLICY.get().copied().unwrap_or((false, false));
-    let power =
-        |v: &Value| serde_json::from_value::<PowerState>(v["power"].clone()).unwrap_or_default();
-    let power_differences = power(&table.provenance.fingerprint).differences(&power(here));
+    let power_differences = table.provenance.fingerprint.power.differences(&here.power);
     if !power_differences.is_empty() {
         let text = format!(
             "{} was measured with the device in another power state ({}): latencies change with it. \
@@ -43,7 +39,7 @@ pub fn check(table: &LatencyTable, path: &Path, here: &Value) -> anyhow::Result<
         }
         eprintln!("warning: {text}.");
     }
-    let differences = machine_differences(&table.provenance.fingerprint, here);
+    let differences = table.provenance.fingerprint.machine_differences(here);
     if differences.is_empty() {
         return Ok(());
     }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use hsconas_devices::{DeviceProfile, LatencyTable};
 use hsconas_latency::{DriftPolicy, Measurer};
-use hsconas_runtime::Protocol;
+use hsconas_vocabulary::Protocol;
 
 /// `--agent`, `--token`, `--agent-ca`.
 #[derive(Debug, Clone, Default, Args)]
@@ -160,9 +160,10 @@ impl TableDeviceArgs {
                 path.display()
             );
         }
-        let mut protocol: Protocol = serde_json::from_value(table.provenance.protocol.clone())
-            .context("the table's protocol record is not one this build understands")?;
-        protocol.burst = self.burst;
+        let protocol = Protocol {
+            burst: self.burst,
+            ..table.provenance.protocol.clone()
+        };
         let measurer = Measurer::new(
             &profile,
             protocol,

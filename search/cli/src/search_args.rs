@@ -128,7 +128,7 @@ pub struct SearchOptions {
     /// others' scores as their percentile among 100 architectures drawn from the space with --seed.
     #[arg(help_heading = "Accuracy estimator", long, value_enum)]
     pub estimator: Option<Estimator>,
-    /// Predictor model for `--estimator predictor` (`predictor-model.json` of `scripts/ground-truth.sh
+    /// Predictor model for `--estimator predictor` (`predictor-model.json` of `research/scripts/ground-truth.sh
     /// score`); default: the one built in, fitted on the committed ground truth.
     #[arg(help_heading = "Accuracy estimator", long, value_name = "FILE")]
     pub predictor: Option<PathBuf>,

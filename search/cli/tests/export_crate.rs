@@ -15,8 +15,9 @@ use hsconas_export::{
 };
 use hsconas_foundation::stats::relative_error;
 use hsconas_models::{Layout, NetConfig, SearchSpace};
-use hsconas_runtime::backend::{self, BackendConfig, BackendKind, HostTensor};
+use hsconas_runtime::backend::{self, BackendConfig, HostTensor};
 use hsconas_train::nn::{Mode, Standalone};
+use hsconas_vocabulary::Engine;
 use rand::SeedableRng;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -158,7 +159,7 @@ fn top1(logits: &[f32], classes: usize) -> Vec<usize> {
         .collect()
 }
 
-fn run_onnx(kind: BackendKind, onnx: &[u8], pixels: &[f32], n: usize, s: usize) -> Vec<f32> {
+fn run_onnx(kind: Engine, onnx: &[u8], pixels: &[f32], n: usize, s: usize) -> Vec<f32> {
     let engine = backend::build(&BackendConfig {
         kind,
         threads: 1,
@@ -239,9 +240,9 @@ fn trained_networks_agree_in_tch_tract_onnx_runtime_and_the_generated_crate() {
         for (name, pixels, n) in [("random", &random, 3), ("real", &real, images.len())] {
             let reference = tch_logits(&info, &weights, pixels, n);
             for (backend, onnx, kind) in [
-                ("tract, folded", &folded, BackendKind::Tract),
-                ("onnxruntime, folded", &folded, BackendKind::Ort),
-                ("onnxruntime, batch norms kept", &with_bn, BackendKind::Ort),
+                ("tract, folded", &folded, Engine::Tract),
+                ("onnxruntime, folded", &folded, Engine::Ort),
+                ("onnxruntime, batch norms kept", &with_bn, Engine::Ort),
             ] {
                 let out = run_onnx(kind, onnx, pixels, n, s);
                 let err = relative_error(&out, &reference);
@@ -414,7 +415,7 @@ fn a_trained_reference_network_exports_with_its_weights() {
     };
     let reference = tch_logits(&info, &weights, &pixels, 2);
     let onnx = trained_onnx(&info, &weights, TrainedExport::default()).expect("export");
-    for kind in [BackendKind::Tract, BackendKind::Ort] {
+    for kind in [Engine::Tract, Engine::Ort] {
         let err = relative_error(&run_onnx(kind, &onnx, &pixels, 2, 32), &reference);
         assert!(err <= 1e-4, "{kind:?}: relative error {err}");
     }

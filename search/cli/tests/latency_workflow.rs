@@ -125,7 +125,7 @@ fn sampled_networks_are_predicted_and_exported() {
 #[test]
 fn a_table_from_another_power_mode_is_refused() {
     let fixtures = root().join("tests/fixtures");
-    let maxn = hsconas_runtime::power::PowerState::read(&fixtures.join("jetson-xavier-maxn"));
+    let maxn = hsconas_runtime::power::read(&fixtures.join("jetson-xavier-maxn"));
     assert_eq!(maxn.power_mode.as_deref(), Some("0 MAXN"));
     let mut table: Value = serde_json::from_slice(
         &std::fs::read(root().join("devices/tables/local-cpu-A-32.json")).expect("table"),

@@ -4,7 +4,7 @@
 //!
 //! Before any piece is measured, every device times the same calibration networks twice, one device
 //! after the other ([`check_fleet`]); the fleet is refused when the devices' speeds differ by more than
-//! their own noise explains (`hsconas_devices::fleet` has the rule). The agreement, with each device's
+//! their own noise explains (`hsconas_devices::fleet_agreement` has the rule). The agreement, with each device's
 //! ratio, noise, timings and share of the groups, is recorded in the table's provenance.
 //!
 //! Drift normalisation with a fleet: every group is timed with the table's reference network on the
@@ -16,12 +16,10 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Mutex;
 
-use hsconas_devices::{
-    CalibrationTimings, FleetAgreement, FleetRule, LatencyTable, TableStatistic,
-};
+use hsconas_devices::{CalibrationTimings, FleetAgreement, FleetRule, LatencyTable};
 use hsconas_models::build::{all_pieces, Piece};
 use hsconas_models::{Arch, NetConfig};
-use hsconas_runtime::ReferenceTiming;
+use hsconas_vocabulary::{ReferenceTiming, Statistic};
 
 use super::measurer::Measurer;
 use super::pieces::network_onnx;
@@ -68,7 +66,7 @@ pub fn check_fleet(
     fleet: &[FleetMember],
     config: &NetConfig,
     batch: usize,
-    statistic: TableStatistic,
+    statistic: Statistic,
     rule: FleetRule,
 ) -> Result<FleetAgreement, LatencyError> {
     if fleet.len() < 2 {

@@ -4,13 +4,11 @@
 use crate::LatencyError;
 use std::time::Duration;
 
-use hsconas_devices::{DeviceProfile, Engine, ExecutionProvider, Precision};
-use hsconas_runtime::agent::{AgentClient, ProfileSettings, MAX_GROUP};
-use hsconas_runtime::backend::{
-    self, Backend, BackendConfig, BackendKind, Provider, TensorrtOptions,
-};
+use hsconas_devices::DeviceProfile;
+use hsconas_runtime::agent::{AgentClient, MeasureSettings, MAX_GROUP};
+use hsconas_runtime::backend::{self, Backend, BackendConfig, TensorrtOptions};
 use hsconas_runtime::measure_job::{measure_models, MeasureOutcome};
-use hsconas_runtime::{Fingerprint, Protocol, ReferenceTiming};
+use hsconas_vocabulary::{ExecutionProvider, Fingerprint, Precision, Protocol, ReferenceTiming};
 
 /// Measures groups of ONNX models on one device.
 pub enum Measurer {
@@ -28,7 +26,7 @@ pub enum Measurer {
         /// The agent.
         client: AgentClient,
         /// Engine, protocol and batch sent with every group.
-        settings: ProfileSettings,
+        settings: MeasureSettings,
     },
 }
 
@@ -37,19 +35,10 @@ pub fn engine_config(
     profile: &DeviceProfile,
     tensorrt_cache: Option<std::path::PathBuf>,
 ) -> BackendConfig {
-    let provider = |p: ExecutionProvider| match p {
-        ExecutionProvider::Cpu => Provider::Cpu,
-        ExecutionProvider::Cuda => Provider::Cuda,
-        ExecutionProvider::Tensorrt => Provider::Tensorrt,
-    };
     BackendConfig {
-        kind: match profile.backend {
-            Engine::Ort => BackendKind::Ort,
-            Engine::Tract => BackendKind::Tract,
-        },
+        kind: profile.backend,
         providers: std::iter::once(profile.provider)
             .chain(profile.fallback_providers.iter().copied())
-            .map(provider)
             .collect(),
         threads: profile.threads,
         optimize: true,
@@ -71,26 +60,13 @@ pub fn ensure_provider(
     outcomes: &[MeasureOutcome],
     what: impl FnOnce() -> String,
 ) -> Result<(), LatencyError> {
-    match outcomes
-        .iter()
-        .map(|o| execution_provider(o.provider))
-        .find(|&p| p != expected)
-    {
+    match outcomes.iter().map(|o| o.provider).find(|&p| p != expected) {
         Some(ran) => Err(LatencyError::ProviderMismatch {
             what: what(),
             table: expected.to_string(),
             ran: ran.to_string(),
         }),
         None => Ok(()),
-    }
-}
-
-/// Maps a provider the runtime reports back to the profile's vocabulary.
-pub fn execution_provider(p: Provider) -> ExecutionProvider {
-    match p {
-        Provider::Cpu => ExecutionProvider::Cpu,
-        Provider::Cuda => ExecutionProvider::Cuda,
-        Provider::Tensorrt => ExecutionProvider::Tensorrt,
     }
 }
 
@@ -127,7 +103,7 @@ impl Measurer {
                 client.health().map_err(unreachable)?;
                 Ok(Measurer::Remote {
                     client,
-                    settings: ProfileSettings {
+                    settings: MeasureSettings {
                         engine: engine_config(profile, None),
                         protocol,
                         batch: profile.batch,
@@ -170,11 +146,13 @@ impl Measurer {
         }
     }
 
-    /// The device's fingerprint (as JSON, the way the table stores it).
-    pub fn fingerprint(&self) -> Result<serde_json::Value, LatencyError> {
+    /// The device's fingerprint, as its runtime reads it.
+    pub fn fingerprint(&self) -> Result<Fingerprint, LatencyError> {
         match self {
-            Measurer::Local { .. } => Ok(serde_json::to_value(Fingerprint::detect())?),
-            Measurer::Remote { client, .. } => Ok(client.device()?["fingerprint"].clone()),
+            Measurer::Local { .. } => Ok(hsconas_runtime::fingerprint::detect()),
+            Measurer::Remote { client, .. } => Ok(serde_json::from_value(
+                client.device()?["fingerprint"].clone(),
+            )?),
         }
     }
 

@@ -10,10 +10,10 @@ use hsconas_devices::{
 };
 use hsconas_foundation::progress::progress_bar;
 use hsconas_models::build::{all_pieces, Piece};
-use hsconas_runtime::{ReferenceTiming, Stats};
+use hsconas_vocabulary::{ReferenceTiming, Stats};
 
 use super::clock::utc_now_rfc3339;
-use super::measurer::{ensure_provider, execution_provider, Measurer};
+use super::measurer::{ensure_provider, Measurer};
 use super::pieces::piece_onnx;
 use super::reference::{default_reference_arch, ReferenceModel};
 
@@ -54,13 +54,7 @@ impl ProfileJob {
 /// Converts the runtime's statistics into a table entry.
 pub fn entry(stats: &Stats) -> EntryStats {
     EntryStats {
-        min_ms: stats.min_ms,
-        p10_ms: stats.p10_ms,
-        median_ms: stats.median_ms,
-        p90_ms: stats.p90_ms,
-        mean_ms: stats.mean_ms,
-        stdev_ms: stats.stdev_ms,
-        runs: stats.runs,
+        stats: stats.clone(),
         group: None,
     }
 }
@@ -165,7 +159,7 @@ pub(crate) fn record_group(
 ) -> Result<(), LatencyError> {
     if let Some(o) = outcomes.first().filter(|_| table.entries.is_empty()) {
         table.provenance.backend_version.clone_from(&o.backend);
-        table.provenance.provider = execution_provider(o.provider);
+        table.provenance.provider = o.provider;
     }
     ensure_provider(table.provenance.provider, outcomes, || {
         format!("the group of pieces from '{}'", group_name(group))
@@ -227,7 +221,7 @@ pub(crate) fn start_or_resume(
     out: &Path,
 ) -> Result<LatencyTable, LatencyError> {
     let p = &job.profile;
-    let protocol = serde_json::to_value(measurer.protocol())?;
+    let protocol = measurer.protocol().clone();
     if out.exists() {
         let table = LatencyTable::load(out)?;
         let old = &table.provenance;
@@ -239,9 +233,12 @@ pub(crate) fn start_or_resume(
             ));
         }
         if old.protocol != protocol {
+            let json =
+                |p: &hsconas_vocabulary::Protocol| serde_json::to_string(p).unwrap_or_default();
             diffs.push(format!(
-                "protocol: table has {}, wanted {protocol}",
-                old.protocol
+                "protocol: table has {}, wanted {}",
+                json(&old.protocol),
+                json(&protocol)
             ));
         }
         if table.statistic != p.statistic {

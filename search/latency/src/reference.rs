@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use hsconas_devices::{DriftPoint, DriftTrace, LatencyTable, TableStatistic};
+use hsconas_devices::{DriftPoint, DriftTrace, LatencyTable};
 use hsconas_models::{Arch, NetConfig};
 use hsconas_runtime::measure_job::MeasureOutcome;
-use hsconas_runtime::ReferenceTiming;
+use hsconas_vocabulary::{ReferenceTiming, Statistic};
 
 use super::clock::utc_now_rfc3339;
 use super::pieces::network_onnx;
@@ -34,7 +34,7 @@ pub struct ReferenceModel {
     pub timing: ReferenceTiming,
     /// Its timings so far, one point per group.
     pub trace: DriftTrace,
-    statistic: TableStatistic,
+    statistic: Statistic,
     started: Instant,
     offset_s: f64,
 }
@@ -47,7 +47,7 @@ impl ReferenceModel {
         config: &NetConfig,
         batch: usize,
         timing: ReferenceTiming,
-        statistic: TableStatistic,
+        statistic: Statistic,
         trace: Option<DriftTrace>,
     ) -> Result<ReferenceModel, LatencyError> {
         let onnx = network_onnx(&arch, config, batch)?;

@@ -114,7 +114,7 @@ pub struct ValidationReport {
     /// When.
     pub date: String,
     /// Statistic of table and measurements.
-    pub statistic: hsconas_devices::TableStatistic,
+    pub statistic: hsconas_vocabulary::Statistic,
     /// Seed of the held-out networks.
     pub seed: u64,
     /// Calibration networks (M).

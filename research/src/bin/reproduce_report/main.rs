@@ -1,4 +1,4 @@
-//! The report of `scripts/reproduce.sh`: reads what the study wrote under OUT and writes `OUT/results.json`
+//! The report of `research/scripts/reproduce.sh`: reads what the study wrote under OUT and writes `OUT/results.json`
 //! (every number of docs/RESULTS.md), `OUT/results.md` (its tables) and `OUT/accuracy-latency.png`.
 //! Networks or seeds that have not finished are left out and named on stderr.
 //!
@@ -16,8 +16,8 @@ use hsconas_plots::{RGBColor, Scatter, Series};
 use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_nas::SearchReport;
-use hsconas_runtime::Stats;
 use hsconas_train::supernet_run::SubnetEvaluation;
+use hsconas_vocabulary::Stats;
 use serde::de::DeserializeOwned;
 
 mod markdown;
@@ -102,7 +102,7 @@ fn read<T: DeserializeOwned>(path: &Path) -> Option<T> {
 }
 
 /// Latency (10th percentile, the latency tables' statistic), ms, of `name` at `size` with `backend` (`ort`,
-/// `tract`): the best of the invocations `scripts/reproduce.sh` made.
+/// `tract`): the best of the invocations `research/scripts/reproduce.sh` made.
 fn latency(out: &Path, size: usize, name: &str, backend: &str) -> Option<f64> {
     read::<Stats>(&out.join(format!("latency/{size}/{name}.{backend}.json"))).map(|s| s.p10_ms)
 }
@@ -356,11 +356,9 @@ fn plot(rows: &[CifarRow], path: &Path) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let out = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .context("usage: reproduce_report OUT (the directory scripts/reproduce.sh wrote)")?,
-    );
+    let out = PathBuf::from(std::env::args().nth(1).context(
+        "usage: reproduce_report OUT (the directory research/scripts/reproduce.sh wrote)",
+    )?);
     let networks = load_networks(&out)?;
     let cifar = cifar_rows(&out, &networks)?;
     let epochs = cifar

@@ -16,6 +16,7 @@
 //!   `spread <= max(factor x noise, floor)` (defaults 3 and 1%: a single timing's noise, tripled, with a
 //!   floor so that a very steady fleet is not refused over differences no table would notice).
 
+use hsconas_vocabulary::Fingerprint;
 use serde::{Deserialize, Serialize};
 
 use crate::drift::median;
@@ -26,7 +27,7 @@ pub struct FleetDevice {
     /// Where it was reached (the agent's address).
     pub agent: String,
     /// The runtime's fingerprint of the device.
-    pub fingerprint: serde_json::Value,
+    pub fingerprint: Fingerprint,
     /// Its speed relative to the fleet's middle on the calibration networks (1.10: 10% slower).
     pub ratio: f64,
     /// Its measurement noise on the calibration networks (median relative difference of two timings).
@@ -82,7 +83,7 @@ pub struct CalibrationTimings {
     /// The agent's address.
     pub agent: String,
     /// The device's fingerprint.
-    pub fingerprint: serde_json::Value,
+    pub fingerprint: Fingerprint,
     /// Two timings of each calibration network, ms.
     pub rounds: [Vec<f64>; 2],
 }
@@ -195,7 +196,7 @@ mod tests {
     fn device(name: &str, rounds: [Vec<f64>; 2]) -> CalibrationTimings {
         CalibrationTimings {
             agent: name.into(),
-            fingerprint: serde_json::Value::Null,
+            fingerprint: Fingerprint::default(),
             rounds,
         }
     }

@@ -1,4 +1,4 @@
-//! `hsconas-runtime profile`: a named list of models, measured in interleaved rounds, group by group; the
+//! `hsconas-runtime measure`: a named list of models, measured in interleaved rounds, group by group; the
 //! results file is rewritten atomically after every group, and a rerun skips what it already holds.
 
 use std::collections::BTreeMap;
@@ -10,13 +10,13 @@ use hsconas_foundation::progress::progress_bar;
 use hsconas_foundation::write_atomic;
 use hsconas_runtime::backend;
 use hsconas_runtime::measure_job::measure_models;
-use hsconas_runtime::{Fingerprint, Protocol, Stats};
+use hsconas_vocabulary::{Fingerprint, Protocol, Stats};
 use serde::{Deserialize, Serialize};
 
 use super::engine_args::{EngineArgs, ProtocolArgs};
 
 #[derive(Debug, Args)]
-pub struct ProfileArgs {
+pub struct MeasureArgs {
     /// JSON manifest: `{"models": [{"name": "stem", "path": "stem.onnx"}, ...]}` (paths relative to it).
     manifest: PathBuf,
     /// Results file (JSON, keyed by model name). An existing one is resumed.
@@ -56,7 +56,7 @@ struct Results {
     results: BTreeMap<String, Stats>,
 }
 
-pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
+pub fn run(args: MeasureArgs) -> anyhow::Result<()> {
     if args.group == 0 {
         bail!("--group must be at least 1");
     }
@@ -131,7 +131,7 @@ fn load_or_start(
             .map_or("cpu".into(), ToString::to_string),
         threads: config.threads,
         protocol: protocol.clone(),
-        fingerprint: Fingerprint::detect(),
+        fingerprint: hsconas_runtime::fingerprint::detect(),
         results: BTreeMap::new(),
     };
     if !out.exists() {

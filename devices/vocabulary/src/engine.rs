@@ -1,0 +1,121 @@
+//! What runs a model: the engine, ONNX Runtime's execution provider and the numeric precision.
+
+use serde::{Deserialize, Serialize};
+
+/// `Display` (the canonical word) and `FromStr` (the canonical word and its aliases, case-insensitive) for
+/// a fieldless enum whose serde names are the canonical words.
+macro_rules! words {
+    ($ty:ident, $what:literal, $expected:literal, { $($variant:ident => $word:literal $(| $alias:literal)*),+ $(,)? }) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self { $($ty::$variant => $word),+ })
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = crate::VocabularyError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($word $(| $alias)* => Ok($ty::$variant),)+
+                    _ => Err(crate::VocabularyError::Unknown {
+                        what: $what,
+                        given: s.to_string(),
+                        expected: $expected,
+                    }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use words;
+
+/// The inference engine that runs the models on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// ONNX Runtime through `ort` (loaded dynamically); also accepted as `onnxruntime`.
+    Ort,
+    /// `tract`, pure Rust.
+    Tract,
+}
+
+words!(Engine, "engine", "ort or tract", {
+    Ort => "ort" | "onnxruntime",
+    Tract => "tract",
+});
+
+/// An ONNX Runtime execution provider (tract always runs on the CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionProvider {
+    /// The default CPU provider.
+    Cpu,
+    /// NVIDIA CUDA.
+    Cuda,
+    /// NVIDIA TensorRT (with an engine cache); also accepted as `trt`.
+    Tensorrt,
+}
+
+words!(ExecutionProvider, "execution provider", "cpu, cuda or tensorrt", {
+    Cpu => "cpu",
+    Cuda => "cuda",
+    Tensorrt => "tensorrt" | "trt",
+});
+
+/// Numeric precision of the measured models.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    Fp32,
+    /// 16-bit floats: TensorRT may choose FP16 kernels (the models stay FP32 for the other providers).
+    Fp16,
+}
+
+words!(Precision, "precision", "fp32 or fp16", {
+    Fp32 => "fp32",
+    Fp16 => "fp16",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word a value prints is the word files and flags use, and it parses back; aliases parse too.
+    #[test]
+    fn every_word_round_trips_through_display_parse_and_serde() {
+        for e in [Engine::Ort, Engine::Tract] {
+            assert_eq!(e.to_string().parse::<Engine>(), Ok(e));
+            assert_eq!(serde_json::to_string(&e).expect("json"), format!("\"{e}\""));
+        }
+        for p in [
+            ExecutionProvider::Cpu,
+            ExecutionProvider::Cuda,
+            ExecutionProvider::Tensorrt,
+        ] {
+            assert_eq!(p.to_string().parse::<ExecutionProvider>(), Ok(p));
+            assert_eq!(serde_json::to_string(&p).expect("json"), format!("\"{p}\""));
+        }
+        for p in [Precision::Fp32, Precision::Fp16] {
+            assert_eq!(p.to_string().parse::<Precision>(), Ok(p));
+            assert_eq!(serde_json::to_string(&p).expect("json"), format!("\"{p}\""));
+        }
+        assert_eq!(" ONNXRuntime ".parse::<Engine>(), Ok(Engine::Ort));
+        assert_eq!(
+            "TRT".parse::<ExecutionProvider>(),
+            Ok(ExecutionProvider::Tensorrt)
+        );
+    }
+
+    #[test]
+    fn an_unknown_word_names_what_is_accepted() {
+        let err = "rocm".parse::<ExecutionProvider>().expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown execution provider 'rocm' (expected cpu, cuda or tensorrt)"
+        );
+        assert!("int3".parse::<Precision>().is_err());
+        assert!("tvm".parse::<Engine>().is_err());
+    }
+}
