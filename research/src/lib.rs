@@ -1,7 +1,7 @@
-//! Experiment campaigns, apart from the product: the search-level proof (`scripts/search-proof.sh`),
+//! Experiment campaigns, apart from the product: the search-level proof (`research/scripts/search-proof.sh`),
 //! the measurement of a list of networks on a drifting device, and the binaries that keep the campaigns'
-//! books (`ground_truth`: the accuracy ground truth of `scripts/ground-truth.sh`; `reproduce_report`:
-//! the results study of `scripts/reproduce.sh`).
+//! books (`ground_truth`: the accuracy ground truth of `research/scripts/ground-truth.sh`; `reproduce_report`:
+//! the results study of `research/scripts/reproduce.sh`).
 //!
 //! The boundary: what a user of hsconas runs on their own task (scoring estimators against trained
 //! networks, fitting and using the predictor, the search, the latency model) lives in the product crates;

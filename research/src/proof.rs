@@ -2,7 +2,7 @@
 //! uniformly from the space whose *measured* latency lies near the same target, and than uniform channel
 //! scaling at that latency?
 //!
-//! Its input is a [`GroundTruth`] file of its own (`scripts/search-proof.sh`), whose groups say each
+//! Its input is a [`GroundTruth`] file of its own (`research/scripts/search-proof.sh`), whose groups say each
 //! network's role: `winner` (exactly one: the search's), `draw` (uniform draws from the space; those
 //! measured within the tolerance of the winner's latency are compared, the others only listed) and
 //! `uniform` (the uniform channel scalings; the one measured closest to the winner is compared). Every

@@ -11,7 +11,7 @@
 //! the values), and each place must print the evidence's values; a claim found nowhere fails.
 //!
 //! Tables that a study's report renders (a committed Markdown file beside its JSON, e.g. the
-//! `results.md` of `scripts/reproduce.sh`) are listed as `[[table]]` entries instead of one claim per
+//! `results.md` of `research/scripts/reproduce.sh`) are listed as `[[table]]` entries instead of one claim per
 //! cell: every Markdown table of the evidence file must appear in the document as it is (white space
 //! folded), and the document must name the file.
 //!
@@ -332,7 +332,7 @@ impl Files {
         self.json
             .entry(name.to_string())
             .or_insert_with(|| {
-                let bytes = std::fs::read(&path)
+                let bytes = crate::read_evidence(&path)
                     .map_err(|e| format!("cannot read evidence {name}: {e}"))?;
                 serde_json::from_slice(&bytes)
                     .map_err(|e| format!("evidence {name} is not JSON: {e}"))

@@ -127,6 +127,19 @@ pub fn repo_root() -> std::path::PathBuf {
         .expect("repository root")
 }
 
+/// The bytes of a committed evidence file. Files over 100 KB are committed gzip-compressed
+/// (`research/scripts/compact-evidence.sh`): a path ending in `.gz` is decompressed.
+pub fn read_evidence(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let bytes = std::fs::read(path)?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut out)?;
+        return Ok(out);
+    }
+    Ok(bytes)
+}
+
 /// Path of a binary of this workspace (`hsconas`, `hsconas-runtime`), built next to the test executable.
 /// `scripts/test.sh` builds them (`cargo build --workspace --all-targets`) before running the tests.
 pub fn workspace_bin(name: &str) -> PathBuf {
@@ -196,7 +209,7 @@ pub fn piece_onnx(
 }
 
 /// Writes each profiling piece of `keys` (batch 1) as `<key, ':' as '_'>.onnx` into `dir` and returns
-/// the manifest entries `{"name", "path"}` that `hsconas-runtime profile` reads, in the same order.
+/// the manifest entries `{"name", "path"}` that `hsconas-runtime measure` reads, in the same order.
 pub fn write_pieces(
     dir: &Path,
     keys: &[&str],

@@ -1,6 +1,6 @@
 //! The latency model's code replayed on committed measurements: the committed tables
 //! (`devices/tables/`) and the networks a validation measured on a real device with them
-//! (`docs/evidence/reproduce/latency-model/*.validation.json`, 50 random networks each, measured end to
+//! (`docs/evidence/reproduce/latency-model/*.validation.json.gz`, 50 random networks each, measured end to
 //! end on the AMD EPYC VM). The model must reproduce each network's table sum and the prediction error the
 //! report states (and the docs copy from it, checked by `docs_evidence`): a change to how tables are
 //! summed, corrected or scored that moves those numbers fails here, deterministically, without a device.
@@ -8,7 +8,7 @@
 use hsconas_devices::metrics::PredictorAccuracy;
 use hsconas_devices::{Correction, LatencyTable};
 use hsconas_models::Arch;
-use hsconas_tests::repo_root;
+use hsconas_tests::{read_evidence, repo_root};
 
 #[test]
 fn committed_measurements_replay_to_the_stated_prediction_error() {
@@ -18,10 +18,10 @@ fn committed_measurements_replay_to_the_stated_prediction_error() {
             LatencyTable::load(&root.join(format!("devices/tables/local-cpu-A-{size}.json")))
                 .expect("the committed table");
         let path = root.join(format!(
-            "docs/evidence/reproduce/latency-model/local-cpu-A-{size}.validation.json"
+            "docs/evidence/reproduce/latency-model/local-cpu-A-{size}.validation.json.gz"
         ));
         let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).expect("the report")).expect("JSON");
+            serde_json::from_slice(&read_evidence(&path).expect("the report")).expect("JSON");
         let networks = report["networks"].as_array().expect("networks");
         assert!(networks.len() >= 20, "{size}: {} networks", networks.len());
         let (mut sums, mut measured) = (Vec::new(), Vec::new());

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use hsconas_nas::report::SearchReport;
-use hsconas_tests::repo_root;
+use hsconas_tests::{read_evidence, repo_root};
 
-/// Every JSON file under `dir` that parses as a search report with a winner.
+/// Every JSON file (or gzip-compressed JSON file) under `dir` that parses as a search report with a winner.
 fn committed_reports(dir: &Path) -> Vec<(PathBuf, SearchReport)> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -16,8 +16,12 @@ fn committed_reports(dir: &Path) -> Vec<(PathBuf, SearchReport)> {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                let text = std::fs::read_to_string(&path).expect("readable");
+            } else if path
+                .to_str()
+                .is_some_and(|p| p.ends_with(".json") || p.ends_with(".json.gz"))
+            {
+                let bytes = read_evidence(&path).expect("readable");
+                let text = String::from_utf8_lossy(&bytes);
                 if !text.contains("\"winner\"") || !text.contains("\"candidates\"") {
                     continue;
                 }

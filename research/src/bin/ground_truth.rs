@@ -1,4 +1,4 @@
-//! The accuracy ground truth's bookkeeping (`scripts/ground-truth.sh` runs it):
+//! The accuracy ground truth's bookkeeping (`research/scripts/ground-truth.sh` runs it):
 //!
 //! - `collect`: the architecture list, the finished trainings and the end-to-end measurements become one
 //!   file, `ground-truth.json` (read by `hsconas_nas::GroundTruth`);
@@ -6,7 +6,7 @@
 //!   network predicted by a ridge regression fitted on the others), as one more estimator's scores;
 //! - `proof`: the search-level proof from a collected proof list (groups `winner`, `draw`, `uniform`):
 //!   the winner's trained accuracy against the draws measured near its latency and the uniform scaling
-//!   (`scripts/search-proof.sh`);
+//!   (`research/scripts/search-proof.sh`);
 //! - `score`: estimator scores (`hsconas estimate --json` files) against the trained accuracy: Kendall's
 //!   tau, Spearman's rho, the top-3 regret and the cost per network, over the whole set and within the
 //!   equal-latency group, next to the seed-to-seed noise ceiling.

@@ -173,7 +173,7 @@ pub fn held_out_predictions(x: &[Vec<f64>], y: &[f64]) -> Result<Vec<f64>, NasEr
         .collect()
 }
 
-/// A fitted predictor as kept in a file (`predictor-model.json`, written by `scripts/ground-truth.sh
+/// A fitted predictor as kept in a file (`predictor-model.json`, written by `research/scripts/ground-truth.sh
 /// score`): the features it reads, the network configuration whose MACs and parameters it reads, the
 /// ridge regression and how many trained networks it was fitted on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,7 +189,7 @@ pub struct Predictor {
 }
 
 /// The predictor fitted on the committed ground truth (`search/nas/assets/predictor-model.json`, an asset of
-/// this crate; `scripts/ground-truth.sh score` writes it from `docs/evidence/ground-truth/ground-truth.json`).
+/// this crate; `research/scripts/ground-truth.sh score` writes it from `docs/evidence/ground-truth/ground-truth.json`).
 const BUILT_IN: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/assets/predictor-model.json"

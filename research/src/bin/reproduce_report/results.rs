@@ -112,7 +112,7 @@ pub struct LatencyModelRow {
     pub accuracy: PredictorAccuracy,
 }
 
-/// Wall time of one phase of `scripts/reproduce.sh`.
+/// Wall time of one phase of `research/scripts/reproduce.sh`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Phase {
     pub phase: String,

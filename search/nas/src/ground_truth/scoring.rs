@@ -134,7 +134,7 @@ impl RankingScore {
     }
 }
 
-/// Every estimator scored against the ground truth (what `scripts/ground-truth.sh score` writes as
+/// Every estimator scored against the ground truth (what `research/scripts/ground-truth.sh score` writes as
 /// `estimators.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreReport {
