@@ -165,7 +165,7 @@ status() {
 }
 
 example() { # the bookkeeping binary of the research crate (research/src/bin/ground_truth.rs)
-  cargo build -q -p hsconas-research --bin ground_truth
+  cargo build -q --workspace --bin ground_truth # the workspace's feature set: no second build of the dependencies
   "${CARGO_TARGET_DIR:-target}/debug/ground_truth" "$@"
 }
 
@@ -278,8 +278,11 @@ score() {
   example predict --truth "$evidence/ground-truth.json" --table $table \
     --out "$evidence/estimates/predictor.json" --model search/nas/assets/predictor-model.json
   example score --truth "$evidence/ground-truth.json" --scores "$evidence"/estimates/*.json \
-    --out "$evidence/estimators.json" --plots "$evidence/plots" --combine short-training+macs \
+    --out "$evidence/estimators.json" --plots "$out/plots" --combine short-training+macs \
     --combine predictor+macs --combine predictor+short-training+macs
+  # One plot per estimator lands in OUT; the evidence keeps the three the docs show.
+  mkdir -p "$evidence/plots"
+  cp "$out"/plots/{short-training,synflow,naswot}.png "$evidence/plots/"
   python3 research/scripts/estimators-table.py # the docs' table, the README sentence and their claims
 }
 

@@ -22,7 +22,12 @@ use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
 use hsconas_nas::ground_truth::{score_estimators, ScoreReport};
-use hsconas_nas::predictor::{self, Predictor};
+use hsconas_nas::predictor::{self, FittedOn, Predictor};
+
+/// The images the ground truth trains on (`research/scripts/ground-truth.sh`'s DATA), as a predictor
+/// file records them.
+const GROUND_TRUTH_DATA: &str =
+    "cifar10-jpeg.tar.gz (CIFAR-10; 1,000 training images per class, 10% of them for validation)";
 use hsconas_nas::{
     ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
 };
@@ -308,7 +313,13 @@ fn predict(
         .filter_map(|&i| truth.networks[i].test_top1())
         .collect();
     let held_out = predictor::held_out_predictions(&x, &y)?;
-    let fitted = Predictor::fit(&x, &y, *config)?;
+    let mut fitted = Predictor::fit(&x, &y, *config)?;
+    fitted.fitted_on = Some(FittedOn {
+        data: GROUND_TRUTH_DATA.into(),
+        recipe: truth.recipe.clone(),
+        results: "ground-truth.json".into(),
+        trainings: truth.trained().map(|n| n.runs.len()).sum(),
+    });
     let networks = truth
         .networks
         .iter()

@@ -41,6 +41,10 @@ pub struct Prepared {
     pub transform: Transform,
     /// What was read.
     pub format: &'static str,
+    /// The dataset's file or folder name (what a predictor file's `data` is compared with; read by the
+    /// estimators, which need libtorch).
+    #[cfg_attr(not(feature = "train"), allow(dead_code))]
+    pub source: String,
 }
 
 impl Prepared {
@@ -120,6 +124,10 @@ impl DataArgs {
                 std,
             },
             format: splits.format,
+            source: self.data.file_name().map_or_else(
+                || self.data.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
         })
     }
 }

@@ -227,6 +227,14 @@ pub(crate) fn cheap_scorer(
                     config.classes
                 );
             }
+            if let Some(fitted) = model.fitted_on.as_ref() {
+                if !fitted.data.starts_with(&data.source) {
+                    eprintln!(
+                        "warning: the predictor was fitted on networks trained on {} ({}); these networks                          are scored for {}: if they will be trained on other data or with another recipe,                          how well it ranks them is unmeasured (fit one on your own results with `hsconas                          predictor fit`, or use --estimator supernet).",
+                        fitted.data, fitted.recipe, data.source
+                    );
+                }
+            }
             return Ok(Some(Box::new(move |arch| Ok(model.predict(arch)?))));
         }
         Estimator::Synflow => Proxy::Synflow,

@@ -22,6 +22,7 @@ mod measure_args;
 mod net_args;
 #[cfg(feature = "train")]
 mod pipeline;
+mod predictor;
 mod profile;
 #[cfg(feature = "train")]
 mod recipe_args;
@@ -92,6 +93,9 @@ enum Command {
     #[cfg(feature = "train")]
     /// Score architectures with an accuracy estimator (zero-cost proxy, size, supernet) to compare them.
     Estimate(estimate::EstimateArgs),
+    /// Fit the accuracy predictor on your own training results; show what a predictor file holds.
+    #[command(subcommand)]
+    Predictor(predictor::PredictorCommand),
     #[cfg(feature = "train")]
     /// Search an architecture for a latency target: shrink the space, evolve, re-measure on the device.
     Search(search::SearchArgs),
@@ -148,6 +152,7 @@ pub fn run(cli: Cli, #[cfg(feature = "train")] job: &Job) -> anyhow::Result<()> 
         Command::Train(args) => train::run(args, job.collective()),
         #[cfg(feature = "train")]
         Command::Estimate(args) => estimate::run(args),
+        Command::Predictor(cmd) => predictor::run(cmd),
         #[cfg(feature = "train")]
         Command::Search(args) => search::run(args, job.collective()),
         #[cfg(feature = "train")]

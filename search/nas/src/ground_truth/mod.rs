@@ -1,9 +1,8 @@
 //! The accuracy ground truth of the search space (`docs/evidence/ground-truth/ground-truth.json`): a fixed
 //! set of architectures, each trained from scratch with one recipe, with its size, latency and accuracy
-//! per seed ([`GroundTruth`]); how well an estimator's scores rank them ([`RankingScore`], module
-//! `scoring`); and whether a search's winner beats networks of its latency drawn from the space
-//! ([`SearchProof`], module `proof`), with latencies measured robustly on a drifting device (module
-//! `measurement`). Experiments read these files instead of retraining.
+//! per seed ([`GroundTruth`]); and how well an estimator's scores rank them ([`RankingScore`], module
+//! `scoring`). Experiments read these files instead of retraining; the search-level proof and the
+//! campaign's drift-normalised measurement are research (`hsconas-research`).
 
 use std::path::Path;
 

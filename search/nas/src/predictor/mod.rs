@@ -9,7 +9,15 @@
 use std::path::Path;
 
 use hsconas_models::{build, Arch, NetConfig, Op};
+
+mod fit;
+mod results;
+
+pub use fit::{
+    fit_predictor, FitReport, PriorChoice, ADAPTATION_STRENGTHS, FEW_NETWORKS, MIN_NETWORKS,
+};
 use nalgebra::{DMatrix, DVector};
+pub use results::{TrainedResult, TrainingResults};
 use serde::{Deserialize, Serialize};
 
 use crate::NasError;
@@ -64,6 +72,13 @@ pub fn features(arch: &Arch, macs: usize, params: usize) -> Vec<f64> {
     }
     f.extend(stages.iter().map(|&(sum, count)| sum / count.max(1) as f64));
     f
+}
+
+/// The features of `arch` built at `config` (its MACs and parameters counted there).
+pub fn features_at(arch: &Arch, config: &NetConfig) -> Result<Vec<f64>, NasError> {
+    let graph = build::network(arch, config)
+        .map_err(|e| NasError::Estimator(format!("building {arch}: {e}")))?;
+    Ok(features(arch, graph.macs(), graph.param_count()))
 }
 
 /// A fitted ridge regression: `y = intercept + sum_k weights[k] * (x[k] - mean[k]) / scale[k]`.
@@ -141,6 +156,15 @@ impl Ridge {
     /// Fitted with the strength of [`RIDGE_STRENGTHS`] whose leave-one-out squared error over `x` is
     /// lowest (the smaller strength on ties). Needs three rows or more.
     pub fn fit_cross_validated(x: &[Vec<f64>], y: &[f64]) -> Result<Ridge, NasError> {
+        Ridge::fit_cross_validated_among(x, y, &RIDGE_STRENGTHS)
+    }
+
+    /// [`Ridge::fit_cross_validated`] choosing among `strengths` (the first on ties).
+    pub fn fit_cross_validated_among(
+        x: &[Vec<f64>],
+        y: &[f64],
+        strengths: &[f64],
+    ) -> Result<Ridge, NasError> {
         if x.len() < 3 {
             return Err(NasError::Estimator(format!(
                 "cross-validation needs three or more networks, not {}",
@@ -148,7 +172,7 @@ impl Ridge {
             )));
         }
         let mut best: Option<(f64, f64)> = None;
-        for strength in RIDGE_STRENGTHS {
+        for &strength in strengths {
             let mut error = 0.0;
             for i in 0..x.len() {
                 let (rest_x, rest_y) = without(x, y, i);
@@ -158,7 +182,7 @@ impl Ridge {
                 best = Some((error, strength));
             }
         }
-        Ridge::fit(x, y, best.map_or(RIDGE_STRENGTHS[0], |(_, s)| s))
+        Ridge::fit(x, y, best.map_or(RIDGE_STRENGTHS[2], |(_, s)| s))
     }
 }
 
@@ -173,11 +197,33 @@ pub fn held_out_predictions(x: &[Vec<f64>], y: &[f64]) -> Result<Vec<f64>, NasEr
         .collect()
 }
 
-/// A fitted predictor as kept in a file (`predictor-model.json`, written by `research/scripts/ground-truth.sh
-/// score`): the features it reads, the network configuration whose MACs and parameters it reads, the
-/// ridge regression and how many trained networks it was fitted on.
+/// The predictor file format this build writes ([`Predictor::format`]); files of format 0 (before it was
+/// versioned) are read too, a newer one is refused.
+pub const PREDICTOR_FORMAT: u32 = 1;
+
+/// What a predictor's training results were (a predictor file's `fitted_on`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FittedOn {
+    /// The images the networks were trained on, as the results name them (e.g. a data file's name).
+    pub data: String,
+    /// How they were trained (the training command line or a description).
+    pub recipe: String,
+    /// The results file it was fitted from (its name).
+    pub results: String,
+    /// Trainings read (several seeds of one network count once each).
+    pub trainings: usize,
+}
+
+/// A fitted predictor as kept in a file (`hsconas predictor fit` writes one; the built-in one is
+/// `search/nas/assets/predictor-model.json`): the features it reads, the network configuration whose
+/// MACs and parameters it reads, the ridge regression, how many trained networks it was fitted on and,
+/// since format 1, what they were and the model it was adapted from. The format is documented in
+/// docs/file-formats.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Predictor {
+    /// File format version ([`PREDICTOR_FORMAT`]; 0 in files written before it was recorded).
+    #[serde(default)]
+    pub format: u32,
     /// The names of its features; must be [`FEATURES`].
     pub features: Vec<String>,
     /// The configuration the features' MACs and parameters are counted at (the ground truth's).
@@ -186,6 +232,14 @@ pub struct Predictor {
     pub ridge: Ridge,
     /// Trained networks it was fitted on.
     pub networks: usize,
+    /// What the networks were trained on and how (absent in format 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted_on: Option<FittedOn>,
+    /// The predictor this one adapts, when it was fitted as a correction of another's predictions: the
+    /// prediction is the prior's plus `ridge`'s (which was fitted on the prior's residuals). Its
+    /// configuration is this one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<Box<Predictor>>,
 }
 
 /// The predictor fitted on the committed ground truth (`search/nas/assets/predictor-model.json`, an asset of
@@ -200,10 +254,13 @@ impl Predictor {
     /// strength cross-validated ([`Ridge::fit_cross_validated`]).
     pub fn fit(x: &[Vec<f64>], y: &[f64], config: NetConfig) -> Result<Predictor, NasError> {
         Ok(Predictor {
+            format: PREDICTOR_FORMAT,
             features: FEATURES.iter().map(|f| f.to_string()).collect(),
             config,
             ridge: Ridge::fit_cross_validated(x, y)?,
             networks: x.len(),
+            fitted_on: None,
+            prior: None,
         })
     }
 
@@ -224,9 +281,33 @@ impl Predictor {
         Predictor::from_json(&text).map_err(refuse)
     }
 
+    /// Writes it as JSON (atomically).
+    pub fn save(&self, path: &Path) -> Result<(), NasError> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| NasError::State {
+            path: path.to_path_buf(),
+            message: format!("cannot be written as JSON ({e})"),
+        })?;
+        hsconas_foundation::write_atomic(path, &json)?;
+        Ok(())
+    }
+
     fn from_json(text: &str) -> Result<Predictor, String> {
         let p: Predictor =
             serde_json::from_str(text).map_err(|e| format!("not a predictor file ({e})"))?;
+        p.check()?;
+        Ok(p)
+    }
+
+    /// Refuses a predictor this build cannot use: a newer format, other features, a model of another
+    /// size, an invalid configuration, or a prior that is itself unusable or of another configuration.
+    fn check(&self) -> Result<(), String> {
+        let p = self;
+        if p.format > PREDICTOR_FORMAT {
+            return Err(format!(
+                "predictor file format {} is newer than this hsconas reads ({PREDICTOR_FORMAT}); update hsconas",
+                p.format
+            ));
+        }
         if p.features != FEATURES {
             return Err(format!(
                 "fitted on other features ({:?}) than this version computes",
@@ -239,21 +320,36 @@ impl Predictor {
             return Err(format!("its model does not have {k} features"));
         }
         p.config.validate().map_err(|e| e.to_string())?;
-        Ok(p)
+        if let Some(prior) = &p.prior {
+            prior.check().map_err(|m| format!("its prior: {m}"))?;
+            if prior.config != p.config {
+                return Err(format!(
+                    "its prior reads networks at {:?}, the predictor at {:?}",
+                    prior.config, p.config
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The predicted trained accuracy (test top-1, percent) of `arch`, from its features at the
     /// predictor's own configuration (whatever data a search runs on).
     pub fn predict(&self, arch: &Arch) -> Result<f64, NasError> {
-        let graph = build::network(arch, &self.config)
-            .map_err(|e| NasError::Estimator(format!("building {arch}: {e}")))?;
-        Ok(self
-            .ridge
-            .predict(&features(arch, graph.macs(), graph.param_count())))
+        Ok(self.predict_features(&self.features_of(arch)?))
+    }
+
+    /// The features of `arch` at the predictor's configuration.
+    pub fn features_of(&self, arch: &Arch) -> Result<Vec<f64>, NasError> {
+        features_at(arch, &self.config)
+    }
+
+    /// The prediction from a feature row (the prior's prediction plus this model's, when adapted).
+    pub fn predict_features(&self, x: &[f64]) -> f64 {
+        self.prior.as_ref().map_or(0.0, |p| p.predict_features(x)) + self.ridge.predict(x)
     }
 }
 
-fn without(x: &[Vec<f64>], y: &[f64], i: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+pub(crate) fn without(x: &[Vec<f64>], y: &[f64], i: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
     let keep = |j: &usize| *j != i;
     (
         (0..x.len()).filter(keep).map(|j| x[j].clone()).collect(),

@@ -1,0 +1,226 @@
+//! `hsconas predictor`: fit the accuracy predictor on your own training results, and show what a predictor
+//! file holds. Needs no libtorch (the fit is a ridge regression on architecture features).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hsconas_foundation::outln;
+use hsconas_models::{Layout, NetConfig};
+use hsconas_nas::ground_truth::RankingScore;
+use hsconas_nas::predictor::{
+    fit_predictor, FitReport, FittedOn, Predictor, PriorChoice, TrainingResults, FEATURES,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum PredictorCommand {
+    /// Fit a predictor on trained networks (a results file) and report how well it ranks networks it
+    /// did not see.
+    Fit(FitArgs),
+    /// Print what a predictor file holds (the built-in one without FILE).
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Training results: a TSV with a header naming the columns, `arch` and `top1` (test top-1 in
+    /// percent) among them, one training per line (several seeds of one network are averaged; optional
+    /// `data` and `recipe` columns), or a ground-truth JSON (docs/evidence/ground-truth/ground-truth.json).
+    #[arg(long, value_name = "FILE")]
+    results: PathBuf,
+    /// Where to write the predictor (JSON; read by `--predictor FILE` of `estimate`, `search`, `run`).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// What to adapt: `builtin` (the predictor built into hsconas), `none` (a plain fit) or a predictor
+    /// file. Default: `builtin` for fewer than 16 trained networks, else `none`.
+    #[arg(long, value_name = "builtin|none|FILE")]
+    prior: Option<PriorChoice>,
+    /// Stage widths the networks were trained with [default: the prior's, else A].
+    #[arg(long, value_name = "A|B|W1,W2,W3,W4")]
+    layout: Option<String>,
+    /// Input size the networks were trained at [default: the prior's, else 32].
+    #[arg(long, value_name = "S")]
+    input_size: Option<usize>,
+    /// Classes of the task [default: the prior's, else 10].
+    #[arg(long, value_name = "N")]
+    classes: Option<usize>,
+    /// The images they were trained on, recorded in the predictor (default: the results' `data`
+    /// column, else "unknown"); searches on other data are warned.
+    #[arg(long, value_name = "TEXT")]
+    data: Option<String>,
+    /// How they were trained, recorded in the predictor (default: the results' recipe, else "unknown").
+    #[arg(long, value_name = "TEXT")]
+    recipe: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A predictor file (default: the built-in predictor).
+    file: Option<PathBuf>,
+    /// Print the whole file as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: PredictorCommand) -> anyhow::Result<()> {
+    match cmd {
+        PredictorCommand::Fit(args) => fit(args),
+        PredictorCommand::Show(args) => show(args),
+    }
+}
+
+fn fit(args: FitArgs) -> anyhow::Result<()> {
+    let results = TrainingResults::load(&args.results)?;
+    let choice = args
+        .prior
+        .clone()
+        .unwrap_or_else(|| PriorChoice::automatic(results.networks.len()));
+    let prior = choice.load().context("--prior")?;
+    let prior_name = match &choice {
+        PriorChoice::None => "none".to_string(),
+        PriorChoice::BuiltIn => "builtin".to_string(),
+        PriorChoice::File(path) => path.display().to_string(),
+    };
+    let base = prior.as_ref().map_or(
+        NetConfig {
+            layout: Layout::A,
+            input_size: 32,
+            classes: 10,
+        },
+        |p| p.config,
+    );
+    let config = NetConfig {
+        layout: match &args.layout {
+            Some(text) => text.parse().context("--layout")?,
+            None => base.layout,
+        },
+        input_size: args.input_size.unwrap_or(base.input_size),
+        classes: args.classes.unwrap_or(base.classes),
+    };
+    config.validate()?;
+    let fitted_on = FittedOn {
+        data: args
+            .data
+            .clone()
+            .or(results.data.clone())
+            .unwrap_or_else(|| "unknown".into()),
+        recipe: args
+            .recipe
+            .clone()
+            .or(results.recipe.clone())
+            .unwrap_or_else(|| "unknown".into()),
+        results: args
+            .results
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        trainings: results.trainings(),
+    };
+    let (predictor, report) =
+        fit_predictor(&results, prior.as_ref(), &prior_name, config, fitted_on)?;
+    predictor.save(&args.out)?;
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    print_report(&report)?;
+    outln!("wrote {}", args.out.display())?;
+    Ok(())
+}
+
+fn tau(score: &RankingScore) -> String {
+    match score.kendall_tau_ci95 {
+        Some(ci) => format!(
+            "{:.2} (95% interval {:.2} to {:.2})",
+            score.kendall_tau, ci.low, ci.high
+        ),
+        None => format!("{:.2}", score.kendall_tau),
+    }
+}
+
+fn print_report(r: &FitReport) -> anyhow::Result<()> {
+    outln!(
+        "fitted on {} trained networks ({} trainings), prior: {}, ridge strength {}",
+        r.networks,
+        r.trainings,
+        r.prior,
+        r.strength
+    )?;
+    outln!("Kendall tau against the trained top-1, each network predicted by a model that never saw it:")?;
+    outln!("  this predictor   {}", tau(&r.held_out))?;
+    if let Some(prior) = &r.prior_alone {
+        outln!("  the prior alone  {}", tau(prior))?;
+    }
+    outln!("  MACs             {}", tau(&r.macs))?;
+    outln!(
+        "held-out error {:.2} points of top-1 (root mean square); Spearman rho {:.2}; the best network is \
+         {:.2} points better than the best of the predictor's top 3",
+        r.held_out_rmse,
+        r.held_out.spearman_rho,
+        r.held_out.top3_regret
+    )?;
+    outln!(
+        "(intervals: 2,000 bootstrap resamples of the networks; with few networks they are wide, and an \
+         interval that holds another row's tau does not show a difference)"
+    )?;
+    Ok(())
+}
+
+fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let (predictor, name) = match &args.file {
+        Some(path) => (Predictor::load(path)?, path.display().to_string()),
+        None => (Predictor::built_in()?, "the built-in predictor".to_string()),
+    };
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&predictor)?)?;
+        return Ok(());
+    }
+    describe(&predictor, &name, "")
+}
+
+fn describe(p: &Predictor, name: &str, indent: &str) -> anyhow::Result<()> {
+    outln!("{indent}{name} (format {})", p.format)?;
+    outln!(
+        "{indent}  networks    layout {}, {}x{} inputs, {} classes; fitted on {} trained networks",
+        p.config.layout,
+        p.config.input_size,
+        p.config.input_size,
+        p.config.classes,
+        p.networks
+    )?;
+    match &p.fitted_on {
+        Some(f) => {
+            outln!("{indent}  data        {}", f.data)?;
+            outln!("{indent}  recipe      {}", f.recipe)?;
+            outln!(
+                "{indent}  results     {} ({} trainings)",
+                f.results,
+                f.trainings
+            )?;
+        }
+        None => {
+            outln!("{indent}  (written before predictor files recorded their data and recipe)")?
+        }
+    }
+    outln!(
+        "{indent}  model       ridge regression, strength {}, mean top-1 {:.2}; largest weights (standardised features):",
+        p.ridge.strength,
+        p.ridge.intercept
+    )?;
+    let mut order: Vec<usize> = (0..FEATURES.len()).collect();
+    order.sort_by(|&a, &b| {
+        p.ridge.weights[b]
+            .abs()
+            .total_cmp(&p.ridge.weights[a].abs())
+    });
+    for &k in order.iter().take(5) {
+        outln!("{indent}    {:+8.3}  {}", p.ridge.weights[k], FEATURES[k])?;
+    }
+    if let Some(prior) = &p.prior {
+        outln!("{indent}  adapted from (its predictions plus the model above):")?;
+        describe(prior, "prior", &format!("{indent}    "))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! `hsconas predictor fit` and `show` as a user runs them: a TSV of trained networks in, a predictor file
+//! and a held-out report out; a malformed results file is refused with its line and writes nothing.
+
+use hsconas_devices::metrics::kendall_tau;
+use hsconas_nas::ground_truth::GroundTruth;
+use hsconas_nas::predictor::Predictor;
+use hsconas_tests::{repo_root, run_bin};
+
+/// The committed ground truth's first `count` trained networks as a TSV, one line per training (seed).
+fn results_tsv(count: usize) -> (String, Vec<(String, f64)>) {
+    let truth =
+        GroundTruth::load(&repo_root().join("docs/evidence/ground-truth/ground-truth.json"))
+            .expect("the committed ground truth");
+    let mut text = String::from("arch\ttop1\tseed\tdata\n");
+    let mut means = Vec::new();
+    for n in truth.trained().take(count) {
+        for r in &n.runs {
+            text.push_str(&format!(
+                "{}\t{}\t{}\tcifar10-test\n",
+                n.arch, r.test_top1, r.seed
+            ));
+        }
+        means.push((n.arch.to_string(), n.test_top1().expect("trained")));
+    }
+    (text, means)
+}
+
+#[test]
+fn fit_adapts_the_built_in_predictor_and_reports_held_out_tau_beside_the_prior_and_macs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tsv, means) = results_tsv(8);
+    let results = dir.path().join("results.tsv");
+    std::fs::write(&results, tsv).expect("write");
+    let out = dir.path().join("mine.json");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let fit = run_bin(
+        "hsconas",
+        &[
+            "predictor",
+            "fit",
+            "--results",
+            &path(&results),
+            "--out",
+            &path(&out),
+            "--recipe",
+            "15 epochs",
+            "--json",
+        ],
+    );
+    assert_eq!(fit.code, Some(0), "{}", fit.stderr);
+    let report: serde_json::Value = serde_json::from_str(&fit.stdout).expect("a JSON report");
+    // Fewer than 16 networks: the built-in predictor is the prior by default.
+    assert_eq!(report["prior"], "builtin");
+    assert_eq!(report["networks"], 8);
+    let ci = &report["held_out"]["kendall_tau_ci95"];
+    let tau = report["held_out"]["kendall_tau"].as_f64().expect("tau");
+    assert!(
+        ci["low"].as_f64() <= Some(tau) && Some(tau) <= ci["high"].as_f64(),
+        "{report}"
+    );
+    // The prior alone, recomputed here from the built-in model and the seeds' means.
+    let built_in = Predictor::built_in().expect("built in");
+    let predicted: Vec<f64> = means
+        .iter()
+        .map(|(a, _)| {
+            built_in
+                .predict(&a.parse().expect("arch"))
+                .expect("predicts")
+        })
+        .collect();
+    let trained: Vec<f64> = means.iter().map(|(_, t)| *t).collect();
+    let prior_tau = report["prior_alone"]["kendall_tau"]
+        .as_f64()
+        .expect("prior tau");
+    assert!(
+        (prior_tau - kendall_tau(&predicted, &trained)).abs() < 1e-12,
+        "{report}"
+    );
+
+    // The file says what it was fitted on and reads back; `show` prints it.
+    let saved = Predictor::load(&out).expect("a predictor file");
+    let fitted_on = saved.fitted_on.as_ref().expect("fitted_on");
+    assert_eq!(
+        (fitted_on.data.as_str(), fitted_on.recipe.as_str()),
+        ("cifar10-test", "15 epochs")
+    );
+    let lines = std::fs::read_to_string(&results)
+        .expect("read")
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(fitted_on.trainings, lines, "one training per line");
+    assert!(saved.prior.is_some());
+    let show = run_bin("hsconas", &["predictor", "show", &path(&out)]);
+    assert_eq!(show.code, Some(0), "{}", show.stderr);
+    for expected in [
+        "cifar10-test",
+        "15 epochs",
+        "adapted from",
+        "fitted on 8 trained networks",
+    ] {
+        assert!(
+            show.stdout.contains(expected),
+            "{expected}: {}",
+            show.stdout
+        );
+    }
+    let human = run_bin(
+        "hsconas",
+        &[
+            "predictor",
+            "fit",
+            "--results",
+            &path(&results),
+            "--out",
+            &path(&out),
+            "--prior",
+            "none",
+        ],
+    );
+    assert_eq!(human.code, Some(0), "{}", human.stderr);
+    assert!(human.stdout.contains("this predictor") && human.stdout.contains("MACs"));
+    assert!(
+        !human.stdout.contains("the prior alone"),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn a_malformed_results_file_is_refused_with_its_line_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tsv, _) = results_tsv(5);
+    let broken: String = tsv
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 3 {
+                l.replace('\t', " ")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let results = dir.path().join("results.tsv");
+    std::fs::write(&results, broken).expect("write");
+    let out = dir.path().join("mine.json");
+    let fit = run_bin(
+        "hsconas",
+        &[
+            "predictor",
+            "fit",
+            "--results",
+            results.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    assert_ne!(fit.code, Some(0));
+    assert!(fit.stderr.contains("line 4"), "{}", fit.stderr);
+    assert!(!out.exists(), "nothing written");
+
+    std::fs::write(&out, "{\"features\": []}").expect("write");
+    let show = run_bin(
+        "hsconas",
+        &["predictor", "show", out.to_str().expect("utf-8")],
+    );
+    assert_ne!(show.code, Some(0));
+    assert!(
+        show.stderr.contains("not a predictor file"),
+        "{}",
+        show.stderr
+    );
+}
