@@ -4,7 +4,18 @@
 use hsconas_devices::metrics::kendall_tau;
 use hsconas_nas::ground_truth::GroundTruth;
 use hsconas_nas::predictor::Predictor;
-use hsconas_tests::{repo_root, run_bin};
+use hsconas_tests::{repo_root, run_bin, Outcome};
+
+/// `hsconas predictor fit --results RESULTS --out OUT EXTRA...`.
+fn fit(results: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Outcome {
+    let (results, out) = (
+        results.to_str().expect("utf-8"),
+        out.to_str().expect("utf-8"),
+    );
+    let mut args = vec!["predictor", "fit", "--results", results, "--out", out];
+    args.extend_from_slice(extra);
+    run_bin("hsconas", &args)
+}
 
 /// The committed ground truth's first `count` trained networks as a TSV, one line per training (seed).
 fn results_tsv(count: usize) -> (String, Vec<(String, f64)>) {
@@ -33,22 +44,9 @@ fn fit_adapts_the_built_in_predictor_and_reports_held_out_tau_beside_the_prior_a
     std::fs::write(&results, tsv).expect("write");
     let out = dir.path().join("mine.json");
     let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
-    let fit = run_bin(
-        "hsconas",
-        &[
-            "predictor",
-            "fit",
-            "--results",
-            &path(&results),
-            "--out",
-            &path(&out),
-            "--recipe",
-            "15 epochs",
-            "--json",
-        ],
-    );
-    assert_eq!(fit.code, Some(0), "{}", fit.stderr);
-    let report: serde_json::Value = serde_json::from_str(&fit.stdout).expect("a JSON report");
+    let fitted = fit(&results, &out, &["--recipe", "15 epochs", "--json"]);
+    assert_eq!(fitted.code, Some(0), "{}", fitted.stderr);
+    let report: serde_json::Value = serde_json::from_str(&fitted.stdout).expect("a JSON report");
     // Fewer than 16 networks: the built-in predictor is the prior by default.
     assert_eq!(report["prior"], "builtin");
     assert_eq!(report["networks"], 8);
@@ -105,19 +103,7 @@ fn fit_adapts_the_built_in_predictor_and_reports_held_out_tau_beside_the_prior_a
             show.stdout
         );
     }
-    let human = run_bin(
-        "hsconas",
-        &[
-            "predictor",
-            "fit",
-            "--results",
-            &path(&results),
-            "--out",
-            &path(&out),
-            "--prior",
-            "none",
-        ],
-    );
+    let human = fit(&results, &out, &["--prior", "none"]);
     assert_eq!(human.code, Some(0), "{}", human.stderr);
     assert!(human.stdout.contains("this predictor") && human.stdout.contains("MACs"));
     assert!(
@@ -146,19 +132,9 @@ fn a_malformed_results_file_is_refused_with_its_line_and_nothing_is_written() {
     let results = dir.path().join("results.tsv");
     std::fs::write(&results, broken).expect("write");
     let out = dir.path().join("mine.json");
-    let fit = run_bin(
-        "hsconas",
-        &[
-            "predictor",
-            "fit",
-            "--results",
-            results.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-        ],
-    );
-    assert_ne!(fit.code, Some(0));
-    assert!(fit.stderr.contains("line 4"), "{}", fit.stderr);
+    let refused = fit(&results, &out, &[]);
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains("line 4"), "{}", refused.stderr);
     assert!(!out.exists(), "nothing written");
 
     std::fs::write(&out, "{\"features\": []}").expect("write");
