@@ -23,11 +23,6 @@ use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
 use hsconas_nas::ground_truth::{score_estimators, ScoreReport};
 use hsconas_nas::predictor::{self, FittedOn, Predictor};
-
-/// The images the ground truth trains on (`research/scripts/ground-truth.sh`'s DATA), as a predictor
-/// file records them.
-const GROUND_TRUTH_DATA: &str =
-    "cifar10-jpeg.tar.gz (CIFAR-10; 1,000 training images per class, 10% of them for validation)";
 use hsconas_nas::{
     ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
 };
@@ -35,6 +30,11 @@ use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
 use hsconas_research::measurement::run_normalised_ms;
 use hsconas_research::proof::{ProofEntry, SearchProof};
 use serde::Serialize;
+
+/// The images the ground truth trains on (`research/scripts/ground-truth.sh`'s DATA), as a predictor
+/// file records them.
+const GROUND_TRUTH_DATA: &str =
+    "cifar10-jpeg.tar.gz (CIFAR-10; 1,000 training images per class, 10% of them for validation)";
 
 #[derive(Debug, Parser)]
 struct Cli {

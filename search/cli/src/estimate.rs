@@ -228,7 +228,8 @@ pub(crate) fn cheap_scorer(
                 );
             }
             if let Some(fitted) = model.fitted_on.as_ref() {
-                if !fitted.data.starts_with(&data.source) {
+                // "unknown": the file does not say, so there is nothing to compare.
+                if fitted.data != "unknown" && !fitted.data.starts_with(&data.source) {
                     eprintln!(
                         "warning: the predictor was fitted on networks trained on {} ({}); these networks                          are scored for {}: if they will be trained on other data or with another recipe,                          how well it ranks them is unmeasured (fit one on your own results with `hsconas                          predictor fit`, or use --estimator supernet).",
                         fitted.data, fitted.recipe, data.source

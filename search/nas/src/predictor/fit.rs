@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use hsconas_models::NetConfig;
 
-use super::{
-    features_at, without, FittedOn, Predictor, Ridge, TrainingResults, FEATURES, PREDICTOR_FORMAT,
-};
+use super::{features_at, without, FittedOn, Predictor, Ridge, TrainingResults};
 use crate::ground_truth::RankingScore;
 use crate::NasError;
 
@@ -179,13 +177,9 @@ pub fn fit_predictor(
         macs: score(&x.iter().map(|r| r[0]).collect::<Vec<_>>())?,
     };
     let predictor = Predictor {
-        format: PREDICTOR_FORMAT,
-        features: FEATURES.iter().map(|f| f.to_string()).collect(),
-        config,
-        ridge,
-        networks: n,
         fitted_on: Some(fitted_on),
         prior: prior.map(|p| Box::new(p.clone())),
+        ..Predictor::of(config, ridge, n)
     };
     Ok((predictor, report))
 }
@@ -196,7 +190,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::predictor::TrainedResult;
+    use crate::predictor::{TrainedResult, PREDICTOR_FORMAT};
 
     fn fitted_on() -> FittedOn {
         FittedOn {

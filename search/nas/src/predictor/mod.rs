@@ -253,15 +253,25 @@ impl Predictor {
     /// Fits one on the feature rows `x` (computed at `config`) and their accuracies `y`, its ridge
     /// strength cross-validated ([`Ridge::fit_cross_validated`]).
     pub fn fit(x: &[Vec<f64>], y: &[f64], config: NetConfig) -> Result<Predictor, NasError> {
-        Ok(Predictor {
+        Ok(Predictor::of(
+            config,
+            Ridge::fit_cross_validated(x, y)?,
+            x.len(),
+        ))
+    }
+
+    /// A format-[`PREDICTOR_FORMAT`] predictor of `ridge` (fitted on `networks` networks at `config`),
+    /// with neither `fitted_on` nor a prior.
+    pub(crate) fn of(config: NetConfig, ridge: Ridge, networks: usize) -> Predictor {
+        Predictor {
             format: PREDICTOR_FORMAT,
             features: FEATURES.iter().map(|f| f.to_string()).collect(),
             config,
-            ridge: Ridge::fit_cross_validated(x, y)?,
-            networks: x.len(),
+            ridge,
+            networks,
             fitted_on: None,
             prior: None,
-        })
+        }
     }
 
     /// The one built into the binary: fitted on the committed ground truth (CIFAR-10 at 32x32).
