@@ -143,8 +143,18 @@ pub enum EvidenceError {
 /// Checks every claim of the manifest under `root`, and the coverage of its checked documents; returns
 /// one message per claim (or document) that does not hold (empty: all hold).
 pub fn check(root: &Path) -> Result<Vec<String>, EvidenceError> {
+    check_with(root, &mut EvidenceCache::default())
+}
+
+/// The evidence files a check has parsed, by name: a caller that checks the same tree again with only
+/// its documents changed (the mutation test) passes one cache to every [`check_with`].
+#[derive(Default)]
+pub struct EvidenceCache(HashMap<String, Result<serde_json::Value, String>>);
+
+/// [`check`], reading the evidence files through `cache` (documents and the manifest are read afresh).
+pub fn check_with(root: &Path, cache: &mut EvidenceCache) -> Result<Vec<String>, EvidenceError> {
     let manifest = load_manifest(root)?;
-    let mut files = Files::new(root);
+    let mut files = Files::new(root, cache);
     let mut covered = Covered::new();
     let mut failures = Vec::new();
     // Claims with the same words in the same document (a sentence said of several runs) are checked
@@ -255,7 +265,7 @@ pub fn markdown_tables(text: &str) -> Vec<String> {
 
 fn check_tables(
     entry: &TableClaim,
-    files: &mut Files,
+    files: &mut Files<'_>,
     covered: &mut Covered,
 ) -> Result<(), String> {
     let source = std::fs::read_to_string(files.root.join(&entry.file))
@@ -299,18 +309,18 @@ pub fn load_manifest(root: &Path) -> Result<Manifest, EvidenceError> {
 }
 
 /// Documents (white space folded) and evidence files, read once.
-struct Files {
+struct Files<'cache> {
     root: PathBuf,
     docs: HashMap<String, Result<String, String>>,
-    json: HashMap<String, Result<serde_json::Value, String>>,
+    json: &'cache mut EvidenceCache,
 }
 
-impl Files {
-    fn new(root: &Path) -> Files {
+impl<'cache> Files<'cache> {
+    fn new(root: &Path, json: &'cache mut EvidenceCache) -> Files<'cache> {
         Files {
             root: root.to_path_buf(),
             docs: HashMap::new(),
-            json: HashMap::new(),
+            json,
         }
     }
 
@@ -330,6 +340,7 @@ impl Files {
     fn json(&mut self, name: &str) -> Result<&serde_json::Value, String> {
         let path = self.root.join(name);
         self.json
+            .0
             .entry(name.to_string())
             .or_insert_with(|| {
                 let bytes = crate::read_evidence(&path)

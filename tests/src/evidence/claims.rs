@@ -1,12 +1,14 @@
 //! Checking the claims of one document: each claim's words are found at every place the document has
 //! them, and each place must print the values of one of the claims that share those words.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::{LazyLock, Mutex};
 
 use super::{evidence_names, fold, nearest, render, Claim, Covered, Files};
 
 /// The values of `claim` as its document must print them.
-pub(super) fn claim_values(claim: &Claim, files: &mut Files) -> Result<Vec<String>, String> {
+pub(super) fn claim_values(claim: &Claim, files: &mut Files<'_>) -> Result<Vec<String>, String> {
     let placeholders = claim.text.matches("{}").count();
     if placeholders != claim.values.len() {
         return Err(format!(
@@ -32,7 +34,7 @@ pub(super) fn claim_values(claim: &Claim, files: &mut Files) -> Result<Vec<Strin
 /// and names its evidence, and every place with those words prints the values of one of them.
 pub(super) fn check_claims(
     claims: &[(usize, &Claim)],
-    files: &mut Files,
+    files: &mut Files<'_>,
     covered: &mut Covered,
 ) -> Vec<String> {
     let Some(&(first, model)) = claims.first() else {
@@ -127,6 +129,22 @@ fn fold_piece(piece: &str) -> String {
     folded
 }
 
+/// The compiled regex of a claim's pattern, compiled once per process (a check runs many times in the
+/// mutation test, with the same claims).
+fn compiled(pattern: &str) -> regex::Regex {
+    static COMPILED: LazyLock<Mutex<HashMap<String, regex::Regex>>> =
+        LazyLock::new(Default::default);
+    let mut compiled = COMPILED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| {
+            regex::Regex::new(pattern).expect("escaped words and fixed value patterns")
+        })
+        .clone()
+}
+
 /// Every place of `text` where the claim's words (`pieces`, the text between its values) appear in
 /// order: the byte ranges its values are printed at. A value inside the text is what lies between two
 /// pieces (no white space); a value at either end is the word there, its punctuation left out.
@@ -153,8 +171,7 @@ fn places(text: &str, pieces: &[String]) -> Vec<Vec<Range<usize>>> {
             pattern.push('$');
         }
     }
-    let pattern = regex::Regex::new(&pattern).expect("escaped words and fixed value patterns");
-    pattern
+    compiled(&pattern)
         .captures_iter(text)
         .map(|found| found.iter().skip(1).flatten().map(|m| m.range()).collect())
         .collect()
