@@ -23,6 +23,8 @@ mod net_args;
 #[cfg(feature = "train")]
 mod pipeline;
 mod predictor;
+#[cfg(feature = "train")]
+mod predictor_collect;
 mod profile;
 #[cfg(feature = "train")]
 mod recipe_args;
@@ -116,6 +118,7 @@ impl Command {
             Command::Supernet(supernet::SupernetCommand::Train(_))
                 | Command::Train(_)
                 | Command::Search(_)
+                | Command::Predictor(predictor::PredictorCommand::Collect(_))
         )
     }
 }
@@ -127,7 +130,7 @@ fn start_job(command: &Command) -> anyhow::Result<Job> {
     if launch.ranks > 1 && !command.runs_distributed() {
         anyhow::bail!(
             "started by {} as one of {} ranks, but this command runs as one process: start it without a \
-             launcher (`supernet train`, `train` and `search` are the commands that use several ranks)",
+             launcher (`supernet train`, `train`, `search` and `predictor collect` are the commands that use several ranks)",
             launch.launcher.unwrap_or("a launcher"),
             launch.ranks
         );
@@ -152,7 +155,11 @@ pub fn run(cli: Cli, #[cfg(feature = "train")] job: &Job) -> anyhow::Result<()> 
         Command::Train(args) => train::run(args, job.collective()),
         #[cfg(feature = "train")]
         Command::Estimate(args) => estimate::run(args),
-        Command::Predictor(cmd) => predictor::run(cmd),
+        Command::Predictor(cmd) => predictor::run(
+            cmd,
+            #[cfg(feature = "train")]
+            job.collective(),
+        ),
         #[cfg(feature = "train")]
         Command::Search(args) => search::run(args, job.collective()),
         #[cfg(feature = "train")]

@@ -1,5 +1,6 @@
-//! `hsconas predictor`: fit the accuracy predictor on your own training results, and show what a predictor
-//! file holds. Needs no libtorch (the fit is a ridge regression on architecture features).
+//! `hsconas predictor`: fit the accuracy predictor on your own training results, show what a predictor
+//! file holds, and (with libtorch) train a designed sample of the space to fit it on. `fit` and `show`
+//! need no libtorch (the fit is a ridge regression on architecture features).
 
 use std::path::PathBuf;
 
@@ -19,6 +20,10 @@ pub enum PredictorCommand {
     Fit(FitArgs),
     /// Print what a predictor file holds (the built-in one without FILE).
     Show(ShowArgs),
+    /// Train a designed sample of the space on your data (resumable; `--jobs`, or ranks under mpirun)
+    /// and keep the results file that `fit` reads up to date.
+    #[cfg(feature = "train")]
+    Collect(super::predictor_collect::CollectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,10 +70,15 @@ pub struct ShowArgs {
     json: bool,
 }
 
-pub fn run(cmd: PredictorCommand) -> anyhow::Result<()> {
+pub fn run(
+    cmd: PredictorCommand,
+    #[cfg(feature = "train")] collective: &dyn hsconas_train::Collective,
+) -> anyhow::Result<()> {
     match cmd {
         PredictorCommand::Fit(args) => fit(args),
         PredictorCommand::Show(args) => show(args),
+        #[cfg(feature = "train")]
+        PredictorCommand::Collect(args) => super::predictor_collect::run(args, collective),
     }
 }
 

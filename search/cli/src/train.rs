@@ -14,7 +14,7 @@ use hsconas_train::trainer::{self, checkpoint_path};
 use hsconas_train::Collective;
 use serde::{Deserialize, Serialize};
 
-use super::data_args::DataArgs;
+use super::data_args::{DataArgs, Prepared};
 use super::recipe_args::RecipeArgs;
 
 #[derive(Debug, Args)]
@@ -123,9 +123,21 @@ impl Network {
 
 /// `hsconas train`, by every rank of `collective` (rank 0 alone prints and writes files).
 pub fn run(args: TrainArgs, collective: &dyn Collective) -> anyhow::Result<()> {
-    let network = Network::from_args(&args)?;
-    let device = args.recipe.device()?;
+    Network::from_args(&args)?;
     let data = args.data.prepare()?;
+    train_prepared(&args, &data, collective).map(drop)
+}
+
+/// Trains what `args` says on `data` (already prepared from `args.data`) into `args.recipe`'s output
+/// folder; returns what rank 0 wrote beside the weights once every epoch is done (`None` on the other
+/// ranks and for a run stopped early by `--max-steps`, which leaves a checkpoint to resume).
+pub fn train_prepared(
+    args: &TrainArgs,
+    data: &Prepared,
+    collective: &dyn Collective,
+) -> anyhow::Result<Option<ModelInfo>> {
+    let network = Network::from_args(args)?;
+    let device = args.recipe.device()?;
     let config = data.net_config(args.layout)?;
     let (graph, model) = network.build(config, args.recipe.init)?;
     let arch = model.arch.clone();
@@ -157,7 +169,7 @@ pub fn run(args: TrainArgs, collective: &dyn Collective) -> anyhow::Result<()> {
         &args.recipe.run_options(&out, collective),
     )?;
     if !root {
-        return Ok(());
+        return Ok(None);
     }
     hsconas_foundation::write_atomic(
         &out.join("history.json"),
@@ -169,7 +181,7 @@ pub fn run(args: TrainArgs, collective: &dyn Collective) -> anyhow::Result<()> {
             state.step,
             checkpoint_path(&out).display()
         );
-        return Ok(());
+        return Ok(None);
     }
     let weights = training.weights()?;
     weights.save_safetensors(&out.join(WEIGHTS_FILE))?;
@@ -207,5 +219,5 @@ pub fn run(args: TrainArgs, collective: &dyn Collective) -> anyhow::Result<()> {
             .unwrap_or_default(),
         out.join(WEIGHTS_FILE).display()
     )?;
-    Ok(())
+    Ok(Some(info))
 }

@@ -1,7 +1,8 @@
 //! Data-parallel training with real MPI processes on loopback (Open MPI's `mpirun`, which
 //! `scripts/setup.sh --mpi` installs): the averaged step against single-process arithmetic, a 2-rank
 //! training run that lowers the loss and checkpoints, resumed by 1 rank and then by 2, a failing rank that
-//! ends the whole job, and commands that refuse to run as several ranks. Built with `--features mpi`.
+//! ends the whole job, commands that refuse to run as several ranks, and a predictor collection whose
+//! trainings the ranks share. Built with `--features mpi`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -347,4 +348,58 @@ fn a_search_over_two_ranks_finds_what_one_process_finds() {
     );
     let state = state(&tuned.join("finetune-2"));
     assert_eq!(state.epochs_done, 1);
+}
+
+/// `predictor collect` under 2 ranks: rank 0 plans, each rank trains its share, and the results file
+/// holds every training of the plan once.
+#[test]
+fn two_ranks_share_the_trainings_of_a_collection() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("collection");
+    let args: Vec<String> = [
+        "predictor",
+        "collect",
+        "--data",
+        data().to_str().expect("utf-8"),
+        "--train-per-class",
+        "5",
+        "--layout",
+        "24,32,48,64",
+        "--networks",
+        "6",
+        "--epochs",
+        "1",
+        "--warmup-epochs",
+        "0",
+        "--batch-size",
+        "25",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = ok(
+        mpirun(2, &hsconas(), &args, Duration::from_secs(300)),
+        "collect over 2 ranks",
+    );
+    let results = std::fs::read_to_string(out.join("results.tsv")).expect("results");
+    let ids: Vec<&str> = results
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(4).expect("id"))
+        .collect();
+    assert_eq!(ids, ["u00", "u01", "s00", "s01", "e00", "e01"], "{results}");
+    // Each rank trained its 3 of the 6 (its progress lines count its own share).
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(stderr.matches("/3] ").count(), 6, "{stderr}");
+    assert!(!stderr.contains("/6] "), "{stderr}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        stdout.matches("6 of 6 trainings finished").count(),
+        1,
+        "one summary, by rank 0: {stdout}"
+    );
 }

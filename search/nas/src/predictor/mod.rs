@@ -12,12 +12,17 @@ use hsconas_models::{build, Arch, NetConfig, Op};
 
 mod fit;
 mod results;
+mod sample;
 
 pub use fit::{
     fit_predictor, FitReport, PriorChoice, ADAPTATION_STRENGTHS, FEW_NETWORKS, MIN_NETWORKS,
 };
 use nalgebra::{DMatrix, DVector};
 pub use results::{TrainedResult, TrainingResults};
+pub use sample::{
+    group_sizes, results_tsv, CollectedRun, Plan, PlannedNetwork, SampleGroup, EQUAL_TOLERANCE,
+    MIN_SAMPLE, POOL,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::NasError;

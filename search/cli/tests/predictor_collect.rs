@@ -1,0 +1,162 @@
+//! `hsconas predictor collect` on the committed CIFAR-10 sample, as a user runs it: a plan of the three
+//! groups, trainings stopped and resumed, two workers side by side, a results file that `predictor fit`
+//! reads, and a rerun with another recipe refused without touching what was collected.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    hsconas_foundation::package_dir!().join("../..")
+}
+
+fn hsconas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hsconas"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("hsconas runs")
+}
+
+fn ok(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `predictor collect` of small networks on 5 images per class into `dir`, with `extra` flags.
+fn collect(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "predictor",
+        "collect",
+        "--data",
+        "data/cifar10-sample.tar.gz",
+        "--train-per-class",
+        "5",
+        "--layout",
+        "24,32,48,64",
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "0",
+        "--batch-size",
+        "25",
+        "--threads",
+        "1",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    hsconas(&args)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("mine");
+
+    ok(
+        collect(&out, &["--networks", "6", "--plan-only"]),
+        "the plan",
+    );
+    let plan = lines(&out.join("plan.tsv"));
+    assert_eq!(plan[0], "id\tgroup\tmmacs\tarch");
+    let groups: Vec<&str> = plan[1..]
+        .iter()
+        .map(|l| l.split('\t').nth(1).expect("group"))
+        .collect();
+    assert_eq!(
+        groups,
+        ["uniform", "uniform", "spread", "spread", "equal", "equal"]
+    );
+    assert!(!out.join("runs").exists(), "--plan-only trains nothing");
+
+    // One step in all: the first training stops with a checkpoint and nothing is finished.
+    let stopped = ok(collect(&out, &["--max-steps", "1"]), "a stopped run");
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("rerun to continue"),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let first = out.join("runs/u00-s0");
+    assert!(hsconas_train::trainer::checkpoint_path(&first).is_file());
+    assert!(!first.join("model.json").exists());
+
+    // The rest with two workers; the stopped run resumes where it was.
+    ok(collect(&out, &["--jobs", "2"]), "two workers");
+    let results = lines(&out.join("results.tsv"));
+    assert_eq!(results.len(), 7, "a header and 6 trainings: {results:?}");
+    assert!(results[0].starts_with("arch\ttop1\tdata\trecipe\tid\tseed"));
+    for (row, planned) in results[1..].iter().zip(&plan[1..]) {
+        let cells: Vec<&str> = row.split('\t').collect();
+        let planned: Vec<&str> = planned.split('\t').collect();
+        assert_eq!(
+            cells[0], planned[3],
+            "the plan's architecture, in its order"
+        );
+        assert_eq!(cells[4], planned[0]);
+        let top1: f64 = cells[1].parse().expect("top1");
+        assert!((0.0..=100.0).contains(&top1));
+        assert_eq!(cells[2], "cifar10-sample.tar.gz");
+        assert!(cells[3].contains("epochs=2") && cells[3].ends_with("top1=test"));
+    }
+    let history = std::fs::read_to_string(first.join("history.json")).expect("history");
+    let epochs: serde_json::Value = serde_json::from_str(&history).expect("JSON");
+    assert_eq!(epochs.as_array().map(Vec::len), Some(2), "{history}");
+
+    // What fit reads: the recipe and data are recorded in the predictor.
+    let predictor = dir.path().join("predictor.json");
+    let fitted = ok(
+        hsconas(&[
+            "predictor",
+            "fit",
+            "--results",
+            out.join("results.tsv").to_str().expect("utf-8"),
+            "--out",
+            predictor.to_str().expect("utf-8"),
+            "--layout",
+            "24,32,48,64",
+            "--prior",
+            "none",
+            "--json",
+        ]),
+        "fit",
+    );
+    let report: serde_json::Value = serde_json::from_slice(&fitted.stdout).expect("JSON");
+    assert_eq!(report["networks"], 6);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&predictor).expect("predictor"))
+            .expect("JSON");
+    assert_eq!(file["fitted_on"]["data"], "cifar10-sample.tar.gz");
+    assert!(file["fitted_on"]["recipe"]
+        .as_str()
+        .is_some_and(|r| r.contains("epochs=2")));
+
+    // Another recipe into the same folder: refused, naming the difference; nothing changes.
+    let before = std::fs::read(out.join("results.tsv")).expect("results");
+    let refused = collect(&out, &["--lr", "0.1"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("lr=0.05 -> lr=0.1"), "{why}");
+    assert_eq!(
+        std::fs::read(out.join("results.tsv")).expect("results"),
+        before
+    );
+    // Another plan size too.
+    let refused = collect(&out, &["--networks", "8", "--plan-only"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("plans 6 networks"), "{why}");
+}
