@@ -14,6 +14,7 @@ use hsconas_models::{build, Arch, Layout, NetConfig};
 use hsconas_plots::{RGBColor, Scatter, Series};
 
 use hsconas_export::ModelInfo;
+use hsconas_foundation::intervals::difference_of_means;
 use hsconas_latency::ValidationReport;
 use hsconas_nas::SearchReport;
 use hsconas_train::supernet_run::SubnetEvaluation;
@@ -26,7 +27,7 @@ mod results;
 use markdown::markdown;
 use results::{
     CifarRow, Comparison, LatencyModelRow, LatencyRow, Phase, Ranking, Results, SearchRow,
-    SeedResult,
+    SeedNoise, SeedResult,
 };
 
 /// The found networks: directory suffix of their search and label.
@@ -259,9 +260,21 @@ fn latency_model_rows(out: &Path) -> Vec<LatencyModelRow> {
         .collect()
 }
 
+/// The seed noise of the networks trained with (at least) two seeds: their first two seeds' test top-1.
+fn seed_noise(rows: &[CifarRow]) -> Option<SeedNoise> {
+    let squares: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| Some((r.seeds.first()?.test_top1? - r.seeds.get(1)?.test_top1?).powi(2)))
+        .collect();
+    (squares.len() >= 3).then(|| SeedNoise {
+        networks: squares.len(),
+        one_training_sd: (squares.iter().sum::<f64>() / squares.len() as f64 / 2.0).sqrt(),
+    })
+}
+
 /// For every found network, the hand-designed network and the uniform scaling closest to it in latency
-/// (ONNX Runtime, input 32).
-fn comparisons(rows: &[CifarRow]) -> Vec<Comparison> {
+/// (ONNX Runtime, input 32), with the difference's interval from `noise`.
+fn comparisons(rows: &[CifarRow], noise: Option<&SeedNoise>) -> Vec<Comparison> {
     let mut out = Vec::new();
     for found in rows.iter().filter(|r| r.kind == "found") {
         let Some(lat) = found.ort_ms else {
@@ -282,6 +295,19 @@ fn comparisons(rows: &[CifarRow]) -> Vec<Comparison> {
                         .test_error_mean
                         .zip(baseline.test_error_mean)
                         .map(|(a, b)| a - b),
+                    test_error_difference_ci95: found
+                        .test_error_mean
+                        .zip(baseline.test_error_mean)
+                        .zip(noise)
+                        .and_then(|((a, b), noise)| {
+                            difference_of_means(
+                                a,
+                                found.seeds.len(),
+                                b,
+                                baseline.seeds.len(),
+                                noise.one_training_sd,
+                            )
+                        }),
                 });
             }
         }
@@ -366,11 +392,13 @@ fn main() -> anyhow::Result<()> {
         .flat_map(|r| &r.seeds)
         .filter_map(|s| s.epochs)
         .max();
+    let noise = seed_noise(&cifar);
     let results = Results {
         recipe: epochs.map_or("-".into(), |e| {
             format!("{e} epochs, same recipe for every network")
         }),
-        comparisons: comparisons(&cifar),
+        comparisons: comparisons(&cifar, noise.as_ref()),
+        seed_noise: noise,
         supernet_ranking: supernet_ranking(&cifar),
         cifar10: cifar,
         imagenet224: imagenet_rows(&out, &networks)?,

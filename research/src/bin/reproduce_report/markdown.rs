@@ -72,7 +72,13 @@ pub fn markdown(results: &Results) -> String {
     table(
         &mut md,
         "Found networks against the hand-designed network and the uniform scaling closest in latency",
-        &["found", "baseline", "latency found / baseline", "test error difference (points)"],
+        &[
+            "found",
+            "baseline",
+            "latency found / baseline",
+            "test error difference (points)",
+            "95% interval",
+        ],
         2,
         results
             .comparisons
@@ -84,6 +90,8 @@ pub fn markdown(results: &Results) -> String {
                     fixed(Some(c.latency_ratio), 3),
                     c.test_error_difference
                         .map_or("-".into(), |d| format!("{d:+.2}")),
+                    c.test_error_difference_ci95
+                        .map_or("-".into(), |i| format!("{:+.2} to {:+.2}", i.low, i.high)),
                 ]
             })
             .collect(),

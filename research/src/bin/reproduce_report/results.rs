@@ -2,6 +2,7 @@
 //! back through these types (`results.md` is rendered from them).
 
 use hsconas_devices::metrics::PredictorAccuracy;
+use hsconas_foundation::intervals::Interval;
 use serde::{Deserialize, Serialize};
 
 /// Everything the study found.
@@ -13,6 +14,9 @@ pub struct Results {
     pub cifar10: Vec<CifarRow>,
     /// Each found network against the closest baselines in latency.
     pub comparisons: Vec<Comparison>,
+    /// How far two trainings of one network differ (absent under three networks trained twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_noise: Option<SeedNoise>,
     /// How the supernet ranks the trained networks of the space (absent under three networks).
     pub supernet_ranking: Option<Ranking>,
     /// Table B: latency at input 224.
@@ -77,6 +81,18 @@ pub struct Comparison {
     pub latency_ratio: f64,
     /// Found minus baseline mean test error, points.
     pub test_error_difference: Option<f64>,
+    /// Its 95% interval from the seed noise (a normal approximation with the pooled standard deviation
+    /// of one training, [`hsconas_foundation::intervals::difference_of_means`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_error_difference_ci95: Option<Interval>,
+}
+
+/// The standard deviation of one training's test error, pooled over the networks trained with two
+/// seeds: `sqrt(mean((a - b)^2) / 2)` over their seed pairs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedNoise {
+    pub networks: usize,
+    pub one_training_sd: f64,
 }
 
 /// Supernet accuracy against trained accuracy.
