@@ -20,12 +20,14 @@ use hsconas_train::trainer::checkpoint_path;
 use hsconas_train::{Collective, SingleProcess};
 use serde::{Deserialize, Serialize};
 
-use super::data_args::DataArgs;
+use super::data_args::{DataArgs, Prepared};
 use super::recipe_args::RecipeArgs;
 use super::train::{train_prepared, TrainArgs};
 
 /// Networks of a new plan when `--networks` is not given.
 const DEFAULT_NETWORKS: usize = 24;
+/// Steps timed for the cost estimate (with the set-up, so the estimate errs high).
+const ESTIMATE_STEPS: u64 = 10;
 /// Version of `collect.json`.
 const COLLECTION_FORMAT: u32 = 1;
 
@@ -49,9 +51,13 @@ pub struct CollectArgs {
     /// Stage widths of the networks.
     #[arg(long, default_value_t = Layout::A, value_name = "A|B|W1,W2,W3,W4")]
     layout: Layout,
-    /// Write the plan and the collection's settings, print the plan and stop (nothing is trained).
+    /// Write the plan and the collection's settings, print the plan and the cost estimate, and stop
+    /// (nothing is kept from the timing steps).
     #[arg(long)]
     plan_only: bool,
+    /// Skip the cost estimate (a few timed steps of the largest network before the first training).
+    #[arg(long)]
+    no_estimate: bool,
     /// Trainings run side by side, each a process of its own with --threads (default: cores / J).
     #[arg(long, default_value_t = 1, value_name = "J")]
     jobs: usize,
@@ -147,10 +153,16 @@ pub fn run(args: CollectArgs, collective: &dyn Collective) -> anyhow::Result<()>
         seeds: args.seeds,
     };
     let plan = shared_plan(&args, &dir, &collection, &config, collective)?;
+    let parent = collective.is_root() && args.part.is_none();
+    if parent && args.plan_only {
+        print_plan(&plan, &dir)?;
+    }
+    let left = (plan.networks.len() as u64 * args.seeds) as usize
+        - rebuild_results(&dir, &plan, &collection)?.len();
+    if parent && !args.no_estimate && left > 0 {
+        estimate_cost(&args, &plan, &data, &config, left)?;
+    }
     if args.plan_only {
-        if collective.is_root() && args.part.is_none() {
-            print_plan(&plan, &dir)?;
-        }
         return Ok(());
     }
     if args.jobs > 1 {
@@ -455,6 +467,60 @@ fn run_workers(args: &CollectArgs, dir: &Path) -> anyhow::Result<()> {
         failed.is_empty(),
         "worker(s) {failed:?} failed: see {}/worker-K.log; rerun to continue where they stopped",
         dir.display()
+    );
+    Ok(())
+}
+
+/// Trains the plan's largest network (by MACs) for [`ESTIMATE_STEPS`] steps in `DIR/estimate` (removed
+/// after) and
+/// prints what `left` trainings cost at that speed: an upper bound, the smaller networks run faster.
+fn estimate_cost(
+    args: &CollectArgs,
+    plan: &Plan,
+    data: &Prepared,
+    config: &NetConfig,
+    left: usize,
+) -> anyhow::Result<()> {
+    let largest = plan
+        .networks
+        .iter()
+        .max_by_key(|n| build::network(&n.arch, config).map_or(0, |g| g.macs()))
+        .context("an empty plan")?;
+    let scratch = args.folder()?.join("estimate");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    let mut train = TrainArgs::new(largest.arch.to_string(), args.data.clone());
+    train.layout = args.layout;
+    train.recipe = RecipeArgs {
+        out: Some(scratch.clone()),
+        resume: false,
+        max_steps: Some(ESTIMATE_STEPS),
+        ..args.recipe.clone()
+    };
+    eprintln!(
+        "estimating the cost: {} steps of the largest network, {}",
+        ESTIMATE_STEPS, largest.id
+    );
+    let started = Instant::now();
+    train_prepared(&train, data, &SingleProcess)?;
+    let per_step = started.elapsed().as_secs_f64() / ESTIMATE_STEPS as f64;
+    std::fs::remove_dir_all(&scratch)?;
+    // The trainer's epochs are whole batches.
+    let steps =
+        (data.train.len() / args.recipe.batch_size).max(1) as f64 * args.recipe.epochs as f64;
+    let jobs = args.jobs.max(1) as f64;
+    eprintln!(
+        "{left} trainings of {steps:.0} steps left: at most about {} ({} per training at the largest \
+         network's {:.2} s per step{})",
+        duration(per_step * steps * left as f64 / jobs),
+        duration(per_step * steps),
+        per_step,
+        if jobs > 1.0 {
+            format!(", {jobs:.0} side by side")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

@@ -67,10 +67,16 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("mine");
 
-    ok(
+    let planned = ok(
         collect(&out, &["--networks", "6", "--plan-only"]),
         "the plan",
     );
+    let said = String::from_utf8_lossy(&planned.stderr);
+    assert!(
+        said.contains("6 trainings of 4 steps left: at most about"),
+        "a cost estimate: {said}"
+    );
+    assert!(!out.join("estimate").exists(), "the timing run is removed");
     let plan = lines(&out.join("plan.tsv"));
     assert_eq!(plan[0], "id\tgroup\tmmacs\tarch");
     let groups: Vec<&str> = plan[1..]
@@ -84,7 +90,10 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
     assert!(!out.join("runs").exists(), "--plan-only trains nothing");
 
     // One step in all: the first training stops with a checkpoint and nothing is finished.
-    let stopped = ok(collect(&out, &["--max-steps", "1"]), "a stopped run");
+    let stopped = ok(
+        collect(&out, &["--max-steps", "1", "--no-estimate"]),
+        "a stopped run",
+    );
     assert!(
         String::from_utf8_lossy(&stopped.stderr).contains("rerun to continue"),
         "{}",
@@ -95,7 +104,10 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
     assert!(!first.join("model.json").exists());
 
     // The rest with two workers; the stopped run resumes where it was.
-    ok(collect(&out, &["--jobs", "2"]), "two workers");
+    ok(
+        collect(&out, &["--jobs", "2", "--no-estimate"]),
+        "two workers",
+    );
     let results = lines(&out.join("results.tsv"));
     assert_eq!(results.len(), 7, "a header and 6 trainings: {results:?}");
     assert!(results[0].starts_with("arch\ttop1\tdata\trecipe\tid\tseed"));
