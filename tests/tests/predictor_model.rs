@@ -52,4 +52,20 @@ fn the_built_in_predictor_is_a_fresh_fit_of_the_committed_ground_truth() {
             "{what}: fresh {fresh:?}, built in {committed:?}"
         );
     }
+    // Its recorded error (a constraint search's default tie margin) is the nested leave-one-out one.
+    let held_out = predictor::held_out_predictions(&x, &y).expect("held out");
+    let rmse = (held_out
+        .iter()
+        .zip(&y)
+        .map(|(p, v)| (p - v).powi(2))
+        .sum::<f64>()
+        / y.len() as f64)
+        .sqrt();
+    let recorded = built_in
+        .held_out_rmse
+        .expect("the built-in predictor records its error");
+    assert!(
+        (recorded - rmse).abs() < 1e-9,
+        "recorded {recorded}, fresh {rmse}"
+    );
 }

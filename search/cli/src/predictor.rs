@@ -214,6 +214,9 @@ fn describe(p: &Predictor, name: &str, indent: &str) -> anyhow::Result<()> {
             outln!("{indent}  (written before predictor files recorded their data and recipe)")?
         }
     }
+    if let Some(rmse) = p.held_out_rmse {
+        outln!("{indent}  error       {rmse:.2} points of top-1 on networks it did not see (held-out RMSE)")?;
+    }
     outln!(
         "{indent}  model       ridge regression, strength {}, mean top-1 {:.2}; largest weights (standardised features):",
         p.ridge.strength,

@@ -11,8 +11,9 @@ use hsconas_devices::{LatencyTable, NetworkSample};
 use hsconas_latency::{Measurer, NetworkRun};
 use hsconas_models::{Arch, NetConfig, SearchSpace};
 use hsconas_nas::driver::state_path;
-use hsconas_nas::Estimator;
+use hsconas_nas::predictor::Predictor;
 use hsconas_nas::{CorrectionSettings, OracleError, SearchDriver, SearchHost, SearchState};
+use hsconas_nas::{Estimator, ObjectiveMode, SearchSettings};
 use hsconas_train::eval::EvalSettings;
 use hsconas_train::sgd::SgdSettings;
 use hsconas_train::short_training::ShortTraining;
@@ -28,6 +29,33 @@ use super::supernet::{ensure_data_matches, load_supernet, spread_subset, Superne
 
 pub use super::search_args::{SearchArgs, SearchOptions};
 
+/// The constraint's tie margin (a fraction of accuracy): `--tie-margin`, else the predictor's recorded
+/// held-out error when it is the estimator, else 0; refused under the penalty, which has no ties.
+fn tie_margin(args: &SearchArgs, settings: &SearchSettings) -> anyhow::Result<f64> {
+    if settings.objective.mode != ObjectiveMode::Constraint {
+        anyhow::ensure!(
+            args.options.tie_margin.is_none(),
+            "--tie-margin applies to --mode constraint (the penalty prefers T itself)"
+        );
+        return Ok(0.0);
+    }
+    if let Some(points) = args.options.tie_margin {
+        anyhow::ensure!(
+            points.is_finite() && (0.0..100.0).contains(&points),
+            "--tie-margin is points of top-1 in [0, 100), got {points}"
+        );
+        return Ok(points / 100.0);
+    }
+    if settings.estimator != Estimator::Predictor {
+        return Ok(0.0);
+    }
+    let predictor = match &settings.predictor {
+        Some(path) => Predictor::load(path)?,
+        None => Predictor::built_in()?,
+    };
+    Ok(predictor.held_out_rmse.map_or(0.0, |points| points / 100.0))
+}
+
 /// `hsconas search`, by every rank of `collective`: rank 0 searches, the others evaluate their share of
 /// each batch of candidates (`search_ranks`).
 pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> {
@@ -39,6 +67,7 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
         );
     }
     let objective = settings.objective;
+    let tie_margin = tie_margin(&args, &settings)?;
     let root = collective.is_root();
     let state = if root {
         std::fs::create_dir_all(&args.out)
@@ -151,6 +180,8 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
         correction: CorrectionSettings {
             remeasure: args.options.remeasure,
             tolerance: args.options.tolerance,
+            tie_margin,
+            front_remeasure: args.options.front_remeasure,
             max_rounds: args.options.max_rounds,
             extra_generations: args.options.extra_generations,
         },

@@ -84,9 +84,15 @@ pub struct SearchOptions {
     /// Penalty weight (negative; accuracy counts as a fraction 0..1).
     #[arg(help_heading = "Objective", long, default_value_t = SearchOptions::default().beta, allow_negative_numbers = true)]
     pub beta: f64,
-    /// Soft penalty (the paper) or hard latency constraint.
+    /// Soft penalty (the paper: best at T) or hard latency constraint (a budget: at or under T, the most
+    /// accurate wins).
     #[arg(help_heading = "Objective", long, value_enum, default_value_t = SearchOptions::default().mode)]
     pub mode: ModeArg,
+    /// Under --mode constraint: a faster measured candidate beats a more accurate one unless that one is
+    /// predicted better by more than this many points of top-1 [default: the predictor's held-out error
+    /// when the predictor is the estimator and its file records one, else 0].
+    #[arg(help_heading = "Objective", long, value_name = "POINTS")]
+    pub tie_margin: Option<f64>,
     /// Shrink the space progressively before the evolutionary search.
     #[arg(help_heading = "Shrinking", long)]
     pub shrink: bool,
@@ -145,14 +151,20 @@ pub struct SearchOptions {
     /// Best candidates measured end to end on the device after the search (0: none).
     #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().remeasure, value_name = "K")]
     pub remeasure: usize,
-    /// Largest accepted |measured / T - 1| (under --mode constraint: measured / T - 1). The winner is the
-    /// best F among the candidates measured within it; when none is, the latency model is corrected and
-    /// the search continues (at most --max-rounds times), then the measured candidate closest to T wins.
+    /// Largest accepted |measured / T - 1| (--mode penalty; under --mode constraint a candidate must
+    /// measure at or under T). The winner is the best F among the candidates measured within it; when
+    /// none is, the latency model is corrected and the search continues (at most --max-rounds times),
+    /// then the measured candidate closest to T wins.
     #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().tolerance)]
     pub tolerance: f64,
     /// Correction rounds at most.
     #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().max_rounds)]
     pub max_rounds: usize,
+    /// Under --mode constraint: candidates of the Pareto front predicted at or near T measured after the
+    /// search (most accurate first), so that a faster network of the same accuracy is seen; the winner is
+    /// chosen again with them (0: none).
+    #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().front_remeasure, value_name = "K")]
+    pub front_remeasure: usize,
     /// Generations added after each correction.
     #[arg(help_heading = "Re-measurement on the device", long, default_value_t = SearchOptions::default().extra_generations)]
     pub extra_generations: usize,
@@ -192,6 +204,8 @@ impl Default for SearchOptions {
             eval_images: 1000,
             bn_batches: 10,
             random_baseline: false,
+            tie_margin: None,
+            front_remeasure: 6,
             remeasure: 3,
             tolerance: 0.03,
             max_rounds: 2,

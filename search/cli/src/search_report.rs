@@ -5,7 +5,8 @@ use hsconas_foundation::outln;
 use std::path::Path;
 
 use hsconas_nas::{
-    pareto_front, Candidate, Estimator, Evolution, GenerationStats, SearchReport, SearchSettings,
+    pareto_front, Candidate, Estimator, Evolution, GenerationStats, ObjectiveMode, SearchReport,
+    SearchSettings,
 };
 use hsconas_plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
 
@@ -159,6 +160,28 @@ pub(super) fn print_summary(report: &SearchReport, out: &Path) -> std::io::Resul
         }
         outln!("latency      {}", w.latency_line())?;
         outln!("chosen as    {}", w.explanation)?;
+        // A budget's summary shows what else was measured at or under T (the penalty's report keeps it
+        // in `measured_front`).
+        let budget = report.settings.objective.mode == ObjectiveMode::Constraint;
+        let label = report.settings.estimator.accuracy_label();
+        let target = report.settings.objective.target_ms;
+        let front = report
+            .measured_front
+            .iter()
+            .filter(|c| budget && c.latency_ms <= target);
+        for (i, c) in front.enumerate() {
+            outln!(
+                "{}{:.3} ms measured, {label} {:.2}%{}",
+                if i == 0 {
+                    "front        "
+                } else {
+                    "             "
+                },
+                c.latency_ms,
+                c.accuracy * 100.0,
+                if c.arch == w.arch { "  <- winner" } else { "" }
+            )?;
+        }
     } else {
         outln!("winner       - (nothing was evaluated)")?;
     }

@@ -537,3 +537,28 @@ fn the_search_scores_candidates_with_the_chosen_estimator() {
     assert!(!no_supernet.status.success());
     assert!(String::from_utf8_lossy(&no_supernet.stderr).contains("needs --supernet"));
 }
+
+/// `--tie-margin` is the constraint's: the penalty refuses it, and a margin outside [0, 100) points is
+/// refused, both before anything is read or written.
+#[test]
+fn a_tie_margin_the_search_cannot_use_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("search");
+    let args = |extra: &[&str]| {
+        let mut args = search_args(Path::new("no-supernet.safetensors"), &out, extra);
+        args.extend(strings(&["--estimator", "macs"]));
+        args
+    };
+    let refused = hsconas(&args(&["--tie-margin", "1"]));
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("--tie-margin applies to --mode constraint"),
+        "{why}"
+    );
+    let refused = hsconas(&args(&["--mode", "constraint", "--tie-margin", "150"]));
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("points of top-1 in [0, 100)"), "{why}");
+    assert!(!out.exists(), "nothing written");
+}

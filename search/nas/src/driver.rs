@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 
 use hsconas_devices::{Correction, LatencyModel, LatencyTable, NetworkSample};
 use hsconas_foundation::write_atomic;
-use hsconas_models::{Arch, SearchSpace};
+use hsconas_models::{Arch, Op, Scale, SearchSpace};
 
 use crate::{
     choose_winner, pareto_front, random_search, shrink_layer, AccuracyOracle, Candidate, Evaluator,
-    Evolution, LayerDecision, NasError, Objective, OracleError, RandomBaseline, Remeasured,
-    Reranked, SearchReport, SearchSettings, SearchState, WinnerChoice, WinnerReason, WinnerSummary,
+    Evolution, LayerDecision, NasError, Objective, ObjectiveMode, OracleError, RandomBaseline,
+    Remeasured, Reranked, SearchReport, SearchSettings, SearchState, WinnerChoice, WinnerReason,
+    WinnerSummary,
 };
 
 /// What a search needs from its environment.
@@ -48,12 +49,18 @@ pub trait SearchHost {
 pub struct CorrectionSettings {
     /// Best not yet measured candidates measured after each search (0: none, the winner is predicted).
     pub remeasure: usize,
-    /// Largest accepted |measured / T - 1| (constraint mode: measured / T - 1).
+    /// Largest accepted |measured / T - 1| (penalty mode; the constraint accepts measured <= T).
     pub tolerance: f64,
+    /// Constraint mode: the accuracy (a fraction) within which a faster candidate beats a more accurate
+    /// one ([`choose_winner`]).
+    pub tie_margin: f64,
     /// Correction rounds at most.
     pub max_rounds: usize,
     /// Generations added after each correction.
     pub extra_generations: usize,
+    /// Constraint mode: candidates of the Pareto front (predicted at most the tolerance over T) measured
+    /// after the search, at most this many, most accurate first.
+    pub front_remeasure: usize,
 }
 
 /// A search writing into `out`: `search.partial.json` while it runs, then `search.json` (the report) and
@@ -82,6 +89,13 @@ pub struct SearchOutcome {
 /// The state file of a search writing into `out`.
 pub fn state_path(out: &Path) -> PathBuf {
     out.join("search.partial.json")
+}
+
+/// The ten uniform channel scalings of `shuffle3`, narrowest first.
+pub fn uniform_scalings() -> Vec<Arch> {
+    Scale::all()
+        .map(|s| Arch::uniform(Op::Shuffle3, s).expect("shuffle3 is allowed in every layer"))
+        .collect()
 }
 
 /// A host's accuracies as an oracle, borrowing the host for one evaluator's lifetime.
@@ -146,6 +160,13 @@ impl SearchDriver<'_> {
         }
         let mut evo = match state.evolution.take() {
             Some(evo) => evo,
+            // A budget's search starts from the uniform channel scalings (those the space still
+            // allows): the baseline every winner is judged against is always among the candidates.
+            None if objective.mode == ObjectiveMode::Constraint => Evolution::seeded(
+                settings.evolution.clone(),
+                state.space.clone(),
+                &uniform_scalings(),
+            )?,
             None => Evolution::new(settings.evolution.clone(), state.space.clone())?,
         };
         loop {
@@ -172,6 +193,7 @@ impl SearchDriver<'_> {
                 &pool(&state, evaluator.evaluated(), &objective),
                 &objective,
                 self.correction.tolerance,
+                self.correction.tie_margin,
             );
             let met = choice
                 .as_ref()
@@ -196,10 +218,30 @@ impl SearchDriver<'_> {
             self.checkpoint(&mut state, &evo, &evaluator)?;
         }
 
+        if objective.mode == ObjectiveMode::Constraint && self.correction.front_remeasure > 0 {
+            let front: Vec<Candidate> = pareto_front(evaluator.evaluated())
+                .into_iter()
+                .rev()
+                .filter(|c| {
+                    c.measured_ms.is_none()
+                        && c.latency_ms <= objective.target_ms * (1.0 + self.correction.tolerance)
+                })
+                .take(self.correction.front_remeasure)
+                .collect();
+            if !front.is_empty() {
+                tracing::info!(
+                    "measuring {} candidates of the Pareto front at or near T",
+                    front.len()
+                );
+                self.measure(&mut state, &mut evaluator, front, true)?;
+                self.checkpoint(&mut state, &evo, &evaluator)?;
+            }
+        }
         let choice = choose_winner(
             &pool(&state, evaluator.evaluated(), &objective),
             &objective,
             self.correction.tolerance,
+            self.correction.tie_margin,
         );
         let mut report = report(&state, &evaluator, &evo, choice);
         let model = evaluator.model().clone();
@@ -294,6 +336,19 @@ impl SearchDriver<'_> {
             .filter(|c| !state.remeasured.iter().any(|r| r.arch == c.arch))
             .take(self.correction.remeasure)
             .collect();
+        self.measure(state, evaluator, best, false)
+    }
+
+    /// Measures `best` on the device, records their latencies and keeps them as correction samples;
+    /// `front`: they are members of the Pareto front measured after the search.
+    fn measure<H: SearchHost>(
+        &self,
+        state: &mut SearchState,
+        evaluator: &mut Evaluator<HostAccuracy<'_, H>>,
+        best: Vec<Candidate>,
+        front: bool,
+    ) -> Result<(), NasError> {
+        let objective = state.settings.objective;
         if best.is_empty() {
             return Ok(());
         }
@@ -327,6 +382,7 @@ impl SearchDriver<'_> {
                 raw_ms: s.raw_ms,
                 table_sum_ms: s.table_sum_ms,
                 round: state.rounds,
+                front,
             });
         }
         state.extra_samples.extend(samples);
@@ -474,6 +530,21 @@ fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
     all
 }
 
+/// The Pareto front of the measured candidates over (accuracy, measured latency), each with its
+/// measured latency as `latency_ms`.
+fn measured_front(candidates: &[Candidate]) -> Vec<Candidate> {
+    let measured: Vec<Candidate> = candidates
+        .iter()
+        .filter_map(|c| {
+            Some(Candidate {
+                latency_ms: c.measured_ms?,
+                ..c.clone()
+            })
+        })
+        .collect();
+    pareto_front(&measured)
+}
+
 /// The report (docs/DESIGN.md section 3); `choice` is the winner ([`choose_winner`]).
 fn report<O: AccuracyOracle>(
     state: &SearchState,
@@ -498,6 +569,7 @@ fn report<O: AccuracyOracle>(
         cache_hits: evaluator.cache_hits(),
         candidates: evaluator.evaluated().to_vec(),
         pareto_front: pareto_front(evaluator.evaluated()),
+        measured_front: measured_front(evaluator.evaluated()),
         remeasured: state.remeasured.clone(),
         reranked: state.reranked.clone(),
         correction_rounds: state.rounds,

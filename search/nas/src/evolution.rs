@@ -114,10 +114,28 @@ fn generation_rng(seed: u64, generation: usize) -> ChaCha8Rng {
 impl Evolution {
     /// A search whose first population is drawn uniformly from `space` (distinct where the space allows).
     pub fn new(settings: EvolutionSettings, space: SearchSpace) -> Result<Evolution, NasError> {
+        Evolution::seeded(settings, space, &[])
+    }
+
+    /// A search whose first population starts with the architectures of `seeds` that `space` allows
+    /// (distinct, at most the population), filled up with uniform draws from `space`.
+    pub fn seeded(
+        settings: EvolutionSettings,
+        space: SearchSpace,
+        seeds: &[Arch],
+    ) -> Result<Evolution, NasError> {
         settings.validate()?;
         let mut rng = generation_rng(settings.seed, 0);
         let mut population = Vec::with_capacity(settings.population);
         let mut seen = HashSet::new();
+        for arch in seeds {
+            if population.len() < settings.population
+                && space.check(arch).is_ok()
+                && seen.insert(arch.clone())
+            {
+                population.push(arch.clone());
+            }
+        }
         let mut tries = 0;
         while population.len() < settings.population {
             let arch = space.sample(&mut rng);

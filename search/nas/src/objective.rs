@@ -75,14 +75,13 @@ impl Objective {
         latency_ms <= self.target_ms
     }
 
-    /// Whether a network measured at `latency_ms` is acceptable within `tolerance`: `|LAT/T - 1| <=
-    /// tolerance` under the penalty (the target is a point), `LAT/T - 1 <= tolerance` under the
-    /// constraint (faster is always acceptable there).
+    /// Whether a network measured at `latency_ms` is acceptable: within `tolerance` of the target under
+    /// the penalty (`|LAT/T - 1| <= tolerance`: the target is a point), at or under it under the
+    /// constraint (`LAT <= T`: a budget; the tolerance does not apply, and faster is always acceptable).
     pub fn meets(&self, latency_ms: f64, tolerance: f64) -> bool {
-        let off = latency_ms / self.target_ms - 1.0;
         match self.mode {
-            ObjectiveMode::Penalty => off.abs() <= tolerance,
-            ObjectiveMode::Constraint => off <= tolerance,
+            ObjectiveMode::Penalty => (latency_ms / self.target_ms - 1.0).abs() <= tolerance,
+            ObjectiveMode::Constraint => self.feasible(latency_ms),
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Candidate, Estimator, Evolution, EvolutionSettings, GenerationStats, LayerDecision, NasError,
-    Objective, WinnerChoice, WinnerReason,
+    Objective, ObjectiveMode, WinnerChoice, WinnerReason,
 };
 
 /// What a search was run with; a resumed search must have the same.
@@ -92,6 +92,10 @@ pub struct Remeasured {
     pub table_sum_ms: f64,
     /// The correction round it was measured in.
     pub round: usize,
+    /// Measured as a member of the Pareto front after the search (constraint mode), not as one of the
+    /// best by `F`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub front: bool,
 }
 
 /// Everything a resumed search needs; written atomically after every step.
@@ -219,6 +223,9 @@ pub struct WinnerSummary {
     pub reason: WinnerReason,
     /// The reason in words.
     pub explanation: String,
+    /// Constraint mode: the tie margin it was chosen with (accuracy as a fraction; absent: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_margin: Option<f64>,
 }
 
 impl WinnerSummary {
@@ -242,6 +249,7 @@ impl WinnerSummary {
             score: c.score,
             reason: choice.reason,
             explanation: choice.explanation(objective),
+            tie_margin: (objective.mode == ObjectiveMode::Constraint).then_some(choice.tie_margin),
         }
     }
 
@@ -328,8 +336,13 @@ pub struct SearchReport {
     pub cache_hits: usize,
     /// Every evaluated candidate.
     pub candidates: Vec<Candidate>,
-    /// The Pareto front over (accuracy, latency).
+    /// The Pareto front over (accuracy, predicted latency).
     pub pareto_front: Vec<Candidate>,
+    /// The Pareto front over (accuracy, measured latency) of the candidates measured on the device, each
+    /// with its measured latency as `latency_ms` (constraint mode measures the predicted front's
+    /// candidates at or near T for it, so that a faster network of the same accuracy is not hidden).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measured_front: Vec<Candidate>,
     /// Candidates measured on the device.
     pub remeasured: Vec<Remeasured>,
     /// Candidates re-ranked with the expensive estimator (empty without `--rerank`).
@@ -349,7 +362,8 @@ impl SearchReport {
     /// chose it: a check that a committed report's winner and its sentence are what its data say. `None`
     /// when the report has no winner.
     pub fn rechoose_winner(&self) -> Option<WinnerChoice> {
-        let tolerance = self.winner.as_ref()?.tolerance;
+        let winner = self.winner.as_ref()?;
+        let (tolerance, tie_margin) = (winner.tolerance, winner.tie_margin.unwrap_or(0.0));
         let objective = &self.settings.objective;
         let pool = crate::driver::winner_pool(
             self.settings.rerank,
@@ -357,7 +371,7 @@ impl SearchReport {
             &self.candidates,
             objective,
         );
-        crate::choose_winner(&pool, objective, tolerance)
+        crate::choose_winner(&pool, objective, tolerance, tie_margin)
     }
 }
 
@@ -394,7 +408,7 @@ mod tests {
             measured_ms: Some(normalised),
             score: objective.score(0.5, normalised),
         };
-        let choice = choose_winner(&[candidate], &objective, 0.03).expect("a winner");
+        let choice = choose_winner(&[candidate], &objective, 0.03, 0.0).expect("a winner");
         let remeasured = |arch: &Arch, raw_ms| Remeasured {
             arch: arch.clone(),
             accuracy: 0.5,
@@ -403,6 +417,7 @@ mod tests {
             raw_ms,
             table_sum_ms: 0.69,
             round: 0,
+            front: false,
         };
         let other =
             Arch::uniform(Op::Shuffle3, Scale::from_tenths(6).expect("scale")).expect("arch");

@@ -301,6 +301,8 @@ fn test_driver<'t>(table: &'t LatencyTable, out: &Path) -> SearchDriver<'t> {
         correction: CorrectionSettings {
             remeasure: 2,
             tolerance: 0.03,
+            tie_margin: 0.0,
+            front_remeasure: 4,
             max_rounds: 4,
             extra_generations: 2,
         },
@@ -556,4 +558,50 @@ fn a_predictor_checkpoint_on_the_percentile_scale_is_not_resumed() {
         SearchState::load_or_start(&dir.path().join("s.json"), false, &supernet).expect("start");
     std::fs::write(&path, serde_json::to_string(&state).expect("json")).expect("write");
     SearchState::load_or_start(&path, true, &supernet).expect("a supernet checkpoint resumes");
+}
+
+/// A budget's search (`--mode constraint`): the uniform channel scalings are among the candidates from
+/// the first generation on, the winner measures at or under T, and the report's own candidates give the
+/// same winner under its tie margin.
+#[test]
+fn a_constraint_search_starts_from_the_uniform_scalings_and_ends_at_or_under_t() {
+    let table = committed_table();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut driver = test_driver(&table, dir.path());
+    driver.correction.tie_margin = 0.01;
+    let mut settings = driver_settings();
+    settings.objective = Objective::new(1.0, -0.5, ObjectiveMode::Constraint).expect("objective");
+    settings.stages = Vec::new();
+    let mut host = SlowDeviceHost::new(&table);
+    let state = SearchState::load_or_start(&driver::state_path(dir.path()), false, &settings)
+        .expect("start");
+    let report = driver.run(state, &mut host).expect("search").report;
+    let first = &report.generations[0];
+    assert_eq!(first.generation, 0);
+    for uniform in driver::uniform_scalings() {
+        assert!(
+            report.candidates.iter().any(|c| c.arch == uniform),
+            "{uniform} was evaluated"
+        );
+    }
+    let winner = report.winner.as_ref().expect("a winner");
+    assert_eq!(winner.reason, WinnerReason::WithinTolerance, "{winner:?}");
+    assert!(winner.measured_ms.expect("measured") <= 1.0, "{winner:?}");
+    assert_eq!(winner.tie_margin, Some(0.01));
+    assert_eq!(
+        report.rechoose_winner().map(|c| c.candidate.arch),
+        Some(winner.arch.clone())
+    );
+    // The predicted front at or near T was measured after the search, and the measured front is
+    // reported with measured latencies.
+    let front = report.remeasured.iter().filter(|r| r.front).count();
+    assert!((1..=4).contains(&front), "{front} front members measured");
+    assert!(!report.measured_front.is_empty());
+    for c in &report.measured_front {
+        assert_eq!(Some(c.latency_ms), c.measured_ms, "{}", c.arch);
+    }
+    let fronts = report.measured_front.windows(2);
+    assert!(fronts
+        .into_iter()
+        .all(|w| w[0].latency_ms <= w[1].latency_ms && w[0].accuracy < w[1].accuracy));
 }

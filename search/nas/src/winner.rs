@@ -10,7 +10,9 @@ use super::objective::{Objective, ObjectiveMode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WinnerReason {
-    /// The best `F` (from measured latency) among the candidates measured within the tolerance of `T`.
+    /// The best `F` (from measured latency) among the candidates measured within the tolerance of `T`
+    /// (under the constraint: at or under `T`, the fastest of those within the tie margin of the most
+    /// accurate).
     WithinTolerance,
     /// No measured candidate is within the tolerance: the measured one closest to `T`.
     ClosestMeasured,
@@ -25,8 +27,13 @@ pub struct WinnerChoice {
     pub candidate: Candidate,
     /// Why it won.
     pub reason: WinnerReason,
-    /// The accepted `|measured / T - 1|` (in constraint mode, `measured / T - 1`).
+    /// The accepted `|measured / T - 1|` (penalty mode; the constraint accepts `measured <= T`).
     pub tolerance: f64,
+    /// Constraint mode: accuracy (a fraction) within which a faster candidate beats a more accurate one.
+    pub tie_margin: f64,
+    /// Constraint mode: how many acceptable candidates lie within the tie margin of the most accurate
+    /// (the winner is the fastest of them; 1 when the most accurate wins alone).
+    pub ties: usize,
     /// How many candidates had been measured on the device.
     pub measured_candidates: usize,
     /// How many of those measured within the tolerance of `T` (the pool the winner was chosen from when
@@ -47,9 +54,17 @@ impl WinnerChoice {
         let off = self.relative_to_target(objective) * 100.0;
         let band = match objective.mode {
             ObjectiveMode::Penalty => format!("within ±{pct:.1}% of T"),
-            ObjectiveMode::Constraint => format!("at most {pct:.1}% above T"),
+            ObjectiveMode::Constraint => "at or under T".to_string(),
         };
         match self.reason {
+            WinnerReason::WithinTolerance if objective.mode == ObjectiveMode::Constraint => format!(
+                "the fastest of the {} candidates predicted within {:.2} points of the most accurate, among \
+                 the {} of {} measured on the device that lie {band} (it measured {off:+.1}% from T)",
+                self.ties,
+                self.tie_margin * 100.0,
+                self.within_tolerance,
+                self.measured_candidates
+            ),
             WinnerReason::WithinTolerance => format!(
                 "the best F among the {} of {} candidates measured on the device that lie {band} \
                  (it measured {off:+.1}% from T)",
@@ -69,13 +84,16 @@ impl WinnerChoice {
 }
 
 /// The winner among `candidates` (whose scores already use measured latencies where known):
-/// the highest `F` among those measured within `tolerance` of the target; else, when some were measured,
-/// the measured one closest to the target (higher `F` on ties); else the highest `F` by prediction.
-/// Ties keep the earlier candidate. `None` only for an empty list.
+/// the highest `F` among those measured within `tolerance` of the target ([`Objective::meets`]; under
+/// the constraint: the fastest of those whose accuracy is within `tie_margin` of the most accurate one's,
+/// so a slower network wins only when it is predicted better by more than the margin); else, when some
+/// were measured, the measured one closest to the target (higher `F` on ties); else the highest `F` by
+/// prediction. Ties keep the earlier candidate. `None` only for an empty list.
 pub fn choose_winner(
     candidates: &[Candidate],
     objective: &Objective,
     tolerance: f64,
+    tie_margin: f64,
 ) -> Option<WinnerChoice> {
     let measured: Vec<&Candidate> = candidates
         .iter()
@@ -94,7 +112,32 @@ pub fn choose_winner(
         .copied()
         .filter(|c| objective.meets(c.objective_latency_ms(), tolerance))
         .collect();
-    let (candidate, reason) = if let Some(c) = best_score(&mut within.iter().copied()) {
+    let mut ties = 1;
+    let (candidate, reason) = if let Some(best) = best_score(&mut within.iter().copied()) {
+        let c = match objective.mode {
+            ObjectiveMode::Penalty => best,
+            ObjectiveMode::Constraint => {
+                let close: Vec<&Candidate> = within
+                    .iter()
+                    .copied()
+                    .filter(|c| c.accuracy >= best.accuracy - tie_margin)
+                    .collect();
+                ties = close.len();
+                close
+                    .into_iter()
+                    .fold(None, |fastest: Option<&Candidate>, c| match fastest {
+                        Some(f)
+                            if f.objective_latency_ms() < c.objective_latency_ms()
+                                || (f.objective_latency_ms() == c.objective_latency_ms()
+                                    && f.score >= c.score) =>
+                        {
+                            Some(f)
+                        }
+                        _ => Some(c),
+                    })
+                    .cloned()?
+            }
+        };
         (c, WinnerReason::WithinTolerance)
     } else if !measured.is_empty() {
         let closest = measured.iter().copied().fold(None, |best, c| match best {
@@ -117,6 +160,8 @@ pub fn choose_winner(
         candidate,
         reason,
         tolerance,
+        tie_margin,
+        ties,
         measured_candidates: measured.len(),
         within_tolerance: within.len(),
     })
@@ -164,7 +209,7 @@ mod tests {
             // measurements.
             candidate(&f, 9, 0.200, 0.700, None),
         ];
-        let choice = choose_winner(&all, &f, 0.03).expect("a winner");
+        let choice = choose_winner(&all, &f, 0.03, 0.0).expect("a winner");
         assert_eq!(choice.reason, WinnerReason::WithinTolerance);
         assert_eq!(choice.measured_candidates, 4);
         // 0.735 ms is +5.0% from T: three of the four measured candidates are within ±3%.
@@ -194,7 +239,7 @@ mod tests {
             candidate(&f, 6, 0.10, 0.70, Some(0.66)),
             candidate(&f, 7, 0.50, 0.70, None),
         ];
-        let choice = choose_winner(&all, &f, 0.03).expect("a winner");
+        let choice = choose_winner(&all, &f, 0.03, 0.0).expect("a winner");
         assert_eq!(choice.reason, WinnerReason::ClosestMeasured);
         assert_eq!(choice.candidate.measured_ms, Some(0.66));
         assert_eq!(choice.within_tolerance, 0);
@@ -210,33 +255,83 @@ mod tests {
             candidate(&f, 5, 0.30, 0.90, None),
             candidate(&f, 6, 0.25, 0.70, None),
         ];
-        let choice = choose_winner(&all, &f, 0.03).expect("a winner");
+        let choice = choose_winner(&all, &f, 0.03, 0.0).expect("a winner");
         assert_eq!(choice.reason, WinnerReason::NotMeasured);
         assert_eq!(choice.candidate, all[1]);
-        assert!(choose_winner(&[], &f, 0.03).is_none());
+        assert!(choose_winner(&[], &f, 0.03, 0.0).is_none());
     }
 
     #[test]
-    fn under_the_constraint_a_faster_network_is_within_tolerance() {
+    fn under_the_constraint_the_winner_is_at_or_under_t_whatever_the_tolerance() {
         let f = objective(ObjectiveMode::Constraint);
         assert!(f.meets(0.35, 0.03));
-        assert!(f.meets(0.72, 0.03));
-        assert!(!f.meets(0.73, 0.03));
+        assert!(f.meets(0.70, 0.03));
+        assert!(!f.meets(0.705, 0.03), "the tolerance is the penalty's");
         let p = objective(ObjectiveMode::Penalty);
-        assert!(!p.meets(0.35, 0.03));
+        assert!(!p.meets(0.35, 0.03) && p.meets(0.705, 0.03));
         let all = vec![
             candidate(&f, 5, 0.40, 0.70, Some(0.60)),
-            candidate(&f, 6, 0.45, 0.70, Some(0.75)),
+            // 1% over T and more accurate: not within the budget.
+            candidate(&f, 6, 0.45, 0.70, Some(0.707)),
         ];
-        let choice = choose_winner(&all, &f, 0.03).expect("a winner");
+        let choice = choose_winner(&all, &f, 0.03, 0.0).expect("a winner");
         assert_eq!(choice.reason, WinnerReason::WithinTolerance);
         assert_eq!(choice.candidate.measured_ms, Some(0.60));
         assert_eq!(
             (choice.within_tolerance, choice.measured_candidates),
             (1, 2)
         );
-        assert!(choice.explanation(&f).contains(
-            "the 1 of 2 candidates measured on the device that lie at most 3.0% above T"
-        ));
+        assert!(
+            choice
+                .explanation(&f)
+                .contains("among the 1 of 2 measured on the device that lie at or under T"),
+            "{}",
+            choice.explanation(&f)
+        );
+    }
+
+    /// The tie rule: a faster network wins unless a slower one is predicted better by more than the
+    /// margin.
+    #[test]
+    fn under_the_constraint_a_faster_network_within_the_margin_wins() {
+        let f = objective(ObjectiveMode::Constraint);
+        let all = vec![
+            candidate(&f, 5, 0.500, 0.70, Some(0.69)),
+            candidate(&f, 6, 0.495, 0.70, Some(0.55)),
+            candidate(&f, 7, 0.400, 0.70, Some(0.50)),
+        ];
+        let strict = choose_winner(&all, &f, 0.03, 0.0).expect("a winner");
+        assert_eq!(strict.candidate, all[0], "no margin: the most accurate");
+        assert_eq!(strict.ties, 1);
+        let tied = choose_winner(&all, &f, 0.03, 0.01).expect("a winner");
+        assert_eq!(
+            tied.candidate, all[1],
+            "half a point less accurate, 20% faster"
+        );
+        assert_eq!(tied.ties, 2);
+        assert!(
+            tied.explanation(&f)
+                .starts_with("the fastest of the 2 candidates predicted within 1.00 points"),
+            "{}",
+            tied.explanation(&f)
+        );
+        // The fastest is ten points behind: outside any sensible margin.
+        assert_eq!(
+            choose_winner(&all, &f, 0.03, 0.05)
+                .expect("a winner")
+                .candidate,
+            all[1]
+        );
+        // The penalty ignores the margin.
+        let p = objective(ObjectiveMode::Penalty);
+        let rescored: Vec<Candidate> = all
+            .iter()
+            .map(|c| Candidate {
+                score: p.score(c.accuracy, c.measured_ms.expect("measured")),
+                ..c.clone()
+            })
+            .collect();
+        let penalty = choose_winner(&rescored, &p, 0.03, 0.05).expect("a winner");
+        assert_eq!(penalty.candidate.arch, all[0].arch);
     }
 }

@@ -179,6 +179,7 @@ pub fn fit_predictor(
     let predictor = Predictor {
         fitted_on: Some(fitted_on),
         prior: prior.map(|p| Box::new(p.clone())),
+        held_out_rmse: Some(rmse),
         ..Predictor::of(config, ridge, n)
     };
     Ok((predictor, report))

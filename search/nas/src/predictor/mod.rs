@@ -245,6 +245,11 @@ pub struct Predictor {
     /// configuration is this one's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior: Option<Box<Predictor>>,
+    /// Its error on networks it did not see: the root mean square of the nested leave-one-out
+    /// predictions' errors over what it was fitted on, points of top-1 (absent in files written before it
+    /// was kept). A constraint-mode search's tie margin by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_rmse: Option<f64>,
 }
 
 /// The predictor fitted on the committed ground truth (`search/nas/assets/predictor-model.json`, an asset of
@@ -276,6 +281,7 @@ impl Predictor {
             networks,
             fitted_on: None,
             prior: None,
+            held_out_rmse: None,
         }
     }
 
