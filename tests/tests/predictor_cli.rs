@@ -149,3 +149,49 @@ fn a_malformed_results_file_is_refused_with_its_line_and_nothing_is_written() {
         show.stderr
     );
 }
+
+/// `hsconas predictor curve` on the committed ground truth: one point per size that leaves networks to
+/// score on (a larger one is left out, and said so), each with the fitted model's, the prior's and
+/// MACs' taus over the draws; the same seed gives the same curve.
+#[test]
+fn curve_reports_held_out_tau_per_number_of_trainings() {
+    let truth = repo_root().join("docs/evidence/ground-truth/ground-truth.json");
+    let args = [
+        "predictor",
+        "curve",
+        "--results",
+        truth.to_str().expect("utf-8"),
+        "--sizes",
+        "4,16,30",
+        "--draws",
+        "30",
+        "--json",
+    ];
+    let out = run_bin("hsconas", &args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("left out"), "{}", out.stderr);
+    let curve: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(curve["prior"], "builtin");
+    let points = curve["points"].as_array().expect("points");
+    let ks: Vec<u64> = points.iter().filter_map(|p| p["k"].as_u64()).collect();
+    assert_eq!(ks, [4, 16]);
+    for p in points {
+        assert_eq!(
+            p["held_out"].as_u64(),
+            Some(32 - p["k"].as_u64().expect("k"))
+        );
+        for which in ["fitted", "prior", "macs"] {
+            let s = &p[which];
+            let (low, mean, high) = (
+                s["low"].as_f64().expect("low"),
+                s["mean"].as_f64().expect("mean"),
+                s["high"].as_f64().expect("high"),
+            );
+            assert!(
+                (-1.0..=1.0).contains(&low) && low <= mean && mean <= high && high <= 1.0,
+                "{p}"
+            );
+        }
+    }
+    assert_eq!(run_bin("hsconas", &args).stdout, out.stdout, "reproducible");
+}

@@ -10,7 +10,8 @@ use hsconas_foundation::outln;
 use hsconas_models::{Layout, NetConfig};
 use hsconas_nas::ground_truth::RankingScore;
 use hsconas_nas::predictor::{
-    fit_predictor, FitReport, FittedOn, Predictor, PriorChoice, TrainingResults, FEATURES,
+    few_shot_curve, fit_predictor, FitReport, FittedOn, Predictor, PriorChoice, TauSpread,
+    TrainingResults, FEATURES, MIN_HELD_OUT,
 };
 
 #[derive(Debug, Subcommand)]
@@ -20,24 +21,25 @@ pub enum PredictorCommand {
     Fit(FitArgs),
     /// Print what a predictor file holds (the built-in one without FILE).
     Show(ShowArgs),
+    /// How tau on held-out networks grows with the number of trainings fitted on: for each K, many
+    /// random draws of K networks to fit on, each scored on the rest, beside the prior alone and MACs.
+    Curve(CurveArgs),
     /// Train a designed sample of the space on your data (resumable; `--jobs`, or ranks under mpirun)
     /// and keep the results file that `fit` reads up to date.
     #[cfg(feature = "train")]
     Collect(super::predictor_collect::CollectArgs),
 }
 
+/// The trained networks of a task, what to adapt and their geometry (`fit` and `curve`).
 #[derive(Debug, Args)]
-pub struct FitArgs {
+pub struct TaskArgs {
     /// Training results: a TSV with a header naming the columns, `arch` and `top1` (test top-1 in
     /// percent) among them, one training per line (several seeds of one network are averaged; optional
     /// `data` and `recipe` columns), or a ground-truth JSON (docs/evidence/ground-truth/ground-truth.json).
     #[arg(long, value_name = "FILE")]
     results: PathBuf,
-    /// Where to write the predictor (JSON; read by `--predictor FILE` of `estimate`, `search`, `run`).
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
     /// What to adapt: `builtin` (the predictor built into hsconas), `none` (a plain fit) or a predictor
-    /// file. Default: `builtin` for fewer than 16 trained networks, else `none`.
+    /// file. Default: `builtin` for fewer than 16 trained networks, else `none` (`curve`: `builtin`).
     #[arg(long, value_name = "builtin|none|FILE")]
     prior: Option<PriorChoice>,
     /// Stage widths the networks were trained with [default: the prior's, else A].
@@ -49,6 +51,63 @@ pub struct FitArgs {
     /// Classes of the task [default: the prior's, else 10].
     #[arg(long, value_name = "N")]
     classes: Option<usize>,
+}
+
+/// A task's results, its prior (with its name) and the networks' configuration.
+struct Task {
+    results: TrainingResults,
+    prior: Option<Predictor>,
+    prior_name: String,
+    config: NetConfig,
+}
+
+impl TaskArgs {
+    /// Reads the results and the prior (`automatic` when `--prior` is absent) and settles the geometry.
+    fn load(&self, automatic: impl FnOnce(usize) -> PriorChoice) -> anyhow::Result<Task> {
+        let results = TrainingResults::load(&self.results)?;
+        let choice = self
+            .prior
+            .clone()
+            .unwrap_or_else(|| automatic(results.networks.len()));
+        let prior = choice.load().context("--prior")?;
+        let prior_name = match &choice {
+            PriorChoice::None => "none".to_string(),
+            PriorChoice::BuiltIn => "builtin".to_string(),
+            PriorChoice::File(path) => path.display().to_string(),
+        };
+        let base = prior.as_ref().map_or(
+            NetConfig {
+                layout: Layout::A,
+                input_size: 32,
+                classes: 10,
+            },
+            |p| p.config,
+        );
+        let config = NetConfig {
+            layout: match &self.layout {
+                Some(text) => text.parse().context("--layout")?,
+                None => base.layout,
+            },
+            input_size: self.input_size.unwrap_or(base.input_size),
+            classes: self.classes.unwrap_or(base.classes),
+        };
+        config.validate()?;
+        Ok(Task {
+            results,
+            prior,
+            prior_name,
+            config,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    #[command(flatten)]
+    task: TaskArgs,
+    /// Where to write the predictor (JSON; read by `--predictor FILE` of `estimate`, `search`, `run`).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
     /// The images they were trained on, recorded in the predictor (default: the results' `data`
     /// column, else "unknown"); searches on other data are warned.
     #[arg(long, value_name = "TEXT")]
@@ -57,6 +116,29 @@ pub struct FitArgs {
     #[arg(long, value_name = "TEXT")]
     recipe: Option<String>,
     /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CurveArgs {
+    #[command(flatten)]
+    task: TaskArgs,
+    /// Numbers of trainings to fit on (each must leave 4 networks or more to score on).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "2,4,8,16",
+        value_name = "K,K,..."
+    )]
+    sizes: Vec<usize>,
+    /// Random draws of K networks per size.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    draws: usize,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the curve as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -77,40 +159,19 @@ pub fn run(
     match cmd {
         PredictorCommand::Fit(args) => fit(args),
         PredictorCommand::Show(args) => show(args),
+        PredictorCommand::Curve(args) => curve(args),
         #[cfg(feature = "train")]
         PredictorCommand::Collect(args) => super::predictor_collect::run(args, collective),
     }
 }
 
 fn fit(args: FitArgs) -> anyhow::Result<()> {
-    let results = TrainingResults::load(&args.results)?;
-    let choice = args
-        .prior
-        .clone()
-        .unwrap_or_else(|| PriorChoice::automatic(results.networks.len()));
-    let prior = choice.load().context("--prior")?;
-    let prior_name = match &choice {
-        PriorChoice::None => "none".to_string(),
-        PriorChoice::BuiltIn => "builtin".to_string(),
-        PriorChoice::File(path) => path.display().to_string(),
-    };
-    let base = prior.as_ref().map_or(
-        NetConfig {
-            layout: Layout::A,
-            input_size: 32,
-            classes: 10,
-        },
-        |p| p.config,
-    );
-    let config = NetConfig {
-        layout: match &args.layout {
-            Some(text) => text.parse().context("--layout")?,
-            None => base.layout,
-        },
-        input_size: args.input_size.unwrap_or(base.input_size),
-        classes: args.classes.unwrap_or(base.classes),
-    };
-    config.validate()?;
+    let Task {
+        results,
+        prior,
+        prior_name,
+        config,
+    } = args.task.load(PriorChoice::automatic)?;
     let fitted_on = FittedOn {
         data: args
             .data
@@ -123,6 +184,7 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
             .or(results.recipe.clone())
             .unwrap_or_else(|| "unknown".into()),
         results: args
+            .task
             .results
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
@@ -137,6 +199,76 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
     }
     print_report(&report)?;
     outln!("wrote {}", args.out.display())?;
+    Ok(())
+}
+
+fn curve(args: CurveArgs) -> anyhow::Result<()> {
+    let Task {
+        results,
+        prior,
+        prior_name,
+        config,
+    } = args.task.load(|_| PriorChoice::BuiltIn)?;
+    let n = results.networks.len();
+    let sizes: Vec<usize> = args
+        .sizes
+        .iter()
+        .copied()
+        .filter(|&k| k + MIN_HELD_OUT <= n)
+        .collect();
+    if sizes.len() < args.sizes.len() {
+        eprintln!(
+            "{n} trained networks: sizes above {} leave fewer than {MIN_HELD_OUT} to score on and are left out",
+            n.saturating_sub(MIN_HELD_OUT)
+        );
+    }
+    let points = few_shot_curve(
+        &results,
+        prior.as_ref(),
+        config,
+        &sizes,
+        args.draws,
+        args.seed,
+    )?;
+    if args.json {
+        let report = serde_json::json!({
+            "networks": n,
+            "prior": prior_name,
+            "draws": args.draws,
+            "seed": args.seed,
+            "points": points,
+        });
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    outln!(
+        "{n} trained networks; prior {prior_name}; {} draws per K (tau over the networks not drawn: mean, \
+         and 2.5th to 97.5th percentile over draws)",
+        args.draws
+    )?;
+    let spread = |s: &TauSpread| format!("{:+.2} ({:+.2} to {:+.2})", s.mean, s.low, s.high);
+    outln!(
+        "{:>4} {:>9} {:<24} {:<24} {:<24} {}",
+        "K",
+        "held out",
+        "fitted",
+        "prior alone",
+        "MACs",
+        "fitted above prior / MACs"
+    )?;
+    for p in &points {
+        outln!(
+            "{:>4} {:>9} {:<24} {:<24} {:<24} {} / {:.0}%",
+            p.k,
+            p.held_out,
+            spread(&p.fitted),
+            p.prior.as_ref().map_or("-".into(), spread),
+            spread(&p.macs),
+            p.fitted_above_prior
+                .map_or("-".into(), |s| format!("{:.0}%", s * 100.0)),
+            p.fitted_above_macs * 100.0
+        )?;
+    }
     Ok(())
 }
 

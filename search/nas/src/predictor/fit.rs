@@ -92,7 +92,11 @@ pub struct FitReport {
 }
 
 /// A model fitted on `x` (feature rows) and `y` (accuracies): plain, or on `prior`'s residuals.
-fn fit_model(x: &[Vec<f64>], y: &[f64], prior: Option<&Predictor>) -> Result<Ridge, NasError> {
+pub(super) fn fit_model(
+    x: &[Vec<f64>],
+    y: &[f64],
+    prior: Option<&Predictor>,
+) -> Result<Ridge, NasError> {
     match prior {
         None => Ridge::fit_cross_validated(x, y),
         Some(p) => {

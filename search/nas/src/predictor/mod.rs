@@ -10,10 +10,12 @@ use std::path::Path;
 
 use hsconas_models::{build, Arch, NetConfig, Op};
 
+mod curve;
 mod fit;
 mod results;
 mod sample;
 
+pub use curve::{few_shot_curve, CurvePoint, TauSpread, MIN_HELD_OUT};
 pub use fit::{
     fit_predictor, FitReport, PriorChoice, ADAPTATION_STRENGTHS, FEW_NETWORKS, MIN_NETWORKS,
 };
