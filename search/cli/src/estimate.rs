@@ -231,7 +231,10 @@ pub(crate) fn cheap_scorer(
                 // "unknown": the file does not say, so there is nothing to compare.
                 if fitted.data != "unknown" && !fitted.data.starts_with(&data.source) {
                     eprintln!(
-                        "warning: the predictor was fitted on networks trained on {} ({}); these networks                          are scored for {}: if they will be trained on other data or with another recipe,                          how well it ranks them is unmeasured (fit one on your own results with `hsconas                          predictor fit`, or use --estimator supernet).",
+                        "warning: the predictor was fitted on networks trained on {} ({}); these networks \
+                         are scored for {}: if they will be trained on other data or with another recipe, \
+                         how well it ranks them is unmeasured (fit one on your own results with `hsconas \
+                         predictor collect` and `fit`, or use --estimator supernet).",
                         fitted.data, fitted.recipe, data.source
                     );
                 }
