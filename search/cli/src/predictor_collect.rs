@@ -78,6 +78,9 @@ struct Collection {
     recipe: String,
     /// Trainings per network.
     seeds: u64,
+    /// The first seed (`--seed`; the others follow it).
+    #[serde(default)]
+    first_seed: u64,
 }
 
 impl CollectArgs {
@@ -138,6 +141,10 @@ pub fn run(args: CollectArgs, collective: &dyn Collective) -> anyhow::Result<()>
         args.jobs == 1 || collective.size() == 1,
         "under mpirun the ranks share the trainings already: leave out --jobs"
     );
+    anyhow::ensure!(
+        args.recipe.max_steps.is_none() || collective.size() == 1,
+        "--max-steps stops one process's training; under mpirun the other ranks would wait for it"
+    );
     let dir = args.folder()?.to_path_buf();
     let data = args.data.prepare()?;
     let config = data.net_config(args.layout)?;
@@ -151,6 +158,7 @@ pub fn run(args: CollectArgs, collective: &dyn Collective) -> anyhow::Result<()>
         data: data.source.clone(),
         recipe: args.recipe_words(top1_split),
         seeds: args.seeds,
+        first_seed: args.recipe.seed,
     };
     let plan = shared_plan(&args, &dir, &collection, &config, collective)?;
     let parent = collective.is_root() && args.part.is_none();
@@ -158,16 +166,18 @@ pub fn run(args: CollectArgs, collective: &dyn Collective) -> anyhow::Result<()>
         print_plan(&plan, &dir)?;
     }
     let left = (plan.networks.len() as u64 * args.seeds) as usize
-        - rebuild_results(&dir, &plan, &collection)?.len();
+        - finished_runs(&dir, &plan, &collection)?.len();
     if parent && !args.no_estimate && left > 0 {
-        estimate_cost(&args, &plan, &data, &config, left)?;
+        estimate_cost(&args, &plan, &data, &config, left, collective.size())?;
     }
     if args.plan_only {
         return Ok(());
     }
     if args.jobs > 1 {
-        run_workers(&args, &dir)?;
+        let workers = run_workers(&args, &dir);
+        // What the workers finished is kept whether or not one of them failed.
         let runs = rebuild_results(&dir, &plan, &collection)?;
+        workers?;
         return summary(&dir, &plan, &collection, runs.len());
     }
     let (part, parts) = args.part(collective)?;
@@ -206,7 +216,10 @@ pub fn run(args: CollectArgs, collective: &dyn Collective) -> anyhow::Result<()>
         };
         let finished = train_prepared(&train, &data, &single)?;
         if finished.is_none() {
-            eprintln!("stopped before the last epoch (--max-steps): rerun to continue");
+            eprintln!(
+                "stopped at --max-steps (steps of the run in all): rerun with a larger one, or without \
+                 it, to continue"
+            );
             return Ok(());
         }
         trained += 1;
@@ -290,11 +303,13 @@ fn prepare_folder(
             );
         }
         anyhow::ensure!(
-            stored.seeds == collection.seeds,
-            "{} was collected with --seeds {}; this run says {}",
+            (stored.seeds, stored.first_seed) == (collection.seeds, collection.first_seed),
+            "{} was collected with --seeds {} from --seed {}; this run says --seeds {} from --seed {}",
             dir.display(),
             stored.seeds,
-            collection.seeds
+            stored.first_seed,
+            collection.seeds,
+            collection.first_seed
         );
     } else if writer {
         std::fs::create_dir_all(dir)?;
@@ -364,11 +379,28 @@ fn rebuild_results(
     plan: &Plan,
     collection: &Collection,
 ) -> anyhow::Result<Vec<CollectedRun>> {
+    let runs = finished_runs(dir, plan, collection)?;
+    let text = results_tsv(&runs, &collection.data, &collection.recipe);
+    write_atomic(&dir.join("results.tsv"), text.as_bytes())?;
+    Ok(runs)
+}
+
+/// The finished runs (a `model.json` beside the weights) of the plan's networks and the collection's
+/// seeds, in plan order.
+fn finished_runs(
+    dir: &Path,
+    plan: &Plan,
+    collection: &Collection,
+) -> anyhow::Result<Vec<CollectedRun>> {
     let test = collection.recipe.ends_with("top1=test");
+    let seeds = collection.first_seed..collection.first_seed + collection.seeds;
     let mut runs = Vec::new();
     for network in &plan.networks {
-        for seed in seeds_present(dir, &network.id)? {
+        for seed in seeds.clone() {
             let path = run_dir(dir, &network.id, seed).join(MODEL_INFO_FILE);
+            if !path.is_file() {
+                continue;
+            }
             let info = ModelInfo::load(&path)?;
             let (accuracy, split) = if test {
                 (info.test, "test")
@@ -394,33 +426,7 @@ fn rebuild_results(
             });
         }
     }
-    let text = results_tsv(&runs, &collection.data, &collection.recipe);
-    write_atomic(&dir.join("results.tsv"), text.as_bytes())?;
     Ok(runs)
-}
-
-/// The seeds of `id` whose run finished (a `model.json` beside its weights).
-fn seeds_present(dir: &Path, id: &str) -> anyhow::Result<Vec<u64>> {
-    let runs = dir.join("runs");
-    if !runs.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut seeds = Vec::new();
-    for entry in std::fs::read_dir(&runs)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        let Some(seed) = name
-            .strip_prefix(id)
-            .and_then(|rest| rest.strip_prefix("-s"))
-            .and_then(|s| s.parse().ok())
-        else {
-            continue;
-        };
-        if runs.join(&name).join(MODEL_INFO_FILE).is_file() {
-            seeds.push(seed);
-        }
-    }
-    seeds.sort_unstable();
-    Ok(seeds)
 }
 
 /// Runs `--jobs` copies of this command, each with its `--part` and a share of the cores.
@@ -473,13 +479,17 @@ fn run_workers(args: &CollectArgs, dir: &Path) -> anyhow::Result<()> {
 
 /// Trains the plan's largest network (by MACs) for [`ESTIMATE_STEPS`] steps in `DIR/estimate` (removed
 /// after) and
-/// prints what `left` trainings cost at that speed: an upper bound, the smaller networks run faster.
+/// Trains the plan's largest network (by MACs) for up to [`ESTIMATE_STEPS`] steps in `DIR/estimate`
+/// (removed after), with the threads each training will have, and prints what `left` trainings cost at
+/// that speed, `parallel` at a time (the `--jobs` workers or the MPI ranks): an upper bound for the
+/// training steps, the smaller networks run faster; the evaluation after each epoch is not counted.
 fn estimate_cost(
     args: &CollectArgs,
     plan: &Plan,
     data: &Prepared,
     config: &NetConfig,
     left: usize,
+    ranks: usize,
 ) -> anyhow::Result<()> {
     let largest = plan
         .networks
@@ -490,34 +500,41 @@ fn estimate_cost(
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)?;
     }
+    // The trainer's epochs are whole batches.
+    let per_epoch = (data.train.len() / args.recipe.batch_size).max(1) as u64;
+    let steps = per_epoch * args.recipe.epochs as u64;
+    let timed = ESTIMATE_STEPS.min(steps);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut train = TrainArgs::new(largest.arch.to_string(), args.data.clone());
     train.layout = args.layout;
     train.recipe = RecipeArgs {
         out: Some(scratch.clone()),
         resume: false,
-        max_steps: Some(ESTIMATE_STEPS),
+        max_steps: Some(timed),
+        // What a --jobs worker gets (run_workers).
+        threads: args
+            .recipe
+            .threads
+            .or((args.jobs > 1).then_some((cores / args.jobs).max(1))),
         ..args.recipe.clone()
     };
     eprintln!(
-        "estimating the cost: {} steps of the largest network, {}",
-        ESTIMATE_STEPS, largest.id
+        "estimating the cost: {timed} steps of the largest network, {}",
+        largest.id
     );
     let started = Instant::now();
     train_prepared(&train, data, &SingleProcess)?;
-    let per_step = started.elapsed().as_secs_f64() / ESTIMATE_STEPS as f64;
+    let per_step = started.elapsed().as_secs_f64() / timed as f64;
     std::fs::remove_dir_all(&scratch)?;
-    // The trainer's epochs are whole batches.
-    let steps =
-        (data.train.len() / args.recipe.batch_size).max(1) as f64 * args.recipe.epochs as f64;
-    let jobs = args.jobs.max(1) as f64;
+    let parallel = args.jobs.max(ranks).max(1);
     eprintln!(
-        "{left} trainings of {steps:.0} steps left: at most about {} ({} per training at the largest \
-         network's {:.2} s per step{})",
-        duration(per_step * steps * left as f64 / jobs),
-        duration(per_step * steps),
+        "{left} trainings of {steps} steps left: at most about {} of training steps ({} per training at \
+         the largest network's {:.2} s per step{}; evaluations come on top)",
+        duration(per_step * steps as f64 * left.div_ceil(parallel) as f64),
+        duration(per_step * steps as f64),
         per_step,
-        if jobs > 1.0 {
-            format!(", {jobs:.0} side by side")
+        if parallel > 1 {
+            format!(", {parallel} side by side")
         } else {
             String::new()
         }

@@ -41,6 +41,11 @@ fn tie_margin(args: &SearchArgs, settings: &SearchSettings) -> anyhow::Result<f6
     }
     if let Some(points) = args.options.tie_margin {
         anyhow::ensure!(
+            matches!(settings.estimator, Estimator::Predictor | Estimator::Supernet),
+            "--tie-margin is in points of top-1: the {} estimator scores a percentile, not an accuracy",
+            settings.estimator
+        );
+        anyhow::ensure!(
             points.is_finite() && (0.0..100.0).contains(&points),
             "--tie-margin is points of top-1 in [0, 100), got {points}"
         );

@@ -95,7 +95,7 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
         "a stopped run",
     );
     assert!(
-        String::from_utf8_lossy(&stopped.stderr).contains("rerun to continue"),
+        String::from_utf8_lossy(&stopped.stderr).contains("without it, to continue"),
         "{}",
         String::from_utf8_lossy(&stopped.stderr)
     );
@@ -119,14 +119,42 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
             "the plan's architecture, in its order"
         );
         assert_eq!(cells[4], planned[0]);
+        // The run's test top-1, seed 0.
+        let info: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("runs/{}-s0/model.json", planned[0])))
+                .expect("model.json"),
+        )
+        .expect("JSON");
         let top1: f64 = cells[1].parse().expect("top1");
-        assert!((0.0..=100.0).contains(&top1));
+        let test = info["test"]["top1"].as_f64().expect("test top-1");
+        assert!((top1 - test).abs() < 0.006, "{top1} vs {test}");
+        assert_eq!(cells[5], "0");
         assert_eq!(cells[2], "cifar10-sample.tar.gz");
         assert!(cells[3].contains("epochs=2") && cells[3].ends_with("top1=test"));
     }
     let history = std::fs::read_to_string(first.join("history.json")).expect("history");
     let epochs: serde_json::Value = serde_json::from_str(&history).expect("JSON");
     assert_eq!(epochs.as_array().map(Vec::len), Some(2), "{history}");
+    // Each worker trained its 3, and the first resumed the stopped run rather than starting it again.
+    for k in 0..2 {
+        let log = std::fs::read_to_string(out.join(format!("worker-{k}.log"))).expect("a log");
+        assert_eq!(log.matches("/3] ").count(), 3, "worker {k}: {log}");
+        assert_eq!(log.contains("resuming"), k == 0, "worker {k}: {log}");
+    }
+
+    // A rerun of a finished collection trains nothing and changes nothing.
+    let model = std::fs::read(first.join("model.json")).expect("model.json");
+    let again = ok(collect(&out, &["--no-estimate"]), "a finished collection");
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("6 of 6 trainings finished"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("/6] "));
+    assert_eq!(
+        std::fs::read(first.join("model.json")).expect("kept"),
+        model
+    );
 
     // What fit reads: the recipe and data are recorded in the predictor.
     let predictor = dir.path().join("predictor.json");
@@ -166,6 +194,11 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
         std::fs::read(out.join("results.tsv")).expect("results"),
         before
     );
+    // Other seeds too: they would mix into the results.
+    let refused = collect(&out, &["--seed", "5"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("from --seed 0"), "{why}");
     // Another plan size too.
     let refused = collect(&out, &["--networks", "8", "--plan-only"]);
     assert!(!refused.status.success());

@@ -538,27 +538,77 @@ fn the_search_scores_candidates_with_the_chosen_estimator() {
     assert!(String::from_utf8_lossy(&no_supernet.stderr).contains("needs --supernet"));
 }
 
-/// `--tie-margin` is the constraint's: the penalty refuses it, and a margin outside [0, 100) points is
-/// refused, both before anything is read or written.
+/// `--tie-margin` is the constraint's and in points of top-1: the penalty refuses it, a margin outside
+/// [0, 100) and a percentile estimator too, before anything is read or written.
 #[test]
 fn a_tie_margin_the_search_cannot_use_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("search");
-    let args = |extra: &[&str]| {
+    let refused = |extra: &[&str], why: &str| {
         let mut args = search_args(Path::new("no-supernet.safetensors"), &out, extra);
-        args.extend(strings(&["--estimator", "macs"]));
-        args
+        args.retain(|a| a != "--supernet" && a != "no-supernet.safetensors");
+        let run = hsconas(&args);
+        assert!(!run.status.success(), "{extra:?}");
+        let said = String::from_utf8_lossy(&run.stderr);
+        assert!(said.contains(why), "{extra:?}: {said}");
     };
-    let refused = hsconas(&args(&["--tie-margin", "1"]));
-    assert!(!refused.status.success());
-    let why = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        why.contains("--tie-margin applies to --mode constraint"),
-        "{why}"
+    refused(
+        &["--estimator", "predictor", "--tie-margin", "1"],
+        "--tie-margin applies to --mode constraint",
     );
-    let refused = hsconas(&args(&["--mode", "constraint", "--tie-margin", "150"]));
-    assert!(!refused.status.success());
-    let why = String::from_utf8_lossy(&refused.stderr);
-    assert!(why.contains("points of top-1 in [0, 100)"), "{why}");
+    refused(
+        &[
+            "--estimator",
+            "predictor",
+            "--mode",
+            "constraint",
+            "--tie-margin",
+            "150",
+        ],
+        "points of top-1 in [0, 100)",
+    );
+    refused(
+        &[
+            "--estimator",
+            "macs",
+            "--mode",
+            "constraint",
+            "--tie-margin",
+            "1",
+        ],
+        "scores a percentile, not an accuracy",
+    );
     assert!(!out.exists(), "nothing written");
+}
+
+/// Under the constraint the tie margin reaches the winner's choice in the report: as given (points of
+/// top-1, kept as a fraction), and by default the built-in predictor's recorded held-out error.
+#[test]
+fn the_tie_margin_reaches_the_report() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let margin = |extra: &[&str]| {
+        let out = tmp.path().join(format!("search-{}", extra.len()));
+        let mut args: Vec<String> = search_args(Path::new("unused"), &out, extra)
+            .into_iter()
+            .filter(|a| a != "--supernet" && a != "unused")
+            .collect();
+        args.extend(strings(&[
+            "--estimator",
+            "predictor",
+            "--mode",
+            "constraint",
+            "--remeasure",
+            "0",
+            "--front-remeasure",
+            "0",
+            "--json",
+        ]));
+        report(&hsconas(&args))["winner"]["tie_margin"]
+            .as_f64()
+            .expect("a tie margin")
+    };
+    assert!((margin(&["--tie-margin", "2"]) - 0.02).abs() < 1e-12);
+    let built_in = hsconas_nas::predictor::Predictor::built_in().expect("built in");
+    let recorded = built_in.held_out_rmse.expect("recorded") / 100.0;
+    assert!((margin(&[]) - recorded).abs() < 1e-12);
 }

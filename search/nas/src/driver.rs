@@ -218,8 +218,15 @@ impl SearchDriver<'_> {
             self.checkpoint(&mut state, &evo, &evaluator)?;
         }
 
-        if objective.mode == ObjectiveMode::Constraint && self.correction.front_remeasure > 0 {
-            let front: Vec<Candidate> = pareto_front(evaluator.evaluated())
+        // Once per search: a resumed one whose front was measured does not measure more.
+        let front_done = state.remeasured.iter().any(|r| r.front);
+        if objective.mode == ObjectiveMode::Constraint
+            && self.correction.front_remeasure > 0
+            && !front_done
+        {
+            // The front over the latency F uses (measured where known): a candidate predicted under T
+            // but measured over it does not hide the ones behind it.
+            let front: Vec<Candidate> = objective_front(evaluator.evaluated())
                 .into_iter()
                 .rev()
                 .filter(|c| {
@@ -528,6 +535,22 @@ fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
     let mut all = candidates.to_vec();
     all.sort_by(|a, b| b.score.total_cmp(&a.score));
     all
+}
+
+/// The Pareto front over (accuracy, the latency `F` uses: measured where known, else predicted), each
+/// candidate as it is (`latency_ms` stays the prediction).
+fn objective_front(candidates: &[Candidate]) -> Vec<Candidate> {
+    let by_objective: Vec<Candidate> = candidates
+        .iter()
+        .map(|c| Candidate {
+            latency_ms: c.objective_latency_ms(),
+            ..c.clone()
+        })
+        .collect();
+    pareto_front(&by_objective)
+        .into_iter()
+        .filter_map(|f| candidates.iter().find(|c| c.arch == f.arch).cloned())
+        .collect()
 }
 
 /// The Pareto front of the measured candidates over (accuracy, measured latency), each with its

@@ -594,8 +594,18 @@ fn a_constraint_search_starts_from_the_uniform_scalings_and_ends_at_or_under_t()
     );
     // The predicted front at or near T was measured after the search, and the measured front is
     // reported with measured latencies.
-    let front = report.remeasured.iter().filter(|r| r.front).count();
-    assert!((1..=4).contains(&front), "{front} front members measured");
+    let front: Vec<&Remeasured> = report.remeasured.iter().filter(|r| r.front).collect();
+    assert!(
+        (1..=4).contains(&front.len()),
+        "{} front members measured",
+        front.len()
+    );
+    for r in &front {
+        assert!(
+            r.predicted_ms <= 1.03,
+            "only members predicted near T: {r:?}"
+        );
+    }
     assert!(!report.measured_front.is_empty());
     for c in &report.measured_front {
         assert_eq!(Some(c.latency_ms), c.measured_ms, "{}", c.arch);
