@@ -195,6 +195,22 @@ mod tests {
         );
     }
 
+    /// Accuracies that are noise: a model scored on the networks it was fitted on would find a ranking
+    /// (it fits them); scored on the ones it left out, it finds none.
+    #[test]
+    fn on_noise_the_held_out_tau_is_near_zero() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let noise: Vec<f64> = (0..24)
+            .map(|_| rand::Rng::random_range(&mut rng, 40.0..60.0))
+            .collect();
+        let mut task = results(|_| 0.0);
+        for (n, v) in task.networks.iter_mut().zip(noise) {
+            n.top1 = vec![v];
+        }
+        let curve = few_shot_curve(&task, None, config(), &[16], 200, 2).expect("a curve");
+        assert!(curve[0].fitted.mean.abs() < 0.15, "{:?}", curve[0]);
+    }
+
     #[test]
     fn sizes_that_leave_too_few_networks_are_refused() {
         let task = results(|a| a.to_string().len() as f64);

@@ -325,8 +325,23 @@ mod tests {
             uniform[4].arch.to_string().matches("shuffle3:1.0").count(),
             20
         );
+        // Evenly spaced over the ten scales.
+        let tenths: Vec<u8> = uniform
+            .iter()
+            .map(|n| n.arch.choices()[0].scale().tenths())
+            .collect();
+        assert_eq!(tenths, [1, 3, 6, 8, 10]);
         let equal = of(SampleGroup::Equal);
         let centre = equal[0].cost;
+        // Of one cost: the median of the space's draws, so about half the spread group lies below it.
+        let below = of(SampleGroup::Spread)
+            .iter()
+            .filter(|n| n.cost < centre)
+            .count();
+        assert!(
+            (5..=7).contains(&below),
+            "{below} of 12 spread draws below the equal group"
+        );
         assert!(equal
             .iter()
             .all(|n| (n.cost / centre - 1.0).abs() <= 2.0 * EQUAL_TOLERANCE + 1e-9));
