@@ -314,15 +314,7 @@ fn predict(
         .collect();
     let held_out = predictor::held_out_predictions(&x, &y)?;
     let mut fitted = Predictor::fit(&x, &y, *config)?;
-    fitted.held_out_rmse = Some(
-        (held_out
-            .iter()
-            .zip(&y)
-            .map(|(p, v)| (p - v).powi(2))
-            .sum::<f64>()
-            / y.len() as f64)
-            .sqrt(),
-    );
+    fitted.held_out_rmse = Some(predictor::rmse(&held_out, &y));
     fitted.fitted_on = Some(FittedOn {
         data: GROUND_TRUTH_DATA.into(),
         recipe: truth.recipe.clone(),

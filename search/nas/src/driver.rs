@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 
 use hsconas_devices::{Correction, LatencyModel, LatencyTable, NetworkSample};
 use hsconas_foundation::write_atomic;
-use hsconas_models::{Arch, Op, Scale, SearchSpace};
+use hsconas_models::{Arch, SearchSpace};
 
 use crate::{
-    choose_winner, pareto_front, random_search, shrink_layer, AccuracyOracle, Candidate, Evaluator,
-    Evolution, LayerDecision, NasError, Objective, ObjectiveMode, OracleError, RandomBaseline,
-    Remeasured, Reranked, SearchReport, SearchSettings, SearchState, WinnerChoice, WinnerReason,
-    WinnerSummary,
+    choose_winner, measured_front, objective_front, pareto_front, random_search, shrink_layer,
+    AccuracyOracle, Candidate, Evaluator, Evolution, LayerDecision, NasError, Objective,
+    ObjectiveMode, OracleError, RandomBaseline, Remeasured, Reranked, SearchReport, SearchSettings,
+    SearchState, WinnerChoice, WinnerReason, WinnerSummary,
 };
 
 /// What a search needs from its environment.
@@ -91,13 +91,6 @@ pub fn state_path(out: &Path) -> PathBuf {
     out.join("search.partial.json")
 }
 
-/// The ten uniform channel scalings of `shuffle3`, narrowest first.
-pub fn uniform_scalings() -> Vec<Arch> {
-    Scale::all()
-        .map(|s| Arch::uniform(Op::Shuffle3, s).expect("shuffle3 is allowed in every layer"))
-        .collect()
-}
-
 /// A host's accuracies as an oracle, borrowing the host for one evaluator's lifetime.
 struct HostAccuracy<'h, H>(&'h mut H);
 
@@ -165,7 +158,7 @@ impl SearchDriver<'_> {
             None if objective.mode == ObjectiveMode::Constraint => Evolution::seeded(
                 settings.evolution.clone(),
                 state.space.clone(),
-                &uniform_scalings(),
+                &crate::evolution::uniform_scalings(),
             )?,
             None => Evolution::new(settings.evolution.clone(), state.space.clone())?,
         };
@@ -535,37 +528,6 @@ fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
     let mut all = candidates.to_vec();
     all.sort_by(|a, b| b.score.total_cmp(&a.score));
     all
-}
-
-/// The Pareto front over (accuracy, the latency `F` uses: measured where known, else predicted), each
-/// candidate as it is (`latency_ms` stays the prediction).
-fn objective_front(candidates: &[Candidate]) -> Vec<Candidate> {
-    let by_objective: Vec<Candidate> = candidates
-        .iter()
-        .map(|c| Candidate {
-            latency_ms: c.objective_latency_ms(),
-            ..c.clone()
-        })
-        .collect();
-    pareto_front(&by_objective)
-        .into_iter()
-        .filter_map(|f| candidates.iter().find(|c| c.arch == f.arch).cloned())
-        .collect()
-}
-
-/// The Pareto front of the measured candidates over (accuracy, measured latency), each with its
-/// measured latency as `latency_ms`.
-fn measured_front(candidates: &[Candidate]) -> Vec<Candidate> {
-    let measured: Vec<Candidate> = candidates
-        .iter()
-        .filter_map(|c| {
-            Some(Candidate {
-                latency_ms: c.measured_ms?,
-                ..c.clone()
-            })
-        })
-        .collect();
-    pareto_front(&measured)
 }
 
 /// The report (docs/DESIGN.md section 3); `choice` is the winner ([`choose_winner`]).

@@ -111,6 +111,13 @@ fn generation_rng(seed: u64, generation: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (generation as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F))
 }
 
+/// The ten uniform channel scalings of `shuffle3`, narrowest first.
+pub fn uniform_scalings() -> Vec<Arch> {
+    Scale::all()
+        .map(|s| Arch::uniform(Op::Shuffle3, s).expect("shuffle3 is allowed in every layer"))
+        .collect()
+}
+
 impl Evolution {
     /// A search whose first population is drawn uniformly from `space` (distinct where the space allows).
     pub fn new(settings: EvolutionSettings, space: SearchSpace) -> Result<Evolution, NasError> {

@@ -27,7 +27,7 @@ pub use ground_truth::{
     TrainedRun,
 };
 pub use objective::{Objective, ObjectiveMode};
-pub use pareto::pareto_front;
+pub use pareto::{measured_front, objective_front, pareto_front};
 pub use percentile::PercentileScale;
 pub use report::{
     RandomBaseline, Remeasured, Reranked, SearchReport, SearchSettings, SearchState, WinnerSummary,

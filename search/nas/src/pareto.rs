@@ -21,6 +21,37 @@ pub fn pareto_front(candidates: &[Candidate]) -> Vec<Candidate> {
     front
 }
 
+/// The Pareto front over (accuracy, the latency `F` uses: measured where known, else predicted), each
+/// candidate as it is (`latency_ms` stays the prediction).
+pub fn objective_front(candidates: &[Candidate]) -> Vec<Candidate> {
+    let by_objective: Vec<Candidate> = candidates
+        .iter()
+        .map(|c| Candidate {
+            latency_ms: c.objective_latency_ms(),
+            ..c.clone()
+        })
+        .collect();
+    pareto_front(&by_objective)
+        .into_iter()
+        .filter_map(|f| candidates.iter().find(|c| c.arch == f.arch).cloned())
+        .collect()
+}
+
+/// The Pareto front of the measured candidates over (accuracy, measured latency), each with its
+/// measured latency as `latency_ms`.
+pub fn measured_front(candidates: &[Candidate]) -> Vec<Candidate> {
+    let measured: Vec<Candidate> = candidates
+        .iter()
+        .filter_map(|c| {
+            Some(Candidate {
+                latency_ms: c.measured_ms?,
+                ..c.clone()
+            })
+        })
+        .collect();
+    pareto_front(&measured)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -578,7 +578,7 @@ fn a_constraint_search_starts_from_the_uniform_scalings_and_ends_at_or_under_t()
     let report = driver.run(state, &mut host).expect("search").report;
     let first = &report.generations[0];
     assert_eq!(first.generation, 0);
-    for uniform in driver::uniform_scalings() {
+    for uniform in crate::evolution::uniform_scalings() {
         assert!(
             report.candidates.iter().any(|c| c.arch == uniform),
             "{uniform} was evaluated"

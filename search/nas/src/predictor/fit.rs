@@ -160,13 +160,7 @@ pub fn fit_predictor(
         RankingScore::of(estimate, &y)
             .ok_or_else(|| NasError::Estimator("too few networks to score".into()))
     };
-    let rmse = (held_out
-        .iter()
-        .zip(&y)
-        .map(|(p, v)| (p - v).powi(2))
-        .sum::<f64>()
-        / n as f64)
-        .sqrt();
+    let rmse = super::rmse(&held_out, &y);
     let report = FitReport {
         networks: n,
         trainings: results.trainings(),

@@ -194,6 +194,17 @@ impl Ridge {
 }
 
 /// Each network's prediction by a model that never saw it: fitted (with its strength cross-validated)
+/// Root mean square of `predicted - actual` (points when both are top-1 in percent).
+pub fn rmse(predicted: &[f64], actual: &[f64]) -> f64 {
+    (predicted
+        .iter()
+        .zip(actual)
+        .map(|(p, v)| (p - v).powi(2))
+        .sum::<f64>()
+        / actual.len().max(1) as f64)
+        .sqrt()
+}
+
 /// on all the other networks. Needs four networks or more.
 pub fn held_out_predictions(x: &[Vec<f64>], y: &[f64]) -> Result<Vec<f64>, NasError> {
     (0..x.len())
