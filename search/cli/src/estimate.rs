@@ -316,6 +316,12 @@ impl ScaledEstimator {
         }))
     }
 
+    /// Answers with `predictor` from now on (the refit of `hsconas search --refine`).
+    pub(crate) fn adopt(&mut self, predictor: Predictor) {
+        self.scorer = Box::new(move |arch| Ok(predictor.predict(arch)?));
+        self.scale = AccuracyScale::Percent;
+    }
+
     /// `arch`'s accuracy-like fraction in `0..=1`: the predicted top-1 / 100 (clamped, a ridge
     /// regression being unbounded), or the percentile of its score.
     pub(crate) fn fraction(&mut self, arch: &Arch) -> anyhow::Result<f64> {

@@ -100,7 +100,7 @@ enum Command {
     Predictor(predictor::PredictorCommand),
     #[cfg(feature = "train")]
     /// Search an architecture for a latency target: shrink the space, evolve, re-measure on the device.
-    Search(search::SearchArgs),
+    Search(Box<search::SearchArgs>),
     #[cfg(feature = "train")]
     /// The whole pipeline for a device and a latency target: profile, calibrate, supernet, shrink, search,
     /// re-measure, retrain, export; reruns continue where they stopped.
@@ -161,7 +161,7 @@ pub fn run(cli: Cli, #[cfg(feature = "train")] job: &Job) -> anyhow::Result<()> 
             job.collective(),
         ),
         #[cfg(feature = "train")]
-        Command::Search(args) => search::run(args, job.collective()),
+        Command::Search(args) => search::run(*args, job.collective()),
         #[cfg(feature = "train")]
         Command::Run(args) => pipeline::run(args),
         Command::Doctor(args) => doctor::run(args),

@@ -21,7 +21,7 @@ use hsconas_train::{Collective, SingleProcess};
 use serde::{Deserialize, Serialize};
 
 use super::data_args::{DataArgs, Prepared};
-use super::recipe_args::RecipeArgs;
+use super::recipe_args::{recipe_words, RecipeArgs};
 use super::train::{train_prepared, TrainArgs};
 
 /// Networks of a new plan when `--networks` is not given.
@@ -90,29 +90,9 @@ impl CollectArgs {
         )
     }
 
-    /// The recipe in words: everything that changes what a training reaches.
+    /// The recipe in words ([`recipe_words`]).
     fn recipe_words(&self, top1_split: &str) -> String {
-        let r = &self.recipe;
-        format!(
-            "epochs={} batch={} lr={} warmup={} label-smoothing={} weight-decay={} init={} \
-             train-per-class={} val-fraction={} split-seed={} resize={} layout={} top1={top1_split}",
-            r.epochs,
-            r.batch_size,
-            r.lr,
-            r.warmup_epochs.unwrap_or(5),
-            r.label_smoothing,
-            r.weight_decay,
-            format!("{:?}", r.init).to_lowercase(),
-            self.data
-                .train_per_class
-                .map_or("all".to_string(), |n| n.to_string()),
-            self.data.val_fraction,
-            self.data.split_seed,
-            self.data
-                .resize
-                .map_or("none".to_string(), |s| s.to_string()),
-            self.layout,
-        )
+        recipe_words(&self.recipe, &self.data, self.layout, top1_split)
     }
 
     /// `(K, J)` of `--part`, or of the MPI job.

@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use hsconas_models::Layout;
 use hsconas_train::nn::InitScheme;
 use hsconas_train::trainer::RunOptions;
 use hsconas_train::{Collective, LrScaling, SgdSettings, TrainSettings};
+
+use super::data_args::DataArgs;
 
 /// `--epochs`, `--batch-size`, `--lr`, `--warmup-epochs`, `--label-smoothing`, `--weight-decay`,
 /// `--init`, `--max-steps`, `--out`, `--resume`, `--seed`, `--cuda`, `--threads`, `--lr-scaling`.
@@ -124,4 +127,26 @@ impl RecipeArgs {
         }
         Ok(hsconas_train::trainer::device(self.cuda)?)
     }
+}
+
+/// A training recipe in words, as a collection's results and a refitted predictor record it: everything
+/// that changes what a training reaches (the recipe, the data split, the layout, and the split whose
+/// top-1 is reported). Two trainings with the same words are the same task.
+pub fn recipe_words(r: &RecipeArgs, data: &DataArgs, layout: Layout, top1_split: &str) -> String {
+    format!(
+        "epochs={} batch={} lr={} warmup={} label-smoothing={} weight-decay={} init={} \
+         train-per-class={} val-fraction={} split-seed={} resize={} layout={layout} top1={top1_split}",
+        r.epochs,
+        r.batch_size,
+        r.lr,
+        r.warmup_epochs.unwrap_or(5),
+        r.label_smoothing,
+        r.weight_decay,
+        format!("{:?}", r.init).to_lowercase(),
+        data.train_per_class
+            .map_or("all".to_string(), |n| n.to_string()),
+        data.val_fraction,
+        data.split_seed,
+        data.resize.map_or("none".to_string(), |s| s.to_string()),
+    )
 }

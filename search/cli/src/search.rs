@@ -19,13 +19,15 @@ use hsconas_train::sgd::SgdSettings;
 use hsconas_train::short_training::ShortTraining;
 use hsconas_train::supernet_run::{evaluate_subnet, EvalData, SupernetTraining};
 use hsconas_train::trainer::{self, checkpoint_path, RunOptions, TrainSettings};
-use hsconas_train::{Collective, LrScaling};
+use hsconas_train::{Collective, LrScaling, SingleProcess};
 
 use super::data_args::Prepared;
 use super::estimate::ScaledEstimator;
+use super::recipe_args::recipe_words;
 use super::search_ranks::{self, Follower, Work};
 use super::search_report;
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset, SupernetModel};
+use super::train::{train_prepared, TrainArgs};
 
 pub use super::search_args::{SearchArgs, SearchOptions};
 
@@ -61,10 +63,57 @@ fn tie_margin(args: &SearchArgs, settings: &SearchSettings) -> anyhow::Result<f6
     Ok(predictor.held_out_rmse.map_or(0.0, |points| points / 100.0))
 }
 
+/// The recipe of `--refine`'s trainings in words ([`recipe_words`]).
+fn refine_recipe_words(args: &SearchArgs, data: &Prepared, config: &NetConfig) -> String {
+    let split = if data.test.is_some() {
+        "test"
+    } else {
+        "validation"
+    };
+    recipe_words(
+        &args.refine_recipe(PathBuf::new()),
+        &args.data,
+        config.layout,
+        split,
+    )
+}
+
+/// Says so, naming both, when `--refine` trains with another recipe than the predictor in use was fitted
+/// on: the refit then adapts the predictor to the refinement's recipe.
+fn note_recipe_difference(settings: &SearchSettings, recipe: &str) -> anyhow::Result<()> {
+    let predictor = match &settings.predictor {
+        Some(path) => Predictor::load(path)?,
+        None => Predictor::built_in()?,
+    };
+    let fitted = predictor
+        .fitted_on
+        .as_ref()
+        .map_or("(not recorded)", |f| f.recipe.as_str());
+    if fitted != recipe {
+        eprintln!(
+            "note: --refine trains with \"{recipe}\"; the predictor was fitted on trainings with \"{fitted}\": \
+             the refit corrects it towards the refinement's recipe, and its accuracies until then are on \
+             the predictor's"
+        );
+    }
+    Ok(())
+}
+
+/// A folder name for `arch`'s refinement training: FNV-1a of its string (stable across builds).
+fn refine_dir(out: &Path, arch: &Arch) -> PathBuf {
+    let hash = arch
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    out.join("refine").join(format!("{hash:016x}"))
+}
+
 /// `hsconas search`, by every rank of `collective`: rank 0 searches, the others evaluate their share of
 /// each batch of candidates (`search_ranks`).
 pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> {
-    let settings = args.settings()?;
+    let mut settings = args.settings()?;
     if args.supernet.is_some() && settings.supernet.is_none() {
         eprintln!(
             "warning: --supernet is not read: the search estimates accuracy with {}",
@@ -74,6 +123,21 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
     let objective = settings.objective;
     let tie_margin = tie_margin(&args, &settings)?;
     let root = collective.is_root();
+    let (table, measurer) = args.device.open(&args.table)?;
+    let config = table.provenance.net_config();
+    let data = args.data.prepare()?;
+    ensure_data_matches(&data, &config)?;
+    if let Some(refine) = &mut settings.refine {
+        anyhow::ensure!(
+            collective.size() == 1,
+            "--refine runs in one process: the refitted predictor would not reach the other ranks \
+             (a predictor search needs no ranks)"
+        );
+        refine.recipe = refine_recipe_words(&args, &data, &config);
+    }
+    if let Some(refine) = &settings.refine {
+        note_recipe_difference(&settings, &refine.recipe)?;
+    }
     let state = if root {
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?;
@@ -86,7 +150,6 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
         None
     };
 
-    let (table, measurer) = args.device.open(&args.table)?;
     if let Some(n) = args.threads {
         tch::set_num_threads(n as i32);
     }
@@ -115,9 +178,6 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
         }
         None => None,
     };
-    let config = table.provenance.net_config();
-    let data = args.data.prepare()?;
-    ensure_data_matches(&data, &config)?;
     let eval_data = EvalData {
         train: data.train.clone(),
         val: spread_subset(&data.val, args.options.eval_images),
@@ -338,6 +398,31 @@ impl SearchHost for SupernetHost<'_> {
             &self.data.transform,
         )?;
         Ok(top1 / 100.0)
+    }
+
+    /// `arch` trained from scratch with `--refine`'s recipe into `refine/<hash>/` (resumed from its
+    /// checkpoint after a kill): its test top-1 (validation without a test split).
+    fn train_accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
+        let mut train = TrainArgs::new(arch.to_string(), self.args.data.clone());
+        train.layout = self.config.layout;
+        train.recipe = self.args.refine_recipe(refine_dir(&self.args.out, arch));
+        let info = train_prepared(&train, &self.data, &SingleProcess)
+            .map_err(|e| OracleError::from(format!("{e:#}")))?
+            .ok_or("the training stopped before its last epoch")?;
+        let top1 = info
+            .test
+            .or(info.val)
+            .ok_or("the training reported no test or validation accuracy")?
+            .top1;
+        Ok(top1 / 100.0)
+    }
+
+    fn adopt_predictor(&mut self, predictor: &Predictor) -> Result<(), OracleError> {
+        let Some(cheap) = &mut self.cheap else {
+            return Err("the search does not use the predictor".into());
+        };
+        cheap.adopt(predictor.clone());
+        Ok(())
     }
 
     /// Two separate measuring passes, the lower value of each network kept: interference on a shared

@@ -5,11 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use hsconas_nas::{Estimator, EvolutionSettings, Objective, ObjectiveMode, SearchSettings};
+use hsconas_nas::{
+    Estimator, EvolutionSettings, Objective, ObjectiveMode, RefineSettings, SearchSettings,
+};
 use hsconas_train::short_training::ShortTraining;
 
 use super::data_args::DataArgs;
 use super::measure_args::TableDeviceArgs;
+use super::recipe_args::RecipeArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -56,6 +59,23 @@ pub struct SearchArgs {
 }
 
 impl SearchArgs {
+    /// The recipe of `--refine`'s trainings (`hsconas train`'s defaults otherwise), each into `out`.
+    pub fn refine_recipe(&self, out: PathBuf) -> RecipeArgs {
+        let o = &self.options;
+        RecipeArgs {
+            epochs: o.refine_epochs,
+            batch_size: o.refine_batch_size,
+            lr: o.refine_lr,
+            warmup_epochs: Some(o.refine_warmup_epochs),
+            resume: hsconas_train::trainer::checkpoint_path(&out).is_file(),
+            out: Some(out),
+            seed: o.seed,
+            cuda: self.cuda,
+            threads: self.threads,
+            ..RecipeArgs::default()
+        }
+    }
+
     /// `--out` when absent.
     pub const DEFAULT_OUT: &str = "runs/search";
 
@@ -178,6 +198,27 @@ pub struct SearchOptions {
     /// Training steps (batches of 64) of each re-ranked candidate's short training.
     #[arg(help_heading = "Accuracy estimator", long, default_value_t = SearchOptions::default().rerank_steps, value_name = "N")]
     pub rerank_steps: usize,
+    /// Train the K best candidates that meet T (after re-measurement, measuring more when fewer than K
+    /// do) with the recipe below, refit the predictor on them as a correction of the one in use, score
+    /// every candidate again (the trained ones with their trained test top-1) and search on for
+    /// --extra-generations; the report gives the predictor's error on them before and after (held out).
+    /// Needs the predictor estimator and K >= 4. Each training costs what `hsconas train` costs with the
+    /// recipe; use the recipe your predictor was fitted with (a warning names both when they differ).
+    /// 0: no refinement. --rerank stays a separate, cheaper re-ranking without refitting.
+    #[arg(help_heading = "Refinement", long, default_value_t = SearchOptions::default().refine, value_name = "K")]
+    pub refine: usize,
+    /// Epochs of each refinement training.
+    #[arg(help_heading = "Refinement", long, default_value_t = SearchOptions::default().refine_epochs, value_name = "E")]
+    pub refine_epochs: usize,
+    /// Warm-up epochs of each refinement training.
+    #[arg(help_heading = "Refinement", long, default_value_t = SearchOptions::default().refine_warmup_epochs, value_name = "E")]
+    pub refine_warmup_epochs: usize,
+    /// Peak learning rate of each refinement training (cosine schedule).
+    #[arg(help_heading = "Refinement", long, default_value_t = SearchOptions::default().refine_lr, value_name = "LR")]
+    pub refine_lr: f64,
+    /// Images per step of each refinement training.
+    #[arg(help_heading = "Refinement", long, default_value_t = SearchOptions::default().refine_batch_size, value_name = "B")]
+    pub refine_batch_size: usize,
 }
 
 /// The command line's defaults: the paper's N = 100 and the evolution's own defaults (population 50,
@@ -212,6 +253,11 @@ impl Default for SearchOptions {
             extra_generations: 5,
             rerank: 0,
             rerank_steps: ShortTraining::default().steps,
+            refine: 0,
+            refine_epochs: 3,
+            refine_warmup_epochs: 1,
+            refine_lr: 0.05,
+            refine_batch_size: 64,
         }
     }
 }
@@ -282,6 +328,30 @@ impl SearchArgs {
             "--estimator supernet needs --supernet CHECKPOINT; a cheap estimator (the default \
              `predictor`, `naswot`, `macs`, ...) needs none"
         );
+        let refine = (o.refine > 0)
+            .then(|| -> anyhow::Result<RefineSettings> {
+                anyhow::ensure!(
+                    estimator == Estimator::Predictor,
+                    "--refine refits the predictor: it needs --estimator predictor (the default without \
+                     --supernet), not {estimator}"
+                );
+                anyhow::ensure!(
+                    o.remeasure > 0,
+                    "--refine trains candidates measured to meet T: it needs --remeasure 1 or more"
+                );
+                anyhow::ensure!(
+                    o.refine_epochs > 0 && o.refine_batch_size > 0 && o.refine_lr > 0.0,
+                    "--refine-epochs, --refine-batch-size and --refine-lr must be positive"
+                );
+                let settings = RefineSettings {
+                    candidates: o.refine,
+                    // Filled in by `search::run` once the table says the layout.
+                    recipe: String::new(),
+                };
+                settings.validate()?;
+                Ok(settings)
+            })
+            .transpose()?;
         Ok(SearchSettings {
             supernet: self
                 .supernet
@@ -304,6 +374,7 @@ impl SearchArgs {
                 .clone()
                 .filter(|_| estimator == Estimator::Predictor),
             predicted_top1: estimator.scores_accuracy(),
+            refine,
         })
     }
 }

@@ -4,9 +4,10 @@
 use hsconas_foundation::outln;
 use std::path::Path;
 
+use hsconas_models::Arch;
 use hsconas_nas::{
-    pareto_front, Candidate, Estimator, Evolution, GenerationStats, ObjectiveMode, SearchReport,
-    SearchSettings,
+    pareto_front, Candidate, Estimator, Evolution, GenerationStats, ObjectiveMode, Refined,
+    SearchReport, SearchSettings,
 };
 use hsconas_plots::{Histogram, Scatter, Series, BLUE, GREY, ORANGE};
 
@@ -147,6 +148,15 @@ pub(super) fn print_summary(report: &SearchReport, out: &Path) -> std::io::Resul
                 "accuracy     {:.2}% (validation, supernet weights)",
                 w.accuracy * 100.0
             )?,
+            None if refined(report, &w.arch).is_some() => outln!(
+                "accuracy     {:.2}% (test top-1 of its refinement training, {})",
+                w.accuracy * 100.0,
+                report
+                    .settings
+                    .refine
+                    .as_ref()
+                    .map_or("", |r| r.recipe.as_str())
+            )?,
             None if report.settings.estimator == Estimator::Predictor => outln!(
                 "accuracy     {:.2}% (test top-1 predicted by the predictor: an estimate)",
                 w.accuracy * 100.0
@@ -185,6 +195,21 @@ pub(super) fn print_summary(report: &SearchReport, out: &Path) -> std::io::Resul
     } else {
         outln!("winner       - (nothing was evaluated)")?;
     }
+    if let Some(r) = &report.refinement {
+        match (&r.skipped, r.rmse_before, r.rmse_after_held_out) {
+            (Some(reason), _, _) => outln!("refinement   skipped: {reason}")?,
+            (None, Some(before), Some(after)) => outln!(
+                "refinement   {} candidates trained; the predictor's error on them: {before:.2} points of \
+                 top-1 before the refit, {after:.2} after (each predicted by a refit without it); refit \
+                 in {}",
+                r.refined.len(),
+                r.predictor_file
+                    .as_ref()
+                    .map_or(String::new(), |f| f.display().to_string())
+            )?,
+            _ => {}
+        }
+    }
     outln!(
         "evaluated    {} candidates ({} cache hits), space 10^{:.1}",
         report.evaluations,
@@ -193,4 +218,14 @@ pub(super) fn print_summary(report: &SearchReport, out: &Path) -> std::io::Resul
     )?;
     outln!("report       {}", out.join("search.json").display())?;
     Ok(())
+}
+
+/// `arch`'s refinement training, if it had one.
+fn refined<'r>(report: &'r SearchReport, arch: &Arch) -> Option<&'r Refined> {
+    report
+        .refinement
+        .as_ref()?
+        .refined
+        .iter()
+        .find(|r| &r.arch == arch)
 }

@@ -125,11 +125,23 @@ impl Network {
 pub fn run(args: TrainArgs, collective: &dyn Collective) -> anyhow::Result<()> {
     Network::from_args(&args)?;
     let data = args.data.prepare()?;
-    train_prepared(&args, &data, collective).map(drop)
+    if let Some(info) = train_prepared(&args, &data, collective)? {
+        let out = args.recipe.out("runs/train");
+        outln!(
+            "validation top-1 {:.2}%{}; weights in {}",
+            info.val.as_ref().map_or(f64::NAN, |v| v.top1),
+            info.test
+                .as_ref()
+                .map(|t| format!(", test top-1 {:.2}%", t.top1))
+                .unwrap_or_default(),
+            out.join(WEIGHTS_FILE).display()
+        )?;
+    }
+    Ok(())
 }
 
 /// Trains what `args` says on `data` (already prepared from `args.data`) into `args.recipe`'s output
-/// folder; returns what rank 0 wrote beside the weights once every epoch is done (`None` on the other
+/// folder, writing nothing to stdout (its callers own it); returns what rank 0 wrote beside the weights once every epoch is done (`None` on the other
 /// ranks and for a run stopped early by `--max-steps`, which leaves a checkpoint to resume).
 pub fn train_prepared(
     args: &TrainArgs,
@@ -212,12 +224,5 @@ pub fn train_prepared(
         test: test.map(exported),
     };
     info.save(&out.join(MODEL_INFO_FILE))?;
-    outln!(
-        "validation top-1 {:.2}%{}; weights in {}",
-        val.top1,
-        test.map(|t| format!(", test top-1 {:.2}%", t.top1))
-            .unwrap_or_default(),
-        out.join(WEIGHTS_FILE).display()
-    )?;
     Ok(Some(info))
 }

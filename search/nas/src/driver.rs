@@ -13,6 +13,8 @@ use hsconas_devices::{Correction, LatencyModel, LatencyTable, NetworkSample};
 use hsconas_foundation::write_atomic;
 use hsconas_models::{Arch, SearchSpace};
 
+use crate::predictor::Predictor;
+
 use crate::{
     choose_winner, measured_front, objective_front, pareto_front, random_search, shrink_layer,
     AccuracyOracle, Candidate, Evaluator, Evolution, LayerDecision, NasError, Objective,
@@ -41,6 +43,18 @@ pub trait SearchHost {
     /// refuse re-ranking.
     fn rerank_accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
         Err(format!("this search host cannot re-rank candidates ({arch})").into())
+    }
+    /// The test top-1 (a fraction in `0..=1`) of `arch` trained with the user's recipe
+    /// (`SearchSettings::refine`), resuming an interrupted training of it. Hosts without one refuse
+    /// refinement.
+    fn train_accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
+        Err(format!("this search host cannot train candidates ({arch})").into())
+    }
+    /// From now on, [`SearchHost::accuracy`] answers with `predictor` (the refit of `--refine`), as a
+    /// fraction (its predicted top-1 / 100). Hosts without a predictor refuse.
+    fn adopt_predictor(&mut self, predictor: &Predictor) -> Result<(), OracleError> {
+        let _ = predictor;
+        Err("this search host cannot change its accuracy estimator".into())
     }
 }
 
@@ -92,7 +106,7 @@ pub fn state_path(out: &Path) -> PathBuf {
 }
 
 /// A host's accuracies as an oracle, borrowing the host for one evaluator's lifetime.
-struct HostAccuracy<'h, H>(&'h mut H);
+pub(crate) struct HostAccuracy<'h, H>(pub(crate) &'h mut H);
 
 impl<H: SearchHost> AccuracyOracle for HostAccuracy<'_, H> {
     fn accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
@@ -119,6 +133,12 @@ impl SearchDriver<'_> {
     ) -> Result<SearchOutcome, NasError> {
         let settings = state.settings.clone();
         let objective = settings.objective;
+        if settings.refine.is_some() && self.correction.remeasure == 0 {
+            return Err(NasError::Estimator(
+                "--refine trains candidates measured to meet T: it needs --remeasure 1 or more"
+                    .into(),
+            ));
+        }
         for (s, stage) in settings.stages.iter().enumerate() {
             {
                 let mut evaluator = self.evaluator(host, &state)?;
@@ -146,6 +166,15 @@ impl SearchDriver<'_> {
             }
         }
 
+        // A resumed search that refitted its predictor goes on with the refit.
+        if let Some(file) = state
+            .refinement
+            .as_ref()
+            .and_then(|r| r.predictor_file.as_ref())
+        {
+            host.adopt_predictor(&Predictor::load(file)?)
+                .map_err(host_error("using the refitted predictor"))?;
+        }
         let mut evaluator = self.evaluator(host, &state)?;
         // Checkpoints from before candidates carried their measurements.
         for r in &state.remeasured {
@@ -162,6 +191,15 @@ impl SearchDriver<'_> {
             )?,
             None => Evolution::new(settings.evolution.clone(), state.space.clone())?,
         };
+        let mut refine_pending = settings.refine.is_some() && state.refinement.is_none();
+        // Killed while training the refinement's candidates: finish those first.
+        if refine_pending && !state.refined.is_empty() {
+            refine_pending = false;
+            if self.refine(&mut state, &mut evaluator)? {
+                evo.extend(self.correction.extra_generations.max(1));
+            }
+            self.checkpoint(&mut state, &evo, &evaluator)?;
+        }
         loop {
             while !evo.is_done() {
                 let g = evo.step(&mut evaluator)?;
@@ -192,10 +230,21 @@ impl SearchDriver<'_> {
                 .as_ref()
                 .is_none_or(|c| c.reason == WinnerReason::WithinTolerance);
             if met || state.rounds >= self.correction.max_rounds {
+                self.checkpoint(&mut state, &evo, &evaluator)?;
+                if refine_pending {
+                    refine_pending = false;
+                    let refitted = self.refine(&mut state, &mut evaluator)?;
+                    if refitted {
+                        evo.extend(self.correction.extra_generations.max(1));
+                    }
+                    self.checkpoint(&mut state, &evo, &evaluator)?;
+                    if refitted {
+                        continue;
+                    }
+                }
                 if let Some(choice) = &choice {
                     tracing::info!("winner: {}", choice.explanation(&objective));
                 }
-                self.checkpoint(&mut state, &evo, &evaluator)?;
                 break;
             }
             state.rounds += 1;
@@ -341,7 +390,7 @@ impl SearchDriver<'_> {
 
     /// Measures `best` on the device, records their latencies and keeps them as correction samples;
     /// `front`: they are members of the Pareto front measured after the search.
-    fn measure<H: SearchHost>(
+    pub(crate) fn measure<H: SearchHost>(
         &self,
         state: &mut SearchState,
         evaluator: &mut Evaluator<HostAccuracy<'_, H>>,
@@ -446,7 +495,7 @@ impl SearchDriver<'_> {
         self.save(state)
     }
 
-    fn save(&self, state: &SearchState) -> Result<(), NasError> {
+    pub(crate) fn save(&self, state: &SearchState) -> Result<(), NasError> {
         write_json(&state_path(&self.out), state)
     }
 }
@@ -557,6 +606,7 @@ fn report<O: AccuracyOracle>(
         measured_front: measured_front(evaluator.evaluated()),
         remeasured: state.remeasured.clone(),
         reranked: state.reranked.clone(),
+        refinement: state.refinement.clone(),
         correction_rounds: state.rounds,
         winner: choice.map(|w| WinnerSummary::new(&w, objective).with_raw(&state.remeasured)),
         random_baseline: None,

@@ -220,6 +220,57 @@ impl<O: AccuracyOracle> Evaluator<O> {
         &self.model
     }
 
+    /// Asks the oracle again for the accuracy of every evaluated candidate (one batch, after the oracle
+    /// changed: a refitted predictor), except those in `known`, which take the accuracy given there;
+    /// scores are recomputed, measured latencies kept, the evaluation order unchanged.
+    pub fn reassess(&mut self, known: &HashMap<Arch, f64>) -> Result<(), NasError> {
+        let ask: Vec<Arch> = self
+            .evaluated
+            .iter()
+            .filter(|c| !known.contains_key(&c.arch))
+            .map(|c| c.arch.clone())
+            .collect();
+        let answers = self
+            .oracle
+            .accuracies(&ask)
+            .map_err(|source| NasError::Oracle {
+                arch: format!("one of {} architectures", ask.len()),
+                source,
+            })?;
+        if answers.len() != ask.len() {
+            return Err(NasError::Oracle {
+                arch: format!("one of {} architectures", ask.len()),
+                source: OracleError::from(format!(
+                    "{} accuracies for {} architectures",
+                    answers.len(),
+                    ask.len()
+                )),
+            });
+        }
+        let mut fresh: HashMap<&Arch, f64> = ask.iter().zip(answers).collect();
+        for (arch, &accuracy) in known.iter().chain(fresh.iter().map(|(a, v)| (*a, v))) {
+            if !(0.0..=1.0).contains(&accuracy) {
+                return Err(NasError::AccuracyOutOfRange {
+                    arch: arch.to_string(),
+                    accuracy,
+                });
+            }
+        }
+        let old = std::mem::take(&mut self.evaluated);
+        self.evaluated = old
+            .into_iter()
+            .map(|c| {
+                let accuracy = known
+                    .get(&c.arch)
+                    .copied()
+                    .or_else(|| fresh.remove(&c.arch))
+                    .unwrap_or(c.accuracy);
+                self.rescored(c.arch, accuracy, c.measured_ms)
+            })
+            .collect();
+        Ok(())
+    }
+
     /// Replaces the latency model (a new correction after re-measurement) and rescores every cached
     /// candidate; accuracies and measurements are kept.
     pub fn set_model(&mut self, model: LatencyModel) {
@@ -229,5 +280,81 @@ impl<O: AccuracyOracle> Evaluator<O> {
             .into_iter()
             .map(|c| self.rescored(c.arch, c.accuracy, c.measured_ms))
             .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
+    use hsconas_models::SearchSpace;
+
+    use super::*;
+    use crate::tests::evaluator;
+    use crate::Objective;
+    use crate::ObjectiveMode;
+
+    #[test]
+    fn a_batch_is_evaluated_as_one_by_one_would_be() {
+        let space = SearchSpace::full();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
+        let a = space.sample(&mut rng);
+        let b = space.sample(&mut rng);
+        let c = space.sample(&mut rng);
+        let batch = [a.clone(), b.clone(), a.clone(), c.clone(), b.clone()];
+        let (one_calls, batch_calls) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let mut one = evaluator(3.0, one_calls.clone());
+        one.evaluate(&c).expect("evaluates");
+        let mut all = evaluator(3.0, batch_calls.clone());
+        all.evaluate(&c).expect("evaluates");
+        let singly: Vec<Candidate> = batch
+            .iter()
+            .map(|x| one.evaluate(x).expect("evaluates"))
+            .collect();
+        let together = all.evaluate_all(&batch).expect("evaluates");
+        assert_eq!(together, singly);
+        assert_eq!(all.evaluated(), one.evaluated(), "same cache order");
+        assert_eq!(
+            (all.cache_hits(), batch_calls.get()),
+            (one.cache_hits(), one_calls.get())
+        );
+        assert_eq!(batch_calls.get(), 3, "a, b and c once each");
+    }
+
+    /// `Evaluator::reassess`: known accuracies replace the oracle's, the others are asked again in one
+    /// batch, measurements stay, and an accuracy out of range is refused.
+    #[test]
+    fn reassessing_asks_again_and_keeps_what_is_known() {
+        let model = crate::tests::model();
+        let objective = Objective::new(0.7, -0.5, ObjectiveMode::Penalty).expect("objective");
+        let space = SearchSpace::full();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+        let archs: Vec<Arch> = (0..3).map(|_| space.sample(&mut rng)).collect();
+        // Restored with 0.5 each; the oracle now says 0.6.
+        let mut evaluator = Evaluator::new(|_: &Arch| Ok(0.6), model, objective);
+        evaluator.restore(archs.iter().map(|a| Candidate {
+            arch: a.clone(),
+            accuracy: 0.5,
+            latency_ms: 0.0,
+            measured_ms: (a == &archs[1]).then_some(0.7),
+            score: 0.0,
+        }));
+        let known: HashMap<Arch, f64> = [(archs[0].clone(), 0.9)].into();
+        evaluator.reassess(&known).expect("reassessed");
+        let accuracies: Vec<f64> = evaluator.evaluated().iter().map(|c| c.accuracy).collect();
+        assert_eq!(accuracies, vec![0.9, 0.6, 0.6]);
+        assert_eq!(evaluator.evaluated()[1].measured_ms, Some(0.7));
+        assert_eq!(
+            evaluator.evaluated()[1].score,
+            objective.score(0.6, 0.7),
+            "scored with its measurement"
+        );
+        let bad: HashMap<Arch, f64> = [(archs[2].clone(), 1.5)].into();
+        assert!(matches!(
+            evaluator.reassess(&bad),
+            Err(NasError::AccuracyOutOfRange { .. })
+        ));
     }
 }

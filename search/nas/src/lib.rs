@@ -13,6 +13,7 @@ pub mod objective;
 pub mod pareto;
 pub mod percentile;
 pub mod predictor;
+pub mod refine;
 pub mod report;
 pub mod shrink;
 pub mod winner;
@@ -29,11 +30,14 @@ pub use ground_truth::{
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::{measured_front, objective_front, pareto_front};
 pub use percentile::PercentileScale;
+pub use refine::{RefineSettings, Refined, Refinement};
 pub use report::{
     RandomBaseline, Remeasured, Reranked, SearchReport, SearchSettings, SearchState, WinnerSummary,
 };
 pub use shrink::{shrink_layer, LayerDecision, OpQuality};
 pub use winner::{choose_winner, WinnerChoice, WinnerReason};
 
+#[cfg(test)]
+mod refine_tests;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Candidate, Estimator, Evolution, EvolutionSettings, GenerationStats, LayerDecision, NasError,
-    Objective, ObjectiveMode, WinnerChoice, WinnerReason,
+    Objective, ObjectiveMode, RefineSettings, Refined, Refinement, WinnerChoice, WinnerReason,
 };
 
 /// What a search was run with; a resumed search must have the same.
@@ -58,6 +58,10 @@ pub struct SearchSettings {
     /// candidates' accuracies are on the other scale).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub predicted_top1: bool,
+    /// `--refine`: the best candidates that meet the target trained with the user's recipe after
+    /// re-measurement, the predictor refitted on them and the evolution continued (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refine: Option<RefineSettings>,
 }
 
 /// One candidate re-ranked with the expensive estimator (short training).
@@ -124,6 +128,12 @@ pub struct SearchState {
     /// Candidates re-ranked with the expensive estimator so far.
     #[serde(default)]
     pub reranked: Vec<Reranked>,
+    /// Candidates trained for `--refine` so far (before the refit).
+    #[serde(default)]
+    pub refined: Vec<Refined>,
+    /// The refinement, once refitted (or skipped).
+    #[serde(default)]
+    pub refinement: Option<Refinement>,
 }
 
 impl SearchState {
@@ -174,6 +184,8 @@ impl SearchState {
             rounds: 0,
             finetuned: 0,
             reranked: Vec::new(),
+            refined: Vec::new(),
+            refinement: None,
         })
     }
 }
@@ -348,6 +360,9 @@ pub struct SearchReport {
     /// Candidates re-ranked with the expensive estimator (empty without `--rerank`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reranked: Vec<Reranked>,
+    /// What `--refine` trained and how the refitted predictor did on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refinement: Option<Refinement>,
     /// Correction rounds.
     pub correction_rounds: usize,
     /// The winner (none when nothing was evaluated).

@@ -10,14 +10,16 @@ use hsconas_models::{Arch, LayerSpace, Op, SearchSpace, NUM_LAYERS};
 
 use super::*;
 
-fn model() -> LatencyModel {
+pub(crate) fn model() -> LatencyModel {
     let path = hsconas_foundation::package_dir!().join("../../devices/tables/local-cpu-A-32.json");
     let table = LatencyTable::load(&path).expect("committed table");
     LatencyModel::from_table(&table).expect("complete table")
 }
 
 /// Wider is more accurate; `shuffle5` is the best operator, `skip` the worst. Counts its calls.
-fn oracle(calls: Rc<Cell<usize>>) -> impl FnMut(&Arch) -> Result<f64, crate::OracleError> {
+pub(crate) fn oracle(
+    calls: Rc<Cell<usize>>,
+) -> impl FnMut(&Arch) -> Result<f64, crate::OracleError> {
     move |arch: &Arch| {
         calls.set(calls.get() + 1);
         let total: f64 = arch
@@ -33,7 +35,7 @@ fn oracle(calls: Rc<Cell<usize>>) -> impl FnMut(&Arch) -> Result<f64, crate::Ora
     }
 }
 
-fn evaluator(
+pub(crate) fn evaluator(
     target_ms: f64,
     calls: Rc<Cell<usize>>,
 ) -> Evaluator<impl FnMut(&Arch) -> Result<f64, crate::OracleError>> {
@@ -289,7 +291,7 @@ impl SlowDeviceHost {
 }
 
 /// The committed latency table of this machine at input 32.
-fn committed_table() -> LatencyTable {
+pub(crate) fn committed_table() -> LatencyTable {
     let path = hsconas_foundation::package_dir!().join("../../devices/tables/local-cpu-A-32.json");
     LatencyTable::load(&path).expect("committed table")
 }
@@ -335,6 +337,7 @@ fn driver_settings() -> SearchSettings {
         estimator: crate::Estimator::Supernet,
         predictor: None,
         predicted_top1: false,
+        refine: None,
     }
 }
 
@@ -500,33 +503,6 @@ fn the_driver_reranks_the_best_and_chooses_among_them() {
         "F of the winner uses the re-ranked accuracy"
     );
     assert!(winner.measured_ms.is_some());
-}
-
-#[test]
-fn a_batch_is_evaluated_as_one_by_one_would_be() {
-    let space = SearchSpace::full();
-    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
-    let a = space.sample(&mut rng);
-    let b = space.sample(&mut rng);
-    let c = space.sample(&mut rng);
-    let batch = [a.clone(), b.clone(), a.clone(), c.clone(), b.clone()];
-    let (one_calls, batch_calls) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
-    let mut one = evaluator(3.0, one_calls.clone());
-    one.evaluate(&c).expect("evaluates");
-    let mut all = evaluator(3.0, batch_calls.clone());
-    all.evaluate(&c).expect("evaluates");
-    let singly: Vec<Candidate> = batch
-        .iter()
-        .map(|x| one.evaluate(x).expect("evaluates"))
-        .collect();
-    let together = all.evaluate_all(&batch).expect("evaluates");
-    assert_eq!(together, singly);
-    assert_eq!(all.evaluated(), one.evaluated(), "same cache order");
-    assert_eq!(
-        (all.cache_hits(), batch_calls.get()),
-        (one.cache_hits(), one_calls.get())
-    );
-    assert_eq!(batch_calls.get(), 3, "a, b and c once each");
 }
 
 /// A `predictor` search checkpointed before its score entered `F` as a predicted top-1 (its candidates'

@@ -83,10 +83,21 @@ pub fn few_shot_curve(
     if draws == 0 {
         return refuse("a curve needs at least one draw per size".into());
     }
-    if let Some(&k) = sizes.iter().find(|&&k| k < 2 || k + MIN_HELD_OUT > n) {
+    // A plain fit cross-validates its strength (three networks or more); an adaptation of a prior
+    // re-levels it from two.
+    let smallest = if prior.is_some() { 2 } else { 3 };
+    if let Some(&k) = sizes
+        .iter()
+        .find(|&&k| k < smallest || k + MIN_HELD_OUT > n)
+    {
         return refuse(format!(
-            "K = {k} with {n} trained networks: each K must be at least 2 and leave {MIN_HELD_OUT} or more \
-             networks to score on"
+            "K = {k} with {n} trained networks: each K must be at least {smallest} ({}) and leave \
+             {MIN_HELD_OUT} or more networks to score on",
+            if prior.is_some() {
+                "adapting a prior"
+            } else {
+                "a fit without a prior"
+            }
         ));
     }
     let x: Vec<Vec<f64>> = results
@@ -214,10 +225,15 @@ mod tests {
     #[test]
     fn sizes_that_leave_too_few_networks_are_refused() {
         let task = results(|a| a.to_string().len() as f64);
-        for k in [1, 21, 24] {
+        for k in [1, 2, 21, 24] {
             let err = few_shot_curve(&task, None, config(), &[k], 10, 0).expect_err("refused");
             assert!(err.to_string().contains(&format!("K = {k}")), "{err}");
         }
+        // Two networks adapt a prior (its level moves: the prior's order, hence its tau, stays), the
+        // default sizes' first.
+        let prior = Predictor::built_in().expect("built in");
+        let two = few_shot_curve(&task, Some(&prior), config(), &[2], 10, 0).expect("K = 2");
+        assert_eq!(two[0].fitted, two[0].prior.expect("a prior"), "{two:?}");
         assert!(few_shot_curve(&task, None, config(), &[4], 0, 0).is_err());
         let plain = few_shot_curve(&task, None, config(), &[20], 5, 0).expect("a curve");
         assert!(plain[0].prior.is_none() && plain[0].fitted_above_prior.is_none());

@@ -91,7 +91,8 @@ pub struct FitReport {
     pub macs: RankingScore,
 }
 
-/// A model fitted on `x` (feature rows) and `y` (accuracies): plain, or on `prior`'s residuals.
+/// A model fitted on `x` (feature rows) and `y` (accuracies): plain (three rows or more), or on `prior`'s
+/// residuals (two or more; with two, only the prior's level moves).
 pub(super) fn fit_model(
     x: &[Vec<f64>],
     y: &[f64],
@@ -105,7 +106,17 @@ pub(super) fn fit_model(
                 .zip(y)
                 .map(|(row, v)| v - p.predict_features(row))
                 .collect();
-            Ridge::fit_cross_validated_among(x, &residual, &ADAPTATION_STRENGTHS)
+            if x.len() < 3 {
+                // Too few to cross-validate a strength: the strongest shrinkage, which only moves the
+                // prior's level (the mean residual).
+                Ridge::fit(
+                    x,
+                    &residual,
+                    ADAPTATION_STRENGTHS[ADAPTATION_STRENGTHS.len() - 1],
+                )
+            } else {
+                Ridge::fit_cross_validated_among(x, &residual, &ADAPTATION_STRENGTHS)
+            }
         }
     }
 }
@@ -119,6 +130,19 @@ pub fn fit_predictor(
     config: NetConfig,
     fitted_on: FittedOn,
 ) -> Result<(Predictor, FitReport), NasError> {
+    fit_predictor_held_out(results, prior, prior_name, config, fitted_on)
+        .map(|(predictor, report, _)| (predictor, report))
+}
+
+/// [`fit_predictor`], also returning each network's held-out prediction (test top-1, percent, by the
+/// model fitted without it), in the order of `results`.
+pub fn fit_predictor_held_out(
+    results: &TrainingResults,
+    prior: Option<&Predictor>,
+    prior_name: &str,
+    config: NetConfig,
+    fitted_on: FittedOn,
+) -> Result<(Predictor, FitReport, Vec<f64>), NasError> {
     let n = results.networks.len();
     if n < MIN_NETWORKS {
         return Err(NasError::Estimator(format!(
@@ -180,7 +204,7 @@ pub fn fit_predictor(
         held_out_rmse: Some(rmse),
         ..Predictor::of(config, ridge, n)
     };
-    Ok((predictor, report))
+    Ok((predictor, report, held_out))
 }
 
 #[cfg(test)]

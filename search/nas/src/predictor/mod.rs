@@ -17,7 +17,8 @@ mod sample;
 
 pub use curve::{few_shot_curve, CurvePoint, TauSpread, MIN_HELD_OUT};
 pub use fit::{
-    fit_predictor, FitReport, PriorChoice, ADAPTATION_STRENGTHS, FEW_NETWORKS, MIN_NETWORKS,
+    fit_predictor, fit_predictor_held_out, FitReport, PriorChoice, ADAPTATION_STRENGTHS,
+    FEW_NETWORKS, MIN_NETWORKS,
 };
 use nalgebra::{DMatrix, DVector};
 pub use results::{TrainedResult, TrainingResults};
