@@ -2,22 +2,11 @@
 //! reproducible for a seed and differ between seeds, the predictor reads the model it is given,
 //! architecture files with a header and comments are read, and bad requests are refused with a reason.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+
+use common::{hsconas, root};
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    hsconas_foundation::package_dir!().join("../..")
-}
-
-fn hsconas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hsconas"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("hsconas runs")
-}
 
 fn json(args: &[&str]) -> Value {
     let out = hsconas(args);

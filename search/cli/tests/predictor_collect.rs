@@ -2,20 +2,12 @@
 //! groups, trainings stopped and resumed, two workers side by side, a results file that `predictor fit`
 //! reads, and a rerun with another recipe refused without touching what was collected.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> PathBuf {
-    hsconas_foundation::package_dir!().join("../..")
-}
+use common::hsconas;
 
-fn hsconas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hsconas"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("hsconas runs")
-}
+use std::path::Path;
+use std::process::Output;
 
 fn ok(out: Output, what: &str) -> Output {
     assert!(

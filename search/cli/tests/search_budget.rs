@@ -4,22 +4,14 @@
 //! predictor, writes it as a predictor file and reports its error before and after; settings that cannot
 //! work are refused before anything runs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::hsconas;
+
+use std::path::Path;
+use std::process::Output;
 
 use hsconas_nas::predictor::Predictor;
-
-fn root() -> PathBuf {
-    hsconas_foundation::package_dir!().join("../..")
-}
-
-fn hsconas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hsconas"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("hsconas runs")
-}
 
 /// A predictor search for T = 0.7 ms into `out`, with `extra` flags (`--mode` among them).
 fn search(out: &Path, extra: &[&str]) -> Output {

@@ -14,12 +14,10 @@ use hsconas_foundation::write_atomic;
 use hsconas_models::{Arch, SearchSpace};
 
 use crate::predictor::Predictor;
-
 use crate::{
-    choose_winner, measured_front, objective_front, pareto_front, random_search, shrink_layer,
-    AccuracyOracle, Candidate, Evaluator, Evolution, LayerDecision, NasError, Objective,
-    ObjectiveMode, OracleError, RandomBaseline, Remeasured, Reranked, SearchReport, SearchSettings,
-    SearchState, WinnerChoice, WinnerReason, WinnerSummary,
+    choose_winner, objective_front, random_search, shrink_layer, AccuracyOracle, Candidate,
+    Evaluator, Evolution, LayerDecision, NasError, Objective, ObjectiveMode, OracleError,
+    RandomBaseline, Remeasured, Reranked, SearchReport, SearchSettings, SearchState, WinnerReason,
 };
 
 /// What a search needs from its environment.
@@ -229,7 +227,13 @@ impl SearchDriver<'_> {
             let met = choice
                 .as_ref()
                 .is_none_or(|c| c.reason == WinnerReason::WithinTolerance);
-            if met || state.rounds >= self.correction.max_rounds {
+            // Under a budget, a model that over-predicts the device by more than the tolerance leaves
+            // budget unused even when the winner is under T: correct it too.
+            let over =
+                crate::winner::overprediction(&state.remeasured, state.rounds).filter(|&o| {
+                    objective.mode == ObjectiveMode::Constraint && o > self.correction.tolerance
+                });
+            if (met && over.is_none()) || state.rounds >= self.correction.max_rounds {
                 self.checkpoint(&mut state, &evo, &evaluator)?;
                 if refine_pending {
                     refine_pending = false;
@@ -248,10 +252,21 @@ impl SearchDriver<'_> {
                 break;
             }
             state.rounds += 1;
+            let why = match over {
+                Some(o) if met => format!(
+                    "the latency model over-predicts the re-measured candidates by {:.1}% (median), more \
+                     than the ±{:.1}% tolerance, so the budget is not used",
+                    o * 100.0,
+                    self.correction.tolerance * 100.0
+                ),
+                _ => format!(
+                    "no re-measured candidate is within ±{:.1}% of T (closest: {:+.1}%)",
+                    self.correction.tolerance * 100.0,
+                    choice.as_ref().map_or(f64::NAN, |c| c.relative_to_target(&objective) * 100.0)
+                ),
+            };
             tracing::info!(
-                "no re-measured candidate is within ±{:.1}% of T (closest: {:+.1}%): correcting the latency model with {} re-measured networks and searching {} more generations",
-                self.correction.tolerance * 100.0,
-                choice.as_ref().map_or(f64::NAN, |c| c.relative_to_target(&objective) * 100.0),
+                "{why}: correcting the latency model with {} re-measured networks and searching {} more generations",
                 state.extra_samples.len(),
                 self.correction.extra_generations
             );
@@ -292,7 +307,7 @@ impl SearchDriver<'_> {
             self.correction.tolerance,
             self.correction.tie_margin,
         );
-        let mut report = report(&state, &evaluator, &evo, choice);
+        let mut report = crate::report::assemble(&state, &evaluator, &evo, choice);
         let model = evaluator.model().clone();
         let search_best_score = evaluator.best().map(|c| c.score);
         drop(evaluator);
@@ -380,11 +395,12 @@ impl SearchDriver<'_> {
         evaluator: &mut Evaluator<HostAccuracy<'_, H>>,
     ) -> Result<(), NasError> {
         let objective = state.settings.objective;
-        let best: Vec<Candidate> = ranked(&pool(state, evaluator.evaluated(), &objective))
-            .into_iter()
-            .filter(|c| !state.remeasured.iter().any(|r| r.arch == c.arch))
-            .take(self.correction.remeasure)
-            .collect();
+        let best: Vec<Candidate> =
+            crate::winner::ranked(&pool(state, evaluator.evaluated(), &objective))
+                .into_iter()
+                .filter(|c| !state.remeasured.iter().any(|r| r.arch == c.arch))
+                .take(self.correction.remeasure)
+                .collect();
         self.measure(state, evaluator, best, false)
     }
 
@@ -446,7 +462,7 @@ impl SearchDriver<'_> {
         evaluator: &mut Evaluator<HostAccuracy<'_, H>>,
     ) -> Result<(), NasError> {
         let k = state.settings.rerank;
-        let todo: Vec<Candidate> = ranked(evaluator.evaluated())
+        let todo: Vec<Candidate> = crate::winner::ranked(evaluator.evaluated())
             .into_iter()
             .take(k)
             .filter(|c| !state.reranked.iter().any(|r| r.arch == c.arch))
@@ -458,12 +474,7 @@ impl SearchDriver<'_> {
                 .0
                 .rerank_accuracy(&c.arch)
                 .map_err(host_error("re-ranking a candidate"))?;
-            if !(0.0..=1.0).contains(&accuracy) {
-                return Err(NasError::AccuracyOutOfRange {
-                    arch: c.arch.to_string(),
-                    accuracy,
-                });
-            }
+            let accuracy = NasError::check_accuracy(&c.arch, accuracy)?;
             tracing::info!(
                 "re-ranked {} of {}: {} top-1 {:.2}% ({} {:.2}%)",
                 i + 1,
@@ -547,68 +558,5 @@ pub fn corrected_model(
 /// re-ranking only the re-ranked ones, their accuracy and `F` from the expensive estimator (a supernet
 /// accuracy and a short-training one are not on the same scale, so they are never compared).
 fn pool(state: &SearchState, evaluated: &[Candidate], objective: &Objective) -> Vec<Candidate> {
-    winner_pool(state.settings.rerank, &state.reranked, evaluated, objective)
-}
-
-/// [`pool`] from its parts, shared with [`SearchReport::rechoose_winner`].
-pub(crate) fn winner_pool(
-    rerank: usize,
-    reranked: &[Reranked],
-    evaluated: &[Candidate],
-    objective: &Objective,
-) -> Vec<Candidate> {
-    if rerank == 0 {
-        return evaluated.to_vec();
-    }
-    evaluated
-        .iter()
-        .filter_map(|c| {
-            let r = reranked.iter().find(|r| r.arch == c.arch)?;
-            let mut c = c.clone();
-            c.accuracy = r.accuracy;
-            c.score = objective.score(r.accuracy, c.objective_latency_ms());
-            Some(c)
-        })
-        .collect()
-}
-
-/// Evaluated candidates, best `F` first (evaluation order on ties).
-fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
-    let mut all = candidates.to_vec();
-    all.sort_by(|a, b| b.score.total_cmp(&a.score));
-    all
-}
-
-/// The report (docs/DESIGN.md section 3); `choice` is the winner ([`choose_winner`]).
-fn report<O: AccuracyOracle>(
-    state: &SearchState,
-    evaluator: &Evaluator<O>,
-    evo: &Evolution,
-    choice: Option<WinnerChoice>,
-) -> SearchReport {
-    let objective = evaluator.objective();
-    SearchReport {
-        settings: state.settings.clone(),
-        correction: evaluator.model().correction(),
-        space: state.space.clone(),
-        log10_space_size: state
-            .space
-            .layers()
-            .iter()
-            .map(|l| (l.len() as f64).log10())
-            .sum::<f64>(),
-        shrinking: state.decisions.clone(),
-        generations: evo.history.clone(),
-        evaluations: evaluator.evaluated().len(),
-        cache_hits: evaluator.cache_hits(),
-        candidates: evaluator.evaluated().to_vec(),
-        pareto_front: pareto_front(evaluator.evaluated()),
-        measured_front: measured_front(evaluator.evaluated()),
-        remeasured: state.remeasured.clone(),
-        reranked: state.reranked.clone(),
-        refinement: state.refinement.clone(),
-        correction_rounds: state.rounds,
-        winner: choice.map(|w| WinnerSummary::new(&w, objective).with_raw(&state.remeasured)),
-        random_baseline: None,
-    }
+    crate::winner::winner_pool(state.settings.rerank, &state.reranked, evaluated, objective)
 }

@@ -82,3 +82,20 @@ pub enum NasError {
     #[error(transparent)]
     Space(#[from] SpaceError),
 }
+
+impl NasError {
+    /// `accuracy` when it is a fraction in `0..=1`, else [`NasError::AccuracyOutOfRange`] for `arch`.
+    pub(crate) fn check_accuracy(
+        arch: &impl std::fmt::Display,
+        accuracy: f64,
+    ) -> Result<f64, NasError> {
+        if (0.0..=1.0).contains(&accuracy) {
+            Ok(accuracy)
+        } else {
+            Err(NasError::AccuracyOutOfRange {
+                arch: arch.to_string(),
+                accuracy,
+            })
+        }
+    }
+}

@@ -158,12 +158,7 @@ impl<O: AccuracyOracle> Evaluator<O> {
                 });
             }
             for (arch, &accuracy) in new.iter().zip(&accuracies) {
-                if !(0.0..=1.0).contains(&accuracy) {
-                    return Err(NasError::AccuracyOutOfRange {
-                        arch: arch.to_string(),
-                        accuracy,
-                    });
-                }
+                NasError::check_accuracy(arch, accuracy)?;
             }
             for (arch, accuracy) in new.iter().zip(accuracies) {
                 let c = self.rescored(arch.clone(), accuracy, None);
@@ -249,12 +244,7 @@ impl<O: AccuracyOracle> Evaluator<O> {
         }
         let mut fresh: HashMap<&Arch, f64> = ask.iter().zip(answers).collect();
         for (arch, &accuracy) in known.iter().chain(fresh.iter().map(|(a, v)| (*a, v))) {
-            if !(0.0..=1.0).contains(&accuracy) {
-                return Err(NasError::AccuracyOutOfRange {
-                    arch: arch.to_string(),
-                    accuracy,
-                });
-            }
+            NasError::check_accuracy(arch, accuracy)?;
         }
         let old = std::mem::take(&mut self.evaluated);
         self.evaluated = old

@@ -38,6 +38,6 @@ pub use shrink::{shrink_layer, LayerDecision, OpQuality};
 pub use winner::{choose_winner, WinnerChoice, WinnerReason};
 
 #[cfg(test)]
-mod refine_tests;
+mod budget_tests;
 #[cfg(test)]
 mod tests;

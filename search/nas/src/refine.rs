@@ -271,12 +271,7 @@ impl crate::SearchDriver<'_> {
                 .0
                 .train_accuracy(&c.arch)
                 .map_err(host_error("training a candidate for --refine"))?;
-            if !(0.0..=1.0).contains(&trained) {
-                return Err(NasError::AccuracyOutOfRange {
-                    arch: c.arch.to_string(),
-                    accuracy: trained,
-                });
-            }
+            let trained = NasError::check_accuracy(&c.arch, trained)?;
             tracing::info!(
                 "trained {}: test top-1 {:.2}% (predicted {:.2}%)",
                 c.arch,

@@ -9,8 +9,9 @@ use hsconas_models::{Arch, SearchSpace};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Candidate, Estimator, Evolution, EvolutionSettings, GenerationStats, LayerDecision, NasError,
-    Objective, ObjectiveMode, RefineSettings, Refined, Refinement, WinnerChoice, WinnerReason,
+    measured_front, pareto_front, AccuracyOracle, Candidate, Estimator, Evaluator, Evolution,
+    EvolutionSettings, GenerationStats, LayerDecision, NasError, Objective, ObjectiveMode,
+    RefineSettings, Refined, Refinement, WinnerChoice, WinnerReason,
 };
 
 /// What a search was run with; a resumed search must have the same.
@@ -380,7 +381,7 @@ impl SearchReport {
         let winner = self.winner.as_ref()?;
         let (tolerance, tie_margin) = (winner.tolerance, winner.tie_margin.unwrap_or(0.0));
         let objective = &self.settings.objective;
-        let pool = crate::driver::winner_pool(
+        let pool = crate::winner::winner_pool(
             self.settings.rerank,
             &self.reranked,
             &self.candidates,
@@ -399,6 +400,41 @@ impl SearchReport {
         };
         let bytes = std::fs::read(path).map_err(|e| refuse(format!("cannot be read ({e})")))?;
         serde_json::from_slice(&bytes).map_err(|e| refuse(format!("is not a search report ({e})")))
+    }
+}
+
+/// The report of a finished search (docs/DESIGN.md section 3); `choice` is the winner
+/// ([`crate::choose_winner`]).
+pub(crate) fn assemble<O: AccuracyOracle>(
+    state: &SearchState,
+    evaluator: &Evaluator<O>,
+    evo: &Evolution,
+    choice: Option<WinnerChoice>,
+) -> SearchReport {
+    let objective = evaluator.objective();
+    SearchReport {
+        settings: state.settings.clone(),
+        correction: evaluator.model().correction(),
+        space: state.space.clone(),
+        log10_space_size: state
+            .space
+            .layers()
+            .iter()
+            .map(|l| (l.len() as f64).log10())
+            .sum::<f64>(),
+        shrinking: state.decisions.clone(),
+        generations: evo.history.clone(),
+        evaluations: evaluator.evaluated().len(),
+        cache_hits: evaluator.cache_hits(),
+        candidates: evaluator.evaluated().to_vec(),
+        pareto_front: pareto_front(evaluator.evaluated()),
+        measured_front: measured_front(evaluator.evaluated()),
+        remeasured: state.remeasured.clone(),
+        reranked: state.reranked.clone(),
+        refinement: state.refinement.clone(),
+        correction_rounds: state.rounds,
+        winner: choice.map(|w| WinnerSummary::new(&w, objective).with_raw(&state.remeasured)),
+        random_baseline: None,
     }
 }
 

@@ -216,7 +216,7 @@ fn a_strong_penalty_finds_networks_near_the_target() {
 
 /// A host whose device is 5% slower than the table's sums, whose accuracies follow [`oracle`], which
 /// records its fine-tunings and fails its measurements while `fail_measuring` is set.
-struct SlowDeviceHost {
+pub(crate) struct SlowDeviceHost {
     table_model: LatencyModel,
     accuracy_calls: Rc<Cell<usize>>,
     finetuned: Vec<usize>,
@@ -227,7 +227,7 @@ struct SlowDeviceHost {
     /// The re-ranking estimator fails once this many have been re-ranked.
     fail_rerank_at: Option<usize>,
     /// What the device measures, as a multiple of the table sum (1.05: slower than the table says).
-    speed: f64,
+    pub(crate) speed: f64,
 }
 
 impl driver::SearchHost for SlowDeviceHost {
@@ -276,7 +276,7 @@ impl driver::SearchHost for SlowDeviceHost {
 
 impl SlowDeviceHost {
     /// A host for `table` that measures, fine-tunes and re-ranks without failing.
-    fn new(table: &LatencyTable) -> SlowDeviceHost {
+    pub(crate) fn new(table: &LatencyTable) -> SlowDeviceHost {
         SlowDeviceHost {
             table_model: LatencyModel::from_table(table).expect("complete"),
             accuracy_calls: Rc::new(Cell::new(0)),
@@ -297,7 +297,7 @@ pub(crate) fn committed_table() -> LatencyTable {
 }
 
 /// A driver writing into `out`: 2 re-measured per round, ±3%, at most 4 rounds of 2 generations.
-fn test_driver<'t>(table: &'t LatencyTable, out: &Path) -> SearchDriver<'t> {
+pub(crate) fn test_driver<'t>(table: &'t LatencyTable, out: &Path) -> SearchDriver<'t> {
     SearchDriver {
         table,
         correction: CorrectionSettings {
@@ -314,7 +314,7 @@ fn test_driver<'t>(table: &'t LatencyTable, out: &Path) -> SearchDriver<'t> {
     }
 }
 
-fn driver_settings() -> SearchSettings {
+pub(crate) fn driver_settings() -> SearchSettings {
     SearchSettings {
         supernet: Some("supernet.safetensors".into()),
         table: "table.json".into(),
@@ -534,60 +534,4 @@ fn a_predictor_checkpoint_on_the_percentile_scale_is_not_resumed() {
         SearchState::load_or_start(&dir.path().join("s.json"), false, &supernet).expect("start");
     std::fs::write(&path, serde_json::to_string(&state).expect("json")).expect("write");
     SearchState::load_or_start(&path, true, &supernet).expect("a supernet checkpoint resumes");
-}
-
-/// A budget's search (`--mode constraint`): the uniform channel scalings are among the candidates from
-/// the first generation on, the winner measures at or under T, and the report's own candidates give the
-/// same winner under its tie margin.
-#[test]
-fn a_constraint_search_starts_from_the_uniform_scalings_and_ends_at_or_under_t() {
-    let table = committed_table();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut driver = test_driver(&table, dir.path());
-    driver.correction.tie_margin = 0.01;
-    let mut settings = driver_settings();
-    settings.objective = Objective::new(1.0, -0.5, ObjectiveMode::Constraint).expect("objective");
-    settings.stages = Vec::new();
-    let mut host = SlowDeviceHost::new(&table);
-    let state = SearchState::load_or_start(&driver::state_path(dir.path()), false, &settings)
-        .expect("start");
-    let report = driver.run(state, &mut host).expect("search").report;
-    let first = &report.generations[0];
-    assert_eq!(first.generation, 0);
-    for uniform in crate::evolution::uniform_scalings() {
-        assert!(
-            report.candidates.iter().any(|c| c.arch == uniform),
-            "{uniform} was evaluated"
-        );
-    }
-    let winner = report.winner.as_ref().expect("a winner");
-    assert_eq!(winner.reason, WinnerReason::WithinTolerance, "{winner:?}");
-    assert!(winner.measured_ms.expect("measured") <= 1.0, "{winner:?}");
-    assert_eq!(winner.tie_margin, Some(0.01));
-    assert_eq!(
-        report.rechoose_winner().map(|c| c.candidate.arch),
-        Some(winner.arch.clone())
-    );
-    // The predicted front at or near T was measured after the search, and the measured front is
-    // reported with measured latencies.
-    let front: Vec<&Remeasured> = report.remeasured.iter().filter(|r| r.front).collect();
-    assert!(
-        (1..=4).contains(&front.len()),
-        "{} front members measured",
-        front.len()
-    );
-    for r in &front {
-        assert!(
-            r.predicted_ms <= 1.03,
-            "only members predicted near T: {r:?}"
-        );
-    }
-    assert!(!report.measured_front.is_empty());
-    for c in &report.measured_front {
-        assert_eq!(Some(c.latency_ms), c.measured_ms, "{}", c.arch);
-    }
-    let fronts = report.measured_front.windows(2);
-    assert!(fronts
-        .into_iter()
-        .all(|w| w[0].latency_ms <= w[1].latency_ms && w[0].accuracy < w[1].accuracy));
 }

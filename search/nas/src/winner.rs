@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::evaluator::Candidate;
 use super::objective::{Objective, ObjectiveMode};
+use crate::{Remeasured, Reranked};
 
 /// Why the winner was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +166,49 @@ pub fn choose_winner(
         measured_candidates: measured.len(),
         within_tolerance: within.len(),
     })
+}
+
+/// The candidates re-measurement and the winner choice draw from (the driver's pool, and
+/// [`crate::SearchReport::rechoose_winner`]'s): every evaluated one, or with re-ranking only the
+/// re-ranked ones, their accuracy and `F` from the expensive estimator.
+pub(crate) fn winner_pool(
+    rerank: usize,
+    reranked: &[Reranked],
+    evaluated: &[Candidate],
+    objective: &Objective,
+) -> Vec<Candidate> {
+    if rerank == 0 {
+        return evaluated.to_vec();
+    }
+    evaluated
+        .iter()
+        .filter_map(|c| {
+            let r = reranked.iter().find(|r| r.arch == c.arch)?;
+            let mut c = c.clone();
+            c.accuracy = r.accuracy;
+            c.score = objective.score(r.accuracy, c.objective_latency_ms());
+            Some(c)
+        })
+        .collect()
+}
+
+/// Evaluated candidates, best `F` first (evaluation order on ties).
+pub(crate) fn ranked(candidates: &[Candidate]) -> Vec<Candidate> {
+    let mut all = candidates.to_vec();
+    all.sort_by(|a, b| b.score.total_cmp(&a.score));
+    all
+}
+
+/// How much the latency model over-predicted the candidates measured in correction round `round`: the
+/// median of predicted / measured - 1 (positive: the device is faster than the model says); `None`
+/// when none was measured in that round.
+pub(crate) fn overprediction(remeasured: &[Remeasured], round: usize) -> Option<f64> {
+    let ratios: Vec<f64> = remeasured
+        .iter()
+        .filter(|r| r.round == round && r.measured_ms > 0.0)
+        .map(|r| r.predicted_ms / r.measured_ms - 1.0)
+        .collect();
+    (!ratios.is_empty()).then(|| hsconas_devices::drift::median(&ratios))
 }
 
 #[cfg(test)]

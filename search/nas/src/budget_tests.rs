@@ -1,41 +1,43 @@
-//! `--refine` through the driver, on the committed `local-cpu` input-32 table: a host whose trainings
-//! reach more than the built-in predictor says (by an amount that depends on the architecture), so the
-//! refit has something to learn; interrupted trainings and an interrupted search after the refit resume.
+//! A budget's search through the driver (`--mode constraint`), on the committed `local-cpu` input-32
+//! table: the uniform scalings seeded, the winner at or under T, a model that over-predicts the device
+//! corrected; and `--refine`, with a host whose trainings reach more than the built-in predictor says (by
+//! an amount that depends on the architecture), so the refit has something to learn; interrupted
+//! trainings and an interrupted search after the refit resume.
 
 use std::path::Path;
 
-use hsconas_devices::{LatencyModel, LatencyTable, NetworkSample};
+use hsconas_devices::{LatencyTable, NetworkSample};
 use hsconas_models::{Arch, Op, SearchSpace};
 
 use crate::predictor::Predictor;
-use crate::tests::committed_table;
+use crate::tests::{committed_table, driver_settings, test_driver, SlowDeviceHost};
 use crate::*;
 
 /// Answers accuracies with a predictor (the built-in one until the search hands it another), trains by
 /// a known rule and measures at the table's own speed.
 struct TrainingHost {
     predictor: Predictor,
-    table: LatencyModel,
+    /// Measures (at `device.speed` times the table).
+    device: SlowDeviceHost,
     trained: Vec<Arch>,
     adopted: usize,
     /// Fail the training with this index (0-based, over this host's trainings).
     fail_training_at: Option<usize>,
     /// Fail every measurement once a predictor was adopted.
     fail_measuring_after_adoption: bool,
-    /// The device's speed relative to the table.
-    speed: f64,
 }
 
 impl TrainingHost {
     fn new(table: &LatencyTable) -> TrainingHost {
+        let mut device = SlowDeviceHost::new(table);
+        device.speed = 1.0;
         TrainingHost {
             predictor: Predictor::built_in().expect("built-in predictor"),
-            table: LatencyModel::from_table(table).expect("complete table"),
+            device,
             trained: Vec::new(),
             adopted: 0,
             fail_training_at: None,
             fail_measuring_after_adoption: false,
-            speed: 1.0,
         }
     }
 }
@@ -62,27 +64,11 @@ impl SearchHost for TrainingHost {
         Ok(())
     }
 
-    fn measure(
-        &mut self,
-        archs: &[Arch],
-        _round: usize,
-    ) -> Result<Vec<NetworkSample>, OracleError> {
+    fn measure(&mut self, archs: &[Arch], round: usize) -> Result<Vec<NetworkSample>, OracleError> {
         if self.fail_measuring_after_adoption && self.adopted > 0 {
             return Err("the device went away".into());
         }
-        Ok(archs
-            .iter()
-            .map(|arch| {
-                let table_sum_ms = self.table.table_sum_ms(arch);
-                NetworkSample {
-                    arch: arch.clone(),
-                    measured_ms: self.speed * table_sum_ms,
-                    table_sum_ms,
-                    raw_ms: None,
-                    group: None,
-                }
-            })
-            .collect())
+        self.device.measure(archs, round)
     }
 
     fn train_accuracy(&mut self, arch: &Arch) -> Result<f64, OracleError> {
@@ -266,7 +252,7 @@ fn refinement_is_skipped_with_its_reason_when_too_few_candidates_meet_t() {
     let mut driver = driver(&table, dir.path());
     driver.correction.max_rounds = 0;
     let mut host = TrainingHost::new(&table);
-    host.speed = 3.0;
+    host.device.speed = 3.0;
     let state = SearchState::load_or_start(&driver::state_path(dir.path()), false, &settings(4))
         .expect("start");
     let report = driver.run(state, &mut host).expect("search").report;
@@ -297,4 +283,104 @@ fn refinement_settings_are_checked() {
         .err()
         .expect("no re-measurement");
     assert!(err.to_string().contains("--remeasure"), "{err}");
+}
+
+/// A budget's search (`--mode constraint`): the uniform channel scalings are among the candidates from
+/// the first generation on, the winner measures at or under T, and the report's own candidates give the
+/// same winner under its tie margin.
+#[test]
+fn a_constraint_search_starts_from_the_uniform_scalings_and_ends_at_or_under_t() {
+    let table = committed_table();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut driver = test_driver(&table, dir.path());
+    driver.correction.tie_margin = 0.01;
+    let mut settings = driver_settings();
+    settings.objective = Objective::new(1.0, -0.5, ObjectiveMode::Constraint).expect("objective");
+    settings.stages = Vec::new();
+    let mut host = SlowDeviceHost::new(&table);
+    let state = SearchState::load_or_start(&driver::state_path(dir.path()), false, &settings)
+        .expect("start");
+    let report = driver.run(state, &mut host).expect("search").report;
+    let first = &report.generations[0];
+    assert_eq!(first.generation, 0);
+    for uniform in crate::evolution::uniform_scalings() {
+        assert!(
+            report.candidates.iter().any(|c| c.arch == uniform),
+            "{uniform} was evaluated"
+        );
+    }
+    let winner = report.winner.as_ref().expect("a winner");
+    assert_eq!(winner.reason, WinnerReason::WithinTolerance, "{winner:?}");
+    assert!(winner.measured_ms.expect("measured") <= 1.0, "{winner:?}");
+    assert_eq!(winner.tie_margin, Some(0.01));
+    assert_eq!(
+        report.rechoose_winner().map(|c| c.candidate.arch),
+        Some(winner.arch.clone())
+    );
+    // The predicted front at or near T was measured after the search, and the measured front is
+    // reported with measured latencies.
+    let front: Vec<&Remeasured> = report.remeasured.iter().filter(|r| r.front).collect();
+    assert!(
+        (1..=4).contains(&front.len()),
+        "{} front members measured",
+        front.len()
+    );
+    for r in &front {
+        assert!(
+            r.predicted_ms <= 1.03,
+            "only members predicted near T: {r:?}"
+        );
+    }
+    assert!(!report.measured_front.is_empty());
+    for c in &report.measured_front {
+        assert_eq!(Some(c.latency_ms), c.measured_ms, "{}", c.arch);
+    }
+    let fronts = report.measured_front.windows(2);
+    assert!(fronts
+        .into_iter()
+        .all(|w| w[0].latency_ms <= w[1].latency_ms && w[0].accuracy < w[1].accuracy));
+}
+
+/// A device at 0.6 times its table under a 0.5 ms budget: every re-measured candidate meets T, but the
+/// model over-predicts by far more than the tolerance, so the search corrects it and searches on, and
+/// the winner then uses more of the budget than without the correction.
+#[test]
+fn a_budget_search_corrects_a_model_that_over_predicts_the_device() {
+    let table = committed_table();
+    let run = |max_rounds: usize| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut driver = test_driver(&table, dir.path());
+        driver.correction.max_rounds = max_rounds;
+        driver.correction.front_remeasure = 0;
+        let mut settings = driver_settings();
+        settings.objective =
+            Objective::new(0.5, -0.5, ObjectiveMode::Constraint).expect("objective");
+        settings.stages = Vec::new();
+        let mut host = SlowDeviceHost::new(&table);
+        host.speed = 0.6;
+        let state = SearchState::load_or_start(&driver::state_path(dir.path()), false, &settings)
+            .expect("start");
+        driver.run(state, &mut host).expect("search").report
+    };
+    let uncorrected = run(0);
+    assert_eq!(uncorrected.correction_rounds, 0);
+    let corrected = run(2);
+    assert!(corrected.correction_rounds >= 1, "the model was corrected");
+    let last = crate::winner::overprediction(&corrected.remeasured, corrected.correction_rounds)
+        .expect("measured in the last round");
+    assert!(
+        last.abs() <= 0.03,
+        "the corrected model predicts the device: {last}"
+    );
+    let measured = |r: &SearchReport| {
+        let w = r.winner.as_ref().expect("a winner");
+        assert_eq!(w.reason, WinnerReason::WithinTolerance, "{w:?}");
+        w.measured_ms.expect("measured")
+    };
+    let (before, after) = (measured(&uncorrected), measured(&corrected));
+    assert!(after <= 0.5, "{after}");
+    assert!(
+        after > before + 0.05,
+        "the corrected search uses more of the budget: {after} ms against {before} ms"
+    );
 }
