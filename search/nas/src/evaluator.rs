@@ -136,30 +136,7 @@ impl<O: AccuracyOracle> Evaluator<O> {
             }
         }
         if !new.is_empty() {
-            let accuracies = self
-                .oracle
-                .accuracies(&new)
-                .map_err(|source| NasError::Oracle {
-                    arch: if new.len() == 1 {
-                        new[0].to_string()
-                    } else {
-                        format!("one of {} architectures", new.len())
-                    },
-                    source,
-                })?;
-            if accuracies.len() != new.len() {
-                return Err(NasError::Oracle {
-                    arch: format!("one of {} architectures", new.len()),
-                    source: OracleError::from(format!(
-                        "{} accuracies for {} architectures",
-                        accuracies.len(),
-                        new.len()
-                    )),
-                });
-            }
-            for (arch, &accuracy) in new.iter().zip(&accuracies) {
-                NasError::check_accuracy(arch, accuracy)?;
-            }
+            let accuracies = self.ask(&new)?;
             for (arch, accuracy) in new.iter().zip(accuracies) {
                 let c = self.rescored(arch.clone(), accuracy, None);
                 self.cache.insert(arch.clone(), self.evaluated.len());
@@ -178,6 +155,35 @@ impl<O: AccuracyOracle> Evaluator<O> {
             out.push(self.evaluated[self.cache[arch]].clone());
         }
         Ok(out)
+    }
+
+    /// The oracle's accuracies of `archs` (one batch), one per architecture, each a fraction in `0..=1`.
+    fn ask(&mut self, archs: &[Arch]) -> Result<Vec<f64>, NasError> {
+        let which = || match archs {
+            [one] => one.to_string(),
+            _ => format!("one of {} architectures", archs.len()),
+        };
+        let accuracies = self
+            .oracle
+            .accuracies(archs)
+            .map_err(|source| NasError::Oracle {
+                arch: which(),
+                source,
+            })?;
+        if accuracies.len() != archs.len() {
+            return Err(NasError::Oracle {
+                arch: which(),
+                source: OracleError::from(format!(
+                    "{} accuracies for {} architectures",
+                    accuracies.len(),
+                    archs.len()
+                )),
+            });
+        }
+        for (arch, &accuracy) in archs.iter().zip(&accuracies) {
+            NasError::check_accuracy(arch, accuracy)?;
+        }
+        Ok(accuracies)
     }
 
     /// Whether `arch` was evaluated already.
@@ -225,27 +231,11 @@ impl<O: AccuracyOracle> Evaluator<O> {
             .filter(|c| !known.contains_key(&c.arch))
             .map(|c| c.arch.clone())
             .collect();
-        let answers = self
-            .oracle
-            .accuracies(&ask)
-            .map_err(|source| NasError::Oracle {
-                arch: format!("one of {} architectures", ask.len()),
-                source,
-            })?;
-        if answers.len() != ask.len() {
-            return Err(NasError::Oracle {
-                arch: format!("one of {} architectures", ask.len()),
-                source: OracleError::from(format!(
-                    "{} accuracies for {} architectures",
-                    answers.len(),
-                    ask.len()
-                )),
-            });
-        }
-        let mut fresh: HashMap<&Arch, f64> = ask.iter().zip(answers).collect();
-        for (arch, &accuracy) in known.iter().chain(fresh.iter().map(|(a, v)| (*a, v))) {
+        let answers = self.ask(&ask)?;
+        for (arch, &accuracy) in known {
             NasError::check_accuracy(arch, accuracy)?;
         }
+        let mut fresh: HashMap<&Arch, f64> = ask.iter().zip(answers).collect();
         let old = std::mem::take(&mut self.evaluated);
         self.evaluated = old
             .into_iter()
