@@ -110,14 +110,9 @@ pub fn chosen(
     tolerance: f64,
     k: usize,
 ) -> Vec<Candidate> {
-    let mut meeting: Vec<Candidate> = candidates
-        .iter()
-        .filter(|c| c.measured_ms.is_some_and(|m| objective.meets(m, tolerance)))
-        .cloned()
-        .collect();
-    meeting.sort_by(|a, b| b.score.total_cmp(&a.score));
-    meeting.truncate(k);
-    meeting
+    best_where(candidates, k, |c| {
+        c.measured_ms.is_some_and(|m| objective.meets(m, tolerance))
+    })
 }
 
 /// Candidates worth measuring so that `k` meet the target: the best by `F` not measured yet whose
@@ -128,14 +123,22 @@ pub fn to_measure(
     tolerance: f64,
     k: usize,
 ) -> Vec<Candidate> {
-    let mut open: Vec<Candidate> = candidates
-        .iter()
-        .filter(|c| c.measured_ms.is_none() && objective.meets(c.latency_ms, tolerance))
-        .cloned()
-        .collect();
-    open.sort_by(|a, b| b.score.total_cmp(&a.score));
-    open.truncate(k);
-    open
+    best_where(candidates, k, |c| {
+        c.measured_ms.is_none() && objective.meets(c.latency_ms, tolerance)
+    })
+}
+
+/// The `k` best by `F` of `candidates` that pass `keep` ([`crate::winner::ranked`]'s order).
+fn best_where(
+    candidates: &[Candidate],
+    k: usize,
+    keep: impl Fn(&Candidate) -> bool,
+) -> Vec<Candidate> {
+    crate::winner::ranked(candidates)
+        .into_iter()
+        .filter(|c| keep(c))
+        .take(k)
+        .collect()
 }
 
 /// Refits `prior` on the trained candidates (as a correction of its predictions) and fills in each
@@ -215,7 +218,8 @@ impl crate::SearchDriver<'_> {
         let tolerance = self.correction.tolerance;
         let k = settings.candidates;
         let host_error = |step: &'static str| move |source| NasError::Host { step, source };
-        // Training order: the ones started before a kill first, then the best meeting T.
+        // The best meeting T not trained yet (after a kill the same choice again: an interrupted
+        // training resumes from its checkpoint).
         let mut todo: Vec<Candidate> = Vec::new();
         if state.refined.len() < k {
             // Measuring takes seconds, training minutes: measure twice the shortfall, up to three times.
