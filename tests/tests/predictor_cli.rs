@@ -47,7 +47,7 @@ fn fit_adapts_the_built_in_predictor_and_reports_held_out_tau_beside_the_prior_a
     let fitted = fit(&results, &out, &["--recipe", "15 epochs", "--json"]);
     assert_eq!(fitted.code, Some(0), "{}", fitted.stderr);
     let report: serde_json::Value = serde_json::from_str(&fitted.stdout).expect("a JSON report");
-    // Fewer than 16 networks: the built-in predictor is the prior by default.
+    // Networks of the built-in predictor's geometry: it is the prior by default.
     assert_eq!(report["prior"], "builtin");
     assert_eq!(report["networks"], 8);
     let ci = &report["held_out"]["kendall_tau_ci95"];
@@ -193,5 +193,32 @@ fn curve_reports_held_out_tau_per_number_of_trainings() {
             );
         }
     }
+    for p in points {
+        let (fitted, prior) = (p["fitted_rmse"].as_f64(), p["prior_rmse"].as_f64());
+        assert!(fitted > Some(0.0) && prior > Some(0.0), "{p}");
+    }
     assert_eq!(run_bin("hsconas", &args).stdout, out.stdout, "reproducible");
+
+    // Without a prior, a fit needs three networks: smaller sizes are left out, and said so.
+    let mut plain = args.to_vec();
+    plain.extend(["--prior", "none"]);
+    plain[5] = "2,8";
+    let out = run_bin("hsconas", &plain);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sizes outside 3 to 28"),
+        "{}",
+        out.stderr
+    );
+    let curve: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(curve["points"][0]["k"], 8);
+    assert!(curve["points"][0].get("prior_rmse").is_none(), "{curve}");
+    plain[5] = "2";
+    let refused = run_bin("hsconas", &plain);
+    assert_ne!(refused.code, Some(0));
+    assert!(
+        refused.stderr.contains("no size of --sizes"),
+        "{}",
+        refused.stderr
+    );
 }

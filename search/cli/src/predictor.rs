@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hsconas_foundation::outln;
-use hsconas_models::{Layout, NetConfig};
+use hsconas_models::NetConfig;
 use hsconas_nas::ground_truth::RankingScore;
 use hsconas_nas::predictor::{
     few_shot_curve, fit_predictor, FitReport, FittedOn, Predictor, PriorChoice, TauSpread,
@@ -39,7 +39,8 @@ pub struct TaskArgs {
     #[arg(long, value_name = "FILE")]
     results: PathBuf,
     /// What to adapt: `builtin` (the predictor built into hsconas), `none` (a plain fit) or a predictor
-    /// file. Default: `builtin` for fewer than 16 trained networks, else `none` (`curve`: `builtin`).
+    /// file. Default: `builtin` for networks of its geometry (layout A, 32x32 inputs, 10 classes), else
+    /// `none`.
     #[arg(long, value_name = "builtin|none|FILE")]
     prior: Option<PriorChoice>,
     /// Stage widths the networks were trained with [default: the prior's, else A].
@@ -62,35 +63,33 @@ struct Task {
 }
 
 impl TaskArgs {
-    /// Reads the results and the prior (`automatic` when `--prior` is absent) and settles the geometry.
-    fn load(&self, automatic: impl FnOnce(usize) -> PriorChoice) -> anyhow::Result<Task> {
+    /// Reads the results and the prior and settles the geometry: given flags win, then the prior's, then
+    /// the built-in predictor's. Without `--prior`, the built-in predictor is the prior for networks of
+    /// its geometry ([`PriorChoice::automatic`]).
+    fn load(&self) -> anyhow::Result<Task> {
         let results = TrainingResults::load(&self.results)?;
-        let choice = self
-            .prior
-            .clone()
-            .unwrap_or_else(|| automatic(results.networks.len()));
+        let built_in = Predictor::built_in()?.config;
+        let geometry = |base: NetConfig| -> anyhow::Result<NetConfig> {
+            Ok(NetConfig {
+                layout: match &self.layout {
+                    Some(text) => text.parse().context("--layout")?,
+                    None => base.layout,
+                },
+                input_size: self.input_size.unwrap_or(base.input_size),
+                classes: self.classes.unwrap_or(base.classes),
+            })
+        };
+        let choice = match &self.prior {
+            Some(choice) => choice.clone(),
+            None => PriorChoice::automatic(&geometry(built_in)?)?,
+        };
         let prior = choice.load().context("--prior")?;
         let prior_name = match &choice {
             PriorChoice::None => "none".to_string(),
             PriorChoice::BuiltIn => "builtin".to_string(),
             PriorChoice::File(path) => path.display().to_string(),
         };
-        let base = prior.as_ref().map_or(
-            NetConfig {
-                layout: Layout::A,
-                input_size: 32,
-                classes: 10,
-            },
-            |p| p.config,
-        );
-        let config = NetConfig {
-            layout: match &self.layout {
-                Some(text) => text.parse().context("--layout")?,
-                None => base.layout,
-            },
-            input_size: self.input_size.unwrap_or(base.input_size),
-            classes: self.classes.unwrap_or(base.classes),
-        };
+        let config = geometry(prior.as_ref().map_or(built_in, |p| p.config))?;
         config.validate()?;
         Ok(Task {
             results,
@@ -171,7 +170,7 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
         prior,
         prior_name,
         config,
-    } = args.task.load(PriorChoice::automatic)?;
+    } = args.task.load()?;
     let fitted_on = FittedOn {
         data: args
             .data
@@ -208,19 +207,25 @@ fn curve(args: CurveArgs) -> anyhow::Result<()> {
         prior,
         prior_name,
         config,
-    } = args.task.load(|_| PriorChoice::BuiltIn)?;
+    } = args.task.load()?;
     let n = results.networks.len();
+    // A plain fit cross-validates its strength (three networks or more); an adaptation starts from two.
+    let smallest = if prior.is_some() { 2 } else { 3 };
     let sizes: Vec<usize> = args
         .sizes
         .iter()
         .copied()
-        .filter(|&k| k + MIN_HELD_OUT <= n)
+        .filter(|&k| k >= smallest && k + MIN_HELD_OUT <= n)
         .collect();
     if sizes.len() < args.sizes.len() {
         eprintln!(
-            "{n} trained networks: sizes above {} leave fewer than {MIN_HELD_OUT} to score on and are left out",
+            "{n} trained networks, prior {prior_name}: sizes outside {smallest} to {} (a fit needs \
+             {smallest} and leaves {MIN_HELD_OUT} or more to score on) are left out",
             n.saturating_sub(MIN_HELD_OUT)
         );
+    }
+    if sizes.is_empty() {
+        anyhow::bail!("no size of --sizes fits {n} trained networks");
     }
     let points = few_shot_curve(
         &results,
@@ -243,30 +248,36 @@ fn curve(args: CurveArgs) -> anyhow::Result<()> {
     }
     outln!(
         "{n} trained networks; prior {prior_name}; {} draws per K (tau over the networks not drawn: mean, \
-         and 2.5th to 97.5th percentile over draws)",
+         and 2.5th to 97.5th percentile over draws; RMSE on them in points of top-1, mean over draws)",
         args.draws
     )?;
     let spread = |s: &TauSpread| format!("{:+.2} ({:+.2} to {:+.2})", s.mean, s.low, s.high);
     outln!(
-        "{:>4} {:>9} {:<24} {:<24} {:<24} {}",
+        "{:>4} {:>9} {:<24} {:<24} {:<24} {:<27} {}",
         "K",
         "held out",
         "fitted",
         "prior alone",
         "MACs",
-        "fitted above prior / MACs"
+        "fitted above prior / MACs",
+        "RMSE fitted / prior"
     )?;
     for p in &points {
         outln!(
-            "{:>4} {:>9} {:<24} {:<24} {:<24} {} / {:.0}%",
+            "{:>4} {:>9} {:<24} {:<24} {:<24} {:<27} {:.2} / {}",
             p.k,
             p.held_out,
             spread(&p.fitted),
             p.prior.as_ref().map_or("-".into(), spread),
             spread(&p.macs),
-            p.fitted_above_prior
-                .map_or("-".into(), |s| format!("{:.0}%", s * 100.0)),
-            p.fitted_above_macs * 100.0
+            format!(
+                "{} / {:.0}%",
+                p.fitted_above_prior
+                    .map_or("-".into(), |s| format!("{:.0}%", s * 100.0)),
+                p.fitted_above_macs * 100.0
+            ),
+            p.fitted_rmse,
+            p.prior_rmse.map_or("-".into(), |r| format!("{r:.2}"))
         )?;
     }
     Ok(())

@@ -15,7 +15,7 @@ use hsconas_devices::metrics::kendall_tau;
 use hsconas_models::NetConfig;
 
 use super::fit::fit_model;
-use super::{features_at, Predictor, TrainingResults};
+use super::{features_at, rmse, Predictor, TrainingResults};
 use crate::NasError;
 
 /// Fewest networks left out of a draw for its tau to mean anything.
@@ -65,6 +65,14 @@ pub struct CurvePoint {
     pub fitted_above_prior: Option<f64>,
     /// Share of draws in which the fitted model's tau is above MACs'.
     pub fitted_above_macs: f64,
+    /// The fitted model's root mean square error on the held-out networks (points of top-1), mean over
+    /// the draws: what adaptation corrects even where the order stays the prior's.
+    #[serde(default)]
+    pub fitted_rmse: f64,
+    /// The prior's root mean square error on the same networks, mean over the draws (absent without a
+    /// prior).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_rmse: Option<f64>,
 }
 
 /// The curve over `sizes` (each K from 2 up to the networks less [`MIN_HELD_OUT`]), `draws` draws per K
@@ -110,6 +118,7 @@ pub fn few_shot_curve(
     let mut points = Vec::with_capacity(sizes.len());
     for &k in sizes {
         let (mut fitted, mut prior_taus, mut macs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut fitted_rmse, mut prior_rmse) = (0.0, 0.0);
         for _ in 0..draws {
             let mut order: Vec<usize> = (0..n).collect();
             order.shuffle(&mut rng);
@@ -121,12 +130,13 @@ pub fn few_shot_curve(
             let ridge = fit_model(&train_x, &pick(train, &|i| y[i]), prior)?;
             let truth = pick(test, &|i| y[i]);
             let base = |i: usize| prior.map_or(0.0, |p| p.predict_features(&x[i]));
-            fitted.push(kendall_tau(
-                &pick(test, &|i| base(i) + ridge.predict(&x[i])),
-                &truth,
-            ));
+            let predicted = pick(test, &|i| base(i) + ridge.predict(&x[i]));
+            fitted.push(kendall_tau(&predicted, &truth));
+            fitted_rmse += rmse(&predicted, &truth) / draws as f64;
             if prior.is_some() {
-                prior_taus.push(kendall_tau(&pick(test, &base), &truth));
+                let alone = pick(test, &base);
+                prior_taus.push(kendall_tau(&alone, &truth));
+                prior_rmse += rmse(&alone, &truth) / draws as f64;
             }
             // The first feature is log MACs: the same order as MACs.
             macs.push(kendall_tau(&pick(test, &|i| x[i][0]), &truth));
@@ -143,6 +153,8 @@ pub fn few_shot_curve(
             prior: prior.map(|_| TauSpread::of(prior_taus)),
             macs: TauSpread::of(macs),
             fitted: TauSpread::of(fitted),
+            fitted_rmse,
+            prior_rmse: prior.map(|_| prior_rmse),
         });
     }
     Ok(points)

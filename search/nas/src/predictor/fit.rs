@@ -1,8 +1,10 @@
 //! Fitting a predictor on a user's training results (`hsconas predictor fit`): plainly, or adapted from a
 //! prior predictor (the built-in one, or another file) when the results are few. The adapted model is the
 //! prior's prediction plus a ridge regression fitted on the prior's residuals, whose strength
-//! cross-validation chooses among values up to one that leaves only a shift of the prior; so with a
-//! handful of trainings it stays near the prior, and with many it can move far from it.
+//! cross-validation chooses among values up to one that leaves only a shift of the prior, by the
+//! one-standard-error rule (the strongest shrinkage within one standard error of the lowest error): so
+//! with a handful of trainings it stays near the prior unless they clearly say otherwise, and with many
+//! it can move far from it.
 //!
 //! The report scores the fitted model the only honest way on a few dozen networks: on networks it did
 //! not see (nested leave-one-out, as [`super::held_out_predictions`]), beside the prior's own predictions
@@ -19,9 +21,6 @@ use crate::NasError;
 /// Ridge strengths of an adapted fit (on standardised features): the last leaves only a shift of the
 /// prior's predictions.
 pub const ADAPTATION_STRENGTHS: [f64; 6] = [1.0, 10.0, 100.0, 1000.0, 10_000.0, 1e7];
-
-/// Below this many trained networks `hsconas predictor fit` adapts the built-in predictor by default.
-pub const FEW_NETWORKS: usize = 16;
 
 /// Fewest trained networks a fit accepts (each held-out model is cross-validated on the others).
 pub const MIN_NETWORKS: usize = 4;
@@ -50,13 +49,17 @@ impl std::str::FromStr for PriorChoice {
 }
 
 impl PriorChoice {
-    /// The choice when none was given: the built-in predictor for fewer than [`FEW_NETWORKS`] networks.
-    pub fn automatic(networks: usize) -> PriorChoice {
-        if networks < FEW_NETWORKS {
+    /// The choice when none was given: the built-in predictor for networks of its geometry (`config`),
+    /// however many; nothing for others. Measured on a 3-epoch recipe (docs/accuracy-estimators.md,
+    /// "Few-shot adaptation"): a plain fit on 24 networks ranked the held-out ones backwards while the
+    /// adapted one stayed near the prior, and the one-standard-error rule lets many trainings move far
+    /// from the prior where they agree.
+    pub fn automatic(config: &NetConfig) -> Result<PriorChoice, NasError> {
+        Ok(if *config == Predictor::built_in()?.config {
             PriorChoice::BuiltIn
         } else {
             PriorChoice::None
-        }
+        })
     }
 
     /// The prior predictor, if any.
@@ -115,7 +118,7 @@ pub(super) fn fit_model(
                     ADAPTATION_STRENGTHS[ADAPTATION_STRENGTHS.len() - 1],
                 )
             } else {
-                Ridge::fit_cross_validated_among(x, &residual, &ADAPTATION_STRENGTHS)
+                Ridge::fit_cross_validated_one_se(x, &residual, &ADAPTATION_STRENGTHS)
             }
         }
     }

@@ -18,7 +18,7 @@ mod sample;
 pub use curve::{few_shot_curve, CurvePoint, TauSpread, MIN_HELD_OUT};
 pub use fit::{
     fit_predictor, fit_predictor_held_out, FitReport, PriorChoice, ADAPTATION_STRENGTHS,
-    FEW_NETWORKS, MIN_NETWORKS,
+    MIN_NETWORKS,
 };
 use nalgebra::{DMatrix, DVector};
 pub use results::{TrainedResult, TrainingResults};
@@ -173,28 +173,73 @@ impl Ridge {
         y: &[f64],
         strengths: &[f64],
     ) -> Result<Ridge, NasError> {
-        if x.len() < 3 {
+        let errors = Ridge::leave_one_out_errors(x, y, strengths)?;
+        let total = |e: &Vec<f64>| e.iter().sum::<f64>();
+        let mut best = 0;
+        for (i, e) in errors.iter().enumerate() {
+            if total(e) < total(&errors[best]) {
+                best = i;
+            }
+        }
+        Ridge::fit(x, y, strengths[best])
+    }
+
+    /// Fitted with the strongest of `strengths` (ascending) whose mean leave-one-out squared error is
+    /// within one standard error of the lowest (the one-standard-error rule): with a few networks, the
+    /// lowest cross-validated error often belongs to a weak shrinkage that fits their noise, and this
+    /// rule prefers the simpler model the data cannot tell apart from it. Needs three rows or more.
+    pub fn fit_cross_validated_one_se(
+        x: &[Vec<f64>],
+        y: &[f64],
+        strengths: &[f64],
+    ) -> Result<Ridge, NasError> {
+        let errors = Ridge::leave_one_out_errors(x, y, strengths)?;
+        let n = x.len() as f64;
+        let mean = |e: &Vec<f64>| e.iter().sum::<f64>() / n;
+        let mut best = 0;
+        for (i, e) in errors.iter().enumerate() {
+            if mean(e) < mean(&errors[best]) {
+                best = i;
+            }
+        }
+        let m = mean(&errors[best]);
+        let sd = (errors[best].iter().map(|e| (e - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let limit = m + sd / n.sqrt();
+        let chosen = (best..strengths.len())
+            .rev()
+            .find(|&i| mean(&errors[i]) <= limit)
+            .unwrap_or(best);
+        Ridge::fit(x, y, strengths[chosen])
+    }
+
+    /// For each of `strengths`, the squared error of each row's prediction by the model fitted on the
+    /// other rows. Needs three rows or more.
+    fn leave_one_out_errors(
+        x: &[Vec<f64>],
+        y: &[f64],
+        strengths: &[f64],
+    ) -> Result<Vec<Vec<f64>>, NasError> {
+        if x.len() < 3 || strengths.is_empty() {
             return Err(NasError::Estimator(format!(
-                "cross-validation needs three or more networks, not {}",
-                x.len()
+                "cross-validation needs three or more networks and a strength to try, not {} and {}",
+                x.len(),
+                strengths.len()
             )));
         }
-        let mut best: Option<(f64, f64)> = None;
-        for &strength in strengths {
-            let mut error = 0.0;
-            for i in 0..x.len() {
-                let (rest_x, rest_y) = without(x, y, i);
-                error += (Ridge::fit(&rest_x, &rest_y, strength)?.predict(&x[i]) - y[i]).powi(2);
-            }
-            if best.is_none_or(|(e, _)| error < e) {
-                best = Some((error, strength));
-            }
-        }
-        Ridge::fit(x, y, best.map_or(RIDGE_STRENGTHS[2], |(_, s)| s))
+        strengths
+            .iter()
+            .map(|&strength| {
+                (0..x.len())
+                    .map(|i| {
+                        let (rest_x, rest_y) = without(x, y, i);
+                        Ok((Ridge::fit(&rest_x, &rest_y, strength)?.predict(&x[i]) - y[i]).powi(2))
+                    })
+                    .collect()
+            })
+            .collect()
     }
 }
 
-/// Each network's prediction by a model that never saw it: fitted (with its strength cross-validated)
 /// Root mean square of `predicted - actual` (points when both are top-1 in percent).
 pub fn rmse(predicted: &[f64], actual: &[f64]) -> f64 {
     (predicted
@@ -206,6 +251,7 @@ pub fn rmse(predicted: &[f64], actual: &[f64]) -> f64 {
         .sqrt()
 }
 
+/// Each network's prediction by a model that never saw it: fitted (with its strength cross-validated)
 /// on all the other networks. Needs four networks or more.
 pub fn held_out_predictions(x: &[Vec<f64>], y: &[f64]) -> Result<Vec<f64>, NasError> {
     (0..x.len())
@@ -452,6 +498,39 @@ mod tests {
             held.iter().zip(&y).all(|(p, v)| (p - v).abs() < 1.0),
             "{held:?}"
         );
+    }
+
+    /// The one-standard-error rule keeps a weak shrinkage where the rows follow their features and takes
+    /// the strongest where they are noise, which the lowest error alone does not always do.
+    #[test]
+    fn the_one_standard_error_rule_shrinks_noise_away_and_keeps_a_signal() {
+        let strengths = [1.0, 10.0, 100.0, 1e7];
+        let x: Vec<Vec<f64>> = (0..10)
+            .map(|i| vec![i as f64, ((i * 7) % 10) as f64])
+            .collect();
+        let signal: Vec<f64> = x.iter().map(|r| 3.0 * r[0] - r[1]).collect();
+        let fit = Ridge::fit_cross_validated_one_se(&x, &signal, &strengths).expect("fit");
+        assert_eq!(fit.strength, 1.0, "a clear signal keeps the weakest");
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut noise_picks = Vec::new();
+        for _ in 0..20 {
+            let noise: Vec<f64> = (0..10).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let lowest = Ridge::fit_cross_validated_among(&x, &noise, &strengths).expect("fit");
+            let one_se = Ridge::fit_cross_validated_one_se(&x, &noise, &strengths).expect("fit");
+            assert!(
+                one_se.strength >= lowest.strength,
+                "never weaker than the lowest error's"
+            );
+            noise_picks.push(one_se.strength);
+        }
+        let strongest = noise_picks.iter().filter(|&&s| s == 1e7).count();
+        assert!(
+            strongest >= 15,
+            "noise is mostly shrunk to a shift: {noise_picks:?}"
+        );
+        assert!(Ridge::fit_cross_validated_one_se(&x[..2], &signal[..2], &strengths).is_err());
+        assert!(Ridge::fit_cross_validated_one_se(&x, &signal, &[]).is_err());
     }
 
     #[test]
