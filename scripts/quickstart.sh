@@ -13,9 +13,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$SECONDS
 bash scripts/setup.sh
 setup_s=$((SECONDS - start))
-# The binaries only (not the test targets): the first result comes sooner. --workspace keeps the feature set
-# of `cargo test --workspace`, so the test command reuses every dependency built here.
-cargo build --workspace --bins
+# The `hsconas` binary only (not the test targets, the runtime's binary or the research crate): the first
+# result comes sooner. --workspace keeps the feature set of `cargo test --workspace`, so the test command
+# reuses every dependency built here.
+cargo build --workspace --bin hsconas
 build_s=$((SECONDS - start - setup_s))
 hsconas=${CARGO_TARGET_DIR:-target}/debug/hsconas
 
