@@ -32,7 +32,7 @@ phases() { # the quickstart's own line: setup, build and pipeline seconds
 }
 cat >"$out/results.json" <<JSON
 {
-  "commit": "$(git rev-parse HEAD)",
+  "commit": "$(git -C "$work/clone" rev-parse HEAD)",
   "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "machine": "$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) logical CPUs",
   "cold": {"wall_s": $cold, "phases": $(phases quickstart-cold)},
