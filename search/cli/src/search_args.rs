@@ -122,7 +122,8 @@ pub struct SearchOptions {
     /// Architectures sampled per subspace quality Q (N).
     #[arg(help_heading = "Shrinking", long, default_value_t = SearchOptions::default().shrink_samples, value_name = "N")]
     pub shrink_samples: usize,
-    /// Epochs of supernet fine-tuning in the shrunk space after each shrinking stage (0: none).
+    /// Epochs of supernet fine-tuning in the shrunk space after each shrinking stage (0: none; only with
+    /// the supernet estimator).
     #[arg(help_heading = "Shrinking", long, default_value_t = SearchOptions::default().finetune_epochs, value_name = "E")]
     pub finetune_epochs: usize,
     /// Learning rate of the fine-tuning (cosine from this to 0).
@@ -362,7 +363,13 @@ impl SearchArgs {
             stages,
             shrink_samples: o.shrink_samples,
             evolution,
-            finetune_epochs: o.finetune_epochs,
+            // Fine-tuning trains the supernet; without one there is nothing to tune, and the other
+            // estimators' scores stay valid across the stages.
+            finetune_epochs: if estimator == Estimator::Supernet {
+                o.finetune_epochs
+            } else {
+                0
+            },
             finetune_lr: o.finetune_lr,
             data: self.data.data.clone(),
             eval_images: o.eval_images,
