@@ -95,14 +95,7 @@ impl Ridge {
         strengths: &[f64],
     ) -> Result<Ridge, NasError> {
         let errors = Ridge::leave_one_out_errors(x, y, strengths)?;
-        let total = |e: &Vec<f64>| e.iter().sum::<f64>();
-        let mut best = 0;
-        for (i, e) in errors.iter().enumerate() {
-            if total(e) < total(&errors[best]) {
-                best = i;
-            }
-        }
-        Ridge::fit(x, y, strengths[best])
+        Ridge::fit(x, y, strengths[lowest_mean(&errors)])
     }
 
     /// Fitted with the strongest of `strengths` (ascending) whose mean leave-one-out squared error is
@@ -117,12 +110,7 @@ impl Ridge {
         let errors = Ridge::leave_one_out_errors(x, y, strengths)?;
         let n = x.len() as f64;
         let mean = |e: &Vec<f64>| e.iter().sum::<f64>() / n;
-        let mut best = 0;
-        for (i, e) in errors.iter().enumerate() {
-            if mean(e) < mean(&errors[best]) {
-                best = i;
-            }
-        }
+        let best = lowest_mean(&errors);
         let m = mean(&errors[best]);
         let sd = (errors[best].iter().map(|e| (e - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
         let limit = m + sd / n.sqrt();
@@ -159,6 +147,18 @@ impl Ridge {
             })
             .collect()
     }
+}
+
+/// The index of the row of `errors` with the lowest mean (the first on ties). `errors` is not empty.
+fn lowest_mean(errors: &[Vec<f64>]) -> usize {
+    let mean = |e: &Vec<f64>| e.iter().sum::<f64>() / e.len().max(1) as f64;
+    (1..errors.len()).fold(0, |best, i| {
+        if mean(&errors[i]) < mean(&errors[best]) {
+            i
+        } else {
+            best
+        }
+    })
 }
 
 /// Root mean square of `predicted - actual` (points when both are top-1 in percent).
