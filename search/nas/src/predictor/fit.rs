@@ -52,8 +52,8 @@ impl PriorChoice {
     /// The choice when none was given: the built-in predictor for networks of its geometry (`config`),
     /// however many; nothing for others. Measured on a 3-epoch recipe (docs/accuracy-estimators.md,
     /// "Few-shot adaptation"): a plain fit on 24 networks ranked the held-out ones backwards while the
-    /// adapted one stayed near the prior, and the one-standard-error rule lets many trainings move far
-    /// from the prior where they agree.
+    /// adapted one stayed near the prior; the one-standard-error rule still lets trainings that agree
+    /// move the model away from the prior.
     pub fn automatic(config: &NetConfig) -> Result<PriorChoice, NasError> {
         Ok(if *config == Predictor::built_in()?.config {
             PriorChoice::BuiltIn
