@@ -19,7 +19,7 @@
 use hsconas_foundation::intervals::{difference_of_means, Interval};
 use serde::{Deserialize, Serialize};
 
-use hsconas_nas::ground_truth::median;
+use hsconas_devices::drift::median;
 use hsconas_nas::{GroundTruth, TrainedNetwork};
 
 use crate::ResearchError;
@@ -230,7 +230,10 @@ impl SearchProof {
         }
         let winner = self.winner.test_top1?;
         let draws: Vec<f64> = self.draws.iter().filter_map(|d| d.test_top1).collect();
-        let draws_median_top1 = median(&draws)?;
+        if draws.is_empty() {
+            return None;
+        }
+        let draws_median_top1 = median(&draws);
         Some(ProofVerdict {
             draws_median_top1,
             winner_rank: 1 + draws.iter().filter(|&&d| d > winner).count(),

@@ -62,6 +62,32 @@ words!(ExecutionProvider, "execution provider", "cpu, cuda or tensorrt", {
     Tensorrt => "tensorrt" | "trt",
 });
 
+impl ExecutionProvider {
+    /// Every provider, in the order of the enum.
+    pub const ALL: [ExecutionProvider; 3] = [
+        ExecutionProvider::Cpu,
+        ExecutionProvider::Cuda,
+        ExecutionProvider::Tensorrt,
+    ];
+
+    /// The name ONNX Runtime gives the provider (in its profiles and provider lists).
+    pub fn onnx_runtime_name(self) -> &'static str {
+        match self {
+            ExecutionProvider::Cpu => "CPUExecutionProvider",
+            ExecutionProvider::Cuda => "CUDAExecutionProvider",
+            ExecutionProvider::Tensorrt => "TensorrtExecutionProvider",
+        }
+    }
+
+    /// The provider ONNX Runtime names `name`; `None` for one hsconas does not use (e.g.
+    /// `DnnlExecutionProvider`).
+    pub fn from_onnx_runtime_name(name: &str) -> Option<ExecutionProvider> {
+        ExecutionProvider::ALL
+            .into_iter()
+            .find(|p| p.onnx_runtime_name() == name)
+    }
+}
+
 /// Numeric precision of the measured models.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,6 +108,24 @@ words!(Precision, "precision", "fp32 or fp16", {
 mod tests {
     use super::*;
 
+    #[test]
+    fn onnx_runtime_names_round_trip() {
+        for p in ExecutionProvider::ALL {
+            assert_eq!(
+                ExecutionProvider::from_onnx_runtime_name(p.onnx_runtime_name()),
+                Some(p)
+            );
+        }
+        assert_eq!(
+            ExecutionProvider::from_onnx_runtime_name("CUDAExecutionProvider"),
+            Some(ExecutionProvider::Cuda)
+        );
+        assert_eq!(
+            ExecutionProvider::from_onnx_runtime_name("DnnlExecutionProvider"),
+            None
+        );
+    }
+
     /// The word a value prints is the word files and flags use, and it parses back; aliases parse too.
     #[test]
     fn every_word_round_trips_through_display_parse_and_serde() {
@@ -89,11 +133,7 @@ mod tests {
             assert_eq!(e.to_string().parse::<Engine>(), Ok(e));
             assert_eq!(serde_json::to_string(&e).expect("json"), format!("\"{e}\""));
         }
-        for p in [
-            ExecutionProvider::Cpu,
-            ExecutionProvider::Cuda,
-            ExecutionProvider::Tensorrt,
-        ] {
+        for p in ExecutionProvider::ALL {
             assert_eq!(p.to_string().parse::<ExecutionProvider>(), Ok(p));
             assert_eq!(serde_json::to_string(&p).expect("json"), format!("\"{p}\""));
         }

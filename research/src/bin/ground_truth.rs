@@ -21,7 +21,6 @@ use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_export::ModelInfo;
 use hsconas_latency::ValidationReport;
 use hsconas_models::{build, Arch, NetConfig};
-use hsconas_nas::ground_truth::{score_estimators, ScoreReport};
 use hsconas_nas::predictor::{self, FittedOn, Predictor};
 use hsconas_nas::{
     ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
@@ -29,6 +28,7 @@ use hsconas_nas::{
 use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
 use hsconas_research::measurement::run_normalised_ms;
 use hsconas_research::proof::{ProofEntry, SearchProof};
+use hsconas_research::scoring::{rank_average, score_estimators, ScoreReport};
 use serde::Serialize;
 
 /// The images the ground truth trains on (`research/scripts/ground-truth.sh`'s DATA), as a predictor
@@ -381,7 +381,7 @@ fn with_combinations(
                     .with_context(|| format!("--combine {spec}: no scores of '{name}' were given"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let combined = EstimatorScores::rank_average(&parts)?;
+        let combined = rank_average(&parts)?;
         sets.push(combined);
     }
     Ok(sets)

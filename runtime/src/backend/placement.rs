@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use hsconas_vocabulary::ExecutionProvider;
+
 use super::Placement;
 use crate::RuntimeError;
 
@@ -62,13 +64,11 @@ pub fn from_profile(text: &str) -> Result<Placement, String> {
     Ok(placement)
 }
 
+/// hsconas's word for a provider ONNX Runtime names (`cuda` for `CUDAExecutionProvider`); ONNX Runtime's
+/// name for one hsconas has no word for.
 fn short_name(provider: &str) -> String {
-    match provider {
-        "CPUExecutionProvider" => "cpu".into(),
-        "CUDAExecutionProvider" => "cuda".into(),
-        "TensorrtExecutionProvider" => "tensorrt".into(),
-        other => other.to_string(),
-    }
+    ExecutionProvider::from_onnx_runtime_name(provider)
+        .map_or_else(|| provider.to_string(), |p| p.to_string())
 }
 
 #[cfg(test)]

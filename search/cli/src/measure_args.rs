@@ -49,30 +49,30 @@ impl AgentArgs {
 
 /// Protocol flags of `hsconas profile` (calibration and validation reuse the table's protocol).
 #[derive(Debug, Clone, Args)]
-pub struct ProtocolArgs {
+pub struct ProfilingProtocolArgs {
     /// Untimed runs per model before timing.
-    #[arg(long, default_value_t = ProtocolArgs::default().warmup, value_name = "N")]
+    #[arg(long, default_value_t = ProfilingProtocolArgs::default().warmup, value_name = "N")]
     pub warmup: usize,
     /// Timed runs per model, at least.
-    #[arg(long, default_value_t = ProtocolArgs::default().runs, value_name = "N")]
+    #[arg(long, default_value_t = ProfilingProtocolArgs::default().runs, value_name = "N")]
     pub runs: usize,
     /// Timed milliseconds per model, at least.
-    #[arg(long, default_value_t = ProtocolArgs::default().min_time_ms, value_name = "T")]
+    #[arg(long, default_value_t = ProfilingProtocolArgs::default().min_time_ms, value_name = "T")]
     pub min_time_ms: f64,
     /// Timed runs per model, at most.
-    #[arg(long, default_value_t = ProtocolArgs::default().max_runs, value_name = "N")]
+    #[arg(long, default_value_t = ProfilingProtocolArgs::default().max_runs, value_name = "N")]
     pub max_runs: usize,
     /// Runs of each piece back to back in every interleaved round, only the last timed (recorded in the
     /// table). 1, the default, times every run, each piece cold after the group's others.
-    #[arg(long, default_value_t = ProtocolArgs::default().burst, value_name = "K")]
+    #[arg(long, default_value_t = ProfilingProtocolArgs::default().burst, value_name = "K")]
     pub burst: usize,
 }
 
 /// The command line's defaults: [`Protocol::for_profiling`], the one definition.
-impl Default for ProtocolArgs {
-    fn default() -> ProtocolArgs {
+impl Default for ProfilingProtocolArgs {
+    fn default() -> ProfilingProtocolArgs {
         let profiling = Protocol::for_profiling();
-        ProtocolArgs {
+        ProfilingProtocolArgs {
             warmup: profiling.warmup,
             runs: profiling.min_runs,
             min_time_ms: profiling.min_time_ms,
@@ -82,7 +82,7 @@ impl Default for ProtocolArgs {
     }
 }
 
-impl ProtocolArgs {
+impl ProfilingProtocolArgs {
     /// The protocol (input seed 0; pinning from the device profile).
     pub fn protocol(&self) -> Protocol {
         Protocol {
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn the_default_flags_are_the_profiling_protocol() {
         assert_eq!(
-            ProtocolArgs::default().protocol(),
+            ProfilingProtocolArgs::default().protocol(),
             Protocol::for_profiling()
         );
         assert!(Protocol::for_profiling().min_time_ms < Protocol::default().min_time_ms);

@@ -68,7 +68,7 @@ impl TaskArgs {
     /// its geometry ([`PriorChoice::automatic`]).
     fn load(&self) -> anyhow::Result<Task> {
         let results = TrainingResults::load(&self.results)?;
-        let built_in = Predictor::built_in()?.config;
+        let built_in = Predictor::built_in()?;
         let geometry = |base: NetConfig| -> anyhow::Result<NetConfig> {
             Ok(NetConfig {
                 layout: match &self.layout {
@@ -81,15 +81,15 @@ impl TaskArgs {
         };
         let choice = match &self.prior {
             Some(choice) => choice.clone(),
-            None => PriorChoice::automatic(&geometry(built_in)?)?,
+            None => PriorChoice::automatic(&geometry(built_in.config)?, &built_in),
         };
-        let prior = choice.load().context("--prior")?;
+        let prior = choice.load(&built_in).context("--prior")?;
         let prior_name = match &choice {
             PriorChoice::None => "none".to_string(),
             PriorChoice::BuiltIn => "builtin".to_string(),
             PriorChoice::File(path) => path.display().to_string(),
         };
-        let config = geometry(prior.as_ref().map_or(built_in, |p| p.config))?;
+        let config = geometry(prior.as_ref().map_or(built_in.config, |p| p.config))?;
         config.validate()?;
         Ok(Task {
             results,

@@ -9,7 +9,7 @@ use hsconas_latency::{profile_table, profile_table_on_fleet, FleetMember, Measur
 use hsconas_models::Layout;
 use serde_json::json;
 
-use super::measure_args::{AgentArgs, ProtocolArgs};
+use super::measure_args::{AgentArgs, ProfilingProtocolArgs};
 
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
@@ -52,7 +52,7 @@ pub struct ProfileArgs {
     #[arg(long, default_value = "ratio-1", value_name = "MODEL")]
     pub drift_model: DriftModel,
     #[command(flatten)]
-    pub protocol: ProtocolArgs,
+    pub protocol: ProfilingProtocolArgs,
     /// With several --agent: how many times the devices' measured noise their speeds may spread apart on
     /// the fleet's calibration networks before the fleet is refused.
     #[arg(long, default_value_t = FleetRule::default().factor, value_name = "K")]
@@ -83,7 +83,7 @@ impl ProfileArgs {
             no_reference: false,
             reference_alone: false,
             drift_model: DriftModel::DEFAULT,
-            protocol: ProtocolArgs::default(),
+            protocol: ProfilingProtocolArgs::default(),
             fleet_noise_factor: FleetRule::default().factor,
             fleet_min_tolerance: 100.0 * FleetRule::default().floor,
             json: false,

@@ -28,22 +28,9 @@ pub enum NasError {
     /// Evolution settings the algorithm cannot run with.
     #[error("invalid evolution settings: {0}")]
     Settings(String),
-    /// An estimator's scores lack a network of the ground truth they are scored against.
-    #[error("the {estimator} scores have none for {id} ({arch}): estimate that network first")]
-    MissingEstimate {
-        /// The estimator's name.
-        estimator: String,
-        /// The ground-truth id of the network.
-        id: String,
-        /// Its architecture string.
-        arch: String,
-    },
     /// An estimator's scores that cannot be put on a scale.
     #[error("{0}")]
     Estimator(String),
-    /// A combination of estimators was asked of none.
-    #[error("a combination of estimators needs at least one estimator")]
-    EmptyCombination,
     /// Shrinking was asked of a layer that does not exist or allows nothing.
     #[error("layer {layer} {problem}")]
     Layer {

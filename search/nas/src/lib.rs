@@ -24,8 +24,7 @@ pub use estimator::Estimator;
 pub use evaluator::{AccuracyOracle, Candidate, Evaluator};
 pub use evolution::{random_search, Evolution, EvolutionSettings, GenerationStats};
 pub use ground_truth::{
-    ArchScore, EstimatorScores, GroundTruth, LatencyCluster, RankingScore, TrainedNetwork,
-    TrainedRun,
+    ArchScore, EstimatorScores, GroundTruth, RankingScore, TrainedNetwork, TrainedRun,
 };
 pub use objective::{Objective, ObjectiveMode};
 pub use pareto::{measured_front, objective_front, pareto_front};

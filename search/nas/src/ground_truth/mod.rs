@@ -1,8 +1,9 @@
 //! The accuracy ground truth of the search space (`docs/evidence/ground-truth/ground-truth.json`): a fixed
 //! set of architectures, each trained from scratch with one recipe, with its size, latency and accuracy
-//! per seed ([`GroundTruth`]); and how well an estimator's scores rank them ([`RankingScore`], module
-//! `scoring`). Experiments read these files instead of retraining; the search-level proof and the
-//! campaign's drift-normalised measurement are research (`hsconas-research`).
+//! per seed ([`GroundTruth`]); and how well one estimator's scores rank trained networks ([`RankingScore`],
+//! module `scoring`). Experiments read these files instead of retraining; the search-level proof, the
+//! campaign's drift-normalised measurement and the report comparing every estimator on the set are
+//! research (`hsconas-research`).
 
 use std::path::Path;
 
@@ -13,10 +14,7 @@ use crate::NasError;
 
 mod scoring;
 
-pub use scoring::{
-    score_estimators, ArchScore, EstimatorRow, EstimatorScores, NoiseCeiling, RankingScore,
-    ScoreReport, EQUAL_LATENCY_TOLERANCE,
-};
+pub use scoring::{resampled_kendall_tau, ArchScore, EstimatorScores, RankingScore};
 
 /// The trained set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,57 +98,6 @@ impl GroundTruth {
     pub fn trained(&self) -> impl Iterator<Item = &TrainedNetwork> {
         self.networks.iter().filter(|n| !n.runs.is_empty())
     }
-
-    /// The largest group of networks whose measured latency lies within ±`tolerance` (a fraction) of
-    /// one value, the smallest such value on ties; `None` while nothing is measured.
-    pub fn latency_cluster(&self, tolerance: f64) -> Option<LatencyCluster> {
-        let measured: Vec<(&str, f64)> = self
-            .networks
-            .iter()
-            .filter_map(|n| Some((n.id.as_str(), n.measured_ms?)))
-            .collect();
-        // A largest group has a network on one of its edges, so the centres worth trying are those
-        // that put a network exactly on an edge.
-        let centres = measured
-            .iter()
-            .flat_map(|&(_, ms)| [ms / (1.0 + tolerance), ms / (1.0 - tolerance)]);
-        let mut best: Option<LatencyCluster> = None;
-        for centre in centres {
-            let ids: Vec<String> = measured
-                .iter()
-                .filter(|&&(_, ms)| (ms / centre - 1.0).abs() <= tolerance + 1e-12)
-                .map(|&(id, _)| id.to_string())
-                .collect();
-            let better = best.as_ref().is_none_or(|b| {
-                ids.len() > b.ids.len() || (ids.len() == b.ids.len() && centre < b.centre_ms)
-            });
-            if better {
-                best = Some(LatencyCluster {
-                    centre_ms: centre,
-                    tolerance,
-                    ids,
-                });
-            }
-        }
-        best
-    }
-}
-
-/// Networks of (nearly) equal measured latency: within ±`tolerance` of `centre_ms`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LatencyCluster {
-    /// The value they lie around, ms.
-    pub centre_ms: f64,
-    /// Their largest relative distance from it (0.05: ±5%).
-    pub tolerance: f64,
-    /// Their ids, in the set's order.
-    pub ids: Vec<String>,
-}
-
-/// The median of some measurements ([`hsconas_devices::drift::median`], the workspace's one definition;
-/// `None` for none).
-pub fn median(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| hsconas_devices::drift::median(values))
 }
 
 impl TrainedNetwork {
@@ -232,41 +179,5 @@ mod tests {
             err.contains("gt.json") && err.contains("ground-truth"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn the_largest_group_of_equal_measured_latency() {
-        let mut truth = GroundTruth {
-            recipe: "r".into(),
-            machine: "m".into(),
-            networks: vec![
-                TrainedNetwork::uniform("a", "equal", 1, &[]),
-                TrainedNetwork::uniform("b", "equal", 2, &[]),
-                TrainedNetwork::uniform("c", "equal", 3, &[]),
-                TrainedNetwork::uniform("d", "equal", 4, &[]),
-                TrainedNetwork::uniform("e", "equal", 5, &[]),
-            ],
-        };
-        assert!(truth.latency_cluster(0.05).is_none(), "nothing measured");
-        // 1.0 and 1.1 fit around 1.05 (±4.8%); 1.1, 1.15 and 1.2 around 1.15 (±4.3%); 2.0 is alone.
-        for (n, ms) in truth.networks.iter_mut().zip([2.0, 1.1, 1.15, 1.2, 1.0]) {
-            n.measured_ms = Some(ms);
-        }
-        let cluster = truth.latency_cluster(0.05).expect("measured");
-        assert_eq!(cluster.ids, ["b", "c", "d"]);
-        assert!(cluster.ids.iter().all(|id| {
-            let n = truth.networks.iter().find(|n| &n.id == id).expect("id");
-            (n.measured_ms.expect("measured") / cluster.centre_ms - 1.0).abs() <= 0.05 + 1e-9
-        }));
-        assert_eq!(truth.latency_cluster(0.0).map(|c| c.ids.len()), Some(1));
-        truth.networks[1].measured_ms = None;
-        assert_eq!(
-            truth.latency_cluster(0.05).map(|c| c.ids),
-            Some(vec!["c".to_string(), "d".to_string()]),
-            "an unmeasured network is in no group"
-        );
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(&[]), None);
     }
 }

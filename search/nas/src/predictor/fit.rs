@@ -49,24 +49,24 @@ impl std::str::FromStr for PriorChoice {
 }
 
 impl PriorChoice {
-    /// The choice when none was given: the built-in predictor for networks of its geometry (`config`),
-    /// however many; nothing for others. Measured on a 3-epoch recipe (docs/accuracy-estimators.md,
+    /// The choice when none was given: the built-in predictor (`built_in`, [`Predictor::built_in`]) for
+    /// networks of its geometry (`config`), however many; nothing for others. Measured on a 3-epoch recipe (docs/accuracy-estimators.md,
     /// "Few-shot adaptation"): a plain fit on 24 networks ranked the held-out ones backwards while the
     /// adapted one stayed near the prior; the one-standard-error rule still lets trainings that agree
     /// move the model away from the prior.
-    pub fn automatic(config: &NetConfig) -> Result<PriorChoice, NasError> {
-        Ok(if *config == Predictor::built_in()?.config {
+    pub fn automatic(config: &NetConfig, built_in: &Predictor) -> PriorChoice {
+        if *config == built_in.config {
             PriorChoice::BuiltIn
         } else {
             PriorChoice::None
-        })
+        }
     }
 
-    /// The prior predictor, if any.
-    pub fn load(&self) -> Result<Option<Predictor>, NasError> {
+    /// The prior predictor, if any (`built_in` is [`Predictor::built_in`], read once by the caller).
+    pub fn load(&self, built_in: &Predictor) -> Result<Option<Predictor>, NasError> {
         match self {
             PriorChoice::None => Ok(None),
-            PriorChoice::BuiltIn => Predictor::built_in().map(Some),
+            PriorChoice::BuiltIn => Ok(Some(built_in.clone())),
             PriorChoice::File(path) => Predictor::load(path).map(Some),
         }
     }
