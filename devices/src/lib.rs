@@ -33,7 +33,7 @@ pub mod metrics;
 mod profile;
 mod table;
 
-pub use correction::{Calibration, Correction, CorrectionKind, NetworkSample};
+pub use correction::{Calibration, Correction, CorrectionKind, HeldOutRmse, NetworkSample};
 pub use drift::{
     DriftModel, DriftPoint, DriftSummary, DriftTrace, ReferenceNetwork, REFERENCE_BURST,
 };

@@ -143,46 +143,31 @@ pub fn fit_line(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     Some((slope, my - slope * mx))
 }
 
-/// Leave-one-out RMSE of `y ≈ x` (no correction: nothing is fitted, so this is the plain RMSE, infinite
-/// below 2 points like the others, so that the three compare on the same footing).
-pub fn loo_rmse_none(x: &[f64], y: &[f64]) -> f64 {
-    loo_rmse(x, y, |_, _, xi| Some(xi))
-}
-
-/// Leave-one-out RMSE of `y ≈ x + mean(y - x)` (the paper's bias correction).
-pub fn loo_rmse_bias(x: &[f64], y: &[f64]) -> f64 {
-    loo_rmse(x, y, |xs, ys, xi| Some(xi + mean_difference(ys, xs)))
-}
-
-/// Leave-one-out RMSE of the least-squares line; infinite when a line cannot be fitted.
-pub fn loo_rmse_linear(x: &[f64], y: &[f64]) -> f64 {
-    loo_rmse(x, y, |xs, ys, xi| fit_line(xs, ys).map(|(a, b)| a * xi + b))
-}
-
-fn loo_rmse(x: &[f64], y: &[f64], predict: impl Fn(&[f64], &[f64], f64) -> Option<f64>) -> f64 {
-    if x.len() < 2 {
-        return f64::INFINITY;
+/// Each point's squared error when predicted by `predict(other xs, other ys, its x)` fitted on the other
+/// points (leave-one-out); every error infinite below 2 points or when `predict` cannot fit (`None`), so
+/// that a model that cannot be fitted is never preferred.
+pub fn leave_one_out_squared_errors(
+    x: &[f64],
+    y: &[f64],
+    predict: impl Fn(&[f64], &[f64], f64) -> Option<f64>,
+) -> Vec<f64> {
+    let n = x.len().min(y.len());
+    if n < 2 {
+        return vec![f64::INFINITY; n];
     }
-    let mut squared = 0.0;
-    for i in 0..x.len() {
-        let xs: Vec<f64> = x
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, v)| *v)
-            .collect();
-        let ys: Vec<f64> = y
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, v)| *v)
-            .collect();
-        match predict(&xs, &ys, x[i]) {
-            Some(p) => squared += (p - y[i]).powi(2),
-            None => return f64::INFINITY,
-        }
-    }
-    (squared / x.len() as f64).sqrt()
+    (0..n)
+        .map(|i| {
+            let others = |v: &[f64]| -> Vec<f64> {
+                v[..n]
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, v)| *v)
+                    .collect()
+            };
+            predict(&others(x), &others(y), x[i]).map_or(f64::INFINITY, |p| (p - y[i]).powi(2))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -229,8 +214,15 @@ mod tests {
         let y: Vec<f64> = x.iter().map(|v| 1.1 * v + 0.3).collect();
         let (a, b) = fit_line(&x, &y).expect("fits");
         assert!((a - 1.1).abs() < 1e-12 && (b - 0.3).abs() < 1e-12);
-        assert!(loo_rmse_linear(&x, &y) < 1e-9);
-        assert!(loo_rmse_bias(&x, &y) > 0.1);
+        let line = leave_one_out_squared_errors(&x, &y, |xs, ys, xi| {
+            fit_line(xs, ys).map(|(a, b)| a * xi + b)
+        });
+        assert!(line.iter().all(|e| *e < 1e-18), "{line:?}");
+        // Two points left: no line through them is fitted, so every error is infinite.
+        let short = leave_one_out_squared_errors(&x[..3], &y[..3], |xs, ys, xi| {
+            fit_line(xs, ys).map(|(a, b)| a * xi + b)
+        });
+        assert_eq!(short, vec![f64::INFINITY; 3]);
         assert!(fit_line(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_none());
         assert!((mean_difference(&[2.0, 4.0], &[1.0, 1.0]) - 2.0).abs() < 1e-12);
     }

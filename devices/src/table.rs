@@ -378,6 +378,7 @@ mod tests {
                 bias_ms: 0.25,
                 linear: None,
                 correction: CorrectionKind::Bias,
+                held_out_rmse: None,
                 seed: 1,
                 requested: 0,
                 samples: Vec::new(),

@@ -1,8 +1,9 @@
 //! What every hsconas crate needs, defined once:
 //!
 //! - [`fs::write_atomic`]: files replaced atomically (temporary file, `fsync`, rename, `fsync` of the folder).
-//! - [`stats`]: the one percentile definition (linear interpolation between closest ranks) and the relative
-//!   error used to compare outputs of two engines; [`golden`]: the golden input of generated crates.
+//! - [`stats`]: the one percentile definition (linear interpolation between closest ranks), the relative
+//!   error used to compare outputs of two engines, and the one-standard-error rule of model selection;
+//!   [`golden`]: the golden input of generated crates.
 //! - [`HostTensor`]: a dense row-major `f32` tensor, the form tensors take between crates, and
 //!   [`Weights`]: named tensors, read from and written to safetensors files.
 //! - [`progress::progress_bar`]: the progress bars of long jobs.

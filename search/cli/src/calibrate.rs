@@ -115,12 +115,21 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
                 fit.offset_ms
             )?;
         }
+        if let Some(e) = c.held_out_rmse {
+            outln!(
+                "leave-one-out RMSE: table sum {:.4} ms, + B {:.4} ms, line {:.4} ms",
+                e.none_ms,
+                e.bias_ms,
+                e.linear_ms
+            )?;
+        }
         outln!(
-            "predictions use {} (chosen by leave-one-out error over these networks); stored in {}",
+            "predictions use {} (the simplest within one standard error of the lowest leave-one-out \
+             error); stored in {}",
             match c.correction {
                 CorrectionKind::Bias => "table sum + B",
                 CorrectionKind::Linear => "the linear fit",
-                CorrectionKind::None => "the plain table sum (no correction predicted better)",
+                CorrectionKind::None => "the plain table sum",
             },
             args.table.display()
         )?;

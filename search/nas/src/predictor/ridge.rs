@@ -2,6 +2,7 @@
 //! (the lowest error, or the one-standard-error rule for adaptations), and held-out predictions: each
 //! network predicted by a model that never saw it.
 
+use hsconas_foundation::stats::simplest_within_one_standard_error;
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
@@ -108,16 +109,11 @@ impl Ridge {
         strengths: &[f64],
     ) -> Result<Ridge, NasError> {
         let errors = Ridge::leave_one_out_errors(x, y, strengths)?;
-        let n = x.len() as f64;
-        let mean = |e: &Vec<f64>| e.iter().sum::<f64>() / n;
-        let best = lowest_mean(&errors);
-        let m = mean(&errors[best]);
-        let sd = (errors[best].iter().map(|e| (e - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-        let limit = m + sd / n.sqrt();
-        let chosen = (best..strengths.len())
-            .rev()
-            .find(|&i| mean(&errors[i]) <= limit)
-            .unwrap_or(best);
+        // The strongest shrinkage is the simplest model: the rule reads them simplest first.
+        let simplest_first: Vec<Vec<f64>> = errors.iter().rev().cloned().collect();
+        let chosen = simplest_within_one_standard_error(&simplest_first)
+            .map(|i| strengths.len() - 1 - i)
+            .ok_or_else(|| NasError::Estimator("no ridge strength could be fitted".into()))?;
         Ridge::fit(x, y, strengths[chosen])
     }
 
