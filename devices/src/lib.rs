@@ -19,6 +19,9 @@
 //!
 //! - [`fleet_agreement`]: whether several devices of one profile agree enough to measure one table.
 //!
+//! - [`transfer`]: another device's table rescaled to this one from a few networks measured here (a
+//!   global, per-operator, per-stage or per-entry correction, chosen by the one-standard-error rule).
+//!
 //! The words these use (engine, execution provider, precision, statistic, timing protocol, fingerprint)
 //! are defined once, in `hsconas_vocabulary`.
 //!
@@ -32,6 +35,7 @@ mod latency_model;
 pub mod metrics;
 mod profile;
 mod table;
+pub mod transfer;
 
 pub use correction::{Calibration, Correction, CorrectionKind, HeldOutRmse, NetworkSample};
 pub use drift::{

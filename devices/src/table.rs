@@ -321,7 +321,7 @@ impl LatencyTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::correction::CorrectionKind;
     use hsconas_models::build::all_pieces;
@@ -343,7 +343,8 @@ mod tests {
         }
     }
 
-    fn table_for(profile: &DeviceProfile) -> LatencyTable {
+    /// A table of `profile` with made-up entries (0.01 to 0.17 ms), calibrated with B = 0.25 ms.
+    pub(crate) fn table_for(profile: &DeviceProfile) -> LatencyTable {
         let entries = all_pieces()
             .iter()
             .enumerate()

@@ -1,0 +1,333 @@
+//! A latency table for a new device from another device's table and a few networks measured end to end
+//! on the new one: the source's entries rescaled, by one global factor, by one factor per operator type
+//! (stem and head apart), per stage, or per entry (an AdaProxy-style correction penalised towards the
+//! per-operator factors). Each level's factors are fitted by penalised least squares on relative errors
+//! (a network that takes 0.3 ms counts as much as one that takes 3 ms), shrunk towards the level above;
+//! the level and its penalty are chosen among all candidates by the one-standard-error rule over their
+//! leave-one-out errors ([`hsconas_foundation::stats::simplest_within_one_standard_error`]), so a richer
+//! correction is used only when it predicts networks it did not see clearly better.
+
+use std::collections::BTreeMap;
+
+use hsconas_models::build::{all_pieces, Piece};
+use hsconas_models::{Arch, NetConfig};
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+
+use crate::table::{LatencyTable, TableError};
+
+/// How finely the source table's entries are rescaled, from the simplest to the richest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferLevel {
+    /// One factor for every entry.
+    Global,
+    /// One factor per operator type of the blocks (`shuffle3`, ..., `skip`) and one for the stem and
+    /// head together (every network has both once, so a factor each could not be told apart).
+    PerOperator,
+    /// One factor per stage of the blocks and one for the stem and head together.
+    PerStage,
+    /// One factor per entry, shrunk towards the per-operator factors.
+    PerEntry,
+}
+
+impl TransferLevel {
+    /// Every level, simplest first.
+    pub const ALL: [TransferLevel; 4] = [
+        TransferLevel::Global,
+        TransferLevel::PerOperator,
+        TransferLevel::PerStage,
+        TransferLevel::PerEntry,
+    ];
+
+    /// The group of a piece at this level (its factor's name).
+    pub fn group_of(self, piece: &Piece) -> String {
+        match (self, piece) {
+            (TransferLevel::Global, _) => "all".into(),
+            (TransferLevel::PerEntry, piece) => piece.key(),
+            // In every network once each, so their two factors could not be told apart.
+            (_, Piece::Stem | Piece::Head) => "stem-head".into(),
+            (TransferLevel::PerOperator, Piece::Block { choice, .. }) => choice.op().to_string(),
+            (TransferLevel::PerStage, Piece::Block { layer, .. }) => {
+                format!("stage{}", NetConfig::stage_of(*layer) + 1)
+            }
+        }
+    }
+
+    /// The level whose factors this one is shrunk towards (`None` for the global one, shrunk towards 1).
+    fn parent(self) -> Option<TransferLevel> {
+        match self {
+            TransferLevel::Global => None,
+            TransferLevel::PerOperator | TransferLevel::PerStage => Some(TransferLevel::Global),
+            TransferLevel::PerEntry => Some(TransferLevel::PerOperator),
+        }
+    }
+}
+
+/// Penalties tried at each level, relative to the mean squared feature (0: plain least squares, tried
+/// only where there are more networks than factors).
+pub const RELATIVE_PENALTIES: [f64; 6] = [0.0, 0.01, 0.1, 1.0, 10.0, 100.0];
+
+/// One network measured on the new device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredNetwork {
+    /// The architecture.
+    pub arch: Arch,
+    /// Its latency on the new device, ms (normalised for drift where the measurement allows).
+    pub measured_ms: f64,
+}
+
+/// One candidate's leave-one-out error over the measured networks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CandidateError {
+    /// The level.
+    pub level: TransferLevel,
+    /// Its penalty, relative to the mean squared feature.
+    pub penalty: f64,
+    /// Root mean square of the held-out relative errors, percent (infinite when it cannot be fitted).
+    pub held_out_rmspe: f64,
+}
+
+/// The chosen correction of the source table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferFit {
+    /// The level chosen.
+    pub level: TransferLevel,
+    /// Its penalty, relative to the mean squared feature.
+    pub penalty: f64,
+    /// Its held-out error (root mean square relative error, percent): the estimate of the transferred
+    /// table's error on other networks.
+    pub held_out_rmspe: f64,
+    /// The factor of each group of the level, fitted on every network.
+    pub factors: BTreeMap<String, f64>,
+    /// Every candidate tried, simplest first.
+    pub candidates: Vec<CandidateError>,
+}
+
+impl TransferFit {
+    /// The factor of one piece.
+    pub fn factor_of(&self, piece: &Piece) -> f64 {
+        self.factors
+            .get(&self.level.group_of(piece))
+            .copied()
+            .unwrap_or(1.0)
+    }
+}
+
+/// Why a transfer cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The source table cannot give a network's sum.
+    #[error("the source table: {0}")]
+    Source(#[from] TableError),
+    /// Too few networks to judge a fit.
+    #[error("a transfer needs at least {needed} measured networks, got {got}")]
+    TooFew {
+        /// The minimum.
+        needed: usize,
+        /// Given.
+        got: usize,
+    },
+    /// A measurement that is not a positive latency.
+    #[error("network {index} measured {measured_ms} ms: not a positive latency")]
+    Measurement {
+        /// 0-based index among the networks.
+        index: usize,
+        /// The value.
+        measured_ms: f64,
+    },
+    /// No candidate could be fitted.
+    #[error("no transfer could be fitted on these networks")]
+    NoFit,
+}
+
+/// The fewest measured networks a transfer is fitted on.
+pub const MIN_NETWORKS: usize = 4;
+
+/// Fits the correction of `source` (every piece present) to `networks` measured on the new device.
+pub fn fit_transfer(
+    source: &LatencyTable,
+    networks: &[MeasuredNetwork],
+) -> Result<TransferFit, TransferError> {
+    if networks.len() < MIN_NETWORKS {
+        return Err(TransferError::TooFew {
+            needed: MIN_NETWORKS,
+            got: networks.len(),
+        });
+    }
+    if let Some((index, n)) = networks
+        .iter()
+        .enumerate()
+        .find(|(_, n)| !(n.measured_ms.is_finite() && n.measured_ms > 0.0))
+    {
+        return Err(TransferError::Measurement {
+            index,
+            measured_ms: n.measured_ms,
+        });
+    }
+    let pieces: Vec<Vec<(Piece, f64)>> = networks
+        .iter()
+        .map(|n| network_pieces(source, &n.arch))
+        .collect::<Result<_, _>>()?;
+    let targets: Vec<f64> = networks.iter().map(|n| n.measured_ms).collect();
+    let all: Vec<usize> = (0..networks.len()).collect();
+    let mut candidates = Vec::new();
+    let mut errors = Vec::new();
+    for level in TransferLevel::ALL {
+        // Richer fits of one level are those with a smaller penalty: largest first.
+        for &penalty in RELATIVE_PENALTIES.iter().rev() {
+            if level == TransferLevel::Global && penalty != 0.0 {
+                continue;
+            }
+            let held_out: Vec<f64> = all
+                .iter()
+                .map(|&i| {
+                    let rest: Vec<usize> = all.iter().copied().filter(|&j| j != i).collect();
+                    fit_level(level, penalty, &pieces, &targets, &rest)
+                        .map(|factors| {
+                            let predicted = predict(level, &factors, &pieces[i]);
+                            (predicted / targets[i] - 1.0).powi(2)
+                        })
+                        .unwrap_or(f64::INFINITY)
+                })
+                .collect();
+            let mean = held_out.iter().sum::<f64>() / held_out.len() as f64;
+            candidates.push(CandidateError {
+                level,
+                penalty,
+                held_out_rmspe: 100.0 * mean.sqrt(),
+            });
+            errors.push(held_out);
+        }
+    }
+    let chosen = hsconas_foundation::stats::simplest_within_one_standard_error(&errors)
+        .ok_or(TransferError::NoFit)?;
+    let CandidateError {
+        level,
+        penalty,
+        held_out_rmspe,
+    } = candidates[chosen];
+    let factors = fit_level(level, penalty, &pieces, &targets, &all).ok_or(TransferError::NoFit)?;
+    Ok(TransferFit {
+        level,
+        penalty,
+        held_out_rmspe,
+        factors,
+        candidates,
+    })
+}
+
+/// The source's value of each piece of `arch` (stem, the 20 layers, head).
+fn network_pieces(source: &LatencyTable, arch: &Arch) -> Result<Vec<(Piece, f64)>, TableError> {
+    let mut pieces = vec![Piece::Stem, Piece::Head];
+    pieces.extend(
+        arch.choices()
+            .iter()
+            .enumerate()
+            .map(|(layer, &choice)| Piece::Block { layer, choice }),
+    );
+    pieces
+        .into_iter()
+        .map(|p| Ok((p, source.entry_ms(&p)?)))
+        .collect()
+}
+
+/// The predicted latency of a network from its pieces and the factors of a level.
+fn predict(level: TransferLevel, factors: &BTreeMap<String, f64>, pieces: &[(Piece, f64)]) -> f64 {
+    pieces
+        .iter()
+        .map(|(p, ms)| ms * factors.get(&level.group_of(p)).copied().unwrap_or(1.0))
+        .sum()
+}
+
+/// The factors of `level` fitted on the networks `rows`: penalised least squares on relative errors,
+/// shrunk towards the parent level's factors (fitted on the same rows with the same relative penalty);
+/// the global factor is plain least squares. `None` when the system cannot be solved.
+fn fit_level(
+    level: TransferLevel,
+    penalty: f64,
+    pieces: &[Vec<(Piece, f64)>],
+    targets: &[f64],
+    rows: &[usize],
+) -> Option<BTreeMap<String, f64>> {
+    // One factor, fitted on many networks: never shrunk (a new device may well be several times slower).
+    let penalty = if level == TransferLevel::Global {
+        0.0
+    } else {
+        penalty
+    };
+    let prior: BTreeMap<String, f64> = match level.parent() {
+        Some(parent) => fit_level(parent, penalty, pieces, targets, rows)?,
+        None => BTreeMap::new(),
+    };
+    let parent_group = |p: &Piece| level.parent().map_or("all".to_string(), |l| l.group_of(p));
+    // Every group of the space, so that a piece none of these networks uses keeps its parent's factor
+    // (its column is zero: only the penalty acts on it).
+    let mut groups: Vec<String> = all_pieces().iter().map(|p| level.group_of(p)).collect();
+    groups.sort();
+    groups.dedup();
+    let index: BTreeMap<&str, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(k, g)| (g.as_str(), k))
+        .collect();
+    let mut prior_of_group = vec![1.0; groups.len()];
+    for p in all_pieces() {
+        prior_of_group[index[level.group_of(&p).as_str()]] =
+            prior.get(&parent_group(&p)).copied().unwrap_or(1.0);
+    }
+    // Rows divided by the measurement (relative errors); the prior's prediction moved to the target.
+    let (n, g) = (rows.len(), groups.len());
+    let mut x = DMatrix::<f64>::zeros(n, g);
+    let mut r = DVector::<f64>::zeros(n);
+    for (row, &i) in rows.iter().enumerate() {
+        let mut prior_prediction = 0.0;
+        for (p, ms) in &pieces[i] {
+            let k = index[level.group_of(p).as_str()];
+            x[(row, k)] += ms / targets[i];
+            prior_prediction += prior_of_group[k] * ms / targets[i];
+        }
+        r[row] = 1.0 - prior_prediction;
+    }
+    let used = (0..g)
+        .filter(|&k| x.column(k).iter().any(|v| *v != 0.0))
+        .count()
+        .max(1);
+    let mean_square = x.iter().map(|v| v * v).sum::<f64>() / used as f64;
+    let lambda = penalty * mean_square;
+    let delta = if g <= n {
+        if lambda == 0.0 && g + 1 > n {
+            return None;
+        }
+        let lhs = x.transpose() * &x + DMatrix::<f64>::identity(g, g) * lambda;
+        lhs.cholesky()?.solve(&(x.transpose() * &r))
+    } else {
+        // More factors than networks: the dual form, an n x n system.
+        if lambda == 0.0 {
+            return None;
+        }
+        let lhs = &x * x.transpose() + DMatrix::<f64>::identity(n, n) * lambda;
+        x.transpose() * lhs.cholesky()?.solve(&r)
+    };
+    let factors: BTreeMap<String, f64> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(k, group)| (group, prior_of_group[k] + delta[k]))
+        .collect();
+    factors.values().all(|f| f.is_finite()).then_some(factors)
+}
+
+/// Every piece of the space with the fit applied to the source's value, keyed as a table's entries.
+pub fn transferred_entries(
+    source: &LatencyTable,
+    fit: &TransferFit,
+) -> Result<BTreeMap<String, f64>, TableError> {
+    all_pieces()
+        .iter()
+        .map(|p| Ok((p.key(), source.entry_ms(p)? * fit.factor_of(p))))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "transfer_tests.rs"]
+mod tests;

@@ -1,0 +1,113 @@
+use hsconas_models::{Op, SearchSpace};
+use rand::SeedableRng;
+
+use super::*;
+use crate::profile::DeviceProfile;
+use crate::table::tests::table_for;
+
+fn source() -> LatencyTable {
+    table_for(&DeviceProfile::find("local-cpu").expect("shipped"))
+}
+
+/// `count` random networks of the space measured on a device whose every piece takes
+/// `factor(piece)` times the source's.
+fn measured_on(
+    source: &LatencyTable,
+    count: usize,
+    factor: impl Fn(&Piece) -> f64,
+) -> Vec<MeasuredNetwork> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let space = SearchSpace::full();
+    (0..count)
+        .map(|_| {
+            let arch = space.sample(&mut rng);
+            let measured_ms = network_pieces(source, &arch)
+                .expect("every piece")
+                .iter()
+                .map(|(p, ms)| ms * factor(p))
+                .sum();
+            MeasuredNetwork { arch, measured_ms }
+        })
+        .collect()
+}
+
+/// A device 2.5 times slower everywhere: the global factor, found exactly.
+#[test]
+fn a_uniformly_slower_device_gets_one_factor() {
+    let source = source();
+    let networks = measured_on(&source, 12, |_| 2.5);
+    let fit = fit_transfer(&source, &networks).expect("fits");
+    assert_eq!(fit.level, TransferLevel::Global, "{:?}", fit.candidates);
+    assert!((fit.factors["all"] - 2.5).abs() < 1e-9, "{:?}", fit.factors);
+    assert!(fit.held_out_rmspe < 1e-6);
+}
+
+/// Each operator type (and the stem with the head) scaled by its own factor: the per-operator level is
+/// chosen and recovers every factor, so the transferred entries are the device's own.
+#[test]
+fn a_known_per_operator_scaling_is_recovered_exactly() {
+    let source = source();
+    let truth = |p: &Piece| match p {
+        Piece::Stem | Piece::Head => 1.8,
+        Piece::Block { choice, .. } => match choice.op() {
+            Op::Shuffle3 => 1.2,
+            Op::Shuffle5 => 1.5,
+            Op::Shuffle7 => 2.0,
+            Op::Xception => 0.7,
+            Op::Skip => 1.0,
+        },
+    };
+    let networks = measured_on(&source, 30, truth);
+    let fit = fit_transfer(&source, &networks).expect("fits");
+    assert_eq!(
+        fit.level,
+        TransferLevel::PerOperator,
+        "{:?}",
+        fit.candidates
+    );
+    assert_eq!(fit.penalty, 0.0, "{:?}", fit.candidates);
+    let entries = transferred_entries(&source, &fit).expect("entries");
+    for piece in all_pieces() {
+        let want = source.entry_ms(&piece).expect("entry") * truth(&piece);
+        assert!(
+            (entries[&piece.key()] - want).abs() < 1e-9 * want.max(1.0),
+            "{}: {} vs {want}",
+            piece.key(),
+            entries[&piece.key()]
+        );
+    }
+    // The global factor alone cannot fit it: its held-out error is far above the chosen one's.
+    let global = fit.candidates[0];
+    assert_eq!(global.level, TransferLevel::Global);
+    assert!(global.held_out_rmspe > 1.0, "{global:?}");
+}
+
+/// Noise the source's structure cannot explain does not buy a richer correction: with 2% noise on a
+/// uniformly slower device, the global factor stays in use.
+#[test]
+fn noise_does_not_buy_a_richer_correction() {
+    let source = source();
+    let mut networks = measured_on(&source, 30, |_| 1.7);
+    for (i, n) in networks.iter_mut().enumerate() {
+        n.measured_ms *= 1.0 + 0.02 * (i as f64 * 12.9898 + 1.0).sin();
+    }
+    let fit = fit_transfer(&source, &networks).expect("fits");
+    assert_eq!(fit.level, TransferLevel::Global, "{:?}", fit.candidates);
+    assert!((fit.factors["all"] - 1.7).abs() < 0.02, "{:?}", fit.factors);
+}
+
+#[test]
+fn too_few_or_impossible_measurements_are_refused() {
+    let source = source();
+    let networks = measured_on(&source, 3, |_| 1.0);
+    let err = fit_transfer(&source, &networks).expect_err("three networks");
+    assert!(err.to_string().contains("at least 4"), "{err}");
+    let mut networks = measured_on(&source, 6, |_| 1.0);
+    networks[2].measured_ms = f64::NAN;
+    let err = fit_transfer(&source, &networks).expect_err("a NaN");
+    assert!(err.to_string().contains("network 2"), "{err}");
+    let mut partial = source.clone();
+    partial.entries.remove("head");
+    let err = fit_transfer(&partial, &measured_on(&source, 6, |_| 1.0)).expect_err("no head");
+    assert!(err.to_string().contains("head"), "{err}");
+}
