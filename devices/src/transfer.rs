@@ -105,6 +105,14 @@ pub struct TransferFit {
 }
 
 impl TransferFit {
+    /// The transferred prediction of a network: each of its pieces' source value times its factor.
+    pub fn predict_ms(&self, source: &LatencyTable, arch: &Arch) -> Result<f64, TableError> {
+        Ok(network_pieces(source, arch)?
+            .iter()
+            .map(|(p, ms)| ms * self.factor_of(p))
+            .sum())
+    }
+
     /// The factor of one piece.
     pub fn factor_of(&self, piece: &Piece) -> f64 {
         self.factors
@@ -217,8 +225,8 @@ pub fn fit_transfer(
     })
 }
 
-/// The source's value of each piece of `arch` (stem, the 20 layers, head).
-fn network_pieces(source: &LatencyTable, arch: &Arch) -> Result<Vec<(Piece, f64)>, TableError> {
+/// The source's value of each piece of `arch` (stem, head, the 20 layers).
+pub fn network_pieces(source: &LatencyTable, arch: &Arch) -> Result<Vec<(Piece, f64)>, TableError> {
     let mut pieces = vec![Piece::Stem, Piece::Head];
     pieces.extend(
         arch.choices()

@@ -1,7 +1,8 @@
 //! Experiment campaigns, apart from the product: the search-level proof (`research/scripts/search-proof.sh`),
 //! the measurement of a list of networks on a drifting device, and the binaries that keep the campaigns'
 //! books (`ground_truth`: the accuracy ground truth of `research/scripts/ground-truth.sh`; `reproduce_report`:
-//! the results study of `research/scripts/reproduce.sh`).
+//! the results study of `research/scripts/reproduce.sh`; `transfer_curve`: the latency transfer's N-curve,
+//! `research/scripts/transfer-curve.sh`).
 //!
 //! The boundary: what a user of hsconas runs on their own task (an estimator's scores, the ranking
 //! statistics of one set of scores against trained networks, fitting and using the predictor, the search,

@@ -1,0 +1,204 @@
+//! How well a latency table transfers to a "new device" from N networks measured on it (issue 42): the
+//! source table is another device's (or another input size's), the target is a validation report whose
+//! networks were measured end to end on the new one. For each N, `--draws` random splits of the report's
+//! networks: N of the first `pool` fit the transfer (`hsconas_devices::transfer::fit_transfer`), the
+//! last `--test` are predicted; the metrics of those predictions (within ±5% and ±10%, Kendall tau,
+//! RMSPE), the level chosen and the fit's own held-out estimate of its error, per draw and as medians.
+//! `research/scripts/transfer-curve.sh` runs it on the committed tables and reports.
+//!
+//! `cargo run -p hsconas-research --bin transfer_curve -- --help`
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use hsconas_devices::metrics::PredictorAccuracy;
+use hsconas_devices::transfer::{fit_transfer, MeasuredNetwork, TransferLevel};
+use hsconas_devices::LatencyTable;
+use hsconas_models::Arch;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Parser)]
+#[command(about = "The N-curve of a latency transfer from committed tables and validation reports")]
+struct Cli {
+    /// The source table (another device's, or another input size's).
+    #[arg(long, value_name = "FILE")]
+    source: PathBuf,
+    /// A validation report (`hsconas latency validate --json`, uncompressed) whose networks were
+    /// measured on the target.
+    #[arg(long, value_name = "FILE")]
+    report: PathBuf,
+    /// Numbers of networks the transfer is fitted on.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,30,50,100")]
+    sizes: Vec<usize>,
+    /// Random splits per size.
+    #[arg(long, default_value_t = 20)]
+    draws: usize,
+    /// Networks predicted in every split (the last of the shuffled report).
+    #[arg(long, default_value_t = 100)]
+    test: usize,
+    /// Seed of the splits.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// The part of a validation report this reads.
+#[derive(Debug, Deserialize)]
+struct Report {
+    networks: Vec<ReportNetwork>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportNetwork {
+    arch: Arch,
+    measured_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Draw {
+    level: TransferLevel,
+    penalty: f64,
+    /// The fit's leave-one-out estimate of its error, RMSPE percent.
+    estimated_rmspe: f64,
+    /// On the held-out networks.
+    test: PredictorAccuracy,
+}
+
+#[derive(Debug, Serialize)]
+struct SizeSummary {
+    networks: usize,
+    median_within_5_percent: f64,
+    median_within_10_percent: f64,
+    median_kendall_tau: f64,
+    median_rmspe_percent: f64,
+    median_estimated_rmspe: f64,
+    /// How often each level was chosen.
+    levels: std::collections::BTreeMap<String, usize>,
+    draws: Vec<Draw>,
+}
+
+#[derive(Debug, Serialize)]
+struct Output {
+    source: PathBuf,
+    report: PathBuf,
+    test_networks: usize,
+    seed: u64,
+    /// The source table's plain sum on every draw's held-out networks (no transfer): the median.
+    untransferred_median_within_10_percent: f64,
+    untransferred_median_kendall_tau: f64,
+    sizes: Vec<SizeSummary>,
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    hsconas_devices::drift::median(&values.collect::<Vec<f64>>())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let source = LatencyTable::load(&cli.source)?;
+    let text = std::fs::read_to_string(&cli.report)
+        .with_context(|| format!("reading {}", cli.report.display()))?;
+    let report: Report = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a validation report", cli.report.display()))?;
+    let networks: Vec<MeasuredNetwork> = report
+        .networks
+        .into_iter()
+        .map(|n| MeasuredNetwork {
+            arch: n.arch,
+            measured_ms: n.measured_ms,
+        })
+        .collect();
+    let largest = cli.sizes.iter().copied().max().unwrap_or(0);
+    anyhow::ensure!(
+        largest + cli.test <= networks.len(),
+        "{} fitting networks and {} held out need {} networks; the report has {}",
+        largest,
+        cli.test,
+        largest + cli.test,
+        networks.len()
+    );
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cli.seed);
+    let splits: Vec<Vec<usize>> = (0..cli.draws)
+        .map(|_| {
+            let mut order: Vec<usize> = (0..networks.len()).collect();
+            order.shuffle(&mut rng);
+            order
+        })
+        .collect();
+    let held_out = |order: &[usize]| order[order.len() - cli.test..].to_vec();
+    let accuracy = |predicted: &[f64], idx: &[usize]| {
+        let measured: Vec<f64> = idx.iter().map(|&i| networks[i].measured_ms).collect();
+        PredictorAccuracy::of(predicted, &measured)
+    };
+    let plain: Vec<PredictorAccuracy> = splits
+        .iter()
+        .map(|order| {
+            let test = held_out(order);
+            let sums = test
+                .iter()
+                .map(|&i| source.table_sum_ms(&networks[i].arch))
+                .collect::<Result<Vec<f64>, _>>()?;
+            Ok(accuracy(&sums, &test))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut sizes = Vec::new();
+    for &n in &cli.sizes {
+        let mut draws = Vec::new();
+        for order in &splits {
+            let fitting: Vec<MeasuredNetwork> =
+                order[..n].iter().map(|&i| networks[i].clone()).collect();
+            let fit = fit_transfer(&source, &fitting)?;
+            let test = held_out(order);
+            let predicted = test
+                .iter()
+                .map(|&i| fit.predict_ms(&source, &networks[i].arch))
+                .collect::<Result<Vec<f64>, _>>()?;
+            draws.push(Draw {
+                level: fit.level,
+                penalty: fit.penalty,
+                estimated_rmspe: fit.held_out_rmspe,
+                test: accuracy(&predicted, &test),
+            });
+        }
+        let mut levels = std::collections::BTreeMap::new();
+        for d in &draws {
+            *levels
+                .entry(
+                    serde_json::to_value(d.level)?
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
+                )
+                .or_insert(0) += 1;
+        }
+        eprintln!(
+            "N = {n}: within ±10% {:.1}%, tau {:.3} (medians over {} draws)",
+            median(draws.iter().map(|d| d.test.within_10_percent)),
+            median(draws.iter().map(|d| d.test.kendall_tau)),
+            draws.len()
+        );
+        sizes.push(SizeSummary {
+            networks: n,
+            median_within_5_percent: median(draws.iter().map(|d| d.test.within_5_percent)),
+            median_within_10_percent: median(draws.iter().map(|d| d.test.within_10_percent)),
+            median_kendall_tau: median(draws.iter().map(|d| d.test.kendall_tau)),
+            median_rmspe_percent: median(draws.iter().map(|d| d.test.rmspe_percent)),
+            median_estimated_rmspe: median(draws.iter().map(|d| d.estimated_rmspe)),
+            levels,
+            draws,
+        });
+    }
+    let output = Output {
+        source: cli.source,
+        report: cli.report,
+        test_networks: cli.test,
+        seed: cli.seed,
+        untransferred_median_within_10_percent: median(plain.iter().map(|a| a.within_10_percent)),
+        untransferred_median_kendall_tau: median(plain.iter().map(|a| a.kendall_tau)),
+        sizes,
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
