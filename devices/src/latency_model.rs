@@ -169,6 +169,7 @@ mod tests {
                 date: String::new(),
                 protocol: Protocol::default(),
                 fleet: None,
+                transfer: None,
             },
             statistic: profile.statistic,
             entries,

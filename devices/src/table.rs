@@ -115,6 +115,10 @@ pub struct Provenance {
     /// its share, and the calibration that showed they agree. `fingerprint` is then the first device's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::FleetAgreement>,
+    /// When the entries were transferred from another table instead of measured here
+    /// (`hsconas_devices::transfer`): from what and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<crate::transfer::TransferRecord>,
 }
 
 fn imagenet_classes() -> usize {
@@ -372,6 +376,7 @@ pub(crate) mod tests {
                 date: "2026-11-28T00:00:00Z".into(),
                 protocol: Protocol::default(),
                 fleet: None,
+                transfer: None,
             },
             statistic: profile.statistic,
             entries,

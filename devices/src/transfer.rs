@@ -122,6 +122,33 @@ impl TransferFit {
     }
 }
 
+/// What a transferred table's provenance records of its making: where its entries came from and how
+/// they were fitted (`Provenance::transfer`; absent in profiled tables).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    /// The source table's device profile name.
+    pub source_device: String,
+    /// The source's CPU model, as its fingerprint names it.
+    pub source_cpu: String,
+    /// When the source was measured (its provenance's date).
+    pub source_date: String,
+    /// The source's input size (it may differ from the new table's).
+    pub source_input_size: usize,
+    /// Networks measured on the new device to fit the transfer.
+    pub networks: usize,
+    /// Seed those networks were drawn with.
+    pub seed: u64,
+    /// The level chosen.
+    pub level: TransferLevel,
+    /// Its penalty, relative to the mean squared feature.
+    pub penalty: f64,
+    /// The fit's leave-one-out estimate of its error, RMSPE percent.
+    pub held_out_rmspe: f64,
+    /// The source was measured on another device or machine, so the refusal of a foreign table was
+    /// bypassed on purpose.
+    pub foreign_source: bool,
+}
+
 /// Why a transfer cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {

@@ -111,3 +111,45 @@ fn too_few_or_impossible_measurements_are_refused() {
     let err = fit_transfer(&partial, &measured_on(&source, 6, |_| 1.0)).expect_err("no head");
     assert!(err.to_string().contains("head"), "{err}");
 }
+
+/// A transferred table says so in its provenance, and the record survives the file.
+#[test]
+fn the_transfer_record_round_trips_through_the_table_file() {
+    let source = source();
+    let fit = fit_transfer(&source, &measured_on(&source, 12, |_| 2.0)).expect("fits");
+    let mut table = source.clone();
+    for (key, ms) in transferred_entries(&source, &fit).expect("entries") {
+        let entry = table.entries.get_mut(&key).expect("every key");
+        entry.stats.p10_ms = ms;
+    }
+    table.provenance.transfer = Some(TransferRecord {
+        source_device: source.provenance.device.clone(),
+        source_cpu: source.provenance.fingerprint.cpu_model.clone(),
+        source_date: source.provenance.date.clone(),
+        source_input_size: source.provenance.input_size,
+        networks: 12,
+        seed: 1,
+        level: fit.level,
+        penalty: fit.penalty,
+        held_out_rmspe: fit.held_out_rmspe,
+        foreign_source: true,
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("transferred.json");
+    table.save(&path).expect("saves");
+    let loaded = LatencyTable::load(&path).expect("loads");
+    assert_eq!(loaded, table);
+    assert_eq!(
+        loaded.provenance.transfer.as_ref().map(|t| t.level),
+        Some(TransferLevel::Global)
+    );
+    // A profiled table has none, and says nothing of it in its file.
+    source.save(&path).expect("saves");
+    let text = std::fs::read_to_string(&path).expect("reads");
+    assert!(!text.contains("\"transfer\""));
+    assert!(LatencyTable::load(&path)
+        .expect("loads")
+        .provenance
+        .transfer
+        .is_none());
+}

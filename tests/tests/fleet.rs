@@ -94,9 +94,18 @@ fn a_fleet_that_agrees_measures_one_table_and_one_that_disagrees_is_refused() {
     assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
     assert!(!refused.exists(), "nothing is written for a refused fleet");
 
-    // Accepted: the same two devices, each alone on its core, measure one table at input 32.
+    // Accepted: the same two devices, each alone on its core, measure one table at input 32. Their
+    // spread is always accepted up to 60% (the refused fleet above, at the default rule, is about three
+    // times as slow on one device): on 2026-12-06 a VM whose host was disturbed spread its two cores by
+    // 38.9% on the calibration networks, above the 33.4% their measured noise allowed, with nothing else
+    // running in the VM.
     let table_path = dir.path().join("fleet.json");
-    let args = fleet_profile("32", [&a, &b], &table_path, &["--json"]);
+    let args = fleet_profile(
+        "32",
+        [&a, &b],
+        &table_path,
+        &["--json", "--fleet-min-tolerance", "60"],
+    );
     let outcome = run_bin("hsconas", &args);
     assert_eq!(outcome.code, Some(0), "{outcome:?}");
     let summary: Value = serde_json::from_str(&outcome.stdout).expect("JSON summary");
@@ -121,7 +130,8 @@ fn a_fleet_that_agrees_measures_one_table_and_one_that_disagrees_is_refused() {
     assert_eq!(devices[0]["agent"], a.url.as_str());
     assert_eq!(devices[1]["agent"], b.url.as_str());
     let spread = fleet["spread"].as_f64().expect("spread");
-    assert!(spread <= fleet["tolerance"].as_f64().expect("tolerance"));
+    let tolerance = fleet["tolerance"].as_f64().expect("tolerance");
+    assert!(spread <= tolerance && tolerance >= 0.6, "{fleet}");
     for d in devices {
         for round in d["calibration_ms"].as_array().expect("two rounds") {
             assert_eq!(round.as_array().expect("timings").len(), 4);

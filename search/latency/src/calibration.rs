@@ -1,5 +1,6 @@
 //! Calibration (paper Eq. 3): M random networks measured end to end; `B = mean(measured - table sum)`, and
-//! a least-squares line over the same networks that is used instead when it cross-validates better.
+//! a least-squares line over the same networks; the simplest of no correction, B and the line within one
+//! standard error of the lowest leave-one-out error is used (`Calibration::from_samples`).
 
 use crate::LatencyError;
 use std::collections::HashSet;

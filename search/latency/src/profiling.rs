@@ -277,6 +277,7 @@ pub(crate) fn start_or_resume(
             date: utc_now_rfc3339(),
             protocol,
             fleet: None,
+            transfer: None,
         },
         statistic: p.statistic,
         entries: Default::default(),
