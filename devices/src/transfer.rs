@@ -1,7 +1,7 @@
 //! A latency table for a new device from another device's table and a few networks measured end to end
 //! on the new one: the source's entries rescaled, by one global factor, by one factor per operator type
-//! (the stem and head sharing one), per stage, or per entry (an AdaProxy-style correction penalised towards the
-//! per-operator factors). Each level's factors are fitted by penalised least squares on relative errors
+//! (the stem and head sharing one), per stage, or per entry (an AdaProxy-style correction penalised
+//! towards the per-operator factors). Each level's factors are fitted by penalised least squares on relative errors
 //! (a network that takes 0.3 ms counts as much as one that takes 3 ms), shrunk towards the level above;
 //! the level and its penalty are chosen among all candidates by the one-standard-error rule over their
 //! leave-one-out errors ([`hsconas_foundation::stats::simplest_within_one_standard_error`]), so a richer
