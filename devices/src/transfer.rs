@@ -10,11 +10,12 @@
 use std::collections::BTreeMap;
 
 use hsconas_models::build::{all_pieces, Piece};
-use hsconas_models::{Arch, NetConfig};
+use hsconas_models::{Arch, Layout, NetConfig};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
-use crate::table::{LatencyTable, TableError};
+use crate::table::{EntryStats, LatencyTable, TableError};
+use hsconas_vocabulary::Stats;
 
 /// How finely the source table's entries are rescaled, from the simplest to the richest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -39,6 +40,16 @@ impl TransferLevel {
         TransferLevel::PerStage,
         TransferLevel::PerEntry,
     ];
+
+    /// Its name in files and messages (`global`, `per-operator`, `per-stage`, `per-entry`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferLevel::Global => "global",
+            TransferLevel::PerOperator => "per-operator",
+            TransferLevel::PerStage => "per-stage",
+            TransferLevel::PerEntry => "per-entry",
+        }
+    }
 
     /// The group of a piece at this level (its factor's name).
     pub fn group_of(self, piece: &Piece) -> String {
@@ -147,6 +158,9 @@ pub struct TransferRecord {
     /// The source was measured on another device or machine, so the refusal of a foreign table was
     /// bypassed on purpose.
     pub foreign_source: bool,
+    /// How the source differs from the new table's device (its profile's settings and machine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_differences: Vec<String>,
 }
 
 /// Why a transfer cannot be made.
@@ -174,6 +188,56 @@ pub enum TransferError {
     /// No candidate could be fitted.
     #[error("no transfer could be fitted on these networks")]
     NoFit,
+    /// The source's stage widths differ from the new table's: its entries measure other layers.
+    #[error("the source table has layout {source_layout}, the new table layout {wanted}: its entries measure other layers")]
+    Layout {
+        /// The source's layout.
+        source_layout: Layout,
+        /// The new table's.
+        wanted: Layout,
+    },
+    /// The source does not hold exactly the pieces of this search space.
+    #[error("the source table is not a complete table of this search space: {missing} of its {total} pieces missing{}{}", .example.as_ref().map_or(String::new(), |e| format!(" (e.g. '{e}')")), if *.extra > 0 { format!(", {} entries of another space", .extra) } else { String::new() })]
+    Space {
+        /// Pieces of the space the source lacks.
+        missing: usize,
+        /// Pieces of the space.
+        total: usize,
+        /// Entries the space does not have.
+        extra: usize,
+        /// One missing piece or foreign entry.
+        example: Option<String>,
+    },
+}
+
+/// Checks that `source` can be transferred to a table of `layout`: the same stage widths (the input
+/// size may differ) and exactly the pieces of this search space.
+pub fn check_source(source: &LatencyTable, layout: Layout) -> Result<(), TransferError> {
+    if source.provenance.layout != layout {
+        return Err(TransferError::Layout {
+            source_layout: source.provenance.layout,
+            wanted: layout,
+        });
+    }
+    let keys: Vec<String> = all_pieces().iter().map(Piece::key).collect();
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !source.entries.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = source
+        .entries
+        .keys()
+        .filter(|k| !keys.contains(k))
+        .collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    Err(TransferError::Space {
+        missing: missing.len(),
+        total: keys.len(),
+        extra: extra.len(),
+        example: missing.first().or(extra.first()).map(|k| k.to_string()),
+    })
 }
 
 /// The fewest measured networks a transfer is fitted on.
@@ -352,14 +416,40 @@ fn fit_level(
     factors.values().all(|f| f.is_finite()).then_some(factors)
 }
 
-/// Every piece of the space with the fit applied to the source's value, keyed as a table's entries.
+/// Every piece of the space with a factor applied to the source's entry (`|p| fit.factor_of(p)`),
+/// keyed as a table's entries: every statistic of the source's entry, normalised for the source's
+/// drift, times the piece's factor, with no profiling group (a transferred entry was not measured in
+/// one; the source's runs are kept).
 pub fn transferred_entries(
     source: &LatencyTable,
-    fit: &TransferFit,
-) -> Result<BTreeMap<String, f64>, TableError> {
+    factor: impl Fn(&Piece) -> f64,
+) -> Result<BTreeMap<String, EntryStats>, TableError> {
     all_pieces()
         .iter()
-        .map(|p| Ok((p.key(), source.entry_ms(p)? * fit.factor_of(p))))
+        .map(|p| {
+            let key = p.key();
+            let entry = source
+                .entries
+                .get(&key)
+                .ok_or_else(|| TableError::MissingEntry(key.clone()))?;
+            let raw = entry.get(source.statistic);
+            let scale = if raw > 0.0 {
+                source.entry_ms(p)? / raw * factor(p)
+            } else {
+                factor(p)
+            };
+            let s = &entry.stats;
+            let stats = Stats {
+                min_ms: s.min_ms * scale,
+                p10_ms: s.p10_ms * scale,
+                median_ms: s.median_ms * scale,
+                p90_ms: s.p90_ms * scale,
+                mean_ms: s.mean_ms * scale,
+                stdev_ms: s.stdev_ms * scale,
+                runs: s.runs,
+            };
+            Ok((key, EntryStats { stats, group: None }))
+        })
         .collect()
 }
 

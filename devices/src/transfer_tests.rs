@@ -1,4 +1,4 @@
-use hsconas_models::{Op, SearchSpace};
+use hsconas_models::{Layout, Op, SearchSpace};
 use rand::SeedableRng;
 
 use super::*;
@@ -66,15 +66,16 @@ fn a_known_per_operator_scaling_is_recovered_exactly() {
         fit.candidates
     );
     assert_eq!(fit.penalty, 0.0, "{:?}", fit.candidates);
-    let entries = transferred_entries(&source, &fit).expect("entries");
+    let entries = transferred_entries(&source, |p| fit.factor_of(p)).expect("entries");
     for piece in all_pieces() {
         let want = source.entry_ms(&piece).expect("entry") * truth(&piece);
+        let got = entries[&piece.key()].get(source.statistic);
         assert!(
-            (entries[&piece.key()] - want).abs() < 1e-9 * want.max(1.0),
-            "{}: {} vs {want}",
-            piece.key(),
-            entries[&piece.key()]
+            (got - want).abs() < 1e-9 * want.max(1.0),
+            "{}: {got} vs {want}",
+            piece.key()
         );
+        assert_eq!(entries[&piece.key()].group, None);
     }
     // The global factor alone cannot fit it: its held-out error is far above the chosen one's.
     let global = fit.candidates[0];
@@ -118,10 +119,7 @@ fn the_transfer_record_round_trips_through_the_table_file() {
     let source = source();
     let fit = fit_transfer(&source, &measured_on(&source, 12, |_| 2.0)).expect("fits");
     let mut table = source.clone();
-    for (key, ms) in transferred_entries(&source, &fit).expect("entries") {
-        let entry = table.entries.get_mut(&key).expect("every key");
-        entry.stats.p10_ms = ms;
-    }
+    table.entries = transferred_entries(&source, |p| fit.factor_of(p)).expect("entries");
     table.provenance.transfer = Some(TransferRecord {
         source_device: source.provenance.device.clone(),
         source_cpu: source.provenance.fingerprint.cpu_model.clone(),
@@ -133,6 +131,7 @@ fn the_transfer_record_round_trips_through_the_table_file() {
         penalty: fit.penalty,
         held_out_rmspe: fit.held_out_rmspe,
         foreign_source: true,
+        source_differences: vec!["cpu: the source's Xeon, this machine's EPYC".into()],
     });
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("transferred.json");
@@ -152,4 +151,45 @@ fn the_transfer_record_round_trips_through_the_table_file() {
         .provenance
         .transfer
         .is_none());
+}
+
+/// A source of other stage widths, or of another set of pieces, is named as such.
+#[test]
+fn a_source_of_another_layout_or_space_is_refused() {
+    let source = source();
+    check_source(&source, source.provenance.layout).expect("its own layout");
+    let other: Layout = if source.provenance.layout == Layout::A {
+        Layout::B
+    } else {
+        Layout::A
+    };
+    let err = check_source(&source, other).expect_err("another layout");
+    assert!(err.to_string().contains("layout"), "{err}");
+    let mut partial = source.clone();
+    partial.entries.remove("head");
+    let err = check_source(&partial, source.provenance.layout).expect_err("no head");
+    let text = err.to_string();
+    assert!(
+        text.contains("1 of its") && text.contains("'head'"),
+        "{text}"
+    );
+    let mut foreign = source.clone();
+    let entry = foreign.entries["head"].clone();
+    foreign.entries.insert("layer25/conv9:1.0".into(), entry);
+    let err = check_source(&foreign, source.provenance.layout).expect_err("a foreign entry");
+    assert!(
+        err.to_string().contains("1 entries of another space"),
+        "{err}"
+    );
+}
+
+/// The names in files are the names in messages.
+#[test]
+fn level_names_are_their_serde_names() {
+    for level in TransferLevel::ALL {
+        assert_eq!(
+            serde_json::to_value(level).expect("JSON"),
+            serde_json::json!(level.name())
+        );
+    }
 }

@@ -36,7 +36,8 @@ pub struct PredictArgs {
     /// Architecture string (20 comma-separated `op:scale` entries).
     #[arg(long, value_name = "STR")]
     arch: String,
-    /// Print JSON (`predicted_ms`, `table_sum_ms`, `bias_ms`, `layers`, ...).
+    /// Print JSON (`predicted_ms`, `table_sum_ms`, `bias_ms`, `layers`, ...; `uncertainty_ms` for a
+    /// transferred table).
     #[arg(long)]
     json: bool,
 }
@@ -95,11 +96,24 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
     super::machine_check::check(&table, &args.table, &super::machine_check::this_machine())?;
     let model = LatencyModel::from_table(&table)?;
     let p = model.explain(&arch);
+    // A transferred table's estimate of its own error on networks it was not fitted on.
+    let uncertainty = table.provenance.transfer.as_ref().map(|t| {
+        (
+            p.predicted_ms * t.held_out_rmspe / 100.0,
+            t.held_out_rmspe,
+            t.networks,
+        )
+    });
     if args.json {
         let mut value = serde_json::to_value(&p)?;
         value["arch"] = json!(arch.to_string());
         value["device"] = json!(table.provenance.device);
         value["calibrated"] = json!(table.calibration.is_some());
+        value["transferred"] = json!(uncertainty.is_some());
+        if let Some((ms, percent, _)) = uncertainty {
+            value["uncertainty_ms"] = json!(ms);
+            value["uncertainty_percent"] = json!(percent);
+        }
         outln!("{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
@@ -123,6 +137,12 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
     }
     outln!("correction  {:>+9.4} ms", p.bias_ms)?;
     outln!("predicted   {:>9.4} ms", p.predicted_ms)?;
+    if let Some((ms, percent, networks)) = uncertainty {
+        outln!(
+            "uncertainty {ms:>9.4} ms (±{percent:.2}%: the table was transferred from another \
+             device's; its held-out error over the {networks} networks it was fitted on)"
+        )?;
+    }
     Ok(())
 }
 

@@ -26,6 +26,7 @@ mod predictor;
 #[cfg(feature = "train")]
 mod predictor_collect;
 mod profile;
+mod profile_transfer;
 #[cfg(feature = "train")]
 mod recipe_args;
 #[cfg(feature = "train")]

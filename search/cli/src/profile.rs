@@ -31,7 +31,21 @@ pub struct ProfileArgs {
     /// Default: tables/<device>-<layout>-<input size>.json.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Pieces measured together in one interleaved group.
+    /// Instead of measuring every piece: transfer this table, measured on another device (or with
+    /// another engine, input size or thread count), to this device from --samples networks measured here
+    /// end to end; the source's entries are rescaled by the correction that predicts networks it did not
+    /// see best (docs/latency-local-cpu.md, "Transfer from another table"). Refusing a table of another
+    /// device is bypassed on purpose; the new table records the source and how it differs.
+    #[arg(long, value_name = "TABLE")]
+    pub transfer_from: Option<PathBuf>,
+    /// With --transfer-from: networks measured here to fit the transfer.
+    #[arg(long, default_value_t = ProfileArgs::DEFAULT_SAMPLES, requires = "transfer_from", value_name = "N")]
+    pub samples: usize,
+    /// With --transfer-from: seed the networks are drawn with (calibration draws with 1, validation with
+    /// 2, so that neither measures them again).
+    #[arg(long, default_value_t = ProfileArgs::DEFAULT_SEED, requires = "transfer_from")]
+    pub seed: u64,
+    /// Pieces (networks, with --transfer-from) measured together in one interleaved group.
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_GROUP, value_name = "N")]
     pub group: usize,
     /// Do not time the reference network in every group (the table then cannot normalise for drift:
@@ -68,6 +82,10 @@ pub struct ProfileArgs {
 impl ProfileArgs {
     /// `--group` when absent.
     pub const DEFAULT_GROUP: usize = 16;
+    /// `--samples` when absent.
+    pub const DEFAULT_SAMPLES: usize = 30;
+    /// `--seed` when absent.
+    pub const DEFAULT_SEED: u64 = 3;
 
     /// Profiling `device` with every other flag at its default.
     #[cfg(feature = "train")] // only `hsconas run` builds it
@@ -79,6 +97,9 @@ impl ProfileArgs {
             input_size: None,
             classes: None,
             out: None,
+            transfer_from: None,
+            samples: ProfileArgs::DEFAULT_SAMPLES,
+            seed: ProfileArgs::DEFAULT_SEED,
             group: ProfileArgs::DEFAULT_GROUP,
             no_reference: false,
             reference_alone: false,
@@ -103,7 +124,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
     let classes = args
         .classes
         .unwrap_or(if profile.input_size < 64 { 10 } else { 1000 });
-    let out = args.out.unwrap_or_else(|| {
+    let out = args.out.clone().unwrap_or_else(|| {
         let layout = profile.layout.to_string().replace(',', "-");
         PathBuf::from("tables").join(format!(
             "{}-{layout}-{}.json",
@@ -119,6 +140,9 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         drift_model: args.drift_model,
         progress: !args.json,
     };
+    if let Some(source) = &args.transfer_from {
+        return super::profile_transfer::run(&args, source, job, &out);
+    }
     let start = std::time::Instant::now();
     let table = if args.agent.agents.len() > 1 {
         let rule = FleetRule {

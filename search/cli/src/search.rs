@@ -442,6 +442,7 @@ impl SearchHost for SupernetHost<'_> {
                     .join(format!("remeasure-{round}{pass}.partial.json")),
                 progress: !self.args.json,
                 drift: self.drift,
+                new_reference: None,
             };
             let measured = run.measure(archs)?.samples;
             run.finish()?;

@@ -48,6 +48,7 @@ pub fn calibrate(
         checkpoint: checkpoint_path(path, "calibration"),
         progress: job.progress,
         drift: job.drift,
+        new_reference: None,
     };
     let measured = run.measure(&archs)?;
     let mut calibration = Calibration::from_samples(job.seed, job.samples, measured.samples);

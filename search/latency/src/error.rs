@@ -96,6 +96,9 @@ pub enum LatencyError {
     /// A latency table could not be read, written or used.
     #[error(transparent)]
     Table(#[from] TableError),
+    /// A table could not be transferred from another device's.
+    #[error(transparent)]
+    Transfer(#[from] hsconas_devices::transfer::TransferError),
     /// A model could not be exported.
     #[error(transparent)]
     Export(#[from] ExportError),

@@ -8,6 +8,8 @@
 //! - [`measurer`]: where models are measured (this process or a remote agent), always in interleaved groups.
 //! - [`fleet`]: one table measured by several devices of a profile, after checking they agree.
 //! - [`reference`]: the reference network timed in every group, and the drift trace it gives.
+//! - [`transfer`]: a table for this device from another device's table and a few networks measured here
+//!   ([`transfer_table`]).
 
 pub mod calibration;
 mod clock;
@@ -18,6 +20,7 @@ pub mod networks;
 pub mod pieces;
 pub mod profiling;
 pub mod reference;
+pub mod transfer;
 pub mod validation;
 
 pub use calibration::{calibrate, CalibrateJob};
@@ -27,4 +30,5 @@ pub use measurer::Measurer;
 pub use networks::{DriftPolicy, Measured, NetworkRun};
 pub use profiling::{profile_table, ProfileJob};
 pub use reference::{default_reference_arch, ReferenceModel};
+pub use transfer::{transfer_table, TransferJob, Transferred};
 pub use validation::{validate, ValidateJob, ValidationReport};

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use hsconas_devices::drift::normalised_ms;
-use hsconas_devices::{DriftTrace, LatencyModel, LatencyTable, NetworkSample};
+use hsconas_devices::{
+    DriftModel, DriftTrace, LatencyModel, LatencyTable, NetworkSample, ReferenceNetwork,
+};
 use hsconas_models::{Arch, SearchSpace};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -14,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::measurer::{ensure_provider, Measurer};
 use super::pieces::network_onnx;
-use super::reference::ReferenceModel;
+use super::reference::{default_reference_arch, ReferenceModel};
 use hsconas_foundation::progress::progress_bar;
+use hsconas_vocabulary::ReferenceTiming;
 
 use super::profiling::entry;
 
@@ -48,6 +51,9 @@ struct Checkpoint {
     /// The reference network's timings so far (samples' `group` index into it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trace: Option<DriftTrace>,
+    /// The runtime and version the networks ran on (as its outcomes name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backend: Option<String>,
 }
 
 /// What a [`NetworkRun`] measured.
@@ -56,8 +62,24 @@ pub struct Measured {
     /// One sample per architecture, in the order asked for; normalised to the table's reference state
     /// (raw values beside) when the table has a reference network.
     pub samples: Vec<NetworkSample>,
-    /// The reference network's timings during the job (`None` when the table has no reference).
+    /// The reference network's timings during the job (`None` when the job has no reference).
     pub trace: Option<DriftTrace>,
+    /// The reference state the samples were normalised to: the table's, or, for a job with a
+    /// [`NewReference`], the median of this job's own trace (`None` without a reference).
+    pub reference: Option<ReferenceNetwork>,
+    /// The runtime and version the networks ran on (`None` when nothing was measured).
+    pub backend: Option<String>,
+}
+
+/// The reference network of a job against a table that has none yet (a transferred table in the
+/// making): the default reference, timed this way in every group, its state the median of the job's
+/// own trace, normalised with `model`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewReference {
+    /// How it is timed.
+    pub timing: ReferenceTiming,
+    /// The drift model the samples are normalised with.
+    pub model: DriftModel,
 }
 
 /// What a job does when the device drifts beyond a threshold while it measures (or differs from the
@@ -98,6 +120,8 @@ pub struct NetworkRun<'a> {
     pub progress: bool,
     /// Warn or refuse when the device drifts.
     pub drift: DriftPolicy,
+    /// For a table without a reference network: time this one (ignored when the table has its own).
+    pub new_reference: Option<NewReference>,
 }
 
 impl NetworkRun<'_> {
@@ -114,8 +138,18 @@ impl NetworkRun<'_> {
         let model = LatencyModel::new(self.table, hsconas_devices::Correction::NONE)?;
         let config = self.table.provenance.net_config();
         let batch = self.table.provenance.batch;
-        let (mut done, old_trace) = self.resume(archs.len())?;
-        let mut reference = ReferenceModel::of_table(self.table, false)?;
+        let (mut done, old_trace, mut backend) = self.resume(archs.len())?;
+        let mut reference = match (&self.table.reference, self.new_reference) {
+            (None, Some(new)) => Some(ReferenceModel::new(
+                default_reference_arch(),
+                &config,
+                batch,
+                new.timing,
+                self.table.statistic,
+                None,
+            )?),
+            _ => ReferenceModel::of_table(self.table, false)?,
+        };
         if let (Some(r), Some(trace)) = (reference.as_mut(), old_trace) {
             r.continue_trace(trace);
         }
@@ -154,6 +188,9 @@ impl NetworkRun<'_> {
             ensure_provider(self.table.provenance.provider, &outcomes, || {
                 format!("the {} networks' measurement", self.purpose)
             })?;
+            if let Some(o) = outcomes.first().filter(|_| backend.is_none()) {
+                backend = Some(o.backend.clone());
+            }
             for (arch, outcome) in group.iter().zip(&outcomes) {
                 let raw = entry(&outcome.stats).get(self.table.statistic);
                 done.push(NetworkSample {
@@ -164,7 +201,12 @@ impl NetworkRun<'_> {
                     group: point,
                 });
             }
-            self.save(archs.len(), &done, reference.as_ref().map(|r| &r.trace))?;
+            self.save(
+                archs.len(),
+                &done,
+                reference.as_ref().map(|r| &r.trace),
+                backend.as_deref(),
+            )?;
             bar.inc(group.len() as u64);
         }
         bar.finish_and_clear();
@@ -176,17 +218,37 @@ impl NetworkRun<'_> {
                 })
             })
             .collect::<Result<Vec<_>, LatencyError>>()?;
-        let trace = reference.map(|r| r.trace);
-        self.check_drift(trace.as_ref())?;
+        let state = match (&self.table.reference, reference) {
+            (Some(table_state), Some(r)) => Some((table_state.clone(), r.trace)),
+            (None, Some(r)) => self.new_reference.and_then(|new| {
+                let trace = r.trace.clone();
+                ReferenceNetwork::from_trace(
+                    r.arch.to_string(),
+                    new.model,
+                    (r.timing.burst, r.timing.alone),
+                    r.trace,
+                )
+                .map(|state| (state, trace))
+            }),
+            (_, None) => None,
+        };
+        self.check_drift(state.as_ref())?;
+        let (reference, trace) = state.unzip();
         Ok(Measured {
-            samples: normalise(self.table, ordered, trace.as_ref()),
+            samples: normalise_to(reference.as_ref(), ordered, trace.as_ref()),
             trace,
+            reference,
+            backend,
         })
     }
 
-    /// Warns, or refuses under [`DriftPolicy::refuse`], when the trace moved beyond the threshold.
-    fn check_drift(&self, trace: Option<&DriftTrace>) -> Result<(), LatencyError> {
-        let (Some(reference), Some(trace)) = (&self.table.reference, trace) else {
+    /// Warns, or refuses under [`DriftPolicy::refuse`], when the job's trace moved beyond the threshold
+    /// from the reference state.
+    fn check_drift(
+        &self,
+        state: Option<&(ReferenceNetwork, DriftTrace)>,
+    ) -> Result<(), LatencyError> {
+        let Some((reference, trace)) = state else {
             return Ok(());
         };
         let Some(why) = trace
@@ -220,12 +282,14 @@ impl NetworkRun<'_> {
         }
     }
 
+    /// The samples, reference trace and backend of this job's checkpoint (none without one).
+    #[allow(clippy::type_complexity)]
     fn resume(
         &self,
         requested: usize,
-    ) -> Result<(Vec<NetworkSample>, Option<DriftTrace>), LatencyError> {
+    ) -> Result<(Vec<NetworkSample>, Option<DriftTrace>, Option<String>), LatencyError> {
         if !self.checkpoint.exists() {
-            return Ok((Vec::new(), None));
+            return Ok((Vec::new(), None, None));
         }
         let text = std::fs::read(&self.checkpoint).map_err(|source| {
             LatencyError::Fs(hsconas_foundation::FsError::new(
@@ -259,7 +323,7 @@ impl NetworkRun<'_> {
                 ),
             });
         }
-        Ok((old.samples, old.trace))
+        Ok((old.samples, old.trace, old.backend))
     }
 
     fn save(
@@ -267,6 +331,7 @@ impl NetworkRun<'_> {
         requested: usize,
         samples: &[NetworkSample],
         trace: Option<&DriftTrace>,
+        backend: Option<&str>,
     ) -> Result<(), LatencyError> {
         let checkpoint = Checkpoint {
             purpose: self.purpose.to_string(),
@@ -275,6 +340,7 @@ impl NetworkRun<'_> {
             requested,
             samples: samples.to_vec(),
             trace: trace.cloned(),
+            backend: backend.map(str::to_string),
         };
         let json = serde_json::to_vec_pretty(&checkpoint)?;
         Ok(hsconas_foundation::write_atomic(&self.checkpoint, &json)?)
@@ -289,7 +355,16 @@ pub fn normalise(
     samples: Vec<NetworkSample>,
     trace: Option<&DriftTrace>,
 ) -> Vec<NetworkSample> {
-    let (Some(reference), Some(trace)) = (&table.reference, trace) else {
+    normalise_to(table.reference.as_ref(), samples, trace)
+}
+
+/// [`normalise`] to the reference state `reference`.
+fn normalise_to(
+    reference: Option<&ReferenceNetwork>,
+    samples: Vec<NetworkSample>,
+    trace: Option<&DriftTrace>,
+) -> Vec<NetworkSample> {
+    let (Some(reference), Some(trace)) = (reference, trace) else {
         return samples;
     };
     let factors = reference.factors_of(trace);
@@ -300,6 +375,15 @@ pub fn normalise(
             s
         })
         .collect()
+}
+
+/// The table date the checkpoint at `path` belongs to (`None` when there is none, or it cannot be
+/// read: the job then reports it): a job that makes its own table resumes with the date it started with.
+pub fn checkpoint_table_date(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice::<Checkpoint>(&bytes)
+        .ok()
+        .map(|c| c.table_date)
 }
 
 /// `<table>.<purpose>.partial.json` next to the table.

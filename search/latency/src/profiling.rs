@@ -258,6 +258,17 @@ pub(crate) fn start_or_resume(
         }
         return Ok(table);
     }
+    new_table(p, job.classes, measurer, utc_now_rfc3339())
+}
+
+/// An empty table of `profile` at `classes`, to be measured by `measurer` (its protocol and this
+/// device's fingerprint recorded), dated `date`.
+pub(crate) fn new_table(
+    p: &DeviceProfile,
+    classes: usize,
+    measurer: &Measurer,
+    date: String,
+) -> Result<LatencyTable, LatencyError> {
     Ok(LatencyTable {
         format: FORMAT_VERSION,
         provenance: Provenance {
@@ -273,9 +284,9 @@ pub(crate) fn start_or_resume(
             batch: p.batch,
             input_size: p.input_size,
             layout: p.layout,
-            classes: job.classes,
-            date: utc_now_rfc3339(),
-            protocol,
+            classes,
+            date,
+            protocol: measurer.protocol().clone(),
             fleet: None,
             transfer: None,
         },

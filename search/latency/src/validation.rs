@@ -383,6 +383,7 @@ pub fn validate(
         checkpoint: checkpoint_path(path, purpose),
         progress: job.progress,
         drift: job.drift,
+        new_reference: None,
     };
     let config = table.provenance.net_config();
     let measured = run.measure(&archs)?;

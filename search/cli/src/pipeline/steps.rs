@@ -7,7 +7,7 @@ use hsconas_nas::Estimator;
 
 use super::super::calibrate::CalibrateArgs;
 use super::super::export::{CrateArgs, OnnxArgs};
-use super::super::measure_args::TableDeviceArgs;
+use super::super::measure_args::{ProfilingProtocolArgs, TableDeviceArgs};
 use super::super::profile::ProfileArgs;
 use super::super::recipe_args::RecipeArgs;
 use super::super::search::{SearchArgs, SearchOptions};
@@ -17,6 +17,8 @@ use super::{Preset, RunArgs};
 
 /// What a preset changes from the commands' defaults.
 pub(super) struct PresetSettings {
+    /// Timed runs per piece, at most, when the table is profiled (`hsconas profile --max-runs`).
+    pub(super) profile_max_runs: usize,
     pub(super) calibrate_samples: usize,
     pub(super) supernet_epochs: usize,
     /// The search's options (`--seed` is the run's).
@@ -34,6 +36,7 @@ pub(super) fn preset_settings(p: Preset) -> PresetSettings {
     };
     match p {
         Preset::Tiny => PresetSettings {
+            profile_max_runs: 1000,
             calibrate_samples: 5,
             supernet_epochs: 1,
             search: SearchOptions {
@@ -52,6 +55,10 @@ pub(super) fn preset_settings(p: Preset) -> PresetSettings {
             final_lr: 0.05,
         },
         Preset::Quick => PresetSettings {
+            // Half of `hsconas profile`'s default: a piece at input 32 takes ~0.05 ms, so every piece
+            // (and the reference network beside it) stops at max_runs, and the table takes half as
+            // long; networks, ~1 ms, still stop at the minimum time.
+            profile_max_runs: 1000,
             calibrate_samples: 20,
             supernet_epochs: 2,
             search: SearchOptions {
@@ -73,6 +80,7 @@ pub(super) fn preset_settings(p: Preset) -> PresetSettings {
             final_lr: 0.02,
         },
         Preset::Paper => PresetSettings {
+            profile_max_runs: ProfilingProtocolArgs::default().max_runs,
             calibrate_samples: 50,
             supernet_epochs: 120,
             search: SearchOptions {
@@ -137,6 +145,10 @@ impl Steps<'_> {
             input_size: Some(input_size),
             classes: Some(classes),
             out: Some(self.at(TABLE)),
+            protocol: ProfilingProtocolArgs {
+                max_runs: self.preset.profile_max_runs,
+                ..ProfilingProtocolArgs::default()
+            },
             ..ProfileArgs::new(self.args.device.clone())
         }
     }
@@ -263,6 +275,7 @@ mod tests {
             assert_eq!(profile.layout, Some(Layout::B));
             assert_eq!(profile.out.as_deref(), Some(out.join(TABLE).as_path()));
             assert_eq!(profile.agent.token.as_deref(), Some("secret"));
+            assert_eq!(profile.protocol.max_runs, p.profile_max_runs);
             let calibrate = steps.calibrate();
             assert_eq!(
                 (calibrate.samples, calibrate.seed),

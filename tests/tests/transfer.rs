@@ -1,0 +1,225 @@
+//! `hsconas profile --transfer-from` end to end on this machine's real ONNX Runtime: the committed table
+//! of another input size (224) transferred to input 32 from a few networks measured here with a short
+//! protocol, then predicted with its uncertainty, calibrated and validated like a profiled table; and
+//! the refusals (a source of another layout or space, a table already at --out, too few networks).
+
+use std::path::Path;
+
+use hsconas_devices::transfer::TransferLevel;
+use hsconas_devices::LatencyTable;
+use hsconas_models::build::all_pieces;
+use hsconas_tests::table_json::read_json;
+use hsconas_tests::{repo_root, run_bin, Outcome, FAST_PROTOCOL as FAST};
+use serde_json::Value;
+
+fn source() -> std::path::PathBuf {
+    repo_root().join("devices/tables/local-cpu-A-224.json")
+}
+
+/// `hsconas profile` at input 32 from `source` with the short protocol and `extra` flags.
+fn transfer(source: &Path, out: &Path, extra: &[&str]) -> Outcome {
+    let mut args = vec![
+        "profile",
+        "--device",
+        "local-cpu",
+        "--input-size",
+        "32",
+        "--transfer-from",
+        source.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+    args.extend(FAST);
+    args.extend(extra);
+    run_bin("hsconas", &args)
+}
+
+fn ok(outcome: Outcome) -> Outcome {
+    assert_eq!(outcome.code, Some(0), "{outcome:?}");
+    outcome
+}
+
+fn fails_with(outcome: Outcome, needle: &str) {
+    assert_ne!(outcome.code, Some(0), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains(needle),
+        "expected '{needle}' in: {}",
+        outcome.stderr
+    );
+    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
+}
+
+#[test]
+fn a_transferred_table_predicts_calibrates_and_validates_like_a_profiled_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("t32.json");
+    let o = out.to_str().expect("utf-8");
+    let summary: Value =
+        serde_json::from_str(&ok(transfer(&source(), &out, &["--samples", "8", "--json"])).stdout)
+            .expect("JSON");
+    assert_eq!(summary["entries"], 818, "{summary}");
+    let record = &summary["transfer"];
+    assert_eq!(record["networks"], 8);
+    assert_eq!(record["source_input_size"], 224);
+    assert_eq!(record["foreign_source"], true, "another input size");
+    assert!(
+        record["source_differences"]
+            .as_array()
+            .expect("differences")
+            .iter()
+            .any(|d| d.as_str().is_some_and(|d| d.starts_with("input_size"))),
+        "{record}"
+    );
+    assert!(summary["candidates"]
+        .as_array()
+        .is_some_and(|c| c.len() > 4));
+    assert!(
+        !dir.path().join("t32.json.transfer.partial.json").exists(),
+        "the checkpoint is removed once the table is saved"
+    );
+
+    // The file: a table of this device with its own reference state, each entry the source's
+    // (normalised for the source's drift) times its group's factor, and the record as printed.
+    let table = LatencyTable::load(&out).expect("a valid table");
+    let source_table = LatencyTable::load(&source()).expect("the committed table");
+    let p = &table.provenance;
+    assert_eq!(
+        (p.input_size, p.classes, p.device.as_str()),
+        (32, 10, "local-cpu")
+    );
+    assert!(p.backend_version.starts_with("onnxruntime"), "{p:?}");
+    let transferred = p.transfer.as_ref().expect("the transfer record");
+    assert_eq!(
+        serde_json::to_value(transferred).expect("JSON"),
+        *record,
+        "the file and the summary agree"
+    );
+    let reference = table.reference.as_ref().expect("a reference network");
+    assert_eq!(reference.trace.points.len(), 1, "8 networks in one group");
+    let level: TransferLevel = serde_json::from_value(record["level"].clone()).expect("a level");
+    for piece in all_pieces() {
+        let factor = summary["factors"][level.group_of(&piece)]
+            .as_f64()
+            .expect("every piece's group has a factor");
+        let want = source_table.entry_ms(&piece).expect("source") * factor;
+        let got = table.entry_ms(&piece).expect("transferred");
+        assert!(
+            (got - want).abs() <= 1e-9 * want,
+            "{}: {got} vs {want}",
+            piece.key()
+        );
+        assert_eq!(table.entries[&piece.key()].group, None);
+    }
+
+    // Predictions carry the transfer's held-out error.
+    let arch = vec!["shuffle3:0.5"; 20].join(",");
+    let predicted: Value = serde_json::from_str(
+        &ok(run_bin(
+            "hsconas",
+            &[
+                "latency", "predict", "--table", o, "--arch", &arch, "--json",
+            ],
+        ))
+        .stdout,
+    )
+    .expect("JSON");
+    assert_eq!(predicted["transferred"], true);
+    let ms = predicted["predicted_ms"].as_f64().expect("predicted");
+    let held_out = record["held_out_rmspe"].as_f64().expect("held-out error");
+    assert!(
+        (predicted["uncertainty_ms"].as_f64().expect("uncertainty") - ms * held_out / 100.0).abs()
+            < 1e-12
+    );
+    let text = ok(run_bin(
+        "hsconas",
+        &["latency", "predict", "--table", o, "--arch", &arch],
+    ))
+    .stdout;
+    assert!(
+        text.contains("uncertainty") && text.contains("8 networks"),
+        "{text}"
+    );
+
+    // Calibration and validation work on it unchanged; the transfer put the table sums near what this
+    // machine measures (the source's own sums, at input 224, are many times larger).
+    ok(run_bin(
+        "hsconas",
+        &["calibrate", "--table", o, "--samples", "6", "--seed", "5"],
+    ));
+    let calibrated = read_json(&out);
+    let samples = calibrated["calibration"]["samples"]
+        .as_array()
+        .expect("samples");
+    let mean = |field: &str| {
+        samples
+            .iter()
+            .map(|s| s[field].as_f64().expect("a number"))
+            .sum::<f64>()
+            / samples.len() as f64
+    };
+    let ratio = mean("table_sum_ms") / mean("measured_ms");
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "table sum / measured = {ratio}"
+    );
+    assert!(calibrated["provenance"]["transfer"].is_object(), "kept");
+    ok(run_bin(
+        "hsconas",
+        &[
+            "latency",
+            "validate",
+            "--table",
+            o,
+            "--samples",
+            "4",
+            "--json",
+        ],
+    ));
+
+    // A second transfer does not overwrite the table.
+    let before = std::fs::read(&out).expect("the table");
+    fails_with(
+        transfer(&source(), &out, &["--samples", "4"]),
+        "holds a table already",
+    );
+    assert_eq!(std::fs::read(&out).expect("the table"), before);
+}
+
+#[test]
+fn sources_of_another_layout_or_space_and_too_few_networks_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("t.json");
+    fails_with(
+        transfer(&source(), &out, &["--layout", "B"]),
+        "the source table has layout",
+    );
+    let mut partial: Value = read_json(&source());
+    partial["entries"]
+        .as_object_mut()
+        .expect("entries")
+        .remove("head");
+    let partial_path = dir.path().join("partial.json");
+    std::fs::write(&partial_path, serde_json::to_vec(&partial).expect("JSON")).expect("writes");
+    fails_with(
+        transfer(&partial_path, &out, &[]),
+        "1 of its 818 pieces missing (e.g. 'head')",
+    );
+    let not_a_table = dir.path().join("notes.json");
+    std::fs::write(&not_a_table, b"{\"entries\": 3}").expect("writes");
+    fails_with(
+        transfer(&not_a_table, &out, &[]),
+        "not a valid latency table",
+    );
+    fails_with(
+        transfer(&source(), &out, &["--samples", "3"]),
+        "at least 4 measured networks",
+    );
+    fails_with(
+        run_bin(
+            "hsconas",
+            &["profile", "--device", "local-cpu", "--samples", "8"],
+        ),
+        "--transfer-from",
+    );
+    assert!(!out.exists(), "nothing written");
+}
