@@ -161,6 +161,9 @@ pub struct TransferRecord {
     /// How the source differs from the new table's device (its profile's settings and machine).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_differences: Vec<String>,
+    /// The held-out error (RMSPE, percent) more networks were measured for, when one was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_percent: Option<f64>,
 }
 
 /// Why a transfer cannot be made.

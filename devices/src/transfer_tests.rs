@@ -132,6 +132,7 @@ fn the_transfer_record_round_trips_through_the_table_file() {
         held_out_rmspe: fit.held_out_rmspe,
         foreign_source: true,
         source_differences: vec!["cpu: the source's Xeon, this machine's EPYC".into()],
+        tolerance_percent: Some(3.0),
     });
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("transferred.json");

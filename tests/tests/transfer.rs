@@ -74,7 +74,7 @@ fn a_transferred_table_predicts_calibrates_and_validates_like_a_profiled_one() {
         .as_array()
         .is_some_and(|c| c.len() > 4));
     assert!(
-        !dir.path().join("t32.json.transfer.partial.json").exists(),
+        !dir.path().join("t32.json.transfer-1.partial.json").exists(),
         "the checkpoint is removed once the table is saved"
     );
 
@@ -183,6 +183,63 @@ fn a_transferred_table_predicts_calibrates_and_validates_like_a_profiled_one() {
         "holds a table already",
     );
     assert_eq!(std::fs::read(&out).expect("the table"), before);
+}
+
+/// With a tolerance no fit can meet, the transfer measures more networks round by round up to the
+/// maximum and says the tolerance was not met; with one every fit meets, it stops after one round.
+#[test]
+fn a_tolerance_measures_more_networks_until_it_is_met_or_the_maximum() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let strict = dir.path().join("strict.json");
+    let summary: Value = serde_json::from_str(
+        &ok(transfer(
+            &source(),
+            &strict,
+            &[
+                "--samples",
+                "4",
+                "--tolerance",
+                "0.0001",
+                "--max-samples",
+                "10",
+                "--json",
+            ],
+        ))
+        .stdout,
+    )
+    .expect("JSON");
+    let rounds: Vec<u64> = summary["rounds"]
+        .as_array()
+        .expect("rounds")
+        .iter()
+        .map(|r| r["networks"].as_u64().expect("networks"))
+        .collect();
+    assert_eq!(rounds, [4, 8, 10], "{summary}");
+    assert_eq!(summary["tolerance_met"], false);
+    assert_eq!(summary["transfer"]["networks"], 10);
+    assert_eq!(summary["transfer"]["tolerance_percent"], 0.0001);
+    for round in 1..=3 {
+        assert!(!dir
+            .path()
+            .join(format!("strict.json.transfer-{round}.partial.json"))
+            .exists());
+    }
+    let table = LatencyTable::load(&strict).expect("a table");
+    assert_eq!(
+        table.reference.as_ref().map(|r| r.trace.points.len()),
+        Some(1),
+        "the first round's reference state; later rounds are normalised to it"
+    );
+
+    let lenient = dir.path().join("lenient.json");
+    let text = ok(transfer(
+        &source(),
+        &lenient,
+        &["--samples", "4", "--tolerance", "1000"],
+    ))
+    .stdout;
+    assert!(text.contains("within the tolerance of 1000%"), "{text}");
+    assert!(!text.contains("by round"), "{text}");
 }
 
 #[test]

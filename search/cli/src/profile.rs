@@ -38,14 +38,24 @@ pub struct ProfileArgs {
     /// device is bypassed on purpose; the new table records the source and how it differs.
     #[arg(long, value_name = "TABLE")]
     pub transfer_from: Option<PathBuf>,
-    /// With --transfer-from: networks measured here to fit the transfer.
+    /// With --transfer-from: networks measured here to fit the transfer (and in each further round
+    /// with --tolerance).
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_SAMPLES, requires = "transfer_from", value_name = "N")]
     pub samples: usize,
+    /// With --transfer-from: measure --samples more networks while the transfer's held-out error (RMSPE
+    /// over the networks, each predicted by a fit that did not see it) is above PCT percent, up to
+    /// --max-samples.
+    #[arg(long, requires = "transfer_from", value_name = "PCT")]
+    pub tolerance: Option<f64>,
+    /// With --tolerance: the most networks measured in all.
+    #[arg(long, default_value_t = ProfileArgs::DEFAULT_MAX_SAMPLES, requires = "tolerance", value_name = "N")]
+    pub max_samples: usize,
     /// With --transfer-from: seed the networks are drawn with (calibration draws with 1, validation with
     /// 2, so that neither measures them again).
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_SEED, requires = "transfer_from")]
     pub seed: u64,
-    /// Pieces (networks, with --transfer-from) measured together in one interleaved group.
+    /// Pieces measured together in one interleaved group (with --transfer-from, the networks are
+    /// measured as `hsconas calibrate` measures them: groups of 10, bursts of 3).
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_GROUP, value_name = "N")]
     pub group: usize,
     /// Do not time the reference network in every group (the table then cannot normalise for drift:
@@ -84,6 +94,8 @@ impl ProfileArgs {
     pub const DEFAULT_GROUP: usize = 16;
     /// `--samples` when absent.
     pub const DEFAULT_SAMPLES: usize = 30;
+    /// `--max-samples` when absent.
+    pub const DEFAULT_MAX_SAMPLES: usize = 120;
     /// `--seed` when absent.
     pub const DEFAULT_SEED: u64 = 3;
 
@@ -99,6 +111,8 @@ impl ProfileArgs {
             out: None,
             transfer_from: None,
             samples: ProfileArgs::DEFAULT_SAMPLES,
+            tolerance: None,
+            max_samples: ProfileArgs::DEFAULT_MAX_SAMPLES,
             seed: ProfileArgs::DEFAULT_SEED,
             group: ProfileArgs::DEFAULT_GROUP,
             no_reference: false,

@@ -6,9 +6,13 @@ use std::path::Path;
 use hsconas_devices::transfer::{CandidateError, TransferLevel};
 use hsconas_devices::LatencyTable;
 use hsconas_foundation::outln;
+use hsconas_latency::transfer::Tolerance;
 use hsconas_latency::{transfer_table, DriftPolicy, Measurer, ProfileJob, TransferJob};
 use serde_json::json;
 
+use hsconas_vocabulary::Protocol;
+
+use super::measure_args::TableDeviceArgs;
 use super::profile::ProfileArgs;
 
 /// Runs the transfer `args` asks for, with the settings of `job`, into `out`.
@@ -23,9 +27,16 @@ pub fn run(
         "--transfer-from measures on one device; give at most one --agent"
     );
     let source = LatencyTable::load(source_path)?;
+    // The networks are measured as `hsconas calibrate` measures them: in groups of 10, each run in
+    // bursts (only the last of each burst timed).
+    let networks = TableDeviceArgs::default();
+    let table_protocol = args.protocol.protocol();
     let measurer = Measurer::new(
         &job.profile,
-        args.protocol.protocol(),
+        Protocol {
+            burst: networks.burst,
+            ..table_protocol.clone()
+        },
         args.agent.single()?,
         args.agent.token.clone(),
         args.agent.agent_ca.as_deref(),
@@ -40,12 +51,33 @@ pub fn run(
         measurer.place(),
         args.samples
     );
+    let until = match args.tolerance {
+        Some(pct) => {
+            anyhow::ensure!(
+                pct.is_finite() && pct > 0.0,
+                "--tolerance must be a positive percentage, e.g. 5"
+            );
+            anyhow::ensure!(
+                args.max_samples >= args.samples,
+                "--max-samples ({}) is below --samples ({})",
+                args.max_samples,
+                args.samples
+            );
+            Some(Tolerance {
+                rmspe_percent: pct,
+                max_samples: args.max_samples,
+            })
+        }
+        None => None,
+    };
     let transfer = TransferJob {
+        until,
         profile: job.profile,
         classes: job.classes,
         samples: args.samples,
         seed: args.seed,
-        group: job.group,
+        group: networks.group,
+        table_protocol,
         reference: job.reference,
         reference_alone: job.reference_alone,
         drift_model: job.drift_model,
@@ -71,6 +103,12 @@ pub fn run(
             "transfer": record,
             "factors": done.fit.factors,
             "candidates": done.fit.candidates,
+            "rounds": done
+                .rounds
+                .iter()
+                .map(|r| json!({ "networks": r.networks, "held_out_rmspe": r.held_out_rmspe }))
+                .collect::<Vec<_>>(),
+            "tolerance_met": done.tolerance_met,
         });
         outln!("{}", serde_json::to_string_pretty(&summary)?)?;
         return Ok(());
@@ -105,6 +143,23 @@ pub fn run(
             .map(|(group, f)| format!("{group} {f:.3}"))
             .collect();
         outln!("factors: {}", factors.join(", "))?;
+    }
+    if done.rounds.len() > 1 {
+        let rounds: Vec<String> = done
+            .rounds
+            .iter()
+            .map(|r| format!("{} networks {:.2}%", r.networks, r.held_out_rmspe))
+            .collect();
+        outln!("held-out error by round: {}", rounds.join(", "))?;
+    }
+    match (done.tolerance_met, args.tolerance) {
+        (Some(true), Some(pct)) => outln!("the held-out error is within the tolerance of {pct}%")?,
+        (Some(false), Some(pct)) => outln!(
+            "the held-out error is still above the tolerance of {pct}% after {} networks: a full \
+             profile (hsconas profile without --transfer-from) measures every piece instead",
+            record.networks
+        )?,
+        _ => {}
     }
     for difference in &record.source_differences {
         outln!("source differs: {difference}")?;

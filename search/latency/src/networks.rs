@@ -274,12 +274,7 @@ impl NetworkRun<'_> {
 
     /// Removes the checkpoint (call once the result is stored elsewhere).
     pub fn finish(&self) -> Result<(), LatencyError> {
-        match std::fs::remove_file(&self.checkpoint) {
-            Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(LatencyError::Fs(
-                hsconas_foundation::FsError::new("removing", &self.checkpoint, source),
-            )),
-            _ => Ok(()),
-        }
+        remove_checkpoint(&self.checkpoint)
     }
 
     /// The samples, reference trace and backend of this job's checkpoint (none without one).
@@ -384,6 +379,16 @@ pub fn checkpoint_table_date(path: &Path) -> Option<String> {
     serde_json::from_slice::<Checkpoint>(&bytes)
         .ok()
         .map(|c| c.table_date)
+}
+
+/// Removes a job's checkpoint file (nothing to do when there is none).
+pub fn remove_checkpoint(path: &Path) -> Result<(), LatencyError> {
+    match std::fs::remove_file(path) {
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(LatencyError::Fs(
+            hsconas_foundation::FsError::new("removing", path, source),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `<table>.<purpose>.partial.json` next to the table.

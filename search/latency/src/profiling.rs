@@ -10,7 +10,7 @@ use hsconas_devices::{
 };
 use hsconas_foundation::progress::progress_bar;
 use hsconas_models::build::{all_pieces, Piece};
-use hsconas_vocabulary::{ReferenceTiming, Stats};
+use hsconas_vocabulary::{Protocol, ReferenceTiming, Stats};
 
 use super::clock::utc_now_rfc3339;
 use super::measurer::{ensure_provider, Measurer};
@@ -258,14 +258,15 @@ pub(crate) fn start_or_resume(
         }
         return Ok(table);
     }
-    new_table(p, job.classes, measurer, utc_now_rfc3339())
+    new_table(p, job.classes, protocol, measurer, utc_now_rfc3339())
 }
 
-/// An empty table of `profile` at `classes`, to be measured by `measurer` (its protocol and this
-/// device's fingerprint recorded), dated `date`.
+/// An empty table of `profile` at `classes` whose pieces are measured with `protocol`, on the device
+/// `measurer` measures (its fingerprint recorded), dated `date`.
 pub(crate) fn new_table(
     p: &DeviceProfile,
     classes: usize,
+    protocol: Protocol,
     measurer: &Measurer,
     date: String,
 ) -> Result<LatencyTable, LatencyError> {
@@ -286,7 +287,7 @@ pub(crate) fn new_table(
             layout: p.layout,
             classes,
             date,
-            protocol: measurer.protocol().clone(),
+            protocol,
             fleet: None,
             transfer: None,
         },

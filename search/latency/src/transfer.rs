@@ -13,12 +13,13 @@ use hsconas_devices::transfer::{
     TransferRecord, MIN_NETWORKS,
 };
 use hsconas_devices::{DeviceProfile, DriftModel, LatencyTable, NetworkSample, REFERENCE_BURST};
-use hsconas_vocabulary::ReferenceTiming;
+use hsconas_vocabulary::{Protocol, ReferenceTiming};
 
 use super::clock::utc_now_rfc3339;
 use super::measurer::Measurer;
 use super::networks::{
-    checkpoint_path, checkpoint_table_date, sample_archs, DriftPolicy, NetworkRun, NewReference,
+    checkpoint_path, checkpoint_table_date, remove_checkpoint, sample_archs, DriftPolicy,
+    NetworkRun, NewReference,
 };
 use super::profiling::new_table;
 use crate::LatencyError;
@@ -30,12 +31,17 @@ pub struct TransferJob {
     pub profile: DeviceProfile,
     /// Classes of the head's classifier.
     pub classes: usize,
-    /// Networks measured here to fit the transfer (N).
+    /// Networks measured here to fit the transfer (N), and in every further round.
     pub samples: usize,
+    /// Measure rounds of `samples` more networks until the fit's held-out error meets a tolerance.
+    pub until: Option<Tolerance>,
     /// Seed the networks are drawn with.
     pub seed: u64,
     /// Networks measured together in one interleaved group.
     pub group: usize,
+    /// The protocol recorded as the table's: the one its pieces would be profiled with (the networks are
+    /// measured with the measurer's, as calibration measures them).
+    pub table_protocol: Protocol,
     /// Time the reference network in every group and normalise the networks for drift.
     pub reference: bool,
     /// Time it alone before and after each group instead of among the networks.
@@ -48,6 +54,24 @@ pub struct TransferJob {
     pub progress: bool,
 }
 
+/// When an adaptive transfer stops measuring more networks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// The held-out error wanted: RMSPE, percent.
+    pub rmspe_percent: f64,
+    /// The most networks measured in all.
+    pub max_samples: usize,
+}
+
+/// One round of an adaptive transfer: the networks measured so far and the fit's held-out error then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransferRound {
+    /// Networks measured so far.
+    pub networks: usize,
+    /// The chosen fit's held-out error over them, RMSPE percent.
+    pub held_out_rmspe: f64,
+}
+
 /// A transferred table and how it was made.
 #[derive(Debug, Clone)]
 pub struct Transferred {
@@ -57,13 +81,18 @@ pub struct Transferred {
     pub fit: TransferFit,
     /// The networks measured here, normalised for drift (raw values beside).
     pub samples: Vec<NetworkSample>,
+    /// Each round's networks and held-out error (one round without a tolerance).
+    pub rounds: Vec<TransferRound>,
+    /// Whether the held-out error met the tolerance (`None` without one).
+    pub tolerance_met: Option<bool>,
 }
 
 /// Measures `job.samples` networks with `measurer`, fits the transfer of `source` to them and saves the
-/// transferred table at `out`. The source must be a complete table of this space at the job's layout
-/// (its input size, device, engine and machine may differ: those differences are recorded). An
-/// interrupted run resumes its measured networks from `<out>.transfer.partial.json`; an existing `out`
-/// is never overwritten.
+/// transferred table at `out`; with a tolerance, measures `job.samples` more while the fit's held-out
+/// error is above it (every round normalised for drift to the first round's reference state). The
+/// source must be a complete table of this space at the job's layout (its input size, device, engine
+/// and machine may differ: those differences are recorded). An interrupted run resumes its measured
+/// networks from `<out>.transfer-<round>.partial.json`; an existing `out` is never overwritten.
 pub fn transfer_table(
     job: &TransferJob,
     source: &LatencyTable,
@@ -84,43 +113,79 @@ pub fn transfer_table(
             message: "holds a table already; a transfer writes a new one: delete it or choose another --out".into(),
         });
     }
-    let checkpoint = checkpoint_path(out, "transfer");
-    let date = checkpoint_table_date(&checkpoint).unwrap_or_else(utc_now_rfc3339);
-    let mut table = new_table(&job.profile, job.classes, measurer, date)?;
+    let checkpoint = |round: usize| checkpoint_path(out, &format!("transfer-{round}"));
+    let date = checkpoint_table_date(&checkpoint(1)).unwrap_or_else(utc_now_rfc3339);
+    let mut table = new_table(
+        &job.profile,
+        job.classes,
+        job.table_protocol.clone(),
+        measurer,
+        date,
+    )?;
     // Until the fit, the source's own values: the measured samples record them as their table sums.
     table.entries = transferred_entries(source, |_| 1.0)?;
-    let archs = sample_archs(job.samples, job.seed, &HashSet::new());
-    let run = NetworkRun {
-        table: &table,
-        measurer,
-        purpose: "transfer",
-        seed: job.seed,
-        group: job.group,
-        checkpoint,
-        progress: job.progress,
-        drift: job.drift,
-        new_reference: job.reference.then_some(NewReference {
-            timing: ReferenceTiming {
-                burst: REFERENCE_BURST,
-                alone: job.reference_alone,
-            },
-            model: job.drift_model,
-        }),
+    let mut samples: Vec<NetworkSample> = Vec::new();
+    let mut backend = None;
+    let mut rounds = Vec::new();
+    let mut wanted = job.samples;
+    let fit = loop {
+        let round = rounds.len() + 1;
+        // Drawn with one seed, so each round's networks continue the previous rounds' draw.
+        let archs = sample_archs(wanted, job.seed, &HashSet::new());
+        let run = NetworkRun {
+            table: &table,
+            measurer,
+            purpose: "transfer",
+            seed: job.seed,
+            group: job.group,
+            checkpoint: checkpoint(round),
+            progress: job.progress,
+            drift: job.drift,
+            // The first round times a new reference network; later ones normalise to its state.
+            new_reference: job.reference.then_some(NewReference {
+                timing: ReferenceTiming {
+                    burst: REFERENCE_BURST,
+                    alone: job.reference_alone,
+                },
+                model: job.drift_model,
+            }),
+        };
+        let measured = run.measure(&archs[samples.len()..])?;
+        if round == 1 {
+            table.reference = measured.reference;
+        }
+        backend = backend.or(measured.backend);
+        samples.extend(measured.samples);
+        let networks: Vec<MeasuredNetwork> = samples
+            .iter()
+            .map(|s| MeasuredNetwork {
+                arch: s.arch.clone(),
+                measured_ms: s.measured_ms,
+            })
+            .collect();
+        let fit = fit_transfer(source, &networks)?;
+        rounds.push(TransferRound {
+            networks: networks.len(),
+            held_out_rmspe: fit.held_out_rmspe,
+        });
+        match job.until {
+            Some(t) if fit.held_out_rmspe > t.rmspe_percent && wanted < t.max_samples => {
+                tracing::info!(
+                    "{} networks: held-out error {:.2}% > {:.2}%; measuring {} more",
+                    networks.len(),
+                    fit.held_out_rmspe,
+                    t.rmspe_percent,
+                    (wanted + job.samples).min(t.max_samples) - wanted
+                );
+                wanted = (wanted + job.samples).min(t.max_samples);
+            }
+            _ => break fit,
+        }
     };
-    let measured = run.measure(&archs)?;
-    let networks: Vec<MeasuredNetwork> = measured
-        .samples
-        .iter()
-        .map(|s| MeasuredNetwork {
-            arch: s.arch.clone(),
-            measured_ms: s.measured_ms,
-        })
-        .collect();
-    let fit = fit_transfer(source, &networks)?;
+    let tolerance_met = job.until.map(|t| fit.held_out_rmspe <= t.rmspe_percent);
     let mut transferred = table.clone();
     transferred.entries = transferred_entries(source, |p| fit.factor_of(p))?;
-    transferred.reference = measured.reference;
-    if let Some(backend) = measured.backend {
+    if let Some(backend) = backend {
         transferred.provenance.backend_version = backend;
     }
     let source_differences = differences(source, &transferred, &job.profile);
@@ -129,20 +194,25 @@ pub fn transfer_table(
         source_cpu: source.provenance.fingerprint.cpu_model.clone(),
         source_date: source.provenance.date.clone(),
         source_input_size: source.provenance.input_size,
-        networks: networks.len(),
+        networks: samples.len(),
         seed: job.seed,
         level: fit.level,
         penalty: fit.penalty,
         held_out_rmspe: fit.held_out_rmspe,
         foreign_source: !source_differences.is_empty(),
         source_differences,
+        tolerance_percent: job.until.map(|t| t.rmspe_percent),
     });
     transferred.save(out)?;
-    run.finish()?;
+    for round in 1..=rounds.len() {
+        remove_checkpoint(&checkpoint(round))?;
+    }
     Ok(Transferred {
         table: transferred,
         fit,
-        samples: measured.samples,
+        samples,
+        rounds,
+        tolerance_met,
     })
 }
 
