@@ -302,14 +302,25 @@ pub fn fit_transfer(
             errors.push(held_out);
         }
     }
-    let chosen = hsconas_foundation::stats::simplest_within_one_standard_error(&errors)
-        .ok_or(TransferError::NoFit)?;
+    // The chosen candidate fitted on every network; one that cannot be (a non-positive factor only
+    // with all of them) drops out and the rule chooses again among the rest.
+    let (chosen, factors) = loop {
+        let chosen = hsconas_foundation::stats::simplest_within_one_standard_error(&errors)
+            .ok_or(TransferError::NoFit)?;
+        let c = candidates[chosen];
+        match fit_level(c.level, c.penalty, &pieces, &targets, &all) {
+            Some(factors) => break (chosen, factors),
+            None => {
+                errors[chosen].fill(f64::INFINITY);
+                candidates[chosen].held_out_rmspe = f64::INFINITY;
+            }
+        }
+    };
     let CandidateError {
         level,
         penalty,
         held_out_rmspe,
     } = candidates[chosen];
-    let factors = fit_level(level, penalty, &pieces, &targets, &all).ok_or(TransferError::NoFit)?;
     Ok(TransferFit {
         level,
         penalty,
@@ -344,7 +355,8 @@ fn predict(level: TransferLevel, factors: &BTreeMap<String, f64>, pieces: &[(Pie
 
 /// The factors of `level` fitted on the networks `rows`: penalised least squares on relative errors,
 /// shrunk towards the parent level's factors (fitted on the same rows with the same relative penalty);
-/// the global factor is plain least squares. `None` when the system cannot be solved.
+/// the global factor is plain least squares. `None` when the system cannot be solved or a factor comes
+/// out non-positive.
 fn fit_level(
     level: TransferLevel,
     penalty: f64,
@@ -416,7 +428,12 @@ fn fit_level(
         .enumerate()
         .map(|(k, group)| (group, prior_of_group[k] + delta[k]))
         .collect();
-    factors.values().all(|f| f.is_finite()).then_some(factors)
+    // A latency cannot be scaled to nothing or below: a fit that needs a non-positive factor (groups
+    // the networks cannot tell apart, such as near-constant ones, traded against each other) is no fit.
+    factors
+        .values()
+        .all(|f| f.is_finite() && *f > 0.0)
+        .then_some(factors)
 }
 
 /// Every piece of the space with a factor applied to the source's entry (`|p| fit.factor_of(p)`),

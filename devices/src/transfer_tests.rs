@@ -194,3 +194,44 @@ fn level_names_are_their_serde_names() {
         );
     }
 }
+
+/// A device where every `skip` layer makes a network 0.3 ms faster than its pieces add up to, more
+/// than any skip entry of the source takes: a per-operator fit can only explain it with a negative
+/// factor for the skip entries, which is no latency, so those fits are refused (while the global one,
+/// which cannot, still fits) and every entry of the chosen fit stays positive.
+#[test]
+fn a_fit_that_needs_a_negative_factor_is_refused() {
+    let source = source();
+    let skip_entry_max = all_pieces()
+        .iter()
+        .filter(|p| matches!(p, Piece::Block { choice, .. } if choice.op() == Op::Skip))
+        .map(|p| source.entry_ms(p).expect("entry"))
+        .fold(0.0, f64::max);
+    let faster = 2.0 * skip_entry_max;
+    let skips = |arch: &Arch| arch.choices().iter().filter(|c| c.op() == Op::Skip).count() as f64;
+    let mut networks = measured_on(&source, 40, |_| 1.0);
+    assert!(
+        networks.iter().filter(|n| skips(&n.arch) > 0.0).count() >= 5,
+        "enough networks hold a skip layer"
+    );
+    for n in &mut networks {
+        n.measured_ms -= faster * skips(&n.arch);
+    }
+    let fit = fit_transfer(&source, &networks).expect("fits");
+    let held_out = |level: TransferLevel, penalty: f64| {
+        fit.candidates
+            .iter()
+            .find(|c| c.level == level && c.penalty == penalty)
+            .expect("tried")
+            .held_out_rmspe
+    };
+    assert!(
+        held_out(TransferLevel::PerOperator, 0.0).is_infinite(),
+        "the exact per-operator fit needs a negative skip factor: {:?}",
+        fit.candidates
+    );
+    assert!(held_out(TransferLevel::Global, 0.0).is_finite());
+    assert!(fit.factors.values().all(|f| *f > 0.0), "{:?}", fit.factors);
+    let entries = transferred_entries(&source, |p| fit.factor_of(p)).expect("entries");
+    assert!(entries.values().all(|e| e.get(source.statistic) > 0.0));
+}

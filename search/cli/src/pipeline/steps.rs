@@ -56,8 +56,8 @@ pub(super) fn preset_settings(p: Preset) -> PresetSettings {
         },
         Preset::Quick => PresetSettings {
             // Half of `hsconas profile`'s default: a piece at input 32 takes ~0.05 ms, so every piece
-            // (and the reference network beside it) stops at max_runs, and the table takes half as
-            // long; networks, ~1 ms, still stop at the minimum time.
+            // (and the reference network beside it) stops at max_runs, after half the runs; networks,
+            // ~1 ms, still stop at the minimum time.
             profile_max_runs: 1000,
             calibrate_samples: 20,
             supernet_epochs: 2,
