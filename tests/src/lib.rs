@@ -169,6 +169,31 @@ pub struct Outcome {
     pub stderr: String,
 }
 
+/// The outcome of a command that must succeed (exit code 0), for chaining; panics with its output
+/// otherwise.
+pub fn ok(outcome: Outcome) -> Outcome {
+    assert_eq!(
+        outcome.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    outcome
+}
+
+/// Checks that a command failed as the binaries report errors (exit code 1, no panic) and that its
+/// error output contains `needle`.
+pub fn fails_with(outcome: Outcome, needle: &str) {
+    assert_eq!(outcome.code, Some(1), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains(needle),
+        "expected '{needle}' in: {}",
+        outcome.stderr
+    );
+    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
+}
+
 /// Runs a workspace binary with arguments and captures its output.
 pub fn run_bin(name: &str, args: &[&str]) -> Outcome {
     run_bin_env(name, args, &[])

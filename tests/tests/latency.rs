@@ -11,7 +11,7 @@ use hsconas_tests::table_json::{
     arch_string, check_reference_in_every_group, entries, normalised_p10, read_json,
     reference_state, trace,
 };
-use hsconas_tests::{run_bin, workspace_bin, Outcome, RunningAgent, FAST_PROTOCOL as FAST};
+use hsconas_tests::{fails_with, ok, run_bin, workspace_bin, RunningAgent, FAST_PROTOCOL as FAST};
 use serde_json::Value;
 
 fn profile_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -26,27 +26,6 @@ fn profile_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     ];
     args.extend(extra);
     args
-}
-
-fn ok(outcome: Outcome) -> Outcome {
-    assert_eq!(
-        outcome.code,
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        outcome.stdout,
-        outcome.stderr
-    );
-    outcome
-}
-
-fn fails_with(outcome: Outcome, needle: &str) {
-    assert_eq!(outcome.code, Some(1), "{outcome:?}");
-    assert!(
-        outcome.stderr.contains(needle),
-        "expected '{needle}' in: {}",
-        outcome.stderr
-    );
-    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
 }
 
 /// Profiles with the short protocol and the reference network normalised group by group (`ratio-1`, so

@@ -9,7 +9,7 @@ use hsconas_devices::transfer::TransferLevel;
 use hsconas_devices::LatencyTable;
 use hsconas_models::build::all_pieces;
 use hsconas_tests::table_json::read_json;
-use hsconas_tests::{repo_root, run_bin, Outcome, FAST_PROTOCOL as FAST};
+use hsconas_tests::{fails_with, ok, repo_root, run_bin, Outcome, FAST_PROTOCOL as FAST};
 use serde_json::Value;
 
 fn source() -> std::path::PathBuf {
@@ -32,21 +32,6 @@ fn transfer(source: &Path, out: &Path, extra: &[&str]) -> Outcome {
     args.extend(FAST);
     args.extend(extra);
     run_bin("hsconas", &args)
-}
-
-fn ok(outcome: Outcome) -> Outcome {
-    assert_eq!(outcome.code, Some(0), "{outcome:?}");
-    outcome
-}
-
-fn fails_with(outcome: Outcome, needle: &str) {
-    assert_ne!(outcome.code, Some(0), "{outcome:?}");
-    assert!(
-        outcome.stderr.contains(needle),
-        "expected '{needle}' in: {}",
-        outcome.stderr
-    );
-    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
 }
 
 #[test]
@@ -272,11 +257,36 @@ fn sources_of_another_layout_or_space_and_too_few_networks_are_refused() {
         "at least 4 measured networks",
     );
     fails_with(
-        run_bin(
-            "hsconas",
-            &["profile", "--device", "local-cpu", "--samples", "8"],
-        ),
-        "--transfer-from",
+        transfer(&source(), &out, &["--tolerance", "0"]),
+        "--tolerance must be a positive percentage",
     );
+    fails_with(
+        transfer(
+            &source(),
+            &out,
+            &["--samples", "8", "--tolerance", "5", "--max-samples", "6"],
+        ),
+        "--max-samples (6) is below --samples (8)",
+    );
+    fails_with(
+        transfer(
+            &source(),
+            &out,
+            &[
+                "--agent",
+                "http://127.0.0.1:9",
+                "--agent",
+                "http://127.0.0.1:10",
+            ],
+        ),
+        "give at most one --agent",
+    );
+    // A usage error (clap's exit code 2): --samples only goes with --transfer-from.
+    let usage = run_bin(
+        "hsconas",
+        &["profile", "--device", "local-cpu", "--samples", "8"],
+    );
+    assert_eq!(usage.code, Some(2), "{usage:?}");
+    assert!(usage.stderr.contains("--transfer-from"), "{}", usage.stderr);
     assert!(!out.exists(), "nothing written");
 }
