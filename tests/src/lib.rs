@@ -169,6 +169,21 @@ pub struct Outcome {
     pub stderr: String,
 }
 
+/// `hsconas profile` of `local-cpu` at input 32 (CIFAR size) into `out`, then `extra`.
+pub fn profile_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "profile",
+        "--device",
+        "local-cpu",
+        "--input-size",
+        "32",
+        "--out",
+        out,
+    ];
+    args.extend(extra);
+    args
+}
+
 /// The outcome of a command that must succeed (exit code 0), for chaining; panics with its output
 /// otherwise.
 pub fn ok(outcome: Outcome) -> Outcome {

@@ -11,22 +11,10 @@ use hsconas_tests::table_json::{
     arch_string, check_reference_in_every_group, entries, normalised_p10, read_json,
     reference_state, trace,
 };
-use hsconas_tests::{fails_with, ok, run_bin, workspace_bin, RunningAgent, FAST_PROTOCOL as FAST};
+use hsconas_tests::{
+    fails_with, ok, profile_args, run_bin, workspace_bin, RunningAgent, FAST_PROTOCOL as FAST,
+};
 use serde_json::Value;
-
-fn profile_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "profile",
-        "--device",
-        "local-cpu",
-        "--input-size",
-        "32",
-        "--out",
-        out,
-    ];
-    args.extend(extra);
-    args
-}
 
 /// Profiles with the short protocol and the reference network normalised group by group (`ratio-1`, so
 /// the tests can redo the arithmetic by hand).

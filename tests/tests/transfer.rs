@@ -9,7 +9,9 @@ use hsconas_devices::transfer::TransferLevel;
 use hsconas_devices::LatencyTable;
 use hsconas_models::build::all_pieces;
 use hsconas_tests::table_json::read_json;
-use hsconas_tests::{fails_with, ok, repo_root, run_bin, Outcome, FAST_PROTOCOL as FAST};
+use hsconas_tests::{
+    fails_with, ok, profile_args, repo_root, run_bin, Outcome, FAST_PROTOCOL as FAST,
+};
 use serde_json::Value;
 
 fn source() -> std::path::PathBuf {
@@ -18,17 +20,10 @@ fn source() -> std::path::PathBuf {
 
 /// `hsconas profile` at input 32 from `source` with the short protocol and `extra` flags.
 fn transfer(source: &Path, out: &Path, extra: &[&str]) -> Outcome {
-    let mut args = vec![
-        "profile",
-        "--device",
-        "local-cpu",
-        "--input-size",
-        "32",
-        "--transfer-from",
-        source.to_str().expect("utf-8"),
-        "--out",
+    let mut args = profile_args(
         out.to_str().expect("utf-8"),
-    ];
+        &["--transfer-from", source.to_str().expect("utf-8")],
+    );
     args.extend(FAST);
     args.extend(extra);
     run_bin("hsconas", &args)
