@@ -40,6 +40,13 @@ pub enum ExportError {
     /// A batch size of zero or an unsupported opset.
     #[error("invalid export option: {0}")]
     BadOption(String),
+    /// A calibration set that is missing, empty, of the wrong shape or holds non-finite values, or a
+    /// model tract could not run to calibrate.
+    #[error("INT8 calibration: {0}")]
+    Calibration(String),
+    /// A model, tensor or range that cannot be quantised (named in the message).
+    #[error("INT8 quantisation: {0}")]
+    Quantize(String),
     /// A file-system step failed (what was done, to which path, and why).
     #[error(transparent)]
     Fs(#[from] hsconas_foundation::FsError),

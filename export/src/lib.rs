@@ -1,7 +1,7 @@
 //! Export of HSCoNAS layer graphs: weights ([`Weights`], safetensors or a seeded random initialisation),
 //! ONNX models ([`onnx`]) of whole networks, reference networks and single profiling pieces, trained
 //! networks with batch norms folded and their metadata ([`trained_onnx`], [`ModelInfo`]), and generated
-//! Rust inference crates ([`generate_crate`]).
+//! Rust inference crates ([`generate_crate`]), and INT8 QDQ models calibrated on images ([`quant`]).
 //!
 //! The ONNX protobuf types are the prost-generated ones that `tract-onnx` maintains
 //! (`tract_onnx::pb`); nothing here encodes protobuf by hand.
@@ -11,6 +11,7 @@ mod error;
 mod fold;
 mod model_info;
 pub mod onnx;
+pub mod quant;
 mod trained;
 mod weights;
 

@@ -7,7 +7,7 @@
 //! ShuffleNet's channel shuffle (shapes keep the batch dimension with a `0` entry).
 //! The graph input is `input` (`[batch, 3, S, S]` for networks), the output `output`.
 
-mod proto;
+pub(crate) mod proto;
 
 use crate::GraphWeights;
 use std::collections::HashMap;

@@ -8,12 +8,12 @@ use tract_onnx::pb::{AttributeProto, TensorProto, TensorShapeProto, TypeProto, V
 
 /// One dimension of a graph input or output.
 #[derive(Debug, Clone)]
-pub(super) enum Dim {
+pub(crate) enum Dim {
     Fixed(i64),
     Named(String),
 }
 
-pub(super) fn value_info(name: &str, dims: Vec<Dim>) -> ValueInfoProto {
+pub(crate) fn value_info(name: &str, dims: Vec<Dim>) -> ValueInfoProto {
     let dim = dims
         .into_iter()
         .map(|d| Dimension {
@@ -37,7 +37,7 @@ pub(super) fn value_info(name: &str, dims: Vec<Dim>) -> ValueInfoProto {
     }
 }
 
-pub(super) fn f32_tensor(name: &str, shape: &[usize], data: &[f32]) -> TensorProto {
+pub(crate) fn f32_tensor(name: &str, shape: &[usize], data: &[f32]) -> TensorProto {
     TensorProto {
         dims: shape.iter().map(|&d| d as i64).collect(),
         data_type: DataType::Float as i32,
@@ -47,7 +47,7 @@ pub(super) fn f32_tensor(name: &str, shape: &[usize], data: &[f32]) -> TensorPro
     }
 }
 
-pub(super) fn i64_tensor(name: &str, shape: &[usize], data: &[i64]) -> TensorProto {
+pub(crate) fn i64_tensor(name: &str, shape: &[usize], data: &[i64]) -> TensorProto {
     TensorProto {
         dims: shape.iter().map(|&d| d as i64).collect(),
         data_type: DataType::Int64 as i32,
@@ -57,7 +57,7 @@ pub(super) fn i64_tensor(name: &str, shape: &[usize], data: &[i64]) -> TensorPro
     }
 }
 
-pub(super) fn attr_int(name: &str, i: i64) -> AttributeProto {
+pub(crate) fn attr_int(name: &str, i: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Int as i32,
@@ -66,7 +66,7 @@ pub(super) fn attr_int(name: &str, i: i64) -> AttributeProto {
     }
 }
 
-pub(super) fn attr_float(name: &str, f: f32) -> AttributeProto {
+pub(crate) fn attr_float(name: &str, f: f32) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Float as i32,
@@ -75,11 +75,41 @@ pub(super) fn attr_float(name: &str, f: f32) -> AttributeProto {
     }
 }
 
-pub(super) fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
+pub(crate) fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Ints as i32,
         ints: ints.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn int8_tensor(name: &str, shape: &[usize], data: &[i8]) -> TensorProto {
+    TensorProto {
+        dims: shape.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Int8 as i32,
+        name: name.into(),
+        raw_data: data.iter().map(|&x| x as u8).collect(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn i32_tensor(name: &str, shape: &[usize], data: &[i32]) -> TensorProto {
+    TensorProto {
+        dims: shape.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Int32 as i32,
+        name: name.into(),
+        raw_data: data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn u8_tensor(name: &str, shape: &[usize], data: &[u8]) -> TensorProto {
+    TensorProto {
+        dims: shape.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Uint8 as i32,
+        name: name.into(),
+        raw_data: data.to_vec(),
         ..Default::default()
     }
 }

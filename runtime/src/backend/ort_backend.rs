@@ -138,6 +138,29 @@ impl OrtBackend {
         Ok((builder, used))
     }
 
+    /// The model as ONNX Runtime rewrites it for this configuration (its graph optimisations, e.g. the
+    /// fusion of QuantizeLinear / DequantizeLinear pairs into integer kernels), serialised as ONNX: what
+    /// shows which kernels a session runs. The session is built and dropped; nothing runs.
+    pub fn optimised_model(&self, onnx: &[u8]) -> Result<Vec<u8>, RuntimeError> {
+        let dir = tempfile::tempdir().map_err(|e| RuntimeError::BadSetting(e.to_string()))?;
+        let path = dir.path().join("optimised.onnx");
+        let (builder, _) = self.session_builder()?;
+        let mut builder = builder
+            .with_optimized_model_path(&path)
+            .map_err(|e| RuntimeError::BadSetting(e.to_string()))?;
+        drop(
+            builder
+                .commit_from_memory(onnx)
+                .map_err(|e| RuntimeError::BadModel(e.to_string()))?,
+        );
+        std::fs::read(&path).map_err(|e| {
+            RuntimeError::BadModel(format!(
+                "ONNX Runtime wrote no optimised model to {}: {e}",
+                path.display()
+            ))
+        })
+    }
+
     /// The TensorRT provider with the configured precision, workspace and caches.
     fn tensorrt(&self) -> ep::TensorRT {
         let options = &self.config.tensorrt;

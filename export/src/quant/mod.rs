@@ -1,0 +1,161 @@
+//! INT8 export: a layer graph, its weights and calibration images -> a QDQ ONNX model.
+//!
+//! Batch norms are folded first; the FP32 model runs on the calibration images to measure each
+//! activation's range ([`calibrate`]); the model is rewritten with `QuantizeLinear` /
+//! `DequantizeLinear` around the selected nodes ([`quantize_model`]): per-channel symmetric int8
+//! weights (`axis = 0`), per-tensor int8 activations, int32 biases with scale = input scale x weight
+//! scale. Two flavours: [`Int8Flavour::Cpu`] (asymmetric uint8 activations, what ONNX Runtime's x86
+//! kernels run) and [`Int8Flavour::TensorRt`] (symmetric int8, zero points 0, which TensorRT requires).
+
+mod calibrate;
+mod kernels;
+mod params;
+mod qdq;
+#[cfg(test)]
+mod tests;
+
+pub use calibrate::{calibrate, ActivationRanges, RangeMethod};
+pub use kernels::{kernel_report, KernelReport};
+pub use params::{
+    activation_params, quantize_bias, quantize_per_channel, ActivationScheme, ChannelQuantized,
+    Element, QuantParams, Range,
+};
+pub use qdq::{quantize_model, tensors_to_calibrate, NodeSelection, QdqSummary, QUANTIZABLE};
+
+use hsconas_models::graph::Graph;
+use prost::Message;
+
+use crate::{fold_batch_norms, onnx, BatchDim, ExportError, OnnxOptions, Weights};
+
+/// Which runtime the INT8 model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Int8Flavour {
+    /// ONNX Runtime on a CPU: asymmetric uint8 activations.
+    Cpu,
+    /// TensorRT: symmetric activations and weights, every zero point 0.
+    TensorRt,
+}
+
+impl Int8Flavour {
+    /// How activations are mapped to int8.
+    pub fn scheme(self) -> ActivationScheme {
+        match self {
+            Int8Flavour::Cpu => ActivationScheme::Asymmetric,
+            Int8Flavour::TensorRt => ActivationScheme::Symmetric,
+        }
+    }
+
+    /// `cpu` or `tensorrt`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Int8Flavour::Cpu => "cpu",
+            Int8Flavour::TensorRt => "tensorrt",
+        }
+    }
+}
+
+impl std::str::FromStr for Int8Flavour {
+    type Err = ExportError;
+
+    fn from_str(s: &str) -> Result<Int8Flavour, ExportError> {
+        match s {
+            "cpu" => Ok(Int8Flavour::Cpu),
+            "tensorrt" => Ok(Int8Flavour::TensorRt),
+            _ => Err(ExportError::BadOption(format!(
+                "INT8 flavour '{s}': expected 'cpu' or 'tensorrt'"
+            ))),
+        }
+    }
+}
+
+/// How a network is quantised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Options {
+    /// Target runtime.
+    pub flavour: Int8Flavour,
+    /// How activation ranges are read from the calibration images.
+    pub method: RangeMethod,
+    /// Which nodes are quantised.
+    pub selection: NodeSelection,
+}
+
+impl Default for Int8Options {
+    /// CPU flavour, min/max ranges, every node.
+    fn default() -> Self {
+        Int8Options {
+            flavour: Int8Flavour::Cpu,
+            method: RangeMethod::MinMax,
+            selection: NodeSelection::All,
+        }
+    }
+}
+
+/// A quantised model and what was done to make it.
+#[derive(Debug, Clone)]
+pub struct Int8Export {
+    /// The serialised QDQ ONNX model.
+    pub bytes: Vec<u8>,
+    /// What the rewrite quantised.
+    pub summary: QdqSummary,
+    /// The calibration ranges it used.
+    pub ranges: ActivationRanges,
+}
+
+/// Folds `graph`'s batch norms, calibrates the FP32 network on `images` (each `3 x S x S` normalised
+/// values, `S` the graph's input size; images from the training split, never the test split) and
+/// returns the QDQ model with `options`' batch and metadata plus the INT8 settings
+/// (`precision`, `int8_flavour`, `int8_calibration`, `int8_calibration_images`).
+pub fn int8_onnx(
+    graph: &Graph,
+    weights: &Weights,
+    images: &[Vec<f32>],
+    options: &OnnxOptions,
+    int8: &Int8Options,
+) -> Result<Int8Export, ExportError> {
+    let (folded, folded_weights) = fold_batch_norms(graph, weights)?;
+    let size = graph.input.h;
+    if graph.input.w != size || graph.input.c != 3 {
+        return Err(ExportError::BadOption(format!(
+            "INT8 calibration needs a square 3-channel input, the graph takes {}x{}x{}",
+            graph.input.c, graph.input.h, graph.input.w
+        )));
+    }
+    let single = OnnxOptions {
+        batch: BatchDim::Fixed(1),
+        ..options.clone()
+    };
+    let fp32_single = onnx::to_model(&folded, &folded_weights, &single)?;
+    let tensors = tensors_to_calibrate(&fp32_single, &int8.selection)?;
+    let ranges = calibrate(
+        &fp32_single.encode_to_vec(),
+        &tensors,
+        images,
+        size,
+        int8.method,
+    )?;
+    let mut metadata = options.metadata.clone();
+    metadata.retain(|(k, _)| !k.starts_with("int8_") && k != "precision");
+    metadata.extend([
+        ("precision".to_string(), "int8".to_string()),
+        ("int8_flavour".to_string(), int8.flavour.name().to_string()),
+        ("int8_calibration".to_string(), int8.method.name()),
+        (
+            "int8_calibration_images".to_string(),
+            images.len().to_string(),
+        ),
+    ]);
+    let fp32 = onnx::to_model(
+        &folded,
+        &folded_weights,
+        &OnnxOptions {
+            metadata,
+            ..options.clone()
+        },
+    )?;
+    let (model, summary) = quantize_model(&fp32, &ranges, int8.flavour.scheme(), &int8.selection)?;
+    Ok(Int8Export {
+        bytes: model.encode_to_vec(),
+        summary,
+        ranges,
+    })
+}
