@@ -85,7 +85,9 @@ impl LatencyModel {
         self.correction
     }
 
-    /// Sum of the table entries of the stem, the 20 layers and the head, ms.
+    /// Sum of the table entries of the stem, the 20 layers and the head, ms. The entries are FP32:
+    /// callers that take architectures from users check them with
+    /// [`require_fp32`](crate::require_fp32) first (the search creates FP32 ones only).
     #[inline]
     pub fn table_sum_ms(&self, arch: &Arch) -> f64 {
         let mut sum = self.stem_ms + self.head_ms;

@@ -44,4 +44,4 @@ pub use drift::{
 pub use fleet_agreement::{CalibrationTimings, FleetAgreement, FleetDevice, FleetRule};
 pub use latency_model::{LatencyModel, LayerPart, Prediction};
 pub use profile::{DeviceKind, DeviceProfile, ProfileError};
-pub use table::{EntryStats, LatencyTable, Provenance, TableError, FORMAT_VERSION};
+pub use table::{require_fp32, EntryStats, LatencyTable, Provenance, TableError, FORMAT_VERSION};

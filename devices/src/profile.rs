@@ -171,6 +171,13 @@ impl DeviceProfile {
         if self.precision == Precision::Fp16 && self.provider != ExecutionProvider::Tensorrt {
             return invalid("fp16 precision needs the tensorrt provider".into());
         }
+        if self.precision == Precision::Int8 {
+            return invalid(
+                "latency tables do not measure int8 yet; export INT8 models with `hsconas export \
+                 onnx --precision int8`"
+                    .into(),
+            );
+        }
         if let Some(agent) = &self.agent {
             if !(agent.starts_with("http://") || agent.starts_with("https://")) {
                 return invalid(format!(

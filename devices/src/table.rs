@@ -52,6 +52,28 @@ pub enum TableError {
     /// A piece the architecture needs is not in the table.
     #[error("latency table has no entry '{0}' (profile the device again, or with the layout/input size in use)")]
     MissingEntry(String),
+    /// The architecture marks layers INT8; tables hold FP32 pieces only.
+    #[error("the architecture marks layer(s) {layers} as int8, and latency tables measure FP32 pieces only: \
+             predict the FP32 network (drop the '@int8' marks) or measure the INT8 export end to end")]
+    Precision {
+        /// The 1-based layers, comma-separated.
+        layers: String,
+    },
+}
+
+/// Refuses an architecture with INT8 layers: a table's FP32 entries would silently mispredict them.
+pub fn require_fp32(arch: &Arch) -> Result<(), TableError> {
+    if arch.is_fp32() {
+        return Ok(());
+    }
+    let layers: Vec<String> = arch
+        .int8_layers()
+        .iter()
+        .map(|l| (l + 1).to_string())
+        .collect();
+    Err(TableError::Precision {
+        layers: layers.join(", "),
+    })
 }
 
 /// Timing statistics of one piece, in milliseconds, and the group it was measured in.
@@ -291,6 +313,7 @@ impl LatencyTable {
 
     /// Sum of the entries of the stem, the 20 layers (`skip` entries included) and the head.
     pub fn table_sum_ms(&self, arch: &Arch) -> Result<f64, TableError> {
+        require_fp32(arch)?;
         let mut sum = self.entry_ms(&Piece::Stem)? + self.entry_ms(&Piece::Head)?;
         for (layer, choice) in arch.choices().iter().enumerate() {
             sum += self.entry_ms(&Piece::Block {

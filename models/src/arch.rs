@@ -1,31 +1,77 @@
-//! An architecture of the search space: one [`Choice`] per layer.
+//! An architecture of the search space: one [`Choice`] per layer, and each layer's numeric precision.
 
 use std::fmt;
 use std::str::FromStr;
 
+use hsconas_vocabulary::Precision;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::ArchError;
 use crate::layout::{NetConfig, NUM_LAYERS};
 use crate::op::{Choice, ChoiceParseError, Op, Scale};
 
-/// One architecture: 20 choices, valid by construction (no `skip` in a stride-2 layer).
+/// One architecture: 20 choices, valid by construction (no `skip` in a stride-2 layer), and the
+/// precision each layer runs in (FP32 unless marked INT8).
 ///
 /// The string form is 20 comma-separated `op:scale` entries with `skip` alone, e.g.
-/// `shuffle3:1.0,shuffle5:0.7,...,skip`. The JSON form is a list of `{"op": .., "scale": ..}` objects; the
-/// string form is accepted in JSON too.
+/// `shuffle3:1.0,shuffle5:0.7,...,skip`; an INT8 layer carries the suffix `@int8`
+/// (`shuffle3:0.5@int8`; `@fp32` is accepted and not printed). The JSON form is a list of
+/// `{"op": .., "scale": .., "precision": ..}` objects (`precision` absent for FP32); the string form is
+/// accepted in JSON too.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Arch {
     choices: [Choice; NUM_LAYERS],
+    precisions: [Precision; NUM_LAYERS],
 }
 
 impl Arch {
-    /// An architecture from its choices; names the first layer that breaks a rule.
+    /// An architecture from its choices, every layer FP32; names the first layer that breaks a rule.
     pub fn new(choices: [Choice; NUM_LAYERS]) -> Result<Arch, ArchError> {
         for (layer, choice) in choices.iter().enumerate() {
             check_layer(layer, *choice)?;
         }
-        Ok(Arch { choices })
+        Ok(Arch {
+            choices,
+            precisions: [Precision::Fp32; NUM_LAYERS],
+        })
+    }
+
+    /// Each layer's precision.
+    pub fn precisions(&self) -> &[Precision; NUM_LAYERS] {
+        &self.precisions
+    }
+
+    /// The 0-based layers marked INT8, in order.
+    pub fn int8_layers(&self) -> Vec<usize> {
+        (0..NUM_LAYERS)
+            .filter(|&l| self.precisions[l] == Precision::Int8)
+            .collect()
+    }
+
+    /// Whether every layer is FP32 (no precision marks).
+    pub fn is_fp32(&self) -> bool {
+        self.precisions.iter().all(|&p| p == Precision::Fp32)
+    }
+
+    /// The same choices with every layer FP32.
+    pub fn as_fp32(&self) -> Arch {
+        Arch {
+            choices: self.choices,
+            precisions: [Precision::Fp32; NUM_LAYERS],
+        }
+    }
+
+    /// A copy with one layer's precision changed; FP16 (a TensorRT setting of a whole engine) and INT8
+    /// on a `skip` layer (nothing to quantise) are refused.
+    pub fn with_precision(&self, layer: usize, precision: Precision) -> Result<Arch, ArchError> {
+        let choice = self.layer(layer).ok_or(ArchError::WrongLayerCount {
+            expected: NUM_LAYERS,
+            found: layer + 1,
+        })?;
+        check_precision(layer, choice, precision, &precision.to_string())?;
+        let mut copy = self.clone();
+        copy.precisions[layer] = precision;
+        Ok(copy)
     }
 
     /// The same choice in every layer (`skip` is not allowed: stride-2 layers cannot skip).
@@ -43,14 +89,43 @@ impl Arch {
         self.choices.get(layer).copied()
     }
 
-    /// A copy with one layer changed; fails if that layer cannot take the choice.
+    /// A copy with one layer changed (its precision kept, FP32 when it becomes `skip`); fails if that
+    /// layer cannot take the choice.
     pub fn with_layer(&self, layer: usize, choice: Choice) -> Result<Arch, ArchError> {
         check_layer(layer, choice)?;
-        let mut choices = self.choices;
-        if let Some(slot) = choices.get_mut(layer) {
+        let mut copy = self.clone();
+        if let Some(slot) = copy.choices.get_mut(layer) {
             *slot = choice;
+            if choice.is_skip() {
+                copy.precisions[layer] = Precision::Fp32;
+            }
         }
-        Ok(Arch { choices })
+        Ok(copy)
+    }
+}
+
+/// Whether the 0-based `layer` holding `choice` may run in `precision` (`text` as written).
+fn check_precision(
+    layer: usize,
+    choice: Choice,
+    precision: Precision,
+    text: &str,
+) -> Result<(), ArchError> {
+    let refuse = |reason: &str| {
+        Err(ArchError::BadPrecision {
+            layer: layer + 1,
+            text: text.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    match precision {
+        Precision::Fp32 => Ok(()),
+        Precision::Fp16 => refuse(
+            "is not a layer's precision: TensorRT chooses FP16 kernels for a whole engine (a device \
+             profile's setting)",
+        ),
+        Precision::Int8 if choice.is_skip() => refuse("does not apply to 'skip': it has no weights"),
+        Precision::Int8 => Ok(()),
     }
 }
 
@@ -65,7 +140,11 @@ pub fn check_layer(layer: usize, choice: Choice) -> Result<(), ArchError> {
     Ok(())
 }
 
-fn parse_choice(layer: usize, text: &str) -> Result<Choice, ArchError> {
+fn parse_choice(layer: usize, text: &str) -> Result<(Choice, Precision), ArchError> {
+    let (text, suffix) = match text.split_once('@') {
+        Some((choice, suffix)) => (choice, Some(suffix.trim())),
+        None => (text, None),
+    };
     let choice = text.parse().map_err(|e| match e {
         ChoiceParseError::UnknownOp(op) => ArchError::UnknownOp {
             layer: layer + 1,
@@ -81,7 +160,22 @@ fn parse_choice(layer: usize, text: &str) -> Result<Choice, ArchError> {
         },
     })?;
     check_layer(layer, choice)?;
-    Ok(choice)
+    let precision = match suffix {
+        None => Precision::Fp32,
+        Some(word) => {
+            let precision: Precision =
+                word.to_ascii_lowercase()
+                    .parse()
+                    .map_err(|_| ArchError::BadPrecision {
+                        layer: layer + 1,
+                        text: word.to_string(),
+                        reason: "is not a precision (a layer is fp32, or int8 with '@int8')".into(),
+                    })?;
+            check_precision(layer, choice, precision, word)?;
+            precision
+        }
+    };
+    Ok((choice, precision))
 }
 
 impl FromStr for Arch {
@@ -97,10 +191,14 @@ impl FromStr for Arch {
             });
         }
         let mut choices = [Choice::SKIP; NUM_LAYERS];
-        for (layer, (slot, part)) in choices.iter_mut().zip(parts).enumerate() {
-            *slot = parse_choice(layer, part)?;
+        let mut precisions = [Precision::Fp32; NUM_LAYERS];
+        for (layer, part) in parts.into_iter().enumerate() {
+            (choices[layer], precisions[layer]) = parse_choice(layer, part)?;
         }
-        Ok(Arch { choices })
+        Ok(Arch {
+            choices,
+            precisions,
+        })
     }
 }
 
@@ -111,6 +209,9 @@ impl fmt::Display for Arch {
                 f.write_str(",")?;
             }
             write!(f, "{choice}")?;
+            if self.precisions[i] != Precision::Fp32 {
+                write!(f, "@{}", self.precisions[i])?;
+            }
         }
         Ok(())
     }
@@ -121,6 +222,8 @@ struct ChoiceJson {
     op: Op,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scale: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    precision: Option<Precision>,
 }
 
 #[derive(Deserialize)]
@@ -135,9 +238,11 @@ impl Serialize for Arch {
         let layers: Vec<ChoiceJson> = self
             .choices
             .iter()
-            .map(|c| ChoiceJson {
+            .zip(&self.precisions)
+            .map(|(c, &p)| ChoiceJson {
                 op: c.op(),
                 scale: (!c.is_skip()).then(|| c.scale().value()),
+                precision: (p != Precision::Fp32).then_some(p),
             })
             .collect();
         layers.serialize(serializer)
@@ -153,9 +258,15 @@ impl<'de> Deserialize<'de> for Arch {
                 // Re-use the string parser so that JSON and text give identical errors.
                 let text: Vec<String> = layers
                     .iter()
-                    .map(|c| match c.scale {
-                        Some(scale) => format!("{}:{scale}", c.op),
-                        None => c.op.to_string(),
+                    .map(|c| {
+                        let choice = match c.scale {
+                            Some(scale) => format!("{}:{scale}", c.op),
+                            None => c.op.to_string(),
+                        };
+                        match c.precision {
+                            Some(p) => format!("{choice}@{p}"),
+                            None => choice,
+                        }
                     })
                     .collect();
                 text.join(",").parse().map_err(D::Error::custom)
@@ -240,6 +351,68 @@ mod tests {
         assert_eq!(from_text, arch);
         let bad = serde_json::from_str::<Arch>(r#"[{"op":"skip"}]"#).expect_err("too short");
         assert!(bad.to_string().contains("found 1"), "{bad}");
+    }
+
+    #[test]
+    fn int8_layers_are_marked_parsed_and_serialised() {
+        let mut text = vec!["shuffle3:0.5"; NUM_LAYERS];
+        text[3] = "shuffle3:0.5@int8";
+        text[19] = "xception:1.0@INT8";
+        text[4] = "shuffle5:0.7@fp32";
+        let arch: Arch = text.join(",").parse().expect("valid");
+        assert_eq!(arch.int8_layers(), vec![3, 19]);
+        assert!(!arch.is_fp32() && arch.as_fp32().is_fp32());
+        let shown = arch.to_string();
+        assert!(
+            shown.contains(",shuffle3:0.5@int8,shuffle5:0.7,"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("xception:1.0@int8"), "{shown}");
+        assert_eq!(shown.parse::<Arch>().as_ref(), Ok(&arch));
+        assert_ne!(
+            arch,
+            arch.as_fp32(),
+            "precision is part of the architecture"
+        );
+        let json = serde_json::to_string(&arch).expect("serialises");
+        assert!(json.contains(r#""precision":"int8""#), "{json}");
+        assert_eq!(serde_json::from_str::<Arch>(&json).expect("parses"), arch);
+        // A layer keeps its precision when its choice changes, and loses it when it becomes skip.
+        let changed = arch
+            .with_layer(3, "xception:0.2".parse().expect("choice"))
+            .expect("ok");
+        assert_eq!(changed.int8_layers(), vec![3, 19]);
+        let skipped = arch
+            .with_layer(3, Choice::SKIP)
+            .expect("layer 4 is stride 1");
+        assert_eq!(skipped.int8_layers(), vec![19]);
+        assert_eq!(
+            arch.with_precision(19, Precision::Fp32)
+                .expect("ok")
+                .int8_layers(),
+            vec![3]
+        );
+
+        for (entry, needle) in [
+            (
+                "shuffle3:0.5@int4",
+                "layer 2: precision 'int4' is not a precision",
+            ),
+            (
+                "shuffle3:0.5@fp16",
+                "layer 2: precision 'fp16' is not a layer's precision",
+            ),
+            (
+                "skip@int8",
+                "layer 2: precision 'int8' does not apply to 'skip'",
+            ),
+        ] {
+            let mut v = vec!["shuffle3:0.5"; NUM_LAYERS];
+            v[1] = entry;
+            let err = v.join(",").parse::<Arch>().expect_err(entry).to_string();
+            assert!(err.contains(needle), "{entry}: {err}");
+        }
+        assert!(skipped.with_precision(3, Precision::Int8).is_err());
     }
 
     #[test]

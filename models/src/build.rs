@@ -85,6 +85,12 @@ pub fn head_input_shape(config: &NetConfig) -> Shape {
     Shape::new(config.layout.widths()[3], last.h, last.w)
 }
 
+/// The module path of a 0-based layer's nodes (`layers.<layer>`): every node of the layer is named
+/// `layers.<layer>.<...>` (what per-layer INT8 export selects).
+pub fn layer_module(layer: usize) -> String {
+    format!("layers.{layer}")
+}
+
 /// The whole network of `arch`.
 pub fn network(arch: &Arch, config: &NetConfig) -> Result<Graph, ModelError> {
     config.validate()?;
@@ -172,7 +178,7 @@ fn block(
     if choice.is_skip() {
         return x;
     }
-    let p = format!("layers.{layer}");
+    let p = layer_module(layer);
     let width = config.layer_width(layer);
     let mid = choice.scale().mid_channels(width);
     let cin = b.shape(x).c;
@@ -279,7 +285,7 @@ pub fn part_counts(arch: &Arch, config: &NetConfig) -> Result<Vec<PartCount>, Mo
         macs,
     });
     for (layer, choice) in arch.choices().iter().enumerate() {
-        let (params, macs) = graph.count_under(&format!("layers.{layer}"));
+        let (params, macs) = graph.count_under(&layer_module(layer));
         parts.push(PartCount {
             part: format!("L{}", layer + 1),
             choice: Some(choice.to_string()),

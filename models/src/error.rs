@@ -43,6 +43,16 @@ pub enum ArchError {
         /// 1-based stage number.
         stage: usize,
     },
+    /// A precision suffix (`@...`) that is not `int8` or `fp32`, or on a layer that cannot take it.
+    #[error("layer {layer}: precision '{text}' {reason}")]
+    BadPrecision {
+        /// 1-based layer number.
+        layer: usize,
+        /// The suffix that was given.
+        text: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// A choice outside a (shrunk) search space.
     #[error("layer {layer}: '{choice}' is not in the search space")]
     NotInSpace {

@@ -90,7 +90,10 @@ fn onnx_runtime_fuses_every_convolution_of_both_flavours() {
         );
     }
     // The FP32 model has no integer kernel: the count above comes from the rewrite.
-    assert_eq!(ort_kernels(&fp32_bytes(&graph, &weights)).count("QLinearConv"), 0);
+    assert_eq!(
+        ort_kernels(&fp32_bytes(&graph, &weights)).count("QLinearConv"),
+        0
+    );
 }
 
 #[test]
@@ -189,11 +192,17 @@ fn quantised_models_pass_the_checker_and_follow_the_fp32_outputs() {
         // scale, zero point or axis anywhere moves the logits by their own magnitude and decorrelates
         // them.
         let bound = if k == 0 { 0.1 } else { 0.35 };
-        assert!(error < bound, "{label}: INT8 logits differ by {error:.3} of their scale");
+        assert!(
+            error < bound,
+            "{label}: INT8 logits differ by {error:.3} of their scale"
+        );
         let as_f64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
         let correlation = pearson(&as_f64(fp32), &as_f64(int8));
         assert!(correlation > 0.95, "{label}: correlation {correlation:.3}");
-        assert!(error > 0.0, "{label}: identical outputs, nothing was quantised");
+        assert!(
+            error > 0.0,
+            "{label}: identical outputs, nothing was quantised"
+        );
     }
 }
 
@@ -253,10 +262,16 @@ fn a_single_layer_stays_within_the_rounding_of_its_input_and_weights() {
             .iter()
             .zip(&q[range])
             .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(worst <= bound, "channel {c}: error {worst} above the bound {bound}");
+        assert!(
+            worst <= bound,
+            "channel {c}: error {worst} above the bound {bound}"
+        );
         tightest = tightest.min(bound);
     }
     // The bound is not vacuous: it is small against the outputs themselves.
     let y_max = fp32.iter().fold(0f32, |m, v| m.max(v.abs()));
-    assert!(tightest < 0.25 * y_max, "bound {tightest} against outputs up to {y_max}");
+    assert!(
+        tightest < 0.25 * y_max,
+        "bound {tightest} against outputs up to {y_max}"
+    );
 }

@@ -88,8 +88,10 @@ impl ExecutionProvider {
     }
 }
 
-/// Numeric precision of the measured models.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Numeric precision of a model: of the measured ones (a device profile's setting) and of an export.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats.
@@ -97,11 +99,15 @@ pub enum Precision {
     Fp32,
     /// 16-bit floats: TensorRT may choose FP16 kernels (the models stay FP32 for the other providers).
     Fp16,
+    /// 8-bit integers: QDQ models with int8 weights and calibrated activations (`hsconas export onnx
+    /// --precision int8`); latency tables do not measure it yet.
+    Int8,
 }
 
-words!(Precision, "precision", "fp32 or fp16", {
+words!(Precision, "precision", "fp32, fp16 or int8", {
     Fp32 => "fp32",
     Fp16 => "fp16",
+    Int8 => "int8",
 });
 
 #[cfg(test)]
@@ -137,7 +143,7 @@ mod tests {
             assert_eq!(p.to_string().parse::<ExecutionProvider>(), Ok(p));
             assert_eq!(serde_json::to_string(&p).expect("json"), format!("\"{p}\""));
         }
-        for p in [Precision::Fp32, Precision::Fp16] {
+        for p in [Precision::Fp32, Precision::Fp16, Precision::Int8] {
             assert_eq!(p.to_string().parse::<Precision>(), Ok(p));
             assert_eq!(serde_json::to_string(&p).expect("json"), format!("\"{p}\""));
         }

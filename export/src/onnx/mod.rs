@@ -150,6 +150,17 @@ pub fn write(
     Ok(write_atomic(path, &to_bytes(graph, weights, options)?)?)
 }
 
+/// The `metadata_props` of a serialised ONNX model (`key -> value`).
+pub fn metadata(onnx: &[u8]) -> Result<std::collections::BTreeMap<String, String>, ExportError> {
+    let model = ModelProto::decode(onnx)
+        .map_err(|e| ExportError::BadOption(format!("not an ONNX model: {e}")))?;
+    Ok(model
+        .metadata_props
+        .into_iter()
+        .map(|p| (p.key, p.value))
+        .collect())
+}
+
 /// Translates IR nodes into ONNX nodes and initialisers.
 #[derive(Default)]
 struct Writer {

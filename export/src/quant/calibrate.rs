@@ -202,7 +202,10 @@ pub fn calibrate(
         let outputs = plan.run(tvec!(x.into())).map_err(fail)?;
         for (stat, output) in stats.iter_mut().zip(&outputs) {
             let view = output.to_plain_array_view::<f32>().map_err(fail)?;
-            stat.add(view.as_slice().unwrap_or(&view.iter().copied().collect::<Vec<_>>()));
+            stat.add(
+                view.as_slice()
+                    .unwrap_or(&view.iter().copied().collect::<Vec<_>>()),
+            );
         }
     }
     Ok(ActivationRanges {
@@ -251,14 +254,23 @@ mod tests {
 
     #[test]
     fn method_names_parse_and_bad_ones_are_refused() {
-        assert_eq!("minmax".parse::<RangeMethod>().unwrap(), RangeMethod::MinMax);
         assert_eq!(
-            "percentile".parse::<RangeMethod>().unwrap(),
+            "minmax".parse::<RangeMethod>().expect("ok"),
+            RangeMethod::MinMax
+        );
+        assert_eq!(
+            "percentile".parse::<RangeMethod>().expect("ok"),
             RangeMethod::Percentile(99.99)
         );
-        let p: RangeMethod = "percentile:99.9".parse().unwrap();
-        assert_eq!(p.name().parse::<RangeMethod>().unwrap(), p);
-        for bad in ["", "entropy", "percentile:", "percentile:101", "percentile:abc"] {
+        let p: RangeMethod = "percentile:99.9".parse().expect("ok");
+        assert_eq!(p.name().parse::<RangeMethod>().expect("ok"), p);
+        for bad in [
+            "",
+            "entropy",
+            "percentile:",
+            "percentile:101",
+            "percentile:abc",
+        ] {
             assert!(bad.parse::<RangeMethod>().is_err(), "{bad}");
         }
     }

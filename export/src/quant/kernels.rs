@@ -10,7 +10,14 @@ use tract_onnx::pb::ModelProto;
 use crate::ExportError;
 
 /// Floating-point operators that a fused INT8 graph should not feed from a `DequantizeLinear`.
-const FLOAT_COMPUTE: &[&str] = &["Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "NchwcConv"];
+const FLOAT_COMPUTE: &[&str] = &[
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "FusedConv",
+    "FusedGemm",
+    "NchwcConv",
+];
 
 /// The operators of an optimised model.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

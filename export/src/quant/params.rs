@@ -1,8 +1,8 @@
 //! The arithmetic of INT8 quantisation: activation scales and zero points from a range, per-channel
-//! symmetric weights, and int32 biases. `q = clamp(round(x / scale) + zero_point)`, `x' = (q - zero_point)
-//! * scale`; rounding is to the nearest integer, halves away from zero (`f32::round`), as ONNX's
-//! `QuantizeLinear` rounds halves to even: the two differ only on exact halves, which calibration data
-//! and trained weights essentially never produce.
+//! symmetric weights, and int32 biases. `q = clamp(round(x / scale) + zero_point)` and
+//! `x' = (q - zero_point) * scale`. Rounding here is to the nearest integer with halves away from zero
+//! (`f32::round`), where ONNX's `QuantizeLinear` rounds halves to even: the two differ only on exact
+//! halves, which calibration data and trained weights essentially never produce.
 
 use crate::ExportError;
 
@@ -108,7 +108,11 @@ pub fn activation_params(
             }
         }
         ActivationScheme::Asymmetric => {
-            let scale = if hi - lo > 0.0 { (hi - lo) / 255.0 } else { 1.0 };
+            let scale = if hi - lo > 0.0 {
+                (hi - lo) / 255.0
+            } else {
+                1.0
+            };
             QuantParams {
                 scale,
                 zero_point: (-lo / scale).round().clamp(0.0, 255.0) as i32,
@@ -133,7 +137,7 @@ pub fn quantize_per_channel(
     data: &[f32],
     channels: usize,
 ) -> Result<ChannelQuantized, ExportError> {
-    if channels == 0 || data.len() % channels != 0 {
+    if channels == 0 || !data.len().is_multiple_of(channels) {
         return Err(ExportError::Quantize(format!(
             "tensor '{tensor}' has {} values, which do not split into {channels} channels",
             data.len()
@@ -200,7 +204,7 @@ mod tests {
     #[test]
     fn asymmetric_params_of_known_ranges() {
         // [0, 2.55]: a ReLU output; zero sits at the bottom of the int8 range.
-        let p = activation_params("t", range(0.0, 2.55), ActivationScheme::Asymmetric).unwrap();
+        let p = activation_params("t", range(0.0, 2.55), ActivationScheme::Asymmetric).expect("ok");
         assert!((p.scale - 0.01).abs() < 1e-7, "{p:?}");
         assert_eq!((p.zero_point, p.element), (0, Element::U8));
         assert_eq!(p.quantize(0.0), 0);
@@ -208,42 +212,55 @@ mod tests {
         assert_eq!(p.quantize(9.0), 255, "saturates");
         assert_eq!(p.quantize(-1.0), 0, "saturates");
         // [-1, 1]: zero in the middle, and exactly representable.
-        let p = activation_params("t", range(-1.0, 1.0), ActivationScheme::Asymmetric).unwrap();
+        let p = activation_params("t", range(-1.0, 1.0), ActivationScheme::Asymmetric).expect("ok");
         assert!((p.scale - 2.0 / 255.0).abs() < 1e-7);
         // 127.5 in exact arithmetic; rounding of the f32 division decides between 127 and 128.
         assert!(p.zero_point == 127 || p.zero_point == 128, "{p:?}");
         assert_eq!(p.dequantize(p.quantize(0.0)), 0.0);
         // A range that excludes zero is widened to include it.
-        let p = activation_params("t", range(1.0, 3.0), ActivationScheme::Asymmetric).unwrap();
+        let p = activation_params("t", range(1.0, 3.0), ActivationScheme::Asymmetric).expect("ok");
         assert!((p.scale - 3.0 / 255.0).abs() < 1e-7);
         assert_eq!(p.zero_point, 0);
     }
 
     #[test]
     fn symmetric_params_have_zero_point_zero() {
-        let p = activation_params("t", range(-0.5, 1.27), ActivationScheme::Symmetric).unwrap();
+        let p = activation_params("t", range(-0.5, 1.27), ActivationScheme::Symmetric).expect("ok");
         assert!((p.scale - 0.01).abs() < 1e-7);
         assert_eq!((p.zero_point, p.element), (0, Element::I8));
         assert_eq!(p.quantize(-1.27), -127);
-        assert_eq!(p.quantize(-5.0), -128, "QuantizeLinear saturates at the type's limit");
-        let flat = activation_params("t", range(0.0, 0.0), ActivationScheme::Symmetric).unwrap();
+        assert_eq!(
+            p.quantize(-5.0),
+            -128,
+            "QuantizeLinear saturates at the type's limit"
+        );
+        let flat =
+            activation_params("t", range(0.0, 0.0), ActivationScheme::Symmetric).expect("ok");
         assert_eq!(flat.scale, 1.0);
     }
 
     #[test]
     fn non_finite_ranges_are_refused_by_name() {
-        let err = activation_params("layer3.out", range(0.0, f32::NAN), ActivationScheme::Symmetric)
-            .unwrap_err();
+        let err = activation_params(
+            "layer3.out",
+            range(0.0, f32::NAN),
+            ActivationScheme::Symmetric,
+        )
+        .expect_err("an error");
         assert!(err.to_string().contains("layer3.out"), "{err}");
     }
 
     #[test]
     fn round_trip_error_is_within_half_a_step() {
-        let p = activation_params("t", range(-3.0, 5.0), ActivationScheme::Asymmetric).unwrap();
+        let p = activation_params("t", range(-3.0, 5.0), ActivationScheme::Asymmetric).expect("ok");
         for i in 0..=800 {
             let x = -3.0 + i as f32 * 0.01;
             let err = (p.dequantize(p.quantize(x)) - x).abs();
-            assert!(err <= p.scale / 2.0 + 1e-6, "x {x}: error {err} > {}", p.scale / 2.0);
+            assert!(
+                err <= p.scale / 2.0 + 1e-6,
+                "x {x}: error {err} > {}",
+                p.scale / 2.0
+            );
         }
     }
 
@@ -251,7 +268,7 @@ mod tests {
     fn per_channel_weights() {
         // Two channels: the first's largest magnitude is 1.27, the second is all zero.
         let w = [1.27, -0.635, 0.01, 0.0, 0.0, 0.0];
-        let q = quantize_per_channel("w", &w, 2).unwrap();
+        let q = quantize_per_channel("w", &w, 2).expect("ok");
         assert!((q.scales[0] - 0.01).abs() < 1e-7);
         assert_eq!(q.scales[1], 1.0);
         assert_eq!(q.values, vec![127, -64, 1, 0, 0, 0]);
@@ -261,7 +278,7 @@ mod tests {
 
     #[test]
     fn bias_scale_is_input_scale_times_weight_scale() {
-        let (q, s) = quantize_bias("b", &[0.5, -0.25], 0.1, &[0.01, 0.5]).unwrap();
+        let (q, s) = quantize_bias("b", &[0.5, -0.25], 0.1, &[0.01, 0.5]).expect("ok");
         assert_eq!(s.len(), 2);
         assert!((s[0] - 0.001).abs() < 1e-9 && (s[1] - 0.05).abs() < 1e-9);
         assert_eq!(q, vec![500, -5]);

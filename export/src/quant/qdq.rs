@@ -48,7 +48,14 @@ pub const QUANTIZABLE: &[&str] = &[
 ];
 
 /// Operators whose output keeps the scale of their inputs.
-const SHARES_SCALE: &[&str] = &["Reshape", "Transpose", "Slice", "Flatten", "MaxPool", "Concat"];
+const SHARES_SCALE: &[&str] = &[
+    "Reshape",
+    "Transpose",
+    "Slice",
+    "Flatten",
+    "MaxPool",
+    "Concat",
+];
 
 /// Which nodes are quantised.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -222,7 +229,9 @@ pub fn quantize_model(
     let mut group_range: Vec<Option<Range>> = vec![None; plan.groups];
     for (t, &g) in &plan.group_of {
         let r = *ranges.ranges.get(t).ok_or_else(|| {
-            ExportError::Quantize(format!("the calibration measured no range for tensor '{t}'"))
+            ExportError::Quantize(format!(
+                "the calibration measured no range for tensor '{t}'"
+            ))
         })?;
         group_range[g] = Some(group_range[g].map_or(r, |u| u.union(r)));
     }
@@ -251,8 +260,11 @@ pub fn quantize_model(
             Element::I8 => int8_tensor(&zero_point, &[], &[p.zero_point as i8]),
         });
     }
-    let by_name: HashMap<&str, &TensorProto> =
-        graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let by_name: HashMap<&str, &TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
     let mut summary = QdqSummary {
         quantized_tensors: plan.group_of.len(),
         scale_groups: plan.groups,
@@ -366,10 +378,16 @@ impl Rewriter<'_> {
         let channels = *weight.0.first().unwrap_or(&0);
         let q = quantize_per_channel(&weight_name, &weight.1, channels)?;
         let dims: Vec<usize> = weight.0.clone();
-        self.initializers
-            .push(int8_tensor(&format!("{weight_name}.int8"), &dims, &q.values));
-        self.initializers
-            .push(f32_tensor(&format!("{weight_name}.scale"), &[channels], &q.scales));
+        self.initializers.push(int8_tensor(
+            &format!("{weight_name}.int8"),
+            &dims,
+            &q.values,
+        ));
+        self.initializers.push(f32_tensor(
+            &format!("{weight_name}.scale"),
+            &[channels],
+            &q.scales,
+        ));
         self.initializers.push(int8_tensor(
             &format!("{weight_name}.zero_point"),
             &[channels],
@@ -394,8 +412,11 @@ impl Rewriter<'_> {
             let n = values.len();
             self.initializers
                 .push(i32_tensor(&format!("{bias_name}.int32"), &[n], &values));
-            self.initializers
-                .push(f32_tensor(&format!("{bias_name}.scale"), &[scales.len()], &scales));
+            self.initializers.push(f32_tensor(
+                &format!("{bias_name}.scale"),
+                &[scales.len()],
+                &scales,
+            ));
             self.initializers.push(i32_tensor(
                 &format!("{bias_name}.zero_point"),
                 &[n],
@@ -458,10 +479,7 @@ fn node(
         output: vec![output.to_string()],
         name: name.to_string(),
         op_type: op_type.to_string(),
-        attribute: axis
-            .map(|a| attr_int("axis", a))
-            .into_iter()
-            .collect(),
+        attribute: axis.map(|a| attr_int("axis", a)).into_iter().collect(),
         ..Default::default()
     }
 }

@@ -14,7 +14,8 @@ use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
 use super::*;
 use crate::{GraphWeights, OnnxOptions, Weights};
 
-const ARCH: &str = "shuffle3:0.5,xception:1.0,skip,shuffle5:0.7,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,\
+const ARCH: &str =
+    "shuffle3:0.5,xception:1.0,skip,shuffle5:0.7,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,\
     shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,\
     shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0,shuffle3:1.0";
 
@@ -47,7 +48,10 @@ struct Decoded {
 }
 
 fn decode(bytes: &[u8]) -> Decoded {
-    let graph = ModelProto::decode(bytes).expect("protobuf").graph.expect("graph");
+    let graph = ModelProto::decode(bytes)
+        .expect("protobuf")
+        .graph
+        .expect("graph");
     let mut producer = HashMap::new();
     for n in &graph.node {
         for o in &n.output {
@@ -79,7 +83,14 @@ fn export(selection: NodeSelection, flavour: Int8Flavour) -> Int8Export {
         selection,
         ..Int8Options::default()
     };
-    int8_onnx(&graph, &weights, &images(4), &OnnxOptions::default(), &options).expect("exports")
+    int8_onnx(
+        &graph,
+        &weights,
+        &images(4),
+        &OnnxOptions::default(),
+        &options,
+    )
+    .expect("exports")
 }
 
 #[test]
@@ -91,14 +102,34 @@ fn every_convolution_reads_dequantized_int8_tensors() {
     assert!(convs.len() > 40);
     for conv in &convs {
         for (slot, input) in conv.input.iter().enumerate() {
-            assert_eq!(op_of(input), Some("DequantizeLinear"), "{} input {slot}", conv.name);
+            assert_eq!(
+                op_of(input),
+                Some("DequantizeLinear"),
+                "{} input {slot}",
+                conv.name
+            );
         }
         let w_dq = &m.producer[&conv.input[1]];
-        let axis = w_dq.attribute.iter().find(|a| a.name == "axis").map(|a| a.i);
-        assert_eq!(axis, Some(0), "{}: per-channel weights on the output axis", conv.name);
-        assert_eq!(m.initializers[&w_dq.input[0]].data_type, DataType::Int8 as i32);
+        let axis = w_dq
+            .attribute
+            .iter()
+            .find(|a| a.name == "axis")
+            .map(|a| a.i);
+        assert_eq!(
+            axis,
+            Some(0),
+            "{}: per-channel weights on the output axis",
+            conv.name
+        );
+        assert_eq!(
+            m.initializers[&w_dq.input[0]].data_type,
+            DataType::Int8 as i32
+        );
         let b_dq = &m.producer[&conv.input[2]];
-        assert_eq!(m.initializers[&b_dq.input[0]].data_type, DataType::Int32 as i32);
+        assert_eq!(
+            m.initializers[&b_dq.input[0]].data_type,
+            DataType::Int32 as i32
+        );
         // Bias scale = input scale x weight scale, channel by channel.
         let x_scale = f32s(&m.initializers[&m.producer[&conv.input[0]].input[1]])[0];
         let w_scales = f32s(&m.initializers[&w_dq.input[1]]);
@@ -151,7 +182,11 @@ fn tensorrt_flavour_has_zero_zero_points() {
     let cpu = decode(&export(NodeSelection::All, Int8Flavour::Cpu).bytes);
     let after_relu = &cpu.initializers[&cpu.producer["layers.0.cat.q"].input[2]];
     assert_eq!(after_relu.data_type, DataType::Uint8 as i32);
-    assert_eq!(after_relu.raw_data, vec![0], "ReLU outputs start at zero point 0");
+    assert_eq!(
+        after_relu.raw_data,
+        vec![0],
+        "ReLU outputs start at zero point 0"
+    );
 }
 
 #[test]
@@ -165,13 +200,20 @@ fn a_selection_quantizes_only_its_layer() {
         m.nodes
             .iter()
             .filter(|n| n.op_type == "Conv" && n.name.starts_with(prefix))
-            .map(|n| m.producer.get(&n.input[1]).map_or("initializer".into(), |p| p.op_type.clone()))
+            .map(|n| {
+                m.producer
+                    .get(&n.input[1])
+                    .map_or("initializer".into(), |p| p.op_type.clone())
+            })
             .collect::<Vec<_>>()
     };
     assert!(convs("layers.3.").iter().all(|op| op == "DequantizeLinear"));
     for other in ["stem.", "layers.1.", "layers.4.", "layers.19."] {
         let ops = convs(other);
-        assert!(!ops.is_empty() && ops.iter().all(|op| op != "DequantizeLinear"), "{other}");
+        assert!(
+            !ops.is_empty() && ops.iter().all(|op| op != "DequantizeLinear"),
+            "{other}"
+        );
     }
     // Quantised at the block's entry (the previous block's output) and at its exit.
     assert!(m.producer.contains_key("layers.1.cat.q"));
@@ -184,25 +226,39 @@ fn a_selection_quantizes_only_its_layer() {
 fn calibration_measures_the_images_and_refuses_bad_sets() {
     let (graph, weights) = network();
     let (folded, folded_weights) = crate::fold_batch_norms(&graph, &weights).expect("folds");
-    let fp32 = crate::onnx::to_bytes(&folded, &folded_weights, &OnnxOptions::default()).expect("onnx");
+    let fp32 =
+        crate::onnx::to_bytes(&folded, &folded_weights, &OnnxOptions::default()).expect("onnx");
     let set = images(3);
-    let ranges = calibrate(&fp32, &["input".to_string()], &set, 32, RangeMethod::MinMax).expect("runs");
+    let ranges =
+        calibrate(&fp32, &["input".to_string()], &set, 32, RangeMethod::MinMax).expect("runs");
     let all: Vec<f32> = set.concat();
     let lo = all.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = all.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     assert_eq!(ranges.ranges["input"], Range { min: lo, max: hi });
 
     let err = |images: &[Vec<f32>]| {
-        calibrate(&fp32, &["input".to_string()], images, 32, RangeMethod::MinMax)
-            .unwrap_err()
-            .to_string()
+        calibrate(
+            &fp32,
+            &["input".to_string()],
+            images,
+            32,
+            RangeMethod::MinMax,
+        )
+        .expect_err("an error")
+        .to_string()
     };
     assert!(err(&[]).contains("no calibration images"));
     assert!(err(&[vec![0.0; 10]]).contains("has 10 values"));
     let mut nan = images(1);
     nan[0][5] = f32::NAN;
     assert!(err(&nan).contains("non-finite"));
-    let missing = calibrate(&fp32, &["no.such.tensor".to_string()], &set, 32, RangeMethod::MinMax);
+    let missing = calibrate(
+        &fp32,
+        &["no.such.tensor".to_string()],
+        &set,
+        32,
+        RangeMethod::MinMax,
+    );
     assert!(missing.is_err());
 }
 
@@ -210,20 +266,40 @@ fn calibration_measures_the_images_and_refuses_bad_sets() {
 fn a_tensor_without_a_range_is_named() {
     let (graph, weights) = network();
     let (folded, folded_weights) = crate::fold_batch_norms(&graph, &weights).expect("folds");
-    let model = crate::onnx::to_model(&folded, &folded_weights, &OnnxOptions::default()).expect("onnx");
+    let model =
+        crate::onnx::to_model(&folded, &folded_weights, &OnnxOptions::default()).expect("onnx");
     let mut ranges = ActivationRanges {
         method: RangeMethod::MinMax,
         images: 1,
         ranges: tensors_to_calibrate(&model, &NodeSelection::All)
             .expect("plan")
             .into_iter()
-            .map(|t| (t, Range { min: -1.0, max: 1.0 }))
+            .map(|t| {
+                (
+                    t,
+                    Range {
+                        min: -1.0,
+                        max: 1.0,
+                    },
+                )
+            })
             .collect(),
     };
-    assert!(quantize_model(&model, &ranges, ActivationScheme::Asymmetric, &NodeSelection::All).is_ok());
+    assert!(quantize_model(
+        &model,
+        &ranges,
+        ActivationScheme::Asymmetric,
+        &NodeSelection::All
+    )
+    .is_ok());
     ranges.ranges.remove("layers.1.cat");
-    let err = quantize_model(&model, &ranges, ActivationScheme::Asymmetric, &NodeSelection::All)
-        .unwrap_err();
+    let err = quantize_model(
+        &model,
+        &ranges,
+        ActivationScheme::Asymmetric,
+        &NodeSelection::All,
+    )
+    .expect_err("an error");
     assert!(err.to_string().contains("'layers.1.cat'"), "{err}");
 }
 
@@ -232,7 +308,10 @@ fn the_kernel_report_finds_a_convolution_left_behind_a_dequantize() {
     let out = export(NodeSelection::All, Int8Flavour::Cpu);
     // The unoptimised QDQ model is exactly that: every convolution reads DequantizeLinear outputs.
     let report = kernel_report(&out.bytes).expect("decodes");
-    assert_eq!(report.unfused.len(), report.count("Conv") + report.count("Gemm"));
+    assert_eq!(
+        report.unfused.len(),
+        report.count("Conv") + report.count("Gemm")
+    );
     assert!(report.count("QuantizeLinear") > 0);
     assert!(kernel_report(b"not a model").is_err());
 }

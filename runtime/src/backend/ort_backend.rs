@@ -145,9 +145,13 @@ impl OrtBackend {
         let dir = tempfile::tempdir().map_err(|e| RuntimeError::BadSetting(e.to_string()))?;
         let path = dir.path().join("optimised.onnx");
         let (builder, _) = self.session_builder()?;
+        // ONNX Runtime warns that a layout-optimised model is specific to this machine: it is, and it is
+        // only read back to list its operators.
+        let setting = |e: ort::Error<SessionBuilder>| RuntimeError::BadSetting(e.to_string());
+        let builder = builder.with_optimized_model_path(&path).map_err(setting)?;
         let mut builder = builder
-            .with_optimized_model_path(&path)
-            .map_err(|e| RuntimeError::BadSetting(e.to_string()))?;
+            .with_log_level(ort::logging::LogLevel::Error)
+            .map_err(setting)?;
         drop(
             builder
                 .commit_from_memory(onnx)

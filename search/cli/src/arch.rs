@@ -36,7 +36,8 @@ pub struct GraphArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// 20 comma-separated `op:scale` entries (ops: shuffle3, shuffle5, shuffle7, xception, skip).
+    /// 20 comma-separated `op:scale` entries (ops: shuffle3, shuffle5, shuffle7, xception, skip); a suffix
+    /// `@int8` marks a layer that runs in INT8.
     #[arg(long, value_name = "STR")]
     arch: String,
     #[command(flatten)]

@@ -1,4 +1,4 @@
-//! `hsconas export onnx` and `hsconas export crate`.
+//! `hsconas export onnx`, `hsconas export crate` and `hsconas export evaluate`.
 
 use hsconas_foundation::outln;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use hsconas_models::Arch;
 use serde_json::json;
 
 use super::arch::thousands;
+use super::export_int8::{self, PrecisionArgs};
 use super::net_args::NetArgs;
 
 #[derive(Debug, Subcommand)]
@@ -26,16 +27,20 @@ pub enum ExportCommand {
     /// beside it), architecture, geometry, class names and normalisation come from `model.json` and are
     /// stored in the model's `metadata_props`. Batch norms are folded into the convolutions unless
     /// `--keep-bn`.
-    Onnx(OnnxArgs),
+    Onnx(Box<OnnxArgs>),
     /// Generate a Rust inference crate for a trained network: `Model::load`, `predict`, `classify`,
     /// the model embedded, a README, examples and a golden test; backends `tract` (default) and `ort`.
     Crate(CrateArgs),
+    /// Measure an exported model's top-1 on a dataset's test split, run by ONNX Runtime or tract:
+    /// what an FP32 or INT8 export really scores.
+    Evaluate(super::export_evaluate::EvaluateArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("what").args(["arch", "reference", "piece"]))]
 pub struct OnnxArgs {
-    /// Architecture string (20 comma-separated `op:scale` entries). Optional with trained weights.
+    /// Architecture string (20 comma-separated `op:scale` entries; `op:scale@int8` marks a layer for
+    /// `--precision int8`). Optional with trained weights.
     #[arg(long, value_name = "STR")]
     pub arch: Option<String>,
     /// A reference network: mobilenet_v2, shufflenet_v2_x0_5, shufflenet_v2_x1_0, shufflenet_v2_x1_5,
@@ -69,6 +74,9 @@ pub struct OnnxArgs {
     /// ONNX opset (17 or newer).
     #[arg(long, default_value_t = OnnxArgs::DEFAULT_OPSET)]
     pub opset: i64,
+    /// Precision and INT8 calibration.
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
     /// Output file.
     #[arg(long, value_name = "FILE.onnx")]
     pub out: PathBuf,
@@ -96,6 +104,7 @@ impl OnnxArgs {
             seed: None,
             small_input_stem: false,
             opset: OnnxArgs::DEFAULT_OPSET,
+            precision: PrecisionArgs::default(),
             out,
         }
     }
@@ -145,8 +154,9 @@ impl CrateArgs {
 
 pub fn run(cmd: ExportCommand) -> anyhow::Result<()> {
     match cmd {
-        ExportCommand::Onnx(args) => export_onnx(args),
+        ExportCommand::Onnx(args) => export_onnx(*args),
         ExportCommand::Crate(args) => export_crate(args),
+        ExportCommand::Evaluate(args) => super::export_evaluate::run(args),
     }
 }
 
@@ -169,6 +179,7 @@ fn load_weights(path: &Path) -> anyhow::Result<(Weights, Option<ModelInfo>)> {
 }
 
 fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
+    let int8 = args.precision.int8(args.keep_bn)?;
     let (weights, info) = match &args.weights {
         Some(path) => {
             let (w, info) = load_weights(path)?;
@@ -176,6 +187,17 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    let marked = marked_layers(&args, &info)?;
+    anyhow::ensure!(
+        int8 || marked.is_empty(),
+        "the architecture marks layer(s) {} as int8: export with --precision int8 --calibration DATA \
+         (or drop the '@int8' marks for an FP32 model)",
+        marked
+            .iter()
+            .map(|l| (l + 1).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let (graph, metadata) = match &info {
         Some(info) => {
             let described = format!(
@@ -238,30 +260,63 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
         )
     })?;
-    let (graph, weights) = if args.keep_bn {
-        (graph, weights)
-    } else {
-        fold_batch_norms(&graph, &weights)?
-    };
     let options = OnnxOptions {
         batch,
         opset: args.opset,
         metadata,
     };
-    onnx::write(&args.out, &graph, &weights, &options)?;
+    // Counted on the graph as exported: batch norms folded unless --keep-bn (INT8 folds them itself).
+    let (graph, weights) = if args.keep_bn {
+        (graph, weights)
+    } else {
+        fold_batch_norms(&graph, &weights)?
+    };
+    let (macs, params, nodes) = (graph.macs(), graph.param_count(), graph.nodes.len());
+    let notes = if int8 {
+        let (bytes, lines) = export_int8::export(
+            &args.precision,
+            &graph,
+            &weights,
+            info.as_ref(),
+            &options,
+            &marked,
+        )?;
+        hsconas_foundation::write_atomic(&args.out, &bytes)?;
+        lines
+    } else {
+        onnx::write(&args.out, &graph, &weights, &options)?;
+        Vec::new()
+    };
     eprintln!(
-        "wrote {} ({} params, {:.1} M MACs per sample, {} nodes{})",
+        "wrote {} ({} params, {:.1} M MACs per sample, {} nodes{}{})",
         args.out.display(),
-        thousands(graph.param_count()),
-        graph.macs() as f64 / 1e6,
-        graph.nodes.len(),
+        thousands(params),
+        macs as f64 / 1e6,
+        nodes,
         if args.keep_bn {
             ""
         } else {
             ", batch norms folded"
-        }
+        },
+        if int8 { ", INT8" } else { "" }
     );
+    for line in notes {
+        eprintln!("  {line}");
+    }
     Ok(())
+}
+
+/// The 0-based layers the architecture (of `--arch` or of the trained network) marks `@int8`.
+fn marked_layers(args: &OnnxArgs, info: &Option<ModelInfo>) -> anyhow::Result<Vec<usize>> {
+    let arch = match info {
+        Some(info) if info.reference.is_none() => Some(info.arch().map_err(anyhow::Error::msg)?),
+        Some(_) => None,
+        None => match &args.arch {
+            Some(text) => Some(text.parse::<Arch>().context("invalid --arch")?),
+            None => None,
+        },
+    };
+    Ok(arch.map(|a| a.int8_layers()).unwrap_or_default())
 }
 
 /// The graph and metadata of `--arch`, `--reference` or `--piece` with the geometry of the flags.

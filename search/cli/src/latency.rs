@@ -33,7 +33,7 @@ pub struct PredictArgs {
     /// The latency table.
     #[arg(long, value_name = "FILE")]
     table: PathBuf,
-    /// Architecture string (20 comma-separated `op:scale` entries).
+    /// Architecture string (20 comma-separated `op:scale` entries; FP32 layers only: tables measure FP32).
     #[arg(long, value_name = "STR")]
     arch: String,
     /// Print JSON (`predicted_ms`, `table_sum_ms`, `bias_ms`, `layers`, ...; `uncertainty_ms` for a
@@ -92,6 +92,7 @@ pub fn run(cmd: LatencyCommand) -> anyhow::Result<()> {
 
 fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let arch: Arch = args.arch.parse().context("invalid --arch")?;
+    hsconas_devices::require_fp32(&arch)?;
     let table = LatencyTable::load(&args.table)?;
     super::machine_check::check(&table, &args.table, &super::machine_check::this_machine())?;
     let model = LatencyModel::from_table(&table)?;

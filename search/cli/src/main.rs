@@ -16,6 +16,8 @@ mod doctor;
 #[cfg(feature = "train")]
 mod estimate;
 mod export;
+mod export_evaluate;
+mod export_int8;
 mod latency;
 mod machine_check;
 mod measure_args;

@@ -210,7 +210,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if onnx.exists() {
         eprintln!("{} exists: skipped", onnx.display());
     } else {
-        super::export::run(super::export::ExportCommand::Onnx(steps.onnx()))?;
+        super::export::run(super::export::ExportCommand::Onnx(Box::new(steps.onnx())))?;
     }
 
     // 7. The inference crate.

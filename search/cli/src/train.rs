@@ -20,7 +20,8 @@ use super::recipe_args::RecipeArgs;
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("network").required(true).args(["arch", "reference"]))]
 pub struct TrainArgs {
-    /// Architecture string (20 comma-separated `op:scale` entries).
+    /// Architecture string (20 comma-separated `op:scale` entries). Training is FP32; `@int8` marks are
+    /// kept in model.json for `hsconas export onnx --precision int8`.
     #[arg(long, value_name = "STR")]
     pub arch: Option<String>,
     /// A hand-designed baseline instead, built for the data's input size: mobilenet_v2,

@@ -472,3 +472,86 @@ fn a_trained_reference_network_exports_with_its_weights() {
         );
     }
 }
+
+/// `hsconas export evaluate --json` of one model on the sample's test split: (top-1, images).
+fn evaluate(model: &Path) -> (f64, u64) {
+    let out = ok(
+        hsconas(&[
+            "export",
+            "evaluate",
+            "--model",
+            model.to_str().expect("utf-8"),
+            "--data",
+            data().to_str().expect("utf-8"),
+            "--json",
+        ]),
+        "hsconas export evaluate",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    (
+        v["top1"].as_f64().expect("top1"),
+        v["images"].as_u64().expect("images"),
+    )
+}
+
+#[test]
+fn a_trained_network_exported_in_int8_scores_like_its_fp32_export() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = dir.path().join("run");
+    train(&run, 41);
+    let (_, info) = ModelInfo::locate(&run).expect("training wrote weights and model.json");
+    let (fp32, int8) = (dir.path().join("fp32.onnx"), dir.path().join("int8.onnx"));
+    let run_arg = run.to_str().expect("utf-8");
+    ok(
+        hsconas(&[
+            "export",
+            "onnx",
+            "--weights",
+            run_arg,
+            "--out",
+            fp32.to_str().expect("utf-8"),
+        ]),
+        "FP32 export",
+    );
+    let data = data();
+    let out = ok(
+        hsconas(&[
+            "export",
+            "onnx",
+            "--weights",
+            run_arg,
+            "--precision",
+            "int8",
+            "--calibration",
+            data.to_str().expect("utf-8"),
+            "--out",
+            int8.to_str().expect("utf-8"),
+        ]),
+        "INT8 export",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("INT8 (cpu flavour) for the whole network"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("every convolution runs as an integer kernel"),
+        "{stderr}"
+    );
+    let (fp32_top1, images) = evaluate(&fp32);
+    let (int8_top1, _) = evaluate(&int8);
+    let trained = info.test.expect("training measured the test split");
+    assert_eq!(images as usize, trained.images);
+    // The FP32 export through ONNX Runtime scores what libtorch measured after training (a borderline
+    // image may flip between the two engines' summation orders: 2 of 500 allowed).
+    assert!(
+        (fp32_top1 - trained.top1).abs() <= 0.4 + 1e-9,
+        "ONNX Runtime {fp32_top1}% vs libtorch {}%",
+        trained.top1
+    );
+    // INT8 on the same weights: within 3 points (15 of the 500 images).
+    assert!(
+        (int8_top1 - fp32_top1).abs() <= 3.0,
+        "INT8 {int8_top1}% vs FP32 {fp32_top1}%"
+    );
+}

@@ -3,6 +3,7 @@
 //! threads.
 
 pub mod augment;
+pub mod calibration;
 pub mod image_set;
 pub mod loader;
 pub mod source;
@@ -11,6 +12,7 @@ pub mod split;
 use std::path::{Path, PathBuf};
 
 pub use augment::{Crop, Transform};
+pub use calibration::calibration_tensors;
 pub use image_set::ImageSet;
 pub use loader::{epoch_batches, shard_batches, Batch, LoaderSettings, Shard};
 pub use source::{open, ReadOptions, Splits};

@@ -1,0 +1,137 @@
+//! `hsconas export evaluate`: the test top-1 of an exported ONNX model, run by ONNX Runtime or tract
+//! on a dataset's test split: what an FP32 or INT8 export really scores.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hsconas_export::onnx::metadata;
+use hsconas_foundation::outln;
+use hsconas_runtime::backend::{self, BackendConfig, HostTensor};
+use hsconas_vocabulary::Engine;
+use serde_json::json;
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The model: an `hsconas export onnx` of a trained network (its metadata holds the input size,
+    /// the classes and the normalisation).
+    #[arg(long, value_name = "FILE.onnx")]
+    pub model: PathBuf,
+    /// Dataset with a test split (ImageFolder with `test/`, CIFAR-10 batches, MNIST).
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+    /// Evaluate the first N test images only (default: all of them).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Engine: ort (ONNX Runtime, CPU) or tract.
+    #[arg(long, default_value = "ort", value_name = "ort|tract")]
+    pub engine: Engine,
+    /// Intra-op threads (ONNX Runtime).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A list of numbers stored as JSON in the model's metadata.
+fn numbers(
+    meta: &std::collections::BTreeMap<String, String>,
+    key: &str,
+) -> anyhow::Result<Vec<f32>> {
+    let text = meta.get(key).with_context(|| {
+        format!("the model's metadata has no '{key}': export a trained network (hsconas export onnx --weights DIR)")
+    })?;
+    serde_json::from_str(text)
+        .with_context(|| format!("metadata '{key}' is not a list of numbers: {text}"))
+}
+
+pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
+    let bytes =
+        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let meta = metadata(&bytes)
+        .with_context(|| format!("{} is not an ONNX model", args.model.display()))?;
+    let (mean, std) = (numbers(&meta, "mean")?, numbers(&meta, "std")?);
+    let size: usize = meta
+        .get("input_size")
+        .and_then(|s| s.parse().ok())
+        .context("the model's metadata has no input_size")?;
+    let splits = hsconas_data::open(&args.data, hsconas_data::ReadOptions::default())?;
+    let test = splits
+        .test
+        .with_context(|| format!("{} has no test split", args.data.display()))?;
+    if let Some(classes) = meta.get("classes") {
+        let classes: Vec<String> = serde_json::from_str(classes).context("metadata 'classes'")?;
+        anyhow::ensure!(
+            classes == test.classes,
+            "the model was trained on the classes {classes:?}, the dataset has {:?}",
+            test.classes
+        );
+    }
+    let n = args
+        .limit
+        .map_or(test.len(), |l| (l as usize).min(test.len()));
+    let config = BackendConfig {
+        kind: args.engine,
+        threads: args.threads,
+        ..BackendConfig::default()
+    };
+    let engine = backend::build(&config)?;
+    let mut model = engine.load(&bytes)?;
+    let transform = hsconas_data::Transform {
+        crop: hsconas_data::Crop::None,
+        flip: false,
+        mean,
+        std,
+    };
+    let bar =
+        hsconas_foundation::progress::progress_bar(n, Some("evaluating"), "images", !args.json);
+    let started = std::time::Instant::now();
+    let mut correct = 0usize;
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(256) {
+        let images = hsconas_data::calibration::normalised_images(&test, chunk, size, &transform);
+        for (image, &i) in images.into_iter().zip(chunk) {
+            let input = HostTensor {
+                shape: vec![1, test.channels, size, size],
+                data: image,
+            };
+            let out = model.run(&[input])?;
+            let logits = &out[0].data;
+            let predicted = logits
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(k, _)| k);
+            correct += usize::from(predicted == test.labels[i] as usize);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let top1 = 100.0 * correct as f64 / n as f64;
+    let precision = meta
+        .get("precision")
+        .cloned()
+        .unwrap_or_else(|| "fp32".into());
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "model": args.model,
+                "precision": precision,
+                "engine": engine.version(),
+                "images": n,
+                "correct": correct,
+                "top1": top1,
+                "seconds": started.elapsed().as_secs_f64(),
+            }))?
+        )?;
+    } else {
+        outln!(
+            "{}: {top1:.2}% top-1 on {n} test images ({correct} correct; {precision}, {})",
+            args.model.display(),
+            engine.version()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! `hsconas export onnx --precision int8`: calibration images from a dataset's training split, the QDQ
+//! export, and what ONNX Runtime makes of it.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hsconas_export::quant::{
+    int8_onnx, kernel_report, Int8Flavour, Int8Options, NodeSelection, RangeMethod,
+};
+use hsconas_export::{ModelInfo, OnnxOptions, Weights};
+use hsconas_models::graph::Graph;
+use hsconas_runtime::backend::{BackendConfig, OrtBackend};
+use hsconas_vocabulary::Precision;
+
+/// `--precision` and the INT8 settings of `hsconas export onnx`.
+#[derive(Debug, Clone, Args)]
+pub struct PrecisionArgs {
+    /// Precision of the exported model: fp32, or int8 (QDQ: int8 weights per output channel, int32
+    /// biases, activations quantised with ranges measured on --calibration images; batch norms folded).
+    #[arg(long, default_value = "fp32", value_name = "fp32|int8")]
+    pub precision: Precision,
+    /// INT8 calibration images: a dataset as `hsconas train --data` reads it (ImageFolder directory or
+    /// .tar.gz, CIFAR-10 batches). Only its training split is used, never its test split.
+    #[arg(long, value_name = "PATH", help_heading = "INT8")]
+    pub calibration: Option<PathBuf>,
+    /// How many training images calibrate (a seeded sample; resized to the input size when needed).
+    #[arg(long, default_value_t = 256, value_name = "N", help_heading = "INT8",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub calibration_images: u64,
+    /// How an activation's range is read from the calibration: minmax, percentile (99.99% of absolute
+    /// values) or percentile:<p>.
+    #[arg(
+        long,
+        default_value = "minmax",
+        value_name = "METHOD",
+        help_heading = "INT8"
+    )]
+    pub calibration_method: RangeMethod,
+    /// The runtime the INT8 model is for: cpu (uint8 asymmetric activations, ONNX Runtime's CPU
+    /// kernels) or tensorrt (int8 symmetric, every zero point 0, as TensorRT requires).
+    #[arg(
+        long,
+        default_value = "cpu",
+        value_name = "cpu|tensorrt",
+        help_heading = "INT8"
+    )]
+    pub int8_flavour: Int8Flavour,
+    /// Also write the normalised calibration images to FILE (raw little-endian f32, N x 3 x S x S),
+    /// to calibrate another quantiser on exactly the same images.
+    #[arg(long, value_name = "FILE", help_heading = "INT8")]
+    pub save_calibration: Option<PathBuf>,
+}
+
+impl Default for PrecisionArgs {
+    /// FP32.
+    fn default() -> Self {
+        PrecisionArgs {
+            precision: Precision::Fp32,
+            calibration: None,
+            calibration_images: 256,
+            calibration_method: RangeMethod::MinMax,
+            int8_flavour: Int8Flavour::Cpu,
+            save_calibration: None,
+        }
+    }
+}
+
+impl PrecisionArgs {
+    /// Whether the export is INT8; refuses FP16 (a TensorRT setting of a device profile, not a model
+    /// format) and calibration flags without `--precision int8`.
+    pub fn int8(&self, keep_bn: bool) -> anyhow::Result<bool> {
+        match self.precision {
+            Precision::Fp32 => {
+                anyhow::ensure!(
+                    self.calibration.is_none() && self.save_calibration.is_none(),
+                    "--calibration and --save-calibration apply to --precision int8 only"
+                );
+                Ok(false)
+            }
+            Precision::Fp16 => anyhow::bail!(
+                "--precision fp16 is not an export format: TensorRT chooses FP16 kernels for an FP32 \
+                 model (`precision = \"fp16\"` in a device profile)"
+            ),
+            Precision::Int8 => {
+                anyhow::ensure!(
+                    !keep_bn,
+                    "--keep-bn does not apply to --precision int8: batch norms are folded before quantising"
+                );
+                anyhow::ensure!(
+                    self.calibration.is_some(),
+                    "--precision int8 needs --calibration DATA: images from the training split to \
+                     measure each activation's range"
+                );
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Exports `graph` with `weights` as INT8 and returns the model and one line per finding to print.
+/// `marked` are the 0-based layers the architecture marks `@int8`: only those are quantised (their
+/// input quantised at the layer's entry, their output dequantised at its exit); none marked: the whole
+/// network (stem, layers, head).
+pub fn export(
+    args: &PrecisionArgs,
+    graph: &Graph,
+    weights: &Weights,
+    info: Option<&ModelInfo>,
+    options: &OnnxOptions,
+    marked: &[usize],
+) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+    let path = args
+        .calibration
+        .as_ref()
+        .unwrap_or_else(|| unreachable!("checked by PrecisionArgs::int8"));
+    let splits = hsconas_data::open(path, hsconas_data::ReadOptions::default())
+        .with_context(|| format!("reading the calibration images from {}", path.display()))?;
+    let train = &splits.train;
+    anyhow::ensure!(
+        train.channels == graph.input.c,
+        "the calibration images have {} channels, the network takes {}",
+        train.channels,
+        graph.input.c
+    );
+    // Normalised as the network was trained: model.json's statistics, else the images' own.
+    let (mean, std) = match info {
+        Some(info) => (
+            info.normalisation.mean.clone(),
+            info.normalisation.std.clone(),
+        ),
+        None => train.channel_stats(),
+    };
+    let images = hsconas_data::calibration_tensors(
+        train,
+        args.calibration_images as usize,
+        0,
+        graph.input.h,
+        &mean,
+        &std,
+    );
+    if let Some(file) = &args.save_calibration {
+        let raw: Vec<u8> = images
+            .iter()
+            .flatten()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        hsconas_foundation::write_atomic(file, &raw)?;
+    }
+    let int8 = Int8Options {
+        flavour: args.int8_flavour,
+        method: args.calibration_method,
+        selection: if marked.is_empty() {
+            NodeSelection::All
+        } else {
+            NodeSelection::Prefixes(
+                marked
+                    .iter()
+                    .map(|&l| format!("{}.", hsconas_models::build::layer_module(l)))
+                    .collect(),
+            )
+        },
+    };
+    let out = int8_onnx(graph, weights, &images, options, &int8)?;
+    let s = out.summary;
+    let scope = if marked.is_empty() {
+        "the whole network".to_string()
+    } else {
+        let layers: Vec<String> = marked.iter().map(|l| (l + 1).to_string()).collect();
+        format!(
+            "layer(s) {} (marked @int8), the rest FP32",
+            layers.join(", ")
+        )
+    };
+    let mut lines = vec![format!(
+        "INT8 ({} flavour) for {scope}: {} nodes quantised, {} weight tensors int8, {} activations in {} scale groups; \
+         calibrated on {} training images of {} ({})",
+        args.int8_flavour.name(),
+        s.quantized_nodes,
+        s.int8_weights,
+        s.quantized_tensors,
+        s.scale_groups,
+        out.ranges.images,
+        path.display(),
+        args.calibration_method.name()
+    )];
+    lines.extend(onnx_runtime_kernels(&out.bytes, args.int8_flavour));
+    Ok((out.bytes, lines))
+}
+
+/// What ONNX Runtime (CPU, fully optimised) runs for the model, or why it could not say.
+fn onnx_runtime_kernels(model: &[u8], flavour: Int8Flavour) -> Vec<String> {
+    let optimised = OrtBackend::new(BackendConfig::default())
+        .and_then(|backend| backend.optimised_model(model));
+    let report = match optimised {
+        Ok(bytes) => kernel_report(&bytes),
+        Err(e) => {
+            return vec![format!(
+                "warning: ONNX Runtime could not load the model: {e}"
+            )]
+        }
+    };
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => return vec![format!("warning: {e}")],
+    };
+    let kernels: Vec<String> = report
+        .operators
+        .iter()
+        .map(|(op, n)| format!("{n} {}", op.rsplit(':').next().unwrap_or(op)))
+        .collect();
+    let mut lines = vec![format!(
+        "ONNX Runtime {} (CPU, optimised) runs: {}",
+        OrtBackend::runtime_version(),
+        kernels.join(", ")
+    )];
+    if report.unfused.is_empty() {
+        lines.push("every convolution runs as an integer kernel".into());
+    } else {
+        let why = match flavour {
+            Int8Flavour::TensorRt => {
+                " (expected for the tensorrt flavour on a CPU: symmetric ReLU outputs keep the ReLU; \
+                 TensorRT builds its own INT8 engine)"
+            }
+            Int8Flavour::Cpu => "",
+        };
+        lines.push(format!(
+            "warning: {} convolutions run in FP32 behind a DequantizeLinear{why}: {}",
+            report.unfused.len(),
+            report.unfused.join(", ")
+        ));
+    }
+    lines
+}
