@@ -30,7 +30,18 @@ def main(runs, evidence):
             "float_convolutions": {m: kernels[m].get("Conv", 0) + kernels[m].get("FusedConv", 0)
                                    for m in kernels},
         })
-    summary = {"networks": rows}
+    import subprocess
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    summary = {
+        "command": "bash research/scripts/int8-accuracy.sh NETWORK_DIR...",
+        "data": os.environ.get("DATA", "../shared/data/cifar10-jpeg.tar.gz"),
+        "calibration_images": int(os.environ.get("CAL", "256")),
+        "cpu": next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?"),
+        "vnni": "avx512_vnni" in cpu,
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip(),
+        "networks": rows,
+    }
     if rows:
         summary["mean_drop"] = {m: round(statistics.mean(r["drop"][m] for r in rows), 3) for m in MODELS[1:]}
         summary["ours_minus_ort_minmax"] = [round(r["drop"]["ours-minmax"] - r["drop"]["ort-minmax"], 2)

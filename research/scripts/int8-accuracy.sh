@@ -21,6 +21,7 @@ DATA=${DATA:-../shared/data/cifar10-jpeg.tar.gz}
 CAL=${CAL:-256}
 OUT=${OUT:-runs/int8-accuracy}
 EVIDENCE=${EVIDENCE:-}
+export DATA CAL
 mkdir -p "$OUT"
 for net in "$@"; do
   name=$(basename "$net")
