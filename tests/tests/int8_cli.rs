@@ -64,7 +64,7 @@ fn a_marked_network_quantises_its_marked_layers_only() {
     );
     assert!(
         done.stderr
-            .contains("every convolution runs as an integer kernel"),
+            .contains("every quantised convolution runs as an integer kernel"),
         "{}",
         done.stderr
     );
@@ -94,6 +94,77 @@ fn a_marked_network_quantises_its_marked_layers_only() {
             .iter()
             .all(|n| n.starts_with("layers.3.") || n.starts_with("layers.15.")),
         "{int8_weights:?}"
+    );
+}
+
+#[test]
+fn a_profiling_piece_exports_in_int8_with_its_output_quantised() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("piece.onnx");
+    let done = ok(run_bin(
+        "hsconas",
+        &[
+            "export",
+            "onnx",
+            "--piece",
+            "L12:shuffle5:1.0",
+            "--input-size",
+            "64",
+            "--precision",
+            "int8",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    ));
+    assert!(
+        done.stderr.contains("INT8 (cpu flavour) for the piece"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("seeded random inputs"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr
+            .contains("every quantised convolution runs as an integer kernel"),
+        "{}",
+        done.stderr
+    );
+    let model = ModelProto::decode(&std::fs::read(&out).expect("written")[..]).expect("ONNX");
+    let graph = model.graph.expect("graph");
+    let producer = graph
+        .node
+        .iter()
+        .find(|n| n.output.iter().any(|o| o == "output"))
+        .expect("something writes the output");
+    // The layer's exit: the output passes through QuantizeLinear/DequantizeLinear (then Identity).
+    let read = &producer.input[0];
+    let dq = graph
+        .node
+        .iter()
+        .find(|n| n.output.iter().any(|o| o == read))
+        .expect("the identity reads a node");
+    assert_eq!(dq.op_type, "DequantizeLinear");
+    let data = sample();
+    fails_with(
+        run_bin(
+            "hsconas",
+            &[
+                "export",
+                "onnx",
+                "--piece",
+                "L12:shuffle5:1.0",
+                "--precision",
+                "int8",
+                "--calibration",
+                &data,
+                "--out",
+                out.to_str().expect("utf-8"),
+            ],
+        ),
+        "--calibration does not apply to --piece",
     );
 }
 

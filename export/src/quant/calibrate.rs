@@ -156,15 +156,16 @@ pub struct ActivationRanges {
     pub ranges: BTreeMap<String, Range>,
 }
 
-/// Runs the FP32 ONNX model `onnx` (input `[1, 3, size, size]`) on every image of `images` (each
-/// `3 * size * size` normalised values, CHW) and returns the range of every tensor named in `tensors`.
+/// Runs the FP32 ONNX model `onnx` (input `[1, c, h, w]` with `input = [c, h, w]`) on every image of
+/// `images` (each `c * h * w` values: normalised pixels for a network, activations for a piece) and
+/// returns the range of every tensor named in `tensors`.
 /// An empty image set, an image of the wrong length or holding non-finite values, and a tensor the
 /// model does not have are errors.
 pub fn calibrate(
     onnx: &[u8],
     tensors: &[String],
     images: &[Vec<f32>],
-    size: usize,
+    input: [usize; 3],
     method: RangeMethod,
 ) -> Result<ActivationRanges, ExportError> {
     if images.is_empty() {
@@ -172,12 +173,13 @@ pub fn calibrate(
             "no calibration images: INT8 needs images to measure activation ranges".into(),
         ));
     }
-    let expected = 3 * size * size;
+    let [c, h, w] = input;
+    let expected = c * h * w;
     for (i, image) in images.iter().enumerate() {
         if image.len() != expected {
             return Err(ExportError::Calibration(format!(
-                "calibration image {i} has {} values, the network's input needs {expected} (3 x {size} x \
-                 {size})",
+                "calibration image {i} has {} values, the network's input needs {expected} ({c} x {h} x \
+                 {w})",
                 image.len()
             )));
         }
@@ -188,7 +190,7 @@ pub fn calibrate(
         }
     }
     let fail = |e: TractError| ExportError::Calibration(format!("running the FP32 model: {e:#}"));
-    let shape = [1, 3, size, size];
+    let shape = [1, c, h, w];
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])
         .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))

@@ -77,6 +77,9 @@ pub struct Int8Options {
     pub method: RangeMethod,
     /// Which nodes are quantised.
     pub selection: NodeSelection,
+    /// Quantise the graph output too (a profiling piece: its output is an activation the next layer
+    /// reads, quantised at the layer's exit). Off for networks: the logits stay FP32.
+    pub quantize_output: bool,
 }
 
 impl Default for Int8Options {
@@ -86,6 +89,7 @@ impl Default for Int8Options {
             flavour: Int8Flavour::Cpu,
             method: RangeMethod::MinMax,
             selection: NodeSelection::All,
+            quantize_output: false,
         }
     }
 }
@@ -101,10 +105,10 @@ pub struct Int8Export {
     pub ranges: ActivationRanges,
 }
 
-/// Folds `graph`'s batch norms, calibrates the FP32 network on `images` (each `3 x S x S` normalised
-/// values, `S` the graph's input size; images from the training split, never the test split) and
-/// returns the QDQ model with `options`' batch and metadata plus the INT8 settings
-/// (`precision`, `int8_flavour`, `int8_calibration`, `int8_calibration_images`).
+/// Folds `graph`'s batch norms, calibrates the FP32 network on `images` (each the graph's input,
+/// `c x h x w` values: normalised pixels from the training split, never the test split, for a network)
+/// and returns the QDQ model with `options`' batch and metadata plus the INT8 settings (`precision`,
+/// `int8_flavour`, `int8_calibration`, `int8_calibration_images`).
 pub fn int8_onnx(
     graph: &Graph,
     weights: &Weights,
@@ -113,24 +117,21 @@ pub fn int8_onnx(
     int8: &Int8Options,
 ) -> Result<Int8Export, ExportError> {
     let (folded, folded_weights) = fold_batch_norms(graph, weights)?;
-    let size = graph.input.h;
-    if graph.input.w != size || graph.input.c != 3 {
-        return Err(ExportError::BadOption(format!(
-            "INT8 calibration needs a square 3-channel input, the graph takes {}x{}x{}",
-            graph.input.c, graph.input.h, graph.input.w
-        )));
-    }
+    let input = [graph.input.c, graph.input.h, graph.input.w];
     let single = OnnxOptions {
         batch: BatchDim::Fixed(1),
         ..options.clone()
     };
-    let fp32_single = onnx::to_model(&folded, &folded_weights, &single)?;
+    let mut fp32_single = onnx::to_model(&folded, &folded_weights, &single)?;
+    if int8.quantize_output {
+        expose_output(&mut fp32_single);
+    }
     let tensors = tensors_to_calibrate(&fp32_single, &int8.selection)?;
     let ranges = calibrate(
         &fp32_single.encode_to_vec(),
         &tensors,
         images,
-        size,
+        input,
         int8.method,
     )?;
     let mut metadata = options.metadata.clone();
@@ -144,7 +145,7 @@ pub fn int8_onnx(
             images.len().to_string(),
         ),
     ]);
-    let fp32 = onnx::to_model(
+    let mut fp32 = onnx::to_model(
         &folded,
         &folded_weights,
         &OnnxOptions {
@@ -152,10 +153,37 @@ pub fn int8_onnx(
             ..options.clone()
         },
     )?;
+    if int8.quantize_output {
+        expose_output(&mut fp32);
+    }
     let (model, summary) = quantize_model(&fp32, &ranges, int8.flavour.scheme(), &int8.selection)?;
     Ok(Int8Export {
         bytes: model.encode_to_vec(),
         summary,
         ranges,
     })
+}
+
+/// Renames what produces the graph output to `<output>.fp32` and adds `Identity` to the output, so that
+/// the output's producer is an inner tensor the rewrite quantises (and ONNX Runtime removes the Identity).
+fn expose_output(model: &mut tract_onnx::pb::ModelProto) {
+    let Some(graph) = model.graph.as_mut() else {
+        return;
+    };
+    let Some(output) = graph.output.first().map(|o| o.name.clone()) else {
+        return;
+    };
+    let inner = format!("{output}.fp32");
+    for node in &mut graph.node {
+        for out in node.output.iter_mut().filter(|o| **o == output) {
+            out.clone_from(&inner);
+        }
+    }
+    graph.node.push(tract_onnx::pb::NodeProto {
+        input: vec![inner],
+        output: vec![output],
+        name: "output.identity".into(),
+        op_type: "Identity".into(),
+        ..Default::default()
+    });
 }

@@ -229,8 +229,14 @@ fn calibration_measures_the_images_and_refuses_bad_sets() {
     let fp32 =
         crate::onnx::to_bytes(&folded, &folded_weights, &OnnxOptions::default()).expect("onnx");
     let set = images(3);
-    let ranges =
-        calibrate(&fp32, &["input".to_string()], &set, 32, RangeMethod::MinMax).expect("runs");
+    let ranges = calibrate(
+        &fp32,
+        &["input".to_string()],
+        &set,
+        [3, 32, 32],
+        RangeMethod::MinMax,
+    )
+    .expect("runs");
     let all: Vec<f32> = set.concat();
     let lo = all.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = all.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -241,7 +247,7 @@ fn calibration_measures_the_images_and_refuses_bad_sets() {
             &fp32,
             &["input".to_string()],
             images,
-            32,
+            [3, 32, 32],
             RangeMethod::MinMax,
         )
         .expect_err("an error")
@@ -256,7 +262,7 @@ fn calibration_measures_the_images_and_refuses_bad_sets() {
         &fp32,
         &["no.such.tensor".to_string()],
         &set,
-        32,
+        [3, 32, 32],
         RangeMethod::MinMax,
     );
     assert!(missing.is_err());
@@ -314,4 +320,26 @@ fn the_kernel_report_finds_a_convolution_left_behind_a_dequantize() {
     );
     assert!(report.count("QuantizeLinear") > 0);
     assert!(kernel_report(b"not a model").is_err());
+}
+
+#[test]
+fn a_quantised_output_leaves_through_dequantize() {
+    let (graph, weights) = network();
+    let options = Int8Options {
+        quantize_output: true,
+        ..Int8Options::default()
+    };
+    let out = int8_onnx(
+        &graph,
+        &weights,
+        &images(2),
+        &OnnxOptions::default(),
+        &options,
+    )
+    .expect("exports");
+    let m = decode(&out.bytes);
+    let identity = &m.producer["output"];
+    assert_eq!(identity.op_type, "Identity");
+    assert_eq!(m.producer[&identity.input[0]].op_type, "DequantizeLinear");
+    assert!(m.producer.contains_key("output.fp32.q"));
 }

@@ -273,13 +273,22 @@ fn export_onnx(args: OnnxArgs) -> anyhow::Result<()> {
     };
     let (macs, params, nodes) = (graph.macs(), graph.param_count(), graph.nodes.len());
     let notes = if int8 {
+        let what = if let Some(key) = &args.piece {
+            let piece: Piece = key.parse()?;
+            export_int8::Exported::Piece {
+                nonnegative: piece != Piece::Stem,
+                quantized_output: piece != Piece::Head,
+            }
+        } else {
+            export_int8::Exported::Network { marked: &marked }
+        };
         let (bytes, lines) = export_int8::export(
             &args.precision,
             &graph,
             &weights,
             info.as_ref(),
             &options,
-            &marked,
+            what,
         )?;
         hsconas_foundation::write_atomic(&args.out, &bytes)?;
         lines

@@ -12,6 +12,8 @@ use hsconas_export::{ModelInfo, OnnxOptions, Weights};
 use hsconas_models::graph::Graph;
 use hsconas_runtime::backend::{BackendConfig, OrtBackend};
 use hsconas_vocabulary::Precision;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// `--precision` and the INT8 settings of `hsconas export onnx`.
 #[derive(Debug, Clone, Args)]
@@ -21,7 +23,8 @@ pub struct PrecisionArgs {
     #[arg(long, default_value = "fp32", value_name = "fp32|int8")]
     pub precision: Precision,
     /// INT8 calibration images: a dataset as `hsconas train --data` reads it (ImageFolder directory or
-    /// .tar.gz, CIFAR-10 batches). Only its training split is used, never its test split.
+    /// .tar.gz, CIFAR-10 batches). Only its training split is used, never its test split. Required for
+    /// a network; a --piece is calibrated on seeded random inputs instead.
     #[arg(long, value_name = "PATH", help_heading = "INT8")]
     pub calibration: Option<PathBuf>,
     /// How many training images calibrate (a seeded sample; resized to the input size when needed).
@@ -87,58 +90,77 @@ impl PrecisionArgs {
                     !keep_bn,
                     "--keep-bn does not apply to --precision int8: batch norms are folded before quantising"
                 );
-                anyhow::ensure!(
-                    self.calibration.is_some(),
-                    "--precision int8 needs --calibration DATA: images from the training split to \
-                     measure each activation's range"
-                );
                 Ok(true)
             }
         }
     }
 }
 
+/// How many seeded random inputs calibrate a profiling piece.
+pub const PIECE_CALIBRATION_INPUTS: usize = 8;
+
+/// What the INT8 export is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exported<'a> {
+    /// A network; `marked` are the 0-based layers its architecture marks `@int8`: only those are
+    /// quantised (their input quantised at the layer's entry, their output dequantised at its exit);
+    /// none marked: the whole network (stem, layers, head).
+    Network {
+        /// The marked layers.
+        marked: &'a [usize],
+    },
+    /// One profiling piece: quantised whole, its output too (the next layer reads it quantised),
+    /// calibrated on seeded random inputs (its input is an activation inside the network; its timing does
+    /// not depend on the values, but the kernels do depend on the range's sign: a block reads ReLU outputs,
+    /// so `nonnegative` inputs let ONNX Runtime fold the ReLUs as it does in the network).
+    Piece {
+        /// Inputs in `[0, 2)` (blocks and head) rather than `[-2, 2)` (the stem reads pixels).
+        nonnegative: bool,
+        /// Quantise the output (every piece but the head, whose logits stay FP32 as in a network).
+        quantized_output: bool,
+    },
+}
+
 /// Exports `graph` with `weights` as INT8 and returns the model and one line per finding to print.
-/// `marked` are the 0-based layers the architecture marks `@int8`: only those are quantised (their
-/// input quantised at the layer's entry, their output dequantised at its exit); none marked: the whole
-/// network (stem, layers, head).
 pub fn export(
     args: &PrecisionArgs,
     graph: &Graph,
     weights: &Weights,
     info: Option<&ModelInfo>,
     options: &OnnxOptions,
-    marked: &[usize],
+    what: Exported<'_>,
 ) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
-    let path = args
-        .calibration
-        .as_ref()
-        .unwrap_or_else(|| unreachable!("checked by PrecisionArgs::int8"));
-    let splits = hsconas_data::open(path, hsconas_data::ReadOptions::default())
-        .with_context(|| format!("reading the calibration images from {}", path.display()))?;
-    let train = &splits.train;
-    anyhow::ensure!(
-        train.channels == graph.input.c,
-        "the calibration images have {} channels, the network takes {}",
-        train.channels,
-        graph.input.c
-    );
-    // Normalised as the network was trained: model.json's statistics, else the images' own.
-    let (mean, std) = match info {
-        Some(info) => (
-            info.normalisation.mean.clone(),
-            info.normalisation.std.clone(),
-        ),
-        None => train.channel_stats(),
+    let marked = match what {
+        Exported::Network { marked } => marked,
+        Exported::Piece { .. } => &[],
     };
-    let images = hsconas_data::calibration_tensors(
-        train,
-        args.calibration_images as usize,
-        0,
-        graph.input.h,
-        &mean,
-        &std,
-    );
+    let (images, source) = match what {
+        Exported::Piece { nonnegative, .. } => {
+            anyhow::ensure!(
+                args.calibration.is_none(),
+                "--calibration does not apply to --piece: a piece's input is an activation inside the \
+                 network; it is calibrated on {PIECE_CALIBRATION_INPUTS} seeded random inputs"
+            );
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let n = graph.input.c * graph.input.h * graph.input.w;
+            let inputs: Vec<Vec<f32>> = (0..PIECE_CALIBRATION_INPUTS)
+                .map(|_| {
+                    (0..n)
+                        .map(|_| rng.random_range(if nonnegative { 0.0 } else { -2.0 }..2.0))
+                        .collect()
+                })
+                .collect();
+            (inputs, "seeded random inputs".to_string())
+        }
+        Exported::Network { .. } => {
+            let path = args.calibration.as_ref().with_context(|| {
+                "--precision int8 needs --calibration DATA: images from the training split to measure \
+                 each activation's range"
+            })?;
+            let images = calibration_images(path, graph, info, args)?;
+            (images, format!("training images of {}", path.display()))
+        }
+    };
     if let Some(file) = &args.save_calibration {
         let raw: Vec<u8> = images
             .iter()
@@ -150,6 +172,13 @@ pub fn export(
     let int8 = Int8Options {
         flavour: args.int8_flavour,
         method: args.calibration_method,
+        quantize_output: matches!(
+            what,
+            Exported::Piece {
+                quantized_output: true,
+                ..
+            }
+        ),
         selection: if marked.is_empty() {
             NodeSelection::All
         } else {
@@ -163,7 +192,9 @@ pub fn export(
     };
     let out = int8_onnx(graph, weights, &images, options, &int8)?;
     let s = out.summary;
-    let scope = if marked.is_empty() {
+    let scope = if matches!(what, Exported::Piece { .. }) {
+        "the piece".to_string()
+    } else if marked.is_empty() {
         "the whole network".to_string()
     } else {
         let layers: Vec<String> = marked.iter().map(|l| (l + 1).to_string()).collect();
@@ -174,18 +205,52 @@ pub fn export(
     };
     let mut lines = vec![format!(
         "INT8 ({} flavour) for {scope}: {} nodes quantised, {} weight tensors int8, {} activations in {} scale groups; \
-         calibrated on {} training images of {} ({})",
+         calibrated on {} {} ({})",
         args.int8_flavour.name(),
         s.quantized_nodes,
         s.int8_weights,
         s.quantized_tensors,
         s.scale_groups,
         out.ranges.images,
-        path.display(),
+        source,
         args.calibration_method.name()
     )];
     lines.extend(onnx_runtime_kernels(&out.bytes, args.int8_flavour));
     Ok((out.bytes, lines))
+}
+
+/// A seeded sample of the training split of the dataset at `path`, resized to the graph's input and
+/// normalised as the network was trained (model.json's statistics, else the images' own).
+fn calibration_images(
+    path: &std::path::Path,
+    graph: &Graph,
+    info: Option<&ModelInfo>,
+    args: &PrecisionArgs,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let splits = hsconas_data::open(path, hsconas_data::ReadOptions::default())
+        .with_context(|| format!("reading the calibration images from {}", path.display()))?;
+    let train = &splits.train;
+    anyhow::ensure!(
+        train.channels == graph.input.c,
+        "the calibration images have {} channels, the network takes {}",
+        train.channels,
+        graph.input.c
+    );
+    let (mean, std) = match info {
+        Some(info) => (
+            info.normalisation.mean.clone(),
+            info.normalisation.std.clone(),
+        ),
+        None => train.channel_stats(),
+    };
+    Ok(hsconas_data::calibration_tensors(
+        train,
+        args.calibration_images as usize,
+        0,
+        graph.input.h,
+        &mean,
+        &std,
+    ))
 }
 
 /// What ONNX Runtime (CPU, fully optimised) runs for the model, or why it could not say.
@@ -215,7 +280,7 @@ fn onnx_runtime_kernels(model: &[u8], flavour: Int8Flavour) -> Vec<String> {
         kernels.join(", ")
     )];
     if report.unfused.is_empty() {
-        lines.push("every convolution runs as an integer kernel".into());
+        lines.push("every quantised convolution runs as an integer kernel".into());
     } else {
         let why = match flavour {
             Int8Flavour::TensorRt => {

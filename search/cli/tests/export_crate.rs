@@ -535,7 +535,7 @@ fn a_trained_network_exported_in_int8_scores_like_its_fp32_export() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("every convolution runs as an integer kernel"),
+        stderr.contains("every quantised convolution runs as an integer kernel"),
         "{stderr}"
     );
     let (fp32_top1, images) = evaluate(&fp32);
