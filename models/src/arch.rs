@@ -64,9 +64,10 @@ impl Arch {
     /// A copy with one layer's precision changed; FP16 (a TensorRT setting of a whole engine) and INT8
     /// on a `skip` layer (nothing to quantise) are refused.
     pub fn with_precision(&self, layer: usize, precision: Precision) -> Result<Arch, ArchError> {
-        let choice = self.layer(layer).ok_or(ArchError::WrongLayerCount {
-            expected: NUM_LAYERS,
-            found: layer + 1,
+        let choice = self.layer(layer).ok_or_else(|| ArchError::BadPrecision {
+            layer: layer + 1,
+            text: precision.to_string(),
+            reason: format!("cannot apply: an architecture has {NUM_LAYERS} layers"),
         })?;
         check_precision(layer, choice, precision, &precision.to_string())?;
         let mut copy = self.clone();

