@@ -52,13 +52,9 @@ done
 "$hsconas" export onnx --arch "$mixed" --input-size 224 --classes 1000 --precision int8 \
   --calibration "$data" --calibration-images "$cal" --out "$out/found-mixed.onnx" 2>"$out/found-mixed.log"
 
-# How quiet the machine is: a fixed Python loop (5e6 additions; ~0.44 s on the quiet Intel VM), before
-# and after the timings, recorded beside the results.
-probe() { "$python" -c "
-import time; t = time.perf_counter(); s = 0
-for i in range(5000000): s += i
-print(round(time.perf_counter() - t, 3))"; }
-probe_before="$(probe) $(probe) $(probe)"
+# How quiet the machine is (scripts/bench/probe.py), before and after the timings, recorded beside the
+# results.
+probe_before=$("$python" scripts/bench/probe.py)
 samples=$out/samples.jsonl
 : >"$samples"
 for round in $(seq 1 "$rounds"); do
@@ -74,7 +70,7 @@ print(json.dumps({'round': $round, 'network': '$net', 'model': '$kind', 'median_
     done
   done
 done
-probe_after="$(probe) $(probe) $(probe)"
+probe_after=$("$python" scripts/bench/probe.py)
 "$python" - "$out" "$arch" "$mixed" "$probe_before" "$probe_after" <<'PY'
 import json, platform, statistics, subprocess, sys
 out, arch, mixed, before, after = sys.argv[1:6]

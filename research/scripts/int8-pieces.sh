@@ -39,11 +39,7 @@ for key in "${keys[@]}"; do
   "$hsconas" export onnx --piece "$key" --input-size "$SIZE" --precision int8 --out "$OUT/$key.int8.onnx" \
     2>"$OUT/$key.int8.log"
 done
-probe() { "$python" -c "
-import time; t = time.perf_counter(); s = 0
-for i in range(5000000): s += i
-print(round(time.perf_counter() - t, 3))"; }
-before="$(probe) $(probe) $(probe)"
+before=$("$python" scripts/bench/probe.py)
 samples=$OUT/samples.jsonl
 : >"$samples"
 for round in $(seq "$ROUNDS"); do
@@ -57,5 +53,5 @@ print(json.dumps({'round': $round, 'piece': '$key', 'precision': '$precision', '
     done
   done
 done
-after="$(probe) $(probe) $(probe)"
+after=$("$python" scripts/bench/probe.py)
 "$python" research/scripts/int8-pieces-summary.py "$OUT" "$SIZE" "$before" "$after" "$EVIDENCE"
