@@ -34,6 +34,20 @@ macro_rules! outln {
     }};
 }
 
+/// `eprintln!` in one write: the line, newline included, is formatted first and written with a single
+/// `write_all` (standard error is unbuffered, so `eprintln!` writes each formatted piece separately and
+/// the lines of processes sharing a pipe, such as MPI ranks, interleave mid-line). A failed write is
+/// ignored, as `eprintln!` would panic on it.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let mut line = ::std::format!($($arg)*);
+        line.push('\n');
+        let _ = ::std::io::stderr().lock().write_all(line.as_bytes());
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

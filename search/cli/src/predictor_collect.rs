@@ -178,7 +178,7 @@ pub fn run(args: CollectArgs, collective: &dyn Collective) -> anyhow::Result<()>
         if out.join(MODEL_INFO_FILE).is_file() {
             continue;
         }
-        eprintln!(
+        hsconas_foundation::errln!(
             "[{}/{}] {} ({}, seed {seed}) into {}",
             done + 1,
             mine.len(),
@@ -196,7 +196,7 @@ pub fn run(args: CollectArgs, collective: &dyn Collective) -> anyhow::Result<()>
         };
         let finished = train_prepared(&train, &data, &single)?;
         if finished.is_none() {
-            eprintln!(
+            hsconas_foundation::errln!(
                 "stopped at --max-steps (steps of the run in all): rerun with a larger one, or without \
                  it, to continue"
             );
@@ -206,7 +206,7 @@ pub fn run(args: CollectArgs, collective: &dyn Collective) -> anyhow::Result<()>
         let runs = rebuild_results(&dir, &plan, &collection)?;
         let left = mine.len() - done - 1;
         let per_run = started.elapsed().as_secs_f64() / trained as f64;
-        eprintln!(
+        hsconas_foundation::errln!(
             "{} of {} trainings finished; this process has {left} left, about {} at {} each",
             runs.len(),
             all.len(),
@@ -425,7 +425,7 @@ fn run_workers(args: &CollectArgs, dir: &Path) -> anyhow::Result<()> {
             _ => passed.push(arg),
         }
     }
-    eprintln!(
+    hsconas_foundation::errln!(
         "{} trainings side by side, {threads} thread(s) each; logs in {}/worker-K.log",
         args.jobs,
         dir.display()
@@ -498,7 +498,7 @@ fn estimate_cost(
             .or((args.jobs > 1).then_some((cores / args.jobs).max(1))),
         ..args.recipe.clone()
     };
-    eprintln!(
+    hsconas_foundation::errln!(
         "estimating the cost: {timed} steps of the largest network, {}",
         largest.id
     );
@@ -507,7 +507,7 @@ fn estimate_cost(
     let per_step = started.elapsed().as_secs_f64() / timed as f64;
     std::fs::remove_dir_all(&scratch)?;
     let parallel = args.jobs.max(ranks).max(1);
-    eprintln!(
+    hsconas_foundation::errln!(
         "{left} trainings of {steps} steps left: at most about {} of training steps ({} per training at \
          the largest network's {:.2} s per step{}; evaluations come on top)",
         duration(per_step * steps as f64 * left.div_ceil(parallel) as f64),
@@ -524,7 +524,7 @@ fn estimate_cost(
 
 fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     outln!("{}", plan.to_tsv().trim_end())?;
-    eprintln!(
+    hsconas_foundation::errln!(
         "plan of {} networks in {}; rerun without --plan-only to train them",
         plan.networks.len(),
         dir.join("plan.tsv").display()
