@@ -8,6 +8,10 @@
 #             the same images (research/scripts/int8-ort-quantize.py)
 #   mixed     (found network only) layers 9-20 marked @int8, layers 1-8 FP32 (late, wide layers gain
 #             from INT8; early ones lose, measured in the issue)
+# and the two remedies for x86 CPUs without VNNI, whose U8S8 kernels saturate with full-range weights:
+#   int8-rr      hsconas export onnx --precision int8 --reduce-range (7-bit weights)
+#   ort-int8-rr  quantize_static with reduce_range=True
+#   int8-u8u8    the int8 model run with --x64-quant-precision (ONNX Runtime's U8U8 kernels)
 # Random weights (seed 0) calibrated on CAL images of the committed CIFAR-10 sample resized to 224: the
 # kernels ONNX Runtime runs do not depend on the values. ROUNDS rounds interleave every model; each
 # measurement is `hsconas-runtime bench` (RUNS timed runs after 20 warm-up runs), its median and p10;
@@ -46,8 +50,12 @@ for net in "${networks[@]}"; do
   "$hsconas" export onnx "${what[@]}" "${common[@]}" --precision int8 --calibration "$data" \
     --calibration-images "$cal" --save-calibration "$out/$net.cal.f32" --out "$out/$net-int8.onnx" \
     2>"$out/$net-int8.log"
+  "$hsconas" export onnx "${what[@]}" "${common[@]}" --precision int8 --calibration "$data" \
+    --calibration-images "$cal" --reduce-range --out "$out/$net-int8-rr.onnx" 2>"$out/$net-int8-rr.log"
   "$python" research/scripts/int8-ort-quantize.py "$out/$net-fp32.onnx" "$out/$net.cal.f32" \
     "$out/$net-ort-int8.onnx" 2>/dev/null
+  "$python" research/scripts/int8-ort-quantize.py "$out/$net-fp32.onnx" "$out/$net.cal.f32" \
+    "$out/$net-ort-int8-rr.onnx" --reduce-range 2>/dev/null
 done
 "$hsconas" export onnx --arch "$mixed" --input-size 224 --classes 1000 --precision int8 \
   --calibration "$data" --calibration-images "$cal" --out "$out/found-mixed.onnx" 2>"$out/found-mixed.log"
@@ -60,11 +68,13 @@ samples=$out/samples.jsonl
 for round in $(seq 1 "$rounds"); do
   echo "round $round/$rounds ($(date -u +%FT%TZ))" >&2
   for net in "${networks[@]}"; do
-    kinds=(fp32 int8 ort-int8)
+    kinds=(fp32 int8 ort-int8 int8-rr ort-int8-rr int8-u8u8)
     [ "$net" = found ] && kinds+=(mixed)
     for kind in "${kinds[@]}"; do
-      "$runtime" bench "$out/$net-$kind.onnx" --threads 1 --warmup 20 --runs "$runs" --max-runs "$runs" \
-        --min-time-ms 0 --json | "$python" -c "
+      file=$kind extra=()
+      [ "$kind" = int8-u8u8 ] && file=int8 extra=(--x64-quant-precision)
+      "$runtime" bench "$out/$net-$file.onnx" --threads 1 --warmup 20 --runs "$runs" --max-runs "$runs" \
+        --min-time-ms 0 "${extra[@]}" --json | "$python" -c "
 import json, sys; r = json.load(sys.stdin)
 print(json.dumps({'round': $round, 'network': '$net', 'model': '$kind', 'median_ms': r['median_ms'], 'p10_ms': r['p10_ms']}))" >>"$samples"
     done
@@ -97,6 +107,10 @@ for net in dict.fromkeys(r["network"] for r in rows):
     ratio("fp32_over_int8", "fp32", "int8")
     ratio("fp32_over_ort_int8", "fp32", "ort-int8")
     ratio("int8_over_ort_int8", "int8", "ort-int8")
+    if "int8-rr" in by:
+        ratio("fp32_over_int8_rr", "fp32", "int8-rr")
+        ratio("fp32_over_int8_u8u8", "fp32", "int8-u8u8")
+        ratio("int8_rr_over_ort_int8_rr", "int8-rr", "ort-int8-rr")
     if "mixed" in by:
         ratio("fp32_over_mixed", "fp32", "mixed")
     res["networks"][net] = entry

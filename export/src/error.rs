@@ -37,6 +37,9 @@ pub enum ExportError {
     /// tract could not run the exported model to record the golden output.
     #[error("computing the golden output with tract: {0}")]
     Golden(String),
+    /// Bytes that do not decode as an ONNX model.
+    #[error("not an ONNX model: {0}")]
+    NotOnnx(String),
     /// A batch size of zero or an unsupported opset.
     #[error("invalid export option: {0}")]
     BadOption(String),

@@ -8,15 +8,19 @@ import os
 import statistics
 import sys
 
+# The models every run has, then those added for CPUs without VNNI (runs before them lack them).
 MODELS = ["fp32", "ours-minmax", "ours-pct", "ort-minmax"]
+LATER = ["ours-rr", "ort-rr", "ours-u8u8"]
 
 
 def main(runs, evidence):
     rows = []
-    for name in sorted(os.listdir(runs)):
+    names = [n for n in sorted(os.listdir(runs)) if os.path.isfile(os.path.join(runs, n, "result.json"))]
+    global MODELS
+    MODELS = MODELS + [m for m in LATER
+                       if names and all(os.path.isfile(os.path.join(runs, n, m + ".json")) for n in names)]
+    for name in names:
         d = os.path.join(runs, name)
-        if not os.path.isfile(os.path.join(d, "result.json")):
-            continue
         top1 = {m: json.load(open(os.path.join(d, m + ".json")))["top1"] for m in MODELS}
         kernels = json.load(open(os.path.join(d, "kernels.json")))
         info = json.load(open(os.path.join(d, "model.json")))
@@ -37,7 +41,7 @@ def main(runs, evidence):
         "data": os.environ.get("DATA", "../shared/data/cifar10-jpeg.tar.gz"),
         "calibration_images": int(os.environ.get("CAL", "256")),
         "cpu": next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?"),
-        "vnni": "avx512_vnni" in cpu,
+        "vnni": "avx512_vnni" in cpu or "avx_vnni" in cpu,
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip(),
         "networks": rows,

@@ -6,6 +6,10 @@
 #   ours-pct     ... --calibration-method percentile (99.99% of |x|)
 #   ort-minmax   ONNX Runtime's own quantize_static on the FP32 model (QDQ, per-channel int8 weights,
 #                int8 activations, MinMax), calibrated on the images ours wrote (--save-calibration)
+#   ours-rr      ours-minmax with --reduce-range (7-bit weights, the remedy for x86 CPUs without VNNI)
+#   ort-rr       ort-minmax with reduce_range=True
+#   ours-u8u8    ours-minmax run with --x64-quant-precision (ONNX Runtime's U8U8 kernels; the other
+#                remedy; differs from ours-minmax only on x86 CPUs without VNNI)
 # each model's test top-1 over the whole test split through `hsconas export evaluate` (ONNX Runtime,
 # CPU), and the kernels ONNX Runtime runs for each INT8 model. Needs no quiet machine (nothing is timed).
 # Resumable: a network whose result file exists is skipped.
@@ -35,10 +39,16 @@ for net in "$@"; do
     2>"$dir/ours-minmax.log"
   "$hsconas" export onnx --weights "$net" --precision int8 --calibration "$DATA" \
     --calibration-images "$CAL" --calibration-method percentile --out "$dir/ours-pct.onnx" 2>"$dir/ours-pct.log"
+  "$hsconas" export onnx --weights "$net" --precision int8 --calibration "$DATA" \
+    --calibration-images "$CAL" --reduce-range --out "$dir/ours-rr.onnx" 2>"$dir/ours-rr.log"
   "$python" research/scripts/int8-ort-quantize.py "$dir/fp32.onnx" "$dir/calibration.f32" "$dir/ort-minmax.onnx"
-  for model in fp32 ours-minmax ours-pct ort-minmax; do
+  "$python" research/scripts/int8-ort-quantize.py "$dir/fp32.onnx" "$dir/calibration.f32" "$dir/ort-rr.onnx" \
+    --reduce-range
+  for model in fp32 ours-minmax ours-pct ort-minmax ours-rr ort-rr; do
     "$hsconas" export evaluate --model "$dir/$model.onnx" --data "$DATA" --json >"$dir/$model.json"
   done
+  "$hsconas" export evaluate --model "$dir/ours-minmax.onnx" --data "$DATA" --x64-quant-precision --json \
+    >"$dir/ours-u8u8.json"
   "$python" research/scripts/int8-ort-quantize.py --kernels "$dir" >"$dir/kernels.json"
   cp "$net/model.json" "$dir/model.json"
   echo done >"$dir/result.json"

@@ -1,10 +1,10 @@
 """ONNX Runtime's own static quantiser, the baseline of research/scripts/int8-accuracy.sh (Python is a
 cross-check here, never in the product path).
 
-  int8-ort-quantize.py FP32.onnx CALIBRATION.f32 OUT.onnx
+  int8-ort-quantize.py FP32.onnx CALIBRATION.f32 OUT.onnx [--reduce-range]
       quantize_static: QDQ, per-channel int8 weights, int8 activations, MinMax, calibrated on the raw
       little-endian f32 images `hsconas export onnx --save-calibration` wrote (N x 3 x S x S); the FP32
-      model's metadata is kept.
+      model's metadata is kept. --reduce-range: its 7-bit weights (for x86 CPUs without VNNI).
   int8-ort-quantize.py --kernels DIR
       prints, as JSON, the operators ONNX Runtime (CPU, all optimisations) runs for each INT8 model in DIR.
 """
@@ -27,17 +27,19 @@ class Images(CalibrationDataReader):
         return next(self.it, None)
 
 
-def quantize(fp32, calibration, out):
+def quantize(fp32, calibration, out, reduce_range=False):
     model = onnx.load(fp32)
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     size = dims[2]
     images = np.fromfile(calibration, dtype="<f4").reshape(-1, 3, size, size)
     quantize_static(fp32, out, Images(images), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    reduce_range=reduce_range)
     q = onnx.load(out)
     del q.metadata_props[:]
     q.metadata_props.extend(model.metadata_props)
     q.metadata_props.add(key="precision", value="int8 (onnxruntime quantize_static)")
+    q.metadata_props.add(key="int8_weight_range", value="reduced" if reduce_range else "full")
     onnx.save(q, out)
 
 
@@ -57,7 +59,8 @@ def kernels(path):
 if __name__ == "__main__":
     if sys.argv[1] == "--kernels":
         d = sys.argv[2]
-        print(json.dumps({m: kernels(os.path.join(d, m + ".onnx"))
-                          for m in ["ours-minmax", "ours-pct", "ort-minmax"]}, indent=1))
+        models = ["ours-minmax", "ours-pct", "ort-minmax", "ours-rr", "ort-rr"]
+        print(json.dumps({m: kernels(os.path.join(d, m + ".onnx")) for m in models
+                          if os.path.exists(os.path.join(d, m + ".onnx"))}, indent=1))
     else:
-        quantize(*sys.argv[1:4])
+        quantize(*sys.argv[1:4], reduce_range="--reduce-range" in sys.argv[4:])

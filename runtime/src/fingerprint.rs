@@ -37,6 +37,22 @@ pub fn detect() -> Fingerprint {
     }
 }
 
+/// Whether this is an x86 CPU without VNNI (AVX2, or AVX-512 without VNNI): ONNX Runtime's U8S8
+/// integer kernels use `VPMADDUBSW` there, whose int16 pair sums saturate with full-range int8 weights
+/// (the remedies: weights of 7 bits at export, or its slower U8U8 kernels at run time). False on VNNI
+/// CPUs and on other architectures.
+pub fn x86_without_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !(std::arch::is_x86_feature_detected!("avx512vnni")
+            || std::arch::is_x86_feature_detected!("avxvnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `model name` of `/proc/cpuinfo`, or the device-tree model (ARM boards).
 fn proc_cpu_model() -> Option<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

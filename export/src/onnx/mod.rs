@@ -152,8 +152,7 @@ pub fn write(
 
 /// The `metadata_props` of a serialised ONNX model (`key -> value`).
 pub fn metadata(onnx: &[u8]) -> Result<std::collections::BTreeMap<String, String>, ExportError> {
-    let model = ModelProto::decode(onnx)
-        .map_err(|e| ExportError::BadOption(format!("not an ONNX model: {e}")))?;
+    let model = ModelProto::decode(onnx).map_err(|e| ExportError::NotOnnx(e.to_string()))?;
     Ok(model
         .metadata_props
         .into_iter()

@@ -18,7 +18,7 @@ pub use calibrate::{calibrate, ActivationRanges, RangeMethod};
 pub use kernels::{kernel_report, KernelReport};
 pub use params::{
     activation_params, quantize_bias, quantize_per_channel, ActivationScheme, ChannelQuantized,
-    Element, QuantParams, Range,
+    Element, QuantParams, Range, WeightRange,
 };
 pub use qdq::{quantize_model, tensors_to_calibrate, NodeSelection, QdqSummary, QUANTIZABLE};
 
@@ -80,6 +80,9 @@ pub struct Int8Options {
     /// Quantise the graph output too (a profiling piece: its output is an activation the next layer
     /// reads, quantised at the layer's exit). Off for networks: the logits stay FP32.
     pub quantize_output: bool,
+    /// Weight resolution: [`WeightRange::Reduced`] for x86 CPUs without VNNI, whose U8S8 kernels
+    /// saturate with full-range weights.
+    pub weight_range: WeightRange,
 }
 
 impl Default for Int8Options {
@@ -90,6 +93,7 @@ impl Default for Int8Options {
             method: RangeMethod::MinMax,
             selection: NodeSelection::All,
             quantize_output: false,
+            weight_range: WeightRange::Full,
         }
     }
 }
@@ -108,7 +112,7 @@ pub struct Int8Export {
 /// Folds `graph`'s batch norms, calibrates the FP32 network on `images` (each the graph's input,
 /// `c x h x w` values: normalised pixels from the training split, never the test split, for a network)
 /// and returns the QDQ model with `options`' batch and metadata plus the INT8 settings (`precision`,
-/// `int8_flavour`, `int8_calibration`, `int8_calibration_images`).
+/// `int8_flavour`, `int8_calibration`, `int8_calibration_images`, `int8_weight_range`).
 pub fn int8_onnx(
     graph: &Graph,
     weights: &Weights,
@@ -144,6 +148,10 @@ pub fn int8_onnx(
             "int8_calibration_images".to_string(),
             images.len().to_string(),
         ),
+        (
+            "int8_weight_range".to_string(),
+            int8.weight_range.name().to_string(),
+        ),
     ]);
     let mut fp32 = onnx::to_model(
         &folded,
@@ -156,7 +164,13 @@ pub fn int8_onnx(
     if int8.quantize_output {
         expose_output(&mut fp32);
     }
-    let (model, summary) = quantize_model(&fp32, &ranges, int8.flavour.scheme(), &int8.selection)?;
+    let (model, summary) = quantize_model(
+        &fp32,
+        &ranges,
+        int8.flavour.scheme(),
+        int8.weight_range,
+        &int8.selection,
+    )?;
     Ok(Int8Export {
         bytes: model.encode_to_vec(),
         summary,

@@ -122,7 +122,41 @@ pub fn activation_params(
     })
 }
 
-/// A weight tensor quantised per output channel (axis 0), symmetric, onto `[-127, 127]`.
+/// How many integer levels a weight may use.
+///
+/// x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply uint8 activations by int8 weights with
+/// `VPMADDUBSW`, which adds two products into an int16 and saturates: `2 x 255 x 127` does not fit.
+/// With weights in `[-64, 64]` (ONNX Runtime's `reduce_range`) the pair stays within `2 x 255 x 64 =
+/// 32640`, so the fast kernels are exact, at the cost of one bit of weight resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightRange {
+    /// `[-127, 127]`: full resolution (VNNI CPUs, ARM, TensorRT).
+    #[default]
+    Full,
+    /// `[-64, 64]`: 7 bits, no saturation in the U8S8 kernels of CPUs without VNNI.
+    Reduced,
+}
+
+impl WeightRange {
+    /// The largest magnitude a quantised weight takes.
+    pub fn max(self) -> f32 {
+        match self {
+            WeightRange::Full => 127.0,
+            WeightRange::Reduced => 64.0,
+        }
+    }
+
+    /// `full` or `reduced`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightRange::Full => "full",
+            WeightRange::Reduced => "reduced",
+        }
+    }
+}
+
+/// A weight tensor quantised per output channel (axis 0), symmetric, onto `[-m, m]` with `m` the
+/// [`WeightRange`]'s maximum.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelQuantized {
     /// The int8 values, in the tensor's layout.
@@ -131,11 +165,12 @@ pub struct ChannelQuantized {
     pub scales: Vec<f32>,
 }
 
-/// Quantises `data` (row-major, `channels` equal blocks along axis 0) per channel.
+/// Quantises `data` (row-major, `channels` equal blocks along axis 0) per channel onto `range`.
 pub fn quantize_per_channel(
     tensor: &str,
     data: &[f32],
     channels: usize,
+    range: WeightRange,
 ) -> Result<ChannelQuantized, ExportError> {
     if channels == 0 || !data.len().is_multiple_of(channels) {
         return Err(ExportError::Quantize(format!(
@@ -149,16 +184,13 @@ pub fn quantize_per_channel(
         )));
     }
     let per = data.len() / channels;
+    let m = range.max();
     let mut values = Vec::with_capacity(data.len());
     let mut scales = Vec::with_capacity(channels);
     for block in data.chunks(per) {
         let a = block.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let scale = if a > 0.0 { a / 127.0 } else { 1.0 };
-        values.extend(
-            block
-                .iter()
-                .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
-        );
+        let scale = if a > 0.0 { a / m } else { 1.0 };
+        values.extend(block.iter().map(|x| (x / scale).round().clamp(-m, m) as i8));
         scales.push(scale);
     }
     Ok(ChannelQuantized { values, scales })
@@ -268,12 +300,37 @@ mod tests {
     fn per_channel_weights() {
         // Two channels: the first's largest magnitude is 1.27, the second is all zero.
         let w = [1.27, -0.635, 0.01, 0.0, 0.0, 0.0];
-        let q = quantize_per_channel("w", &w, 2).expect("ok");
+        let q = quantize_per_channel("w", &w, 2, WeightRange::Full).expect("ok");
         assert!((q.scales[0] - 0.01).abs() < 1e-7);
         assert_eq!(q.scales[1], 1.0);
         assert_eq!(q.values, vec![127, -64, 1, 0, 0, 0]);
-        assert!(quantize_per_channel("w", &w, 4).is_err());
-        assert!(quantize_per_channel("w", &[f32::INFINITY], 1).is_err());
+        assert!(quantize_per_channel("w", &w, 4, WeightRange::Full).is_err());
+        assert!(quantize_per_channel("w", &[f32::INFINITY], 1, WeightRange::Full).is_err());
+    }
+
+    #[test]
+    fn reduced_weights_keep_every_pair_of_products_within_int16() {
+        // 1.28 is the largest magnitude: scale 1.28 / 64 = 0.02; -0.64 -> -32, 0.01 -> 0.5 -> 1 (away
+        // from zero).
+        let w = [1.28, -0.64, 0.01, -1.28];
+        let q = quantize_per_channel("w", &w, 1, WeightRange::Reduced).expect("ok");
+        assert!((q.scales[0] - 0.02).abs() < 1e-7, "{:?}", q.scales);
+        assert_eq!(q.values, vec![64, -32, 1, -64]);
+        let widest = q
+            .values
+            .iter()
+            .map(|v| i32::from(*v).abs())
+            .max()
+            .unwrap_or(0);
+        assert!(2 * 255 * widest <= i32::from(i16::MAX), "{widest}");
+        let full = quantize_per_channel("w", &w, 1, WeightRange::Full).expect("ok");
+        let widest = full
+            .values
+            .iter()
+            .map(|v| i32::from(*v).abs())
+            .max()
+            .unwrap_or(0);
+        assert!(2 * 255 * widest > i32::from(i16::MAX), "{widest}");
     }
 
     #[test]

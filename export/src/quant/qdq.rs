@@ -23,7 +23,7 @@ use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
 use super::calibrate::ActivationRanges;
 use super::params::{
     activation_params, quantize_bias, quantize_per_channel, ActivationScheme, Element, QuantParams,
-    Range,
+    Range, WeightRange,
 };
 use crate::onnx::proto::{attr_int, f32_tensor, i32_tensor, int8_tensor, u8_tensor};
 use crate::ExportError;
@@ -203,7 +203,7 @@ pub fn tensors_to_calibrate(
 }
 
 /// Rewrites the FP32 `model` (batch norms folded, opset 13 or newer) into QDQ form with the activation
-/// ranges of `ranges` mapped by `scheme`. Every tensor [`tensors_to_calibrate`] names must have a range.
+/// ranges of `ranges` mapped by `scheme`, weights onto `weight_range`. Every tensor [`tensors_to_calibrate`] names must have a range.
 ///
 /// The model is one [`crate::onnx`] wrote: every non-initializer input of a node is a float activation,
 /// and no tensor name ends in the suffixes this rewrite adds (`.q`, `.dq.<n>`, `.int8`, `.int32`,
@@ -212,6 +212,7 @@ pub fn quantize_model(
     model: &ModelProto,
     ranges: &ActivationRanges,
     scheme: ActivationScheme,
+    weight_range: WeightRange,
     selection: &NodeSelection,
 ) -> Result<(ModelProto, QdqSummary), ExportError> {
     let opset = model
@@ -254,6 +255,7 @@ pub fn quantize_model(
         removed: HashSet::new(),
         plan: &plan,
         params: &params,
+        weight_range,
     };
     for (g, p) in params.iter().enumerate() {
         w.initializers
@@ -326,6 +328,7 @@ struct Rewriter<'a> {
     removed: HashSet<String>,
     plan: &'a Plan,
     params: &'a [QuantParams],
+    weight_range: WeightRange,
 }
 
 impl Rewriter<'_> {
@@ -387,7 +390,7 @@ impl Rewriter<'_> {
         let weight_name = conv.input.get(1).cloned().unwrap_or_default();
         let weight = float_initializer(initializers, &weight_name, &conv.name)?;
         let channels = *weight.0.first().unwrap_or(&0);
-        let q = quantize_per_channel(&weight_name, &weight.1, channels)?;
+        let q = quantize_per_channel(&weight_name, &weight.1, channels, self.weight_range)?;
         let dims: Vec<usize> = weight.0.clone();
         self.initializers.push(int8_tensor(
             &format!("{weight_name}.int8"),

@@ -296,6 +296,7 @@ fn a_tensor_without_a_range_is_named() {
         &model,
         &ranges,
         ActivationScheme::Asymmetric,
+        WeightRange::Full,
         &NodeSelection::All
     )
     .is_ok());
@@ -304,6 +305,7 @@ fn a_tensor_without_a_range_is_named() {
         &model,
         &ranges,
         ActivationScheme::Asymmetric,
+        WeightRange::Full,
         &NodeSelection::All,
     )
     .expect_err("an error");
@@ -355,4 +357,52 @@ fn a_quantised_output_leaves_through_dequantize() {
     assert_eq!(identity.op_type, "Identity");
     assert_eq!(m.producer[&identity.input[0]].op_type, "DequantizeLinear");
     assert!(m.producer.contains_key("output.fp32.q"));
+}
+
+#[test]
+fn reduced_weights_stay_within_seven_bits_and_are_recorded() {
+    let (graph, weights) = network();
+    let options = Int8Options {
+        weight_range: WeightRange::Reduced,
+        ..Int8Options::default()
+    };
+    let out = int8_onnx(
+        &graph,
+        &weights,
+        &images(2),
+        &OnnxOptions::default(),
+        &options,
+    )
+    .expect("exports");
+    let m = decode(&out.bytes);
+    let weights: Vec<&TensorProto> = m
+        .initializers
+        .iter()
+        .filter(|(name, _)| name.ends_with(".int8"))
+        .map(|(_, t)| t)
+        .collect();
+    assert!(weights.len() > 40);
+    // Each channel's largest weight maps to +-64, and none goes beyond.
+    let widest = weights
+        .iter()
+        .flat_map(|t| t.raw_data.iter().map(|b| i32::from(*b as i8).abs()))
+        .max()
+        .unwrap_or(0);
+    assert_eq!(widest, 64);
+    let full = export(NodeSelection::All, Int8Flavour::Cpu);
+    let m_full = decode(&full.bytes);
+    let widest_full = m_full
+        .initializers
+        .iter()
+        .filter(|(name, _)| name.ends_with(".int8"))
+        .flat_map(|(_, t)| t.raw_data.iter().map(|b| i32::from(*b as i8).abs()))
+        .max()
+        .unwrap_or(0);
+    assert_eq!(widest_full, 127);
+    let metadata = crate::onnx::metadata(&out.bytes).expect("decodes");
+    assert_eq!(
+        metadata.get("int8_weight_range").map(String::as_str),
+        Some("reduced"),
+        "{metadata:?}"
+    );
 }

@@ -37,6 +37,12 @@ pub struct BackendConfig {
     /// there) even on the CPU. Always done on a GPU provider; on the CPU it only checks that path.
     #[serde(default)]
     pub io_binding: bool,
+    /// ONNX Runtime's `session.x64quantprecision`: on x86 CPUs without VNNI, run integer convolutions
+    /// and matrix products with its U8U8 kernels (int8 weights converted to uint8), which cannot
+    /// saturate, instead of the faster U8S8 ones, which can (see
+    /// [`crate::fingerprint::x86_without_vnni`]). No effect on FP32 models nor on other CPUs.
+    #[serde(default)]
+    pub x64_quant_precision: bool,
 }
 
 /// TensorRT engine settings. They change the engines TensorRT builds, hence the timings: a latency table
@@ -88,6 +94,7 @@ impl Default for BackendConfig {
             require_provider: false,
             placement: false,
             io_binding: false,
+            x64_quant_precision: false,
         }
     }
 }

@@ -134,6 +134,11 @@ impl OrtBackend {
             .with_intra_threads(self.config.threads)
             .map_err(setting)?;
         builder = builder.with_inter_threads(1).map_err(setting)?;
+        if self.config.x64_quant_precision {
+            builder = builder
+                .with_config_entry("session.x64quantprecision", "1")
+                .map_err(setting)?;
+        }
         let used = self.register_providers(&mut builder)?;
         Ok((builder, used))
     }

@@ -47,6 +47,10 @@ pub struct EngineArgs {
     /// copied to the device once, outputs left there).
     #[arg(long)]
     pub io_binding: bool,
+    /// On an x86 CPU without VNNI, run INT8 models with ONNX Runtime's U8U8 kernels, which cannot
+    /// saturate, instead of its faster U8S8 ones (`session.x64quantprecision`; no effect elsewhere).
+    #[arg(long)]
+    pub x64_quant_precision: bool,
 }
 
 impl EngineArgs {
@@ -68,6 +72,7 @@ impl EngineArgs {
             require_provider: self.require_provider,
             placement: self.placement,
             io_binding: self.io_binding,
+            x64_quant_precision: self.x64_quant_precision,
         }
     }
 }

@@ -29,6 +29,10 @@ pub struct EvaluateArgs {
     /// Intra-op threads (ONNX Runtime).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
+    /// On an x86 CPU without VNNI, run with ONNX Runtime's U8U8 integer kernels, which cannot
+    /// saturate, instead of its faster U8S8 ones (`session.x64quantprecision`).
+    #[arg(long)]
+    pub x64_quant_precision: bool,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -74,6 +78,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     let config = BackendConfig {
         kind: args.engine,
         threads: args.threads,
+        x64_quant_precision: args.x64_quant_precision,
         ..BackendConfig::default()
     };
     let engine = backend::build(&config)?;
@@ -113,12 +118,16 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         .get("precision")
         .cloned()
         .unwrap_or_else(|| "fp32".into());
+    let weight_range = meta.get("int8_weight_range").cloned();
     if args.json {
         outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "model": args.model,
                 "precision": precision,
+                "int8_weight_range": weight_range,
+                "x64_quant_precision": args.x64_quant_precision,
+                "x86_without_vnni": hsconas_runtime::fingerprint::x86_without_vnni(),
                 "engine": engine.version(),
                 "images": n,
                 "correct": correct,

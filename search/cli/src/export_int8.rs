@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use hsconas_export::quant::{
-    int8_onnx, kernel_report, Int8Flavour, Int8Options, NodeSelection, RangeMethod,
+    int8_onnx, kernel_report, Int8Flavour, Int8Options, NodeSelection, RangeMethod, WeightRange,
 };
 use hsconas_export::{ModelInfo, OnnxOptions, Weights};
 use hsconas_models::graph::Graph;
@@ -49,6 +49,11 @@ pub struct PrecisionArgs {
         help_heading = "INT8"
     )]
     pub int8_flavour: Int8Flavour,
+    /// Quantise weights to 7 bits ([-64, 64], ONNX Runtime's reduce_range): for x86 CPUs without VNNI
+    /// (AVX2), whose fast U8S8 kernels saturate with full-range weights. The other remedy keeps full
+    /// weights and runs the slower U8U8 kernels (--x64-quant-precision where models run).
+    #[arg(long, help_heading = "INT8")]
+    pub reduce_range: bool,
     /// Also write the normalised calibration images to FILE (raw little-endian f32, N x 3 x S x S),
     /// to calibrate another quantiser on exactly the same images.
     #[arg(long, value_name = "FILE", help_heading = "INT8")]
@@ -64,6 +69,7 @@ impl Default for PrecisionArgs {
             calibration_images: 256,
             calibration_method: RangeMethod::MinMax,
             int8_flavour: Int8Flavour::Cpu,
+            reduce_range: false,
             save_calibration: None,
         }
     }
@@ -81,9 +87,10 @@ impl PrecisionArgs {
                         && self.save_calibration.is_none()
                         && self.calibration_images == defaults.calibration_images
                         && self.calibration_method == defaults.calibration_method
-                        && self.int8_flavour == defaults.int8_flavour,
-                    "--calibration, --calibration-images, --calibration-method, --int8-flavour and \
-                     --save-calibration apply to --precision int8 only"
+                        && self.int8_flavour == defaults.int8_flavour
+                        && !self.reduce_range,
+                    "--calibration, --calibration-images, --calibration-method, --int8-flavour, \
+                     --reduce-range and --save-calibration apply to --precision int8 only"
                 );
                 Ok(false)
             }
@@ -176,6 +183,11 @@ pub fn export(
         hsconas_foundation::write_atomic(file, &raw)?;
     }
     let int8 = Int8Options {
+        weight_range: if args.reduce_range {
+            WeightRange::Reduced
+        } else {
+            WeightRange::Full
+        },
         flavour: args.int8_flavour,
         method: args.calibration_method,
         quantize_output: matches!(
@@ -221,6 +233,18 @@ pub fn export(
         source,
         args.calibration_method.name()
     )];
+    if args.reduce_range {
+        lines.push("weights quantised to 7 bits ([-64, 64], --reduce-range)".into());
+    } else if args.int8_flavour == Int8Flavour::Cpu
+        && hsconas_runtime::fingerprint::x86_without_vnni()
+    {
+        lines.push(
+            "note: this CPU is x86 without VNNI, where ONNX Runtime's U8S8 kernels can saturate with \
+             full-range weights: for this CPU export with --reduce-range, or run the model with \
+             --x64-quant-precision (docs/usage.md, \"INT8 on CPUs without VNNI\")"
+                .into(),
+        );
+    }
     lines.extend(onnx_runtime_kernels(&out.bytes, args.int8_flavour));
     Ok((out.bytes, lines))
 }

@@ -51,6 +51,7 @@ pub fn engine_config(
         require_provider: false,
         placement: false,
         io_binding: false,
+        x64_quant_precision: false,
     }
 }
 
