@@ -3,6 +3,8 @@
 #   1. hsconas-runtime bench on two reference networks (ShuffleNetV2 x0.5 and MobileNetV2 at 224, batch
 #      32 as the GV100 profile) with TensorRT, CUDA and CPU, each with --require-provider: p10 and median,
 #      kernels per provider (ONNX Runtime's profiler) and the one input copy to the device;
+#   1b. MobileNetV2 on TensorRT in FP32, FP16 (--tensorrt-fp16) and INT8 (exported with --precision int8
+#      --int8-flavour tensorrt, run with --tensorrt-int8);
 #   2. a short hsconas profile on CUDA (the gv100 profile's pieces at input 32, a 2-piece group);
 #   3. hsconas supernet train --cuda --max-steps 50 and hsconas train --cuda (one epoch over the committed
 #      CIFAR-10 sample, about 30 steps, so that it writes its weights);
@@ -108,6 +110,33 @@ EOF
     fi
   done
 done
+
+# 1b. Precision on the GPU provider: MobileNetV2 in FP32, with FP16 kernels, and exported in INT8 (the
+# tensorrt flavour: symmetric, zero points 0; random weights calibrated on 16 committed sample images)
+# run with TensorRT's INT8 mode. (The dry run times the same models on the CPU: a check of the script.)
+int8_model=$out/mobilenet_v2-int8.onnx
+if "$hsconas" export onnx --reference mobilenet_v2 --input-size 224 --classes 1000 --batch $batch \
+  --precision int8 --int8-flavour tensorrt --calibration data/cifar10-sample.tar.gz --calibration-images 16 \
+  --out "$int8_model" >"$out/export-mobilenet_v2-int8.log" 2>&1; then
+  gpu_only=()
+  [ "$dry" = 1 ] || gpu_only=(--provider tensorrt --require-provider)
+  for variant in fp32 fp16 int8; do
+    model=$out/mobilenet_v2.onnx flags=()
+    [ "$variant" = fp16 ] && flags=(--tensorrt-fp16)
+    [ "$variant" = int8 ] && model=$int8_model flags=(--tensorrt-int8 --tensorrt-fp16)
+    log=$out/precision-mobilenet_v2-$variant
+    if timeout 900 "$runtime" bench "$model" "${gpu_only[@]}" "${flags[@]}" --batch $batch --warmup 20 \
+      --runs 50 --min-time-ms 1000 --json >"$log.json" 2>"$log.log"; then
+      record "precision mobilenet_v2 $variant" ok "$(python3 -c "
+import json, sys; r = json.load(open(sys.argv[1]))
+print(f\"p10 {r['p10_ms']:.3f} ms, median {r['median_ms']:.3f} ms; ran on {r['provider']}\")" "$log.json")"
+    else
+      record "precision mobilenet_v2 $variant" FAIL "$(tail -n 1 "$log.log")"
+    fi
+  done
+else
+  record "precision mobilenet_v2" FAIL "INT8 export: $out/export-mobilenet_v2-int8.log"
+fi
 
 # 2. A short profile on CUDA (pieces at input 32 so that it stays short).
 profile_device=$out/gv100-$gpu_provider.toml

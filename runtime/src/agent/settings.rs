@@ -46,8 +46,15 @@ impl MeasureSettings {
             .map(|b| format!("&last_burst={b}"))
             .unwrap_or_default();
         let last_alone = if p.last_alone { "&last_alone=true" } else { "" };
+        // Sent only when set, so that the queries of earlier clients and agents stay as they were.
+        let trt_int8 = if trt.int8 { "&trt_int8=true" } else { "" };
+        let x64 = if self.engine.x64_quant_precision {
+            "&x64_quant_precision=true"
+        } else {
+            ""
+        };
         format!(
-            "backend={}&provider={}&threads={}&optimize={}&trt_fp16={}{workspace}&placement={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}{last_burst}{last_alone}",
+            "backend={}&provider={}&threads={}&optimize={}&trt_fp16={}{trt_int8}{workspace}{x64}&placement={}&warmup={}&runs={}&min_time_ms={}&max_runs={}&seed={}&batch={}&burst={}{last_burst}{last_alone}",
             self.engine.kind,
             providers.join(","),
             self.engine.threads,
@@ -105,6 +112,14 @@ impl MeasureSettings {
                     s.engine.tensorrt.fp16 =
                         value.parse().map_err(|_| bad("expected true or false"))?
                 }
+                "trt_int8" => {
+                    s.engine.tensorrt.int8 =
+                        value.parse().map_err(|_| bad("expected true or false"))?
+                }
+                "x64_quant_precision" => {
+                    s.engine.x64_quant_precision =
+                        value.parse().map_err(|_| bad("expected true or false"))?
+                }
                 "trt_workspace_mib" => s.engine.tensorrt.workspace_mib = Some(int()?),
                 "placement" => {
                     s.engine.placement = value.parse().map_err(|_| bad("expected true or false"))?
@@ -156,6 +171,13 @@ mod tests {
         s.engine.tensorrt.workspace_mib = Some(2048);
         s.engine.placement = true;
         assert_eq!(MeasureSettings::from_query(&s.to_query()), Ok(s.clone()));
+        assert!(!s.to_query().contains("trt_int8") && !s.to_query().contains("x64"));
+        s.engine.tensorrt.int8 = true;
+        s.engine.x64_quant_precision = true;
+        assert_eq!(MeasureSettings::from_query(&s.to_query()), Ok(s.clone()));
+        assert!(MeasureSettings::from_query("trt_int8=yes")
+            .expect_err("bad")
+            .contains("'trt_int8'"));
         s.protocol.last_burst = Some(3);
         assert_eq!(MeasureSettings::from_query(&s.to_query()), Ok(s.clone()));
         s.protocol.last_alone = true;

@@ -52,6 +52,11 @@ pub struct TensorrtOptions {
     /// Let TensorRT choose FP16 kernels where it finds them faster (off: FP32 only).
     #[serde(default)]
     pub fp16: bool,
+    /// Let TensorRT run a QDQ model's quantised nodes in INT8 (explicit quantisation: the scales come from
+    /// the model, `hsconas export onnx --precision int8 --int8-flavour tensorrt`; no calibration table).
+    /// Off: TensorRT runs a QDQ model's nodes in FP32 or FP16.
+    #[serde(default)]
+    pub int8: bool,
     /// The most GPU memory, in MiB, TensorRT may use as scratch space while it builds an engine (`None`:
     /// ONNX Runtime's default).
     #[serde(default)]

@@ -173,7 +173,9 @@ impl OrtBackend {
     /// The TensorRT provider with the configured precision, workspace and caches.
     fn tensorrt(&self) -> ep::TensorRT {
         let options = &self.config.tensorrt;
-        let mut trt = ep::TensorRT::default().with_fp16(options.fp16);
+        let mut trt = ep::TensorRT::default()
+            .with_fp16(options.fp16)
+            .with_int8(options.int8);
         if let Some(mib) = options.workspace_mib {
             trt = trt.with_max_workspace_size(mib.saturating_mul(1 << 20));
         }

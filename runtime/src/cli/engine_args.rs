@@ -33,6 +33,10 @@ pub struct EngineArgs {
     /// Let TensorRT use FP16 kernels.
     #[arg(long)]
     pub tensorrt_fp16: bool,
+    /// Let TensorRT run an INT8 QDQ model's quantised nodes in INT8 (export it with --precision int8
+    /// --int8-flavour tensorrt).
+    #[arg(long)]
+    pub tensorrt_int8: bool,
     /// TensorRT's scratch memory for building engines, in MiB [default: ONNX Runtime's].
     #[arg(long, value_name = "MIB")]
     pub tensorrt_workspace_mib: Option<usize>,
@@ -62,6 +66,7 @@ impl EngineArgs {
             optimize: !self.no_optimize,
             tensorrt: TensorrtOptions {
                 fp16: self.tensorrt_fp16,
+                int8: self.tensorrt_int8,
                 workspace_mib: self.tensorrt_workspace_mib,
                 cache: Some(
                     self.tensorrt_cache

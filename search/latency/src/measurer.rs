@@ -44,6 +44,9 @@ pub fn engine_config(
         optimize: true,
         tensorrt: TensorrtOptions {
             fp16: profile.precision == Precision::Fp16,
+            // Device profiles measure FP32 networks (and FP16 kernels); INT8 is a property of layers, not
+            // yet of a table.
+            int8: false,
             workspace_mib: profile.tensorrt_workspace_mib,
             cache: tensorrt_cache,
         },
