@@ -316,21 +316,18 @@ mod tests {
         let q = quantize_per_channel("w", &w, 1, WeightRange::Reduced).expect("ok");
         assert!((q.scales[0] - 0.02).abs() < 1e-7, "{:?}", q.scales);
         assert_eq!(q.values, vec![64, -32, 1, -64]);
-        let widest = q
-            .values
-            .iter()
-            .map(|v| i32::from(*v).abs())
-            .max()
-            .unwrap_or(0);
-        assert!(2 * 255 * widest <= i32::from(i16::MAX), "{widest}");
+        // The largest pair of uint8 x int8 products, against int16's limit.
+        let widest_pair = |q: &ChannelQuantized| {
+            2 * 255
+                * q.values
+                    .iter()
+                    .map(|v| i32::from(*v).abs())
+                    .max()
+                    .unwrap_or(0)
+        };
+        assert!(widest_pair(&q) <= i32::from(i16::MAX));
         let full = quantize_per_channel("w", &w, 1, WeightRange::Full).expect("ok");
-        let widest = full
-            .values
-            .iter()
-            .map(|v| i32::from(*v).abs())
-            .max()
-            .unwrap_or(0);
-        assert!(2 * 255 * widest > i32::from(i16::MAX), "{widest}");
+        assert!(widest_pair(&full) > i32::from(i16::MAX));
     }
 
     #[test]

@@ -77,16 +77,23 @@ fn f32s(t: &TensorProto) -> Vec<f32> {
 }
 
 fn export(selection: NodeSelection, flavour: Int8Flavour) -> Int8Export {
+    export_with(
+        Int8Options {
+            flavour,
+            selection,
+            ..Int8Options::default()
+        },
+        4,
+    )
+}
+
+/// The test network exported with `options`, calibrated on `images` random inputs.
+fn export_with(options: Int8Options, calibration_images: usize) -> Int8Export {
     let (graph, weights) = network();
-    let options = Int8Options {
-        flavour,
-        selection,
-        ..Int8Options::default()
-    };
     int8_onnx(
         &graph,
         &weights,
-        &images(4),
+        &images(calibration_images),
         &OnnxOptions::default(),
         &options,
     )
@@ -339,19 +346,13 @@ fn the_kernel_report_finds_a_convolution_left_behind_a_dequantize() {
 
 #[test]
 fn a_quantised_output_leaves_through_dequantize() {
-    let (graph, weights) = network();
-    let options = Int8Options {
-        quantize_output: true,
-        ..Int8Options::default()
-    };
-    let out = int8_onnx(
-        &graph,
-        &weights,
-        &images(2),
-        &OnnxOptions::default(),
-        &options,
-    )
-    .expect("exports");
+    let out = export_with(
+        Int8Options {
+            quantize_output: true,
+            ..Int8Options::default()
+        },
+        2,
+    );
     let m = decode(&out.bytes);
     let identity = &m.producer["output"];
     assert_eq!(identity.op_type, "Identity");
@@ -361,45 +362,36 @@ fn a_quantised_output_leaves_through_dequantize() {
 
 #[test]
 fn reduced_weights_stay_within_seven_bits_and_are_recorded() {
-    let (graph, weights) = network();
-    let options = Int8Options {
-        weight_range: WeightRange::Reduced,
-        ..Int8Options::default()
-    };
-    let out = int8_onnx(
-        &graph,
-        &weights,
-        &images(2),
-        &OnnxOptions::default(),
-        &options,
-    )
-    .expect("exports");
-    let m = decode(&out.bytes);
-    let weights: Vec<&TensorProto> = m
-        .initializers
-        .iter()
-        .filter(|(name, _)| name.ends_with(".int8"))
-        .map(|(_, t)| t)
-        .collect();
-    assert!(weights.len() > 40);
-    // Each channel's largest weight maps to +-64, and none goes beyond.
-    let widest = weights
-        .iter()
-        .flat_map(|t| t.raw_data.iter().map(|b| i32::from(*b as i8).abs()))
-        .max()
-        .unwrap_or(0);
+    /// The largest magnitude among the model's int8 weights, and how many weight tensors it has.
+    fn widest_weight(out: &Int8Export) -> (i32, usize) {
+        let m = decode(&out.bytes);
+        let weights: Vec<&TensorProto> = m
+            .initializers
+            .iter()
+            .filter(|(name, _)| name.ends_with(".int8"))
+            .map(|(_, t)| t)
+            .collect();
+        let widest = weights
+            .iter()
+            .flat_map(|t| t.raw_data.iter().map(|b| i32::from(*b as i8).abs()))
+            .max()
+            .unwrap_or(0);
+        (widest, weights.len())
+    }
+    let reduced = export_with(
+        Int8Options {
+            weight_range: WeightRange::Reduced,
+            ..Int8Options::default()
+        },
+        2,
+    );
+    // Each channel's largest weight maps to +-64 (+-127 at full range), and none goes beyond.
+    let (widest, tensors) = widest_weight(&reduced);
+    assert!(tensors > 40);
     assert_eq!(widest, 64);
     let full = export(NodeSelection::All, Int8Flavour::Cpu);
-    let m_full = decode(&full.bytes);
-    let widest_full = m_full
-        .initializers
-        .iter()
-        .filter(|(name, _)| name.ends_with(".int8"))
-        .flat_map(|(_, t)| t.raw_data.iter().map(|b| i32::from(*b as i8).abs()))
-        .max()
-        .unwrap_or(0);
-    assert_eq!(widest_full, 127);
-    let metadata = crate::onnx::metadata(&out.bytes).expect("decodes");
+    assert_eq!(widest_weight(&full).0, 127);
+    let metadata = crate::onnx::metadata(&reduced.bytes).expect("decodes");
     assert_eq!(
         metadata.get("int8_weight_range").map(String::as_str),
         Some("reduced"),
