@@ -3,6 +3,7 @@
 
 use hsconas_models::build::Piece;
 use hsconas_models::{Arch, Choice, NUM_LAYERS};
+use hsconas_vocabulary::Precision;
 use serde::Serialize;
 
 use crate::correction::Correction;
@@ -15,6 +16,8 @@ pub struct LayerPart {
     pub layer: usize,
     /// The layer's choice.
     pub choice: Choice,
+    /// The precision it runs in.
+    pub precision: Precision,
     /// Its table entry, ms.
     pub ms: f64,
 }
@@ -40,7 +43,8 @@ pub struct Prediction {
 
 /// A latency table's entries in dense form plus a correction.
 ///
-/// Contract: built only from a table with every entry of every layer's allowed choices, so predictions
+/// Contract: built only from a table with every entry of every layer's allowed choices (in INT8 too for a
+/// mixed-precision table), so predictions of architectures [`supports`](LatencyModel::supports) accepts
 /// never fail; `table_sum_ms` equals [`LatencyTable::table_sum_ms`] to the last bit (same summation order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencyModel {
@@ -48,6 +52,9 @@ pub struct LatencyModel {
     head_ms: f64,
     /// `layers[l][choice.index()]`; NaN where the layer does not allow the choice.
     layers: Vec<[f64; Choice::COUNT]>,
+    /// The same for INT8 blocks; all NaN when the table measured FP32 pieces only.
+    int8_layers: Vec<[f64; Choice::COUNT]>,
+    mixed: bool,
     correction: Correction,
 }
 
@@ -62,15 +69,27 @@ impl LatencyModel {
             });
         }
         let mut layers = vec![[f64::NAN; Choice::COUNT]; NUM_LAYERS];
-        for piece in hsconas_models::build::all_pieces() {
-            if let Piece::Block { layer, choice } = piece {
-                layers[layer][choice.index()] = table.entry_ms(&piece)?;
+        let mut int8_layers = layers.clone();
+        for piece in table.expected_pieces() {
+            if let Piece::Block {
+                layer,
+                choice,
+                precision,
+            } = piece
+            {
+                let rows = match precision {
+                    Precision::Int8 => &mut int8_layers,
+                    _ => &mut layers,
+                };
+                rows[layer][choice.index()] = table.entry_ms(&piece)?;
             }
         }
         Ok(LatencyModel {
             stem_ms: table.entry_ms(&Piece::Stem)?,
             head_ms: table.entry_ms(&Piece::Head)?,
             layers,
+            int8_layers,
+            mixed: table.is_mixed(),
             correction,
         })
     }
@@ -85,14 +104,45 @@ impl LatencyModel {
         self.correction
     }
 
-    /// Sum of the table entries of the stem, the 20 layers and the head, ms. The entries are FP32:
-    /// callers that take architectures from users check them with
-    /// [`require_fp32`](crate::require_fp32) first (the search creates FP32 ones only).
+    /// Whether the table measured INT8 blocks too.
+    pub fn is_mixed(&self) -> bool {
+        self.mixed
+    }
+
+    /// Refuses an architecture with INT8 layers when the table measured FP32 pieces only (its prediction
+    /// would be NaN): callers that take architectures from users check them first.
+    pub fn supports(&self, arch: &Arch) -> Result<(), TableError> {
+        if self.mixed || arch.is_fp32() {
+            return Ok(());
+        }
+        let layers: Vec<String> = arch
+            .int8_layers()
+            .iter()
+            .map(|l| (l + 1).to_string())
+            .collect();
+        Err(TableError::Precision {
+            layers: layers.join(", "),
+        })
+    }
+
+    /// One layer's entry, ms.
+    #[inline]
+    fn entry(&self, layer: usize, choice: Choice, precision: Precision) -> f64 {
+        let rows = match precision {
+            Precision::Int8 => &self.int8_layers,
+            _ => &self.layers,
+        };
+        rows[layer][choice.index()]
+    }
+
+    /// Sum of the table entries of the stem, the 20 layers in their precisions and the head, ms (NaN for
+    /// an architecture [`supports`](LatencyModel::supports) refuses).
     #[inline]
     pub fn table_sum_ms(&self, arch: &Arch) -> f64 {
         let mut sum = self.stem_ms + self.head_ms;
-        for (row, choice) in self.layers.iter().zip(arch.choices()) {
-            sum += row[choice.index()];
+        for (layer, (choice, precision)) in arch.choices().iter().zip(arch.precisions()).enumerate()
+        {
+            sum += self.entry(layer, *choice, *precision);
         }
         sum
     }
@@ -117,12 +167,13 @@ impl LatencyModel {
             layers: arch
                 .choices()
                 .iter()
-                .zip(&self.layers)
+                .zip(arch.precisions())
                 .enumerate()
-                .map(|(l, (choice, row))| LayerPart {
+                .map(|(l, (&choice, &precision))| LayerPart {
                     layer: l + 1,
-                    choice: *choice,
-                    ms: row[choice.index()],
+                    choice,
+                    precision,
+                    ms: self.entry(l, choice, precision),
                 })
                 .collect(),
         }
@@ -162,6 +213,7 @@ mod tests {
                 provider: profile.provider,
                 threads: 1,
                 precision: profile.precision,
+                int8: None,
                 tensorrt_workspace_mib: None,
                 kernels: Default::default(),
                 batch: 1,

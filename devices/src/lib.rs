@@ -3,8 +3,8 @@
 //! - [`DeviceProfile`]: what to measure on and how (`devices/profiles/<name>.toml`; the shipped ones,
 //!   `local-cpu`, `xeon-gold-6136`, `gv100` and `jetson-xavier`, are embedded in the binaries).
 //!
-//! - [`LatencyTable`]: per-piece timing statistics keyed `stem`, `head`, `L<layer>:<op>:<scale>` (as in
-//!   `hsconas_models::build::Piece::key`), with the provenance that ties them to a device (a table is
+//! - [`LatencyTable`]: per-piece timing statistics keyed `stem`, `head`, `L<layer>:<op>:<scale>` and, in
+//!   a mixed-precision table, `L<layer>:<op>:<scale>@int8` (as in `hsconas_models::build::Piece::key`), with the provenance that ties them to a device (a table is
 //!   refused for a profile it was not measured with), the calibration bias and validation metrics; the
 //!   prediction is table sum + bias.
 //!
@@ -31,6 +31,7 @@
 mod correction;
 pub mod drift;
 pub mod fleet_agreement;
+mod int8_gain;
 mod latency_model;
 pub mod metrics;
 mod profile;
@@ -42,6 +43,7 @@ pub use drift::{
     DriftModel, DriftPoint, DriftSummary, DriftTrace, ReferenceNetwork, REFERENCE_BURST,
 };
 pub use fleet_agreement::{CalibrationTimings, FleetAgreement, FleetDevice, FleetRule};
+pub use int8_gain::{int8_gains, BlockGain, GainGroup, Int8Gains};
 pub use latency_model::{LatencyModel, LayerPart, Prediction};
 pub use profile::{DeviceKind, DeviceProfile, ProfileError};
-pub use table::{require_fp32, EntryStats, LatencyTable, Provenance, TableError, FORMAT_VERSION};
+pub use table::{EntryStats, Int8Pieces, LatencyTable, Provenance, TableError, FORMAT_VERSION};

@@ -11,11 +11,16 @@ use serde::{Deserialize, Serialize};
 use crate::correction::{Calibration, Correction};
 use crate::profile::DeviceProfile;
 use hsconas_vocabulary::{
-    Engine, ExecutionProvider, Fingerprint, Precision, Protocol, Statistic, Stats,
+    Engine, ExecutionProvider, Fingerprint, Int8Flavour, Precision, Protocol, Statistic, Stats,
+    WeightRange,
 };
 
-/// Version of the table file format.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the table file format. Version 2 added INT8 entries (`L<l>:<op>:<scale>@int8`, with
+/// [`Provenance::int8`]); version-1 files are read as FP32 tables.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest table format this build reads.
+const OLDEST_FORMAT: u32 = 1;
 
 /// Why a table was refused or could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -52,28 +57,34 @@ pub enum TableError {
     /// A piece the architecture needs is not in the table.
     #[error("latency table has no entry '{0}' (profile the device again, or with the layout/input size in use)")]
     MissingEntry(String),
-    /// The architecture marks layers INT8; tables hold FP32 pieces only.
-    #[error("the architecture marks layer(s) {layers} as int8, and latency tables measure FP32 pieces only: \
-             predict the FP32 network (drop the '@int8' marks) or measure the INT8 export end to end")]
+    /// An INT8 comparison asked of a table that measured FP32 pieces only.
+    #[error(
+        "this latency table measured FP32 pieces only: profile the device with `hsconas profile \
+             --precision mixed` to measure every block in INT8 too"
+    )]
+    NotMixed,
+    /// The architecture marks layers INT8 and the table measured FP32 pieces only.
+    #[error("the architecture marks layer(s) {layers} as int8, and this latency table measured FP32 pieces \
+             only: predict the FP32 network (drop the '@int8' marks), or profile the device with \
+             `hsconas profile --precision mixed` to measure every block in INT8 too")]
     Precision {
         /// The 1-based layers, comma-separated.
         layers: String,
     },
 }
 
-/// Refuses an architecture with INT8 layers: a table's FP32 entries would silently mispredict them.
-pub fn require_fp32(arch: &Arch) -> Result<(), TableError> {
-    if arch.is_fp32() {
-        return Ok(());
-    }
-    let layers: Vec<String> = arch
-        .int8_layers()
-        .iter()
-        .map(|l| (l + 1).to_string())
-        .collect();
-    Err(TableError::Precision {
-        layers: layers.join(", "),
-    })
+/// How a mixed-precision table's INT8 pieces were exported (`hsconas profile --precision mixed`): each
+/// block quantised whole (input at its entry, output at its exit) as `hsconas export onnx --piece KEY
+/// --precision int8` does, calibrated on seeded random inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Int8Pieces {
+    /// The runtime the QDQ pieces were made for.
+    pub flavour: Int8Flavour,
+    /// The weights' resolution: `reduced` (7 bits) where the measuring CPU is x86 without VNNI, whose
+    /// fast kernels saturate with full-range weights.
+    pub weight_range: WeightRange,
+    /// Seeded random inputs each piece was calibrated on.
+    pub calibration_inputs: usize,
 }
 
 /// Timing statistics of one piece, in milliseconds, and the group it was measured in.
@@ -113,6 +124,10 @@ pub struct Provenance {
     /// Precision of the profile (tables from before it was recorded were all `fp32`).
     #[serde(default)]
     pub precision: Precision,
+    /// Set in a mixed-precision table (every block with weights measured in INT8 too): how its INT8
+    /// pieces were made. `None`: FP32 pieces only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<Int8Pieces>,
     /// TensorRT's engine-building workspace in MiB, when the profile set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensorrt_workspace_mib: Option<usize>,
@@ -196,11 +211,11 @@ impl LatencyTable {
                 path: path.into(),
                 message: e.to_string(),
             })?;
-        if table.format != FORMAT_VERSION {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&table.format) {
             return Err(TableError::Parse {
                 path: path.into(),
                 message: format!(
-                    "format version {} (this build reads {FORMAT_VERSION})",
+                    "format version {} (this build reads {OLDEST_FORMAT} to {FORMAT_VERSION})",
                     table.format
                 ),
             });
@@ -311,15 +326,36 @@ impl LatencyTable {
             .ok_or(TableError::MissingEntry(key))
     }
 
-    /// Sum of the entries of the stem, the 20 layers (`skip` entries included) and the head.
+    /// Whether the table measured INT8 pieces besides the FP32 ones.
+    pub fn is_mixed(&self) -> bool {
+        self.provenance.int8.is_some()
+    }
+
+    /// Refuses an architecture with INT8 layers unless the table measured INT8 pieces (its FP32 entries
+    /// would silently mispredict them).
+    pub fn check_precisions(&self, arch: &Arch) -> Result<(), TableError> {
+        if arch.is_fp32() || self.is_mixed() {
+            return Ok(());
+        }
+        let layers: Vec<String> = arch
+            .int8_layers()
+            .iter()
+            .map(|l| (l + 1).to_string())
+            .collect();
+        Err(TableError::Precision {
+            layers: layers.join(", "),
+        })
+    }
+
+    /// Sum of the entries of the stem, the 20 layers in their precisions (`skip` entries included) and
+    /// the head.
     pub fn table_sum_ms(&self, arch: &Arch) -> Result<f64, TableError> {
-        require_fp32(arch)?;
+        self.check_precisions(arch)?;
         let mut sum = self.entry_ms(&Piece::Stem)? + self.entry_ms(&Piece::Head)?;
-        for (layer, choice) in arch.choices().iter().enumerate() {
-            sum += self.entry_ms(&Piece::Block {
-                layer,
-                choice: *choice,
-            })?;
+        for piece in hsconas_models::build::arch_pieces(arch) {
+            if let Piece::Block { .. } = piece {
+                sum += self.entry_ms(&piece)?;
+            }
         }
         Ok(sum)
     }
@@ -337,9 +373,19 @@ impl LatencyTable {
         Ok(self.correction().apply(self.table_sum_ms(arch)?))
     }
 
-    /// Keys of every piece (`stem`, `head`, each allowed `(layer, choice)`) the table lacks, in profiling order.
+    /// Every piece the table measures, in profiling order: the stem, each allowed `(layer, choice)` (in a
+    /// mixed table followed by its INT8 twin when it has weights), the head.
+    pub fn expected_pieces(&self) -> Vec<Piece> {
+        if self.is_mixed() {
+            hsconas_models::build::mixed_pieces()
+        } else {
+            hsconas_models::build::all_pieces()
+        }
+    }
+
+    /// Keys of every expected piece the table lacks, in profiling order.
     pub fn missing_entries(&self) -> Vec<String> {
-        hsconas_models::build::all_pieces()
+        self.expected_pieces()
             .iter()
             .map(Piece::key)
             .filter(|k| !self.entries.contains_key(k))
@@ -348,209 +394,5 @@ impl LatencyTable {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::correction::CorrectionKind;
-    use hsconas_models::build::all_pieces;
-    use hsconas_models::SearchSpace;
-    use rand::SeedableRng;
-
-    fn stats(ms: f64) -> EntryStats {
-        EntryStats {
-            stats: Stats {
-                min_ms: ms * 0.9,
-                p10_ms: ms,
-                median_ms: ms * 1.1,
-                p90_ms: ms * 1.3,
-                mean_ms: ms * 1.15,
-                stdev_ms: 0.01,
-                runs: 50,
-            },
-            group: None,
-        }
-    }
-
-    /// A table of `profile` with made-up entries (0.01 to 0.17 ms), calibrated with B = 0.25 ms.
-    pub(crate) fn table_for(profile: &DeviceProfile) -> LatencyTable {
-        let entries = all_pieces()
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.key(), stats(0.01 * (i % 17 + 1) as f64)))
-            .collect();
-        LatencyTable {
-            format: FORMAT_VERSION,
-            provenance: Provenance {
-                device: profile.name.clone(),
-                fingerprint: Fingerprint {
-                    cpu_model: "test".into(),
-                    ..Fingerprint::default()
-                },
-                engine: profile.backend,
-                backend_version: "onnxruntime 1.31.1".into(),
-                provider: profile.provider,
-                threads: profile.threads,
-                precision: profile.precision,
-                tensorrt_workspace_mib: profile.tensorrt_workspace_mib,
-                kernels: BTreeMap::new(),
-                batch: profile.batch,
-                input_size: profile.input_size,
-                layout: profile.layout,
-                classes: 1000,
-                date: "2026-11-28T00:00:00Z".into(),
-                protocol: Protocol::default(),
-                fleet: None,
-                transfer: None,
-            },
-            statistic: profile.statistic,
-            entries,
-            calibration: Some(Calibration {
-                bias_ms: 0.25,
-                linear: None,
-                correction: CorrectionKind::Bias,
-                held_out_rmse: None,
-                seed: 1,
-                requested: 0,
-                samples: Vec::new(),
-                trace: None,
-            }),
-            validation: None,
-            reference: None,
-        }
-    }
-
-    /// A table with a reference network: entries normalised by their group's speed factor, raw values
-    /// kept; a table without one (older files) gives its entries as they are.
-    #[test]
-    fn entries_are_normalised_to_the_reference_state() {
-        use crate::drift::{DriftModel, DriftPoint, DriftTrace, ReferenceNetwork};
-        let profile = DeviceProfile::find("local-cpu").expect("shipped");
-        let mut table = table_for(&profile);
-        let raw = table.entry_ms(&Piece::Stem).expect("stem");
-        assert_eq!(table.raw_entry_ms(&Piece::Stem).expect("stem"), raw);
-        let trace = DriftTrace {
-            started: "2026-12-01T00:00:00Z".into(),
-            points: [1.0, 1.1, 0.9]
-                .iter()
-                .enumerate()
-                .map(|(i, &r)| DriftPoint {
-                    seconds: i as f64,
-                    reference_ms: r,
-                })
-                .collect(),
-        };
-        table.reference = ReferenceNetwork::from_trace(
-            "x".into(),
-            DriftModel::Ratio { window: 1 },
-            (1, false),
-            trace,
-        );
-        // An entry without a group (measured before the reference was recorded) stays raw.
-        assert_eq!(table.entry_ms(&Piece::Stem).expect("stem"), raw);
-        table.entries.get_mut("stem").expect("stem").group = Some(1);
-        let normalised = table.entry_ms(&Piece::Stem).expect("stem");
-        assert!(
-            (normalised - raw / 1.1).abs() < 1e-12,
-            "{normalised} vs {raw}"
-        );
-        assert_eq!(table.raw_entry_ms(&Piece::Stem).expect("stem"), raw);
-        let json = serde_json::to_string(&table).expect("JSON");
-        let back: LatencyTable = serde_json::from_str(&json).expect("parse");
-        assert_eq!(back, table);
-        // Raw predictions again under the `raw` model.
-        table.reference.as_mut().expect("reference").model = DriftModel::Raw;
-        assert_eq!(table.entry_ms(&Piece::Stem).expect("stem"), raw);
-    }
-
-    #[test]
-    fn round_trips_through_a_file() {
-        let profile = DeviceProfile::find("local-cpu").expect("shipped");
-        let table = table_for(&profile);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("local-cpu.json");
-        table.save(&path).expect("saves");
-        assert_eq!(
-            LatencyTable::load_for(&path, &profile).expect("loads"),
-            table
-        );
-        std::fs::write(&path, b"{\"format\": 1, \"provenance\":").expect("truncate");
-        assert!(matches!(
-            LatencyTable::load(&path),
-            Err(TableError::Parse { .. })
-        ));
-    }
-
-    #[test]
-    fn a_table_of_another_device_is_refused() {
-        let local = DeviceProfile::find("local-cpu").expect("shipped");
-        let xavier = DeviceProfile::find("jetson-xavier").expect("shipped");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("t.json");
-        table_for(&local).save(&path).expect("saves");
-        let err = LatencyTable::load_for(&path, &xavier)
-            .expect_err("other device")
-            .to_string();
-        assert!(
-            err.contains("device: table has local-cpu, profile has jetson-xavier"),
-            "{err}"
-        );
-        assert!(err.contains("batch: table has 1, profile has 16"), "{err}");
-        let mut small = local.clone();
-        small.input_size = 32;
-        let err = LatencyTable::load_for(&path, &small)
-            .expect_err("other input size")
-            .to_string();
-        assert!(
-            err.contains("input_size: table has 224, profile has 32") && !err.contains("batch"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_table_built_with_other_tensorrt_settings_is_refused() {
-        let xavier = DeviceProfile::find("jetson-xavier").expect("shipped");
-        let table = table_for(&xavier);
-        assert_eq!(table.check_matches(&xavier), Ok(()));
-        let mut fp16 = xavier.clone();
-        fp16.precision = Precision::Fp16;
-        let err = table.check_matches(&fp16).expect_err("other precision");
-        assert!(
-            err.contains("precision: table has Fp32, profile has Fp16"),
-            "{err}"
-        );
-        let mut workspace = xavier.clone();
-        workspace.tensorrt_workspace_mib = Some(1024);
-        let err = table
-            .check_matches(&workspace)
-            .expect_err("other workspace");
-        assert!(
-            err.contains("tensorrt_workspace_mib: table has the default, profile has 1024 MiB"),
-            "{err}"
-        );
-        // Tables written before precision was recorded read as FP32.
-        let mut json = serde_json::to_value(&table).expect("serialises");
-        json["provenance"]
-            .as_object_mut()
-            .expect("object")
-            .remove("precision");
-        let old: LatencyTable = serde_json::from_value(json).expect("reads");
-        assert_eq!(old.provenance.precision, Precision::Fp32);
-    }
-
-    #[test]
-    fn prediction_is_the_hand_sum_plus_bias() {
-        let profile = DeviceProfile::find("local-cpu").expect("shipped");
-        let table = table_for(&profile);
-        let arch = SearchSpace::full().sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(4));
-        let mut hand = table.entries["stem"].stats.p10_ms + table.entries["head"].stats.p10_ms;
-        for (l, c) in arch.choices().iter().enumerate() {
-            hand += table.entries[&format!("L{}:{c}", l + 1)].stats.p10_ms;
-        }
-        assert!((table.table_sum_ms(&arch).expect("sum") - hand).abs() < 1e-12);
-        assert!((table.predict_ms(&arch).expect("predict") - hand - 0.25).abs() < 1e-12);
-        let mut partial = table;
-        partial.entries.remove("head");
-        assert!(
-            matches!(partial.predict_ms(&arch), Err(TableError::MissingEntry(k)) if k == "head")
-        );
-    }
-}
+#[path = "table_tests.rs"]
+pub(crate) mod tests;

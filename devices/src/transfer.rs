@@ -199,6 +199,10 @@ pub enum TransferError {
         /// The new table's.
         wanted: Layout,
     },
+    /// The source measured INT8 pieces too: transfer moves FP32 tables only.
+    #[error("the source table is a mixed-precision table (FP32 and INT8 pieces); transfer moves FP32 tables \
+             only: profile this device with `hsconas profile --precision mixed` instead")]
+    Mixed,
     /// The source does not hold exactly the pieces of this search space.
     #[error("the source table is not a complete table of this search space: {missing} of its {total} pieces missing{}{}", .example.as_ref().map_or(String::new(), |e| format!(" (e.g. '{e}')")), if *.extra > 0 { format!(", {} entries of another space", .extra) } else { String::new() })]
     Space {
@@ -221,6 +225,9 @@ pub fn check_source(source: &LatencyTable, layout: Layout) -> Result<(), Transfe
             source_layout: source.provenance.layout,
             wanted: layout,
         });
+    }
+    if source.is_mixed() {
+        return Err(TransferError::Mixed);
     }
     let keys: Vec<String> = all_pieces().iter().map(Piece::key).collect();
     let missing: Vec<&String> = keys
@@ -337,7 +344,7 @@ pub fn network_pieces(source: &LatencyTable, arch: &Arch) -> Result<Vec<(Piece, 
         arch.choices()
             .iter()
             .enumerate()
-            .map(|(layer, &choice)| Piece::Block { layer, choice }),
+            .map(|(layer, &choice)| Piece::block(layer, choice)),
     );
     pieces
         .into_iter()

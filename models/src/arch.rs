@@ -36,6 +36,20 @@ impl Arch {
         })
     }
 
+    /// An architecture from its choices and each layer's precision; names the first layer that breaks a
+    /// rule (of the choice, or of the precision: no FP16, no INT8 `skip`).
+    pub fn with_precisions(
+        choices: [Choice; NUM_LAYERS],
+        precisions: [Precision; NUM_LAYERS],
+    ) -> Result<Arch, ArchError> {
+        let mut arch = Arch::new(choices)?;
+        for (layer, (&choice, &precision)) in choices.iter().zip(&precisions).enumerate() {
+            check_precision(layer, choice, precision, &precision.to_string())?;
+        }
+        arch.precisions = precisions;
+        Ok(arch)
+    }
+
     /// Each layer's precision.
     pub fn precisions(&self) -> &[Precision; NUM_LAYERS] {
         &self.precisions
@@ -141,7 +155,9 @@ pub fn check_layer(layer: usize, choice: Choice) -> Result<(), ArchError> {
     Ok(())
 }
 
-fn parse_choice(layer: usize, text: &str) -> Result<(Choice, Precision), ArchError> {
+/// One layer's entry as written (`op:scale`, `skip`, with an optional `@int8`/`@fp32` suffix), checked
+/// against the 0-based layer's rules.
+pub(crate) fn parse_choice(layer: usize, text: &str) -> Result<(Choice, Precision), ArchError> {
     let (text, suffix) = match text.split_once('@') {
         Some((choice, suffix)) => (choice, Some(suffix.trim())),
         None => (text, None),

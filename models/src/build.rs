@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::arch::{check_layer, Arch};
+use hsconas_vocabulary::Precision;
+
+use crate::arch::{check_layer, parse_choice, Arch};
 use crate::error::ModelError;
 use crate::graph::{Activation, Conv, Graph, GraphBuilder, Shape, Value};
 use crate::layout::{NetConfig, HEAD_WIDTH, NUM_LAYERS, STEM_WIDTH};
@@ -14,24 +16,61 @@ use crate::op::{Choice, Op};
 pub enum Piece {
     /// The stem convolution.
     Stem,
-    /// One choice block: 0-based layer and its choice.
+    /// One choice block: 0-based layer, its choice and the precision it runs in.
     Block {
         /// 0-based layer.
         layer: usize,
         /// The layer's choice.
         choice: Choice,
+        /// FP32, or INT8 (quantised at the block's entry, dequantised at its exit); never INT8 for `skip`.
+        precision: Precision,
     },
     /// Head convolution, pooling and classifier.
     Head,
 }
 
 impl Piece {
-    /// The latency-table key: `stem`, `head` or `L<l>:<op>:<scale>` with a 1-based layer (`L3:skip`).
+    /// An FP32 block.
+    pub fn block(layer: usize, choice: Choice) -> Piece {
+        Piece::Block {
+            layer,
+            choice,
+            precision: Precision::Fp32,
+        }
+    }
+
+    /// The latency-table key: `stem`, `head` or `L<l>:<op>:<scale>` with a 1-based layer (`L3:skip`), and
+    /// `@int8` after an INT8 block (`L12:shuffle5:1.0@int8`).
     pub fn key(&self) -> String {
         match self {
             Piece::Stem => "stem".into(),
             Piece::Head => "head".into(),
-            Piece::Block { layer, choice } => format!("L{}:{choice}", layer + 1),
+            Piece::Block {
+                layer,
+                choice,
+                precision: Precision::Fp32,
+            } => format!("L{}:{choice}", layer + 1),
+            Piece::Block {
+                layer,
+                choice,
+                precision,
+            } => format!("L{}:{choice}@{precision}", layer + 1),
+        }
+    }
+
+    /// The precision the piece runs in (the stem and the head are FP32).
+    pub fn precision(&self) -> Precision {
+        match self {
+            Piece::Block { precision, .. } => *precision,
+            Piece::Stem | Piece::Head => Precision::Fp32,
+        }
+    }
+
+    /// The same piece in FP32 (what an INT8 piece is compared with).
+    pub fn as_fp32(&self) -> Piece {
+        match *self {
+            Piece::Block { layer, choice, .. } => Piece::block(layer, choice),
+            other => other,
         }
     }
 }
@@ -39,8 +78,9 @@ impl Piece {
 impl std::str::FromStr for Piece {
     type Err = ModelError;
 
-    /// The inverse of [`Piece::key`]: `stem`, `head` or `L<layer>:<op>:<scale>` (1-based layer,
-    /// e.g. `L3:shuffle5:0.5`, `L2:skip`). The layer's rules apply (no `skip` in a stride-2 layer).
+    /// The inverse of [`Piece::key`]: `stem`, `head` or `L<layer>:<op>:<scale>[@int8]` (1-based layer,
+    /// e.g. `L3:shuffle5:0.5`, `L2:skip`, `L12:shuffle5:1.0@int8`). The layer's rules apply (no `skip` in a
+    /// stride-2 layer, no INT8 `skip`).
     fn from_str(key: &str) -> Result<Self, Self::Err> {
         let bad = |reason: String| ModelError::BadPiece {
             key: key.to_string(),
@@ -59,11 +99,12 @@ impl std::str::FromStr for Piece {
         if !(1..=NUM_LAYERS).contains(&layer) {
             return Err(bad(format!("layer {layer} is outside 1..=20")));
         }
-        let choice: Choice = choice.parse().map_err(|e| bad(format!("{e}")))?;
-        check_layer(layer - 1, choice)?;
+        let (choice, precision) =
+            parse_choice(layer - 1, choice).map_err(|e| bad(format!("{e}")))?;
         Ok(Piece::Block {
             layer: layer - 1,
             choice,
+            precision,
         })
     }
 }
@@ -119,7 +160,7 @@ pub fn piece(piece: Piece, config: &NetConfig) -> Result<Graph, ModelError> {
             head(&mut b, config, Value::INPUT);
             b.finish()
         }
-        Piece::Block { layer, choice } => {
+        Piece::Block { layer, choice, .. } => {
             if layer >= NUM_LAYERS {
                 return Err(ModelError::LayerOutOfRange(layer));
             }
@@ -141,9 +182,47 @@ pub fn all_pieces() -> Vec<Piece> {
             space
                 .choices()
                 .into_iter()
-                .map(|choice| Piece::Block { layer, choice }),
+                .map(|choice| Piece::block(layer, choice)),
         );
     }
+    pieces.push(Piece::Head);
+    pieces
+}
+
+/// What a mixed-precision latency table measures: [`all_pieces`] with the INT8 twin of every block that
+/// has weights (every choice but `skip`) right after its FP32 piece, so that the two are measured in the
+/// same group, side by side.
+pub fn mixed_pieces() -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    for piece in all_pieces() {
+        pieces.push(piece);
+        if let Piece::Block { layer, choice, .. } = piece {
+            if !choice.is_skip() {
+                pieces.push(Piece::Block {
+                    layer,
+                    choice,
+                    precision: Precision::Int8,
+                });
+            }
+        }
+    }
+    pieces
+}
+
+/// The pieces of one architecture, in network order: the stem, each layer's block in its precision, the head.
+pub fn arch_pieces(arch: &Arch) -> Vec<Piece> {
+    let mut pieces = vec![Piece::Stem];
+    pieces.extend(
+        arch.choices()
+            .iter()
+            .zip(arch.precisions())
+            .enumerate()
+            .map(|(layer, (&choice, &precision))| Piece::Block {
+                layer,
+                choice,
+                precision,
+            }),
+    );
     pieces.push(Piece::Head);
     pieces
 }
@@ -382,14 +461,7 @@ mod tests {
         assert_eq!(parts.iter().map(|p| p.macs).sum::<usize>(), net.macs());
         assert_eq!(parts[7].params, 0, "skip has no parameters");
         for (layer, choice) in arch.choices().iter().enumerate() {
-            let g = piece(
-                Piece::Block {
-                    layer,
-                    choice: *choice,
-                },
-                &config,
-            )
-            .expect("piece");
+            let g = piece(Piece::block(layer, *choice), &config).expect("piece");
             assert_eq!(g.param_count(), parts[layer + 1].params, "layer {layer}");
             assert_eq!(g.macs(), parts[layer + 1].macs, "layer {layer}");
         }
@@ -421,13 +493,42 @@ mod tests {
         assert_eq!(pieces.len(), 2 + 4 * 40 + 16 * 41);
         assert_eq!(pieces[1].key(), "L1:shuffle3:0.1");
         assert!(pieces.iter().any(|p| p.key() == "L2:skip"));
-        let bad = piece(
-            Piece::Block {
-                layer: 4,
-                choice: Choice::SKIP,
-            },
-            &NetConfig::default(),
+        for p in &pieces {
+            assert_eq!(p.key().parse::<Piece>().expect("parses"), *p);
+        }
+        let mixed = mixed_pieces();
+        let int8: Vec<&Piece> = mixed
+            .iter()
+            .filter(|p| p.precision() == Precision::Int8)
+            .collect();
+        assert_eq!(int8.len(), pieces.len() - 2 - 16, "every block but skip");
+        assert_eq!(mixed.len(), pieces.len() + int8.len());
+        assert_eq!(
+            (mixed[1].key(), mixed[2].key()),
+            (
+                "L1:shuffle3:0.1".to_string(),
+                "L1:shuffle3:0.1@int8".to_string()
+            ),
+            "each INT8 piece right after its FP32 twin"
         );
+        for p in int8 {
+            assert_eq!(p.key().parse::<Piece>().expect("parses"), *p);
+            assert_eq!(p.precision(), Precision::Int8);
+            assert!(pieces.contains(&p.as_fp32()));
+        }
+        for (key, why) in [
+            ("L2:skip@int8", "has no weights"),
+            ("L3:shuffle3:0.5@int4", "is not a precision"),
+            ("L3:shuffle3:0.5@fp16", "TensorRT chooses FP16"),
+        ] {
+            let err = key.parse::<Piece>().expect_err(key).to_string();
+            assert!(err.contains(why), "{key}: {err}");
+        }
+        assert_eq!(
+            "L3:shuffle3:0.5@fp32".parse::<Piece>().expect("fp32").key(),
+            "L3:shuffle3:0.5"
+        );
+        let bad = piece(Piece::block(4, Choice::SKIP), &NetConfig::default());
         assert!(bad
             .expect_err("skip in stride 2")
             .to_string()

@@ -122,6 +122,14 @@ pub enum SpaceError {
         /// The scales given, in tenths.
         scales: Vec<u8>,
     },
+    /// A layer's precisions are empty or name FP16 (TensorRT's setting of a whole engine).
+    #[error("layer {layer}: precisions {precisions:?} are not a layer's: give fp32, int8 or both")]
+    BadPrecisions {
+        /// 1-based layer number.
+        layer: usize,
+        /// The precisions given.
+        precisions: Vec<String>,
+    },
     /// A scale outside `1..=10` tenths.
     #[error("layer {layer}: scale {tenths} is not a number of tenths in 1..=10 (0.1 .. 1.0)")]
     BadScale {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use hsconas_vocabulary::Precision;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,18 @@ pub struct LayerSpace {
     pub ops: BTreeSet<Op>,
     /// Allowed channel scales, in tenths (`1..=10`); ignored for `skip`.
     pub scales: BTreeSet<u8>,
+    /// Precisions a block with weights may run in: FP32 only (the default, absent from files), INT8
+    /// only, or both (a mixed-precision search); `skip` is always FP32. FP16 is not a layer's precision.
+    #[serde(default = "fp32_only", skip_serializing_if = "is_fp32_only")]
+    pub precisions: BTreeSet<Precision>,
+}
+
+fn fp32_only() -> BTreeSet<Precision> {
+    [Precision::Fp32].into()
+}
+
+fn is_fp32_only(precisions: &BTreeSet<Precision>) -> bool {
+    *precisions == fp32_only()
 }
 
 impl LayerSpace {
@@ -29,7 +42,14 @@ impl LayerSpace {
         LayerSpace {
             ops,
             scales: Scale::all().map(Scale::tenths).collect(),
+            precisions: fp32_only(),
         }
+    }
+
+    /// The same set with `precisions` for its blocks.
+    pub fn with_precisions(mut self, precisions: BTreeSet<Precision>) -> LayerSpace {
+        self.precisions = precisions;
+        self
     }
 
     /// The distinct choices, in canonical order (skip counts once).
@@ -50,10 +70,12 @@ impl LayerSpace {
         out
     }
 
-    /// Number of distinct choices.
+    /// Number of distinct (choice, precision) pairs: each block choice in each allowed precision,
+    /// `skip` once.
     pub fn len(&self) -> usize {
         let blocks = self.ops.iter().filter(|op| **op != Op::Skip).count();
-        blocks * self.scales.len() + usize::from(self.ops.contains(&Op::Skip))
+        blocks * self.scales.len() * self.precisions.len()
+            + usize::from(self.ops.contains(&Op::Skip))
     }
 
     /// Whether no choice is left.
@@ -61,9 +83,15 @@ impl LayerSpace {
         self.len() == 0
     }
 
-    /// Checks the set for the 0-based `layer`: scales in `1..=10`, no `skip` in a stride-2 layer, and at
-    /// least one choice.
+    /// Checks the set for the 0-based `layer`: scales in `1..=10`, no `skip` in a stride-2 layer,
+    /// precisions among FP32 and INT8, and at least one choice.
     pub fn validate(&self, layer: usize) -> Result<(), SpaceError> {
+        if self.precisions.is_empty() || self.precisions.contains(&Precision::Fp16) {
+            return Err(SpaceError::BadPrecisions {
+                layer: layer + 1,
+                precisions: self.precisions.iter().map(|p| p.to_string()).collect(),
+            });
+        }
         if let Some(&tenths) = self.scales.iter().find(|t| !(1..=10).contains(*t)) {
             return Err(SpaceError::BadScale {
                 layer: layer + 1,
@@ -86,10 +114,20 @@ impl LayerSpace {
         Ok(())
     }
 
-    /// Whether the layer may take `choice`.
+    /// Whether the layer may take `choice` (in some precision).
     pub fn contains(&self, choice: Choice) -> bool {
         self.ops.contains(&choice.op())
             && (choice.is_skip() || self.scales.contains(&choice.scale().tenths()))
+    }
+
+    /// Whether the layer may take `choice` in `precision` (`skip` only in FP32).
+    pub fn allows(&self, choice: Choice, precision: Precision) -> bool {
+        self.contains(choice)
+            && if choice.is_skip() {
+                precision == Precision::Fp32
+            } else {
+                self.precisions.contains(&precision)
+            }
     }
 }
 
@@ -138,6 +176,29 @@ impl SearchSpace {
         }
     }
 
+    /// The same space with every layer's blocks allowed `precisions` (`{fp32, int8}`: a mixed-precision
+    /// search; `{int8}`: every block INT8); refuses an empty set or FP16.
+    pub fn with_precisions(
+        &self,
+        precisions: &BTreeSet<Precision>,
+    ) -> Result<SearchSpace, SpaceError> {
+        let mut space = self.clone();
+        for (layer, slot) in space.layers.iter_mut().enumerate() {
+            let updated = slot.clone().with_precisions(precisions.clone());
+            updated.validate(layer)?;
+            *slot = updated;
+        }
+        Ok(space)
+    }
+
+    /// The precisions allowed anywhere in the space (`{fp32}` for an FP32 search).
+    pub fn precisions(&self) -> BTreeSet<Precision> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.precisions.iter().copied())
+            .collect()
+    }
+
     /// The per-layer sets.
     pub fn layers(&self) -> &[LayerSpace] {
         &self.layers
@@ -160,29 +221,46 @@ impl SearchSpace {
         self.layers.iter().map(|l| l.len() as u128).product()
     }
 
-    /// Whether every layer of `arch` is allowed; names the first layer that is not.
+    /// Whether every layer of `arch`, in its precision, is allowed; names the first layer that is not.
     pub fn check(&self, arch: &Arch) -> Result<(), ArchError> {
-        for (layer, (space, choice)) in self.layers.iter().zip(arch.choices()).enumerate() {
-            if !space.contains(*choice) {
+        let layers = arch.choices().iter().zip(arch.precisions());
+        for (layer, (space, (choice, precision))) in self.layers.iter().zip(layers).enumerate() {
+            if !space.allows(*choice, *precision) {
+                let shown = match precision {
+                    Precision::Fp32 => choice.to_string(),
+                    p => format!("{choice}@{p}"),
+                };
                 return Err(ArchError::NotInSpace {
                     layer: layer + 1,
-                    choice: choice.to_string(),
+                    choice: shown,
                 });
             }
         }
         Ok(())
     }
 
-    /// An architecture drawn uniformly: each layer uniformly among its distinct choices.
-    /// The same seeded generator gives the same architectures on every run and platform.
+    /// An architecture drawn uniformly: each layer uniformly among its distinct choices, then (a layer
+    /// with more than one precision, when the choice has weights) uniformly among its precisions. The
+    /// same seeded generator gives the same architectures on every run and platform; an FP32 space draws
+    /// exactly what it drew before precisions existed.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Arch {
         let mut choices = [Choice::SKIP; NUM_LAYERS];
-        for (slot, space) in choices.iter_mut().zip(&self.layers) {
+        let mut precisions = [Precision::Fp32; NUM_LAYERS];
+        for ((slot, precision), space) in choices.iter_mut().zip(&mut precisions).zip(&self.layers)
+        {
             let options = space.choices();
             *slot = options[rng.random_range(0..options.len())];
+            if !slot.is_skip() {
+                let allowed: Vec<Precision> = space.precisions.iter().copied().collect();
+                *precision = match allowed.len() {
+                    1 => allowed[0],
+                    n => allowed[rng.random_range(0..n)],
+                };
+            }
         }
         // Every layer space is valid (checked on construction and deserialisation), so this cannot fail.
-        Arch::new(choices).unwrap_or_else(|e| unreachable!("sampled an invalid architecture: {e}"))
+        Arch::with_precisions(choices, precisions)
+            .unwrap_or_else(|e| unreachable!("sampled an invalid architecture: {e}"))
     }
 }
 
@@ -216,11 +294,57 @@ mod tests {
     }
 
     #[test]
+    fn a_mixed_space_draws_both_precisions_and_checks_them() {
+        let fp32 = SearchSpace::full();
+        let mixed = fp32
+            .with_precisions(&[Precision::Fp32, Precision::Int8].into())
+            .expect("valid");
+        assert_eq!(mixed.size(), 80u128.pow(4) * 81u128.pow(16));
+        assert_eq!(
+            mixed.precisions(),
+            [Precision::Fp32, Precision::Int8].into()
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (mut int8, mut blocks) = (0, 0);
+        for _ in 0..50 {
+            let arch = mixed.sample(&mut rng);
+            assert!(mixed.check(&arch).is_ok());
+            if !arch.is_fp32() {
+                let err = fp32.check(&arch).expect_err("INT8 outside an FP32 space");
+                assert!(err.to_string().contains("@int8"), "{err}");
+            }
+            int8 += arch.int8_layers().len();
+            blocks += arch.choices().iter().filter(|c| !c.is_skip()).count();
+        }
+        assert!(
+            (0.4..0.6).contains(&(int8 as f64 / blocks as f64)),
+            "{int8} of {blocks}"
+        );
+        let all_int8 = fp32
+            .with_precisions(&[Precision::Int8].into())
+            .expect("valid");
+        let arch = all_int8.sample(&mut rng);
+        assert_eq!(
+            arch.int8_layers().len(),
+            arch.choices().iter().filter(|c| !c.is_skip()).count()
+        );
+        assert!(fp32.with_precisions(&[Precision::Fp16].into()).is_err());
+        assert!(fp32.with_precisions(&BTreeSet::new()).is_err());
+        // Files: an FP32 space writes no precisions; a mixed one round-trips.
+        let json = serde_json::to_value(&fp32).expect("JSON");
+        assert!(json["layers"][0].get("precisions").is_none());
+        let back: SearchSpace =
+            serde_json::from_value(serde_json::to_value(&mixed).expect("JSON")).expect("reads");
+        assert_eq!(back, mixed);
+    }
+
+    #[test]
     fn shrunk_space_is_respected() {
         let mut space = SearchSpace::full();
         let only = LayerSpace {
             ops: [Op::Shuffle5].into(),
             scales: [3, 4].into(),
+            precisions: fp32_only(),
         };
         space.set_layer(19, only.clone()).expect("valid");
         assert_eq!(space.size(), SearchSpace::full().size() / 41 * 2);
@@ -233,11 +357,13 @@ mod tests {
         let with_skip = LayerSpace {
             ops: [Op::Skip].into(),
             scales: [1].into(),
+            precisions: fp32_only(),
         };
         assert!(space.set_layer(16, with_skip).is_err());
         let empty = LayerSpace {
             ops: BTreeSet::new(),
             scales: [1].into(),
+            precisions: fp32_only(),
         };
         assert!(space.set_layer(3, empty).is_err());
         assert_eq!(

@@ -22,14 +22,18 @@ pub fn entries(table: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// The string form of an architecture's JSON form (`[{"op": "shuffle3", "scale": 0.5}, {"op": "skip"}]`).
+/// The string form of an architecture's JSON form (`[{"op": "shuffle3", "scale": 0.5, "precision":
+/// "int8"}, {"op": "skip"}]`; `@int8` after an INT8 layer).
 pub fn arch_string(arch: &Value) -> String {
     arch.as_array()
         .expect("a list of layers")
         .iter()
-        .map(|l| match l["scale"].as_f64() {
-            Some(scale) => format!("{}:{scale:.1}", l["op"].as_str().expect("op")),
-            None => "skip".to_string(),
+        .map(|l| match (l["scale"].as_f64(), l["precision"].as_str()) {
+            (Some(scale), Some("int8")) => {
+                format!("{}:{scale:.1}@int8", l["op"].as_str().expect("op"))
+            }
+            (Some(scale), _) => format!("{}:{scale:.1}", l["op"].as_str().expect("op")),
+            (None, _) => "skip".to_string(),
         })
         .collect::<Vec<_>>()
         .join(",")

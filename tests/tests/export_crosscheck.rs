@@ -83,30 +83,12 @@ fn cases() -> Vec<Case> {
     let pieces = [
         Piece::Stem,
         Piece::Head,
-        Piece::Block {
-            layer: 0,
-            choice: choice("shuffle7:0.3"),
-        },
-        Piece::Block {
-            layer: 4,
-            choice: choice("xception:1.0"),
-        },
-        Piece::Block {
-            layer: 1,
-            choice: choice("shuffle3:0.1"),
-        },
-        Piece::Block {
-            layer: 13,
-            choice: choice("xception:0.6"),
-        },
-        Piece::Block {
-            layer: 19,
-            choice: choice("shuffle5:0.9"),
-        },
-        Piece::Block {
-            layer: 2,
-            choice: Choice::SKIP,
-        },
+        Piece::block(0, choice("shuffle7:0.3")),
+        Piece::block(4, choice("xception:1.0")),
+        Piece::block(1, choice("shuffle3:0.1")),
+        Piece::block(13, choice("xception:0.6")),
+        Piece::block(19, choice("shuffle5:0.9")),
+        Piece::block(2, Choice::SKIP),
     ];
     for input_size in [224, 32] {
         let config = NetConfig {
@@ -189,10 +171,7 @@ fn exported_models_pass_the_checker_and_agree_in_tract_and_onnxruntime() {
 #[test]
 fn stride1_split_exports_as_slices_without_reshape() {
     let config = NetConfig::default();
-    let piece = Piece::Block {
-        layer: 5,
-        choice: "shuffle5:0.5".parse().expect("valid"),
-    };
+    let piece = Piece::block(5, "shuffle5:0.5".parse().expect("valid"));
     let graph = build::piece(piece, &config).expect("builds");
     let model = onnx::to_model(&graph, &Weights::random(&graph, 0), &OnnxOptions::default())
         .expect("exports");

@@ -269,7 +269,19 @@ fn misuses_are_clear_errors() {
                 &arch,
             ],
         ),
-        "latency tables measure FP32 pieces only",
+        "this latency table measured FP32 pieces only",
+    );
+    fails_with(
+        run_bin(
+            "hsconas",
+            &[
+                "latency",
+                "precision",
+                "--table",
+                table.to_str().expect("utf-8"),
+            ],
+        ),
+        "profile the device with `hsconas profile --precision mixed`",
     );
     // A model without a trained network's metadata cannot be normalised for evaluation.
     ok(export(&["--arch", &plain, "--out", out]));

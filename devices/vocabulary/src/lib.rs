@@ -9,7 +9,9 @@
 //! |---|---|---|
 //! | inference engine | [`Engine`] | `ort`, `tract` |
 //! | ONNX Runtime execution provider | [`ExecutionProvider`] | `cpu`, `cuda`, `tensorrt` |
-//! | numeric precision | [`Precision`] | `fp32`, `fp16` |
+//! | numeric precision | [`Precision`] | `fp32`, `fp16`, `int8` |
+//! | what an INT8 model is exported for | [`Int8Flavour`] | `cpu`, `tensorrt` |
+//! | how many levels INT8 weights use | [`WeightRange`] | `full`, `reduced` |
 //! | the statistic that stands for "the latency" | [`Statistic`] | `min`, `p10`, `median`, `mean` |
 //! | a model's timing summary | [`Stats`] | `min_ms`, `p10_ms`, ... |
 //! | how long and how often to time | [`Protocol`] (defaults: [`Protocol::default`], [`Protocol::for_profiling`]) | `warmup`, `min_runs`, ... |
@@ -23,10 +25,12 @@
 
 mod engine;
 mod machine;
+mod quantization;
 mod timing;
 
 pub use engine::{Engine, ExecutionProvider, Precision};
 pub use machine::{Clock, Fingerprint, PowerState};
+pub use quantization::{Int8Flavour, WeightRange};
 pub use timing::{Protocol, ReferenceTiming, Statistic, Stats};
 
 /// A name or a setting that is not one of the vocabulary's.

@@ -15,10 +15,11 @@ mod qdq;
 mod tests;
 
 pub use calibrate::{calibrate, ActivationRanges, RangeMethod};
+pub use hsconas_vocabulary::{Int8Flavour, WeightRange};
 pub use kernels::{kernel_report, KernelReport};
 pub use params::{
     activation_params, quantize_bias, quantize_per_channel, ActivationScheme, ChannelQuantized,
-    Element, QuantParams, Range, WeightRange,
+    Element, QuantParams, Range,
 };
 pub use qdq::{quantize_model, tensors_to_calibrate, NodeSelection, QdqSummary, QUANTIZABLE};
 
@@ -27,45 +28,31 @@ use prost::Message;
 
 use crate::{fold_batch_norms, onnx, BatchDim, ExportError, OnnxOptions, Weights};
 
-/// Which runtime the INT8 model is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Int8Flavour {
-    /// ONNX Runtime on a CPU: asymmetric uint8 activations.
-    Cpu,
-    /// TensorRT: symmetric activations and weights, every zero point 0.
-    TensorRt,
-}
-
-impl Int8Flavour {
-    /// How activations are mapped to int8.
-    pub fn scheme(self) -> ActivationScheme {
-        match self {
-            Int8Flavour::Cpu => ActivationScheme::Asymmetric,
-            Int8Flavour::TensorRt => ActivationScheme::Symmetric,
-        }
-    }
-
-    /// `cpu` or `tensorrt`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Int8Flavour::Cpu => "cpu",
-            Int8Flavour::TensorRt => "tensorrt",
-        }
+/// The activation scheme a flavour's runtime needs.
+pub fn activation_scheme(flavour: Int8Flavour) -> ActivationScheme {
+    match flavour {
+        Int8Flavour::Cpu => ActivationScheme::Asymmetric,
+        Int8Flavour::TensorRt => ActivationScheme::Symmetric,
     }
 }
 
-impl std::str::FromStr for Int8Flavour {
-    type Err = ExportError;
+/// How many seeded random inputs calibrate a model that is timed rather than scored (a profiling piece,
+/// or a network of a latency table's calibration or validation).
+pub const SEEDED_CALIBRATION_INPUTS: usize = 8;
 
-    fn from_str(s: &str) -> Result<Int8Flavour, ExportError> {
-        match s {
-            "cpu" => Ok(Int8Flavour::Cpu),
-            "tensorrt" => Ok(Int8Flavour::TensorRt),
-            _ => Err(ExportError::BadOption(format!(
-                "INT8 flavour '{s}': expected 'cpu' or 'tensorrt'"
-            ))),
-        }
-    }
+/// `count` seeded random inputs of `shape` (`c x h x w` values each) to calibrate a model whose timing,
+/// not accuracy, matters: the timing does not depend on the values, but the kernels ONNX Runtime picks
+/// depend on the range's sign, so `nonnegative` gives values in `[0, 2)` (a block or the head reads
+/// ReLU outputs, whose quantised ReLUs ONNX Runtime then folds as in the network) and otherwise
+/// `[-2, 2)` (normalised pixels). The same arguments always give the same inputs.
+pub fn seeded_inputs(shape: [usize; 3], count: usize, nonnegative: bool) -> Vec<Vec<f32>> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let n = shape.iter().product::<usize>();
+    let low = if nonnegative { 0.0 } else { -2.0 };
+    (0..count)
+        .map(|_| (0..n).map(|_| rng.random_range(low..2.0)).collect())
+        .collect()
 }
 
 /// How a network is quantised.
@@ -167,7 +154,7 @@ pub fn int8_onnx(
     let (model, summary) = quantize_model(
         &fp32,
         &ranges,
-        int8.flavour.scheme(),
+        activation_scheme(int8.flavour),
         int8.weight_range,
         &int8.selection,
     )?;

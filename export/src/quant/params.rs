@@ -5,6 +5,7 @@
 //! halves, which calibration data and trained weights essentially never produce.
 
 use crate::ExportError;
+use hsconas_vocabulary::WeightRange;
 
 /// The smallest and largest value an activation took during calibration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,39 +121,6 @@ pub fn activation_params(
             }
         }
     })
-}
-
-/// How many integer levels a weight may use.
-///
-/// x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply uint8 activations by int8 weights with
-/// `VPMADDUBSW`, which adds two products into an int16 and saturates: `2 x 255 x 127` does not fit.
-/// With weights in `[-64, 64]` (ONNX Runtime's `reduce_range`) the pair stays within `2 x 255 x 64 =
-/// 32640`, so the fast kernels are exact, at the cost of one bit of weight resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WeightRange {
-    /// `[-127, 127]`: full resolution (VNNI CPUs, ARM, TensorRT).
-    #[default]
-    Full,
-    /// `[-64, 64]`: 7 bits, no saturation in the U8S8 kernels of CPUs without VNNI.
-    Reduced,
-}
-
-impl WeightRange {
-    /// The largest magnitude a quantised weight takes.
-    pub fn max(self) -> f32 {
-        match self {
-            WeightRange::Full => 127.0,
-            WeightRange::Reduced => 64.0,
-        }
-    }
-
-    /// `full` or `reduced`.
-    pub fn name(self) -> &'static str {
-        match self {
-            WeightRange::Full => "full",
-            WeightRange::Reduced => "reduced",
-        }
-    }
 }
 
 /// A weight tensor quantised per output channel (axis 0), symmetric, onto `[-m, m]` with `m` the

@@ -23,10 +23,11 @@ use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
 use super::calibrate::ActivationRanges;
 use super::params::{
     activation_params, quantize_bias, quantize_per_channel, ActivationScheme, Element, QuantParams,
-    Range, WeightRange,
+    Range,
 };
 use crate::onnx::proto::{attr_int, f32_tensor, i32_tensor, int8_tensor, u8_tensor};
 use crate::ExportError;
+use hsconas_vocabulary::WeightRange;
 
 /// Operators that have a quantised form (fused by ONNX Runtime, or run between DQ and Q).
 pub const QUANTIZABLE: &[&str] = &[

@@ -6,14 +6,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use hsconas_export::quant::{
-    int8_onnx, kernel_report, Int8Flavour, Int8Options, NodeSelection, RangeMethod, WeightRange,
+    int8_onnx, kernel_report, seeded_inputs, Int8Flavour, Int8Options, NodeSelection, RangeMethod,
+    WeightRange, SEEDED_CALIBRATION_INPUTS,
 };
 use hsconas_export::{ModelInfo, OnnxOptions, Weights};
 use hsconas_models::graph::Graph;
 use hsconas_runtime::backend::{BackendConfig, OrtBackend};
 use hsconas_vocabulary::Precision;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 /// `--precision` and the INT8 settings of `hsconas export onnx`.
 #[derive(Debug, Clone, Args)]
@@ -109,9 +108,6 @@ impl PrecisionArgs {
     }
 }
 
-/// How many seeded random inputs calibrate a profiling piece.
-pub const PIECE_CALIBRATION_INPUTS: usize = 8;
-
 /// What the INT8 export is of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exported<'a> {
@@ -152,17 +148,10 @@ pub fn export(
             anyhow::ensure!(
                 args.calibration.is_none(),
                 "--calibration does not apply to --piece: a piece's input is an activation inside the \
-                 network; it is calibrated on {PIECE_CALIBRATION_INPUTS} seeded random inputs"
+                 network; it is calibrated on {SEEDED_CALIBRATION_INPUTS} seeded random inputs"
             );
-            let mut rng = ChaCha8Rng::seed_from_u64(0);
-            let n = graph.input.c * graph.input.h * graph.input.w;
-            let inputs: Vec<Vec<f32>> = (0..PIECE_CALIBRATION_INPUTS)
-                .map(|_| {
-                    (0..n)
-                        .map(|_| rng.random_range(if nonnegative { 0.0 } else { -2.0 }..2.0))
-                        .collect()
-                })
-                .collect();
+            let shape = [graph.input.c, graph.input.h, graph.input.w];
+            let inputs = seeded_inputs(shape, SEEDED_CALIBRATION_INPUTS, nonnegative);
             (inputs, "seeded random inputs".to_string())
         }
         Exported::Network { .. } => {

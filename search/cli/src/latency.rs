@@ -10,6 +10,7 @@ use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_latency::validation::{DriftReport, ValidationReport};
 use hsconas_latency::{validate, ValidateJob};
 use hsconas_models::{Arch, SearchSpace};
+use hsconas_vocabulary::Precision;
 
 use super::arch::read_arch_file;
 use hsconas_plots::{Scatter, Series, BLUE, ORANGE};
@@ -26,6 +27,9 @@ pub enum LatencyCommand {
     Validate(ValidateArgs),
     /// How many predictions per second the compiled model makes on this machine.
     Throughput(ThroughputArgs),
+    /// Where INT8 pays on the device: each block's FP32/INT8 speed-up in a mixed-precision table, per
+    /// layer, operator and channel scale.
+    Precision(super::latency_precision::PrecisionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -33,7 +37,8 @@ pub struct PredictArgs {
     /// The latency table.
     #[arg(long, value_name = "FILE")]
     table: PathBuf,
-    /// Architecture string (20 comma-separated `op:scale` entries; FP32 layers only: tables measure FP32).
+    /// Architecture string (20 comma-separated `op:scale` entries; `op:scale@int8` marks an INT8 layer,
+    /// which needs a mixed-precision table).
     #[arg(long, value_name = "STR")]
     arch: String,
     /// Print JSON (`predicted_ms`, `table_sum_ms`, `bias_ms`, `layers`, ...; `uncertainty_ms` for a
@@ -87,13 +92,14 @@ pub fn run(cmd: LatencyCommand) -> anyhow::Result<()> {
         LatencyCommand::Predict(args) => predict(args),
         LatencyCommand::Validate(args) => run_validate(args),
         LatencyCommand::Throughput(args) => throughput(args),
+        LatencyCommand::Precision(args) => super::latency_precision::run(args),
     }
 }
 
 fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let arch: Arch = args.arch.parse().context("invalid --arch")?;
-    hsconas_devices::require_fp32(&arch)?;
     let table = LatencyTable::load(&args.table)?;
+    table.check_precisions(&arch)?;
     super::machine_check::check(&table, &args.table, &super::machine_check::this_machine())?;
     let model = LatencyModel::from_table(&table)?;
     let p = model.explain(&arch);
@@ -121,12 +127,11 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
     outln!("{arch} on {}", table.provenance.device)?;
     outln!("  stem      {:>9.4} ms", p.stem_ms)?;
     for l in &p.layers {
-        outln!(
-            "  L{:<2} {:<14} {:>9.4} ms",
-            l.layer,
-            l.choice.to_string(),
-            l.ms
-        )?;
+        let choice = match l.precision {
+            Precision::Fp32 => l.choice.to_string(),
+            precision => format!("{}@{precision}", l.choice),
+        };
+        outln!("  L{:<2} {:<19} {:>9.4} ms", l.layer, choice, l.ms)?;
     }
     outln!("  head      {:>9.4} ms", p.head_ms)?;
     outln!("table sum   {:>9.4} ms", p.table_sum_ms)?;
@@ -226,6 +231,24 @@ fn print_table(report: &ValidationReport) -> std::io::Result<()> {
         None => outln!(
             "drift: the table records no reference network, so these measurements are not normalised"
         )?,
+    }
+    if let Some(gains) = &report.int8 {
+        let groups = |groups: &[hsconas_devices::GainGroup]| {
+            groups
+                .iter()
+                .map(|g| format!("{} {:.2}x", g.name, g.median))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        outln!(
+            "INT8 speed-up of the table's blocks (FP32 entry / INT8 entry): median {:.2}x, INT8 faster in \
+             {} of {}; per operator {}; per layer {} (`hsconas latency precision` for more)",
+            gains.all.median,
+            gains.all.int8_faster,
+            gains.all.blocks,
+            groups(&gains.by_op),
+            groups(&gains.by_layer)
+        )?;
     }
     Ok(())
 }

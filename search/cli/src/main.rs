@@ -19,6 +19,7 @@ mod export;
 mod export_evaluate;
 mod export_int8;
 mod latency;
+mod latency_precision;
 mod machine_check;
 mod measure_args;
 mod net_args;

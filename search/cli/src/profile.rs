@@ -4,9 +4,11 @@ use hsconas_foundation::outln;
 use std::path::PathBuf;
 
 use clap::Args;
-use hsconas_devices::{DeviceProfile, DriftModel, FleetRule};
+use hsconas_devices::{DeviceProfile, DriftModel, FleetRule, Int8Pieces};
+use hsconas_export::quant::SEEDED_CALIBRATION_INPUTS;
 use hsconas_latency::{profile_table, profile_table_on_fleet, FleetMember, Measurer, ProfileJob};
 use hsconas_models::Layout;
+use hsconas_vocabulary::{ExecutionProvider, Int8Flavour, Precision, WeightRange};
 use serde_json::json;
 
 use super::measure_args::{AgentArgs, ProfilingProtocolArgs};
@@ -75,6 +77,16 @@ pub struct ProfileArgs {
     /// the reference interleaved on the 2-core VM (docs/latency-local-cpu.md).
     #[arg(long, default_value = "ratio-1", value_name = "MODEL")]
     pub drift_model: DriftModel,
+    /// What the table measures: `fp32` (every piece in FP32), or `mixed` (every block with weights in
+    /// INT8 too, quantised whole as `hsconas export onnx --piece KEY --precision int8` does: the table
+    /// then predicts networks whose layers are marked `@int8`, and about doubles the profiling time).
+    #[arg(long, default_value = "fp32", value_name = "fp32|mixed")]
+    pub precision: TablePrecision,
+    /// With --precision mixed: the INT8 pieces' weight range. `auto`: `reduced` (7 bits) when this
+    /// machine measures and is x86 without VNNI (whose fast kernels saturate with full-range weights),
+    /// else `full`. Recorded in the table.
+    #[arg(long, default_value = "auto", value_name = "auto|full|reduced")]
+    pub int8_weight_range: String,
     #[command(flatten)]
     pub protocol: ProfilingProtocolArgs,
     /// With several --agent: how many times the devices' measured noise their speeds may spread apart on
@@ -87,6 +99,15 @@ pub struct ProfileArgs {
     /// Print a JSON summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What a latency table measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TablePrecision {
+    /// Every piece in FP32.
+    Fp32,
+    /// Every piece in FP32 and every block with weights in INT8 too.
+    Mixed,
 }
 
 impl ProfileArgs {
@@ -118,12 +139,46 @@ impl ProfileArgs {
             no_reference: false,
             reference_alone: false,
             drift_model: DriftModel::DEFAULT,
+            precision: TablePrecision::Fp32,
+            int8_weight_range: "auto".into(),
             protocol: ProfilingProtocolArgs::default(),
             fleet_noise_factor: FleetRule::default().factor,
             fleet_min_tolerance: 100.0 * FleetRule::default().floor,
             json: false,
         }
     }
+}
+
+/// How a mixed table's INT8 pieces are exported (`None` for `--precision fp32`): the TensorRT flavour
+/// where the profile runs TensorRT, the CPU flavour elsewhere; the weight range as `--int8-weight-range`
+/// says.
+fn int8_pieces(args: &ProfileArgs, profile: &DeviceProfile) -> anyhow::Result<Option<Int8Pieces>> {
+    let local = args.agent.agents.is_empty();
+    let weight_range = match args.int8_weight_range.as_str() {
+        "auto" if local && hsconas_runtime::fingerprint::x86_without_vnni() => WeightRange::Reduced,
+        "auto" => WeightRange::Full,
+        other => other
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--int8-weight-range: {e} (or auto)"))?,
+    };
+    if args.precision == TablePrecision::Fp32 {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        profile.precision == Precision::Fp32,
+        "--precision mixed needs an FP32 device profile ('{}' sets {}): the INT8 pieces are QDQ models",
+        profile.name,
+        profile.precision
+    );
+    let flavour = match profile.provider {
+        ExecutionProvider::Tensorrt => Int8Flavour::TensorRt,
+        _ => Int8Flavour::Cpu,
+    };
+    Ok(Some(Int8Pieces {
+        flavour,
+        weight_range,
+        calibration_inputs: SEEDED_CALIBRATION_INPUTS,
+    }))
 }
 
 pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
@@ -145,7 +200,9 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             profile.name, profile.input_size
         ))
     });
+    let int8 = int8_pieces(&args, &profile)?;
     let job = ProfileJob {
+        int8,
         profile: profile.clone(),
         classes,
         group: args.group,
@@ -155,6 +212,10 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         progress: !args.json,
     };
     if let Some(source) = &args.transfer_from {
+        anyhow::ensure!(
+            int8.is_none(),
+            "--precision mixed does not apply to --transfer-from: transfer moves FP32 tables only"
+        );
         return super::profile_transfer::run(&args, source, job, &out);
     }
     let start = std::time::Instant::now();
@@ -198,6 +259,12 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
             args.agent.agent_ca.as_deref(),
         )?;
         eprintln!("profiling {profile} on {}", measurer.place());
+        if let Some(int8) = &job.int8 {
+            eprintln!(
+                "mixed precision: every block in INT8 too ({} flavour, {} weight range)",
+                int8.flavour, int8.weight_range
+            );
+        }
         profile_table(&job, &measurer, &out)?
     };
     let seconds = start.elapsed().as_secs_f64();
@@ -220,6 +287,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         let summary = json!({
             "table": out,
             "entries": table.entries.len(),
+            "int8": table.provenance.int8,
             "seconds": seconds,
             "backend": table.provenance.backend_version,
             "provider": table.provenance.provider,

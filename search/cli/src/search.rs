@@ -24,6 +24,7 @@ use hsconas_train::{Collective, LrScaling, SingleProcess};
 use super::data_args::Prepared;
 use super::estimate::ScaledEstimator;
 use super::recipe_args::recipe_words;
+use super::search_args::SearchPrecision;
 use super::search_ranks::{self, Follower, Work};
 use super::search_report;
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset, SupernetModel};
@@ -124,6 +125,8 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
     let tie_margin = tie_margin(&args, &settings)?;
     let root = collective.is_root();
     let (table, measurer) = args.device.open(&args.table)?;
+    let precision = SearchPrecision::resolve(args.options.precision, &table)?;
+    settings.precisions = precision.precisions();
     let config = table.provenance.net_config();
     let data = args.data.prepare()?;
     ensure_data_matches(&data, &config)?;

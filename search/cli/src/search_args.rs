@@ -9,6 +9,7 @@ use hsconas_nas::{
     Estimator, EvolutionSettings, Objective, ObjectiveMode, RefineSettings, SearchSettings,
 };
 use hsconas_train::short_training::ShortTraining;
+use hsconas_vocabulary::Precision;
 
 use super::data_args::DataArgs;
 use super::measure_args::TableDeviceArgs;
@@ -155,6 +156,19 @@ pub struct SearchOptions {
     /// others' scores as their percentile among 100 architectures drawn from the space with --seed.
     #[arg(help_heading = "Accuracy estimator", long, value_enum)]
     pub estimator: Option<Estimator>,
+    /// The precision of the searched layers: `fp32`, `int8` (every layer with weights INT8) or `mixed`
+    /// (each layer's precision searched with its operator and width: mutation and crossover act on it,
+    /// re-measurement exports the mixed network). Default: `mixed` with a mixed-precision table
+    /// (`hsconas profile --precision mixed`), else `fp32`; `int8` and `mixed` need such a table.
+    /// Accuracy estimates are the FP32 network's: the INT8 loss is measured after retraining
+    /// (`hsconas export evaluate`).
+    #[arg(
+        help_heading = "Objective",
+        long,
+        value_enum,
+        value_name = "fp32|int8|mixed"
+    )]
+    pub precision: Option<SearchPrecision>,
     /// Predictor model for `--estimator predictor` (`predictor-model.json` of `research/scripts/ground-truth.sh
     /// score`); default: the one built in, fitted on the committed ground truth.
     #[arg(help_heading = "Accuracy estimator", long, value_name = "FILE")]
@@ -224,6 +238,51 @@ pub struct SearchOptions {
 
 /// The command line's defaults: the paper's N = 100 and the evolution's own defaults (population 50,
 /// 20 generations, 20 parents).
+/// What `hsconas search --precision` searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SearchPrecision {
+    /// Every layer FP32.
+    Fp32,
+    /// Every layer with weights INT8.
+    Int8,
+    /// Each layer's precision searched.
+    Mixed,
+}
+
+impl SearchPrecision {
+    /// The precisions a layer's blocks may take.
+    pub fn precisions(self) -> std::collections::BTreeSet<Precision> {
+        match self {
+            SearchPrecision::Fp32 => [Precision::Fp32].into(),
+            SearchPrecision::Int8 => [Precision::Int8].into(),
+            SearchPrecision::Mixed => [Precision::Fp32, Precision::Int8].into(),
+        }
+    }
+
+    /// `--precision`, or its default for `table`: mixed when the table measured INT8 pieces; refuses
+    /// INT8 layers with an FP32 table.
+    pub fn resolve(
+        given: Option<SearchPrecision>,
+        table: &hsconas_devices::LatencyTable,
+    ) -> anyhow::Result<SearchPrecision> {
+        let precision = given.unwrap_or(if table.is_mixed() {
+            SearchPrecision::Mixed
+        } else {
+            SearchPrecision::Fp32
+        });
+        anyhow::ensure!(
+            precision == SearchPrecision::Fp32 || table.is_mixed(),
+            "--precision {} needs a mixed-precision table (`hsconas profile --precision mixed`): \
+             this table measured FP32 pieces only",
+            match precision {
+                SearchPrecision::Int8 => "int8",
+                _ => "mixed",
+            }
+        );
+        Ok(precision)
+    }
+}
+
 impl Default for SearchOptions {
     fn default() -> SearchOptions {
         let evolution = EvolutionSettings::default();
@@ -242,6 +301,7 @@ impl Default for SearchOptions {
             mutation: evolution.mutation,
             seed: evolution.seed,
             estimator: None,
+            precision: None,
             predictor: None,
             eval_images: 1000,
             bn_batches: 10,
@@ -382,6 +442,8 @@ impl SearchArgs {
                 .filter(|_| estimator == Estimator::Predictor),
             predicted_top1: estimator.scores_accuracy(),
             refine,
+            // Set by `search::run` once the table says which precisions it measured.
+            precisions: hsconas_nas::report::fp32_only(),
         })
     }
 }

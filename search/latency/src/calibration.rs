@@ -38,7 +38,7 @@ pub fn calibrate(
             "calibration needs at least one network".into(),
         ));
     }
-    let archs = sample_archs(job.samples, job.seed, &HashSet::new());
+    let archs = sample_archs(job.samples, job.seed, &HashSet::new(), table.is_mixed());
     let run = NetworkRun {
         table,
         measurer,

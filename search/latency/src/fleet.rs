@@ -17,15 +17,15 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use hsconas_devices::{CalibrationTimings, FleetAgreement, FleetRule, LatencyTable};
-use hsconas_models::build::{all_pieces, Piece};
+use hsconas_models::build::Piece;
 use hsconas_models::{Arch, NetConfig};
 use hsconas_vocabulary::{ReferenceTiming, Statistic};
 
 use super::measurer::Measurer;
 use super::pieces::network_onnx;
 use super::profiling::{
-    entry, group_name, group_onnx, measuring_error, record_group, start_or_resume, table_reference,
-    ProfileJob,
+    entry, group_name, group_onnx, measuring_error, piece_groups, record_group, start_or_resume,
+    table_reference, ProfileJob,
 };
 use crate::LatencyError;
 use hsconas_foundation::progress::progress_bar;
@@ -78,7 +78,7 @@ pub fn check_fleet(
     let archs = calibration_archs();
     let models = archs
         .iter()
-        .map(|a| network_onnx(a, config, batch))
+        .map(|a| network_onnx(a, config, batch, None))
         .collect::<Result<Vec<_>, _>>()?;
     let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
     let mut rounds: Vec<[Vec<f64>; 2]> = vec![[Vec::new(), Vec::new()]; fleet.len()];
@@ -146,7 +146,8 @@ pub fn profile_table_on_fleet(
         .ok_or_else(|| LatencyError::Invalid("a fleet needs at least two devices".into()))?
         .measurer;
     let table = start_or_resume(job, first, out)?;
-    let todo: Vec<Piece> = all_pieces()
+    let todo: Vec<Piece> = table
+        .expected_pieces()
         .into_iter()
         .filter(|p| !table.entries.contains_key(&p.key()))
         .collect();
@@ -183,10 +184,7 @@ pub fn profile_table_on_fleet(
     let shared = Mutex::new(Shared {
         table,
         reference,
-        queue: todo
-            .chunks(job.group.min(capacity))
-            .map(<[Piece]>::to_vec)
-            .collect(),
+        queue: piece_groups(&todo, job.group.min(capacity)).into(),
         error: None,
     });
     let lock = || {
@@ -315,7 +313,7 @@ fn measure_group(
     ),
     LatencyError,
 > {
-    let models = group_onnx(group, config, job.profile.batch)?;
+    let models = group_onnx(group, config, job.profile.batch, job.int8.as_ref())?;
     let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
     let measured = match reference {
         Some(r) => member

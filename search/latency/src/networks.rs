@@ -23,19 +23,38 @@ use hsconas_vocabulary::ReferenceTiming;
 use super::profiling::entry;
 
 /// `count` distinct architectures drawn uniformly from the full space with `seed`, none of them in
-/// `exclude` (so validation networks are never calibration networks).
-pub fn sample_archs(count: usize, seed: u64, exclude: &HashSet<Arch>) -> Vec<Arch> {
+/// `exclude` (so validation networks are never calibration networks). With `mixed` (a mixed-precision
+/// table's networks), each layer with weights is then made INT8 with probability 1/2, so that the
+/// networks cover every mix from all-FP32 to all-INT8 around half and half.
+pub fn sample_archs(count: usize, seed: u64, exclude: &HashSet<Arch>, mixed: bool) -> Vec<Arch> {
     let space = SearchSpace::full();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut seen = exclude.clone();
     let mut archs = Vec::with_capacity(count);
     while archs.len() < count {
-        let arch = space.sample(&mut rng);
+        let mut arch = space.sample(&mut rng);
+        if mixed {
+            arch = with_random_precisions(arch, &mut rng);
+        }
         if seen.insert(arch.clone()) {
             archs.push(arch);
         }
     }
     archs
+}
+
+/// `arch` with each layer that has weights made INT8 with probability 1/2.
+fn with_random_precisions(arch: Arch, rng: &mut ChaCha8Rng) -> Arch {
+    use rand::Rng;
+    let mut mixed = arch.clone();
+    for (layer, choice) in arch.choices().iter().enumerate() {
+        if !choice.is_skip() && rng.random_bool(0.5) {
+            mixed = mixed
+                .with_precision(layer, hsconas_vocabulary::Precision::Int8)
+                .unwrap_or(mixed);
+        }
+    }
+    mixed
 }
 
 /// What is in a checkpoint file, to resume only the same job.
@@ -175,7 +194,7 @@ impl NetworkRun<'_> {
         for group in todo.chunks(self.group.min(capacity)) {
             let models = group
                 .iter()
-                .map(|a| network_onnx(a, &config, batch))
+                .map(|a| network_onnx(a, &config, batch, self.table.provenance.int8.as_ref()))
                 .collect::<Result<Vec<_>, LatencyError>>()?;
             let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
             let (outcomes, point) = self

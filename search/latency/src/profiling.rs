@@ -9,8 +9,8 @@ use hsconas_devices::{
     FORMAT_VERSION, REFERENCE_BURST,
 };
 use hsconas_foundation::progress::progress_bar;
-use hsconas_models::build::{all_pieces, Piece};
-use hsconas_vocabulary::{Protocol, ReferenceTiming, Stats};
+use hsconas_models::build::Piece;
+use hsconas_vocabulary::{Precision, Protocol, ReferenceTiming, Stats};
 
 use super::clock::utc_now_rfc3339;
 use super::measurer::{ensure_provider, Measurer};
@@ -33,6 +33,9 @@ pub struct ProfileJob {
     pub reference_alone: bool,
     /// How the entries are normalised for drift (recorded in the table; changeable afterwards).
     pub drift_model: DriftModel,
+    /// Measure every block with weights in INT8 too, exported this way (a mixed-precision table);
+    /// `None`: FP32 pieces only. A resumed table must have been started with the same settings.
+    pub int8: Option<hsconas_devices::Int8Pieces>,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -68,18 +71,19 @@ pub fn profile_table(
 ) -> Result<LatencyTable, LatencyError> {
     let config = job.net_config()?;
     let mut table = start_or_resume(job, measurer, out)?;
-    if table.provenance.fleet.is_some() && table.entries.len() < all_pieces().len() {
+    let expected = table.expected_pieces();
+    if table.provenance.fleet.is_some() && table.entries.len() < expected.len() {
         return Err(LatencyError::Resume {
             path: out.to_path_buf(),
             message: "was started by a fleet of devices; finish it with the same --agent list"
                 .into(),
         });
     }
-    let todo: Vec<Piece> = all_pieces()
+    let total = expected.len();
+    let todo: Vec<Piece> = expected
         .into_iter()
         .filter(|p| !table.entries.contains_key(&p.key()))
         .collect();
-    let total = all_pieces().len();
     if todo.len() < total {
         tracing::info!(
             "resuming {}: {} of {total} pieces already measured",
@@ -90,8 +94,8 @@ pub fn profile_table(
     let mut reference = table_reference(job, &table)?;
     let bar = progress_bar(todo.len(), None, "pieces", job.progress);
     let capacity = measurer.group_capacity(reference.is_some());
-    for group in todo.chunks(job.group.min(capacity)) {
-        let models = group_onnx(group, &config, job.profile.batch)?;
+    for group in &piece_groups(&todo, job.group.min(capacity)) {
+        let models = group_onnx(group, &config, job.profile.batch, job.int8.as_ref())?;
         let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
         bar.set_message(group_name(group));
         let (outcomes, point) = measurer
@@ -112,15 +116,40 @@ pub fn profile_table(
     Ok(table)
 }
 
-/// The ONNX models of a group of pieces.
+/// `todo` (in profiling order) cut into groups of at most `size` pieces, never parting an INT8 piece from
+/// the FP32 twin right before it (when `size` is at least 2), so that the two are measured side by side.
+pub(crate) fn piece_groups(todo: &[Piece], size: usize) -> Vec<Vec<Piece>> {
+    let size = size.max(1);
+    let mut groups: Vec<Vec<Piece>> = Vec::new();
+    let mut units: Vec<&[Piece]> = Vec::new();
+    let mut i = 0;
+    while i < todo.len() {
+        let pair = todo
+            .get(i + 1)
+            .is_some_and(|next| next.precision() == Precision::Int8 && next.as_fp32() == todo[i]);
+        let len = if pair && size >= 2 { 2 } else { 1 };
+        units.push(&todo[i..i + len]);
+        i += len;
+    }
+    for unit in units {
+        match groups.last_mut() {
+            Some(group) if group.len() + unit.len() <= size => group.extend_from_slice(unit),
+            _ => groups.push(unit.to_vec()),
+        }
+    }
+    groups
+}
+
+/// The ONNX models of a group of pieces (INT8 ones exported with `int8`'s settings).
 pub(crate) fn group_onnx(
     group: &[Piece],
     config: &hsconas_models::NetConfig,
     batch: usize,
+    int8: Option<&hsconas_devices::Int8Pieces>,
 ) -> Result<Vec<Vec<u8>>, LatencyError> {
     group
         .iter()
-        .map(|p| piece_onnx(*p, config, batch))
+        .map(|p| piece_onnx(*p, config, batch, int8))
         .collect()
 }
 
@@ -241,6 +270,21 @@ pub(crate) fn start_or_resume(
                 json(&protocol)
             ));
         }
+        if old.int8 != job.int8 {
+            let int8 = |i: &Option<hsconas_devices::Int8Pieces>| {
+                i.map_or("FP32 pieces only".to_string(), |i| {
+                    format!(
+                        "INT8 pieces too ({} flavour, {} weight range)",
+                        i.flavour, i.weight_range
+                    )
+                })
+            };
+            diffs.push(format!(
+                "precision: table has {}, wanted {}",
+                int8(&old.int8),
+                int8(&job.int8)
+            ));
+        }
         if table.statistic != p.statistic {
             diffs.push(format!(
                 "statistic: table has {:?}, profile has {:?}",
@@ -258,7 +302,9 @@ pub(crate) fn start_or_resume(
         }
         return Ok(table);
     }
-    new_table(p, job.classes, protocol, measurer, utc_now_rfc3339())
+    let mut table = new_table(p, job.classes, protocol, measurer, utc_now_rfc3339())?;
+    table.provenance.int8 = job.int8;
+    Ok(table)
 }
 
 /// An empty table of `profile` at `classes` whose pieces are measured with `protocol`, on the device
@@ -280,6 +326,7 @@ pub(crate) fn new_table(
             provider: p.provider,
             threads: p.threads,
             precision: p.precision,
+            int8: None,
             tensorrt_workspace_mib: p.tensorrt_workspace_mib,
             kernels: Default::default(),
             batch: p.batch,
@@ -297,4 +344,33 @@ pub(crate) fn new_table(
         validation: None,
         reference: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsconas_models::build::{all_pieces, mixed_pieces};
+
+    #[test]
+    fn groups_keep_each_int8_piece_beside_its_fp32_twin() {
+        let mixed = mixed_pieces();
+        for size in [2, 3, 16, 17] {
+            let groups = piece_groups(&mixed, size);
+            assert_eq!(groups.concat(), mixed, "every piece once, in order");
+            for group in &groups {
+                assert!(group.len() <= size);
+                assert!(
+                    group[0].precision() != Precision::Int8,
+                    "an INT8 piece never opens a group: {:?}",
+                    group[0].key()
+                );
+            }
+        }
+        // FP32 tables are cut as before: plain chunks.
+        let fp32 = all_pieces();
+        let chunks: Vec<Vec<Piece>> = fp32.chunks(16).map(<[Piece]>::to_vec).collect();
+        assert_eq!(piece_groups(&fp32, 16), chunks);
+        // Groups of one cannot pair.
+        assert_eq!(piece_groups(&mixed, 1).len(), mixed.len());
+    }
 }

@@ -50,7 +50,7 @@ impl ReferenceModel {
         statistic: Statistic,
         trace: Option<DriftTrace>,
     ) -> Result<ReferenceModel, LatencyError> {
-        let onnx = network_onnx(&arch, config, batch)?;
+        let onnx = network_onnx(&arch, config, batch, None)?;
         let trace = trace.unwrap_or_else(|| DriftTrace::new(utc_now_rfc3339()));
         let offset_s = trace.points.last().map_or(0.0, |p| p.seconds);
         Ok(ReferenceModel {

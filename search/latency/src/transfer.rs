@@ -131,7 +131,7 @@ pub fn transfer_table(
     let fit = loop {
         let round = rounds.len() + 1;
         // Drawn with one seed, so each round's networks continue the previous rounds' draw.
-        let archs = sample_archs(wanted, job.seed, &HashSet::new());
+        let archs = sample_archs(wanted, job.seed, &HashSet::new(), false);
         let run = NetworkRun {
             table: &table,
             measurer,

@@ -131,6 +131,10 @@ pub struct ValidationReport {
     /// table without a reference network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftReport>,
+    /// A mixed-precision table's INT8 speed-ups per layer, operator and channel scale (the per-block
+    /// values: `hsconas latency precision --json`); `None` for an FP32 table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8: Option<hsconas_devices::Int8Gains>,
 }
 
 impl ValidationReport {
@@ -202,6 +206,13 @@ pub fn report(
         predictors,
         networks,
         drift,
+        int8: match table.is_mixed() {
+            true => Some(hsconas_devices::Int8Gains {
+                blocks: Vec::new(),
+                ..hsconas_devices::int8_gains(table)?
+            }),
+            false => None,
+        },
     })
 }
 
@@ -361,7 +372,7 @@ pub fn validate(
         None => {
             let exclude: HashSet<Arch> =
                 calibration.samples.iter().map(|s| s.arch.clone()).collect();
-            sample_archs(job.samples, job.seed, &exclude)
+            sample_archs(job.samples, job.seed, &exclude, table.is_mixed())
         }
     };
     if archs.len() < 2 {

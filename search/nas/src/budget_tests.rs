@@ -131,6 +131,7 @@ fn settings(k: usize) -> SearchSettings {
             candidates: k,
             recipe: "epochs=1 test".into(),
         }),
+        precisions: crate::report::fp32_only(),
     }
 }
 

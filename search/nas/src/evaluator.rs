@@ -62,6 +62,9 @@ pub struct Evaluator<O> {
     cache: HashMap<Arch, usize>,
     evaluated: Vec<Candidate>,
     hits: usize,
+    /// Accuracies by FP32 network: the oracle estimates the FP32 network, so the precision variants of
+    /// one network share its accuracy and the oracle is asked once for them.
+    fp32_accuracy: HashMap<Arch, f64>,
 }
 
 impl<O: AccuracyOracle> Evaluator<O> {
@@ -74,6 +77,7 @@ impl<O: AccuracyOracle> Evaluator<O> {
             cache: HashMap::new(),
             evaluated: Vec::new(),
             hits: 0,
+            fp32_accuracy: HashMap::new(),
         }
     }
 
@@ -88,6 +92,9 @@ impl<O: AccuracyOracle> Evaluator<O> {
     pub fn restore(&mut self, candidates: impl IntoIterator<Item = Candidate>) {
         for c in candidates {
             if !self.cache.contains_key(&c.arch) {
+                self.fp32_accuracy
+                    .entry(c.arch.as_fp32())
+                    .or_insert(c.accuracy);
                 let c = self.rescored(c.arch, c.accuracy, c.measured_ms);
                 self.cache.insert(c.arch.clone(), self.evaluated.len());
                 self.evaluated.push(c);
@@ -136,8 +143,23 @@ impl<O: AccuracyOracle> Evaluator<O> {
             }
         }
         if !new.is_empty() {
-            let accuracies = self.ask(&new)?;
-            for (arch, accuracy) in new.iter().zip(accuracies) {
+            // The oracle sees FP32 networks (its accuracy is the FP32 network's, whatever the layers'
+            // precisions), each once.
+            let mut ask: Vec<Arch> = Vec::new();
+            for arch in &new {
+                let fp32 = arch.as_fp32();
+                if !self.fp32_accuracy.contains_key(&fp32) && !ask.contains(&fp32) {
+                    ask.push(fp32);
+                }
+            }
+            if !ask.is_empty() {
+                let accuracies = self.ask(&ask)?;
+                for (arch, accuracy) in ask.into_iter().zip(accuracies) {
+                    self.fp32_accuracy.insert(arch, accuracy);
+                }
+            }
+            for arch in &new {
+                let accuracy = self.fp32_accuracy[&arch.as_fp32()];
                 let c = self.rescored(arch.clone(), accuracy, None);
                 self.cache.insert(arch.clone(), self.evaluated.len());
                 self.evaluated.push(c);

@@ -5,7 +5,8 @@
 
 use std::collections::HashSet;
 
-use hsconas_models::{Arch, Choice, Op, Scale, SearchSpace, NUM_LAYERS};
+use hsconas_models::{Arch, Choice, LayerSpace, Op, Scale, SearchSpace, NUM_LAYERS};
+use hsconas_vocabulary::Precision;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -237,10 +238,13 @@ impl Evolution {
         next
     }
 
-    /// Each layer's operator gene and channel gene redrawn from the space with probability `mutation`.
+    /// Each layer's operator gene and channel gene redrawn from the space with probability `mutation`,
+    /// and, where the layer allows more than one precision, its precision gene too (a layer that becomes
+    /// `skip` is FP32; one that stops being `skip` draws its precision).
     pub fn mutate(&self, parent: &Arch, rng: &mut impl Rng) -> Arch {
         let mut choices = *parent.choices();
-        for (layer, slot) in choices.iter_mut().enumerate() {
+        let mut precisions = *parent.precisions();
+        for (layer, (slot, precision)) in choices.iter_mut().zip(&mut precisions).enumerate() {
             let allowed = &self.space.layers()[layer];
             let mut op = slot.op();
             let mut scale = (!slot.is_skip()).then(|| slot.scale());
@@ -252,16 +256,31 @@ impl Evolution {
                 let scales: Vec<u8> = allowed.scales.iter().copied().collect();
                 scale = scales.choose(rng).and_then(|&t| Scale::from_tenths(t));
             }
+            let was_skip = slot.is_skip();
             *slot = make_choice(op, scale);
+            *precision = precision_gene(
+                allowed,
+                *slot,
+                *precision,
+                was_skip,
+                |rng: &mut _| rng.random_bool(self.settings.mutation),
+                rng,
+            );
         }
-        valid(choices, parent)
+        valid(choices, precisions, parent)
     }
 
-    /// Each layer's operator gene and channel gene taken from `b` with probability `crossover`, else
-    /// from `a`.
+    /// Each layer's operator gene, channel gene and (where the layer allows more than one) precision
+    /// gene taken from `b` with probability `crossover`, else from `a`.
     pub fn crossover(&self, a: &Arch, b: &Arch, rng: &mut impl Rng) -> Arch {
         let mut choices = *a.choices();
-        for (slot, other) in choices.iter_mut().zip(b.choices()) {
+        let mut precisions = *a.precisions();
+        let genes = choices
+            .iter_mut()
+            .zip(&mut precisions)
+            .zip(b.choices().iter().zip(b.precisions()));
+        for (layer, ((slot, precision), (other, other_precision))) in genes.enumerate() {
+            let allowed = &self.space.layers()[layer];
             let mut op = slot.op();
             let mut scale = (!slot.is_skip()).then(|| slot.scale());
             if rng.random_bool(self.settings.crossover) {
@@ -271,8 +290,47 @@ impl Evolution {
                 scale = Some(other.scale());
             }
             *slot = make_choice(op, scale);
+            if allowed.precisions.len() > 1 && rng.random_bool(self.settings.crossover) {
+                *precision = *other_precision;
+            }
+            if slot.is_skip() {
+                *precision = Precision::Fp32;
+            } else if !allowed.allows(*slot, *precision) {
+                *precision = draw_precision(allowed, rng);
+            }
         }
-        valid(choices, a)
+        valid(choices, precisions, a)
+    }
+}
+
+/// A layer's precision gene after its choice became `choice`: FP32 for `skip`; drawn from the layer's
+/// precisions when the layer was `skip` before, when `redraw` says so (asked only where the layer
+/// allows more than one precision, so an FP32 space draws no extra random numbers), or when the old
+/// precision is not allowed; otherwise kept.
+fn precision_gene<R: Rng>(
+    allowed: &LayerSpace,
+    choice: Choice,
+    old: Precision,
+    was_skip: bool,
+    redraw: impl FnOnce(&mut R) -> bool,
+    rng: &mut R,
+) -> Precision {
+    if choice.is_skip() {
+        return Precision::Fp32;
+    }
+    let several = allowed.precisions.len() > 1;
+    if was_skip || (several && redraw(rng)) || !allowed.allows(choice, old) {
+        return draw_precision(allowed, rng);
+    }
+    old
+}
+
+/// One of the layer's precisions, uniformly (no random number when there is one).
+fn draw_precision(allowed: &LayerSpace, rng: &mut impl Rng) -> Precision {
+    let options: Vec<Precision> = allowed.precisions.iter().copied().collect();
+    match options.len() {
+        1 => options[0],
+        _ => *options.choose(rng).unwrap_or(&Precision::Fp32),
     }
 }
 
@@ -283,10 +341,14 @@ fn make_choice(op: Op, scale: Option<Scale>) -> Choice {
     }
 }
 
-/// Genes come from the space's per-layer sets, which never put `skip` in a stride-2 layer, so the
-/// architecture is valid; `fallback` guards the impossible case.
-fn valid(choices: [Choice; NUM_LAYERS], fallback: &Arch) -> Arch {
-    Arch::new(choices).unwrap_or_else(|_| fallback.clone())
+/// Genes come from the space's per-layer sets, which never put `skip` in a stride-2 layer nor INT8 on
+/// `skip`, so the architecture is valid; `fallback` guards the impossible case.
+fn valid(
+    choices: [Choice; NUM_LAYERS],
+    precisions: [Precision; NUM_LAYERS],
+    fallback: &Arch,
+) -> Arch {
+    Arch::with_precisions(choices, precisions).unwrap_or_else(|_| fallback.clone())
 }
 
 /// The baseline: `evaluations` distinct architectures drawn uniformly from `space` (seeded); returns

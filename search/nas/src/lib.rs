@@ -39,4 +39,6 @@ pub use winner::{choose_winner, WinnerChoice, WinnerReason};
 #[cfg(test)]
 mod budget_tests;
 #[cfg(test)]
+mod precision_tests;
+#[cfg(test)]
 mod tests;

@@ -2,10 +2,12 @@
 //! (`search.partial.json`): written by `hsconas search`, read back through the same types by a resumed
 //! search, by `hsconas run` and by the reproduce report.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use hsconas_devices::{Correction, NetworkSample};
 use hsconas_models::{Arch, SearchSpace};
+use hsconas_vocabulary::Precision;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -63,6 +65,20 @@ pub struct SearchSettings {
     /// re-measurement, the predictor refitted on them and the evolution continued (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refine: Option<RefineSettings>,
+    /// The precisions every layer's blocks may take: FP32 only (absent: every search before
+    /// precisions existed), INT8 only, or both (precision searched with operator and width; the table
+    /// must be a mixed-precision one).
+    #[serde(default = "fp32_only", skip_serializing_if = "is_fp32_only")]
+    pub precisions: BTreeSet<Precision>,
+}
+
+/// FP32 alone: the precision of a search that does not search it.
+pub fn fp32_only() -> BTreeSet<Precision> {
+    [Precision::Fp32].into()
+}
+
+fn is_fp32_only(precisions: &BTreeSet<Precision>) -> bool {
+    *precisions == fp32_only()
 }
 
 /// One candidate re-ranked with the expensive estimator (short training).
@@ -176,7 +192,7 @@ impl SearchState {
         }
         Ok(SearchState {
             settings: settings.clone(),
-            space: SearchSpace::full(),
+            space: SearchSpace::full().with_precisions(&settings.precisions)?,
             decisions: Vec::new(),
             candidates: Vec::new(),
             evolution: None,

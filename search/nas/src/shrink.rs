@@ -71,7 +71,7 @@ pub fn shrink_layer<O: AccuracyOracle>(
             layer,
             LayerSpace {
                 ops: [op].into(),
-                scales: current.scales.clone(),
+                ..current.clone()
             },
         )?;
         // The same draws for every operator (common random numbers): the other layers are sampled alike, so
@@ -108,7 +108,7 @@ pub fn shrink_layer<O: AccuracyOracle>(
         layer,
         LayerSpace {
             ops: [chosen].into(),
-            scales: current.scales,
+            ..current
         },
     )?;
     Ok(LayerDecision {

@@ -69,6 +69,7 @@ fn evolution_keeps_its_invariants() {
     let only = LayerSpace {
         ops: [Op::Shuffle7, Op::Xception].into(),
         scales: [2, 5, 9].into(),
+        precisions: [hsconas_vocabulary::Precision::Fp32].into(),
     };
     space.set_layer(19, only.clone()).expect("valid");
     let calls = Rc::new(Cell::new(0));
@@ -338,6 +339,7 @@ pub(crate) fn driver_settings() -> SearchSettings {
         predictor: None,
         predicted_top1: false,
         refine: None,
+        precisions: crate::report::fp32_only(),
     }
 }
 

@@ -57,21 +57,11 @@ impl Supernet {
         for layer in 0..NUM_LAYERS {
             let mut ops = Vec::with_capacity(Op::BLOCKS.len());
             for op in Op::BLOCKS {
-                let full = build::piece(
-                    Piece::Block {
-                        layer,
-                        choice: Choice::new(op, Scale::FULL),
-                    },
-                    &config,
-                )?;
+                let full =
+                    build::piece(Piece::block(layer, Choice::new(op, Scale::FULL)), &config)?;
                 let narrow_scale = Scale::from_tenths(1).unwrap_or(Scale::FULL);
-                let narrow = build::piece(
-                    Piece::Block {
-                        layer,
-                        choice: Choice::new(op, narrow_scale),
-                    },
-                    &config,
-                )?;
+                let narrow =
+                    build::piece(Piece::block(layer, Choice::new(op, narrow_scale)), &config)?;
                 // The nodes whose width depends on the scale are the mid dimension.
                 let mid_norms = full
                     .nodes

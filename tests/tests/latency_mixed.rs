@@ -1,0 +1,183 @@
+//! A mixed-precision latency table end to end through the `hsconas` binary, on this machine's real ONNX
+//! Runtime at CIFAR size (input 32) with a short protocol: `profile --precision mixed` (every block in FP32
+//! and INT8, the weight range chosen for this CPU and recorded), `latency precision` (each block's
+//! speed-up from the entries), prediction of an architecture with `@int8` layers against the hand sum,
+//! calibration on networks with INT8 layers, and the refusals (an FP32 table asked about INT8 layers, a
+//! mixed table resumed as FP32, a transfer of a mixed table, a bad weight range).
+
+use std::collections::BTreeMap;
+
+use hsconas_tests::table_json::{arch_string, entries, normalised_p10, read_json};
+use hsconas_tests::{fails_with, ok, profile_args, run_bin, FAST_PROTOCOL as FAST};
+use serde_json::Value;
+
+/// The table sum of `arch` (string form, `@int8` marks) from the normalised entries.
+fn hand_sum(table: &Value, entries: &BTreeMap<String, Value>, arch: &str) -> f64 {
+    let mut sum = normalised_p10(table, &entries["stem"]) + normalised_p10(table, &entries["head"]);
+    for (l, choice) in arch.split(',').enumerate() {
+        sum += normalised_p10(table, &entries[&format!("L{}:{choice}", l + 1)]);
+    }
+    sum
+}
+
+#[test]
+fn a_mixed_table_is_profiled_predicts_int8_layers_and_calibrates_on_mixed_networks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("mixed.json");
+    let p = path.to_str().expect("utf-8");
+    let mut args = profile_args(p, &FAST);
+    args.extend(["--precision", "mixed", "--drift-model", "ratio-1", "--json"]);
+    let summary: Value = serde_json::from_str(&ok(run_bin("hsconas", &args)).stdout).expect("JSON");
+    assert_eq!(
+        summary["entries"],
+        818 + 800,
+        "every block with weights in INT8 too"
+    );
+    let table = read_json(&path);
+    assert_eq!(table["format"], 2);
+    let int8 = &table["provenance"]["int8"];
+    let expected_range = if hsconas_runtime::fingerprint::x86_without_vnni() {
+        "reduced"
+    } else {
+        "full"
+    };
+    assert_eq!(
+        (int8["flavour"].as_str(), int8["weight_range"].as_str()),
+        (Some("cpu"), Some(expected_range)),
+        "{int8}"
+    );
+    let entries = entries(&table);
+    assert!(entries.contains_key("L5:xception:1.0@int8") && !entries.contains_key("L2:skip@int8"));
+    // Each INT8 piece is measured in the group of its FP32 twin, side by side.
+    for (key, e) in &entries {
+        if let Some(fp32) = key.strip_suffix("@int8") {
+            assert_eq!(e["group"], entries[fp32]["group"], "{key}");
+        }
+    }
+
+    // The speed-ups are the normalised entries' ratios.
+    let gains: Value = serde_json::from_str(
+        &ok(run_bin(
+            "hsconas",
+            &["latency", "precision", "--table", p, "--json"],
+        ))
+        .stdout,
+    )
+    .expect("JSON");
+    let blocks = gains["blocks"].as_array().expect("blocks");
+    assert_eq!(blocks.len(), 800);
+    for b in blocks.iter().step_by(37) {
+        let key = format!("L{}:{}", b["layer"], b["choice"].as_str().expect("choice"));
+        let ratio = normalised_p10(&table, &entries[&key])
+            / normalised_p10(&table, &entries[&format!("{key}@int8")]);
+        assert!(
+            (b["speedup"].as_f64().expect("speed-up") - ratio).abs() < 1e-9,
+            "{key}"
+        );
+    }
+    assert_eq!(gains["by_layer"].as_array().map(Vec::len), Some(20));
+    let text = ok(run_bin("hsconas", &["latency", "precision", "--table", p])).stdout;
+    assert!(
+        text.contains("per operator") && text.contains("shuffle7"),
+        "{text}"
+    );
+
+    // An architecture with INT8 layers: the hand sum of its entries, each layer in its precision.
+    let arch = "shuffle3:0.5@int8,shuffle5:1.0,skip,xception:0.3,shuffle7:0.8@int8,skip,shuffle3:0.1,\
+                shuffle5:0.6,xception:1.0,shuffle3:0.9,skip,shuffle7:0.2,shuffle3:0.4,shuffle5:0.5@int8,\
+                skip,xception:0.7,shuffle7:1.0@int8,shuffle3:0.3,skip,shuffle5:0.2@int8";
+    let pred: Value = serde_json::from_str(
+        &ok(run_bin(
+            "hsconas",
+            &["latency", "predict", "--table", p, "--arch", arch, "--json"],
+        ))
+        .stdout,
+    )
+    .expect("JSON");
+    let sum = hand_sum(&table, &entries, arch);
+    assert!((pred["table_sum_ms"].as_f64().expect("sum") - sum).abs() < 1e-9);
+    assert_eq!(pred["layers"][0]["precision"], "int8");
+    assert_eq!(pred["layers"][1]["precision"], "fp32");
+    let fp32_arch = arch.replace("@int8", "");
+    assert!((hand_sum(&table, &entries, &fp32_arch) - sum).abs() > 1e-9);
+
+    // Calibration draws networks with INT8 layers and sums their entries in their precisions.
+    ok(run_bin(
+        "hsconas",
+        &["calibrate", "--table", p, "--samples", "6", "--seed", "5"],
+    ));
+    let calibrated = read_json(&path);
+    let samples = calibrated["calibration"]["samples"]
+        .as_array()
+        .expect("samples");
+    let mut marked = 0;
+    for s in samples {
+        let arch = arch_string(&s["arch"]);
+        marked += arch.matches("@int8").count();
+        let sum = hand_sum(&calibrated, &entries, &arch);
+        assert!(
+            (s["table_sum_ms"].as_f64().expect("sum") - sum).abs() < 1e-9,
+            "{arch}"
+        );
+    }
+    assert!(
+        marked >= 6 * 4,
+        "about half of the layers with weights: {marked}"
+    );
+
+    // Validation measures mixed networks too, and its report carries the speed-ups per group.
+    let report_path = dir.path().join("report.json");
+    let out = ok(run_bin(
+        "hsconas",
+        &[
+            "latency",
+            "validate",
+            "--table",
+            p,
+            "--samples",
+            "4",
+            "--out",
+            report_path.to_str().expect("utf-8"),
+        ],
+    ));
+    assert!(
+        out.stdout.contains("INT8 speed-up of the table's blocks"),
+        "{}",
+        out.stdout
+    );
+    let report = read_json(&report_path);
+    assert_eq!(report["int8"]["by_op"].as_array().map(Vec::len), Some(4));
+    assert_eq!(report["int8"]["all"], gains["all"]);
+    assert!(report["int8"].get("blocks").is_none(), "the groups only");
+    let validated = report["networks"].as_array().expect("networks");
+    assert!(validated
+        .iter()
+        .any(|n| arch_string(&n["arch"]).contains("@int8")));
+
+    // Resuming the mixed table as an FP32 one, or transferring it, is refused.
+    fails_with(
+        run_bin("hsconas", &profile_args(p, &FAST)),
+        "precision: table has INT8 pieces too",
+    );
+    let other = dir.path().join("other.json");
+    fails_with(
+        run_bin(
+            "hsconas",
+            &profile_args(
+                other.to_str().expect("utf-8"),
+                &["--transfer-from", p, "--samples", "3"],
+            ),
+        ),
+        "mixed-precision table",
+    );
+    fails_with(
+        run_bin(
+            "hsconas",
+            &profile_args(
+                other.to_str().expect("utf-8"),
+                &["--precision", "mixed", "--int8-weight-range", "8bit"],
+            ),
+        ),
+        "--int8-weight-range: unknown weight range '8bit'",
+    );
+}
