@@ -112,17 +112,7 @@ impl LatencyModel {
     /// Refuses an architecture with INT8 layers when the table measured FP32 pieces only (its prediction
     /// would be NaN): callers that take architectures from users check them first.
     pub fn supports(&self, arch: &Arch) -> Result<(), TableError> {
-        if self.mixed || arch.is_fp32() {
-            return Ok(());
-        }
-        let layers: Vec<String> = arch
-            .int8_layers()
-            .iter()
-            .map(|l| (l + 1).to_string())
-            .collect();
-        Err(TableError::Precision {
-            layers: layers.join(", "),
-        })
+        crate::table::check_precisions(arch, self.mixed)
     }
 
     /// One layer's entry, ms.

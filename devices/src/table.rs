@@ -73,6 +73,22 @@ pub enum TableError {
     },
 }
 
+/// Refuses an architecture with INT8 layers for a table (or its compiled model) without INT8 entries
+/// (`mixed` false), naming the layers.
+pub(crate) fn check_precisions(arch: &Arch, mixed: bool) -> Result<(), TableError> {
+    if arch.is_fp32() || mixed {
+        return Ok(());
+    }
+    let layers: Vec<String> = arch
+        .int8_layers()
+        .iter()
+        .map(|l| (l + 1).to_string())
+        .collect();
+    Err(TableError::Precision {
+        layers: layers.join(", "),
+    })
+}
+
 /// How a mixed-precision table's INT8 pieces were exported (`hsconas profile --precision mixed`): each
 /// block quantised whole (input at its entry, output at its exit) as `hsconas export onnx --piece KEY
 /// --precision int8` does, calibrated on seeded random inputs.
@@ -334,17 +350,7 @@ impl LatencyTable {
     /// Refuses an architecture with INT8 layers unless the table measured INT8 pieces (its FP32 entries
     /// would silently mispredict them).
     pub fn check_precisions(&self, arch: &Arch) -> Result<(), TableError> {
-        if arch.is_fp32() || self.is_mixed() {
-            return Ok(());
-        }
-        let layers: Vec<String> = arch
-            .int8_layers()
-            .iter()
-            .map(|l| (l + 1).to_string())
-            .collect();
-        Err(TableError::Precision {
-            layers: layers.join(", "),
-        })
+        check_precisions(arch, self.is_mixed())
     }
 
     /// Sum of the entries of the stem, the 20 layers in their precisions (`skip` entries included) and

@@ -24,6 +24,7 @@ import numpy as np
 out, name, before, after = sys.argv[1:5]
 table = json.load(open(f"{out}/table.json"))
 report = json.load(open(f"{out}/validation-1.json"))
+report_2 = json.load(open(f"{out}/validation-2.json"))
 repeat = json.load(open(f"{out}/repeatability.json"))
 gains = json.load(open(f"{out}/gains.json"))
 times = json.load(open(f"{out}/times.json"))
@@ -149,17 +150,38 @@ def int8_per_stage(arch):
     return counts
 
 
+def least_squares(design, y):
+    """Coefficients and their ordinary standard errors."""
+    coefficients = np.linalg.lstsq(design, y, rcond=None)[0]
+    residual = y - design @ coefficients
+    dof = len(y) - design.shape[1]
+    covariance = (residual @ residual / dof) * np.linalg.inv(design.T @ design)
+    return coefficients, np.sqrt(np.diag(covariance))
+
+
 sum_residual = np.array([n["measured_ms"] - n["table_sum_ms"] for n in nets])
 design = np.array([[1.0] + int8_per_stage(n["arch"]) for n in nets])
-coefficients = np.linalg.lstsq(design, sum_residual, rcond=None)[0]
+coefficients, standard_errors = least_squares(design, sum_residual)
 stage_fit = {
     "intercept_ms": float(coefficients[0]),
     "ms_per_int8_layer_in_stage": [float(c) for c in coefficients[1:]],
+    "standard_error_ms": [float(s) for s in standard_errors[1:]],
     "residual_sd_ms_before": float(sum_residual.std()),
     "residual_sd_ms_after": float((sum_residual - design @ coefficients).std()),
 }
 residual = [m - p for p, m in zip(predicted, measured)]
 slope, intercept = fit([boundaries(n["arch"]) for n in nets], residual)
+_, boundary_se = least_squares(
+    np.array([[1.0, boundaries(n["arch"])] for n in nets]), np.array(residual)
+)
+# Pieces whose INT8 twin was measured in another group (tables profiled before twins were kept together).
+twins_apart = sum(
+    1
+    for key, e in table["entries"].items()
+    if key.endswith("@int8") and e.get("group") != table["entries"][key[: -len("@int8")]].get("group")
+)
+nets_2 = report_2["networks"]
+predicted_2 = [stored(n["table_sum_ms"]) for n in nets_2]
 active = next(p for p in report["predictors"] if p["active"])
 summary = {
     "name": name,
@@ -186,10 +208,16 @@ summary = {
         "in_use_recomputed": accuracy(predicted, measured),
         "by_int8_share": split(int8_share, [("0-33%", 0, 1 / 3), ("33-67%", 1 / 3, 2 / 3), ("67-100%", 2 / 3, 1.01)]),
         "by_boundaries": split(boundaries, [("0-5", 0, 6), ("6-9", 6, 10), ("10-19", 10, 20)]),
-        "ms_per_boundary": {"slope_ms": slope, "intercept_ms": intercept},
+        "ms_per_boundary": {
+            "slope_ms": slope,
+            "intercept_ms": intercept,
+            "slope_standard_error_ms": float(boundary_se[1]),
+        },
         "int8_cost_by_stage_in_sample": stage_fit,
         "fp32_entries_only": accuracy(fp32_predicted, measured),
+        "in_use_on_validation_2": accuracy(predicted_2, [n["measured_ms"] for n in nets_2]),
     },
+    "int8_twins_in_another_group": twins_apart,
     "test_retest": {
         "raw": {k: repeat["raw_ms"][k] for k in ("kendall_tau", "within_5_percent", "within_10_percent")},
         "normalised": {

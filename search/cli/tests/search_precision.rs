@@ -5,22 +5,15 @@
 //! restrict it (an all-INT8 search's latencies are the INT8 entries' sums); an FP32 table refuses INT8
 //! layers.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::{hsconas, root};
 use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_models::Arch;
-
-fn root() -> PathBuf {
-    hsconas_foundation::package_dir!().join("../..")
-}
-
-fn hsconas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hsconas"))
-        .args(args)
-        .output()
-        .expect("hsconas runs")
-}
+use hsconas_tests::FAST_PROTOCOL;
 
 fn ok(out: Output) -> Output {
     assert!(
@@ -71,7 +64,7 @@ fn a_mixed_table_searches_precision_with_operator_and_width() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let table = tmp.path().join("mixed.json");
     let t = table.to_str().expect("utf-8");
-    ok(hsconas(&[
+    let mut profile = vec![
         "profile",
         "--device",
         "local-cpu",
@@ -79,17 +72,11 @@ fn a_mixed_table_searches_precision_with_operator_and_width() {
         "32",
         "--precision",
         "mixed",
-        "--warmup",
-        "1",
-        "--runs",
-        "3",
-        "--min-time-ms",
-        "0",
-        "--max-runs",
-        "3",
         "--out",
         t,
-    ]));
+    ];
+    profile.extend(FAST_PROTOCOL);
+    ok(hsconas(&profile));
     ok(hsconas(&["calibrate", "--table", t, "--samples", "4"]));
     let model =
         LatencyModel::from_table(&LatencyTable::load(&table).expect("table")).expect("model");

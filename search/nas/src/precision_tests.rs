@@ -7,18 +7,8 @@ use std::rc::Rc;
 use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_models::{Arch, SearchSpace};
 
-use super::tests::oracle;
+use super::tests::{oracle, small_settings};
 use super::*;
-
-fn small_settings(seed: u64) -> EvolutionSettings {
-    EvolutionSettings {
-        population: 16,
-        generations: 6,
-        parents: 6,
-        seed,
-        ..EvolutionSettings::default()
-    }
-}
 
 /// The committed table with made-up INT8 entries (slower than FP32 in the first 10 layers, faster in the
 /// last 10), compiled.

@@ -43,7 +43,7 @@ pub(crate) fn evaluator(
     Evaluator::new(oracle(calls), model(), objective)
 }
 
-fn small_settings(seed: u64) -> EvolutionSettings {
+pub(crate) fn small_settings(seed: u64) -> EvolutionSettings {
     EvolutionSettings {
         population: 16,
         generations: 6,
