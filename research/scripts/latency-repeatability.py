@@ -1,7 +1,8 @@
 """How well a device's measurements of the same networks agree with themselves: two `hsconas latency
 validate` reports made with the same table and seed (the same networks), compared network by network.
-This is the ceiling of any latency model on that device: no prediction can rank the networks better than
-a second measurement of them does.
+This is a reference level for any latency model on that device, not a bound: both measurements are
+noisy, so a prediction can agree with one of them better than the other measurement does, but a model
+that ranks the networks far below this level is limited by more than the device's noise.
 
     python research/scripts/latency-repeatability.py FIRST.report.json SECOND.report.json [OUT.json]
 
