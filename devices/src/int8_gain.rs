@@ -111,11 +111,7 @@ fn summarise<'a>(name: String, blocks: impl Iterator<Item = &'a BlockGain>) -> G
     let mut speedups: Vec<f64> = blocks.map(|b| b.speedup).collect();
     speedups.sort_by(f64::total_cmp);
     let n = speedups.len();
-    let median = match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => speedups[n / 2],
-        _ => 0.5 * (speedups[n / 2 - 1] + speedups[n / 2]),
-    };
+    let median = crate::drift::median(&speedups);
     GainGroup {
         name,
         blocks: n,
