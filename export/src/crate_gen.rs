@@ -3,7 +3,10 @@
 //! The crate holds `Cargo.toml`, `src/lib.rs` (`Model::load`, `predict`, `classify`, typed errors,
 //! backends `tract` and `ort` as features), the ONNX model (embedded with `include_bytes!` or loaded
 //! from the crate directory), a README with a usage example, `examples/classify.rs`,
-//! `examples/bench.rs`, and `tests/golden.rs`: a fixed input with the logits tract gives for it now.
+//! `examples/bench.rs`, and `tests/golden.rs`: a fixed input with the logits the model gives for it now
+//! (tract's for an FP32 model; ONNX Runtime's, computed by the caller, for an INT8 one, which ONNX
+//! Runtime runs with integer kernels and tract in f32 between its quantise and dequantise nodes:
+//! [`write_crate`]).
 //! Sources come from the templates in `export/templates/crate`; the generated Rust is run through
 //! `rustfmt` when the toolchain has it.
 
@@ -24,6 +27,9 @@ const CLASSIFY_RS: &str = include_str!("../templates/crate/classify.rs.in");
 const BENCH_RS: &str = include_str!("../templates/crate/bench.rs.in");
 const README_MD: &str = include_str!("../templates/crate/README.md.in");
 
+/// The relative error tract's logits of an INT8 model may show against ONNX Runtime's in the golden test.
+const INT8_OTHER_TOLERANCE: &str = "5e-2";
+
 /// How many classes `classify` returns (fewer when the network has fewer classes).
 const TOP_K: usize = 5;
 
@@ -38,6 +44,19 @@ pub struct CrateOptions {
     pub keep_bn: bool,
     /// Replace the files of an existing non-empty output directory.
     pub overwrite: bool,
+}
+
+/// The model a crate ships and the logits its golden test expects for [`golden_input`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrateModel {
+    /// The serialised ONNX model.
+    pub onnx: Vec<u8>,
+    /// Its logits for `golden_input(info.input_size)`.
+    pub golden: Vec<f32>,
+    /// A QDQ model (`hsconas export onnx --precision int8`): the crate's default backend is ONNX
+    /// Runtime (the golden logits are its), and tract, which runs the quantised convolutions in f32, is
+    /// held to a looser tolerance.
+    pub int8: bool,
 }
 
 /// What was written.
@@ -156,8 +175,8 @@ pub fn tract_logits(
     Ok(view.iter().copied().collect())
 }
 
-/// Writes the crate for a trained network into `out`. Name, weights and the model are checked before
-/// anything is written.
+/// Writes the crate for a trained network into `out` with its FP32 model (golden logits from tract).
+/// Name, weights and the model are checked before anything is written.
 pub fn generate_crate(
     info: &ModelInfo,
     weights: &Weights,
@@ -174,10 +193,35 @@ pub fn generate_crate(
         },
     )?;
     let golden = tract_logits(&onnx, &golden_input(info.input_size), info.input_size)?;
-    let files = render(info, options, &golden);
+    let model = CrateModel {
+        onnx,
+        golden,
+        int8: false,
+    };
+    write_crate(info, &model, options, out)
+}
+
+/// Writes the crate for a trained network into `out` with `model`, exported and run by the caller
+/// (an INT8 model's golden logits come from ONNX Runtime). The name and the golden logits' length are
+/// checked before anything is written.
+pub fn write_crate(
+    info: &ModelInfo,
+    model: &CrateModel,
+    options: &CrateOptions,
+    out: &Path,
+) -> Result<GeneratedCrate, ExportError> {
+    validate_crate_name(&options.name)?;
+    if model.golden.len() != info.classes.len() {
+        return Err(ExportError::Golden(format!(
+            "{} golden logits for {} classes",
+            model.golden.len(),
+            info.classes.len()
+        )));
+    }
+    let files = render(info, options, model);
     check_output_dir(out, options.overwrite)?;
     let mut written = Vec::new();
-    write_atomic(&out.join("model.onnx"), &onnx)?;
+    write_atomic(&out.join("model.onnx"), &model.onnx)?;
     written.push(PathBuf::from("model.onnx"));
     for (rel, text) in &files {
         let path = out.join(rel);
@@ -199,13 +243,17 @@ pub fn generate_crate(
         dir: out.to_path_buf(),
         files: written,
         formatted,
-        golden,
+        golden: model.golden.clone(),
     })
 }
 
 /// The text of every generated file but the model, by path in the crate (before `rustfmt`).
-fn render(info: &ModelInfo, options: &CrateOptions, golden: &[f32]) -> Vec<(&'static str, String)> {
-    let values = placeholders(info, options, golden);
+fn render(
+    info: &ModelInfo,
+    options: &CrateOptions,
+    model: &CrateModel,
+) -> Vec<(&'static str, String)> {
+    let values = placeholders(info, options, &model.golden, model.int8);
     vec![
         ("Cargo.toml", fill(CARGO_TOML, &values)),
         ("src/lib.rs", fill(LIB_RS, &values)),
@@ -252,6 +300,7 @@ fn placeholders(
     info: &ModelInfo,
     options: &CrateOptions,
     golden: &[f32],
+    int8: bool,
 ) -> Vec<(&'static str, String)> {
     let lib_name = options.name.replace('-', "_");
     let floats = |v: &[f32]| {
@@ -320,10 +369,82 @@ fn placeholders(
         ("LOAD_FN", load_fn.to_string()),
         ("MODEL_TEXT", model_text.to_string()),
         ("EXPECTED", floats(golden)),
+        ("PRECISION", if int8 { "int8" } else { "fp32" }.to_string()),
+        (
+            "DEFAULT_FEATURE",
+            if int8 { "ort" } else { "tract" }.to_string(),
+        ),
+        ("COMPILED_BACKENDS", compiled_backends(int8)),
+        ("BACKENDS_TEXT", backends_text(int8).0.to_string()),
+        ("BACKEND_LIST", backends_text(int8).1.to_string()),
+        (
+            "GOLDEN_BACKEND",
+            if int8 { "Ort" } else { "Tract" }.to_string(),
+        ),
+        ("OTHER_TOLERANCE", if int8 { INT8_OTHER_TOLERANCE } else { "1e-4" }.to_string()),
+        (
+            "OTHER_TOLERANCE_TEXT",
+            if int8 {
+                "tract runs the INT8 model's quantised convolutions in f32 between its quantise and \
+                 dequantise nodes where ONNX Runtime runs integer kernels, so a value near a rounding \
+                 boundary may land one quantisation step away."
+            } else {
+                "both compute in f32; only the order of additions differs."
+            }
+            .to_string(),
+        ),
+        (
+            "GOLDEN_ENGINE",
+            if int8 { "ONNX Runtime" } else { "tract" }.to_string(),
+        ),
+        (
+            "PRECISION_TEXT",
+            if int8 {
+                "INT8 (QDQ: int8 weights per output channel, activations quantised with calibrated \
+                 ranges): ONNX Runtime runs it with integer kernels, tract in f32"
+            } else {
+                "FP32"
+            }
+            .to_string(),
+        ),
         ("GOLDEN_INPUT_FN", snippets::GOLDEN_INPUT.to_string()),
         ("RELATIVE_ERROR_FN", snippets::RELATIVE_ERROR.to_string()),
         ("PERCENTILE_FN", snippets::PERCENTILE.to_string()),
     ]
+}
+
+/// The README's sentence on the backends and its list of features, the default first.
+fn backends_text(int8: bool) -> (&'static str, &'static str) {
+    if int8 {
+        (
+            "The INT8 network runs with ONNX Runtime through\n[ort](https://crates.io/crates/ort) \
+             (default: its integer kernels) or in pure Rust with\n\
+             [tract](https://crates.io/crates/tract-onnx) (quantised convolutions in f32).",
+            "- `tract`: `cargo build --features tract` (both backends) or `--no-default-features \
+             --features tract` (pure Rust, nothing to install; the INT8 convolutions run in f32).\n\
+             - `ort` (default feature): ONNX Runtime, with its integer kernels.",
+        )
+    } else {
+        (
+            "The network runs in pure Rust with\n[tract](https://crates.io/crates/tract-onnx) \
+             (default) or with ONNX Runtime through\n[ort](https://crates.io/crates/ort).",
+            "- `tract` (default feature): pure Rust, nothing to install.\n\
+             - `ort`: `cargo build --features ort` (both backends) or `--no-default-features \
+             --features ort` (ONNX\n  Runtime only).",
+        )
+    }
+}
+
+/// The entries of the generated `Backend::COMPILED`, the model's default backend first: tract for an
+/// FP32 model, ONNX Runtime for an INT8 one (whose golden logits are ONNX Runtime's).
+fn compiled_backends(int8: bool) -> String {
+    let tract = "        #[cfg(feature = \"tract\")]\n        Backend::Tract,";
+    let ort = "        #[cfg(feature = \"ort\")]\n        Backend::Ort,";
+    if int8 {
+        format!("{ort}\n{tract}")
+    } else {
+        format!("{tract}\n{ort}")
+    }
 }
 
 /// A Rust expression of type `f32` for any value: `f32::NAN` and the infinities by name, finite values as
@@ -407,14 +528,14 @@ mod tests {
     #[test]
     fn every_template_placeholder_has_a_value() {
         let info = two_class_info();
-        for embed in [true, false] {
+        for (embed, int8) in [(true, false), (false, false), (true, true)] {
             let options = CrateOptions {
                 name: "net".into(),
                 embed,
                 keep_bn: false,
                 overwrite: false,
             };
-            let values = placeholders(&info, &options, &[1.0, -2.5]);
+            let values = placeholders(&info, &options, &[1.0, -2.5], int8);
             for template in [
                 CARGO_TOML,
                 LIB_RS,
@@ -449,9 +570,50 @@ mod tests {
         let golden = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 1e-40, 0.1];
         let mut info = two_class_info();
         info.classes = (0..golden.len()).map(|i| format!("class {i}")).collect();
-        for (path, text) in render(&info, &options, &golden) {
+        let model = CrateModel {
+            onnx: Vec::new(),
+            golden: golden.to_vec(),
+            int8: false,
+        };
+        for (path, text) in render(&info, &options, &model) {
             insta::assert_snapshot!(path.replace(['/', '.'], "_"), text);
         }
+        // An INT8 model: ONNX Runtime by default and as the golden backend, its precision stated (the
+        // examples are the same as above).
+        let int8 = CrateModel {
+            int8: true,
+            ..model
+        };
+        for (path, text) in render(&info, &options, &int8) {
+            if ["Cargo.toml", "src/lib.rs", "tests/golden.rs", "README.md"].contains(&path) {
+                let name = format!("int8_{}", path.replace(['/', '.'], "_"));
+                insta::assert_snapshot!(name, text);
+            }
+        }
+    }
+
+    #[test]
+    fn golden_logits_must_match_the_classes() {
+        let info = two_class_info();
+        let options = CrateOptions {
+            name: "net".into(),
+            embed: true,
+            keep_bn: false,
+            overwrite: false,
+        };
+        let model = CrateModel {
+            onnx: vec![1, 2, 3],
+            golden: vec![0.5],
+            int8: true,
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("net");
+        let err = write_crate(&info, &model, &options, &out).expect_err("1 logit for 2 classes");
+        assert!(
+            err.to_string().contains("1 golden logits for 2 classes"),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing written");
     }
 
     #[test]

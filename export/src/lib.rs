@@ -16,7 +16,8 @@ mod trained;
 mod weights;
 
 pub use crate_gen::{
-    generate_crate, tract_logits, validate_crate_name, CrateOptions, GeneratedCrate,
+    generate_crate, tract_logits, validate_crate_name, write_crate, CrateModel, CrateOptions,
+    GeneratedCrate,
 };
 pub use error::ExportError;
 pub use fold::fold_batch_norms;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hsconas_export::{
-    fold_batch_norms, generate_crate, onnx, validate_crate_name, BatchDim, CrateOptions,
-    GraphWeights, ModelInfo, OnnxOptions, Weights, MODEL_INFO_FILE,
+    fold_batch_norms, generate_crate, onnx, validate_crate_name, write_crate, BatchDim,
+    CrateOptions, GraphWeights, ModelInfo, OnnxOptions, Weights, MODEL_INFO_FILE,
 };
 use hsconas_models::build::{self, Piece};
 use hsconas_models::graph::Graph;
@@ -34,6 +34,10 @@ pub enum ExportCommand {
     /// Measure an exported model's top-1 on a dataset's test split, run by ONNX Runtime or tract:
     /// what an FP32 or INT8 export really scores.
     Evaluate(super::export_evaluate::EvaluateArgs),
+    /// Keep a trained mixed-precision network's INT8 loss within a budget: measure each `@int8` layer's
+    /// sensitivity on the validation split and return layers to FP32, most sensitive first, until the
+    /// loss fits (--max-int8-loss, default 1 point); writes the INT8 model kept and a report.
+    Int8Budget(Box<super::int8_budget::BudgetArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +135,11 @@ pub struct CrateArgs {
     /// Replace the generated files in an existing, non-empty output directory.
     #[arg(long)]
     pub overwrite: bool,
+    /// The model's precision: fp32, or int8 (the marked layers, or every layer without marks, as
+    /// `hsconas export onnx --precision int8` writes it; the crate then runs it with ONNX Runtime, and
+    /// its golden logits come from ONNX Runtime).
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
@@ -147,6 +156,7 @@ impl CrateArgs {
             model_path: false,
             keep_bn: false,
             overwrite: false,
+            precision: PrecisionArgs::default(),
             json: false,
         }
     }
@@ -157,6 +167,7 @@ pub fn run(cmd: ExportCommand) -> anyhow::Result<()> {
         ExportCommand::Onnx(args) => export_onnx(*args),
         ExportCommand::Crate(args) => export_crate(args),
         ExportCommand::Evaluate(args) => super::export_evaluate::run(args),
+        ExportCommand::Int8Budget(args) => super::int8_budget::run(*args),
     }
 }
 
@@ -360,6 +371,7 @@ fn untrained_graph(args: &OnnxArgs) -> anyhow::Result<(Graph, Vec<(String, Strin
 
 fn export_crate(args: CrateArgs) -> anyhow::Result<()> {
     validate_crate_name(&args.name)?;
+    let int8 = args.precision.int8(args.keep_bn)?;
     let (file, info) = ModelInfo::locate(&args.weights)?;
     let weights = Weights::load_safetensors(&file)?;
     let options = CrateOptions {
@@ -368,8 +380,13 @@ fn export_crate(args: CrateArgs) -> anyhow::Result<()> {
         keep_bn: args.keep_bn,
         overwrite: args.overwrite,
     };
-    let generated = generate_crate(&info, &weights, &options, &args.out)
-        .with_context(|| format!("generating crate '{}'", args.name))?;
+    let generated = if int8 {
+        let model = export_int8::crate_model(&args.precision, &info, &weights)?;
+        write_crate(&info, &model, &options, &args.out)
+    } else {
+        generate_crate(&info, &weights, &options, &args.out)
+    }
+    .with_context(|| format!("generating crate '{}'", args.name))?;
     if !generated.formatted {
         eprintln!("note: rustfmt was not found or failed; the generated sources are unformatted");
     }
@@ -383,6 +400,7 @@ fn export_crate(args: CrateArgs) -> anyhow::Result<()> {
                 "files": generated.files,
                 "formatted": generated.formatted,
                 "golden": generated.golden,
+                "precision": if int8 { "int8" } else { "fp32" },
             }))?
         )?;
     } else {

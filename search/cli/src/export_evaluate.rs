@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use hsconas_export::onnx::metadata;
 use hsconas_foundation::outln;
-use hsconas_runtime::backend::{self, BackendConfig, HostTensor};
+use hsconas_runtime::backend::{self, BackendConfig, HostTensor, LoadedModel};
 use hsconas_vocabulary::Engine;
 use serde_json::json;
 
@@ -89,30 +89,10 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         mean,
         std,
     };
-    let bar =
-        hsconas_foundation::progress::progress_bar(n, Some("evaluating"), "images", !args.json);
     let started = std::time::Instant::now();
-    let mut correct = 0usize;
     let indices: Vec<usize> = (0..n).collect();
-    for chunk in indices.chunks(256) {
-        let images = hsconas_data::calibration::normalised_images(&test, chunk, size, &transform);
-        for (image, &i) in images.into_iter().zip(chunk) {
-            let input = HostTensor {
-                shape: vec![1, test.channels, size, size],
-                data: image,
-            };
-            let out = model.run(&[input])?;
-            let logits = &out[0].data;
-            let predicted = logits
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |(k, _)| k);
-            correct += usize::from(predicted == test.labels[i] as usize);
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
+    let bar = (!args.json).then_some("evaluating");
+    let correct = count_correct(model.as_mut(), &test, &indices, size, &transform, bar)?;
     let top1 = 100.0 * correct as f64 / n as f64;
     let precision = meta
         .get("precision")
@@ -143,4 +123,44 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// How many of the images of `set` at `indices` `model` classifies right, each resized to `size`,
+/// normalised by `transform` and run alone (batch 1); a progress bar with `progress` as its label
+/// when given.
+pub(crate) fn count_correct(
+    model: &mut dyn LoadedModel,
+    set: &hsconas_data::ImageSet,
+    indices: &[usize],
+    size: usize,
+    transform: &hsconas_data::Transform,
+    progress: Option<&str>,
+) -> anyhow::Result<usize> {
+    let bar = hsconas_foundation::progress::progress_bar(
+        indices.len(),
+        progress,
+        "images",
+        progress.is_some(),
+    );
+    let mut correct = 0usize;
+    for chunk in indices.chunks(256) {
+        let images = hsconas_data::calibration::normalised_images(set, chunk, size, transform);
+        for (image, &i) in images.into_iter().zip(chunk) {
+            let input = HostTensor {
+                shape: vec![1, set.channels, size, size],
+                data: image,
+            };
+            let out = model.run(&[input])?;
+            let predicted = out[0]
+                .data
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(k, _)| k);
+            correct += usize::from(predicted == set.labels[i] as usize);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(correct)
 }

@@ -9,23 +9,15 @@ use hsconas_export::quant::{
     int8_onnx, kernel_report, seeded_inputs, Int8Flavour, Int8Options, NodeSelection, RangeMethod,
     WeightRange, SEEDED_CALIBRATION_INPUTS,
 };
-use hsconas_export::{ModelInfo, OnnxOptions, Weights};
+use hsconas_export::{BatchDim, CrateModel, GraphWeights, ModelInfo, OnnxOptions, Weights};
 use hsconas_models::graph::Graph;
-use hsconas_runtime::backend::{BackendConfig, OrtBackend};
+use hsconas_runtime::backend::{Backend, BackendConfig, HostTensor, OrtBackend};
 use hsconas_vocabulary::Precision;
 
-/// `--precision` and the INT8 settings of `hsconas export onnx`.
-#[derive(Debug, Clone, Args)]
-pub struct PrecisionArgs {
-    /// Precision of the exported model: fp32, or int8 (QDQ: int8 weights per output channel, int32
-    /// biases, activations quantised with ranges measured on --calibration images; batch norms folded).
-    #[arg(long, default_value = "fp32", value_name = "fp32|int8")]
-    pub precision: Precision,
-    /// INT8 calibration images: a dataset as `hsconas train --data` reads it (ImageFolder directory or
-    /// .tar.gz, CIFAR-10 batches). Only its training split is used, never its test split. Required for
-    /// a network; a --piece is calibrated on seeded random inputs instead.
-    #[arg(long, value_name = "PATH", help_heading = "INT8")]
-    pub calibration: Option<PathBuf>,
+/// `--calibration-images` and `--calibration-method`: how many training images calibrate an INT8 export
+/// and how each activation's range is read from them.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct CalibrationArgs {
     /// How many training images calibrate (a seeded sample; resized to the input size when needed).
     #[arg(long, default_value_t = 256, value_name = "N", help_heading = "INT8",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -39,6 +31,33 @@ pub struct PrecisionArgs {
         help_heading = "INT8"
     )]
     pub calibration_method: RangeMethod,
+}
+
+impl Default for CalibrationArgs {
+    /// 256 images, min/max ranges.
+    fn default() -> Self {
+        CalibrationArgs {
+            calibration_images: 256,
+            calibration_method: RangeMethod::MinMax,
+        }
+    }
+}
+
+/// `--precision` and the INT8 settings of `hsconas export onnx`.
+#[derive(Debug, Clone, Args)]
+pub struct PrecisionArgs {
+    /// Precision of the exported model: fp32, or int8 (QDQ: int8 weights per output channel, int32
+    /// biases, activations quantised with ranges measured on --calibration images; batch norms folded).
+    #[arg(long, default_value = "fp32", value_name = "fp32|int8")]
+    pub precision: Precision,
+    /// INT8 calibration images: a dataset as `hsconas train --data` reads it (ImageFolder directory or
+    /// .tar.gz, CIFAR-10 batches). Only its training split is used, never its test split. Required for
+    /// a network; a --piece is calibrated on seeded random inputs instead.
+    #[arg(long, value_name = "PATH", help_heading = "INT8")]
+    pub calibration: Option<PathBuf>,
+    /// How many images calibrate and how a range is read from them.
+    #[command(flatten)]
+    pub sample: CalibrationArgs,
     /// The runtime the INT8 model is for: cpu (uint8 asymmetric activations, ONNX Runtime's CPU
     /// kernels) or tensorrt (int8 symmetric, every zero point 0, as TensorRT requires).
     #[arg(
@@ -65,8 +84,7 @@ impl Default for PrecisionArgs {
         PrecisionArgs {
             precision: Precision::Fp32,
             calibration: None,
-            calibration_images: 256,
-            calibration_method: RangeMethod::MinMax,
+            sample: CalibrationArgs::default(),
             int8_flavour: Int8Flavour::Cpu,
             reduce_range: false,
             save_calibration: None,
@@ -84,8 +102,7 @@ impl PrecisionArgs {
                 anyhow::ensure!(
                     self.calibration.is_none()
                         && self.save_calibration.is_none()
-                        && self.calibration_images == defaults.calibration_images
-                        && self.calibration_method == defaults.calibration_method
+                        && self.sample == defaults.sample
                         && self.int8_flavour == defaults.int8_flavour
                         && !self.reduce_range,
                     "--calibration, --calibration-images, --calibration-method, --int8-flavour, \
@@ -178,7 +195,7 @@ pub fn export(
             WeightRange::Full
         },
         flavour: args.int8_flavour,
-        method: args.calibration_method,
+        method: args.sample.calibration_method,
         quantize_output: matches!(
             what,
             Exported::Piece {
@@ -189,12 +206,7 @@ pub fn export(
         selection: if marked.is_empty() {
             NodeSelection::All
         } else {
-            NodeSelection::Prefixes(
-                marked
-                    .iter()
-                    .map(|&l| format!("{}.", hsconas_models::build::layer_module(l)))
-                    .collect(),
-            )
+            layer_selection(marked)
         },
     };
     let out = int8_onnx(graph, weights, &images, options, &int8)?;
@@ -220,7 +232,7 @@ pub fn export(
         s.scale_groups,
         out.ranges.images,
         source,
-        args.calibration_method.name()
+        args.sample.calibration_method.name()
     )];
     if args.reduce_range {
         lines.push("weights quantised to 7 bits ([-64, 64], --reduce-range)".into());
@@ -236,6 +248,69 @@ pub fn export(
     }
     lines.extend(onnx_runtime_kernels(&out.bytes, args.int8_flavour));
     Ok((out.bytes, lines))
+}
+
+/// The INT8 model of a trained network for `hsconas export crate --precision int8` (the layers its
+/// architecture marks `@int8`, or the whole network without marks; symbolic batch) and its logits for
+/// the golden input, run by ONNX Runtime on the CPU; the export's findings are printed.
+pub fn crate_model(
+    args: &PrecisionArgs,
+    info: &ModelInfo,
+    weights: &Weights,
+) -> anyhow::Result<CrateModel> {
+    let graph = hsconas_export::trained_graph(info)?;
+    weights
+        .check(&graph)
+        .context("the weights do not fit the network")?;
+    let marked = match &info.reference {
+        Some(_) => Vec::new(),
+        None => info.arch().map_err(anyhow::Error::msg)?.int8_layers(),
+    };
+    let options = OnnxOptions {
+        batch: BatchDim::Symbolic,
+        metadata: info.onnx_metadata(),
+        ..OnnxOptions::default()
+    };
+    let what = Exported::Network { marked: &marked };
+    let (onnx, lines) = export(args, &graph, weights, Some(info), &options, what)?;
+    for line in lines {
+        eprintln!("  {line}");
+    }
+    let size = info.input_size;
+    let engine = OrtBackend::new(BackendConfig::default())?;
+    let mut model = engine.load(&onnx)?;
+    let input = HostTensor {
+        shape: vec![1, graph.input.c, size, size],
+        data: hsconas_foundation::golden::golden_input(size),
+    };
+    let golden = model.run(&[input])?.swap_remove(0).data;
+    Ok(CrateModel {
+        onnx,
+        golden,
+        int8: true,
+    })
+}
+
+/// The nodes of the 0-based `layers` (and nothing else) as an INT8 export's selection.
+pub fn layer_selection(layers: &[usize]) -> NodeSelection {
+    NodeSelection::Prefixes(
+        layers
+            .iter()
+            .map(|&l| format!("{}.", hsconas_models::build::layer_module(l)))
+            .collect(),
+    )
+}
+
+/// `--int8-weight-range`: `full`, `reduced`, or `auto` — `reduced` (7 bits) when the models run on
+/// this machine (`local`) and it is an x86 CPU without VNNI, `full` otherwise.
+pub fn resolve_weight_range(text: &str, local: bool) -> anyhow::Result<WeightRange> {
+    Ok(match text {
+        "auto" if local && hsconas_runtime::fingerprint::x86_without_vnni() => WeightRange::Reduced,
+        "auto" => WeightRange::Full,
+        other => other
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--int8-weight-range: {e} (or auto)"))?,
+    })
 }
 
 /// A seeded sample of the training split of the dataset at `path`, resized to the graph's input and
@@ -264,7 +339,7 @@ fn calibration_images(
     };
     Ok(hsconas_data::calibration_tensors(
         train,
-        args.calibration_images as usize,
+        args.sample.calibration_images as usize,
         0,
         graph.input.h,
         &mean,

@@ -18,6 +18,7 @@ mod estimate;
 mod export;
 mod export_evaluate;
 mod export_int8;
+mod int8_budget;
 mod latency;
 mod latency_precision;
 mod machine_check;

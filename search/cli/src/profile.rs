@@ -8,7 +8,7 @@ use hsconas_devices::{DeviceProfile, DriftModel, FleetRule, Int8Pieces};
 use hsconas_export::quant::SEEDED_CALIBRATION_INPUTS;
 use hsconas_latency::{profile_table, profile_table_on_fleet, FleetMember, Measurer, ProfileJob};
 use hsconas_models::Layout;
-use hsconas_vocabulary::{ExecutionProvider, Int8Flavour, Precision, WeightRange};
+use hsconas_vocabulary::{ExecutionProvider, Int8Flavour, Precision};
 use serde_json::json;
 
 use super::measure_args::{AgentArgs, ProfilingProtocolArgs};
@@ -154,13 +154,7 @@ impl ProfileArgs {
 /// says.
 fn int8_pieces(args: &ProfileArgs, profile: &DeviceProfile) -> anyhow::Result<Option<Int8Pieces>> {
     let local = args.agent.agents.is_empty();
-    let weight_range = match args.int8_weight_range.as_str() {
-        "auto" if local && hsconas_runtime::fingerprint::x86_without_vnni() => WeightRange::Reduced,
-        "auto" => WeightRange::Full,
-        other => other
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--int8-weight-range: {e} (or auto)"))?,
-    };
+    let weight_range = super::export_int8::resolve_weight_range(&args.int8_weight_range, local)?;
     if args.precision == TablePrecision::Fp32 {
         return Ok(None);
     }

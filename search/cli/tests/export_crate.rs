@@ -5,9 +5,13 @@
 //! its golden test passes with both backends. Bad inputs (weights of another network, bad crate names, occupied directories) are
 //! clear errors.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{cargo, hsconas};
 
 use hsconas_data::Transform;
 use hsconas_export::{
@@ -25,13 +29,6 @@ const LAYOUT: &str = "24,32,48,64";
 
 fn data() -> PathBuf {
     hsconas_foundation::package_dir!().join("../../data/cifar10-sample.tar.gz")
-}
-
-fn hsconas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hsconas"))
-        .args(args)
-        .output()
-        .expect("hsconas runs")
 }
 
 fn ok(out: Output, what: &str) -> Output {
@@ -172,25 +169,6 @@ fn run_onnx(kind: Engine, onnx: &[u8], pixels: &[f32], n: usize, s: usize) -> Ve
         data: pixels.to_vec(),
     };
     model.run(&[input]).expect("runs").remove(0).data
-}
-
-/// The target directory of this build, shared with the generated crate.
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR is inside the target directory")
-        .to_path_buf()
-}
-
-/// `cargo <args>` in the generated crate, with the workspace's lock file and target directory.
-fn cargo(krate: &Path, args: &[&str]) -> Output {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
-        .current_dir(krate)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("ORT_DYLIB_PATH", backend::ort_library_path())
-        .output()
-        .expect("cargo runs")
 }
 
 /// Top-1 class index per image from the crate's `classify` example output (`path: class p, ...`).
@@ -499,7 +477,9 @@ fn a_trained_network_exported_in_int8_scores_like_its_fp32_export() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = dir.path().join("run");
     let run_arg = run.to_str().expect("utf-8");
-    // Four epochs of a small network: about 20% on the sample's test split, clearly above chance.
+    // Eight epochs of a small network: about 25% on the sample's test split, clearly above chance (four
+    // epochs at lr 0.1 reached 20% on the Intel VM but exactly 15% on an AMD EPYC with AVX-512: libtorch's
+    // kernels differ by CPU, so the recipe keeps a margin).
     let arch = vec!["shuffle3:0.5"; 20].join(",");
     let data = data();
     ok(
@@ -512,11 +492,11 @@ fn a_trained_network_exported_in_int8_scores_like_its_fp32_export() {
             "--data",
             data.to_str().expect("utf-8"),
             "--epochs",
-            "4",
+            "8",
             "--warmup-epochs",
             "0",
             "--lr",
-            "0.1",
+            "0.05",
             "--batch-size",
             "50",
             "--threads",
@@ -580,7 +560,7 @@ fn a_trained_network_exported_in_int8_scores_like_its_fp32_export() {
     // that predicts one class cannot land within the bound below.
     assert!(
         fp32_top1 > 15.0,
-        "FP32 {fp32_top1}%: the one-epoch network did not learn"
+        "FP32 {fp32_top1}%: the network did not learn"
     );
     // INT8 on the same weights: within 3 points (15 of the 500 images).
     assert!(

@@ -1,7 +1,7 @@
-//! What the end-to-end tests of the `hsconas` binary share: the repository root and running the binary
-//! there.
+//! What the end-to-end tests of the `hsconas` binary share: the repository root, running the binary
+//! there, and building a crate it generated.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository root (relative paths in the tests' arguments are read from it).
@@ -16,4 +16,28 @@ pub fn hsconas(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("hsconas runs")
+}
+
+/// The target directory of this build, shared with the crates the tests generate.
+#[allow(dead_code)] // not every test binary generates a crate
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is inside the target directory")
+        .to_path_buf()
+}
+
+/// `cargo <args>` in a generated crate, with the workspace's target directory and ONNX Runtime.
+#[allow(dead_code)] // not every test binary generates a crate
+pub fn cargo(krate: &Path, args: &[&str]) -> Output {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(krate)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env(
+            "ORT_DYLIB_PATH",
+            hsconas_runtime::backend::ort_library_path(),
+        )
+        .output()
+        .expect("cargo runs")
 }
