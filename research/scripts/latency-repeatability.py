@@ -12,16 +12,12 @@ measured, and after dividing by the median ratio, i.e. a common change of speed 
 ratio, and Kendall's tau of the table sum against each measurement.
 """
 import json
+import os
 import statistics
 import sys
 
-
-def kendall_tau(x, y):
-    n, s = len(x), 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            s += ((x[i] > x[j]) - (x[i] < x[j])) * ((y[i] > y[j]) - (y[i] < y[j]))
-    return s / (n * (n - 1) / 2)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rank_stats import kendall_tau  # noqa: E402
 
 
 def within(ratios, pct):

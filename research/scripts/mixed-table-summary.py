@@ -16,10 +16,14 @@ predicted (every layer as if FP32, with the same kind of correction refitted on 
 networks), to show what the INT8 entries add.
 """
 import json
+import os
 import statistics
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rank_stats import kendall_tau  # noqa: E402
 
 out, name, before, after = sys.argv[1:5]
 table = json.load(open(f"{out}/table.json"))
@@ -28,14 +32,6 @@ report_2 = json.load(open(f"{out}/validation-2.json"))
 repeat = json.load(open(f"{out}/repeatability.json"))
 gains = json.load(open(f"{out}/gains.json"))
 times = json.load(open(f"{out}/times.json"))
-
-
-def kendall_tau(x, y):
-    n, s = len(x), 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            s += ((x[i] > x[j]) - (x[i] < x[j])) * ((y[i] > y[j]) - (y[i] < y[j]))
-    return s / (n * (n - 1) / 2)
 
 
 def within(pred, meas, pct):

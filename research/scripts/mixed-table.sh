@@ -10,7 +10,8 @@
 # by number of FP32/INT8 boundaries, and what an FP32 table would have predicted for the same networks.
 # Uses the debug build of `scripts/test.sh` (dependencies optimised; ONNX Runtime is its own library).
 # Times the CPU: run it with nothing else running.
-#   DEVICE (local-cpu), SIZE (224), GAP_S (300), CAL_N (50), VAL_N (200), NAME (mixed-<device>-<size>), OUT (runs/mixed-table/NAME),
+#   DEVICE (local-cpu), SIZE (224), CLASSES (empty: the profile's default, 1000 at 224; 10 makes the table
+#   a search on CIFAR-10 resized to SIZE can use), GAP_S (300), CAL_N (50), VAL_N (200), NAME (mixed-<device>-<size>), OUT (runs/mixed-table/NAME),
 #   EVIDENCE (empty: keep nothing; else a folder that receives NAME.summary.json, NAME.gains.json.gz and the
 #   table's calibration and validations without the entries)
 set -euo pipefail
@@ -22,6 +23,7 @@ python=.hsconas/venv/bin/python
 export ORT_DYLIB_PATH=$PWD/.hsconas/libonnxruntime.so
 DEVICE=${DEVICE:-local-cpu}
 SIZE=${SIZE:-224}
+CLASSES=${CLASSES:-}
 GAP_S=${GAP_S:-300}
 CAL_N=${CAL_N:-50}
 VAL_N=${VAL_N:-200}
@@ -42,7 +44,8 @@ step() { # name, command...: runs it unless its marker exists (a rerun resumes),
 
 echo "== $NAME ($(date -u +%FT%TZ))" >&2
 before=$("$python" scripts/bench/probe.py)
-step profile_s "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --precision mixed --out "$table"
+step profile_s "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" ${CLASSES:+--classes "$CLASSES"} \
+  --precision mixed --out "$table"
 "$hsconas" latency precision --table "$table" --json >"$OUT/gains.json"
 "$hsconas" latency precision --table "$table" >&2
 step calibrate_s "$hsconas" calibrate --table "$table" --device "$DEVICE" --samples "$CAL_N" --seed 1
