@@ -57,6 +57,18 @@ pub struct BudgetArgs {
         allow_negative_numbers = true
     )]
     pub max_int8_loss: f64,
+    /// Output directory (not the trained network's): `model.onnx` (the network kept, its remaining
+    /// marked layers in INT8), `int8-budget.json` (the report), and `model.json` with
+    /// `weights.safetensors`: the network kept as `hsconas train` writes one (the same weights, the
+    /// kept marks), for `hsconas export onnx|crate --weights`.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// ONNX Runtime intra-op threads for the evaluations.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
     /// How many training images calibrate each INT8 export and how a range is read from them.
     #[command(flatten)]
     pub sample: CalibrationArgs,
@@ -77,20 +89,8 @@ pub struct BudgetArgs {
     /// table's reference network).
     #[arg(long, requires = "table", help_heading = "Latency")]
     pub measure: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Latency")]
     pub device: TableDeviceArgs,
-    /// Output directory (not the trained network's): `model.onnx` (the network kept, its remaining
-    /// marked layers in INT8), `int8-budget.json` (the report), and `model.json` with
-    /// `weights.safetensors`: the network kept as `hsconas train` writes one (the same weights, the
-    /// kept marks), for `hsconas export onnx|crate --weights`.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// ONNX Runtime intra-op threads for the evaluations.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub threads: usize,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Validation and test top-1 of one version of the network, percent.
