@@ -1,17 +1,42 @@
-//! How table sums become predictions: the correction (`scale * table sum + offset`), and the calibration
-//! that fits it on networks measured end to end (paper Eq. 3 and a linear fit) and chooses among them by
-//! the one-standard-error rule, so that a correction is used only when it clearly predicts better.
+//! How table sums become predictions: the correction (`scale * table sum + offset`, plus, for
+//! mixed-precision tables, milliseconds per INT8 layer of each stage), and the calibration that fits it on
+//! networks measured end to end (paper Eq. 3, a line, the INT8 terms) and chooses among them by the
+//! one-standard-error rule, so that a correction is used only when it clearly predicts better.
 
-use hsconas_models::Arch;
+use hsconas_models::{Arch, NetConfig, STAGE_REPEATS};
+use hsconas_vocabulary::Precision;
 use serde::{Deserialize, Serialize};
 
-/// How the table sum becomes a prediction: `scale * table_sum + offset`.
+/// Stages of the space (four).
+pub const STAGES: usize = STAGE_REPEATS.len();
+
+/// How the table sum becomes a prediction: `scale * table_sum + offset`, plus `int8_ms_per_stage[s]`
+/// for every INT8 layer in stage `s`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Correction {
     /// Multiplier of the table sum (1 for the paper's bias-only model).
     pub scale: f64,
     /// Added milliseconds (the paper's B when `scale` is 1).
     pub offset_ms: f64,
+    /// Milliseconds added for each INT8 layer of each of the four stages: what INT8 blocks cost inside a
+    /// network beyond their table entries (measured on mixed networks; all 0 without INT8 terms).
+    #[serde(default, skip_serializing_if = "no_int8_terms")]
+    pub int8_ms_per_stage: [f64; STAGES],
+}
+
+fn no_int8_terms(terms: &[f64; STAGES]) -> bool {
+    terms.iter().all(|&c| c == 0.0)
+}
+
+/// INT8 layers of `arch` in each stage.
+pub fn int8_layers_per_stage(arch: &Arch) -> [usize; STAGES] {
+    let mut counts = [0; STAGES];
+    for (layer, precision) in arch.precisions().iter().enumerate() {
+        if *precision == Precision::Int8 {
+            counts[NetConfig::stage_of(layer)] += 1;
+        }
+    }
+    counts
 }
 
 impl Correction {
@@ -19,19 +44,57 @@ impl Correction {
     pub const NONE: Correction = Correction {
         scale: 1.0,
         offset_ms: 0.0,
+        int8_ms_per_stage: [0.0; STAGES],
     };
 
     /// The paper's bias term (Eq. 3).
     pub fn bias(bias_ms: f64) -> Correction {
         Correction {
-            scale: 1.0,
             offset_ms: bias_ms,
+            ..Correction::NONE
         }
     }
 
-    /// Applies it to a table sum.
-    pub fn apply(&self, table_sum_ms: f64) -> f64 {
-        self.scale * table_sum_ms + self.offset_ms
+    /// `scale * table sum + offset`.
+    pub fn line(scale: f64, offset_ms: f64) -> Correction {
+        Correction {
+            scale,
+            offset_ms,
+            ..Correction::NONE
+        }
+    }
+
+    /// Whether it adds anything for INT8 layers.
+    pub fn has_int8_terms(&self) -> bool {
+        !no_int8_terms(&self.int8_ms_per_stage)
+    }
+
+    /// The prediction for `arch`, whose table entries sum to `table_sum_ms`.
+    #[inline]
+    pub fn predict(&self, table_sum_ms: f64, arch: &Arch) -> f64 {
+        let base = self.scale * table_sum_ms + self.offset_ms;
+        if !self.has_int8_terms() {
+            return base;
+        }
+        base + self.int8_ms(arch)
+    }
+
+    /// What the INT8 terms add for `arch`, ms.
+    pub fn int8_ms(&self, arch: &Arch) -> f64 {
+        int8_layers_per_stage(arch)
+            .iter()
+            .zip(&self.int8_ms_per_stage)
+            .map(|(&n, c)| n as f64 * c)
+            .sum()
+    }
+
+    /// Every term multiplied by `level` (the device `level` times slower than the correction assumed).
+    pub fn scaled(&self, level: f64) -> Correction {
+        Correction {
+            scale: self.scale * level,
+            offset_ms: self.offset_ms * level,
+            int8_ms_per_stage: self.int8_ms_per_stage.map(|c| c * level),
+        }
     }
 }
 
@@ -55,7 +118,7 @@ pub struct NetworkSample {
 
 /// Which correction turns table sums into predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum CorrectionKind {
     /// The paper's `table sum + B`.
     #[default]
@@ -65,37 +128,139 @@ pub enum CorrectionKind {
     /// The plain table sum: kept when no correction predicts held-out calibration networks clearly better
     /// (e.g. once drift is removed, a table can need none).
     None,
+    /// Mixed-precision tables: `table sum + offset + c * INT8 layers`, least squares.
+    Int8Count,
+    /// Mixed-precision tables: `table sum + offset + sum over stages of c_s * INT8 layers in stage s`,
+    /// least squares (INT8 blocks of early stages cost more in a network than their entries say).
+    Int8Stages,
 }
 
 impl CorrectionKind {
     /// From the simplest to the richest (nothing fitted, one offset, a line): the order in which the
-    /// one-standard-error rule prefers them.
+    /// one-standard-error rule prefers them for networks without INT8 layers.
     pub const SIMPLEST_FIRST: [CorrectionKind; 3] = [
         CorrectionKind::None,
         CorrectionKind::Bias,
         CorrectionKind::Linear,
     ];
 
-    /// Each network's squared error (ms²) when predicted from its table sum by this correction fitted on
-    /// the other networks (leave-one-out); infinite where it cannot be fitted.
-    pub fn held_out_squared_errors(self, table_sums: &[f64], measured: &[f64]) -> Vec<f64> {
-        use crate::metrics::{fit_line, leave_one_out_squared_errors, mean_difference};
+    /// The same with the INT8 terms (2 and 5 coefficients) after them: the candidates when the
+    /// calibration networks have INT8 layers.
+    pub const SIMPLEST_FIRST_MIXED: [CorrectionKind; 5] = [
+        CorrectionKind::None,
+        CorrectionKind::Bias,
+        CorrectionKind::Linear,
+        CorrectionKind::Int8Count,
+        CorrectionKind::Int8Stages,
+    ];
+
+    /// What it is, in words (`hsconas calibrate` and validation reports).
+    pub fn describe(self) -> &'static str {
         match self {
-            CorrectionKind::None => {
-                leave_one_out_squared_errors(table_sums, measured, |_, _, x| Some(x))
-            }
-            CorrectionKind::Bias => {
-                leave_one_out_squared_errors(table_sums, measured, |xs, ys, x| {
-                    Some(x + mean_difference(ys, xs))
-                })
-            }
-            CorrectionKind::Linear => {
-                leave_one_out_squared_errors(table_sums, measured, |xs, ys, x| {
-                    fit_line(xs, ys).map(|(a, b)| a * x + b)
-                })
+            CorrectionKind::None => "the plain table sum",
+            CorrectionKind::Bias => "table sum + B",
+            CorrectionKind::Linear => "the linear fit",
+            CorrectionKind::Int8Count => "table sum + offset + a term per INT8 layer",
+            CorrectionKind::Int8Stages => {
+                "table sum + offset + a term per INT8 layer of each stage"
             }
         }
     }
+
+    /// The candidates for these calibration networks: with INT8 terms when any has an INT8 layer.
+    pub fn candidates(samples: &[NetworkSample]) -> &'static [CorrectionKind] {
+        let mixed = samples
+            .iter()
+            .any(|s| s.arch.precisions().contains(&Precision::Int8));
+        if mixed {
+            &Self::SIMPLEST_FIRST_MIXED
+        } else {
+            &Self::SIMPLEST_FIRST
+        }
+    }
+
+    /// This correction fitted by least squares on `samples`; `None` where it cannot be (the line below 3
+    /// networks or with equal table sums, INT8 terms whose counts do not vary independently).
+    pub fn fit(self, samples: &[NetworkSample]) -> Option<Correction> {
+        let sums: Vec<f64> = samples.iter().map(|s| s.table_sum_ms).collect();
+        let measured: Vec<f64> = samples.iter().map(|s| s.measured_ms).collect();
+        match self {
+            CorrectionKind::None => Some(Correction::NONE),
+            CorrectionKind::Bias => (!samples.is_empty())
+                .then(|| Correction::bias(crate::metrics::mean_difference(&measured, &sums))),
+            CorrectionKind::Linear => {
+                crate::metrics::fit_line(&sums, &measured).map(|(a, b)| Correction::line(a, b))
+            }
+            CorrectionKind::Int8Count => fit_int8_terms(samples, false),
+            CorrectionKind::Int8Stages => fit_int8_terms(samples, true),
+        }
+    }
+
+    /// Each network's squared error (ms²) when predicted by this correction fitted on the other networks
+    /// (leave-one-out); infinite where it cannot be fitted.
+    pub fn held_out_squared_errors(self, samples: &[NetworkSample]) -> Vec<f64> {
+        if samples.len() < 2 {
+            return vec![f64::INFINITY; samples.len()];
+        }
+        (0..samples.len())
+            .map(|i| {
+                let others: Vec<NetworkSample> = samples
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, s)| s.clone())
+                    .collect();
+                let held = &samples[i];
+                self.fit(&others).map_or(f64::INFINITY, |c| {
+                    (c.predict(held.table_sum_ms, &held.arch) - held.measured_ms).powi(2)
+                })
+            })
+            .collect()
+    }
+}
+
+/// `measured - table sum = offset + INT8 terms`, least squares: one coefficient for every INT8 layer
+/// (`per_stage` false) or one per stage. `None` unless there are more networks than coefficients and
+/// the counts vary independently (the design matrix has full column rank).
+fn fit_int8_terms(samples: &[NetworkSample], per_stage: bool) -> Option<Correction> {
+    let columns = if per_stage { 1 + STAGES } else { 2 };
+    if samples.len() <= columns {
+        return None;
+    }
+    let rows: Vec<f64> = samples
+        .iter()
+        .flat_map(|s| {
+            let counts = int8_layers_per_stage(&s.arch).map(|n| n as f64);
+            let mut row = vec![1.0];
+            if per_stage {
+                row.extend(counts);
+            } else {
+                row.push(counts.iter().sum());
+            }
+            row
+        })
+        .collect();
+    let x = nalgebra::DMatrix::from_row_slice(samples.len(), columns, &rows);
+    let y = nalgebra::DVector::from_iterator(
+        samples.len(),
+        samples.iter().map(|s| s.measured_ms - s.table_sum_ms),
+    );
+    let svd = x.svd(true, true);
+    let largest = svd.singular_values.max();
+    if svd.singular_values.min() <= 1e-9 * largest.max(1.0) {
+        return None;
+    }
+    let beta = svd.solve(&y, 0.0).ok()?;
+    let int8_ms_per_stage = if per_stage {
+        [beta[1], beta[2], beta[3], beta[4]]
+    } else {
+        [beta[1]; STAGES]
+    };
+    Some(Correction {
+        scale: 1.0,
+        offset_ms: beta[0],
+        int8_ms_per_stage,
+    })
 }
 
 /// Leave-one-out RMSE of each correction over the calibration networks, ms: what the choice was made on.
@@ -107,11 +272,18 @@ pub struct HeldOutRmse {
     pub bias_ms: f64,
     /// The line (infinite below 3 networks).
     pub linear_ms: f64,
+    /// Table sum + offset + INT8 layers' term (calibrations with INT8 layers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_count_ms: Option<f64>,
+    /// Table sum + offset + per-stage INT8 terms (calibrations with INT8 layers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_stages_ms: Option<f64>,
 }
 
-/// The bias term `B = mean(measured - table sum)` over M sampled networks (paper Eq. 3), and a fitted linear
-/// correction over the same networks; the one in use is chosen among no correction, B and the line by
-/// leave-one-out error and the one-standard-error rule ([`Calibration::from_samples`]).
+/// The bias term `B = mean(measured - table sum)` over M sampled networks (paper Eq. 3), a fitted linear
+/// correction over the same networks, and, for networks with INT8 layers, the INT8 terms; the one in use
+/// is chosen among them by leave-one-out error and the one-standard-error rule
+/// ([`Calibration::from_samples`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// B in ms.
@@ -119,6 +291,13 @@ pub struct Calibration {
     /// Least-squares `measured = scale * table_sum + offset` over the same samples (`None` below 3 samples).
     #[serde(default)]
     pub linear: Option<Correction>,
+    /// Least-squares `measured = table_sum + offset + c * INT8 layers` (`None` without INT8 layers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_count: Option<Correction>,
+    /// Least-squares `measured = table_sum + offset + sum_s c_s * INT8 layers of stage s` (`None`
+    /// without INT8 layers, or when the stages' counts do not vary independently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int8_stages: Option<Correction>,
     /// The correction predictions use.
     #[serde(default)]
     pub correction: CorrectionKind,
@@ -139,34 +318,40 @@ pub struct Calibration {
 }
 
 impl Calibration {
-    /// A calibration from measured samples (normalised for drift when they carry raw values): B and the
-    /// linear fit. `correction` is the simplest of no correction, B and the line whose mean squared
-    /// leave-one-out error over these samples is within one standard error of the lowest
+    /// A calibration from measured samples (normalised for drift when they carry raw values): B, the
+    /// linear fit and (networks with INT8 layers) the INT8 terms. `correction` is the simplest of the
+    /// candidates ([`CorrectionKind::candidates`]) whose mean squared leave-one-out error over these
+    /// samples is within one standard error of the lowest
     /// ([`hsconas_foundation::stats::simplest_within_one_standard_error`]): a fitted correction is used
     /// only when it predicts held-out networks clearly better than the simpler ones, since a few
     /// networks measured during a drift or with noise would otherwise move the model for good. B when
     /// nothing can be judged (under two samples).
     pub fn from_samples(seed: u64, requested: usize, samples: Vec<NetworkSample>) -> Calibration {
-        let sums: Vec<f64> = samples.iter().map(|s| s.table_sum_ms).collect();
-        let measured: Vec<f64> = samples.iter().map(|s| s.measured_ms).collect();
-        let bias_ms = crate::metrics::mean_difference(&measured, &sums);
-        let linear = crate::metrics::fit_line(&sums, &measured)
-            .map(|(scale, offset_ms)| Correction { scale, offset_ms });
-        let errors: Vec<Vec<f64>> = CorrectionKind::SIMPLEST_FIRST
+        let kinds = CorrectionKind::candidates(&samples);
+        let errors: Vec<Vec<f64>> = kinds
             .iter()
-            .map(|kind| kind.held_out_squared_errors(&sums, &measured))
+            .map(|kind| kind.held_out_squared_errors(&samples))
             .collect();
         let correction = hsconas_foundation::stats::simplest_within_one_standard_error(&errors)
-            .map_or(CorrectionKind::Bias, |i| CorrectionKind::SIMPLEST_FIRST[i]);
+            .map_or(CorrectionKind::Bias, |i| kinds[i]);
         let rmse = |e: &Vec<f64>| (e.iter().sum::<f64>() / e.len() as f64).sqrt();
         let held_out_rmse = (!samples.is_empty()).then(|| HeldOutRmse {
             none_ms: rmse(&errors[0]),
             bias_ms: rmse(&errors[1]),
             linear_ms: rmse(&errors[2]),
+            int8_count_ms: errors.get(3).map(rmse),
+            int8_stages_ms: errors.get(4).map(rmse),
         });
+        let fitted =
+            |kind: CorrectionKind| kinds.contains(&kind).then(|| kind.fit(&samples)).flatten();
         Calibration {
-            bias_ms,
-            linear,
+            bias_ms: crate::metrics::mean_difference(
+                &samples.iter().map(|s| s.measured_ms).collect::<Vec<_>>(),
+                &samples.iter().map(|s| s.table_sum_ms).collect::<Vec<_>>(),
+            ),
+            linear: CorrectionKind::Linear.fit(&samples),
+            int8_count: fitted(CorrectionKind::Int8Count),
+            int8_stages: fitted(CorrectionKind::Int8Stages),
             correction,
             held_out_rmse,
             seed,
@@ -176,106 +361,19 @@ impl Calibration {
         }
     }
 
-    /// The correction in use.
+    /// The correction in use (B when the chosen fit is missing).
     pub fn active(&self) -> Correction {
-        match (self.correction, self.linear) {
-            (CorrectionKind::Linear, Some(fit)) => fit,
-            (CorrectionKind::None, _) => Correction::NONE,
-            _ => Correction::bias(self.bias_ms),
-        }
+        let fitted = match self.correction {
+            CorrectionKind::None => Some(Correction::NONE),
+            CorrectionKind::Bias => None,
+            CorrectionKind::Linear => self.linear,
+            CorrectionKind::Int8Count => self.int8_count,
+            CorrectionKind::Int8Stages => self.int8_stages,
+        };
+        fitted.unwrap_or_else(|| Correction::bias(self.bias_ms))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn arch() -> Arch {
-        vec!["shuffle3:0.5"; 20]
-            .join(",")
-            .parse()
-            .expect("an architecture")
-    }
-
-    fn samples(measured: impl Fn(usize, f64) -> f64) -> Vec<NetworkSample> {
-        (0..12)
-            .map(|i| {
-                let sum = 0.5 + 0.05 * i as f64;
-                NetworkSample {
-                    arch: arch(),
-                    measured_ms: measured(i, sum),
-                    table_sum_ms: sum,
-                    raw_ms: None,
-                    group: None,
-                }
-            })
-            .collect()
-    }
-
-    /// 50 networks whose table sums are right, measured in five groups of ten while the device ran at
-    /// `drift[group]` times its speed (a drift the reference did not remove), with `noise` relative
-    /// measurement noise.
-    fn measured_during_a_drift(drift: [f64; 5], noise: f64) -> Vec<NetworkSample> {
-        (0..50)
-            .map(|i| {
-                let sum = 0.4 + 0.8 * (i as f64 * 0.618_033_988_7).fract();
-                let wobble = 1.0 + noise * (i as f64 * 12.9898 + 1.0).sin();
-                NetworkSample {
-                    arch: arch(),
-                    measured_ms: sum * drift[i / 10] * wobble,
-                    table_sum_ms: sum,
-                    raw_ms: None,
-                    group: Some(i / 10),
-                }
-            })
-            .collect()
-    }
-
-    /// 1% slower in two of five groups, 1.5% noise: B has the lower leave-one-out error (it fits the
-    /// drift), but not by one standard error, so the right table stays in use.
-    #[test]
-    fn a_drift_during_calibration_leaves_a_right_table_uncorrected() {
-        let calibration = Calibration::from_samples(
-            1,
-            50,
-            measured_during_a_drift([1.0, 1.0, 1.01, 1.01, 1.0], 0.015),
-        );
-        let errors = calibration.held_out_rmse.expect("errors kept");
-        assert!(errors.bias_ms < errors.none_ms, "{errors:?}");
-        assert_eq!(calibration.correction, CorrectionKind::None, "{errors:?}");
-        assert_eq!(calibration.active(), Correction::NONE);
-    }
-
-    /// 4% slower in two groups, 0.5% noise: B is clearly better than nothing; the line beats B by less
-    /// than one standard error, so B is used.
-    #[test]
-    fn a_line_ahead_by_noise_gives_way_to_b() {
-        let calibration = Calibration::from_samples(
-            1,
-            50,
-            measured_during_a_drift([1.0, 1.0, 1.04, 1.04, 1.0], 0.005),
-        );
-        let errors = calibration.held_out_rmse.expect("errors kept");
-        assert!(errors.linear_ms < errors.bias_ms, "{errors:?}");
-        assert_eq!(calibration.correction, CorrectionKind::Bias, "{errors:?}");
-    }
-
-    /// Clear cases: an offset gives B, a scale the line, a table already right on average nothing.
-    #[test]
-    fn the_correction_that_predicts_held_out_networks_clearly_better_is_chosen() {
-        let offset =
-            Calibration::from_samples(1, 12, samples(|i, s| s + 0.1 + 0.001 * (i % 2) as f64));
-        assert_eq!(offset.correction, CorrectionKind::Bias);
-        assert!((offset.active().offset_ms - 0.1005).abs() < 1e-9);
-        let scaled = Calibration::from_samples(1, 12, samples(|_, s| 1.2 * s - 0.05));
-        assert_eq!(scaled.correction, CorrectionKind::Linear);
-        // Already right on average: fitting B only adds the noise of the other networks' mean.
-        let none = Calibration::from_samples(
-            1,
-            12,
-            samples(|i, s| s + if i % 2 == 0 { 0.01 } else { -0.01 }),
-        );
-        assert_eq!(none.correction, CorrectionKind::None);
-        assert_eq!(none.active(), Correction::NONE);
-    }
-}
+#[path = "correction_tests.rs"]
+mod tests;

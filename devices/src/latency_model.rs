@@ -2,7 +2,7 @@
 //! lookups and a multiply-add (the search calls it millions of times).
 
 use hsconas_models::build::Piece;
-use hsconas_models::{Arch, Choice, NUM_LAYERS};
+use hsconas_models::{Arch, Choice, NetConfig, SearchSpace, NUM_LAYERS};
 use hsconas_vocabulary::Precision;
 use serde::Serialize;
 
@@ -140,13 +140,41 @@ impl LatencyModel {
     /// Predicted latency, ms.
     #[inline]
     pub fn predict_ms(&self, arch: &Arch) -> f64 {
-        self.correction.apply(self.table_sum_ms(arch))
+        self.correction.predict(self.table_sum_ms(arch), arch)
+    }
+
+    /// `arch` with every layer at the precision this model predicts faster for its operator and width,
+    /// among those `space` allows for it (`skip` and layers with one allowed precision unchanged): the
+    /// INT8 entry plus the correction's INT8 term of the layer's stage against the FP32 entry, both
+    /// through the correction's scale. The prediction is additive over layers, so no other assignment
+    /// of precisions to these choices is predicted faster. Ties keep the layer's precision.
+    pub fn fastest_precisions(&self, arch: &Arch, space: &SearchSpace) -> Arch {
+        let choices = *arch.choices();
+        let mut precisions = *arch.precisions();
+        for (layer, (choice, precision)) in choices.iter().zip(&mut precisions).enumerate() {
+            let allowed = &space.layers()[layer];
+            let both = [Precision::Fp32, Precision::Int8]
+                .iter()
+                .all(|&p| allowed.allows(*choice, p));
+            if choice.is_skip() || !both || !self.mixed {
+                continue;
+            }
+            let fp32 = self.correction.scale * self.entry(layer, *choice, Precision::Fp32);
+            let int8 = self.correction.scale * self.entry(layer, *choice, Precision::Int8)
+                + self.correction.int8_ms_per_stage[NetConfig::stage_of(layer)];
+            if int8 < fp32 {
+                *precision = Precision::Int8;
+            } else if fp32 < int8 {
+                *precision = Precision::Fp32;
+            }
+        }
+        Arch::with_precisions(choices, precisions).unwrap_or_else(|_| arch.clone())
     }
 
     /// The prediction with its parts.
     pub fn explain(&self, arch: &Arch) -> Prediction {
         let table_sum_ms = self.table_sum_ms(arch);
-        let predicted_ms = self.correction.apply(table_sum_ms);
+        let predicted_ms = self.correction.predict(table_sum_ms, arch);
         Prediction {
             predicted_ms,
             table_sum_ms,
@@ -226,10 +254,7 @@ mod tests {
     #[test]
     fn compiled_model_agrees_with_the_table_exactly() {
         let table = table();
-        let correction = Correction {
-            scale: 1.07,
-            offset_ms: 0.4,
-        };
+        let correction = Correction::line(1.07, 0.4);
         let model = LatencyModel::new(&table, correction).expect("complete");
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         for _ in 0..200 {

@@ -38,7 +38,10 @@ mod profile;
 mod table;
 pub mod transfer;
 
-pub use correction::{Calibration, Correction, CorrectionKind, HeldOutRmse, NetworkSample};
+pub use correction::{
+    int8_layers_per_stage, Calibration, Correction, CorrectionKind, HeldOutRmse, NetworkSample,
+    STAGES,
+};
 pub use drift::{
     DriftModel, DriftPoint, DriftSummary, DriftTrace, ReferenceNetwork, REFERENCE_BURST,
 };

@@ -376,7 +376,7 @@ impl LatencyTable {
     /// Predicted latency: the table sum with the calibrated correction (the paper's `+ B` by default).
     /// For many predictions, compile a [`LatencyModel`](crate::LatencyModel) once instead.
     pub fn predict_ms(&self, arch: &Arch) -> Result<f64, TableError> {
-        Ok(self.correction().apply(self.table_sum_ms(arch)?))
+        Ok(self.correction().predict(self.table_sum_ms(arch)?, arch))
     }
 
     /// Every piece the table measures, in profiling order: the stem, each allowed `(layer, choice)` (in a

@@ -58,6 +58,8 @@ pub(crate) fn table_for(profile: &DeviceProfile) -> LatencyTable {
         calibration: Some(Calibration {
             bias_ms: 0.25,
             linear: None,
+            int8_count: None,
+            int8_stages: None,
             correction: CorrectionKind::Bias,
             held_out_rmse: None,
             seed: 1,

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Precision in the search (issue 41, "Done when"): on a mixed-precision table, what a search that chooses
-# each layer's precision finds against an FP32 search. Three searches with the built-in predictor
+# each layer's precision finds against an FP32 search. Searches with the built-in predictor
 # (`--mode constraint`: at or under T, the fastest within the predictor's error of the most accurate
 # wins; the best candidates re-measured on this machine):
-#   fp32      --precision fp32  at T
-#   mixed     --precision mixed at T          (what INT8 layers buy in predicted accuracy at the same T)
-#   mixed-T/R --precision mixed at T / RATIO  (whether a network RATIO times faster keeps the accuracy)
-# then research/scripts/mixed-search-summary.py: each winner's architecture, INT8 layers, predicted
-# accuracy, predicted and measured latency, and the FP32 winner's measured latency over the mixed ones'.
+#   fp32             --precision fp32 at T
+#   KIND             --precision KIND at T          (what INT8 layers buy in predicted accuracy at T)
+#   KIND-faster      --precision KIND at T / RATIO  (whether a network RATIO times faster keeps it)
+# for each KIND of KINDS (`mixed`: precision searched by mutation and crossover; `fastest`: every
+# candidate's layers at the precision the model predicts faster), then
+# research/scripts/mixed-search-summary.py: each winner's architecture, INT8 layers, predicted accuracy,
+# predicted and measured latency, and, per KIND, the FP32 networks' measured latency over the fastest
+# network of that KIND measured at the same or higher predicted accuracy.
 # Uses the debug build of `scripts/test.sh`. Times the CPU (re-measurement): run it with nothing else
 # running. Resumable: a search whose report exists is skipped.
 #   TABLE (required: a mixed table, `hsconas profile --precision mixed`, with the data's classes),
 #   TARGET (ms, required), RATIO (1.15), DATA (data/cifar10-sample.tar.gz: the predictor reads no images;
 #   the data fixes the classes and, resized, the input size), SEED (0), POPULATION (50), GENERATIONS (20),
-#   OUT (runs/mixed-search), EVIDENCE (empty: keep nothing; else a folder that receives summary.json and
-#   the three search reports, gzipped)
+#   KINDS ("mixed fastest"), OUT (runs/mixed-search), EVIDENCE (empty: keep nothing; else a folder that
+#   receives summary.json and the search reports, gzipped)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 : "${TABLE:?set TABLE to a mixed-precision latency table}"
@@ -29,6 +32,7 @@ DATA=${DATA:-data/cifar10-sample.tar.gz}
 SEED=${SEED:-0}
 POPULATION=${POPULATION:-50}
 GENERATIONS=${GENERATIONS:-20}
+KINDS=${KINDS:-mixed fastest}
 OUT=${OUT:-runs/mixed-search}
 EVIDENCE=${EVIDENCE:-}
 mkdir -p "$OUT"
@@ -46,16 +50,20 @@ search() { # name, precision, target
 
 before=$("$python" scripts/bench/probe.py)
 search fp32 fp32 "$TARGET"
-search mixed mixed "$TARGET"
-search mixed-faster mixed "$faster"
+names=(fp32)
+for kind in $KINDS; do
+  search "$kind" "$kind" "$TARGET"
+  search "$kind-faster" "$kind" "$faster"
+  names+=("$kind" "$kind-faster")
+done
 after=$("$python" scripts/bench/probe.py)
-"$python" research/scripts/mixed-search-summary.py "$OUT" "$TABLE" "$RATIO" "$before" "$after" \
+"$python" research/scripts/mixed-search-summary.py "$OUT" "$TABLE" "$RATIO" "$before" "$after" $KINDS \
   >"$OUT/summary.json"
 cat "$OUT/summary.json"
 if [[ -n $EVIDENCE ]]; then
   mkdir -p "$EVIDENCE"
   cp "$OUT/summary.json" "$EVIDENCE/summary.json"
-  for name in fp32 mixed mixed-faster; do
+  for name in "${names[@]}"; do
     gzip -9c "$OUT/$name/search.json" >"$EVIDENCE/$name.search.json.gz"
   done
 fi

@@ -101,6 +101,10 @@ fn a_mixed_table_is_profiled_predicts_int8_layers_and_calibrates_on_mixed_networ
     let fp32_arch = arch.replace("@int8", "");
     assert!((hand_sum(&table, &entries, &fp32_arch) - sum).abs() > 1e-9);
 
+    fails_with(
+        run_bin("hsconas", &["calibrate", "--table", p, "--refit"]),
+        "has no calibration to refit",
+    );
     // Calibration draws networks with INT8 layers and sums their entries in their precisions.
     ok(run_bin(
         "hsconas",
@@ -153,6 +157,66 @@ fn a_mixed_table_is_profiled_predicts_int8_layers_and_calibrates_on_mixed_networ
     assert!(validated
         .iter()
         .any(|n| arch_string(&n["arch"]).contains("@int8")));
+
+    // The INT8 terms of the calibration predict the held-out networks as their formula says.
+    let calibration = &calibrated["calibration"];
+    let int8_fit = &calibration["int8_count"];
+    assert!(
+        int8_fit.is_object(),
+        "an INT8 term fitted on 6 mixed networks"
+    );
+    let row = report["predictors"]
+        .as_array()
+        .expect("predictors")
+        .iter()
+        .find(|r| r["name"] == "table + INT8")
+        .expect("the INT8 term's row");
+    assert_eq!(row["accuracy"]["n"], 4);
+    let per_layer = int8_fit["int8_ms_per_stage"][0].as_f64().expect("term");
+    let offset = int8_fit["offset_ms"].as_f64().expect("offset");
+    let squared: f64 = validated
+        .iter()
+        .map(|n| {
+            let int8 = arch_string(&n["arch"]).matches("@int8").count() as f64;
+            let predicted = n["table_sum_ms"].as_f64().expect("sum") + offset + per_layer * int8;
+            (predicted - n["measured_ms"].as_f64().expect("measured")).powi(2)
+        })
+        .sum();
+    let rmse = (squared / validated.len() as f64).sqrt();
+    let reported = row["accuracy"]["rmse_ms"].as_f64().expect("rmse");
+    assert!((rmse - reported).abs() < 1e-9, "{rmse} vs {reported}");
+
+    // --refit chooses the correction again from the stored networks, measuring nothing: the same
+    // networks give the same choice and fits; the validation summary is dropped.
+    assert!(
+        read_json(&path)["validation"].is_object(),
+        "validate stored a summary"
+    );
+    let out = ok(run_bin(
+        "hsconas",
+        &["calibrate", "--table", p, "--refit", "--json"],
+    ));
+    let refit: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(refit["correction"], calibration["correction"]);
+    assert_eq!(refit["int8_count"], calibration["int8_count"]);
+    assert_eq!(refit["samples"], calibration["samples"]);
+    let after = read_json(&path);
+    assert!(
+        after["validation"].is_null(),
+        "a stale validation is dropped"
+    );
+    assert_eq!(after["calibration"]["samples"], calibration["samples"]);
+    // A refit measures nothing, so the measuring flags are a usage error (clap's exit code 2).
+    let both = run_bin(
+        "hsconas",
+        &["calibrate", "--table", p, "--refit", "--samples", "3"],
+    );
+    assert_eq!(both.code, Some(2), "{both:?}");
+    assert!(
+        both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
 
     // Resuming the mixed table as an FP32 one, or transferring it, is refused.
     fails_with(

@@ -24,7 +24,7 @@ fn committed_measurements_replay_to_the_stated_prediction_error() {
             serde_json::from_slice(&read_evidence(&path).expect("the report")).expect("JSON");
         let networks = report["networks"].as_array().expect("networks");
         assert!(networks.len() >= 20, "{size}: {} networks", networks.len());
-        let (mut sums, mut measured) = (Vec::new(), Vec::new());
+        let (mut sums, mut measured, mut archs) = (Vec::new(), Vec::new(), Vec::new());
         for n in networks {
             let arch: Arch = serde_json::from_value(n["arch"].clone()).expect("an architecture");
             let sum = table.table_sum_ms(&arch).expect("every piece in the table");
@@ -34,6 +34,7 @@ fn committed_measurements_replay_to_the_stated_prediction_error() {
                 "{size}: {arch}: the model sums {sum} ms, the report {stated} ms"
             );
             sums.push(sum);
+            archs.push(arch);
             measured.push(n["measured_ms"].as_f64().expect("measured_ms"));
         }
         // Each predictor of the report (the raw sum, + B, the line) recomputed from the sums.
@@ -45,7 +46,11 @@ fn committed_measurements_replay_to_the_stated_prediction_error() {
             ("table + B", bias),
             ("table, linear", line),
         ] {
-            let predicted: Vec<f64> = sums.iter().map(|&s| correction.apply(s)).collect();
+            let predicted: Vec<f64> = sums
+                .iter()
+                .zip(&archs)
+                .map(|(&s, arch)| correction.predict(s, arch))
+                .collect();
             let accuracy = PredictorAccuracy::of(&predicted, &measured);
             let stated = report["predictors"]
                 .as_array()

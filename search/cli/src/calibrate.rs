@@ -1,10 +1,10 @@
 //! `hsconas calibrate`: the bias term of the latency model (paper Eq. 3).
 
 use hsconas_foundation::outln;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use hsconas_devices::CorrectionKind;
+use hsconas_devices::{Calibration, LatencyTable};
 use hsconas_latency::{calibrate, CalibrateJob};
 use serde_json::json;
 
@@ -21,6 +21,11 @@ pub struct CalibrateArgs {
     /// Seed the networks are drawn with.
     #[arg(long, default_value_t = CalibrateArgs::DEFAULT_SEED)]
     pub seed: u64,
+    /// Measure nothing: choose the correction again from the networks the table's calibration measured
+    /// (after an upgrade that adds corrections, e.g. the INT8 terms of mixed-precision tables). The
+    /// table's validation summary is dropped, as after any calibration.
+    #[arg(long, conflicts_with_all = ["samples", "seed"])]
+    pub refit: bool,
     #[command(flatten)]
     pub device: TableDeviceArgs,
     /// Print JSON.
@@ -41,6 +46,7 @@ impl CalibrateArgs {
             table,
             samples: CalibrateArgs::DEFAULT_SAMPLES,
             seed: CalibrateArgs::DEFAULT_SEED,
+            refit: false,
             device: TableDeviceArgs::default(),
             json: false,
         }
@@ -48,20 +54,25 @@ impl CalibrateArgs {
 }
 
 pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
-    let (mut table, measurer) = args.device.open(&args.table)?;
-    eprintln!(
-        "measuring {} networks end to end on {}",
-        args.samples,
-        measurer.place()
-    );
-    let job = CalibrateJob {
-        samples: args.samples,
-        seed: args.seed,
-        group: args.device.group,
-        progress: !args.json,
-        drift: args.device.drift_policy()?,
+    let table = if args.refit {
+        refit(&args.table)?
+    } else {
+        let (mut table, measurer) = args.device.open(&args.table)?;
+        eprintln!(
+            "measuring {} networks end to end on {}",
+            args.samples,
+            measurer.place()
+        );
+        let job = CalibrateJob {
+            samples: args.samples,
+            seed: args.seed,
+            group: args.device.group,
+            progress: !args.json,
+            drift: args.device.drift_policy()?,
+        };
+        calibrate(&mut table, &args.table, &measurer, &job)?;
+        table
     };
-    calibrate(&mut table, &args.table, &measurer, &job)?;
     let c = table
         .calibration
         .as_ref()
@@ -79,7 +90,10 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
                 "table": args.table,
                 "bias_ms": c.bias_ms,
                 "linear": c.linear,
+                "int8_count": c.int8_count,
+                "int8_stages": c.int8_stages,
                 "correction": c.correction,
+                "held_out_rmse": c.held_out_rmse,
                 "samples": c.samples,
                 "drift": drift_json,
             }))?
@@ -115,9 +129,30 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
                 fit.offset_ms
             )?;
         }
-        if let Some(e) = c.held_out_rmse {
+        if let Some(fit) = c.int8_count {
             outln!(
-                "leave-one-out RMSE: table sum {:.4} ms, + B {:.4} ms, line {:.4} ms",
+                "INT8 fit: measured = table sum {:+.4} ms {:+.4} ms per INT8 layer",
+                fit.offset_ms,
+                fit.int8_ms_per_stage[0]
+            )?;
+        }
+        if let Some(fit) = c.int8_stages {
+            let [s1, s2, s3, s4] = fit.int8_ms_per_stage;
+            outln!(
+                "INT8 per-stage fit: measured = table sum {:+.4} ms, per INT8 layer of stage 1..4 \
+                 {s1:+.4} / {s2:+.4} / {s3:+.4} / {s4:+.4} ms",
+                fit.offset_ms
+            )?;
+        }
+        if let Some(e) = c.held_out_rmse {
+            let int8 = match (e.int8_count_ms, e.int8_stages_ms) {
+                (Some(count), Some(stages)) => {
+                    format!(", INT8 term {count:.4} ms, INT8 per stage {stages:.4} ms")
+                }
+                _ => String::new(),
+            };
+            outln!(
+                "leave-one-out RMSE: table sum {:.4} ms, + B {:.4} ms, line {:.4} ms{int8}",
                 e.none_ms,
                 e.bias_ms,
                 e.linear_ms
@@ -126,11 +161,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         outln!(
             "predictions use {} (the simplest within one standard error of the lowest leave-one-out \
              error); stored in {}",
-            match c.correction {
-                CorrectionKind::Bias => "table sum + B",
-                CorrectionKind::Linear => "the linear fit",
-                CorrectionKind::None => "the plain table sum",
-            },
+            c.correction.describe(),
             args.table.display()
         )?;
         outln!(
@@ -139,4 +170,32 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `--refit`: the table's calibration chosen again from its own networks, saved in place.
+fn refit(path: &Path) -> anyhow::Result<LatencyTable> {
+    let mut table = LatencyTable::load(path)?;
+    let old = table.calibration.take().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no calibration to refit: run `hsconas calibrate --table {}` first",
+            path.display(),
+            path.display()
+        )
+    })?;
+    if old.samples.is_empty() {
+        anyhow::bail!(
+            "{}'s calibration holds no measured networks",
+            path.display()
+        );
+    }
+    eprintln!(
+        "refitting the correction from the {} networks the calibration measured (measuring nothing)",
+        old.samples.len()
+    );
+    let mut calibration = Calibration::from_samples(old.seed, old.requested, old.samples);
+    calibration.trace = old.trace;
+    table.calibration = Some(calibration);
+    table.validation = None;
+    table.save(path)?;
+    Ok(table)
 }

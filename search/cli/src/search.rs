@@ -127,6 +127,7 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
     let (table, measurer) = args.device.open(&args.table)?;
     let precision = SearchPrecision::resolve(args.options.precision, &table)?;
     settings.precisions = precision.precisions();
+    settings.evolution.fastest_precision = precision == SearchPrecision::Fastest;
     let config = table.provenance.net_config();
     let data = args.data.prepare()?;
     ensure_data_matches(&data, &config)?;

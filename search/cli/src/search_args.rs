@@ -156,17 +156,18 @@ pub struct SearchOptions {
     /// others' scores as their percentile among 100 architectures drawn from the space with --seed.
     #[arg(help_heading = "Accuracy estimator", long, value_enum)]
     pub estimator: Option<Estimator>,
-    /// The precision of the searched layers: `fp32`, `int8` (every layer with weights INT8) or `mixed`
+    /// The precision of the searched layers: `fp32`, `int8` (every layer with weights INT8), `mixed`
     /// (each layer's precision searched with its operator and width: mutation and crossover act on it,
-    /// re-measurement exports the mixed network). Default: `mixed` with a mixed-precision table
-    /// (`hsconas profile --precision mixed`), else `fp32`; `int8` and `mixed` need such a table.
-    /// Accuracy estimates are the FP32 network's: the INT8 loss is measured after retraining
-    /// (`hsconas export evaluate`).
+    /// re-measurement exports the mixed network) or `fastest` (mixed, every candidate's layers at the
+    /// precision the calibrated latency model predicts faster for their operator and width). Default:
+    /// `mixed` with a mixed-precision table (`hsconas profile --precision mixed`), else `fp32`; all
+    /// but `fp32` need such a table. Accuracy estimates are the FP32 network's: measure the INT8 loss
+    /// after retraining and keep it within a budget with `hsconas export int8-budget`.
     #[arg(
         help_heading = "Objective",
         long,
         value_enum,
-        value_name = "fp32|int8|mixed"
+        value_name = "fp32|int8|mixed|fastest"
     )]
     pub precision: Option<SearchPrecision>,
     /// Predictor model for `--estimator predictor` (`predictor-model.json` of `research/scripts/ground-truth.sh
@@ -247,6 +248,8 @@ pub enum SearchPrecision {
     Int8,
     /// Each layer's precision searched.
     Mixed,
+    /// Each layer at the precision the latency model predicts faster.
+    Fastest,
 }
 
 impl SearchPrecision {
@@ -255,7 +258,9 @@ impl SearchPrecision {
         match self {
             SearchPrecision::Fp32 => [Precision::Fp32].into(),
             SearchPrecision::Int8 => [Precision::Int8].into(),
-            SearchPrecision::Mixed => [Precision::Fp32, Precision::Int8].into(),
+            SearchPrecision::Mixed | SearchPrecision::Fastest => {
+                [Precision::Fp32, Precision::Int8].into()
+            }
         }
     }
 
@@ -276,6 +281,7 @@ impl SearchPrecision {
              this table measured FP32 pieces only",
             match precision {
                 SearchPrecision::Int8 => "int8",
+                SearchPrecision::Fastest => "fastest",
                 _ => "mixed",
             }
         );
@@ -376,6 +382,8 @@ impl SearchArgs {
             crossover: o.crossover,
             mutation: o.mutation,
             seed: o.seed,
+            // Set by `search::run` once the table says which precisions it measured.
+            fastest_precision: false,
         };
         evolution.validate()?;
         let estimator = self.estimator();

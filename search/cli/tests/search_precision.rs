@@ -150,6 +150,28 @@ fn a_mixed_table_searches_precision_with_operator_and_width() {
         );
     }
 
+    // fastest: every candidate's layers at the precision the (calibrated) model predicts faster.
+    let out = ok(search(
+        &table,
+        &tmp.path().join("fastest"),
+        &["--precision", "fastest", "--remeasure", "0"],
+    ));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["settings"]["evolution"]["fastest_precision"], true);
+    let space = hsconas_models::SearchSpace::full()
+        .with_precisions(
+            &[
+                hsconas_vocabulary::Precision::Fp32,
+                hsconas_vocabulary::Precision::Int8,
+            ]
+            .into(),
+        )
+        .expect("mixed space");
+    let archs = candidates(&report);
+    for arch in &archs {
+        assert_eq!(&model.fastest_precisions(arch, &space), arch, "{arch}");
+    }
+
     // An FP32 table cannot search INT8 layers.
     let committed = root().join("devices/tables/local-cpu-A-32.json");
     let refused = search(

@@ -1,6 +1,7 @@
 //! Validation: K held-out random networks (never calibration ones) measured end to end and compared with
-//! every predictor: the plain table sum, the paper's table + B, the fitted correction, and MACs and
-//! parameter counts as proxies (each mapped to milliseconds by a line fitted on the calibration networks).
+//! every predictor: the plain table sum, the paper's table + B, the fitted corrections (the line, and for
+//! mixed-precision tables the INT8 terms), and MACs and parameter counts as proxies (each mapped to
+//! milliseconds by a line fitted on the calibration networks).
 
 use crate::LatencyError;
 use std::collections::HashSet;
@@ -91,7 +92,8 @@ pub struct DriftModelRows {
 /// One predictor's accuracy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PredictorRow {
-    /// Short name (`table`, `table + B`, `table, linear`, `MACs`, `params`).
+    /// Short name (`table`, `table + B`, `table, linear`, for mixed-precision tables `table + INT8` and
+    /// `table + INT8/stage`, `MACs`, `params`).
     pub name: String,
     /// How it predicts.
     pub description: String,
@@ -314,8 +316,38 @@ fn predictor_rows(
                 fit.scale, fit.offset_ms
             ),
             calibration.correction == CorrectionKind::Linear,
-            sums.iter().map(|s| fit.apply(*s)).collect(),
+            predict_all(&fit, networks),
         );
+    }
+    for (name, kind, fit) in [
+        (
+            "table + INT8",
+            CorrectionKind::Int8Count,
+            calibration.int8_count,
+        ),
+        (
+            "table + INT8/stage",
+            CorrectionKind::Int8Stages,
+            calibration.int8_stages,
+        ),
+    ] {
+        if let Some(fit) = fit {
+            let [s1, s2, s3, s4] = fit.int8_ms_per_stage;
+            let terms = if kind == CorrectionKind::Int8Count {
+                format!("{s1:+.4} ms per INT8 layer")
+            } else {
+                format!("{s1:+.4} / {s2:+.4} / {s3:+.4} / {s4:+.4} ms per INT8 layer of stage 1..4")
+            };
+            push(
+                name,
+                format!(
+                    "table sum {:+.4} ms {terms}, least squares over the calibration networks",
+                    fit.offset_ms
+                ),
+                calibration.correction == kind,
+                predict_all(&fit, networks),
+            );
+        }
     }
     for (name, pick) in [("MACs", 0usize), ("params", 1usize)] {
         let (slope, intercept) = proxy_fit(calibration, config, pick)?;
@@ -331,6 +363,14 @@ fn predictor_rows(
         );
     }
     Ok(rows)
+}
+
+/// `correction`'s predictions of `networks` from their table sums.
+fn predict_all(correction: &Correction, networks: &[ValidatedNetwork]) -> Vec<f64> {
+    networks
+        .iter()
+        .map(|n| correction.predict(n.table_sum_ms, &n.arch))
+        .collect()
 }
 
 /// Line from MACs (`pick` 0) or params (1) to measured ms over the calibration networks.

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hsconas_devices::{Correction, LatencyModel, LatencyTable, NetworkSample};
+use hsconas_devices::{LatencyModel, LatencyTable, NetworkSample};
 use hsconas_foundation::write_atomic;
 use hsconas_models::{Arch, SearchSpace};
 
@@ -538,20 +538,14 @@ pub fn corrected_model(
     let correction = base.correction();
     let ratios: Vec<f64> = extra
         .iter()
-        .map(|s| s.measured_ms / correction.apply(s.table_sum_ms))
+        .map(|s| s.measured_ms / correction.predict(s.table_sum_ms, &s.arch))
         .filter(|r| r.is_finite() && *r > 0.0)
         .collect();
     if ratios.is_empty() {
         return Ok(base);
     }
     let level = hsconas_devices::drift::median(&ratios);
-    Ok(LatencyModel::new(
-        table,
-        Correction {
-            scale: correction.scale * level,
-            offset_ms: correction.offset_ms * level,
-        },
-    )?)
+    Ok(LatencyModel::new(table, correction.scaled(level))?)
 }
 
 /// The candidates re-measurement and the winner choice draw from: every evaluated one, or with

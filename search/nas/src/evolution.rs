@@ -30,6 +30,12 @@ pub struct EvolutionSettings {
     pub mutation: f64,
     /// Seed.
     pub seed: u64,
+    /// Every candidate's layers set to the precision the latency model predicts faster (among those
+    /// the space allows) before it is evaluated: `hsconas search --precision fastest`. No accuracy
+    /// estimator sees precision, so in a mixed space this is the best assignment for each candidate's
+    /// operators and widths; mutation and crossover still act on the operator and channel genes.
+    #[serde(default)]
+    pub fastest_precision: bool,
 }
 
 impl Default for EvolutionSettings {
@@ -41,6 +47,7 @@ impl Default for EvolutionSettings {
             crossover: 0.25,
             mutation: 0.25,
             seed: 0,
+            fastest_precision: false,
         }
     }
 }
@@ -176,6 +183,19 @@ impl Evolution {
         &mut self,
         evaluator: &mut Evaluator<O>,
     ) -> Result<&GenerationStats, NasError> {
+        let model = evaluator.model().clone();
+        let settle = |arch: Arch| {
+            if self.settings.fastest_precision {
+                model.fastest_precisions(&arch, &self.space)
+            } else {
+                arch
+            }
+        };
+        // The first population (and one planned before a correction changed the model).
+        self.population = std::mem::take(&mut self.population)
+            .into_iter()
+            .map(settle)
+            .collect();
         // One batch per generation: a distributed oracle spreads it over its ranks.
         let mut scored: Vec<Candidate> = evaluator.evaluate_all(&self.population)?;
         // Stable sort: ties keep population order, so the result is deterministic.
@@ -199,16 +219,22 @@ impl Evolution {
             .map(|c| c.arch.clone())
             .collect();
         self.generation += 1;
-        self.population = self.breed(&parents, |a| evaluator.contains(a));
+        self.population = self.breed(&parents, |a| evaluator.contains(a), settle);
         Ok(self
             .history
             .last()
             .unwrap_or_else(|| unreachable!("just pushed")))
     }
 
-    /// The next population: the parents, then mutation children, then crossover children, each new
-    /// (neither evaluated before nor already in the population) where the space allows.
-    fn breed(&self, parents: &[Arch], known: impl Fn(&Arch) -> bool) -> Vec<Arch> {
+    /// The next population: the parents, then mutation children, then crossover children, each passed
+    /// through `settle` and new (neither evaluated before nor already in the population) where the
+    /// space allows.
+    fn breed(
+        &self,
+        parents: &[Arch],
+        known: impl Fn(&Arch) -> bool,
+        settle: impl Fn(Arch) -> Arch,
+    ) -> Vec<Arch> {
         let s = &self.settings;
         let mut rng = generation_rng(s.seed, self.generation);
         let mut next: Vec<Arch> = parents.to_vec();
@@ -228,6 +254,7 @@ impl Evolution {
                 let b = parents.choose(&mut rng).unwrap_or(&parents[0]);
                 self.crossover(a, b, &mut rng)
             };
+            let child = settle(child);
             tries += 1;
             let fresh = !known(&child) && !members.contains(&child);
             if fresh || tries > 2 * max_tries {

@@ -1,5 +1,5 @@
 //! The search over precision: a mixed space's evolution on the committed input-32 table with made-up INT8
-//! entries, and what mutation and crossover do to the precision gene.
+//! entries, what mutation and crossover do to the precision gene, and `--precision fastest`.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -13,6 +13,10 @@ use super::*;
 /// The committed table with made-up INT8 entries (slower than FP32 in the first 10 layers, faster in the
 /// last 10), compiled.
 fn mixed_model() -> LatencyModel {
+    LatencyModel::from_table(&mixed_table()).expect("complete mixed table")
+}
+
+fn mixed_table() -> LatencyTable {
     use hsconas_models::build::{mixed_pieces, Piece};
     use hsconas_vocabulary::{Int8Flavour, Precision, WeightRange};
     let path = hsconas_foundation::package_dir!().join("../../devices/tables/local-cpu-A-32.json");
@@ -37,7 +41,7 @@ fn mixed_model() -> LatencyModel {
             table.entries.insert(piece.key(), entry);
         }
     }
-    LatencyModel::from_table(&table).expect("complete mixed table")
+    table
 }
 
 #[test]
@@ -99,4 +103,89 @@ fn a_mixed_search_evolves_precision_and_asks_the_oracle_once_per_network() {
         .filter(|_| mixed.mutate(parent, &mut rng).precisions() != parent.precisions())
         .count();
     assert!(changed > 25, "{changed} of 50 mutants changed a precision");
+}
+
+fn mixed_space() -> SearchSpace {
+    use hsconas_vocabulary::Precision;
+    SearchSpace::full()
+        .with_precisions(&[Precision::Fp32, Precision::Int8].into())
+        .expect("valid")
+}
+
+/// INT8 entries are 1.5x the FP32 ones in the first 10 layers and 0.6x in the last 10: each layer takes
+/// the faster precision, `skip` stays FP32, and the correction's per-stage INT8 term counts.
+#[test]
+fn fastest_precisions_take_each_layers_faster_entry() {
+    use hsconas_devices::Correction;
+    use hsconas_vocabulary::Precision;
+    use rand::SeedableRng;
+    let space = mixed_space();
+    let model = mixed_model();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for _ in 0..20 {
+        let arch = space.sample(&mut rng);
+        let fast = model.fastest_precisions(&arch, &space);
+        assert_eq!(fast.as_fp32(), arch.as_fp32(), "operators and widths kept");
+        for (layer, (choice, precision)) in fast.choices().iter().zip(fast.precisions()).enumerate()
+        {
+            let want = if choice.is_skip() || layer < 10 {
+                Precision::Fp32
+            } else {
+                Precision::Int8
+            };
+            assert_eq!(*precision, want, "layer {layer} of {fast}");
+        }
+        assert!(model.predict_ms(&fast) <= model.predict_ms(&arch));
+        assert_eq!(model.fastest_precisions(&fast, &space), fast, "settled");
+    }
+    // INT8 layers of the last stage cost 1 ms more each: they stay FP32 there (0-based layers 16-19).
+    let correction = Correction {
+        int8_ms_per_stage: [0.0, 0.0, 0.0, 1.0],
+        ..Correction::NONE
+    };
+    let costly = LatencyModel::new(&mixed_table(), correction).expect("complete");
+    let arch: Arch = vec!["shuffle3:0.5"; 20]
+        .join(",")
+        .parse()
+        .expect("an architecture");
+    let fast = costly.fastest_precisions(&arch, &space);
+    assert_eq!(fast.int8_layers(), (10..=15).collect::<Vec<usize>>());
+    // An FP32 space leaves precisions alone.
+    assert!(
+        costly
+            .fastest_precisions(&fast, &SearchSpace::full())
+            .int8_layers()
+            == fast.int8_layers()
+    );
+}
+
+/// `--precision fastest`: every candidate the evolution evaluates is settled at its faster precisions.
+#[test]
+fn a_fastest_precision_search_evaluates_settled_candidates_only() {
+    let space = mixed_space();
+    let model = mixed_model();
+    let objective = Objective::new(2.0, -0.5, ObjectiveMode::Penalty).expect("objective");
+    let calls = Rc::new(Cell::new(0));
+    let mut eval = Evaluator::new(oracle(calls), mixed_model(), objective);
+    let settings = EvolutionSettings {
+        fastest_precision: true,
+        ..small_settings(4)
+    };
+    let mut evo = Evolution::new(settings, space.clone()).expect("settings");
+    while !evo.is_done() {
+        evo.step(&mut eval).expect("step");
+    }
+    for c in eval.evaluated() {
+        assert_eq!(
+            model.fastest_precisions(&c.arch, &space),
+            c.arch,
+            "{}",
+            c.arch
+        );
+        space.check(&c.arch).expect("inside the space");
+    }
+    assert!(eval
+        .evaluated()
+        .iter()
+        .any(|c| !c.arch.int8_layers().is_empty()));
 }
