@@ -157,11 +157,12 @@ pub struct SearchOptions {
     #[arg(help_heading = "Accuracy estimator", long, value_enum)]
     pub estimator: Option<Estimator>,
     /// The precision of the searched layers: `fp32`, `int8` (every layer with weights INT8), `mixed`
-    /// (each layer's precision searched with its operator and width: mutation and crossover act on it,
-    /// re-measurement exports the mixed network) or `fastest` (mixed, every candidate's layers at the
-    /// precision the calibrated latency model predicts faster for their operator and width). Default:
-    /// `mixed` with a mixed-precision table (`hsconas profile --precision mixed`), else `fp32`; all
-    /// but `fp32` need such a table. Accuracy estimates are the FP32 network's: measure the INT8 loss
+    /// (each layer's precision searched with its operator and width: mutation and crossover act on it)
+    /// or `fastest` (every candidate's layers at the precision the calibrated latency model predicts
+    /// faster for their operator and width); re-measurement exports the networks with their INT8
+    /// layers. Default: `fastest` with a mixed-precision table (`hsconas profile --precision mixed`;
+    /// it found faster networks than `mixed` at equal predicted accuracy, docs/RESULTS.md), else `fp32`;
+    /// all but `fp32` need such a table. Accuracy estimates are the FP32 network's: measure the INT8 loss
     /// after retraining and keep it within a budget with `hsconas export int8-budget`.
     #[arg(
         help_heading = "Objective",
@@ -264,14 +265,14 @@ impl SearchPrecision {
         }
     }
 
-    /// `--precision`, or its default for `table`: mixed when the table measured INT8 pieces; refuses
+    /// `--precision`, or its default for `table`: fastest when the table measured INT8 pieces; refuses
     /// INT8 layers with an FP32 table.
     pub fn resolve(
         given: Option<SearchPrecision>,
         table: &hsconas_devices::LatencyTable,
     ) -> anyhow::Result<SearchPrecision> {
         let precision = given.unwrap_or(if table.is_mixed() {
-            SearchPrecision::Mixed
+            SearchPrecision::Fastest
         } else {
             SearchPrecision::Fp32
         });
