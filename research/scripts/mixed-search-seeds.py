@@ -1,0 +1,42 @@
+"""Several seeds of research/scripts/mixed-search.sh side by side.
+
+    python research/scripts/mixed-search-seeds.py EVIDENCE_DIR [EVIDENCE_DIR ...]
+
+Each EVIDENCE_DIR holds one run's summary.json and its gzipped search reports (`EVIDENCE=` of
+mixed-search.sh). Prints JSON: per KIND (the runs' `at_equal_predicted_accuracy` keys) how many runs met
+the goal's ratio; the range of the prediction errors (predicted / measured - 1) of every network the
+searches re-measured, and the share of them predicted too fast; the range of the winners' measured latency
+relative to their target; and the networks each KIND's two searches measured per run. Offline: it measures
+nothing.
+"""
+import gzip
+import json
+import os
+import sys
+
+runs = sys.argv[1:]
+kinds, errors, winners, measured = None, [], [], {}
+met = {}
+for run in runs:
+    summary = json.load(open(os.path.join(run, "summary.json")))
+    comparisons = summary["at_equal_predicted_accuracy"]
+    kinds = kinds or list(comparisons)
+    for kind in kinds:
+        met.setdefault(kind, 0)
+        met[kind] += bool(comparisons[kind]["goal_met"])
+        counts = summary["measured_networks"]
+        measured.setdefault(kind, []).append(counts[kind] + counts[f"{kind}-faster"])
+    for name in summary["searches"]:
+        report = json.load(gzip.open(os.path.join(run, f"{name}.search.json.gz")))
+        errors += [r["predicted_ms"] / r["measured_ms"] - 1 for r in report["remeasured"]]
+        w, target = report["winner"], report["settings"]["objective"]["target_ms"]
+        winners.append(w["measured_ms"] / target - 1)
+print(json.dumps({
+    "runs": runs,
+    "goal_met_runs": met,
+    "measured_networks_per_kind": measured,
+    "prediction_error_min_max": [min(errors), max(errors)],
+    "predicted_too_fast": sum(e < 0 for e in errors),
+    "remeasured_networks": len(errors),
+    "winner_relative_to_target_min_max": [min(winners), max(winners)],
+}, indent=1))
