@@ -176,7 +176,8 @@ pub fn export(
                 "--precision int8 needs --calibration DATA: images from the training split to measure \
                  each activation's range"
             })?;
-            let images = calibration_images(path, graph, info, args)?;
+            let images =
+                calibration_images(path, graph.input.h, graph.input.c, info, &args.sample)?;
             (images, format!("training images of {}", path.display()))
         }
     };
@@ -313,22 +314,25 @@ pub fn resolve_weight_range(text: &str, local: bool) -> anyhow::Result<WeightRan
     })
 }
 
-/// A seeded sample of the training split of the dataset at `path`, resized to the graph's input and
-/// normalised as the network was trained (model.json's statistics, else the images' own).
-fn calibration_images(
+/// A seeded sample of the training split of the dataset at `path` (all its training images: the
+/// validation share a training held out is not set apart), resized to `size` and normalised as the
+/// network was trained (model.json's statistics, else the images' own). `hsconas export onnx|crate
+/// --precision int8` and `hsconas export int8-budget` calibrate on the same images.
+pub fn calibration_images(
     path: &std::path::Path,
-    graph: &Graph,
+    size: usize,
+    channels: usize,
     info: Option<&ModelInfo>,
-    args: &PrecisionArgs,
+    sample: &CalibrationArgs,
 ) -> anyhow::Result<Vec<Vec<f32>>> {
     let splits = hsconas_data::open(path, hsconas_data::ReadOptions::default())
         .with_context(|| format!("reading the calibration images from {}", path.display()))?;
     let train = &splits.train;
     anyhow::ensure!(
-        train.channels == graph.input.c,
+        train.channels == channels,
         "the calibration images have {} channels, the network takes {}",
         train.channels,
-        graph.input.c
+        channels
     );
     let (mean, std) = match info {
         Some(info) => (
@@ -339,9 +343,9 @@ fn calibration_images(
     };
     Ok(hsconas_data::calibration_tensors(
         train,
-        args.sample.calibration_images as usize,
+        sample.calibration_images as usize,
         0,
-        graph.input.h,
+        size,
         &mean,
         &std,
     ))

@@ -29,7 +29,9 @@ use hsconas_vocabulary::Precision;
 
 use super::data_args::DataArgs;
 use super::export_evaluate::count_correct;
-use super::export_int8::{layer_selection, resolve_weight_range, CalibrationArgs};
+use super::export_int8::{
+    calibration_images, layer_selection, resolve_weight_range, CalibrationArgs,
+};
 use super::measure_args::TableDeviceArgs;
 
 mod report;
@@ -264,14 +266,15 @@ fn prepare(
         info.normalisation.mean.clone(),
         info.normalisation.std.clone(),
     );
-    let calibration = hsconas_data::calibration_tensors(
-        &data.train,
-        args.sample.calibration_images as usize,
-        0,
+    // The images `hsconas export onnx --precision int8` calibrates on, so that the model it exports
+    // for the network kept is the one measured here.
+    let calibration = calibration_images(
+        &args.data.data,
         size,
-        &mean,
-        &std,
-    );
+        graph.input.c,
+        Some(&info),
+        &args.sample,
+    )?;
     let weight_range = match (args.int8_weight_range.as_str(), table) {
         ("auto", Some(t)) => match &t.provenance.int8 {
             Some(pieces) => pieces.weight_range,

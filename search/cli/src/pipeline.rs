@@ -1,6 +1,6 @@
 //! `hsconas run`: the whole pipeline for one device and target — profile, calibrate, train the supernet
-//! (when the search's estimator is the supernet), shrink and search, re-measure, retrain the winner,
-//! export it. Each step is the command of the same name,
+//! (when the search's estimator is the supernet), shrink and search, re-measure, retrain the winner, keep
+//! its INT8 layers' accuracy loss within a budget (a winner with INT8 layers), export it. Each step is the command of the same name,
 //! given its own options type built from the run's flags and the preset (`pipeline/steps.rs`); a step
 //! whose output exists is skipped and an interrupted one resumes, so rerunning the same command line
 //! continues where it stopped.
@@ -19,10 +19,11 @@ use serde_json::json;
 
 use super::data_args::DataArgs;
 use super::measure_args::AgentArgs;
+use super::profile::TablePrecision;
 
 mod steps;
 
-use steps::{preset_settings, Steps, CRATE, FINAL, ONNX, SEARCH, SUPERNET, TABLE};
+use steps::{preset_settings, Steps, CRATE, FINAL, INT8, ONNX, SEARCH, SUPERNET, TABLE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Preset {
@@ -73,6 +74,16 @@ pub struct RunArgs {
     /// CPU threads for libtorch (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// The latency table's precision when the run profiles one: `fp32`, or `mixed` (every block with
+    /// weights in INT8 too). With a mixed table (profiled, or given with --table) the search puts each
+    /// layer at the precision the table predicts faster, and a winner with INT8 layers is retrained,
+    /// kept within --max-int8-loss (`hsconas export int8-budget`) and exported in INT8.
+    #[arg(long, value_enum, default_value_t = TablePrecision::Fp32, value_name = "fp32|mixed")]
+    precision: TablePrecision,
+    /// A winner with INT8 layers: the most validation top-1, in points, they may cost after
+    /// retraining; the most sensitive return to FP32 until the loss fits.
+    #[arg(long, default_value_t = 1.0, value_name = "POINTS")]
+    max_int8_loss: f64,
 }
 
 /// `hsconet-<device>-<T>ms` as a crate name (`.` becomes `_`, other odd characters `-`).
@@ -125,7 +136,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         out: &out,
     };
     let started = std::time::Instant::now();
-    let announce = |n: usize, what: &str| eprintln!("\n== step {n}/7: {what} ==");
+    let announce = |n: usize, what: &str| eprintln!("\n== step {n}/8: {what} ==");
 
     // 1. Latency table (profile resumes an unfinished one and measures nothing for a complete one).
     announce(1, "latency table");
@@ -204,27 +215,63 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         super::train::run(steps.retrain(&winner, resume), &SingleProcess)?;
     }
 
-    // 6. Export.
-    announce(6, "ONNX export with the trained weights");
+    // 6. The INT8 layers' accuracy budget.
+    announce(6, "INT8 accuracy budget");
+    let int8_dir = out.join(INT8);
+    let budget_report = int8_dir.join(super::int8_budget::REPORT_FILE);
+    let shipped = if found.arch.is_fp32() {
+        eprintln!("the winner has no INT8 layers: skipped");
+        final_dir.clone()
+    } else {
+        if budget_report.exists() {
+            eprintln!("{} exists: skipped", budget_report.display());
+        } else {
+            super::int8_budget::run(steps.int8_budget())?;
+        }
+        int8_dir
+    };
+    // The network shipped: the retrained winner, or the one the budget kept (its INT8 layers exported
+    // in INT8 as the table's pieces were; FP32 when the budget returned every one).
+    let shipped_model =
+        hsconas_export::ModelInfo::load(&shipped.join(hsconas_export::MODEL_INFO_FILE))
+            .context("the shipped network's model.json")?;
+    let shipped_arch: hsconas_models::Arch = shipped_model
+        .architecture
+        .parse()
+        .context("the shipped network's architecture")?;
+    let int8 = (!shipped_arch.is_fp32()).then(|| steps.int8_export(&LatencyTable::load(&table)?));
+    let int8 = int8.transpose()?;
+
+    // 7. Export.
+    announce(7, "ONNX export with the trained weights");
     let onnx = out.join(ONNX);
     if onnx.exists() {
         eprintln!("{} exists: skipped", onnx.display());
     } else {
-        super::export::run(super::export::ExportCommand::Onnx(Box::new(steps.onnx())))?;
+        let args = steps.onnx(&shipped, int8.clone());
+        super::export::run(super::export::ExportCommand::Onnx(Box::new(args)))?;
     }
 
-    // 7. The inference crate.
-    announce(7, "Rust inference crate");
+    // 8. The inference crate.
+    announce(8, "Rust inference crate");
     let krate = out.join(CRATE);
     if krate.join("Cargo.toml").exists() {
         eprintln!("{} exists: skipped", krate.display());
     } else {
         let name = crate_name(&device_name, args.target_ms);
-        super::export::run(super::export::ExportCommand::Crate(steps.krate(&name)))?;
+        let args = steps.krate(&name, &shipped, int8);
+        super::export::run(super::export::ExportCommand::Crate(args))?;
     }
 
     let model = hsconas_export::ModelInfo::load(&final_dir.join(hsconas_export::MODEL_INFO_FILE))
         .context("the retrained network's model.json")?;
+    let budget: Option<serde_json::Value> = if found.arch.is_fp32() {
+        None
+    } else {
+        let bytes = std::fs::read(&budget_report)
+            .with_context(|| format!("reading {}", budget_report.display()))?;
+        Some(serde_json::from_slice(&bytes).context("the INT8 budget's report")?)
+    };
     let summary = json!({
         "device": args.device,
         "target_ms": args.target_ms,
@@ -237,11 +284,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "relative_to_target": found.relative_to_target,
         "winner_reason": found.reason,
         "retrained": model,
+        "int8_budget": budget,
+        "shipped_arch": shipped_model.architecture,
         "files": {
             "table": table,
             "supernet": (args.estimator == Estimator::Supernet).then_some(&supernet_ckpt),
             "search_report": search_dir.join("search.json"),
-            "weights": weights, "onnx": onnx, "crate": krate,
+            "weights": weights,
+            "int8_budget": budget.is_some().then_some(&budget_report),
+            "shipped": shipped,
+            "onnx": onnx, "crate": krate,
         },
         "seconds_this_invocation": started.elapsed().as_secs_f64(),
     });
@@ -267,12 +319,43 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "accuracy  {estimated}; retrained {}",
         retrained_line(&model)
     )?;
+    if let Some(b) = &budget {
+        outln!("int8      {}", int8_line(b))?;
+    }
     outln!(
         "crate     {} (try: cargo run --release --example classify -- IMAGE)",
         krate.display()
     )?;
     outln!("files     {} (summary.json lists them)", out.display())?;
     Ok(())
+}
+
+/// `kept 5 of 5 INT8 layers within 1 point: test top-1 63.51% (FP32 63.56%)` from an INT8 budget report.
+fn int8_line(report: &serde_json::Value) -> String {
+    let count = |key: &str| {
+        report[key]
+            .as_str()
+            .map_or(0, |a| a.split(',').filter(|l| l.ends_with("@int8")).count())
+    };
+    // Test top-1 where the data has a test split, else validation top-1.
+    let split = if report["fp32"]["test_top1"].is_number() {
+        "test"
+    } else {
+        "val"
+    };
+    let top1 = |key: &str| {
+        report[key][format!("{split}_top1")]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
+    format!(
+        "kept {} of {} INT8 layers within {} point(s): {split} top-1 {:.2}% (FP32 {:.2}%)",
+        count("kept_arch"),
+        count("marked_arch"),
+        report["max_int8_loss"],
+        top1("kept"),
+        top1("fp32")
+    )
 }
 
 /// `2 epochs: test top-1 35.20% on 500 images (chance 10.0%)` (validation when the data has no test

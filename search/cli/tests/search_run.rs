@@ -435,7 +435,7 @@ fn the_pipeline_runs_end_to_end_and_continues_after_a_kill() {
         String::from_utf8_lossy(&again.stderr)
             .matches("skipped")
             .count(),
-        7
+        8
     );
 }
 

@@ -3,10 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
+use hsconas_devices::LatencyTable;
 use hsconas_nas::Estimator;
+use hsconas_vocabulary::{Precision, WeightRange};
 
 use super::super::calibrate::CalibrateArgs;
 use super::super::export::{CrateArgs, OnnxArgs};
+use super::super::export_int8::{CalibrationArgs, PrecisionArgs};
+use super::super::int8_budget::BudgetArgs;
 use super::super::measure_args::{ProfilingProtocolArgs, TableDeviceArgs};
 use super::super::profile::ProfileArgs;
 use super::super::recipe_args::RecipeArgs;
@@ -101,6 +105,7 @@ pub(super) const TABLE: &str = "table.json";
 pub(super) const SUPERNET: &str = "supernet";
 pub(super) const SEARCH: &str = "search";
 pub(super) const FINAL: &str = "final";
+pub(super) const INT8: &str = "int8";
 pub(super) const ONNX: &str = "model.onnx";
 pub(super) const CRATE: &str = "crate";
 
@@ -145,6 +150,7 @@ impl Steps<'_> {
             input_size: Some(input_size),
             classes: Some(classes),
             out: Some(self.at(TABLE)),
+            precision: self.args.precision,
             protocol: ProfilingProtocolArgs {
                 max_runs: self.preset.profile_max_runs,
                 ..ProfilingProtocolArgs::default()
@@ -208,17 +214,61 @@ impl Steps<'_> {
         }
     }
 
-    pub(super) fn onnx(&self) -> OnnxArgs {
-        OnnxArgs {
-            batch: "dynamic".to_string(),
-            ..OnnxArgs::trained(self.at(FINAL), self.at(ONNX))
+    /// The retrained winner's INT8 layers kept within the run's budget, measured against the table.
+    pub(super) fn int8_budget(&self) -> BudgetArgs {
+        BudgetArgs {
+            weights: self.at(FINAL),
+            data: self.args.data.clone(),
+            max_int8_loss: self.args.max_int8_loss,
+            out: self.at(INT8),
+            threads: self.args.threads.unwrap_or(1),
+            json: false,
+            sample: CalibrationArgs::default(),
+            int8_weight_range: "auto".into(),
+            table: Some(self.at(TABLE)),
+            measure: true,
+            device: self.table_device(),
         }
     }
 
-    pub(super) fn krate(&self, name: &str) -> CrateArgs {
+    /// An INT8 export as the table's INT8 pieces were made (flavour, weight range), calibrated on the
+    /// run's training images.
+    pub(super) fn int8_export(&self, table: &LatencyTable) -> anyhow::Result<PrecisionArgs> {
+        let pieces = table.provenance.int8.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the network has INT8 layers but {} measured no INT8 pieces",
+                self.at(TABLE).display()
+            )
+        })?;
+        Ok(PrecisionArgs {
+            precision: Precision::Int8,
+            calibration: Some(self.args.data.data.clone()),
+            int8_flavour: pieces.flavour,
+            reduce_range: pieces.weight_range == WeightRange::Reduced,
+            ..PrecisionArgs::default()
+        })
+    }
+
+    /// The network in `weights` as ONNX (INT8 with `int8`).
+    pub(super) fn onnx(&self, weights: &Path, int8: Option<PrecisionArgs>) -> OnnxArgs {
+        OnnxArgs {
+            batch: "dynamic".to_string(),
+            precision: int8.unwrap_or_default(),
+            ..OnnxArgs::trained(weights.to_path_buf(), self.at(ONNX))
+        }
+    }
+
+    /// The inference crate of the network in `weights` (INT8 with `int8`).
+    pub(super) fn krate(
+        &self,
+        name: &str,
+        weights: &Path,
+        int8: Option<PrecisionArgs>,
+    ) -> CrateArgs {
         CrateArgs {
             overwrite: true,
-            ..CrateArgs::new(self.at(FINAL), name.to_string(), self.at(CRATE))
+            precision: int8.unwrap_or_default(),
+            ..CrateArgs::new(weights.to_path_buf(), name.to_string(), self.at(CRATE))
         }
     }
 }
@@ -302,8 +352,16 @@ mod tests {
             );
             assert_eq!(retrain.recipe.warmup_epochs, Some(p.final_warmup));
             assert_eq!(retrain.recipe.out, Some(out.join(FINAL)));
-            assert_eq!(steps.onnx().batch, "dynamic");
-            assert!(steps.krate("net").overwrite);
+            let onnx = steps.onnx(&out.join(FINAL), None);
+            assert_eq!(onnx.batch, "dynamic");
+            assert_eq!(onnx.precision.precision, Precision::Fp32);
+            assert!(steps.krate("net", &out.join(FINAL), None).overwrite);
+            let budget = steps.int8_budget();
+            assert_eq!(
+                (budget.weights, budget.out, budget.table),
+                (out.join(FINAL), out.join(INT8), Some(out.join(TABLE)))
+            );
+            assert_eq!(budget.max_int8_loss, 1.0);
         }
     }
 }
