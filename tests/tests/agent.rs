@@ -158,7 +158,17 @@ fn bad_requests_get_the_right_status_and_the_agent_keeps_serving() {
         413
     );
 
+    // ONNX Runtime's U8U8 kernels for quantised models: an ort session option, refused with tract.
+    let u8u8 = c
+        .deploy_with("stem-u8u8", &model, Engine::Ort, true)
+        .expect("deploy with x64_quant_precision");
+    assert!(u8u8.x64_quant_precision);
+    assert_eq!(
+        status_of(c.deploy_with("stem-tract", &model, Engine::Tract, true)),
+        400
+    );
     let info = c.deploy("stem", &model, Engine::Ort).expect("deploy");
+    assert!(!info.x64_quant_precision);
     let mut wrong = random_inputs(&info.inputs, 2, 0);
     wrong[0].shape = vec![2, 3, 16, 64];
     assert_eq!(status_of(c.infer("stem", &wrong)), 400);

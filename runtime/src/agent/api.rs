@@ -30,6 +30,10 @@ pub struct DeployedModelInfo {
     pub outputs: Vec<TensorSpec>,
     /// Size of the ONNX file.
     pub bytes: usize,
+    /// ONNX Runtime runs quantised models with its U8U8 kernels (`session.x64quantprecision`: for x86
+    /// CPUs without VNNI and INT8 models with full-range weights); absent in answers of older agents.
+    #[serde(default)]
+    pub x64_quant_precision: bool,
 }
 
 /// A model ready for inference.

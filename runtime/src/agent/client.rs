@@ -206,7 +206,24 @@ impl AgentClient {
         onnx: &[u8],
         backend: Engine,
     ) -> Result<DeployedModelInfo, ClientError> {
-        let path = format!("/v1/models/{name}?backend={backend}");
+        self.deploy_with(name, onnx, backend, false)
+    }
+
+    /// [`Client::deploy`], with ONNX Runtime's U8U8 kernels for a quantised model when
+    /// `x64_quant_precision` (x86 CPUs without VNNI; refused with tract).
+    pub fn deploy_with(
+        &self,
+        name: &str,
+        onnx: &[u8],
+        backend: Engine,
+        x64_quant_precision: bool,
+    ) -> Result<DeployedModelInfo, ClientError> {
+        let x64 = if x64_quant_precision {
+            "&x64_quant_precision=true"
+        } else {
+            ""
+        };
+        let path = format!("/v1/models/{name}?backend={backend}{x64}");
         self.finish(&path, self.request("PUT", &path).send_bytes(onnx))
     }
 

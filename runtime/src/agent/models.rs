@@ -62,6 +62,8 @@ pub(super) async fn delete(Shared(state): Shared<Arc<State>>, Path(name): Path<S
 #[serde(deny_unknown_fields)]
 struct DeployQuery {
     backend: Option<String>,
+    /// ONNX Runtime's U8U8 kernels for quantised models (`x64_quant_precision=true`).
+    x64_quant_precision: Option<bool>,
 }
 
 pub(super) async fn deploy(
@@ -72,12 +74,22 @@ pub(super) async fn deploy(
     body: Body,
 ) -> Answer {
     valid_name(&name)?;
-    let query: DeployQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("query: {e} (only backend=ort|tract)")))?;
+    let query: DeployQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| {
+            ApiError::bad_request(format!(
+                "query: {e} (only backend=ort|tract and x64_quant_precision=true|false)"
+            ))
+        })?;
     let kind = match query.backend {
         Some(k) => k.parse::<Engine>()?,
         None => Engine::Ort,
     };
+    let x64_quant_precision = query.x64_quant_precision.unwrap_or(false);
+    if x64_quant_precision && kind != Engine::Ort {
+        return Err(ApiError::bad_request(
+            "x64_quant_precision is an ONNX Runtime session option: deploy with backend=ort",
+        ));
+    }
     // Refused before the upload when a measurement runs, and again before the load if one began meanwhile.
     drop(state.outside_measurement()?);
     let onnx = body::read_all(body, &headers, state.body).await?;
@@ -86,6 +98,7 @@ pub(super) async fn deploy(
         let _device = device;
         let engine = backend::build(&BackendConfig {
             kind,
+            x64_quant_precision,
             ..BackendConfig::default()
         })?;
         let model = engine.load(&onnx)?;
@@ -95,6 +108,7 @@ pub(super) async fn deploy(
             inputs: model.inputs().to_vec(),
             outputs: model.outputs().to_vec(),
             bytes: onnx.len(),
+            x64_quant_precision,
         };
         Ok((info, model))
     })

@@ -216,7 +216,9 @@ pub struct WinnerSummary {
     /// Validation accuracy (fraction) with the supernet's weights, or from the re-ranking estimator when
     /// the search re-ranked (`SearchReport::reranked` holds both).
     pub accuracy: f64,
-    /// Predicted latency, ms.
+    /// Predicted latency, ms: for a re-measured winner, the prediction its measurement checked (the
+    /// model's when it was chosen for measurement; later correction rounds rescale the model with the
+    /// measurements, and can make it reproduce a measured network exactly), else the final model's.
     pub predicted_ms: f64,
     /// Measured latency, ms (when it was re-measured), in the table's reference state when the table
     /// normalises for drift: what `relative_to_target` compares with T.
@@ -280,6 +282,17 @@ impl WinnerSummary {
             explanation: choice.explanation(objective),
             tie_margin: (objective.mode == ObjectiveMode::Constraint).then_some(choice.tie_margin),
         }
+    }
+
+    /// Takes the prediction its measurement checked from the re-measured candidates (the last record of
+    /// the winner), with the prediction error against that measurement; unchanged when the winner was
+    /// not re-measured.
+    pub fn with_checked_prediction(mut self, remeasured: &[Remeasured]) -> WinnerSummary {
+        if let Some(r) = remeasured.iter().rev().find(|r| r.arch == self.arch) {
+            self.predicted_ms = r.predicted_ms;
+            self.prediction_error = Some(r.predicted_ms / r.measured_ms - 1.0);
+        }
+        self
     }
 
     /// Adds the raw measurement of the winner from the re-measured candidates (when the table
@@ -449,7 +462,11 @@ pub(crate) fn assemble<O: AccuracyOracle>(
         reranked: state.reranked.clone(),
         refinement: state.refinement.clone(),
         correction_rounds: state.rounds,
-        winner: choice.map(|w| WinnerSummary::new(&w, objective).with_raw(&state.remeasured)),
+        winner: choice.map(|w| {
+            WinnerSummary::new(&w, objective)
+                .with_raw(&state.remeasured)
+                .with_checked_prediction(&state.remeasured)
+        }),
         random_baseline: None,
     }
 }
@@ -507,6 +524,18 @@ mod tests {
             line.contains("4.0% slower than when the table was built"),
             "{line}"
         );
+
+        // The prediction the measurement checked, not the final (corrected) model's.
+        let checked =
+            WinnerSummary::new(&choice, &objective).with_checked_prediction(&[Remeasured {
+                predicted_ms: 0.75,
+                ..remeasured(&arch, Some(raw))
+            }]);
+        assert_eq!(checked.predicted_ms, 0.75);
+        assert!(
+            (checked.prediction_error.expect("measured") - (0.75 / normalised - 1.0)).abs() < 1e-12
+        );
+        assert_eq!(checked.measured_ms, Some(normalised));
 
         // A table without a reference network: nothing raw to state.
         let plain = WinnerSummary::new(&choice, &objective).with_raw(&[remeasured(&arch, None)]);
