@@ -8,37 +8,15 @@
 
 mod common;
 
-use common::{hsconas, root};
+use common::{hsconas, ok, profile_mixed_table_32, root};
 use hsconas_models::Arch;
-use hsconas_tests::FAST_PROTOCOL;
-
-fn ok(out: std::process::Output) -> std::process::Output {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 #[test]
 fn a_run_on_a_mixed_table_keeps_the_int8_loss_in_budget_and_ships_int8() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let table = tmp.path().join("mixed.json");
     let t = table.to_str().expect("utf-8");
-    let mut profile = vec![
-        "profile",
-        "--device",
-        "local-cpu",
-        "--input-size",
-        "32",
-        "--precision",
-        "mixed",
-        "--out",
-        t,
-    ];
-    profile.extend(FAST_PROTOCOL);
-    ok(hsconas(&profile));
+    profile_mixed_table_32(&table);
     let mut json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&table).expect("table")).expect("JSON");
     for (key, entry) in json["entries"].as_object_mut().expect("entries") {

@@ -12,19 +12,9 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{cargo, hsconas, root};
+use common::{cargo, hsconas, ok, profile_mixed_table_32, root};
 use hsconas_devices::{LatencyModel, LatencyTable};
 use hsconas_models::Arch;
-use hsconas_tests::FAST_PROTOCOL;
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn search(table: &Path, out: &Path, extra: &[&str]) -> Output {
     let data = root().join("data/cifar10-sample.tar.gz");
@@ -66,19 +56,7 @@ fn a_mixed_table_searches_precision_with_operator_and_width() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let table = tmp.path().join("mixed.json");
     let t = table.to_str().expect("utf-8");
-    let mut profile = vec![
-        "profile",
-        "--device",
-        "local-cpu",
-        "--input-size",
-        "32",
-        "--precision",
-        "mixed",
-        "--out",
-        t,
-    ];
-    profile.extend(FAST_PROTOCOL);
-    ok(hsconas(&profile));
+    profile_mixed_table_32(&table);
     ok(hsconas(&["calibrate", "--table", t, "--samples", "4"]));
     let model =
         LatencyModel::from_table(&LatencyTable::load(&table).expect("table")).expect("model");

@@ -41,3 +41,33 @@ pub fn cargo(krate: &Path, args: &[&str]) -> Output {
         .output()
         .expect("cargo runs")
 }
+
+/// The output of a command that must succeed; panics with its error output otherwise.
+#[allow(dead_code)] // not every test binary uses it
+pub fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A mixed-precision latency table of this machine at input 32 (every block in FP32 and INT8), profiled
+/// into `table` with the tests' short protocol.
+#[allow(dead_code)] // not every test binary uses it
+pub fn profile_mixed_table_32(table: &Path) {
+    let mut profile = vec![
+        "profile",
+        "--device",
+        "local-cpu",
+        "--input-size",
+        "32",
+        "--precision",
+        "mixed",
+        "--out",
+        table.to_str().expect("utf-8"),
+    ];
+    profile.extend(hsconas_tests::FAST_PROTOCOL);
+    ok(hsconas(&profile));
+}
