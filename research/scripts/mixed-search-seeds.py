@@ -4,18 +4,21 @@
 
 Each EVIDENCE_DIR holds one run's summary.json and its gzipped search reports (`EVIDENCE=` of
 mixed-search.sh). Prints JSON: per KIND (the runs' `at_equal_predicted_accuracy` keys) how many runs met
-the goal's ratio; the range of the prediction errors (predicted / measured - 1) of every network the
-searches re-measured, and the share of them predicted too fast; the range of the winners' measured latency
-relative to their target; and the networks each KIND's two searches measured per run. Offline: it measures
-nothing.
+the goal's ratio; the range of the prediction errors (predicted / measured - 1) of every measurement the
+searches made (a network measured twice counts twice), how many were predicted too fast, and the same
+per search name (fp32, mixed, ...) over the runs; the range of the winners' measured latency relative
+to their own search's target; and the networks each KIND's two searches measured per run. Offline: it
+measures nothing.
 """
 import gzip
 import json
+import statistics
 import os
 import sys
 
 runs = sys.argv[1:]
 kinds, errors, winners, measured = None, [], [], {}
+by_search = {}
 met = {}
 for run in runs:
     summary = json.load(open(os.path.join(run, "summary.json")))
@@ -28,7 +31,9 @@ for run in runs:
         measured.setdefault(kind, []).append(counts[kind] + counts[f"{kind}-faster"])
     for name in summary["searches"]:
         report = json.load(gzip.open(os.path.join(run, f"{name}.search.json.gz")))
-        errors += [r["predicted_ms"] / r["measured_ms"] - 1 for r in report["remeasured"]]
+        these = [r["predicted_ms"] / r["measured_ms"] - 1 for r in report["remeasured"]]
+        errors += these
+        by_search.setdefault(name, []).extend(these)
         w, target = report["winner"], report["settings"]["objective"]["target_ms"]
         winners.append(w["measured_ms"] / target - 1)
 print(json.dumps({
@@ -38,5 +43,9 @@ print(json.dumps({
     "prediction_error_min_max": [min(errors), max(errors)],
     "predicted_too_fast": sum(e < 0 for e in errors),
     "remeasured_networks": len(errors),
-    "winner_relative_to_target_min_max": [min(winners), max(winners)],
+    "winner_relative_to_own_target_min_max": [min(winners), max(winners)],
+    "prediction_error_by_search": {
+        name: {"n": len(e), "median": statistics.median(e), "min": min(e), "max": max(e)}
+        for name, e in by_search.items()
+    },
 }, indent=1))

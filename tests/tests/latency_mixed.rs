@@ -206,6 +206,26 @@ fn a_mixed_table_is_profiled_predicts_int8_layers_and_calibrates_on_mixed_networ
         "a stale validation is dropped"
     );
     assert_eq!(after["calibration"]["samples"], calibration["samples"]);
+    // A table calibrated before the INT8 corrections existed: --refit fits them and chooses again.
+    let mut old = read_json(&path);
+    let c = old["calibration"].as_object_mut().expect("calibration");
+    for key in ["int8_count", "int8_stages", "held_out_rmse"] {
+        c.remove(key);
+    }
+    c.insert("correction".into(), Value::from("bias"));
+    std::fs::write(&path, serde_json::to_vec(&old).expect("JSON")).expect("write");
+    let out = ok(run_bin(
+        "hsconas",
+        &["calibrate", "--table", p, "--refit", "--json"],
+    ));
+    let refit: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(refit["int8_count"], calibration["int8_count"]);
+    assert_eq!(refit["correction"], calibration["correction"]);
+    assert!(
+        refit["held_out_rmse"]["int8_count_ms"].is_number(),
+        "{refit}"
+    );
+
     // A refit measures nothing, so the measuring flags are a usage error (clap's exit code 2).
     let both = run_bin(
         "hsconas",

@@ -283,7 +283,10 @@ fn prepare(
         (text, _) => resolve_weight_range(text, true)?,
     };
     let int8 = Int8Options {
-        flavour: Int8Flavour::Cpu,
+        // The table's pieces' flavour (what `hsconas run` ships), else ONNX Runtime's CPU one.
+        flavour: table
+            .and_then(|t| t.provenance.int8.as_ref())
+            .map_or(Int8Flavour::Cpu, |p| p.flavour),
         method: args.sample.calibration_method,
         weight_range,
         ..Int8Options::default()

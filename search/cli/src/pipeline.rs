@@ -75,11 +75,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// The latency table's precision when the run profiles one: `fp32`, or `mixed` (every block with
-    /// weights in INT8 too). With a mixed table (profiled, or given with --table) the search puts each
-    /// layer at the precision the table predicts faster, and a winner with INT8 layers is retrained,
-    /// kept within --max-int8-loss (`hsconas export int8-budget`) and exported in INT8.
+    /// weights in INT8 too). With a mixed table (profiled, or given with --table) the search chooses
+    /// each layer's precision (`hsconas search`'s default for the --mode), and a winner with INT8
+    /// layers is retrained, kept within --max-int8-loss (`hsconas export int8-budget`) and exported in
+    /// INT8.
     #[arg(long, value_enum, default_value_t = TablePrecision::Fp32, value_name = "fp32|mixed")]
     precision: TablePrecision,
+    /// The search's objective (`hsconas search --mode`): `penalty` (the paper's: best at T) or
+    /// `constraint` (a budget: at or under T, the most accurate wins; with a mixed table each layer
+    /// then takes the precision the table predicts faster, `hsconas search --precision fastest`).
+    #[arg(long, value_enum, default_value_t = super::search::SearchOptions::default().mode)]
+    mode: super::search::ModeArg,
     /// A winner with INT8 layers: the most validation top-1, in points, they may cost after
     /// retraining; the most sensitive return to FP32 until the loss fits.
     #[arg(long, default_value_t = 1.0, value_name = "POINTS")]
@@ -145,6 +151,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("{} is complete: skipped", table.display());
     } else {
         super::profile::run(steps.profile(input_size, classes))?;
+    }
+
+    if args.precision == TablePrecision::Mixed && !LatencyTable::load(&table)?.is_mixed() {
+        eprintln!(
+            "warning: --precision mixed is not applied: {} measured FP32 pieces only (profile into \
+             another --out, or pass a mixed --table)",
+            table.display()
+        );
     }
 
     // 2. Calibration.

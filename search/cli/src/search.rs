@@ -30,7 +30,7 @@ use super::search_report;
 use super::supernet::{ensure_data_matches, load_supernet, spread_subset, SupernetModel};
 use super::train::{train_prepared, TrainArgs};
 
-pub use super::search_args::{SearchArgs, SearchOptions};
+pub use super::search_args::{ModeArg, SearchArgs, SearchOptions};
 
 /// The constraint's tie margin (a fraction of accuracy): `--tie-margin`, else the predictor's recorded
 /// held-out error when it is the estimator, else 0; refused under the penalty, which has no ties.
@@ -125,7 +125,7 @@ pub fn run(args: SearchArgs, collective: &dyn Collective) -> anyhow::Result<()> 
     let tie_margin = tie_margin(&args, &settings)?;
     let root = collective.is_root();
     let (table, measurer) = args.device.open(&args.table)?;
-    let precision = SearchPrecision::resolve(args.options.precision, &table)?;
+    let precision = SearchPrecision::resolve(args.options.precision, &table, objective.mode)?;
     settings.precisions = precision.precisions();
     settings.evolution.fastest_precision = precision == SearchPrecision::Fastest;
     let config = table.provenance.net_config();

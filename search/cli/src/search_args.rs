@@ -160,9 +160,11 @@ pub struct SearchOptions {
     /// (each layer's precision searched with its operator and width: mutation and crossover act on it)
     /// or `fastest` (every candidate's layers at the precision the calibrated latency model predicts
     /// faster for their operator and width); re-measurement exports the networks with their INT8
-    /// layers. Default: `fastest` with a mixed-precision table (`hsconas profile --precision mixed`;
-    /// it found faster networks than `mixed` at equal predicted accuracy, docs/RESULTS.md), else `fp32`;
-    /// all but `fp32` need such a table. Accuracy estimates are the FP32 network's: measure the INT8 loss
+    /// layers. Default with a mixed-precision table (`hsconas profile --precision mixed`): `fastest`
+    /// under --mode constraint (in three seeded runs on one machine it measured faster than `mixed` at
+    /// the FP32 winner's predicted accuracy, best of the networks measured: docs/RESULTS.md), `mixed`
+    /// under --mode penalty (which favours latencies near T); `fp32` with an FP32 table. All but
+    /// `fp32` need a mixed table. Accuracy estimates are the FP32 network's: measure the INT8 loss
     /// after retraining and keep it within a budget with `hsconas export int8-budget`.
     #[arg(
         help_heading = "Objective",
@@ -265,16 +267,19 @@ impl SearchPrecision {
         }
     }
 
-    /// `--precision`, or its default for `table`: fastest when the table measured INT8 pieces; refuses
-    /// INT8 layers with an FP32 table.
+    /// `--precision`, or its default for `table` and the objective's `mode`: with a table that measured
+    /// INT8 pieces, fastest under a budget (`constraint`: a faster network at the same accuracy is
+    /// better) and mixed under the paper's penalty (which prefers latencies near T, not the fastest);
+    /// fp32 with an FP32 table. Refuses INT8 layers with an FP32 table.
     pub fn resolve(
         given: Option<SearchPrecision>,
         table: &hsconas_devices::LatencyTable,
+        mode: hsconas_nas::ObjectiveMode,
     ) -> anyhow::Result<SearchPrecision> {
-        let precision = given.unwrap_or(if table.is_mixed() {
-            SearchPrecision::Fastest
-        } else {
-            SearchPrecision::Fp32
+        let precision = given.unwrap_or(match (table.is_mixed(), mode) {
+            (false, _) => SearchPrecision::Fp32,
+            (true, hsconas_nas::ObjectiveMode::Constraint) => SearchPrecision::Fastest,
+            (true, _) => SearchPrecision::Mixed,
         });
         anyhow::ensure!(
             precision == SearchPrecision::Fp32 || table.is_mixed(),

@@ -1,5 +1,5 @@
-//! `hsconas run` with a mixed-precision table, end to end: the search puts each layer at its faster
-//! precision, the retrained winner's INT8 layers are kept within the budget (`hsconas export
+//! `hsconas run --mode constraint` with a mixed-precision table, end to end: the search puts each layer
+//! at its faster precision, the retrained winner's INT8 layers are kept within the budget (`hsconas export
 //! int8-budget`, measured on the device), and the network kept is exported and shipped as an INT8
 //! model and crate. The table is profiled here (real ONNX Runtime, input 32, a short protocol); at 32
 //! pixels INT8 rarely pays on a CPU, so the test makes it pay by dividing the INT8 entries by 5 and
@@ -46,6 +46,8 @@ fn a_run_on_a_mixed_table_keeps_the_int8_loss_in_budget_and_ships_int8() {
         "tiny",
         "--threads",
         "1",
+        "--mode",
+        "constraint",
         "--max-int8-loss",
         "100",
         "--out",
@@ -71,6 +73,20 @@ fn a_run_on_a_mixed_table_keeps_the_int8_loss_in_budget_and_ships_int8() {
     // A budget of 100 points keeps every INT8 layer; the network shipped is the one kept.
     assert_eq!(budget["kept_arch"], budget["marked_arch"]);
     assert_eq!(summary["shipped_arch"], budget["kept_arch"]);
+    assert_eq!(
+        summary["files"]["shipped"]
+            .as_str()
+            .map(std::path::Path::new),
+        Some(out.join("int8").as_path())
+    );
+    // Under the budget (constraint mode) the search's default is fastest: every layer with weights at
+    // its faster precision, which on this table is INT8.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("search/search.json")).expect("report"))
+            .expect("report JSON");
+    assert_eq!(report["settings"]["evolution"]["fastest_precision"], true);
+    let blocks = winner.choices().iter().filter(|c| !c.is_skip()).count();
+    assert_eq!(winner.int8_layers().len(), blocks, "{winner}");
     assert!(
         budget["latency"]["measured_ms"][0]
             .as_f64()

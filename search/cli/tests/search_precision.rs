@@ -1,9 +1,11 @@
 //! `hsconas search --precision` end to end: a mixed-precision table profiled on this machine (real ONNX
 //! Runtime, input 32, a short protocol), then searches with the built-in predictor on the committed
-//! CIFAR-10 sample: `--precision mixed` searches each layer's precision (candidates with INT8 layers,
-//! the accuracy the FP32 network's, the best re-measured as mixed networks); `fp32` and `int8` restrict
-//! it (an all-INT8 search's latencies are the INT8 entries' sums); the default, `fastest`, evaluates only
-//! candidates whose layers take their faster precision; an FP32 table refuses INT8 layers. Then a mixed candidate trained on the sample keeps its INT8 loss within a budget
+//! CIFAR-10 sample: by default under the paper's penalty a mixed table searches each layer's precision
+//! (`mixed`: candidates with INT8 layers, the accuracy the FP32 network's, the best re-measured as mixed
+//! networks); `fp32` and `int8` restrict it (an all-INT8 search's latencies are the INT8 entries' sums);
+//! under a budget the default, `fastest`, evaluates only candidates whose layers take their faster
+//! precision; an FP32 table refuses INT8 layers. Then a mixed candidate trained on the sample keeps its
+//! INT8 loss within a budget
 //! (`hsconas export int8-budget`, with the table's prediction and a measurement of what changed), and
 //! the network kept becomes an inference crate that runs INT8 with ONNX Runtime (and tract).
 
@@ -62,17 +64,19 @@ fn a_mixed_table_searches_precision_with_operator_and_width() {
         LatencyModel::from_table(&LatencyTable::load(&table).expect("table")).expect("model");
     let predictor = hsconas_nas::predictor::Predictor::built_in().expect("built in");
 
-    // mixed: precision searched. Accuracy is the FP32 network's; latency uses the INT8 entries.
+    // The default with a mixed table under the paper's penalty, mixed: precision searched. Accuracy is
+    // the FP32 network's; latency uses the INT8 entries.
     let out = ok(search(
         &table,
         &tmp.path().join("mixed"),
-        &["--precision", "mixed", "--remeasure", "2"],
+        &["--remeasure", "2"],
     ));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(
         report["settings"]["precisions"],
         serde_json::json!(["fp32", "int8"])
     );
+    assert_eq!(report["settings"]["evolution"]["fastest_precision"], false);
     let archs = candidates(&report);
     assert!(archs.iter().any(|a| !a.is_fp32()), "INT8 layers searched");
     for (c, arch) in report["candidates"]
@@ -128,12 +132,12 @@ fn a_mixed_table_searches_precision_with_operator_and_width() {
         );
     }
 
-    // The default with a mixed table, fastest: every candidate's layers at the precision the
-    // (calibrated) model predicts faster.
+    // The default with a mixed table under a budget, fastest: every candidate's layers at the precision
+    // the (calibrated) model predicts faster. (Under the paper's penalty the default is mixed.)
     let out = ok(search(
         &table,
         &tmp.path().join("fastest"),
-        &["--remeasure", "0"],
+        &["--mode", "constraint", "--remeasure", "0"],
     ));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["settings"]["evolution"]["fastest_precision"], true);

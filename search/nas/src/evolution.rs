@@ -32,8 +32,10 @@ pub struct EvolutionSettings {
     pub seed: u64,
     /// Every candidate's layers set to the precision the latency model predicts faster (among those
     /// the space allows) before it is evaluated: `hsconas search --precision fastest`. No accuracy
-    /// estimator sees precision, so in a mixed space this is the best assignment for each candidate's
-    /// operators and widths; mutation and crossover still act on the operator and channel genes.
+    /// estimator sees precision, so in a mixed space this is the fastest predicted assignment for each
+    /// candidate's operators and widths: what a budget (constraint mode) wants, not the paper's
+    /// penalty, which favours latencies near T. Mutation and crossover still draw precision genes,
+    /// which this setting then overrides.
     #[serde(default)]
     pub fastest_precision: bool,
 }

@@ -150,13 +150,24 @@ fn fastest_precisions_take_each_layers_faster_entry() {
         .expect("an architecture");
     let fast = costly.fastest_precisions(&arch, &space);
     assert_eq!(fast.int8_layers(), (10..=15).collect::<Vec<usize>>());
-    // An FP32 space leaves precisions alone.
-    assert!(
-        costly
-            .fastest_precisions(&fast, &SearchSpace::full())
-            .int8_layers()
-            == fast.int8_layers()
+    // A space that allows FP32 only leaves precisions alone, even where INT8 is predicted faster.
+    let late_int8: Arch = (0..20)
+        .map(|l| {
+            if l >= 16 {
+                "shuffle3:0.5@int8"
+            } else {
+                "shuffle3:0.5"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+        .parse()
+        .expect("an architecture");
+    assert_eq!(
+        model.fastest_precisions(&late_int8, &SearchSpace::full()),
+        late_int8
     );
+    assert_eq!(model.fastest_precisions(&arch, &SearchSpace::full()), arch);
 }
 
 /// `--precision fastest`: every candidate the evolution evaluates is settled at its faster precisions.

@@ -532,6 +532,28 @@ mod tests {
                 ..remeasured(&arch, Some(raw))
             }]);
         assert_eq!(checked.predicted_ms, 0.75);
+        // The last record of the winner counts; another network's does not.
+        let last = WinnerSummary::new(&choice, &objective).with_checked_prediction(&[
+            Remeasured {
+                predicted_ms: 0.60,
+                ..remeasured(&arch, None)
+            },
+            Remeasured {
+                predicted_ms: 0.65,
+                ..remeasured(&arch, None)
+            },
+            Remeasured {
+                predicted_ms: 9.0,
+                ..remeasured(&other, None)
+            },
+        ]);
+        assert_eq!(last.predicted_ms, 0.65);
+        let unmeasured = WinnerSummary::new(&choice, &objective)
+            .with_checked_prediction(&[remeasured(&other, None)]);
+        assert_eq!(
+            unmeasured.predicted_ms, 0.70,
+            "the final model's, unchanged"
+        );
         assert!(
             (checked.prediction_error.expect("measured") - (0.75 / normalised - 1.0)).abs() < 1e-12
         );

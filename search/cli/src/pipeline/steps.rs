@@ -182,6 +182,7 @@ impl Steps<'_> {
         SearchArgs {
             options: SearchOptions {
                 seed: self.args.seed,
+                mode: self.args.mode,
                 rerank: self.args.rerank,
                 estimator: Some(self.args.estimator),
                 ..self.preset.search.clone()
@@ -362,6 +363,21 @@ mod tests {
                 (out.join(FINAL), out.join(INT8), Some(out.join(TABLE)))
             );
             assert_eq!(budget.max_int8_loss, 1.0);
+            // INT8 exports as the table's pieces were made; an FP32 table has none to follow.
+            let committed =
+                hsconas_foundation::package_dir!().join("../../devices/tables/local-cpu-A-32.json");
+            let mut table = LatencyTable::load(&committed).expect("committed table");
+            assert!(steps.int8_export(&table).is_err());
+            table.provenance.int8 = Some(hsconas_devices::Int8Pieces {
+                flavour: hsconas_vocabulary::Int8Flavour::TensorRt,
+                weight_range: WeightRange::Reduced,
+                calibration_inputs: 8,
+            });
+            let int8 = steps.int8_export(&table).expect("a mixed table's");
+            assert_eq!(int8.precision, Precision::Int8);
+            assert_eq!(int8.int8_flavour, hsconas_vocabulary::Int8Flavour::TensorRt);
+            assert!(int8.reduce_range);
+            assert_eq!(int8.calibration.as_deref(), Some(args.data.data.as_path()));
         }
     }
 }
