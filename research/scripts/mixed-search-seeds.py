@@ -2,15 +2,13 @@
 
     python research/scripts/mixed-search-seeds.py EVIDENCE_DIR [EVIDENCE_DIR ...]
 
-Each EVIDENCE_DIR holds one run's summary.json and its gzipped search reports (`EVIDENCE=` of
-mixed-search.sh). Prints JSON: per KIND (the runs' `at_equal_predicted_accuracy` keys) how many runs met
+Each EVIDENCE_DIR holds one run's summary.json (`EVIDENCE=` of mixed-search.sh). Prints JSON: per KIND (the runs' `at_equal_predicted_accuracy` keys) how many runs met
 the goal's ratio; the range of the prediction errors (predicted / measured - 1) of every measurement the
 searches made (a network measured twice counts twice), how many were predicted too fast, and the same
 per search name (fp32, mixed, ...) over the runs; the range of the winners' measured latency relative
 to their own search's target; and the networks each KIND's two searches measured per run. Offline: it
 measures nothing.
 """
-import gzip
 import json
 import statistics
 import os
@@ -29,13 +27,11 @@ for run in runs:
         met[kind] += bool(comparisons[kind]["goal_met"])
         counts = summary["measured_networks"]
         measured.setdefault(kind, []).append(counts[kind] + counts[f"{kind}-faster"])
-    for name in summary["searches"]:
-        report = json.load(gzip.open(os.path.join(run, f"{name}.search.json.gz")))
-        these = [r["predicted_ms"] / r["measured_ms"] - 1 for r in report["remeasured"]]
+    for name, search in summary["searches"].items():
+        these = [predicted / measured - 1 for predicted, measured in search["remeasured"]]
         errors += these
         by_search.setdefault(name, []).extend(these)
-        w, target = report["winner"], report["settings"]["objective"]["target_ms"]
-        winners.append(w["measured_ms"] / target - 1)
+        winners.append(search["measured_ms"] / search["target_ms"] - 1)
 print(json.dumps({
     "runs": runs,
     "goal_met_runs": met,

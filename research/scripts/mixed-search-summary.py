@@ -7,7 +7,7 @@ Reads OUT/fp32/search.json and, for each KIND (default: mixed), OUT/KIND/search.
 OUT/KIND-faster/search.json. Prints JSON: for each search its target, the winner's
 architecture, INT8 layers (1-based), predicted accuracy (the built-in predictor's test top-1 of the FP32
 network, percent), predicted and measured latency (ms, normalised to the table's reference state) and why
-it won; then the FP32 winner's measured latency over each mixed winner's and each mixed winner's predicted
+it won, and every re-measurement as [predicted, measured] ms; then the FP32 winner's measured latency over each mixed winner's and each mixed winner's predicted
 accuracy minus the FP32 winner's. The winners of `--mode constraint` are the fastest within the
 predictor's error of the most accurate, so they need not have the same predicted accuracy; the comparison
 at equal predicted accuracy is made, per KIND, on every network the searches measured on the device: for
@@ -78,6 +78,8 @@ for name in names:
         "predicted_ms": w["predicted_ms"],
         "measured_ms": w["measured_ms"],
         "reason": w["reason"],
+        # Every re-measurement: [predicted ms, measured ms] (the search report itself need not be kept).
+        "remeasured": [[r["predicted_ms"], r["measured_ms"]] for r in report["remeasured"]],
     }
 fp32 = searches["fp32"]
 comparisons = {}

@@ -17,7 +17,7 @@
 #   TARGET (ms, required), RATIO (1.15), DATA (data/cifar10-sample.tar.gz: the predictor reads no images;
 #   the data fixes the classes and, resized, the input size), SEED (0), POPULATION (50), GENERATIONS (20),
 #   KINDS ("mixed fastest"), OUT (runs/mixed-search), EVIDENCE (empty: keep nothing; else a folder that
-#   receives summary.json and the search reports, gzipped)
+#   receives summary.json, which holds every re-measurement; the search reports stay in OUT)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 : "${TABLE:?set TABLE to a mixed-precision latency table}"
@@ -50,11 +50,9 @@ search() { # name, precision, target
 
 before=$("$python" scripts/bench/probe.py)
 search fp32 fp32 "$TARGET"
-names=(fp32)
 for kind in $KINDS; do
   search "$kind" "$kind" "$TARGET"
   search "$kind-faster" "$kind" "$faster"
-  names+=("$kind" "$kind-faster")
 done
 after=$("$python" scripts/bench/probe.py)
 "$python" research/scripts/mixed-search-summary.py "$OUT" "$TABLE" "$RATIO" "$before" "$after" $KINDS \
@@ -63,7 +61,4 @@ cat "$OUT/summary.json"
 if [[ -n $EVIDENCE ]]; then
   mkdir -p "$EVIDENCE"
   cp "$OUT/summary.json" "$EVIDENCE/summary.json"
-  for name in "${names[@]}"; do
-    gzip -9c "$OUT/$name/search.json" >"$EVIDENCE/$name.search.json.gz"
-  done
 fi

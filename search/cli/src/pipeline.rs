@@ -349,7 +349,8 @@ fn int8_line(report: &serde_json::Value) -> String {
     let count = |key: &str| {
         report[key]
             .as_str()
-            .map_or(0, |a| a.split(',').filter(|l| l.ends_with("@int8")).count())
+            .and_then(|a| a.parse::<hsconas_models::Arch>().ok())
+            .map_or(0, |a| a.int8_layers().len())
     };
     // Test top-1 where the data has a test split, else validation top-1.
     let split = if report["fp32"]["test_top1"].is_number() {

@@ -185,13 +185,14 @@ impl Evolution {
         &mut self,
         evaluator: &mut Evaluator<O>,
     ) -> Result<&GenerationStats, NasError> {
-        let model = evaluator.model().clone();
-        let settle = |arch: Arch| {
-            if self.settings.fastest_precision {
-                model.fastest_precisions(&arch, &self.space)
-            } else {
-                arch
-            }
+        // The model at this generation (a correction round may change it between generations).
+        let model = self
+            .settings
+            .fastest_precision
+            .then(|| evaluator.model().clone());
+        let settle = |arch: Arch| match &model {
+            Some(model) => model.fastest_precisions(&arch, &self.space),
+            None => arch,
         };
         // The first population (and one planned before a correction changed the model).
         self.population = std::mem::take(&mut self.population)
