@@ -20,7 +20,8 @@
 //! - [`fleet_agreement`]: whether several devices of one profile agree enough to measure one table.
 //!
 //! - [`transfer`]: another device's table rescaled to this one from a few networks measured here (a
-//!   global, per-operator, per-stage or per-entry correction, chosen by the one-standard-error rule).
+//!   global, per-operator, per-stage or per-entry correction, chosen by the one-standard-error rule);
+//!   [`transfer_refine`]: which pieces to profile when that is not enough, and the source refined by them.
 //!
 //! The words these use (engine, execution provider, precision, statistic, timing protocol, fingerprint)
 //! are defined once, in `hsconas_vocabulary`.
@@ -37,6 +38,7 @@ pub mod metrics;
 mod profile;
 mod table;
 pub mod transfer;
+pub mod transfer_refine;
 
 pub use correction::{
     int8_layers_per_stage, Calibration, Correction, CorrectionKind, HeldOutRmse, NetworkSample,

@@ -133,6 +133,7 @@ fn the_transfer_record_round_trips_through_the_table_file() {
         foreign_source: true,
         source_differences: vec!["cpu: the source's Xeon, this machine's EPYC".into()],
         tolerance_percent: Some(3.0),
+        pieces: 48,
     });
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("transferred.json");

@@ -5,7 +5,8 @@ profiling, calibrating and validating), and the predictor in use under each drif
     python research/scripts/latency-report-summary.py OUT REPEATS SIZE [EVIDENCE] [HOG]
 
 With EVIDENCE (a folder), each run's report, its table without the entries (provenance, reference network
-and its trace, calibration, validation), the loaded run's report and the hog's timing (HOG=1), the steps'
+and its trace, calibration, validation), the loaded run's report and the hog's timing (HOG=1), run 1's second
+validation and the two measurements' agreement (RETEST=1), the steps'
 seconds (`<size>-times.json`) and the drift tables as Markdown (`<size>-summary.md`, quoted by
 docs/latency-local-cpu.md) are written there.
 """
@@ -76,6 +77,19 @@ for label, report in [(f"{i} ({c})", r) for i, (r, c) in enumerate(zip(reports, 
         mine = " (the table's)" if rows["model"] == drift["model"] else ""
         md.append(f"| {label} | {model_name(rows['model'])}{mine} | {row['name']} | {a['rmspe_percent']:.2f} | "
                   f"{a['within_5_percent']:.1f} | {a['within_10_percent']:.1f} | {a['kendall_tau']:.3f} |")
+md += ["", f"### The predictor in use against the plain table sum, input {size}", "",
+       "| run | predictor in use | within ±5 %: in use | table | in use - table (points) | Kendall tau |",
+       "| --- | --- | ---: | ---: | ---: | ---: |"]
+for i, report in enumerate(reports, 1):
+    used = next(p for p in report["predictors"] if p["active"])
+    plain = next(p for p in report["predictors"] if p["name"] == "table")
+    u, t = used["accuracy"]["within_5_percent"], plain["accuracy"]["within_5_percent"]
+    md.append(f"| {i} | {used['name']} | {u:.1f} | {t:.1f} | {u - t:+.1f} | {used['accuracy']['kendall_tau']:.3f} |")
+retest = f"{runs[0]}/repeatability.json"
+if os.path.exists(retest):
+    r = json.load(open(retest))
+    md += ["", f"Test-retest (run 1's networks measured again): Kendall tau {r['raw_ms']['kendall_tau']:.3f} raw, "
+           f"{r['measured_ms']['kendall_tau']:.3f} normalised."]
 md = "\n".join(md) + "\n"
 print()
 print("the device's state: the reference network's timings divided by its latency in the table (median, range)")
@@ -90,6 +104,9 @@ for i, (run, table) in enumerate(zip(runs, tables), 1):
 if hog:
     shutil.copy(f"{runs[0]}/hog-report.json", f"{evidence}/{size}-run-1-hog.report.json")
     shutil.copy(f"{runs[0]}/hog.json", f"{evidence}/{size}-run-1-hog.json")
+if os.path.exists(retest):
+    shutil.copy(f"{runs[0]}/retest-report.json", f"{evidence}/{size}-run-1-retest.report.json")
+    shutil.copy(retest, f"{evidence}/{size}-run-1-repeatability.json")
 json.dump(times, open(f"{evidence}/{size}-times.json", "w"), indent=2)
 open(f"{evidence}/{size}-summary.md", "w").write(md)
 print(f"kept in {evidence}")

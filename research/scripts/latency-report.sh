@@ -18,6 +18,9 @@
 #   models or `alone` before and after it; a list such as "alone interleaved" is cycled over the runs,
 #   which compares the two side by side in one campaign), PIECE_BURST (1: `hsconas profile --burst`, the
 #   pieces' runs back to back per round; a list such as "1 3" is cycled over the runs likewise),
+#   RETEST (0; 1 = after the validations, run 1's table is validated again on the same networks, seed 2,
+#   and research/scripts/latency-repeatability.py compares the two measurements: the machine's test-retest
+#   ceiling, against which the runs are read),
 #   EVIDENCE (empty: keep nothing; else a folder that receives each report, each table without its entries
 #   (provenance, reference network and its trace, calibration, validation), the hog's timing, the steps'
 #   seconds and the summary's tables: see research/scripts/latency-report-summary.py)
@@ -35,6 +38,7 @@ OUT=${OUT:-runs/latency-$DEVICE-$SIZE}
 BURST=${BURST:-3}
 GAP_S=${GAP_S:-600}
 HOG=${HOG:-0}
+RETEST=${RETEST:-0}
 EVIDENCE=${EVIDENCE:-}
 read -r -a contexts <<<"${REFERENCE:-interleaved}"
 read -r -a piece_bursts <<<"${PIECE_BURST:-1}"
@@ -103,6 +107,14 @@ if [ "$HOG" = 1 ]; then
   step "$dir" validate-hog validate "$dir" 2 "$dir/hog-report.json"
   wait "$hog" || true
   echo "{\"hog_delay_s\": $HOG_DELAY_S, \"hog_s\": $HOG_S}" >"$dir/hog.json"
+fi
+
+if [ "$RETEST" = 1 ]; then
+  dir=$OUT/run-1
+  echo "== run 1 again, the same networks: test-retest ($(date -u +%FT%TZ))" >&2
+  step "$dir" validate-retest validate "$dir" 2 "$dir/retest-report.json"
+  "$python" research/scripts/latency-repeatability.py "$dir/report.json" "$dir/retest-report.json" \
+    "$dir/repeatability.json" >&2
 fi
 
 "$python" research/scripts/latency-report-summary.py "$OUT" "$REPEATS" "$SIZE" "$EVIDENCE" "$HOG"

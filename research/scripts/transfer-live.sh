@@ -13,6 +13,8 @@
 #   SOURCE (devices/tables/local-cpu-A-224.json), DEVICE (local-cpu, or a .toml: e.g. a copy of
 #   devices/profiles/local-cpu.toml with backend = "tract" or threads = 2), SIZE (32), N (30), GAP_S (0),
 #   NAME (the pair's name; default <source file>-to-<device>-<size>), OUT (runs/transfer-live/NAME),
+#   EXTRA (more flags for the transfer, e.g. "--tolerance 3 --profile-pieces 400": networks until the
+#   held-out error meets 3% or --max-samples, then the pieces that matter most, issue 42 item 3),
 #   EVIDENCE (empty: keep nothing; else a folder that receives NAME.json, the summary)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -28,6 +30,7 @@ GAP_S=${GAP_S:-0}
 NAME=${NAME:-$(basename "${SOURCE%.json}")-to-$(basename "${DEVICE%.toml}")-$SIZE}
 OUT=${OUT:-runs/transfer-live/$NAME}
 EVIDENCE=${EVIDENCE:-}
+EXTRA=${EXTRA:-}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 step() { # name, command...: runs it, appends its seconds to times.json's lines
@@ -39,8 +42,9 @@ step() { # name, command...: runs it, appends its seconds to times.json's lines
 
 echo "== $NAME: $SOURCE -> $DEVICE at input $SIZE, N = $N ($(date -u +%FT%TZ))" >&2
 step full_profile_s "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --out "$OUT/full.json"
+# shellcheck disable=SC2086 # EXTRA is a list of flags
 step transfer_s "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --transfer-from "$SOURCE" \
-  --samples "$N" --out "$OUT/transferred.json"
+  --samples "$N" --out "$OUT/transferred.json" $EXTRA
 for table in transferred full; do
   step "calibrate_${table}_s" "$hsconas" calibrate --table "$OUT/$table.json" --device "$DEVICE" --samples 20
 done

@@ -222,6 +222,111 @@ fn a_tolerance_measures_more_networks_until_it_is_met_or_the_maximum() {
     assert!(!text.contains("by round"), "{text}");
 }
 
+/// When the networks leave the tolerance unmet, the pieces that matter most are profiled and the
+/// transfer refitted: the stem and the head (in every network) first, each profiled piece's entry its
+/// measurement times its group's factor, the checkpoint gone; a checkpoint of another transfer's pieces
+/// is refused, not mixed in.
+#[test]
+fn profiled_pieces_refine_a_transfer_that_misses_its_tolerance() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("pieces.json");
+    let flags = [
+        "--samples",
+        "4",
+        "--tolerance",
+        "0.0001",
+        "--max-samples",
+        "8",
+        "--profile-pieces",
+        "60",
+        "--json",
+    ];
+    let summary: Value =
+        serde_json::from_str(&ok(transfer(&source(), &out, &flags)).stdout).expect("JSON");
+    let rounds: Vec<(u64, u64)> = summary["rounds"]
+        .as_array()
+        .expect("rounds")
+        .iter()
+        .map(|r| {
+            (
+                r["networks"].as_u64().expect("n"),
+                r["pieces"].as_u64().expect("p"),
+            )
+        })
+        .collect();
+    assert_eq!(rounds, [(4, 0), (8, 0), (8, 48), (8, 60)], "{summary}");
+    assert_eq!(summary["transfer"]["pieces"], 60);
+    assert_eq!(summary["tolerance_met"], false);
+    let profiled = summary["profiled_pieces"].as_object().expect("pieces");
+    assert_eq!(profiled.len(), 60);
+    assert!(profiled.contains_key("stem") && profiled.contains_key("head"));
+    assert!(!dir
+        .path()
+        .join("pieces.json.transfer-pieces.partial.json")
+        .exists());
+    let table = LatencyTable::load(&out).expect("a table");
+    let level: TransferLevel =
+        serde_json::from_value(summary["transfer"]["level"].clone()).expect("a level");
+    for (key, measured) in profiled {
+        let piece: hsconas_models::build::Piece = key.parse().expect("a piece");
+        let factor = summary["factors"][level.group_of(&piece)]
+            .as_f64()
+            .expect("a factor");
+        let want = measured.as_f64().expect("ms") * factor;
+        let got = table.entry_ms(&piece).expect("entry");
+        assert!((got - want).abs() <= 1e-9 * want, "{key}: {got} vs {want}");
+    }
+    let text = ok(run_bin(
+        "hsconas",
+        &[
+            "latency",
+            "predict",
+            "--table",
+            out.to_str().expect("utf-8"),
+            "--arch",
+            &vec!["shuffle5:0.3"; 20].join(","),
+        ],
+    ))
+    .stdout;
+    assert!(text.contains("uncertainty"), "{text}");
+
+    // A tolerance the networks meet profiles nothing.
+    let lenient = dir.path().join("lenient.json");
+    let text = ok(transfer(
+        &source(),
+        &lenient,
+        &[
+            "--samples",
+            "4",
+            "--tolerance",
+            "1000",
+            "--profile-pieces",
+            "60",
+        ],
+    ))
+    .stdout;
+    assert!(!text.contains("pieces profiled"), "{text}");
+
+    // Another transfer's pieces at the checkpoint are refused.
+    let other = dir.path().join("other.json");
+    let mut foreign = read_json(&lenient);
+    foreign["provenance"]["date"] = "2000-01-01T00:00:00Z".into();
+    std::fs::write(
+        dir.path().join("other.json.transfer-pieces.partial.json"),
+        serde_json::to_vec(&foreign).expect("JSON"),
+    )
+    .expect("writes");
+    fails_with(
+        transfer(
+            &source(),
+            &other,
+            &["--samples", "4", "--profile-pieces", "10"],
+        ),
+        "holds pieces profiled for another transfer",
+    );
+    assert!(!other.exists());
+}
+
 #[test]
 fn sources_of_another_layout_or_space_and_too_few_networks_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");

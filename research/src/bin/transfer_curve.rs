@@ -4,17 +4,24 @@
 //! networks: N of the first `pool` fit the transfer (`hsconas_devices::transfer::fit_transfer`), the
 //! last `--test` are predicted; the metrics of those predictions (within ±5% and ±10%, Kendall tau,
 //! RMSPE), the level chosen and the fit's own held-out estimate of its error, per draw and as medians.
-//! `research/scripts/transfer-curve.sh` runs it on the committed tables and reports.
+//! `research/scripts/transfer-curve.sh` runs it on the committed tables and reports. With
+//! `--pieces-from` (a full profile of the target), the transfer fitted on `--pieces-networks` networks
+//! is also refined by K profiled pieces for each `--pieces` K, the full profile's entries standing in for
+//! the pieces' measurements, chosen as `hsconas profile --profile-pieces` chooses them
+//! (`hsconas_devices::transfer_refine::refine`).
 //!
 //! `cargo run -p hsconas-research --bin transfer_curve -- --help`
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
 use hsconas_devices::metrics::PredictorAccuracy;
 use hsconas_devices::transfer::{fit_transfer, MeasuredNetwork, TransferLevel};
+use hsconas_devices::transfer_refine::refine;
 use hsconas_devices::LatencyTable;
+use hsconas_models::build::Piece;
 use hsconas_models::Arch;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -42,6 +49,15 @@ struct Cli {
     /// Seed of the splits.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A full profile of the target: its entries stand in for profiled pieces.
+    #[arg(long, value_name = "FILE")]
+    pieces_from: Option<PathBuf>,
+    /// Numbers of pieces profiled (with --pieces-from).
+    #[arg(long, value_delimiter = ',', default_value = "48,96,192,384,818")]
+    pieces: Vec<usize>,
+    /// Networks the transfer is fitted on before the pieces (with --pieces-from).
+    #[arg(long, default_value_t = 30)]
+    pieces_networks: usize,
 }
 
 /// The part of a validation report this reads.
@@ -79,6 +95,19 @@ struct SizeSummary {
     draws: Vec<Draw>,
 }
 
+/// The transfer on `networks` networks refined by `pieces` profiled pieces.
+#[derive(Debug, Serialize)]
+struct PiecesSummary {
+    networks: usize,
+    pieces: usize,
+    median_within_5_percent: f64,
+    median_within_10_percent: f64,
+    median_kendall_tau: f64,
+    median_rmspe_percent: f64,
+    median_estimated_rmspe: f64,
+    draws: Vec<Draw>,
+}
+
 #[derive(Debug, Serialize)]
 struct Output {
     source: PathBuf,
@@ -89,6 +118,10 @@ struct Output {
     untransferred_median_within_10_percent: f64,
     untransferred_median_kendall_tau: f64,
     sizes: Vec<SizeSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pieces_from: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pieces: Vec<PiecesSummary>,
 }
 
 fn median(values: impl Iterator<Item = f64>) -> f64 {
@@ -190,6 +223,53 @@ fn main() -> anyhow::Result<()> {
             draws,
         });
     }
+    let mut pieces = Vec::new();
+    if let Some(path) = &cli.pieces_from {
+        let target = LatencyTable::load(path)?;
+        let n = cli.pieces_networks;
+        for &k in &cli.pieces {
+            let mut draws = Vec::new();
+            for order in &splits {
+                let fitting: Vec<MeasuredNetwork> =
+                    order[..n].iter().map(|&i| networks[i].clone()).collect();
+                let fit = fit_transfer(&source, &fitting)?;
+                let mut revealed = BTreeMap::new();
+                let refined = refine(&source, &fitting, fit, k, None, |todo: &[Piece]| {
+                    for p in todo {
+                        revealed.insert(p.key(), target.entry_ms(p)?);
+                    }
+                    anyhow::Ok(revealed.clone())
+                })?;
+                let test = held_out(order);
+                let predicted = test
+                    .iter()
+                    .map(|&i| refined.fit.predict_ms(&refined.source, &networks[i].arch))
+                    .collect::<Result<Vec<f64>, _>>()?;
+                draws.push(Draw {
+                    level: refined.fit.level,
+                    penalty: refined.fit.penalty,
+                    estimated_rmspe: refined.fit.held_out_rmspe,
+                    test: accuracy(&predicted, &test),
+                });
+            }
+            eprintln!(
+                "N = {n}, {k} pieces: within ±10% {:.1}%, tau {:.3} (medians over {} draws)",
+                median(draws.iter().map(|d| d.test.within_10_percent)),
+                median(draws.iter().map(|d| d.test.kendall_tau)),
+                draws.len()
+            );
+            pieces.push(PiecesSummary {
+                networks: n,
+                pieces: k,
+                median_within_5_percent: median(draws.iter().map(|d| d.test.within_5_percent)),
+                median_within_10_percent: median(draws.iter().map(|d| d.test.within_10_percent)),
+                median_kendall_tau: median(draws.iter().map(|d| d.test.kendall_tau)),
+                median_rmspe_percent: median(draws.iter().map(|d| d.test.rmspe_percent)),
+                median_estimated_rmspe: median(draws.iter().map(|d| d.estimated_rmspe)),
+                draws,
+            });
+        }
+    }
     let output = Output {
         source: cli.source,
         report: cli.report,
@@ -198,6 +278,8 @@ fn main() -> anyhow::Result<()> {
         untransferred_median_within_10_percent: median(plain.iter().map(|a| a.within_10_percent)),
         untransferred_median_kendall_tau: median(plain.iter().map(|a| a.kendall_tau)),
         sizes,
+        pieces_from: cli.pieces_from,
+        pieces,
     };
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())

@@ -52,6 +52,18 @@ pub struct ProfileArgs {
     /// With --tolerance: the most networks measured in all.
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_MAX_SAMPLES, requires = "tolerance", value_name = "N")]
     pub max_samples: usize,
+    /// With --transfer-from: after the networks, profile up to N pieces of the space, those that matter
+    /// most first (expected contribution to a network times how uncertain its value still is), in rounds
+    /// of 48, refitting the transfer on the pieces measured after each round; with --tolerance, only
+    /// once --max-samples networks could not meet it, and only while the held-out error is above it
+    /// (a full profile measures every piece).
+    #[arg(
+        long,
+        default_value_t = 0,
+        requires = "transfer_from",
+        value_name = "N"
+    )]
+    pub profile_pieces: usize,
     /// With --transfer-from: seed the networks are drawn with (calibration draws with 1, validation with
     /// 2, so that neither measures them again).
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_SEED, requires = "transfer_from")]
@@ -134,6 +146,7 @@ impl ProfileArgs {
             samples: ProfileArgs::DEFAULT_SAMPLES,
             tolerance: None,
             max_samples: ProfileArgs::DEFAULT_MAX_SAMPLES,
+            profile_pieces: 0,
             seed: ProfileArgs::DEFAULT_SEED,
             group: ProfileArgs::DEFAULT_GROUP,
             no_reference: false,

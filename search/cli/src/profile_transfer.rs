@@ -83,9 +83,21 @@ pub fn run(
         drift_model: job.drift_model,
         drift: DriftPolicy::default(),
         progress: job.progress,
+        profile_pieces: args.profile_pieces,
+    };
+    // Pieces are profiled as `hsconas profile` profiles them: with the table's own protocol.
+    let piece_measurer = match args.profile_pieces {
+        0 => None,
+        _ => Some(Measurer::new(
+            &transfer.profile,
+            transfer.table_protocol.clone(),
+            args.agent.single()?,
+            args.agent.token.clone(),
+            args.agent.agent_ca.as_deref(),
+        )?),
     };
     let start = std::time::Instant::now();
-    let done = transfer_table(&transfer, &source, &measurer, out)?;
+    let done = transfer_table(&transfer, &source, &measurer, piece_measurer.as_ref(), out)?;
     let seconds = start.elapsed().as_secs_f64();
     let record = done
         .table
@@ -106,15 +118,26 @@ pub fn run(
             "rounds": done
                 .rounds
                 .iter()
-                .map(|r| json!({ "networks": r.networks, "held_out_rmspe": r.held_out_rmspe }))
+                .map(|r| {
+                    json!({
+                        "networks": r.networks,
+                        "pieces": r.pieces,
+                        "held_out_rmspe": r.held_out_rmspe
+                    })
+                })
                 .collect::<Vec<_>>(),
             "tolerance_met": done.tolerance_met,
+            "profiled_pieces": done.profiled_pieces,
         });
         outln!("{}", serde_json::to_string_pretty(&summary)?)?;
         return Ok(());
     }
+    let pieces = match record.pieces {
+        0 => String::new(),
+        n => format!(" and {n} pieces profiled"),
+    };
     outln!(
-        "{} entries transferred in {seconds:.0} s from {} networks measured here; table in {}",
+        "{} entries transferred in {seconds:.0} s from {} networks measured here{pieces}; table in {}",
         done.table.entries.len(),
         record.networks,
         out.display()
@@ -148,16 +171,24 @@ pub fn run(
         let rounds: Vec<String> = done
             .rounds
             .iter()
-            .map(|r| format!("{} networks {:.2}%", r.networks, r.held_out_rmspe))
+            .map(|r| match r.pieces {
+                0 => format!("{} networks {:.2}%", r.networks, r.held_out_rmspe),
+                n => format!("{} pieces {:.2}%", n, r.held_out_rmspe),
+            })
             .collect();
         outln!("held-out error by round: {}", rounds.join(", "))?;
     }
     match (done.tolerance_met, args.tolerance) {
         (Some(true), Some(pct)) => outln!("the held-out error is within the tolerance of {pct}%")?,
         (Some(false), Some(pct)) => outln!(
-            "the held-out error is still above the tolerance of {pct}% after {} networks: a full \
-             profile (hsconas profile without --transfer-from) measures every piece instead",
-            record.networks
+            "the held-out error is still above the tolerance of {pct}% after {} networks{pieces}: \
+             {} (hsconas profile without --transfer-from measures every piece)",
+            record.networks,
+            if args.profile_pieces == 0 {
+                "--profile-pieces N profiles the pieces that matter most, or a full profile"
+            } else {
+                "more --profile-pieces, or a full profile"
+            }
         )?,
         _ => {}
     }

@@ -9,7 +9,7 @@
 //! - [`fleet`]: one table measured by several devices of a profile, after checking they agree.
 //! - [`reference`]: the reference network timed in every group, and the drift trace it gives.
 //! - [`transfer`]: a table for this device from another device's table and a few networks measured here
-//!   ([`transfer_table`]).
+//!   ([`transfer_table`]); [`transfer_pieces`]: refined by profiling the pieces that matter most.
 
 pub mod calibration;
 mod clock;
@@ -21,6 +21,7 @@ pub mod pieces;
 pub mod profiling;
 pub mod reference;
 pub mod transfer;
+pub mod transfer_pieces;
 pub mod validation;
 
 pub use calibration::{calibrate, CalibrateJob};

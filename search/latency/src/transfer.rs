@@ -22,7 +22,9 @@ use super::networks::{
     NetworkRun, NewReference,
 };
 use super::profiling::new_table;
+use super::transfer_pieces::{pieces_checkpoint, refine_with_pieces};
 use crate::LatencyError;
+use hsconas_devices::transfer_refine::Refinement;
 
 /// What to transfer.
 #[derive(Debug, Clone)]
@@ -52,6 +54,10 @@ pub struct TransferJob {
     pub drift: DriftPolicy,
     /// Show a progress bar.
     pub progress: bool,
+    /// After the networks, profile up to this many pieces of the space, those that matter most first,
+    /// refitting after each round (stopping early once the tolerance is met); 0: none
+    /// ([`crate::transfer_pieces`]).
+    pub profile_pieces: usize,
 }
 
 /// When an adaptive transfer stops measuring more networks.
@@ -63,11 +69,14 @@ pub struct Tolerance {
     pub max_samples: usize,
 }
 
-/// One round of an adaptive transfer: the networks measured so far and the fit's held-out error then.
+/// One round of an adaptive transfer: the networks measured and pieces profiled so far, and the fit's
+/// held-out error then.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TransferRound {
     /// Networks measured so far.
     pub networks: usize,
+    /// Pieces profiled so far.
+    pub pieces: usize,
     /// The chosen fit's held-out error over them, RMSPE percent.
     pub held_out_rmspe: f64,
 }
@@ -85,21 +94,31 @@ pub struct Transferred {
     pub rounds: Vec<TransferRound>,
     /// Whether the held-out error met the tolerance (`None` without one).
     pub tolerance_met: Option<bool>,
+    /// The pieces profiled after the networks: each one's latency here (normalised for drift), by key.
+    pub profiled_pieces: std::collections::BTreeMap<String, f64>,
 }
 
 /// Measures `job.samples` networks with `measurer`, fits the transfer of `source` to them and saves the
 /// transferred table at `out`; with a tolerance, measures `job.samples` more while the fit's held-out
-/// error is above it (every round normalised for drift to the first round's reference state). The
-/// source must be a complete table of this space at the job's layout (its input size, device, engine
-/// and machine may differ: those differences are recorded). An interrupted run resumes its measured
-/// networks from `<out>.transfer-<round>.partial.json`; an existing `out` is never overwritten.
+/// error is above it (every round normalised for drift to the first round's reference state), then,
+/// with `job.profile_pieces`, profiles pieces with `piece_measurer` (the table's protocol) and refits
+/// ([`crate::transfer_pieces`]). The source must be a complete table of this space at the job's layout
+/// (its input size, device, engine and machine may differ: those differences are recorded). An
+/// interrupted run resumes its measured networks from `<out>.transfer-<round>.partial.json` and its
+/// pieces from `<out>.transfer-pieces.partial.json`; an existing `out` is never overwritten.
 pub fn transfer_table(
     job: &TransferJob,
     source: &LatencyTable,
     measurer: &Measurer,
+    piece_measurer: Option<&Measurer>,
     out: &Path,
 ) -> Result<Transferred, LatencyError> {
     check_source(source, job.profile.layout)?;
+    if job.profile_pieces > 0 && piece_measurer.is_none() {
+        return Err(LatencyError::Invalid(
+            "profiling pieces after a transfer needs a measurer with the table's protocol".into(),
+        ));
+    }
     if job.samples < MIN_NETWORKS {
         return Err(TransferError::TooFew {
             needed: MIN_NETWORKS,
@@ -128,7 +147,7 @@ pub fn transfer_table(
     let mut backend = None;
     let mut rounds = Vec::new();
     let mut wanted = job.samples;
-    let fit = loop {
+    let (fit, networks) = loop {
         let round = rounds.len() + 1;
         // Drawn with one seed, so each round's networks continue the previous rounds' draw.
         let archs = sample_archs(wanted, job.seed, &HashSet::new(), false);
@@ -166,6 +185,7 @@ pub fn transfer_table(
         let fit = fit_transfer(source, &networks)?;
         rounds.push(TransferRound {
             networks: networks.len(),
+            pieces: 0,
             held_out_rmspe: fit.held_out_rmspe,
         });
         match job.until {
@@ -179,12 +199,34 @@ pub fn transfer_table(
                 );
                 wanted = (wanted + job.samples).min(t.max_samples);
             }
-            _ => break fit,
+            _ => break (fit, networks),
         }
     };
+    let refined =
+        match piece_measurer.filter(|_| job.profile_pieces > 0) {
+            Some(piece_measurer) => {
+                let refined =
+                    refine_with_pieces(job, source, &table, &networks, fit, piece_measurer, out)?;
+                rounds.extend(refined.rounds.iter().map(|&(pieces, held_out_rmspe)| {
+                    TransferRound {
+                        networks: networks.len(),
+                        pieces,
+                        held_out_rmspe,
+                    }
+                }));
+                refined
+            }
+            None => Refinement {
+                source: source.clone(),
+                fit,
+                measured: Default::default(),
+                rounds: Vec::new(),
+            },
+        };
+    let fit = refined.fit;
     let tolerance_met = job.until.map(|t| fit.held_out_rmspe <= t.rmspe_percent);
     let mut transferred = table.clone();
-    transferred.entries = transferred_entries(source, |p| fit.factor_of(p))?;
+    transferred.entries = transferred_entries(&refined.source, |p| fit.factor_of(p))?;
     if let Some(backend) = backend {
         transferred.provenance.backend_version = backend;
     }
@@ -202,17 +244,21 @@ pub fn transfer_table(
         foreign_source: !source_differences.is_empty(),
         source_differences,
         tolerance_percent: job.until.map(|t| t.rmspe_percent),
+        pieces: refined.measured.len(),
     });
     transferred.save(out)?;
-    for round in 1..=rounds.len() {
+    let network_rounds = rounds.iter().filter(|r| r.pieces == 0).count();
+    for round in 1..=network_rounds {
         remove_checkpoint(&checkpoint(round))?;
     }
+    remove_checkpoint(&pieces_checkpoint(out))?;
     Ok(Transferred {
         table: transferred,
         fit,
         samples,
         rounds,
         tolerance_met,
+        profiled_pieces: refined.measured,
     })
 }
 

@@ -1,0 +1,253 @@
+//! When a transfer alone does not predict well enough: profile only the pieces that matter most and refit
+//! (issue 42, item 3). A piece matters by its expected contribution to a network of the space (its value
+//! times the chance that a random network uses it) times how uncertain that value still is; pieces
+//! measured on the new device replace their source values, the others take the source's value times the
+//! ratio measured on their kin (same operator and stage, else same stage, else any), and the transfer
+//! ([`crate::transfer::fit_transfer`]) is fitted again on this refined source, its factors now bridging
+//! only what the pieces cannot see (a whole network's overheads, the pieces still unmeasured).
+
+use std::collections::BTreeMap;
+
+use hsconas_models::build::{all_pieces, Piece};
+use hsconas_models::{LayerSpace, NetConfig};
+
+use crate::table::{LatencyTable, TableError};
+use crate::transfer::{
+    fit_transfer, transferred_entries, MeasuredNetwork, TransferError, TransferFit,
+};
+
+/// Pieces profiled between two refits.
+pub const PIECES_PER_ROUND: usize = 48;
+
+/// Measured pieces kin share a ratio with: this many at least before their spread is trusted as the
+/// uncertainty of the kin still unmeasured.
+pub const MIN_FOR_SPREAD: usize = 3;
+
+/// The chance that a network drawn uniformly from the space uses `piece`: 1 for the stem and the head,
+/// one over the layer's number of choices for a block.
+pub fn appearance_probability(piece: &Piece) -> f64 {
+    match piece {
+        Piece::Stem | Piece::Head => 1.0,
+        Piece::Block { layer, .. } => 1.0 / LayerSpace::full(*layer).choices().len() as f64,
+    }
+}
+
+/// The kin of a piece, from the closest to the widest: its operator in its stage, its stage, the whole
+/// space. The stem and the head are their own kin first.
+fn kin(piece: &Piece) -> [String; 3] {
+    match piece {
+        Piece::Stem | Piece::Head => [piece.key(), "stem-head".into(), "all".into()],
+        Piece::Block { layer, choice, .. } => {
+            let stage = NetConfig::stage_of(*layer) + 1;
+            [
+                format!("stage{stage}:{}", choice.op()),
+                format!("stage{stage}"),
+                "all".into(),
+            ]
+        }
+    }
+}
+
+/// What the pieces measured so far say about the ones not measured: the ratio (device / source) and
+/// its uncertainty (relative) for any piece.
+#[derive(Debug, Clone)]
+pub struct MeasuredRatios {
+    /// ln(device / source) of every measured piece, by key.
+    log_ratios: BTreeMap<String, f64>,
+    /// Per kin group: the ln-ratios of its measured pieces.
+    groups: BTreeMap<String, Vec<f64>>,
+    /// The relative uncertainty of a piece whose kin tell nothing yet.
+    fallback: f64,
+}
+
+impl MeasuredRatios {
+    /// The ratios of `measured` (piece key -> its latency on the new device, ms, normalised for drift)
+    /// against `source`; `prior_uncertainty` (relative, e.g. the transfer's held-out RMSPE / 100) is the
+    /// uncertainty of a piece none of whose kin is measured, raised to the spread over all measured
+    /// pieces once there are enough of them.
+    pub fn new(
+        source: &LatencyTable,
+        measured: &BTreeMap<String, f64>,
+        prior_uncertainty: f64,
+    ) -> Result<MeasuredRatios, TableError> {
+        let mut log_ratios = BTreeMap::new();
+        let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for (key, &ms) in measured {
+            let piece: Piece = key
+                .parse()
+                .map_err(|_| TableError::MissingEntry(key.clone()))?;
+            let source_ms = source.entry_ms(&piece)?;
+            if !(ms > 0.0 && source_ms > 0.0) {
+                continue;
+            }
+            let r = (ms / source_ms).ln();
+            log_ratios.insert(key.clone(), r);
+            for group in kin(&piece) {
+                groups.entry(group).or_default().push(r);
+            }
+        }
+        let overall = groups.get("all").map_or(0.0, |v| spread(v));
+        let fallback = if log_ratios.len() >= MIN_FOR_SPREAD {
+            prior_uncertainty.max(overall)
+        } else {
+            prior_uncertainty
+        };
+        Ok(MeasuredRatios {
+            log_ratios,
+            groups,
+            fallback,
+        })
+    }
+
+    /// Whether `piece` was measured.
+    pub fn is_measured(&self, piece: &Piece) -> bool {
+        self.log_ratios.contains_key(&piece.key())
+    }
+
+    /// Pieces measured.
+    pub fn len(&self) -> usize {
+        self.log_ratios.len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.log_ratios.is_empty()
+    }
+
+    /// The device / source ratio of a piece: its own when measured, else the geometric mean over its
+    /// closest kin with a measured piece, else 1.
+    pub fn ratio(&self, piece: &Piece) -> f64 {
+        if let Some(r) = self.log_ratios.get(&piece.key()) {
+            return r.exp();
+        }
+        kin(piece)
+            .iter()
+            .find_map(|g| self.groups.get(g).map(|v| mean(v).exp()))
+            .unwrap_or(1.0)
+    }
+
+    /// The relative uncertainty of a piece's value: 0 when measured, else the spread of its closest
+    /// kin's ratios when at least [`MIN_FOR_SPREAD`] are measured, else the fallback.
+    pub fn uncertainty(&self, piece: &Piece) -> f64 {
+        if self.is_measured(piece) {
+            return 0.0;
+        }
+        let [own, _, _] = kin(piece);
+        match self.groups.get(&own) {
+            Some(v) if v.len() >= MIN_FOR_SPREAD => spread(v),
+            _ => self.fallback,
+        }
+    }
+}
+
+/// The source with every piece at its value on the new device as far as it is known: a measured piece's
+/// measurement, another piece the source's value times [`MeasuredRatios::ratio`]. A table without a
+/// reference network (its entries are already normalised), ready for `fit_transfer`.
+pub fn refined_source(
+    source: &LatencyTable,
+    ratios: &MeasuredRatios,
+) -> Result<LatencyTable, TableError> {
+    let mut refined = source.clone();
+    refined.entries = transferred_entries(source, |p| ratios.ratio(p))?;
+    refined.reference = None;
+    Ok(refined)
+}
+
+/// The `count` unmeasured pieces that matter most, most first: expected contribution (value on the new
+/// device as far as known, times [`appearance_probability`]) times [`MeasuredRatios::uncertainty`]; ties
+/// in the space's order.
+pub fn pieces_to_measure(
+    source: &LatencyTable,
+    ratios: &MeasuredRatios,
+    count: usize,
+) -> Result<Vec<Piece>, TableError> {
+    let mut scored: Vec<(Piece, f64)> = all_pieces()
+        .into_iter()
+        .filter(|p| !ratios.is_measured(p))
+        .map(|p| {
+            let value = source.entry_ms(&p)? * ratios.ratio(&p);
+            Ok((
+                p,
+                value * appearance_probability(&p) * ratios.uncertainty(&p),
+            ))
+        })
+        .collect::<Result<_, TableError>>()?;
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(scored.into_iter().take(count).map(|(p, _)| p).collect())
+}
+
+/// A transfer refined by profiled pieces.
+#[derive(Debug, Clone)]
+pub struct Refinement {
+    /// The source refined by the profiled pieces (the plain source when none was profiled).
+    pub source: LatencyTable,
+    /// The transfer of it, fitted on the networks.
+    pub fit: TransferFit,
+    /// Each profiled piece's latency on the new device, by key.
+    pub measured: BTreeMap<String, f64>,
+    /// After each round: pieces profiled so far and the refit's held-out error (RMSPE, percent).
+    pub rounds: Vec<(usize, f64)>,
+}
+
+/// Refines the transfer `start` of `source` (fitted on `networks`) by profiling up to `max_pieces`
+/// pieces, the most important first ([`pieces_to_measure`]), in rounds of [`PIECES_PER_ROUND`], refitting
+/// after each round; stops early once the held-out error is at most `tolerance` (RMSPE, percent).
+/// `measure` profiles the pieces asked for and returns every piece profiled so far with its latency
+/// (ms, normalised for drift; a later group's reference timings may revise earlier ones); its first
+/// call with no pieces returns what an interrupted run profiled already.
+pub fn refine<E: From<TransferError> + From<TableError>>(
+    source: &LatencyTable,
+    networks: &[MeasuredNetwork],
+    start: TransferFit,
+    max_pieces: usize,
+    tolerance: Option<f64>,
+    mut measure: impl FnMut(&[Piece]) -> Result<BTreeMap<String, f64>, E>,
+) -> Result<Refinement, E> {
+    let prior_uncertainty = start.held_out_rmspe / 100.0;
+    let mut refinement = Refinement {
+        source: source.clone(),
+        fit: start,
+        measured: BTreeMap::new(),
+        rounds: Vec::new(),
+    };
+    let mut todo: Vec<Piece> = Vec::new();
+    loop {
+        let measured = measure(&todo)?;
+        if !todo.is_empty() && measured.len() <= refinement.measured.len() {
+            // Nothing new was profiled: asking again would ask for the same pieces.
+            return Ok(refinement);
+        }
+        let ratios = MeasuredRatios::new(source, &measured, prior_uncertainty)?;
+        if !measured.is_empty() && measured.len() != refinement.measured.len() {
+            refinement.source = refined_source(source, &ratios)?;
+            refinement.fit = fit_transfer(&refinement.source, networks)?;
+            refinement
+                .rounds
+                .push((measured.len(), refinement.fit.held_out_rmspe));
+        }
+        refinement.measured = measured;
+        let met = tolerance.is_some_and(|t| refinement.fit.held_out_rmspe <= t);
+        let left = max_pieces.saturating_sub(refinement.measured.len());
+        if met || left == 0 {
+            return Ok(refinement);
+        }
+        todo = pieces_to_measure(source, &ratios, PIECES_PER_ROUND.min(left))?;
+        if todo.is_empty() {
+            return Ok(refinement);
+        }
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Root mean square deviation from the mean (of ln-ratios: a relative spread).
+fn spread(values: &[f64]) -> f64 {
+    let m = mean(values);
+    (values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len() as f64).sqrt()
+}
+
+#[cfg(test)]
+#[path = "transfer_refine_tests.rs"]
+mod tests;

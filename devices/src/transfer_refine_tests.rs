@@ -1,0 +1,226 @@
+use hsconas_models::{Op, NUM_LAYERS};
+
+use super::*;
+use crate::profile::DeviceProfile;
+use crate::table::tests::table_for;
+use crate::transfer::{fit_transfer, network_pieces, MeasuredNetwork, TransferLevel};
+
+fn source() -> LatencyTable {
+    table_for(&DeviceProfile::find("local-cpu").expect("shipped"))
+}
+
+/// A device on which each operator of each stage runs at its own multiple of the source (the stem 1.3,
+/// the head 0.8): the kind of change a new input size makes, which no single level of the transfer fits.
+fn truth(p: &Piece) -> f64 {
+    match p {
+        Piece::Stem => 1.3,
+        Piece::Head => 0.8,
+        Piece::Block { layer, choice, .. } => {
+            let stage = NetConfig::stage_of(*layer) as f64;
+            let op = match choice.op() {
+                Op::Shuffle3 => 1.0,
+                Op::Shuffle5 => 1.4,
+                Op::Shuffle7 => 1.9,
+                Op::Xception => 0.6,
+                Op::Skip => 1.1,
+            };
+            op * (1.0 + 0.5 * stage)
+        }
+    }
+}
+
+fn measured(source: &LatencyTable, pieces: &[Piece]) -> BTreeMap<String, f64> {
+    pieces
+        .iter()
+        .map(|p| (p.key(), source.entry_ms(p).expect("entry") * truth(p)))
+        .collect()
+}
+
+#[test]
+fn every_layer_is_used_once_per_network() {
+    let total: f64 = all_pieces().iter().map(appearance_probability).sum();
+    assert!(
+        (total - (NUM_LAYERS + 2) as f64).abs() < 1e-9,
+        "{total}: the stem, the head and one choice per layer"
+    );
+}
+
+/// One piece measured of each operator in each stage tells the refined source every piece's value on
+/// the device exactly; refitted on networks measured there, the transfer needs no correction at all.
+#[test]
+fn measured_kin_make_the_refined_source_the_devices_own() {
+    let source = source();
+    let mut one_of_each: BTreeMap<String, Piece> = BTreeMap::new();
+    for p in all_pieces() {
+        one_of_each.entry(kin(&p)[0].clone()).or_insert(p);
+    }
+    let pieces: Vec<Piece> = one_of_each.into_values().collect();
+    let ratios = MeasuredRatios::new(&source, &measured(&source, &pieces), 0.05).expect("ratios");
+    assert_eq!(ratios.len(), pieces.len());
+    let refined = refined_source(&source, &ratios).expect("refined");
+    for p in all_pieces() {
+        let want = source.entry_ms(&p).expect("source") * truth(&p);
+        let got = refined.entry_ms(&p).expect("refined");
+        assert!(
+            (got / want - 1.0).abs() < 1e-9,
+            "{}: {got} vs {want}",
+            p.key()
+        );
+    }
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+    let networks: Vec<MeasuredNetwork> = (0..20)
+        .map(|_| {
+            let arch = hsconas_models::SearchSpace::full().sample(&mut rng);
+            let measured_ms = network_pieces(&source, &arch)
+                .expect("pieces")
+                .iter()
+                .map(|(p, ms)| ms * truth(p))
+                .sum();
+            MeasuredNetwork { arch, measured_ms }
+        })
+        .collect();
+    let before = fit_transfer(&source, &networks).expect("fits the source");
+    let after = fit_transfer(&refined, &networks).expect("fits the refined source");
+    assert_eq!(after.level, TransferLevel::Global, "{:?}", after.candidates);
+    assert!((after.factors["all"] - 1.0).abs() < 1e-9);
+    assert!(after.held_out_rmspe < 1e-6, "{}", after.held_out_rmspe);
+    assert!(
+        before.held_out_rmspe > 1.0,
+        "the plain transfer could not fit this device: {}",
+        before.held_out_rmspe
+    );
+}
+
+/// With nothing measured, the stem and the head (in every network) come first; then a group whose
+/// measured pieces agree is left for last, behind a group whose measured pieces disagree.
+#[test]
+fn the_pieces_that_matter_most_come_first() {
+    let source = source();
+    let none = MeasuredRatios::new(&source, &BTreeMap::new(), 0.05).expect("ratios");
+    let first = pieces_to_measure(&source, &none, 2).expect("ranked");
+    let mut keys: Vec<String> = first.iter().map(Piece::key).collect();
+    keys.sort();
+    assert_eq!(keys, ["head", "stem"]);
+
+    let group = |op: Op| -> Vec<Piece> {
+        all_pieces()
+            .into_iter()
+            .filter(|p| matches!(p, Piece::Block { layer, choice, .. } if *layer == 0 && choice.op() == op))
+            .collect()
+    };
+    let (agree, disagree) = (group(Op::Shuffle3), group(Op::Shuffle5));
+    assert!(agree.len() > MIN_FOR_SPREAD && disagree.len() > MIN_FOR_SPREAD);
+    let mut values = measured(&source, &agree[..MIN_FOR_SPREAD]);
+    for (i, p) in disagree[..MIN_FOR_SPREAD].iter().enumerate() {
+        values.insert(
+            p.key(),
+            source.entry_ms(p).expect("entry") * (1.0 + 0.3 * i as f64),
+        );
+    }
+    let ratios = MeasuredRatios::new(&source, &values, 0.05).expect("ratios");
+    assert_eq!(ratios.uncertainty(&agree[MIN_FOR_SPREAD]), 0.0);
+    assert!(ratios.uncertainty(&disagree[MIN_FOR_SPREAD]) > 0.1);
+    let ranked = pieces_to_measure(&source, &ratios, usize::MAX).expect("ranked");
+    assert_eq!(ranked.len(), all_pieces().len() - 2 * MIN_FOR_SPREAD);
+    let position = |p: &Piece| ranked.iter().position(|q| q == p).expect("ranked");
+    let last_disagreeing = disagree[MIN_FOR_SPREAD..].iter().map(position).max();
+    let first_agreeing = agree[MIN_FOR_SPREAD..].iter().map(position).min();
+    assert!(last_disagreeing < first_agreeing);
+    // A group with fewer measured pieces than MIN_FOR_SPREAD keeps the fallback.
+    let one = MeasuredRatios::new(&source, &measured(&source, &agree[..1]), 0.05).expect("ratios");
+    assert_eq!(one.uncertainty(&agree[1]), 0.05);
+    assert!((one.ratio(&agree[1]) - truth(&agree[1])).abs() < 1e-12);
+}
+
+#[test]
+fn a_measurement_of_a_piece_outside_the_space_is_an_error() {
+    let source = source();
+    let values: BTreeMap<String, f64> = [("L99:shuffle3:0.5".to_string(), 1.0)].into();
+    assert!(MeasuredRatios::new(&source, &values, 0.05).is_err());
+}
+
+fn networks_on_truth(source: &LatencyTable, count: usize) -> Vec<MeasuredNetwork> {
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(11);
+    (0..count)
+        .map(|_| {
+            let arch = hsconas_models::SearchSpace::full().sample(&mut rng);
+            let measured_ms = network_pieces(source, &arch)
+                .expect("pieces")
+                .iter()
+                .map(|(p, ms)| ms * truth(p))
+                .sum();
+            MeasuredNetwork { arch, measured_ms }
+        })
+        .collect()
+}
+
+/// Round by round up to the budget, each refit on the networks; with every piece profiled the
+/// refined source is the device's own. A tolerance already met profiles nothing; a measurer that
+/// profiles nothing new ends the rounds instead of asking forever.
+#[test]
+fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
+    let source = source();
+    let networks = networks_on_truth(&source, 20);
+    let start = fit_transfer(&source, &networks).expect("fits");
+    let total = all_pieces().len();
+    let mut asked = Vec::new();
+    let mut profiled = BTreeMap::new();
+    let refined = refine(
+        &source,
+        &networks,
+        start.clone(),
+        total,
+        None,
+        |todo: &[Piece]| {
+            asked.push(todo.len());
+            for p in todo {
+                profiled.insert(p.key(), source.entry_ms(p)? * truth(p));
+            }
+            Ok::<_, TransferError>(profiled.clone())
+        },
+    )
+    .expect("refines");
+    let rounds = total.div_ceil(PIECES_PER_ROUND);
+    assert_eq!(
+        asked.len(),
+        rounds + 1,
+        "a first call for what was profiled already"
+    );
+    assert_eq!(asked[0], 0);
+    assert!(asked[1..rounds].iter().all(|&n| n == PIECES_PER_ROUND));
+    assert_eq!(refined.rounds.len(), rounds);
+    assert_eq!(refined.rounds.last().map(|r| r.0), Some(total));
+    assert_eq!(refined.measured.len(), total);
+    assert!((refined.fit.factors["all"] - 1.0).abs() < 1e-9);
+    assert!(refined.rounds.last().expect("a round").1 < 1e-6);
+    assert!(
+        refined.rounds.first().expect("a round").1 < start.held_out_rmspe,
+        "the first 48 pieces already help: {:?} vs {}",
+        refined.rounds,
+        start.held_out_rmspe
+    );
+
+    let mut calls = 0;
+    let met = refine(
+        &source,
+        &networks,
+        start.clone(),
+        total,
+        Some(1e6),
+        |_: &[Piece]| {
+            calls += 1;
+            Ok::<_, TransferError>(BTreeMap::new())
+        },
+    )
+    .expect("met");
+    assert_eq!((calls, met.rounds.len(), met.measured.len()), (1, 0, 0));
+    assert_eq!(met.fit, start);
+
+    let mut calls = 0;
+    let stuck = refine(&source, &networks, start, total, None, |_: &[Piece]| {
+        calls += 1;
+        Ok::<_, TransferError>(BTreeMap::new())
+    })
+    .expect("stops");
+    assert_eq!((calls, stuck.measured.len()), (2, 0));
+}

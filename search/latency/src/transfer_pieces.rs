@@ -1,0 +1,121 @@
+//! A transfer refined by profiling pieces (`hsconas profile --transfer-from ... --profile-pieces N`, issue
+//! 42 item 3): when the networks alone leave the transfer's held-out error above what the user wants,
+//! the pieces that matter most are profiled on this device
+//! ([`hsconas_devices::transfer_refine::refine`] chooses them and refits after each round), as `hsconas
+//! profile` measures pieces: the table's protocol, in interleaved groups with the transfer's reference
+//! network, normalised for drift.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hsconas_devices::transfer::{MeasuredNetwork, TransferFit};
+use hsconas_devices::transfer_refine::{refine, Refinement};
+use hsconas_devices::LatencyTable;
+use hsconas_foundation::progress::progress_bar;
+use hsconas_models::build::Piece;
+
+use super::measurer::Measurer;
+use super::profiling::{group_name, group_onnx, measuring_error, piece_groups, record_group};
+use super::reference::ReferenceModel;
+use super::transfer::TransferJob;
+use crate::LatencyError;
+
+/// The checkpoint of the piece rounds: a partial table of the pieces profiled so far.
+pub(crate) fn pieces_checkpoint(out: &Path) -> PathBuf {
+    super::networks::checkpoint_path(out, "transfer-pieces")
+}
+
+/// Profiles up to `job.profile_pieces` pieces with `measurer` and refits the transfer `fit` of `source`
+/// on `networks` after each round, stopping early when `job.until`'s tolerance is met. `table` is the
+/// table in the making (its provenance, and the reference network the networks were measured with).
+/// Each group of pieces is saved to [`pieces_checkpoint`] as it is measured, and a rerun resumes it.
+pub(crate) fn refine_with_pieces(
+    job: &TransferJob,
+    source: &LatencyTable,
+    table: &LatencyTable,
+    networks: &[MeasuredNetwork],
+    fit: TransferFit,
+    measurer: &Measurer,
+    out: &Path,
+) -> Result<Refinement, LatencyError> {
+    let config = job.profile.net_config(job.classes);
+    let checkpoint = pieces_checkpoint(out);
+    let mut profiled = resume(table, &checkpoint)?;
+    let mut reference = ReferenceModel::of_table(&profiled, true)?;
+    let tolerance = job.until.map(|t| t.rmspe_percent);
+    refine(
+        source,
+        networks,
+        fit,
+        job.profile_pieces,
+        tolerance,
+        |todo: &[Piece]| {
+            if !todo.is_empty() {
+                tracing::info!(
+                    "{} pieces profiled: profiling {} more",
+                    profiled.entries.len(),
+                    todo.len()
+                );
+            }
+            let bar = progress_bar(todo.len(), None, "pieces", job.progress);
+            let capacity = measurer.group_capacity(reference.is_some());
+            for group in &piece_groups(todo, job.group.min(capacity)) {
+                let models = group_onnx(group, &config, job.profile.batch, None)?;
+                let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
+                bar.set_message(group_name(group));
+                let (outcomes, point) = measurer
+                    .measure_with_reference(&refs, reference.as_mut(), |_, _| bar.tick())
+                    .map_err(|e| measuring_error(group, measurer, e))?;
+                record_group(
+                    &mut profiled,
+                    group,
+                    &outcomes,
+                    point,
+                    reference.as_ref(),
+                    job.drift_model,
+                )?;
+                profiled.save(&checkpoint)?;
+                bar.inc(group.len() as u64);
+            }
+            bar.finish_and_clear();
+            measured_pieces(&profiled)
+        },
+    )
+}
+
+/// The partial table of profiled pieces to continue: the checkpoint when it belongs to this transfer (the
+/// same table date), else none yet (no entries, the networks' reference network).
+fn resume(table: &LatencyTable, checkpoint: &Path) -> Result<LatencyTable, LatencyError> {
+    if checkpoint.exists() {
+        let saved = LatencyTable::load(checkpoint)?;
+        if saved.provenance.date == table.provenance.date {
+            tracing::info!(
+                "resuming {}: {} pieces already profiled",
+                checkpoint.display(),
+                saved.entries.len()
+            );
+            return Ok(saved);
+        }
+        return Err(LatencyError::Resume {
+            path: checkpoint.to_path_buf(),
+            message: "holds pieces profiled for another transfer; delete it".into(),
+        });
+    }
+    let mut empty = table.clone();
+    empty.entries.clear();
+    Ok(empty)
+}
+
+/// The profiled pieces' latencies (normalised for drift), by key.
+fn measured_pieces(profiled: &LatencyTable) -> Result<BTreeMap<String, f64>, LatencyError> {
+    profiled
+        .entries
+        .keys()
+        .map(|key| {
+            let piece: Piece = key.parse().map_err(|e| {
+                LatencyError::Invalid(format!("the pieces' checkpoint holds '{key}': {e}"))
+            })?;
+            Ok((key.clone(), profiled.entry_ms(&piece)?))
+        })
+        .collect()
+}
