@@ -1,10 +1,12 @@
 //! When a transfer alone does not predict well enough: profile only the pieces that matter most and refit
-//! (issue 42, item 3). A piece matters by its expected contribution to a network of the space (its value
-//! times the chance that a random network uses it) times how uncertain that value still is; pieces
-//! measured on the new device replace their source values, the others take the source's value times the
-//! ratio measured on their kin (same operator and stage, else same stage, else any), and the transfer
+//! (issue 42, item 3). Pieces of one shape (the same choice in the layers of a stage after its first,
+//! which see the same input) are twins: one profiled piece gives all of them. A shape matters by the
+//! expected contribution of its pieces to a network of the space (each one's value times the chance
+//! that a random network uses it) times how uncertain their value still is; profiled pieces replace
+//! their shape's source values, the others take the source's value times the ratio measured on their
+//! kin (the same operator in the same stage, else the same stage, else any), and the transfer
 //! ([`crate::transfer::fit_transfer`]) is fitted again on this refined source, its factors now bridging
-//! only what the pieces cannot see (a whole network's overheads, the pieces still unmeasured).
+//! only what the pieces cannot see (a whole network's overheads, the shapes still unprofiled).
 
 use std::collections::BTreeMap;
 
@@ -32,14 +34,20 @@ pub fn appearance_probability(piece: &Piece) -> f64 {
     }
 }
 
-/// The kin of a piece, from the closest to the widest: its operator in its stage, its stage, the whole
-/// space. The stem and the head are their own kin first.
-fn kin(piece: &Piece) -> [String; 3] {
+/// The kin of a piece, from the closest to the widest: its shape (its twins), its operator in its
+/// stage, its stage, the whole space. The stem and the head are their own shape and operator.
+fn kin(piece: &Piece) -> [String; 4] {
     match piece {
-        Piece::Stem | Piece::Head => [piece.key(), "stem-head".into(), "all".into()],
+        Piece::Stem | Piece::Head => [piece.key(), piece.key(), "stem-head".into(), "all".into()],
         Piece::Block { layer, choice, .. } => {
             let stage = NetConfig::stage_of(*layer) + 1;
+            let position = if NetConfig::is_stride2(*layer) {
+                "first"
+            } else {
+                "rest"
+            };
             [
+                format!("stage{stage}:{position}:{choice}"),
                 format!("stage{stage}:{}", choice.op()),
                 format!("stage{stage}"),
                 "all".into(),
@@ -58,17 +66,32 @@ pub struct MeasuredRatios {
     groups: BTreeMap<String, Vec<f64>>,
     /// The relative uncertainty of a piece whose kin tell nothing yet.
     fallback: f64,
+    /// With [`Unprofiled::TransferFactors`]: every piece's factor in the networks' transfer, by key.
+    transfer_factors: Option<BTreeMap<String, f64>>,
+}
+
+/// What a piece none of whose twins is profiled is estimated from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unprofiled {
+    /// The ratio measured on its closest kin with a profiled piece (the same operator in the same
+    /// stage, else the same stage, else any).
+    KinRatios,
+    /// Its factor in the transfer fitted on the networks alone (the source's value as the plain
+    /// transfer predicts it).
+    TransferFactors,
 }
 
 impl MeasuredRatios {
     /// The ratios of `measured` (piece key -> its latency on the new device, ms, normalised for drift)
     /// against `source`; `prior_uncertainty` (relative, e.g. the transfer's held-out RMSPE / 100) is the
     /// uncertainty of a piece none of whose kin is measured, raised to the spread over all measured
-    /// pieces once there are enough of them.
+    /// pieces once there are enough of them. A piece with no profiled twin takes its ratio from its kin
+    /// or, given `transfer`, from that transfer's factor.
     pub fn new(
         source: &LatencyTable,
         measured: &BTreeMap<String, f64>,
         prior_uncertainty: f64,
+        transfer: Option<&TransferFit>,
     ) -> Result<MeasuredRatios, TableError> {
         let mut log_ratios = BTreeMap::new();
         let mut groups: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -92,16 +115,23 @@ impl MeasuredRatios {
         } else {
             prior_uncertainty
         };
+        let transfer_factors = transfer.map(|fit| {
+            all_pieces()
+                .iter()
+                .map(|p| (p.key(), fit.factor_of(p)))
+                .collect()
+        });
         Ok(MeasuredRatios {
             log_ratios,
             groups,
             fallback,
+            transfer_factors,
         })
     }
 
-    /// Whether `piece` was measured.
-    pub fn is_measured(&self, piece: &Piece) -> bool {
-        self.log_ratios.contains_key(&piece.key())
+    /// Whether `piece` or a twin of it (a piece of its shape) was measured.
+    pub fn is_known(&self, piece: &Piece) -> bool {
+        self.groups.contains_key(&kin(piece)[0])
     }
 
     /// Pieces measured.
@@ -115,25 +145,34 @@ impl MeasuredRatios {
     }
 
     /// The device / source ratio of a piece: its own when measured, else the geometric mean over its
-    /// closest kin with a measured piece, else 1.
+    /// profiled twins, else its transfer factor when given one, else the geometric mean over its closest
+    /// kin with a profiled piece, else 1.
     pub fn ratio(&self, piece: &Piece) -> f64 {
-        if let Some(r) = self.log_ratios.get(&piece.key()) {
+        let key = piece.key();
+        if let Some(r) = self.log_ratios.get(&key) {
             return r.exp();
         }
-        kin(piece)
+        let kin = kin(piece);
+        if let Some(twins) = self.groups.get(&kin[0]) {
+            return mean(twins).exp();
+        }
+        if let Some(factors) = &self.transfer_factors {
+            return factors.get(&key).copied().unwrap_or(1.0);
+        }
+        kin[1..]
             .iter()
             .find_map(|g| self.groups.get(g).map(|v| mean(v).exp()))
             .unwrap_or(1.0)
     }
 
-    /// The relative uncertainty of a piece's value: 0 when measured, else the spread of its closest
-    /// kin's ratios when at least [`MIN_FOR_SPREAD`] are measured, else the fallback.
+    /// The relative uncertainty of a piece's value: 0 when it or a twin was measured, else the spread
+    /// of the ratios measured on its operator in its stage when at least [`MIN_FOR_SPREAD`] are, else the
+    /// fallback.
     pub fn uncertainty(&self, piece: &Piece) -> f64 {
-        if self.is_measured(piece) {
+        if self.is_known(piece) {
             return 0.0;
         }
-        let [own, _, _] = kin(piece);
-        match self.groups.get(&own) {
+        match self.groups.get(&kin(piece)[1]) {
             Some(v) if v.len() >= MIN_FOR_SPREAD => spread(v),
             _ => self.fallback,
         }
@@ -153,27 +192,34 @@ pub fn refined_source(
     Ok(refined)
 }
 
-/// The `count` unmeasured pieces that matter most, most first: expected contribution (value on the new
-/// device as far as known, times [`appearance_probability`]) times [`MeasuredRatios::uncertainty`]; ties
-/// in the space's order.
+/// One piece of each of the `count` shapes that matter most, most first, among the shapes none of
+/// whose pieces is measured: the sum over a shape's pieces of their expected contribution (value on the
+/// new device as far as known, times [`appearance_probability`]) times [`MeasuredRatios::uncertainty`];
+/// the first piece of a shape in the space's order stands for it, ties in that order too.
 pub fn pieces_to_measure(
     source: &LatencyTable,
     ratios: &MeasuredRatios,
     count: usize,
 ) -> Result<Vec<Piece>, TableError> {
-    let mut scored: Vec<(Piece, f64)> = all_pieces()
-        .into_iter()
-        .filter(|p| !ratios.is_measured(p))
-        .map(|p| {
-            let value = source.entry_ms(&p)? * ratios.ratio(&p);
-            Ok((
-                p,
-                value * appearance_probability(&p) * ratios.uncertainty(&p),
-            ))
-        })
-        .collect::<Result<_, TableError>>()?;
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Ok(scored.into_iter().take(count).map(|(p, _)| p).collect())
+    let mut shapes: Vec<(Piece, f64)> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    for p in all_pieces() {
+        if ratios.is_known(&p) {
+            continue;
+        }
+        let value = source.entry_ms(&p)? * ratios.ratio(&p);
+        let score = value * appearance_probability(&p) * ratios.uncertainty(&p);
+        let shape = kin(&p)[0].clone();
+        match index.get(&shape) {
+            Some(&i) => shapes[i].1 += score,
+            None => {
+                index.insert(shape, shapes.len());
+                shapes.push((p, score));
+            }
+        }
+    }
+    shapes.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(shapes.into_iter().take(count).map(|(p, _)| p).collect())
 }
 
 /// A transfer refined by profiled pieces.
@@ -192,6 +238,8 @@ pub struct Refinement {
 /// Refines the transfer `start` of `source` (fitted on `networks`) by profiling up to `max_pieces`
 /// pieces, the most important first ([`pieces_to_measure`]), in rounds of [`PIECES_PER_ROUND`], refitting
 /// after each round; stops early once the held-out error is at most `tolerance` (RMSPE, percent).
+/// Pieces with no profiled twin are estimated as `unprofiled` says (from the start's factors for
+/// [`Unprofiled::TransferFactors`]).
 /// `measure` profiles the pieces asked for and returns every piece profiled so far with its latency
 /// (ms, normalised for drift; a later group's reference timings may revise earlier ones); its first
 /// call with no pieces returns what an interrupted run profiled already.
@@ -201,9 +249,11 @@ pub fn refine<E: From<TransferError> + From<TableError>>(
     start: TransferFit,
     max_pieces: usize,
     tolerance: Option<f64>,
+    unprofiled: Unprofiled,
     mut measure: impl FnMut(&[Piece]) -> Result<BTreeMap<String, f64>, E>,
 ) -> Result<Refinement, E> {
     let prior_uncertainty = start.held_out_rmspe / 100.0;
+    let networks_fit = (unprofiled == Unprofiled::TransferFactors).then(|| start.clone());
     let mut refinement = Refinement {
         source: source.clone(),
         fit: start,
@@ -217,7 +267,8 @@ pub fn refine<E: From<TransferError> + From<TableError>>(
             // Nothing new was profiled: asking again would ask for the same pieces.
             return Ok(refinement);
         }
-        let ratios = MeasuredRatios::new(source, &measured, prior_uncertainty)?;
+        let ratios =
+            MeasuredRatios::new(source, &measured, prior_uncertainty, networks_fit.as_ref())?;
         if !measured.is_empty() && measured.len() != refinement.measured.len() {
             refinement.source = refined_source(source, &ratios)?;
             refinement.fit = fit_transfer(&refinement.source, networks)?;

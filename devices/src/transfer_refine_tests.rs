@@ -52,10 +52,11 @@ fn measured_kin_make_the_refined_source_the_devices_own() {
     let source = source();
     let mut one_of_each: BTreeMap<String, Piece> = BTreeMap::new();
     for p in all_pieces() {
-        one_of_each.entry(kin(&p)[0].clone()).or_insert(p);
+        one_of_each.entry(kin(&p)[1].clone()).or_insert(p);
     }
     let pieces: Vec<Piece> = one_of_each.into_values().collect();
-    let ratios = MeasuredRatios::new(&source, &measured(&source, &pieces), 0.05).expect("ratios");
+    let ratios =
+        MeasuredRatios::new(&source, &measured(&source, &pieces), 0.05, None).expect("ratios");
     assert_eq!(ratios.len(), pieces.len());
     let refined = refined_source(&source, &ratios).expect("refined");
     for p in all_pieces() {
@@ -96,11 +97,27 @@ fn measured_kin_make_the_refined_source_the_devices_own() {
 #[test]
 fn the_pieces_that_matter_most_come_first() {
     let source = source();
-    let none = MeasuredRatios::new(&source, &BTreeMap::new(), 0.05).expect("ratios");
-    let first = pieces_to_measure(&source, &none, 2).expect("ranked");
-    let mut keys: Vec<String> = first.iter().map(Piece::key).collect();
-    keys.sort();
-    assert_eq!(keys, ["head", "stem"]);
+    let none = MeasuredRatios::new(&source, &BTreeMap::new(), 0.05, None).expect("ratios");
+    let first = pieces_to_measure(&source, &none, 3).expect("ranked");
+    // The oracle: the shapes by the summed expected contribution of their pieces.
+    let mut by_shape: BTreeMap<String, (f64, Piece)> = BTreeMap::new();
+    for p in all_pieces() {
+        let shape = match p {
+            Piece::Block { layer, choice, .. } => format!(
+                "{}-{}-{choice}",
+                NetConfig::stage_of(layer),
+                NetConfig::is_stride2(layer)
+            ),
+            _ => p.key(),
+        };
+        let e = by_shape.entry(shape).or_insert((0.0, p));
+        e.0 += source.entry_ms(&p).expect("entry") * appearance_probability(&p);
+    }
+    let mut oracle: Vec<(f64, Piece)> = by_shape.into_values().collect();
+    oracle.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let want: Vec<Piece> = oracle.iter().take(3).map(|(_, p)| *p).collect();
+    assert_eq!(first, want);
+    assert!(first.contains(&Piece::Head), "in every network: {first:?}");
 
     let group = |op: Op| -> Vec<Piece> {
         all_pieces()
@@ -117,26 +134,66 @@ fn the_pieces_that_matter_most_come_first() {
             source.entry_ms(p).expect("entry") * (1.0 + 0.3 * i as f64),
         );
     }
-    let ratios = MeasuredRatios::new(&source, &values, 0.05).expect("ratios");
+    let ratios = MeasuredRatios::new(&source, &values, 0.05, None).expect("ratios");
     assert_eq!(ratios.uncertainty(&agree[MIN_FOR_SPREAD]), 0.0);
     assert!(ratios.uncertainty(&disagree[MIN_FOR_SPREAD]) > 0.1);
     let ranked = pieces_to_measure(&source, &ratios, usize::MAX).expect("ranked");
-    assert_eq!(ranked.len(), all_pieces().len() - 2 * MIN_FOR_SPREAD);
+    assert_eq!(
+        ranked.len(),
+        shapes() - 2 * MIN_FOR_SPREAD,
+        "one piece per shape"
+    );
     let position = |p: &Piece| ranked.iter().position(|q| q == p).expect("ranked");
     let last_disagreeing = disagree[MIN_FOR_SPREAD..].iter().map(position).max();
     let first_agreeing = agree[MIN_FOR_SPREAD..].iter().map(position).min();
     assert!(last_disagreeing < first_agreeing);
     // A group with fewer measured pieces than MIN_FOR_SPREAD keeps the fallback.
-    let one = MeasuredRatios::new(&source, &measured(&source, &agree[..1]), 0.05).expect("ratios");
+    let one =
+        MeasuredRatios::new(&source, &measured(&source, &agree[..1]), 0.05, None).expect("ratios");
     assert_eq!(one.uncertainty(&agree[1]), 0.05);
     assert!((one.ratio(&agree[1]) - truth(&agree[1])).abs() < 1e-12);
+}
+
+/// How many shapes the space has.
+fn shapes() -> usize {
+    let mut all: Vec<String> = all_pieces().iter().map(|p| kin(p)[0].clone()).collect();
+    all.sort();
+    all.dedup();
+    all.len()
+}
+
+/// The layers of a stage after its first see the same input: one of them profiled gives its twins
+/// (their ratio, no uncertainty left), and none of them is asked for again.
+#[test]
+fn a_profiled_piece_gives_its_twins() {
+    let source = source();
+    assert!(shapes() < all_pieces().len() / 2, "{} shapes", shapes());
+    let twins: Vec<Piece> = (1..4)
+        .map(|layer| Piece::block(layer, "shuffle7:0.4".parse().expect("choice")))
+        .collect();
+    let first = Piece::block(0, "shuffle7:0.4".parse().expect("choice"));
+    let ratios =
+        MeasuredRatios::new(&source, &measured(&source, &twins[..1]), 0.05, None).expect("ratios");
+    for twin in &twins[1..] {
+        assert!(ratios.is_known(twin));
+        assert_eq!(ratios.uncertainty(twin), 0.0);
+        assert!((ratios.ratio(twin) - truth(twin)).abs() < 1e-12);
+    }
+    assert!(
+        !ratios.is_known(&first),
+        "the first layer of the stage has another input"
+    );
+    let ranked = pieces_to_measure(&source, &ratios, usize::MAX).expect("ranked");
+    assert!(ranked.iter().all(|p| !twins.contains(p)));
+    assert!(ranked.contains(&first));
+    assert_eq!(ranked.len(), shapes() - 1);
 }
 
 #[test]
 fn a_measurement_of_a_piece_outside_the_space_is_an_error() {
     let source = source();
     let values: BTreeMap<String, f64> = [("L99:shuffle3:0.5".to_string(), 1.0)].into();
-    assert!(MeasuredRatios::new(&source, &values, 0.05).is_err());
+    assert!(MeasuredRatios::new(&source, &values, 0.05, None).is_err());
 }
 
 fn networks_on_truth(source: &LatencyTable, count: usize) -> Vec<MeasuredNetwork> {
@@ -171,6 +228,7 @@ fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
         start.clone(),
         total,
         None,
+        Unprofiled::TransferFactors,
         |todo: &[Piece]| {
             asked.push(todo.len());
             for p in todo {
@@ -180,7 +238,8 @@ fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
         },
     )
     .expect("refines");
-    let rounds = total.div_ceil(PIECES_PER_ROUND);
+    // One piece per shape: then nothing is left to ask for, whatever the budget.
+    let rounds = shapes().div_ceil(PIECES_PER_ROUND);
     assert_eq!(
         asked.len(),
         rounds + 1,
@@ -189,8 +248,8 @@ fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
     assert_eq!(asked[0], 0);
     assert!(asked[1..rounds].iter().all(|&n| n == PIECES_PER_ROUND));
     assert_eq!(refined.rounds.len(), rounds);
-    assert_eq!(refined.rounds.last().map(|r| r.0), Some(total));
-    assert_eq!(refined.measured.len(), total);
+    assert_eq!(refined.rounds.last().map(|r| r.0), Some(shapes()));
+    assert_eq!(refined.measured.len(), shapes());
     assert!((refined.fit.factors["all"] - 1.0).abs() < 1e-9);
     assert!(refined.rounds.last().expect("a round").1 < 1e-6);
     assert!(
@@ -207,6 +266,7 @@ fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
         start.clone(),
         total,
         Some(1e6),
+        Unprofiled::TransferFactors,
         |_: &[Piece]| {
             calls += 1;
             Ok::<_, TransferError>(BTreeMap::new())
@@ -217,10 +277,18 @@ fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
     assert_eq!(met.fit, start);
 
     let mut calls = 0;
-    let stuck = refine(&source, &networks, start, total, None, |_: &[Piece]| {
-        calls += 1;
-        Ok::<_, TransferError>(BTreeMap::new())
-    })
+    let stuck = refine(
+        &source,
+        &networks,
+        start,
+        total,
+        None,
+        Unprofiled::KinRatios,
+        |_: &[Piece]| {
+            calls += 1;
+            Ok::<_, TransferError>(BTreeMap::new())
+        },
+    )
     .expect("stops");
     assert_eq!((calls, stuck.measured.len()), (2, 0));
 }

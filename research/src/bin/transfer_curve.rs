@@ -19,7 +19,7 @@ use anyhow::Context;
 use clap::Parser;
 use hsconas_devices::metrics::PredictorAccuracy;
 use hsconas_devices::transfer::{fit_transfer, MeasuredNetwork, TransferLevel};
-use hsconas_devices::transfer_refine::refine;
+use hsconas_devices::transfer_refine::{refine, Unprofiled};
 use hsconas_devices::LatencyTable;
 use hsconas_models::build::Piece;
 use hsconas_models::Arch;
@@ -58,6 +58,10 @@ struct Cli {
     /// Networks the transfer is fitted on before the pieces (with --pieces-from).
     #[arg(long, default_value_t = 30)]
     pieces_networks: usize,
+    /// What a piece with no profiled twin is estimated from (with --pieces-from): `transfer` (the
+    /// networks' transfer factors, as `hsconas profile` does) or `kin` (the ratios profiled on its kin).
+    #[arg(long, default_value = "transfer", value_parser = ["transfer", "kin"])]
+    unprofiled: String,
 }
 
 /// The part of a validation report this reads.
@@ -120,6 +124,8 @@ struct Output {
     sizes: Vec<SizeSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pieces_from: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unprofiled: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pieces: Vec<PiecesSummary>,
 }
@@ -227,6 +233,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = &cli.pieces_from {
         let target = LatencyTable::load(path)?;
         let n = cli.pieces_networks;
+        let unprofiled = match cli.unprofiled.as_str() {
+            "kin" => Unprofiled::KinRatios,
+            _ => Unprofiled::TransferFactors,
+        };
         for &k in &cli.pieces {
             let mut draws = Vec::new();
             for order in &splits {
@@ -234,12 +244,20 @@ fn main() -> anyhow::Result<()> {
                     order[..n].iter().map(|&i| networks[i].clone()).collect();
                 let fit = fit_transfer(&source, &fitting)?;
                 let mut revealed = BTreeMap::new();
-                let refined = refine(&source, &fitting, fit, k, None, |todo: &[Piece]| {
-                    for p in todo {
-                        revealed.insert(p.key(), target.entry_ms(p)?);
-                    }
-                    anyhow::Ok(revealed.clone())
-                })?;
+                let refined = refine(
+                    &source,
+                    &fitting,
+                    fit,
+                    k,
+                    None,
+                    unprofiled,
+                    |todo: &[Piece]| {
+                        for p in todo {
+                            revealed.insert(p.key(), target.entry_ms(p)?);
+                        }
+                        anyhow::Ok(revealed.clone())
+                    },
+                )?;
                 let test = held_out(order);
                 let predicted = test
                     .iter()
@@ -278,6 +296,7 @@ fn main() -> anyhow::Result<()> {
         untransferred_median_within_10_percent: median(plain.iter().map(|a| a.within_10_percent)),
         untransferred_median_kendall_tau: median(plain.iter().map(|a| a.kendall_tau)),
         sizes,
+        unprofiled: cli.pieces_from.is_some().then(|| cli.unprofiled.clone()),
         pieces_from: cli.pieces_from,
         pieces,
     };

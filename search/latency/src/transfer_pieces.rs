@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hsconas_devices::transfer::{MeasuredNetwork, TransferFit};
-use hsconas_devices::transfer_refine::{refine, Refinement};
+use hsconas_devices::transfer_refine::{refine, Refinement, Unprofiled};
 use hsconas_devices::LatencyTable;
 use hsconas_foundation::progress::progress_bar;
 use hsconas_models::build::Piece;
@@ -49,6 +49,7 @@ pub(crate) fn refine_with_pieces(
         fit,
         job.profile_pieces,
         tolerance,
+        Unprofiled::TransferFactors,
         |todo: &[Piece]| {
             if !todo.is_empty() {
                 tracing::info!(
