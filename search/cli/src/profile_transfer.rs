@@ -154,10 +154,12 @@ pub fn run(
         best_per_level(&done.fit.candidates)
     )?;
     if record.level == TransferLevel::Global {
-        outln!(
-            "factor: {:.4} x the source's entries",
-            done.fit.factors["all"]
-        )?;
+        let of = if record.pieces > 0 {
+            "the source's entries refined by the profiled pieces"
+        } else {
+            "the source's entries"
+        };
+        outln!("factor: {:.4} x {of}", done.fit.factors["all"])?;
     } else if record.level != TransferLevel::PerEntry {
         let factors: Vec<String> = done
             .fit
