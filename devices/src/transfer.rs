@@ -164,8 +164,9 @@ pub struct TransferRecord {
     /// The held-out error (RMSPE, percent) more networks were measured for, when one was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance_percent: Option<f64>,
-    /// Pieces of the space profiled on the new device after the networks (their measurements, and
-    /// their kin's ratios, replaced the source's values before the final fit); 0 when none.
+    /// Pieces of the space profiled on the new device after the networks (one per shape: their
+    /// measurements replaced their shapes' source values, and the ratios measured on their kin those of
+    /// the shapes not profiled, before the final fit); 0 when none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pieces: usize,
 }

@@ -2,11 +2,13 @@
 //! (issue 42, item 3). Pieces of one shape (the same choice in the layers of a stage after its first,
 //! which see the same input) are twins: one profiled piece gives all of them. A shape matters by the
 //! expected contribution of its pieces to a network of the space (each one's value times the chance
-//! that a random network uses it) times how uncertain their value still is; profiled pieces replace
-//! their shape's source values, the others take the source's value times the ratio measured on their
-//! kin (the same operator in the same stage, else the same stage, else any), and the transfer
-//! ([`crate::transfer::fit_transfer`]) is fitted again on this refined source, its factors now bridging
-//! only what the pieces cannot see (a whole network's overheads, the shapes still unprofiled).
+//! that a random network uses it) times how uncertain their value still is. Profiled pieces replace
+//! their shape's source values; a shape not yet profiled takes the source's value times the ratio
+//! measured on its kin ([`Unprofiled::KinRatios`]: the same operator in the same stage, else the same
+//! stage, else any) or the factor of the transfer fitted on the networks alone
+//! ([`Unprofiled::TransferFactors`]); and the transfer ([`crate::transfer::fit_transfer`]) is fitted
+//! again on this refined source, its factors now bridging only what the pieces cannot see (a whole
+//! network's overheads, the shapes still unprofiled).
 
 use std::collections::BTreeMap;
 
@@ -35,7 +37,8 @@ pub fn appearance_probability(piece: &Piece) -> f64 {
 }
 
 /// The kin of a piece, from the closest to the widest: its shape (its twins), its operator in its
-/// stage, its stage, the whole space. The stem and the head are their own shape and operator.
+/// stage, its stage, the whole space. The stem and the head are their own shape and operator. Only FP32
+/// pieces are refined (a transfer moves FP32 tables only), so the precision is not part of the shape.
 fn kin(piece: &Piece) -> [String; 4] {
     match piece {
         Piece::Stem | Piece::Head => [piece.key(), piece.key(), "stem-head".into(), "all".into()],
@@ -77,7 +80,8 @@ pub enum Unprofiled {
     /// stage, else the same stage, else any).
     KinRatios,
     /// Its factor in the transfer fitted on the networks alone (the source's value as the plain
-    /// transfer predicts it).
+    /// transfer predicts it). That transfer saw every network, so the refit's leave-one-out error over
+    /// the same networks is then optimistic: for comparisons offline, not for a tolerance.
     TransferFactors,
 }
 

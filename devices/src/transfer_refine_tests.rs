@@ -211,53 +211,151 @@ fn networks_on_truth(source: &LatencyTable, count: usize) -> Vec<MeasuredNetwork
         .collect()
 }
 
-/// Round by round up to the budget, each refit on the networks; with every piece profiled the
-/// refined source is the device's own. A tolerance already met profiles nothing; a measurer that
-/// profiles nothing new ends the rounds instead of asking forever.
+/// A device measured by `refine`: each piece asked for at its true value, every call recorded.
+struct Device<'a> {
+    source: &'a LatencyTable,
+    asked: Vec<Vec<Piece>>,
+    profiled: BTreeMap<String, f64>,
+}
+
+impl Device<'_> {
+    fn measure(&mut self, todo: &[Piece]) -> Result<BTreeMap<String, f64>, TransferError> {
+        self.asked.push(todo.to_vec());
+        for p in todo {
+            self.profiled
+                .insert(p.key(), self.source.entry_ms(p)? * truth(p));
+        }
+        Ok(self.profiled.clone())
+    }
+}
+
+/// Round by round up to the budget, each refit on the networks; with every shape profiled the
+/// refined source is the device's own and nothing is left to ask for.
 #[test]
-fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
+fn refine_profiles_in_rounds_until_every_shape_is_known() {
     let source = source();
     let networks = networks_on_truth(&source, 20);
     let start = fit_transfer(&source, &networks).expect("fits");
     let total = all_pieces().len();
-    let mut asked = Vec::new();
-    let mut profiled = BTreeMap::new();
-    let refined = refine(
+    for unprofiled in [Unprofiled::KinRatios, Unprofiled::TransferFactors] {
+        let mut device = Device {
+            source: &source,
+            asked: Vec::new(),
+            profiled: BTreeMap::new(),
+        };
+        let refined = refine(
+            &source,
+            &networks,
+            start.clone(),
+            total,
+            None,
+            unprofiled,
+            |todo: &[Piece]| device.measure(todo),
+        )
+        .expect("refines");
+        let rounds = shapes().div_ceil(PIECES_PER_ROUND);
+        let sizes: Vec<usize> = device.asked.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes.len(),
+            rounds + 1,
+            "a first call for what was profiled already"
+        );
+        assert_eq!(sizes[0], 0);
+        assert!(sizes[1..rounds].iter().all(|&n| n == PIECES_PER_ROUND));
+        let mut all: Vec<Piece> = device.asked.concat();
+        all.sort_by_key(Piece::key);
+        all.dedup();
+        assert_eq!(all.len(), shapes(), "one piece per shape, none asked twice");
+        assert_eq!(refined.rounds.len(), rounds);
+        assert_eq!(refined.rounds.last().map(|r| r.0), Some(shapes()));
+        assert_eq!(refined.measured.len(), shapes());
+        assert!(
+            (refined.fit.factors["all"] - 1.0).abs() < 1e-9,
+            "{unprofiled:?}"
+        );
+        assert!(refined.rounds.last().expect("a round").1 < 1e-6);
+    }
+}
+
+/// A tolerance met after some rounds stops there; one already met profiles nothing; the pieces an
+/// interrupted run profiled (the first call's answer) count and are not asked again; a measurer that
+/// profiles nothing new ends the rounds instead of asking forever.
+#[test]
+fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
+    let source = source();
+    let networks = networks_on_truth(&source, 20);
+    let start = fit_transfer(&source, &networks).expect("fits");
+    let total = all_pieces().len();
+    let kin = Unprofiled::KinRatios;
+    let mut device = Device {
+        source: &source,
+        asked: Vec::new(),
+        profiled: BTreeMap::new(),
+    };
+    let all = refine(
         &source,
         &networks,
         start.clone(),
         total,
         None,
-        Unprofiled::TransferFactors,
-        |todo: &[Piece]| {
-            asked.push(todo.len());
-            for p in todo {
-                profiled.insert(p.key(), source.entry_ms(p)? * truth(p));
-            }
-            Ok::<_, TransferError>(profiled.clone())
-        },
+        kin,
+        |t: &[Piece]| device.measure(t),
     )
     .expect("refines");
-    // One piece per shape: then nothing is left to ask for, whatever the budget.
-    let rounds = shapes().div_ceil(PIECES_PER_ROUND);
-    assert_eq!(
-        asked.len(),
-        rounds + 1,
-        "a first call for what was profiled already"
-    );
-    assert_eq!(asked[0], 0);
-    assert!(asked[1..rounds].iter().all(|&n| n == PIECES_PER_ROUND));
-    assert_eq!(refined.rounds.len(), rounds);
-    assert_eq!(refined.rounds.last().map(|r| r.0), Some(shapes()));
-    assert_eq!(refined.measured.len(), shapes());
-    assert!((refined.fit.factors["all"] - 1.0).abs() < 1e-9);
-    assert!(refined.rounds.last().expect("a round").1 < 1e-6);
-    assert!(
-        refined.rounds.first().expect("a round").1 < start.held_out_rmspe,
-        "the first 48 pieces already help: {:?} vs {}",
-        refined.rounds,
-        start.held_out_rmspe
-    );
+    // A tolerance between the second and third rounds' errors stops after the second round exactly.
+    let (second, third) = (all.rounds[1].1, all.rounds[2].1);
+    assert!(third < second, "{:?}", all.rounds);
+    let tolerance = (second + third) / 2.0;
+    let mut device = Device {
+        source: &source,
+        asked: Vec::new(),
+        profiled: BTreeMap::new(),
+    };
+    let stopped = refine(
+        &source,
+        &networks,
+        start.clone(),
+        total,
+        Some(tolerance),
+        kin,
+        |t: &[Piece]| device.measure(t),
+    )
+    .expect("refines");
+    let rounds_to_stop = all
+        .rounds
+        .iter()
+        .position(|r| r.1 <= tolerance)
+        .expect("met")
+        + 1;
+    assert_eq!(stopped.rounds.len(), rounds_to_stop);
+    assert_eq!(stopped.rounds, all.rounds[..rounds_to_stop]);
+    assert!(stopped.fit.held_out_rmspe <= tolerance);
+
+    // Resumed: the first call answers with the first round's pieces, which are never asked again.
+    let first_round = device.asked[1].clone();
+    let mut resumed = Device {
+        source: &source,
+        asked: Vec::new(),
+        profiled: BTreeMap::new(),
+    };
+    resumed.measure(&first_round).expect("profiled before");
+    resumed.asked.clear();
+    let again = refine(
+        &source,
+        &networks,
+        start.clone(),
+        total,
+        Some(tolerance),
+        kin,
+        |t: &[Piece]| resumed.measure(t),
+    )
+    .expect("refines");
+    assert!(resumed
+        .asked
+        .iter()
+        .flatten()
+        .all(|p| !first_round.contains(p)));
+    assert_eq!(again.measured, stopped.measured);
 
     let mut calls = 0;
     let met = refine(
@@ -266,7 +364,7 @@ fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
         start.clone(),
         total,
         Some(1e6),
-        Unprofiled::TransferFactors,
+        kin,
         |_: &[Piece]| {
             calls += 1;
             Ok::<_, TransferError>(BTreeMap::new())
@@ -283,7 +381,7 @@ fn refine_profiles_in_rounds_until_the_budget_or_the_tolerance() {
         start,
         total,
         None,
-        Unprofiled::KinRatios,
+        kin,
         |_: &[Piece]| {
             calls += 1;
             Ok::<_, TransferError>(BTreeMap::new())

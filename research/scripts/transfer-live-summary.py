@@ -7,6 +7,7 @@ validations).
     python research/scripts/transfer-live-summary.py OUT NAME SOURCE DEVICE SIZE N
 """
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -62,9 +63,13 @@ summary = {
     "networks": int(n),
     "machine": cpu(),
     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-    "command": f"SOURCE={source} DEVICE={device} SIZE={size} N={n} research/scripts/transfer-live.sh",
+    "command": f"SOURCE={source} DEVICE={device} SIZE={size} N={n}"
+    + (f' EXTRA="{extra}"' if (extra := os.environ.get("EXTRA", "")) else "")
+    + " research/scripts/transfer-live.sh",
     "seconds": load("times.json"),
     "transferred": table_summary("transferred"),
+    # The transfer's own report (`--json`): its rounds of networks and pieces and their held-out errors.
+    "transfer_rounds": load("transfer-run.json")["rounds"] if os.path.exists(f"{out}/transfer-run.json") else None,
     "full_profile": table_summary("full"),
     "test_retest": {
         "what": "the 200 held-out networks as the two validations measured them (raw and normalised)",

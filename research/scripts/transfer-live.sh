@@ -42,9 +42,11 @@ step() { # name, command...: runs it, appends its seconds to times.json's lines
 
 echo "== $NAME: $SOURCE -> $DEVICE at input $SIZE, N = $N ($(date -u +%FT%TZ))" >&2
 step full_profile_s "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --out "$OUT/full.json"
+start=$SECONDS # the transfer's --json report is kept (its rounds)
 # shellcheck disable=SC2086 # EXTRA is a list of flags
-step transfer_s "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --transfer-from "$SOURCE" \
-  --samples "$N" --out "$OUT/transferred.json" $EXTRA
+"$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --transfer-from "$SOURCE" --samples "$N" \
+  --out "$OUT/transferred.json" $EXTRA --json >"$OUT/transfer-run.json"
+echo "\"transfer_s\": $((SECONDS - start))" >>"$OUT/times.lines"
 for table in transferred full; do
   step "calibrate_${table}_s" "$hsconas" calibrate --table "$OUT/$table.json" --device "$DEVICE" --samples 20
 done
@@ -60,7 +62,7 @@ done
 } >"$OUT/times.json"
 "$python" research/scripts/latency-repeatability.py "$OUT/transferred.validation.json" \
   "$OUT/full.validation.json" "$OUT/repeatability.json" >&2
-"$python" research/scripts/transfer-live-summary.py "$OUT" "$NAME" "$SOURCE" "$DEVICE" "$SIZE" "$N" \
+EXTRA=$EXTRA "$python" research/scripts/transfer-live-summary.py "$OUT" "$NAME" "$SOURCE" "$DEVICE" "$SIZE" "$N" \
   >"$OUT/summary.json"
 cat "$OUT/summary.json"
 if [[ -n $EVIDENCE ]]; then

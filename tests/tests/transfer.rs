@@ -223,9 +223,9 @@ fn a_tolerance_measures_more_networks_until_it_is_met_or_the_maximum() {
 }
 
 /// When the networks leave the tolerance unmet, the pieces that matter most are profiled and the
-/// transfer refitted: the stem and the head (in every network) first, each profiled piece's entry its
-/// measurement times its group's factor, the checkpoint gone; a checkpoint of another transfer's pieces
-/// is refused, not mixed in.
+/// transfer refitted: the stem and the head (in every network) among them, each profiled piece's entry
+/// its measurement times its group's factor, the checkpoint gone; without the reference network too;
+/// a checkpoint of another transfer's pieces is refused, not mixed in.
 #[test]
 fn profiled_pieces_refine_a_transfer_that_misses_its_tolerance() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -289,6 +289,30 @@ fn profiled_pieces_refine_a_transfer_that_misses_its_tolerance() {
     ))
     .stdout;
     assert!(text.contains("uncertainty"), "{text}");
+
+    // Without the reference network the pieces are measured as they come.
+    let unreferenced = dir.path().join("unreferenced.json");
+    let summary: Value = serde_json::from_str(
+        &ok(transfer(
+            &source(),
+            &unreferenced,
+            &[
+                "--samples",
+                "4",
+                "--no-reference",
+                "--profile-pieces",
+                "10",
+                "--json",
+            ],
+        ))
+        .stdout,
+    )
+    .expect("JSON");
+    assert_eq!(summary["transfer"]["pieces"], 10, "{summary}");
+    assert!(LatencyTable::load(&unreferenced)
+        .expect("a table")
+        .reference
+        .is_none());
 
     // A tolerance the networks meet profiles nothing.
     let lenient = dir.path().join("lenient.json");

@@ -52,15 +52,19 @@ struct Cli {
     /// A full profile of the target: its entries stand in for profiled pieces.
     #[arg(long, value_name = "FILE")]
     pieces_from: Option<PathBuf>,
-    /// Numbers of pieces profiled (with --pieces-from).
-    #[arg(long, value_delimiter = ',', default_value = "48,96,192,384,818")]
+    /// Most pieces profiled (with --pieces-from); the space has 326 shapes, one piece each at most.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "48,96,144,192,240,288,326"
+    )]
     pieces: Vec<usize>,
     /// Networks the transfer is fitted on before the pieces (with --pieces-from).
     #[arg(long, default_value_t = 30)]
     pieces_networks: usize,
-    /// What a piece with no profiled twin is estimated from (with --pieces-from): `transfer` (the
-    /// networks' transfer factors, as `hsconas profile` does) or `kin` (the ratios profiled on its kin).
-    #[arg(long, default_value = "transfer", value_parser = ["transfer", "kin"])]
+    /// What a piece with no profiled twin is estimated from (with --pieces-from): `kin` (the ratios
+    /// profiled on its kin, as `hsconas profile` does) or `transfer` (the networks' transfer factors).
+    #[arg(long, default_value = "kin", value_parser = ["transfer", "kin"])]
     unprofiled: String,
 }
 
@@ -99,11 +103,13 @@ struct SizeSummary {
     draws: Vec<Draw>,
 }
 
-/// The transfer on `networks` networks refined by `pieces` profiled pieces.
+/// The transfer on `networks` networks refined by at most `pieces` profiled pieces (`profiled`: as many
+/// as there were, in the draw with the most).
 #[derive(Debug, Serialize)]
 struct PiecesSummary {
     networks: usize,
     pieces: usize,
+    profiled: usize,
     median_within_5_percent: f64,
     median_within_10_percent: f64,
     median_kendall_tau: f64,
@@ -234,11 +240,12 @@ fn main() -> anyhow::Result<()> {
         let target = LatencyTable::load(path)?;
         let n = cli.pieces_networks;
         let unprofiled = match cli.unprofiled.as_str() {
-            "kin" => Unprofiled::KinRatios,
-            _ => Unprofiled::TransferFactors,
+            "transfer" => Unprofiled::TransferFactors,
+            _ => Unprofiled::KinRatios,
         };
         for &k in &cli.pieces {
             let mut draws = Vec::new();
+            let mut profiled = 0;
             for order in &splits {
                 let fitting: Vec<MeasuredNetwork> =
                     order[..n].iter().map(|&i| networks[i].clone()).collect();
@@ -263,6 +270,7 @@ fn main() -> anyhow::Result<()> {
                     .iter()
                     .map(|&i| refined.fit.predict_ms(&refined.source, &networks[i].arch))
                     .collect::<Result<Vec<f64>, _>>()?;
+                profiled = profiled.max(refined.measured.len());
                 draws.push(Draw {
                     level: refined.fit.level,
                     penalty: refined.fit.penalty,
@@ -279,6 +287,7 @@ fn main() -> anyhow::Result<()> {
             pieces.push(PiecesSummary {
                 networks: n,
                 pieces: k,
+                profiled,
                 median_within_5_percent: median(draws.iter().map(|d| d.test.within_5_percent)),
                 median_within_10_percent: median(draws.iter().map(|d| d.test.within_10_percent)),
                 median_kendall_tau: median(draws.iter().map(|d| d.test.kendall_tau)),

@@ -3,7 +3,11 @@
 //! the pieces that matter most are profiled on this device
 //! ([`hsconas_devices::transfer_refine::refine`] chooses them and refits after each round), as `hsconas
 //! profile` measures pieces: the table's protocol, in interleaved groups with the transfer's reference
-//! network, normalised for drift.
+//! network, normalised for drift. Shapes not yet profiled take the ratios measured on their kin
+//! ([`Unprofiled::KinRatios`]): they owe nothing to the networks, so the refit's leave-one-out error
+//! over the networks stays an honest estimate. The reference's state is re-read from the whole trace
+//! (networks and pieces) after each group, so the pieces are normalised to nearly, not exactly, the
+//! networks' state: the refit's factors absorb a common difference.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,7 +53,7 @@ pub(crate) fn refine_with_pieces(
         fit,
         job.profile_pieces,
         tolerance,
-        Unprofiled::TransferFactors,
+        Unprofiled::KinRatios,
         |todo: &[Piece]| {
             if !todo.is_empty() {
                 tracing::info!(
