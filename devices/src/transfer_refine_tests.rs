@@ -218,7 +218,36 @@ struct Device<'a> {
     profiled: BTreeMap<String, f64>,
 }
 
-impl Device<'_> {
+impl<'a> Device<'a> {
+    fn new(source: &'a LatencyTable) -> Device<'a> {
+        Device {
+            source,
+            asked: Vec::new(),
+            profiled: BTreeMap::new(),
+        }
+    }
+
+    /// `refine` of `start` with this device, every piece of the space in the budget.
+    fn refine(
+        &mut self,
+        networks: &[MeasuredNetwork],
+        start: &TransferFit,
+        tolerance: Option<f64>,
+        unprofiled: Unprofiled,
+    ) -> Refinement {
+        let source = self.source;
+        refine(
+            source,
+            networks,
+            start.clone(),
+            all_pieces().len(),
+            tolerance,
+            unprofiled,
+            |todo: &[Piece]| self.measure(todo),
+        )
+        .expect("refines")
+    }
+
     fn measure(&mut self, todo: &[Piece]) -> Result<BTreeMap<String, f64>, TransferError> {
         self.asked.push(todo.to_vec());
         for p in todo {
@@ -236,23 +265,9 @@ fn refine_profiles_in_rounds_until_every_shape_is_known() {
     let source = source();
     let networks = networks_on_truth(&source, 20);
     let start = fit_transfer(&source, &networks).expect("fits");
-    let total = all_pieces().len();
     for unprofiled in [Unprofiled::KinRatios, Unprofiled::TransferFactors] {
-        let mut device = Device {
-            source: &source,
-            asked: Vec::new(),
-            profiled: BTreeMap::new(),
-        };
-        let refined = refine(
-            &source,
-            &networks,
-            start.clone(),
-            total,
-            None,
-            unprofiled,
-            |todo: &[Piece]| device.measure(todo),
-        )
-        .expect("refines");
+        let mut device = Device::new(&source);
+        let refined = device.refine(&networks, &start, None, unprofiled);
         let rounds = shapes().div_ceil(PIECES_PER_ROUND);
         let sizes: Vec<usize> = device.asked.iter().map(Vec::len).collect();
         assert_eq!(
@@ -287,40 +302,14 @@ fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
     let start = fit_transfer(&source, &networks).expect("fits");
     let total = all_pieces().len();
     let kin = Unprofiled::KinRatios;
-    let mut device = Device {
-        source: &source,
-        asked: Vec::new(),
-        profiled: BTreeMap::new(),
-    };
-    let all = refine(
-        &source,
-        &networks,
-        start.clone(),
-        total,
-        None,
-        kin,
-        |t: &[Piece]| device.measure(t),
-    )
-    .expect("refines");
+    let mut device = Device::new(&source);
+    let all = device.refine(&networks, &start, None, kin);
     // A tolerance between the second and third rounds' errors stops after the second round exactly.
     let (second, third) = (all.rounds[1].1, all.rounds[2].1);
     assert!(third < second, "{:?}", all.rounds);
     let tolerance = (second + third) / 2.0;
-    let mut device = Device {
-        source: &source,
-        asked: Vec::new(),
-        profiled: BTreeMap::new(),
-    };
-    let stopped = refine(
-        &source,
-        &networks,
-        start.clone(),
-        total,
-        Some(tolerance),
-        kin,
-        |t: &[Piece]| device.measure(t),
-    )
-    .expect("refines");
+    let mut device = Device::new(&source);
+    let stopped = device.refine(&networks, &start, Some(tolerance), kin);
     let rounds_to_stop = all
         .rounds
         .iter()
@@ -333,23 +322,10 @@ fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
 
     // Resumed: the first call answers with the first round's pieces, which are never asked again.
     let first_round = device.asked[1].clone();
-    let mut resumed = Device {
-        source: &source,
-        asked: Vec::new(),
-        profiled: BTreeMap::new(),
-    };
+    let mut resumed = Device::new(&source);
     resumed.measure(&first_round).expect("profiled before");
     resumed.asked.clear();
-    let again = refine(
-        &source,
-        &networks,
-        start.clone(),
-        total,
-        Some(tolerance),
-        kin,
-        |t: &[Piece]| resumed.measure(t),
-    )
-    .expect("refines");
+    let again = resumed.refine(&networks, &start, Some(tolerance), kin);
     assert!(resumed
         .asked
         .iter()

@@ -9,7 +9,8 @@
 mod common;
 
 use common::{hsconas, ok, profile_mixed_table_32, root};
-use hsconas_models::Arch;
+use hsconas_devices::{LatencyModel, LatencyTable};
+use hsconas_models::{Arch, SearchSpace};
 
 #[test]
 fn a_run_on_a_mixed_table_keeps_the_int8_loss_in_budget_and_ships_int8() {
@@ -80,13 +81,19 @@ fn a_run_on_a_mixed_table_keeps_the_int8_loss_in_budget_and_ships_int8() {
         Some(out.join("int8").as_path())
     );
     // Under the budget (constraint mode) the search's default is fastest: every layer with weights at
-    // its faster precision, which on this table is INT8.
+    // the precision this table predicts faster (which one depends on the pieces measured here: early
+    // layers at input 32 can stay slower in INT8 even with their entries divided by 5).
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("search/search.json")).expect("report"))
             .expect("report JSON");
     assert_eq!(report["settings"]["evolution"]["fastest_precision"], true);
-    let blocks = winner.choices().iter().filter(|c| !c.is_skip()).count();
-    assert_eq!(winner.int8_layers().len(), blocks, "{winner}");
+    let model =
+        LatencyModel::from_table(&LatencyTable::load(&table).expect("the table")).expect("a model");
+    assert_eq!(
+        model.fastest_precisions(&winner, &SearchSpace::full()),
+        winner,
+        "every layer at its faster precision"
+    );
     assert!(
         budget["latency"]["measured_ms"][0]
             .as_f64()

@@ -92,28 +92,66 @@ pub fn profile_table(
         );
     }
     let mut reference = table_reference(job, &table)?;
-    let bar = progress_bar(todo.len(), None, "pieces", job.progress);
+    let how = PieceMeasuring {
+        config: &config,
+        batch: job.profile.batch,
+        group: job.group,
+        int8: job.int8.as_ref(),
+        drift_model: job.drift_model,
+        progress: job.progress,
+    };
+    measure_pieces(&mut table, &todo, &how, measurer, reference.as_mut(), out)?;
+    Ok(table)
+}
+
+/// How pieces are measured into a table.
+pub(crate) struct PieceMeasuring<'a> {
+    /// The networks' configuration the pieces are cut from.
+    pub config: &'a hsconas_models::NetConfig,
+    /// Batch size.
+    pub batch: usize,
+    /// Pieces measured together in one interleaved group (at most what the measurer takes).
+    pub group: usize,
+    /// How INT8 pieces are exported (`None`: FP32 pieces only).
+    pub int8: Option<&'a hsconas_devices::Int8Pieces>,
+    /// The drift model a new reference network is recorded with.
+    pub drift_model: DriftModel,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Measures `todo` in interleaved groups (with the reference network when given) into `table`, which
+/// is saved atomically to `save_to` after each group.
+pub(crate) fn measure_pieces(
+    table: &mut LatencyTable,
+    todo: &[Piece],
+    how: &PieceMeasuring<'_>,
+    measurer: &Measurer,
+    mut reference: Option<&mut ReferenceModel>,
+    save_to: &Path,
+) -> Result<(), LatencyError> {
+    let bar = progress_bar(todo.len(), None, "pieces", how.progress);
     let capacity = measurer.group_capacity(reference.is_some());
-    for group in &piece_groups(&todo, job.group.min(capacity)) {
-        let models = group_onnx(group, &config, job.profile.batch, job.int8.as_ref())?;
+    for group in &piece_groups(todo, how.group.min(capacity)) {
+        let models = group_onnx(group, how.config, how.batch, how.int8)?;
         let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
         bar.set_message(group_name(group));
         let (outcomes, point) = measurer
-            .measure_with_reference(&refs, reference.as_mut(), |_, _| bar.tick())
+            .measure_with_reference(&refs, reference.as_deref_mut(), |_, _| bar.tick())
             .map_err(|e| measuring_error(group, measurer, e))?;
         record_group(
-            &mut table,
+            table,
             group,
             &outcomes,
             point,
-            reference.as_ref(),
-            job.drift_model,
+            reference.as_deref(),
+            how.drift_model,
         )?;
-        table.save(out)?;
+        table.save(save_to)?;
         bar.inc(group.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(table)
+    Ok(())
 }
 
 /// `todo` (in profiling order) cut into groups of at most `size` pieces, never parting an INT8 piece from

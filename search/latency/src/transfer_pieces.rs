@@ -15,11 +15,10 @@ use std::path::{Path, PathBuf};
 use hsconas_devices::transfer::{MeasuredNetwork, TransferFit};
 use hsconas_devices::transfer_refine::{refine, Refinement, Unprofiled};
 use hsconas_devices::LatencyTable;
-use hsconas_foundation::progress::progress_bar;
 use hsconas_models::build::Piece;
 
 use super::measurer::Measurer;
-use super::profiling::{group_name, group_onnx, measuring_error, piece_groups, record_group};
+use super::profiling::{measure_pieces, PieceMeasuring};
 use super::reference::ReferenceModel;
 use super::transfer::TransferJob;
 use crate::LatencyError;
@@ -62,27 +61,22 @@ pub(crate) fn refine_with_pieces(
                     todo.len()
                 );
             }
-            let bar = progress_bar(todo.len(), None, "pieces", job.progress);
-            let capacity = measurer.group_capacity(reference.is_some());
-            for group in &piece_groups(todo, job.group.min(capacity)) {
-                let models = group_onnx(group, &config, job.profile.batch, None)?;
-                let refs: Vec<&[u8]> = models.iter().map(Vec::as_slice).collect();
-                bar.set_message(group_name(group));
-                let (outcomes, point) = measurer
-                    .measure_with_reference(&refs, reference.as_mut(), |_, _| bar.tick())
-                    .map_err(|e| measuring_error(group, measurer, e))?;
-                record_group(
-                    &mut profiled,
-                    group,
-                    &outcomes,
-                    point,
-                    reference.as_ref(),
-                    job.drift_model,
-                )?;
-                profiled.save(&checkpoint)?;
-                bar.inc(group.len() as u64);
-            }
-            bar.finish_and_clear();
+            let how = PieceMeasuring {
+                config: &config,
+                batch: job.profile.batch,
+                group: job.group,
+                int8: None,
+                drift_model: job.drift_model,
+                progress: job.progress,
+            };
+            measure_pieces(
+                &mut profiled,
+                todo,
+                &how,
+                measurer,
+                reference.as_mut(),
+                &checkpoint,
+            )?;
             measured_pieces(&profiled)
         },
     )
