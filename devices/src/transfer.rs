@@ -124,6 +124,23 @@ impl TransferFit {
             .sum())
     }
 
+    /// Root mean square relative error (percent) of this fit's predictions for `networks`: the honest
+    /// check of [`Self::held_out_rmspe`] when the fit has not seen them (networks measured after it).
+    pub fn rmspe_on(
+        &self,
+        source: &LatencyTable,
+        networks: &[MeasuredNetwork],
+    ) -> Result<f64, TableError> {
+        if networks.is_empty() {
+            return Ok(f64::NAN);
+        }
+        let mut sum = 0.0;
+        for n in networks {
+            sum += (self.predict_ms(source, &n.arch)? / n.measured_ms - 1.0).powi(2);
+        }
+        Ok(100.0 * (sum / networks.len() as f64).sqrt())
+    }
+
     /// The factor of one piece.
     pub fn factor_of(&self, piece: &Piece) -> f64 {
         self.factors
@@ -164,6 +181,12 @@ pub struct TransferRecord {
     /// The held-out error (RMSPE, percent) more networks were measured for, when one was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance_percent: Option<f64>,
+    /// The error (RMSPE, percent) measured at the stop on networks the fit in use had not seen (the
+    /// last round's, measured after it), which the tolerance was judged by; absent when no such round
+    /// was measured (no tolerance, or `--max-samples` equal to `--samples`): the tolerance was then
+    /// judged by the leave-one-out estimate, which was optimistic in the measured runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_rmspe: Option<f64>,
     /// Pieces of the space profiled on the new device after the networks (one per shape: their
     /// measurements replaced their shapes' source values, and the ratios measured on their kin those of
     /// the shapes not profiled, before the final fit); 0 when none.

@@ -235,13 +235,37 @@ pub struct Refinement {
     pub fit: TransferFit,
     /// Each profiled piece's latency on the new device, by key.
     pub measured: BTreeMap<String, f64>,
-    /// After each round: pieces profiled so far and the refit's held-out error (RMSPE, percent).
-    pub rounds: Vec<(usize, f64)>,
+    /// After each round: pieces profiled so far and the refit's errors.
+    pub rounds: Vec<RefineRound>,
 }
 
-/// Refines the transfer `start` of `source` (fitted on `networks`) by profiling up to `max_pieces`
+/// One round of a refinement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefineRound {
+    /// Pieces profiled so far.
+    pub pieces: usize,
+    /// The refit's leave-one-out error over the networks it was fitted on (RMSPE, percent).
+    pub held_out_rmspe: f64,
+    /// Its error on the check networks it was not fitted on (RMSPE, percent; `None` without them).
+    pub checked_rmspe: Option<f64>,
+}
+
+impl Refinement {
+    /// The error the tolerance is judged by: on the check networks when there are any, else the
+    /// leave-one-out estimate over the networks fitted on.
+    pub fn judged_rmspe(&self, check: &[MeasuredNetwork]) -> Result<f64, TableError> {
+        match check {
+            [] => Ok(self.fit.held_out_rmspe),
+            check => self.fit.rmspe_on(&self.source, check),
+        }
+    }
+}
+
+/// Refines the transfer `start` of `source` (fitted on `networks`, judged on `check`) by profiling up to `max_pieces`
 /// pieces, the most important first ([`pieces_to_measure`]), in rounds of [`PIECES_PER_ROUND`], refitting
-/// after each round; stops early once the held-out error is at most `tolerance` (RMSPE, percent).
+/// after each round; stops early once the error is at most `tolerance` (RMSPE, percent): the error on
+/// `check`, networks measured on the new device that no fit sees (the honest judge), or without them
+/// the refit's leave-one-out error over `networks` (optimistic in the measured runs).
 /// Pieces with no profiled twin are estimated as `unprofiled` says (from the start's factors for
 /// [`Unprofiled::TransferFactors`]).
 /// `measure` profiles the pieces asked for and returns every piece profiled so far with its latency
@@ -249,7 +273,7 @@ pub struct Refinement {
 /// call with no pieces returns what an interrupted run profiled already.
 pub fn refine<E: From<TransferError> + From<TableError>>(
     source: &LatencyTable,
-    networks: &[MeasuredNetwork],
+    (networks, check): (&[MeasuredNetwork], &[MeasuredNetwork]),
     start: TransferFit,
     max_pieces: usize,
     tolerance: Option<f64>,
@@ -276,12 +300,17 @@ pub fn refine<E: From<TransferError> + From<TableError>>(
         if !measured.is_empty() && measured.len() != refinement.measured.len() {
             refinement.source = refined_source(source, &ratios)?;
             refinement.fit = fit_transfer(&refinement.source, networks)?;
-            refinement
-                .rounds
-                .push((measured.len(), refinement.fit.held_out_rmspe));
+            refinement.rounds.push(RefineRound {
+                pieces: measured.len(),
+                held_out_rmspe: refinement.fit.held_out_rmspe,
+                checked_rmspe: (!check.is_empty())
+                    .then(|| refinement.judged_rmspe(check))
+                    .transpose()?,
+            });
         }
         refinement.measured = measured;
-        let met = tolerance.is_some_and(|t| refinement.fit.held_out_rmspe <= t);
+        let judged = refinement.judged_rmspe(check)?;
+        let met = tolerance.is_some_and(|t| judged <= t);
         let left = max_pieces.saturating_sub(refinement.measured.len());
         if met || left == 0 {
             return Ok(refinement);

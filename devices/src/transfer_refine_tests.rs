@@ -230,7 +230,7 @@ impl<'a> Device<'a> {
     /// `refine` of `start` with this device, every piece of the space in the budget.
     fn refine(
         &mut self,
-        networks: &[MeasuredNetwork],
+        (networks, check): (&[MeasuredNetwork], &[MeasuredNetwork]),
         start: &TransferFit,
         tolerance: Option<f64>,
         unprofiled: Unprofiled,
@@ -238,7 +238,7 @@ impl<'a> Device<'a> {
         let source = self.source;
         refine(
             source,
-            networks,
+            (networks, check),
             start.clone(),
             all_pieces().len(),
             tolerance,
@@ -267,7 +267,7 @@ fn refine_profiles_in_rounds_until_every_shape_is_known() {
     let start = fit_transfer(&source, &networks).expect("fits");
     for unprofiled in [Unprofiled::KinRatios, Unprofiled::TransferFactors] {
         let mut device = Device::new(&source);
-        let refined = device.refine(&networks, &start, None, unprofiled);
+        let refined = device.refine((&networks, &[]), &start, None, unprofiled);
         let rounds = shapes().div_ceil(PIECES_PER_ROUND);
         let sizes: Vec<usize> = device.asked.iter().map(Vec::len).collect();
         assert_eq!(
@@ -282,13 +282,13 @@ fn refine_profiles_in_rounds_until_every_shape_is_known() {
         all.dedup();
         assert_eq!(all.len(), shapes(), "one piece per shape, none asked twice");
         assert_eq!(refined.rounds.len(), rounds);
-        assert_eq!(refined.rounds.last().map(|r| r.0), Some(shapes()));
+        assert_eq!(refined.rounds.last().map(|r| r.pieces), Some(shapes()));
         assert_eq!(refined.measured.len(), shapes());
         assert!(
             (refined.fit.factors["all"] - 1.0).abs() < 1e-9,
             "{unprofiled:?}"
         );
-        assert!(refined.rounds.last().expect("a round").1 < 1e-6);
+        assert!(refined.rounds.last().expect("a round").held_out_rmspe < 1e-6);
     }
 }
 
@@ -303,17 +303,17 @@ fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
     let total = all_pieces().len();
     let kin = Unprofiled::KinRatios;
     let mut device = Device::new(&source);
-    let all = device.refine(&networks, &start, None, kin);
+    let all = device.refine((&networks, &[]), &start, None, kin);
     // A tolerance between the second and third rounds' errors stops after the second round exactly.
-    let (second, third) = (all.rounds[1].1, all.rounds[2].1);
+    let (second, third) = (all.rounds[1].held_out_rmspe, all.rounds[2].held_out_rmspe);
     assert!(third < second, "{:?}", all.rounds);
     let tolerance = (second + third) / 2.0;
     let mut device = Device::new(&source);
-    let stopped = device.refine(&networks, &start, Some(tolerance), kin);
+    let stopped = device.refine((&networks, &[]), &start, Some(tolerance), kin);
     let rounds_to_stop = all
         .rounds
         .iter()
-        .position(|r| r.1 <= tolerance)
+        .position(|r| r.held_out_rmspe <= tolerance)
         .expect("met")
         + 1;
     assert_eq!(stopped.rounds.len(), rounds_to_stop);
@@ -325,7 +325,7 @@ fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
     let mut resumed = Device::new(&source);
     resumed.measure(&first_round).expect("profiled before");
     resumed.asked.clear();
-    let again = resumed.refine(&networks, &start, Some(tolerance), kin);
+    let again = resumed.refine((&networks, &[]), &start, Some(tolerance), kin);
     assert!(resumed
         .asked
         .iter()
@@ -336,7 +336,7 @@ fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
     let mut calls = 0;
     let met = refine(
         &source,
-        &networks,
+        (&networks, &[]),
         start.clone(),
         total,
         Some(1e6),
@@ -353,7 +353,7 @@ fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
     let mut calls = 0;
     let stuck = refine(
         &source,
-        &networks,
+        (&networks, &[]),
         start,
         total,
         None,
@@ -365,4 +365,56 @@ fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
     )
     .expect("stops");
     assert_eq!((calls, stuck.measured.len()), (2, 0));
+}
+
+/// With check networks the tolerance is judged on them, not on the refit's leave-one-out error: check
+/// networks measured 10% slower than the device the fit saw (a device that moved after the fit) keep
+/// a tolerance unmet that the leave-one-out error meets, every round records the refit's error on
+/// them, and the same tolerance without them stops before the budget.
+#[test]
+fn refine_judges_the_tolerance_on_networks_no_fit_sees() {
+    let source = source();
+    let all = networks_on_truth(&source, 40);
+    let (fit_set, check) = all.split_at(20);
+    let start = fit_transfer(&source, fit_set).expect("fits");
+    let kin = Unprofiled::KinRatios;
+
+    let mut device = Device::new(&source);
+    let honest = device.refine((fit_set, check), &start, None, kin);
+    assert!(honest.rounds.iter().all(|r| r.checked_rmspe.is_some()));
+    let last = honest.rounds.last().expect("rounds");
+    let expected = honest
+        .fit
+        .rmspe_on(&honest.source, check)
+        .expect("predicts");
+    assert_eq!(last.checked_rmspe, Some(expected));
+    assert!(expected < 1e-6, "every shape profiled: exact, {expected}");
+
+    let slower: Vec<MeasuredNetwork> = check
+        .iter()
+        .map(|n| MeasuredNetwork {
+            arch: n.arch.clone(),
+            measured_ms: n.measured_ms * 1.1,
+        })
+        .collect();
+    let tolerance = 5.0;
+    let mut device = Device::new(&source);
+    let judged = device.refine((fit_set, &slower), &start, Some(tolerance), kin);
+    assert_eq!(
+        judged.measured.len(),
+        shapes(),
+        "never met: the whole budget"
+    );
+    let last = judged.rounds.last().expect("rounds");
+    assert!(last.held_out_rmspe < tolerance, "{last:?}");
+    let off = 100.0 * (1.0 - 1.0 / 1.1);
+    assert!(
+        (last.checked_rmspe.expect("checked") - off).abs() < 1e-6,
+        "{last:?}"
+    );
+
+    let mut device = Device::new(&source);
+    let by_leave_one_out = device.refine((fit_set, &[]), &start, Some(tolerance), kin);
+    assert!(by_leave_one_out.measured.len() < shapes());
+    assert!(by_leave_one_out.fit.held_out_rmspe <= tolerance);
 }

@@ -133,6 +133,7 @@ fn the_transfer_record_round_trips_through_the_table_file() {
         foreign_source: true,
         source_differences: vec!["cpu: the source's Xeon, this machine's EPYC".into()],
         tolerance_percent: Some(3.0),
+        checked_rmspe: Some(2.5),
         pieces: 48,
     });
     let dir = tempfile::tempdir().expect("temp dir");
@@ -235,4 +236,18 @@ fn a_fit_that_needs_a_negative_factor_is_refused() {
     assert!(fit.factors.values().all(|f| *f > 0.0), "{:?}", fit.factors);
     let entries = transferred_entries(&source, |p| fit.factor_of(p)).expect("entries");
     assert!(entries.values().all(|e| e.get(source.statistic) > 0.0));
+}
+
+/// The error on networks a fit did not see: none on more networks of the device it was fitted on, the
+/// relative miss of a device that became 10% slower, and NaN (not zero) for no networks.
+#[test]
+fn rmspe_on_unseen_networks_is_the_relative_miss() {
+    let source = source();
+    let fit = fit_transfer(&source, &measured_on(&source, 12, |_| 2.0)).expect("fits");
+    let more = measured_on(&source, 30, |_| 2.0);
+    assert!(fit.rmspe_on(&source, &more[12..]).expect("predicts") < 1e-9);
+    let slower = measured_on(&source, 30, |_| 2.2);
+    let miss = fit.rmspe_on(&source, &slower[12..]).expect("predicts");
+    assert!((miss - 100.0 * (1.0 - 2.0 / 2.2)).abs() < 1e-9, "{miss}");
+    assert!(fit.rmspe_on(&source, &[]).expect("empty").is_nan());
 }

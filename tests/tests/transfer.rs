@@ -166,7 +166,9 @@ fn a_transferred_table_predicts_calibrates_and_validates_like_a_profiled_one() {
 }
 
 /// With a tolerance no fit can meet, the transfer measures more networks round by round up to the
-/// maximum and says the tolerance was not met; with one every fit meets, it stops after one round.
+/// maximum and says the tolerance was not met, each round after the first checked by the fit before
+/// it (its error on networks it had not seen, kept per round and in the table's record); with
+/// one every fit meets, it stops after the first check round.
 #[test]
 fn a_tolerance_measures_more_networks_until_it_is_met_or_the_maximum() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -195,6 +197,18 @@ fn a_tolerance_measures_more_networks_until_it_is_met_or_the_maximum() {
         .map(|r| r["networks"].as_u64().expect("networks"))
         .collect();
     assert_eq!(rounds, [4, 8, 10], "{summary}");
+    let checked: Vec<Option<f64>> = summary["rounds"]
+        .as_array()
+        .expect("rounds")
+        .iter()
+        .map(|r| r["checked_rmspe"].as_f64())
+        .collect();
+    assert!(checked[0].is_none(), "{summary}");
+    assert!(
+        checked[1..].iter().all(|c| c.is_some_and(|c| c > 0.0)),
+        "{summary}"
+    );
+    assert_eq!(summary["transfer"]["checked_rmspe"].as_f64(), checked[2]);
     assert_eq!(summary["tolerance_met"], false);
     assert_eq!(summary["transfer"]["networks"], 10);
     assert_eq!(summary["transfer"]["tolerance_percent"], 0.0001);
@@ -218,8 +232,17 @@ fn a_tolerance_measures_more_networks_until_it_is_met_or_the_maximum() {
         &["--samples", "4", "--tolerance", "1000"],
     ))
     .stdout;
-    assert!(text.contains("within the tolerance of 1000%"), "{text}");
-    assert!(!text.contains("by round"), "{text}");
+    assert!(
+        text.contains("on networks the fit had not seen")
+            && text.contains("within the tolerance of 1000%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4 networks") && text.contains("8 networks"),
+        "{text}"
+    );
+    assert!(text.contains("(unseen"), "{text}");
+    assert!(!text.contains("12 networks"), "{text}");
 }
 
 /// When the networks leave the tolerance unmet, the pieces that matter most are profiled and the
@@ -254,7 +277,15 @@ fn profiled_pieces_refine_a_transfer_that_misses_its_tolerance() {
             )
         })
         .collect();
-    assert_eq!(rounds, [(4, 0), (8, 0), (8, 48), (8, 60)], "{summary}");
+    // The piece rounds refit on the first round's networks and are judged on the second's.
+    assert_eq!(rounds, [(4, 0), (8, 0), (4, 48), (4, 60)], "{summary}");
+    assert!(summary["rounds"].as_array().expect("rounds")[1..]
+        .iter()
+        .all(|r| r["checked_rmspe"].as_f64().is_some()));
+    assert_eq!(
+        summary["transfer"]["networks"], 8,
+        "the final fit sees every network"
+    );
     assert_eq!(summary["transfer"]["pieces"], 60);
     assert_eq!(summary["tolerance_met"], false);
     let profiled = summary["profiled_pieces"].as_object().expect("pieces");

@@ -253,7 +253,7 @@ fn main() -> anyhow::Result<()> {
                 let mut revealed = BTreeMap::new();
                 let refined = refine(
                     &source,
-                    &fitting,
+                    (&fitting, &[]),
                     fit,
                     k,
                     None,

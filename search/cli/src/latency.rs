@@ -103,13 +103,13 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
     super::machine_check::check(&table, &args.table, &super::machine_check::this_machine())?;
     let model = LatencyModel::from_table(&table)?;
     let p = model.explain(&arch);
-    // A transferred table's estimate of its own error on networks it was not fitted on.
+    // A transferred table's error on networks it was not fitted on: measured on a later round where
+    // one was, else the leave-one-out estimate; the larger of the two when both exist.
     let uncertainty = table.provenance.transfer.as_ref().map(|t| {
-        (
-            p.predicted_ms * t.held_out_rmspe / 100.0,
-            t.held_out_rmspe,
-            t.networks,
-        )
+        let percent = t
+            .checked_rmspe
+            .map_or(t.held_out_rmspe, |c| c.max(t.held_out_rmspe));
+        (p.predicted_ms * percent / 100.0, percent, t.networks)
     });
     if args.json {
         let mut value = serde_json::to_value(&p)?;
@@ -146,7 +146,7 @@ fn predict(args: PredictArgs) -> anyhow::Result<()> {
     if let Some((ms, percent, networks)) = uncertainty {
         outln!(
             "uncertainty {ms:>9.4} ms (±{percent:.2}%: the table was transferred from another \
-             device's; its held-out error over the {networks} networks it was fitted on)"
+             device's; its error on networks it had not seen, from the {networks} networks measured)"
         )?;
     }
     Ok(())

@@ -44,9 +44,11 @@ pub struct ProfileArgs {
     /// with --tolerance).
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_SAMPLES, requires = "transfer_from", value_name = "N")]
     pub samples: usize,
-    /// With --transfer-from: measure --samples more networks while the transfer's held-out error (RMSPE
-    /// over the networks, each predicted by a fit that did not see it) is above PCT percent, up to
-    /// --max-samples.
+    /// With --transfer-from: measure --samples more networks while the transfer's error (RMSPE) is above
+    /// PCT percent, up to --max-samples. The error is judged on networks the fit has not seen: each
+    /// round after the first is predicted by the fit before it (so at least two rounds are measured),
+    /// then joins the fit. With --max-samples equal to --samples it falls back to the leave-one-out
+    /// estimate over the networks fitted on, which was optimistic in the measured runs.
     #[arg(long, requires = "transfer_from", value_name = "PCT")]
     pub tolerance: Option<f64>,
     /// With --tolerance: the most networks measured in all.
@@ -56,7 +58,7 @@ pub struct ProfileArgs {
     /// (the layers of a stage after its first are twins), the shapes that matter most first (expected
     /// contribution to a network times how uncertain its value still is), in rounds of 48, refitting the
     /// transfer after each round; with --tolerance, only once --max-samples networks could not meet it,
-    /// and only while the held-out error is above it. Every shape profiled: 326 pieces of the 818 a full
+    /// and only while the error on the last round's networks (held out of the refits) is above it. Every shape profiled: 326 pieces of the 818 a full
     /// profile measures.
     #[arg(
         long,

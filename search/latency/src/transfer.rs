@@ -35,7 +35,8 @@ pub struct TransferJob {
     pub classes: usize,
     /// Networks measured here to fit the transfer (N), and in every further round.
     pub samples: usize,
-    /// Measure rounds of `samples` more networks until the fit's held-out error meets a tolerance.
+    /// Measure rounds of `samples` more networks until the fit's error on a round it had not seen meets
+    /// a tolerance.
     pub until: Option<Tolerance>,
     /// Seed the networks are drawn with.
     pub seed: u64,
@@ -77,8 +78,13 @@ pub struct TransferRound {
     pub networks: usize,
     /// Pieces profiled so far.
     pub pieces: usize,
-    /// The chosen fit's held-out error over them, RMSPE percent.
+    /// The chosen fit's leave-one-out error over the networks it was fitted on, RMSPE percent.
     pub held_out_rmspe: f64,
+    /// The error on networks a fit had not seen, RMSPE percent, what a tolerance is judged by: in a
+    /// network round, the previous round's fit on this round's networks (measured after it); in a piece
+    /// round, the refit on the last network round's networks, held out of the piece rounds' fits.
+    /// `None` in the first round (and in piece rounds after a single network round).
+    pub checked_rmspe: Option<f64>,
 }
 
 /// A transferred table and how it was made.
@@ -147,7 +153,13 @@ pub fn transfer_table(
     let mut backend = None;
     let mut rounds = Vec::new();
     let mut wanted = job.samples;
-    let (fit, networks) = loop {
+    // With a tolerance, every round after the first is first predicted by the fit in use, which has not
+    // seen its networks (the honest check of the leave-one-out estimate, which was optimistic in the
+    // measured runs), and the tolerance is judged by that; then the round joins the fit.
+    let mut fit: Option<TransferFit> = None;
+    let mut previous: Option<(TransferFit, usize)> = None; // the fit before the last round, on how many
+    let mut checked: Option<f64> = None;
+    let networks = loop {
         let round = rounds.len() + 1;
         // Drawn with one seed, so each round's networks continue the previous rounds' draw.
         let archs = sample_archs(wanted, job.seed, &HashSet::new(), false);
@@ -169,7 +181,8 @@ pub fn transfer_table(
                 model: job.drift_model,
             }),
         };
-        let measured = run.measure(&archs[samples.len()..])?;
+        let fitted_on = samples.len();
+        let measured = run.measure(&archs[fitted_on..])?;
         if round == 1 {
             table.reference = measured.reference;
         }
@@ -182,49 +195,80 @@ pub fn transfer_table(
                 measured_ms: s.measured_ms,
             })
             .collect();
-        let fit = fit_transfer(source, &networks)?;
+        if let Some(fit) = fit.take() {
+            checked = Some(fit.rmspe_on(source, &networks[fitted_on..])?);
+            previous = Some((fit, fitted_on));
+        }
+        let new_fit = fit_transfer(source, &networks)?;
         rounds.push(TransferRound {
             networks: networks.len(),
             pieces: 0,
-            held_out_rmspe: fit.held_out_rmspe,
+            held_out_rmspe: new_fit.held_out_rmspe,
+            checked_rmspe: checked,
         });
+        let judged = checked.unwrap_or(new_fit.held_out_rmspe);
+        fit = Some(new_fit);
         match job.until {
-            Some(t) if fit.held_out_rmspe > t.rmspe_percent && wanted < t.max_samples => {
-                tracing::info!(
-                    "{} networks: held-out error {:.2}% > {:.2}%; measuring {} more",
-                    networks.len(),
-                    fit.held_out_rmspe,
-                    t.rmspe_percent,
-                    (wanted + job.samples).min(t.max_samples) - wanted
-                );
-                wanted = (wanted + job.samples).min(t.max_samples);
+            Some(t)
+                if (checked.is_none() || judged > t.rmspe_percent) && wanted < t.max_samples =>
+            {
+                let more = (wanted + job.samples).min(t.max_samples) - wanted;
+                match checked {
+                    None => tracing::info!(
+                        "{} networks fitted: measuring {more} more to check the fit on networks it has not seen",
+                        networks.len()
+                    ),
+                    Some(c) => tracing::info!(
+                        "{} networks: error on the {} networks the fit had not seen {c:.2}% > {:.2}%; \
+                         measuring {more} more",
+                        networks.len(),
+                        networks.len() - fitted_on,
+                        t.rmspe_percent
+                    ),
+                }
+                wanted += more;
             }
-            _ => break (fit, networks),
+            _ => break networks,
         }
     };
-    let refined =
-        match piece_measurer.filter(|_| job.profile_pieces > 0) {
-            Some(piece_measurer) => {
-                let refined =
-                    refine_with_pieces(job, source, &table, &networks, fit, piece_measurer, out)?;
-                rounds.extend(refined.rounds.iter().map(|&(pieces, held_out_rmspe)| {
-                    TransferRound {
-                        networks: networks.len(),
-                        pieces,
-                        held_out_rmspe,
-                    }
-                }));
-                refined
+    let fit = fit.expect("the first round fits");
+    let refined = match piece_measurer.filter(|_| job.profile_pieces > 0) {
+        Some(piece_measurer) => {
+            // The pieces' refits are judged on the last round's networks, which they do not see.
+            let (start, fitted_on) = previous.unwrap_or((fit, networks.len()));
+            let (fit_set, check) = networks.split_at(fitted_on);
+            let mut refined = refine_with_pieces(
+                job,
+                source,
+                &table,
+                (fit_set, check),
+                start,
+                piece_measurer,
+                out,
+            )?;
+            rounds.extend(refined.rounds.iter().map(|r| TransferRound {
+                networks: fit_set.len(),
+                pieces: r.pieces,
+                held_out_rmspe: r.held_out_rmspe,
+                checked_rmspe: r.checked_rmspe,
+            }));
+            if !check.is_empty() {
+                checked = Some(refined.judged_rmspe(check)?);
+                refined.fit = fit_transfer(&refined.source, &networks)?;
             }
-            None => Refinement {
-                source: source.clone(),
-                fit,
-                measured: Default::default(),
-                rounds: Vec::new(),
-            },
-        };
+            refined
+        }
+        None => Refinement {
+            source: source.clone(),
+            fit,
+            measured: Default::default(),
+            rounds: Vec::new(),
+        },
+    };
     let fit = refined.fit;
-    let tolerance_met = job.until.map(|t| fit.held_out_rmspe <= t.rmspe_percent);
+    let tolerance_met = job
+        .until
+        .map(|t| checked.unwrap_or(fit.held_out_rmspe) <= t.rmspe_percent);
     let mut transferred = table.clone();
     transferred.entries = transferred_entries(&refined.source, |p| fit.factor_of(p))?;
     if let Some(backend) = backend {
@@ -244,6 +288,7 @@ pub fn transfer_table(
         foreign_source: !source_differences.is_empty(),
         source_differences,
         tolerance_percent: job.until.map(|t| t.rmspe_percent),
+        checked_rmspe: checked,
         pieces: refined.measured.len(),
     });
     transferred.save(out)?;

@@ -29,14 +29,15 @@ pub(crate) fn pieces_checkpoint(out: &Path) -> PathBuf {
 }
 
 /// Profiles up to `job.profile_pieces` pieces with `measurer` and refits the transfer `fit` of `source`
-/// on `networks` after each round, stopping early when `job.until`'s tolerance is met. `table` is the
+/// on the first of `networks` after each round, stopping early when `job.until`'s tolerance is met on
+/// the second (networks no refit sees; when empty, by the refit's leave-one-out error). `table` is the
 /// table in the making (its provenance, and the reference network the networks were measured with).
 /// Each group of pieces is saved to [`pieces_checkpoint`] as it is measured, and a rerun resumes it.
 pub(crate) fn refine_with_pieces(
     job: &TransferJob,
     source: &LatencyTable,
     table: &LatencyTable,
-    networks: &[MeasuredNetwork],
+    (networks, check): (&[MeasuredNetwork], &[MeasuredNetwork]),
     fit: TransferFit,
     measurer: &Measurer,
     out: &Path,
@@ -48,7 +49,7 @@ pub(crate) fn refine_with_pieces(
     let tolerance = job.until.map(|t| t.rmspe_percent);
     refine(
         source,
-        networks,
+        (networks, check),
         fit,
         job.profile_pieces,
         tolerance,
