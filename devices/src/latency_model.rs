@@ -242,6 +242,7 @@ mod tests {
                 protocol: Protocol::default(),
                 fleet: None,
                 transfer: None,
+                once_per_shape: false,
             },
             statistic: profile.statistic,
             entries,

@@ -172,6 +172,11 @@ pub struct Provenance {
     /// (`hsconas_devices::transfer`): from what and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<crate::transfer::TransferRecord>,
+    /// One piece of each shape was measured and its twins took its entry (`hsconas profile
+    /// --once-per-shape`; twins: [`hsconas_models::build::Piece::shape`]); `false`: every piece was
+    /// measured.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once_per_shape: bool,
 }
 
 fn imagenet_classes() -> usize {

@@ -52,6 +52,7 @@ pub(crate) fn table_for(profile: &DeviceProfile) -> LatencyTable {
             protocol: Protocol::default(),
             fleet: None,
             transfer: None,
+            once_per_shape: false,
         },
         statistic: profile.statistic,
         entries,

@@ -44,13 +44,8 @@ fn kin(piece: &Piece) -> [String; 4] {
         Piece::Stem | Piece::Head => [piece.key(), piece.key(), "stem-head".into(), "all".into()],
         Piece::Block { layer, choice, .. } => {
             let stage = NetConfig::stage_of(*layer) + 1;
-            let position = if NetConfig::is_stride2(*layer) {
-                "first"
-            } else {
-                "rest"
-            };
             [
-                format!("stage{stage}:{position}:{choice}"),
+                piece.as_fp32().shape(),
                 format!("stage{stage}:{}", choice.op()),
                 format!("stage{stage}"),
                 "all".into(),

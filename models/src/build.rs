@@ -58,6 +58,33 @@ impl Piece {
         }
     }
 
+    /// The piece's shape: pieces of one shape are twins, the same computation on the same input. The
+    /// layers of a stage after its first all take the stage's width at the stage's resolution, so
+    /// their pieces with one choice and precision differ only in their weights' values and names
+    /// (`stage2:rest:shuffle5:0.5`, `@int8` appended for INT8); a stage's first layer, the stem and
+    /// the head are shapes of their own. 326 FP32 shapes among the space's 818 pieces.
+    pub fn shape(&self) -> String {
+        match self {
+            Piece::Stem | Piece::Head => self.key(),
+            Piece::Block {
+                layer,
+                choice,
+                precision,
+            } => {
+                let stage = NetConfig::stage_of(*layer) + 1;
+                let position = if NetConfig::is_stride2(*layer) {
+                    "first"
+                } else {
+                    "rest"
+                };
+                match precision {
+                    Precision::Fp32 => format!("stage{stage}:{position}:{choice}"),
+                    precision => format!("stage{stage}:{position}:{choice}@{precision}"),
+                }
+            }
+        }
+    }
+
     /// The precision the piece runs in (the stem and the head are FP32).
     pub fn precision(&self) -> Precision {
         match self {

@@ -514,3 +514,59 @@ fn sampling_near_a_latency_uses_the_table() {
     assert_eq!(usage.code, Some(2), "a usage error: {usage:?}");
     assert!(usage.stderr.contains("--table"), "{}", usage.stderr);
 }
+
+/// `--once-per-shape` measures one piece of each shape (326) and gives its twins the same entry: the
+/// table is complete, twins hold equal entries, pieces of different shapes were measured apart; the
+/// table says so, and resuming it as a full profile is refused rather than mixed.
+#[test]
+fn once_per_shape_measures_each_shape_once_and_copies_its_twins() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("shapes.json");
+    let p = path.to_str().expect("utf-8");
+    let mut args = profile_args(p, &FAST);
+    args.extend(["--once-per-shape", "--json"]);
+    let summary: Value = serde_json::from_str(&ok(run_bin("hsconas", &args)).stdout).expect("JSON");
+    assert_eq!(
+        (
+            &summary["entries"],
+            &summary["measured"],
+            &summary["once_per_shape"]
+        ),
+        (&Value::from(818), &Value::from(326), &Value::from(true)),
+        "{summary}"
+    );
+    let table = read_json(&path);
+    assert_eq!(table["provenance"]["once_per_shape"], true);
+    let mut by_shape: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for (key, entry) in entries(&table) {
+        let piece: hsconas_models::build::Piece = key.parse().expect("a piece key");
+        by_shape
+            .entry(piece.shape())
+            .or_default()
+            .push(entry.clone());
+    }
+    assert_eq!(by_shape.len(), 326);
+    for (shape, twins) in &by_shape {
+        assert!(twins.iter().all(|e| e == &twins[0]), "{shape}: {twins:?}");
+    }
+    let firsts: Vec<&Value> = by_shape.values().map(|twins| &twins[0]).collect();
+    let distinct: std::collections::BTreeSet<String> =
+        firsts.iter().map(|e| e["p10_ms"].to_string()).collect();
+    assert!(
+        distinct.len() > 300,
+        "shapes measured apart: {}",
+        distinct.len()
+    );
+
+    // A full profile does not resume a table of shapes.
+    let mut table = table;
+    table["entries"]
+        .as_object_mut()
+        .expect("entries")
+        .remove("L20:shuffle3:0.5");
+    std::fs::write(&path, table.to_string()).expect("writes");
+    fails_with(
+        run_bin("hsconas", &profile_args(p, &FAST)),
+        "one piece per shape",
+    );
+}

@@ -7,6 +7,7 @@ use clap::Args;
 use hsconas_devices::{DeviceProfile, DriftModel, FleetRule, Int8Pieces};
 use hsconas_export::quant::SEEDED_CALIBRATION_INPUTS;
 use hsconas_latency::{profile_table, profile_table_on_fleet, FleetMember, Measurer, ProfileJob};
+use hsconas_models::build::Piece;
 use hsconas_models::Layout;
 use hsconas_vocabulary::{ExecutionProvider, Int8Flavour, Precision};
 use serde_json::json;
@@ -58,8 +59,8 @@ pub struct ProfileArgs {
     /// (the layers of a stage after its first are twins), the shapes that matter most first (expected
     /// contribution to a network times how uncertain its value still is), in rounds of 48, refitting the
     /// transfer after each round; with --tolerance, only once --max-samples networks could not meet it,
-    /// and only while the error on the last round's networks (held out of the refits) is above it. Every shape profiled: 326 pieces of the 818 a full
-    /// profile measures.
+    /// and only while the error on the last round's networks (held out of the refits) is above it.
+    /// Every shape profiled: 326 pieces of the 818 a full profile measures.
     #[arg(
         long,
         default_value_t = 0,
@@ -75,6 +76,12 @@ pub struct ProfileArgs {
     /// measured as `hsconas calibrate` measures them: groups of 10, bursts of 3).
     #[arg(long, default_value_t = ProfileArgs::DEFAULT_GROUP, value_name = "N")]
     pub group: usize,
+    /// Measure one piece of each shape and copy its entry to its twins: the layers of a stage after
+    /// its first take the same input, so their pieces with one choice are the same computation. 326
+    /// of the 818 pieces (a TensorRT device builds that many engines instead of all); recorded in the
+    /// table (docs/latency-local-cpu.md compares it with a full profile).
+    #[arg(long, conflicts_with = "transfer_from")]
+    pub once_per_shape: bool,
     /// Do not time the reference network in every group (the table then cannot normalise for drift:
     /// measurements of a device whose speed changes while it profiles go into it as they are).
     #[arg(long)]
@@ -152,6 +159,7 @@ impl ProfileArgs {
             profile_pieces: 0,
             seed: ProfileArgs::DEFAULT_SEED,
             group: ProfileArgs::DEFAULT_GROUP,
+            once_per_shape: false,
             no_reference: false,
             reference_alone: false,
             drift_model: DriftModel::DEFAULT,
@@ -219,6 +227,7 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         reference: !args.no_reference,
         reference_alone: args.reference_alone,
         drift_model: args.drift_model,
+        once_per_shape: args.once_per_shape,
         progress: !args.json,
     };
     if let Some(source) = &args.transfer_from {
@@ -230,6 +239,10 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
     }
     let start = std::time::Instant::now();
     let table = if args.agent.agents.len() > 1 {
+        anyhow::ensure!(
+            !args.once_per_shape,
+            "--once-per-shape profiles on one device; a fleet measures every piece"
+        );
         let rule = FleetRule {
             factor: args.fleet_noise_factor,
             floor: args.fleet_min_tolerance / 100.0,
@@ -293,10 +306,23 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         None => "no reference network: the table cannot normalise for drift".into(),
     };
     let drift = drift.map(|(ms, s)| json!({ "reference_ms": ms, "summary": s }));
+    // Pieces measured: one per shape when the twins took copies.
+    let measured = match table.provenance.once_per_shape {
+        true => table
+            .entries
+            .keys()
+            .filter_map(|k| k.parse::<Piece>().ok())
+            .map(|p| p.shape())
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        false => table.entries.len(),
+    };
     if args.json {
         let summary = json!({
             "table": out,
             "entries": table.entries.len(),
+            "measured": measured,
+            "once_per_shape": table.provenance.once_per_shape,
             "int8": table.provenance.int8,
             "seconds": seconds,
             "backend": table.provenance.backend_version,
@@ -306,8 +332,12 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
         });
         outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
+        let copied = match table.provenance.once_per_shape {
+            true => format!(", {measured} measured and copied to their twins"),
+            false => String::new(),
+        };
         outln!(
-            "{} entries ({}, {:?}) in {seconds:.0} s; sum of all entries {total:.2} ms; table in {}",
+            "{} entries ({}, {:?}{copied}) in {seconds:.0} s; sum of all entries {total:.2} ms; table in {}",
             table.entries.len(),
             table.provenance.backend_version,
             table.provenance.provider,

@@ -36,6 +36,9 @@ pub struct ProfileJob {
     /// Measure every block with weights in INT8 too, exported this way (a mixed-precision table);
     /// `None`: FP32 pieces only. A resumed table must have been started with the same settings.
     pub int8: Option<hsconas_devices::Int8Pieces>,
+    /// Measure one piece of each shape and give its twins ([`Piece::shape`]) its entry: 326 of the 818
+    /// FP32 pieces (recorded in the table; a resumed table must have been started the same way).
+    pub once_per_shape: bool,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -80,15 +83,24 @@ pub fn profile_table(
         });
     }
     let total = expected.len();
+    let already = expected
+        .iter()
+        .filter(|p| table.entries.contains_key(&p.key()))
+        .count();
+    if job.once_per_shape {
+        copy_to_twins(&mut table, &expected);
+    }
+    let mut shapes = std::collections::HashSet::new();
     let todo: Vec<Piece> = expected
-        .into_iter()
+        .iter()
         .filter(|p| !table.entries.contains_key(&p.key()))
+        .filter(|p| !job.once_per_shape || shapes.insert(p.shape()))
+        .copied()
         .collect();
-    if todo.len() < total {
+    if already > 0 {
         tracing::info!(
-            "resuming {}: {} of {total} pieces already measured",
-            out.display(),
-            total - todo.len()
+            "resuming {}: {already} of {total} pieces already measured",
+            out.display()
         );
     }
     let mut reference = table_reference(job, &table)?;
@@ -101,7 +113,27 @@ pub fn profile_table(
         progress: job.progress,
     };
     measure_pieces(&mut table, &todo, &how, measurer, reference.as_mut(), out)?;
+    if job.once_per_shape {
+        copy_to_twins(&mut table, &expected);
+        table.save(out)?;
+    }
     Ok(table)
+}
+
+/// Gives every piece of `pieces` without an entry the entry of a twin that has one (the same
+/// [`Piece::shape`]; the first measured in `pieces`' order).
+fn copy_to_twins(table: &mut LatencyTable, pieces: &[Piece]) {
+    let mut measured: std::collections::HashMap<String, EntryStats> = Default::default();
+    for p in pieces {
+        if let Some(e) = table.entries.get(&p.key()) {
+            measured.entry(p.shape()).or_insert_with(|| e.clone());
+        }
+    }
+    for p in pieces {
+        if let Some(e) = measured.get(&p.shape()) {
+            table.entries.entry(p.key()).or_insert_with(|| e.clone());
+        }
+    }
 }
 
 /// How pieces are measured into a table.
@@ -323,6 +355,17 @@ pub(crate) fn start_or_resume(
                 int8(&job.int8)
             ));
         }
+        if old.once_per_shape != job.once_per_shape {
+            let how = |once: bool| match once {
+                true => "one piece per shape",
+                false => "every piece",
+            };
+            diffs.push(format!(
+                "pieces: table measures {}, wanted {}",
+                how(old.once_per_shape),
+                how(job.once_per_shape)
+            ));
+        }
         if table.statistic != p.statistic {
             diffs.push(format!(
                 "statistic: table has {:?}, profile has {:?}",
@@ -342,6 +385,7 @@ pub(crate) fn start_or_resume(
     }
     let mut table = new_table(p, job.classes, protocol, measurer, utc_now_rfc3339())?;
     table.provenance.int8 = job.int8;
+    table.provenance.once_per_shape = job.once_per_shape;
     Ok(table)
 }
 
@@ -375,6 +419,7 @@ pub(crate) fn new_table(
             protocol,
             fleet: None,
             transfer: None,
+            once_per_shape: false,
         },
         statistic: p.statistic,
         entries: Default::default(),
