@@ -65,12 +65,15 @@ summary = {
     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
     "command": f"SOURCE={source} DEVICE={device} SIZE={size} N={n}"
     + (f' EXTRA="{extra}"' if (extra := os.environ.get("EXTRA", "")) else "")
+    + (" ONCE=1" if os.environ.get("ONCE") == "1" else "")
     + " research/scripts/transfer-live.sh",
     "seconds": load("times.json"),
     "transferred": table_summary("transferred"),
     # The transfer's own report (`--json`): its rounds of networks and pieces and their held-out errors.
     "transfer_rounds": load("transfer-run.json")["rounds"] if os.path.exists(f"{out}/transfer-run.json") else None,
     "full_profile": table_summary("full"),
+    # With ONCE=1: `hsconas profile --once-per-shape`, validated on the same networks.
+    "once_per_shape": table_summary("shapes") if os.path.exists(f"{out}/shapes.json") else None,
     "test_retest": {
         "what": "the 200 held-out networks as the two validations measured them (raw and normalised)",
         "raw_kendall_tau": repeat["raw_ms"]["kendall_tau"],

@@ -15,6 +15,8 @@
 #   NAME (the pair's name; default <source file>-to-<device>-<size>), OUT (runs/transfer-live/NAME),
 #   EXTRA (more flags for the transfer, e.g. "--tolerance 3 --profile-pieces 400": networks until the
 #   held-out error meets 3% or --max-samples, then the pieces that matter most, issue 42 item 3),
+#   ONCE (0; 1 = also a third table, `hsconas profile --once-per-shape`, timed, calibrated and validated
+#   on the same networks as the other two, after the full profile),
 #   EVIDENCE (empty: keep nothing; else a folder that receives NAME.json, the summary)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -31,6 +33,8 @@ NAME=${NAME:-$(basename "${SOURCE%.json}")-to-$(basename "${DEVICE%.toml}")-$SIZ
 OUT=${OUT:-runs/transfer-live/$NAME}
 EVIDENCE=${EVIDENCE:-}
 EXTRA=${EXTRA:-}
+tables=(transferred full)
+[[ ${ONCE:-0} == 1 ]] && tables+=(shapes)
 rm -rf "$OUT" && mkdir -p "$OUT"
 
 step() { # name, command...: runs it, appends its seconds to times.json's lines
@@ -42,16 +46,20 @@ step() { # name, command...: runs it, appends its seconds to times.json's lines
 
 echo "== $NAME: $SOURCE -> $DEVICE at input $SIZE, N = $N ($(date -u +%FT%TZ))" >&2
 step full_profile_s "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --out "$OUT/full.json"
+if [[ ${ONCE:-0} == 1 ]]; then
+  step shapes_profile_s "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --once-per-shape \
+    --out "$OUT/shapes.json"
+fi
 start=$SECONDS # the transfer's --json report is kept (its rounds)
 # shellcheck disable=SC2086 # EXTRA is a list of flags
 "$hsconas" profile --device "$DEVICE" --input-size "$SIZE" --transfer-from "$SOURCE" --samples "$N" \
   --out "$OUT/transferred.json" $EXTRA --json >"$OUT/transfer-run.json"
 echo "\"transfer_s\": $((SECONDS - start))" >>"$OUT/times.lines"
-for table in transferred full; do
+for table in "${tables[@]}"; do
   step "calibrate_${table}_s" "$hsconas" calibrate --table "$OUT/$table.json" --device "$DEVICE" --samples 20
 done
 sleep "$GAP_S"
-for table in transferred full; do
+for table in "${tables[@]}"; do
   step "validate_${table}_s" "$hsconas" latency validate --table "$OUT/$table.json" --device "$DEVICE" \
     --samples 200 --out "$OUT/$table.validation.json"
 done

@@ -66,6 +66,10 @@ struct Cli {
     /// profiled on its kin, as `hsconas profile` does) or `transfer` (the networks' transfer factors).
     #[arg(long, default_value = "kin", value_parser = ["transfer", "kin"])]
     unprofiled: String,
+    /// The report's networks ran with INT8 layers and the source is FP32 (the FP32 -> INT8 pair): the
+    /// transfer is fitted and judged on each network's FP32 twin's source values.
+    #[arg(long)]
+    as_fp32: bool,
 }
 
 /// The part of a validation report this reads.
@@ -124,6 +128,9 @@ struct Output {
     report: PathBuf,
     test_networks: usize,
     seed: u64,
+    /// The networks' INT8 layers were read as FP32 for the source (`--as-fp32`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    as_fp32: bool,
     /// The source table's plain sum on every draw's held-out networks (no transfer): the median.
     untransferred_median_within_10_percent: f64,
     untransferred_median_kendall_tau: f64,
@@ -151,7 +158,7 @@ fn main() -> anyhow::Result<()> {
         .networks
         .into_iter()
         .map(|n| MeasuredNetwork {
-            arch: n.arch,
+            arch: if cli.as_fp32 { n.arch.as_fp32() } else { n.arch },
             measured_ms: n.measured_ms,
         })
         .collect();
@@ -302,6 +309,7 @@ fn main() -> anyhow::Result<()> {
         report: cli.report,
         test_networks: cli.test,
         seed: cli.seed,
+        as_fp32: cli.as_fp32,
         untransferred_median_within_10_percent: median(plain.iter().map(|a| a.within_10_percent)),
         untransferred_median_kendall_tau: median(plain.iter().map(|a| a.kendall_tau)),
         sizes,
