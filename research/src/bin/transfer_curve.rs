@@ -158,7 +158,11 @@ fn main() -> anyhow::Result<()> {
         .networks
         .into_iter()
         .map(|n| MeasuredNetwork {
-            arch: if cli.as_fp32 { n.arch.as_fp32() } else { n.arch },
+            arch: if cli.as_fp32 {
+                n.arch.as_fp32()
+            } else {
+                n.arch
+            },
             measured_ms: n.measured_ms,
         })
         .collect();
