@@ -106,8 +106,9 @@ pub struct TransferFit {
     pub level: TransferLevel,
     /// Its penalty, relative to the mean squared feature.
     pub penalty: f64,
-    /// Its held-out error (root mean square relative error, percent): the estimate of the transferred
-    /// table's error on other networks.
+    /// Its leave-one-out error over the networks it was fitted on (root mean square relative error,
+    /// percent): an estimate of the transferred table's error on other networks, optimistic in the
+    /// measured runs ([`Self::rmspe_on`] networks measured after the fit is the check).
     pub held_out_rmspe: f64,
     /// The factor of each group of the level, fitted on every network.
     pub factors: BTreeMap<String, f64>,
@@ -178,11 +179,12 @@ pub struct TransferRecord {
     /// How the source differs from the new table's device (its profile's settings and machine).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_differences: Vec<String>,
-    /// The held-out error (RMSPE, percent) more networks were measured for, when one was asked.
+    /// The tolerance (RMSPE, percent) more networks were measured for, when one was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance_percent: Option<f64>,
-    /// The error (RMSPE, percent) measured at the stop on networks the fit in use had not seen (the
-    /// last round's, measured after it), which the tolerance was judged by; absent when no such round
+    /// The error (RMSPE, percent) measured at the stop on networks the fit before the final refit had
+    /// not seen (the last round's, measured after it), which the tolerance was judged by; the final
+    /// fit is refitted on every network, those included. Absent when no such round
     /// was measured (no tolerance, or `--max-samples` equal to `--samples`): the tolerance was then
     /// judged by the leave-one-out estimate, which was optimistic in the measured runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]

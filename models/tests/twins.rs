@@ -1,7 +1,10 @@
 //! Pieces of one shape ([`Piece::shape`]) are twins: the same computation on the same input, so a
 //! latency table may measure one and copy it (`hsconas profile --once-per-shape`). Checked on the graphs
 //! themselves, node by node (operation, inputs and output shapes), for both layouts and two input
-//! sizes; and pieces of different shapes are not mistaken for twins.
+//! sizes; and pieces of different shapes are not mistaken for twins. An INT8 piece is its FP32 graph
+//! with quantisation at the block's entry and exit added by the exporter (`hsconas_export::quant`), the
+//! same structure for every layer (only the scales differ), so its twins are checked here through that
+//! FP32 graph.
 
 use std::collections::BTreeMap;
 

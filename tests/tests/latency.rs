@@ -549,6 +549,13 @@ fn once_per_shape_measures_each_shape_once_and_copies_its_twins() {
     for (shape, twins) in &by_shape {
         assert!(twins.iter().all(|e| e == &twins[0]), "{shape}: {twins:?}");
     }
+    // Measured in 326 / 16 groups, not in the 818 / 16 of every piece: twins were copied, not measured.
+    let groups: std::collections::BTreeSet<String> = by_shape
+        .values()
+        .flatten()
+        .map(|e| e["group"].to_string())
+        .collect();
+    assert_eq!(groups.len(), 326usize.div_ceil(16), "{groups:?}");
     let firsts: Vec<&Value> = by_shape.values().map(|twins| &twins[0]).collect();
     let distinct: std::collections::BTreeSet<String> =
         firsts.iter().map(|e| e["p10_ms"].to_string()).collect();

@@ -209,6 +209,40 @@ fn a_tolerance_measures_more_networks_until_it_is_met_or_the_maximum() {
         "{summary}"
     );
     assert_eq!(summary["transfer"]["checked_rmspe"].as_f64(), checked[2]);
+    let held_out: Vec<f64> = summary["rounds"]
+        .as_array()
+        .expect("rounds")
+        .iter()
+        .map(|r| r["held_out_rmspe"].as_f64().expect("held out"))
+        .collect();
+    // Each check is the previous fit's error on new networks, not the new fit's own estimate.
+    assert!(
+        checked[1] != Some(held_out[1]) && checked[2] != Some(held_out[2]),
+        "{summary}"
+    );
+    // `latency predict` gives the larger of the checked and the leave-one-out error as uncertainty.
+    let predicted: Value = serde_json::from_str(
+        &ok(run_bin(
+            "hsconas",
+            &[
+                "latency",
+                "predict",
+                "--table",
+                strict.to_str().expect("utf-8"),
+                "--arch",
+                &vec!["shuffle3:0.5"; 20].join(","),
+                "--json",
+            ],
+        ))
+        .stdout,
+    )
+    .expect("JSON");
+    let larger = checked[2].expect("checked").max(held_out[2]);
+    assert_eq!(
+        predicted["uncertainty_percent"].as_f64(),
+        Some(larger),
+        "{predicted}"
+    );
     assert_eq!(summary["tolerance_met"], false);
     assert_eq!(summary["transfer"]["networks"], 10);
     assert_eq!(summary["transfer"]["tolerance_percent"], 0.0001);

@@ -78,8 +78,9 @@ pub struct ProfileArgs {
     pub group: usize,
     /// Measure one piece of each shape and copy its entry to its twins: the layers of a stage after
     /// its first take the same input, so their pieces with one choice are the same computation. 326
-    /// of the 818 pieces (a TensorRT device builds that many engines instead of all); recorded in the
-    /// table (docs/latency-local-cpu.md compares it with a full profile).
+    /// of the 818 FP32 pieces (646 of 1618 with --precision mixed; a TensorRT device builds that many
+    /// engines instead of all); recorded in the table (docs/latency-local-cpu.md compares it with a
+    /// full profile).
     #[arg(long, conflicts_with = "transfer_from")]
     pub once_per_shape: bool,
     /// Do not time the reference network in every group (the table then cannot normalise for drift:

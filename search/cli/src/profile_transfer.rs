@@ -145,7 +145,7 @@ pub fn run(
     )?;
     outln!(
         "correction: {} (penalty {}), chosen as the simplest within one standard error of the lowest \
-         leave-one-out error; its held-out error {:.2}% RMSPE is the table's estimate of its own error",
+         leave-one-out error, which is {:.2}% RMSPE over the networks it was fitted on",
         level_name(record.level),
         record.penalty,
         record.held_out_rmspe

@@ -141,6 +141,11 @@ pub fn profile_table_on_fleet(
     out: &Path,
 ) -> Result<LatencyTable, LatencyError> {
     let config = job.net_config()?;
+    if job.once_per_shape {
+        return Err(LatencyError::Invalid(
+            "a fleet measures every piece: one piece per shape profiles on one device".into(),
+        ));
+    }
     let first = &fleet
         .first()
         .ok_or_else(|| LatencyError::Invalid("a fleet needs at least two devices".into()))?

@@ -2,8 +2,9 @@
 //! end (`hsconas profile --transfer-from`, issue 42): the networks are measured like calibration
 //! networks, with the default reference network timed in every group (the new table's reference state
 //! is the median of that trace, so later jobs normalise for drift against it); the source's entries are
-//! rescaled by [`fit_transfer`], whose leave-one-out error is the table's own estimate of its error; and
-//! the result is saved as a table like any other, its provenance saying where it came from.
+//! rescaled by [`fit_transfer`] (its leave-one-out error over the networks is recorded; with a tolerance,
+//! each further round of networks first measures the error of the fit made before it, which decides);
+//! and the result is saved as a table like any other, its provenance saying where it came from.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -64,17 +65,17 @@ pub struct TransferJob {
 /// When an adaptive transfer stops measuring more networks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tolerance {
-    /// The held-out error wanted: RMSPE, percent.
+    /// The error wanted (RMSPE, percent) on a round of networks the fit had not seen.
     pub rmspe_percent: f64,
     /// The most networks measured in all.
     pub max_samples: usize,
 }
 
-/// One round of an adaptive transfer: the networks measured and pieces profiled so far, and the fit's
-/// held-out error then.
+/// One round of an adaptive transfer: the networks and pieces so far, and the fit's errors then.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TransferRound {
-    /// Networks measured so far.
+    /// Networks the round's fit was fitted on: all measured so far in a network round; in a piece
+    /// round, those before the last network round (which judges the piece rounds).
     pub networks: usize,
     /// Pieces profiled so far.
     pub pieces: usize,
@@ -96,17 +97,19 @@ pub struct Transferred {
     pub fit: TransferFit,
     /// The networks measured here, normalised for drift (raw values beside).
     pub samples: Vec<NetworkSample>,
-    /// Each round's networks and held-out error (one round without a tolerance).
+    /// Each round's networks and errors (one round without a tolerance).
     pub rounds: Vec<TransferRound>,
-    /// Whether the held-out error met the tolerance (`None` without one).
+    /// Whether the error judged (on unseen networks where a round measured them, else leave-one-out)
+    /// met the tolerance (`None` without one).
     pub tolerance_met: Option<bool>,
     /// The pieces profiled after the networks: each one's latency here (normalised for drift), by key.
     pub profiled_pieces: std::collections::BTreeMap<String, f64>,
 }
 
 /// Measures `job.samples` networks with `measurer`, fits the transfer of `source` to them and saves the
-/// transferred table at `out`; with a tolerance, measures `job.samples` more while the fit's held-out
-/// error is above it (every round normalised for drift to the first round's reference state), then,
+/// transferred table at `out`; with a tolerance, measures rounds of `job.samples` more (at least one,
+/// up to its maximum), each first predicted by the fit made before it, while that error is above the
+/// tolerance (every round normalised for drift to the first round's reference state), then,
 /// with `job.profile_pieces`, profiles pieces with `piece_measurer` (the table's protocol) and refits
 /// ([`crate::transfer_pieces`]). The source must be a complete table of this space at the job's layout
 /// (its input size, device, engine and machine may differ: those differences are recorded). An

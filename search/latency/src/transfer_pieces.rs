@@ -1,13 +1,13 @@
 //! A transfer refined by profiling pieces (`hsconas profile --transfer-from ... --profile-pieces N`, issue
-//! 42 item 3): when the networks alone leave the transfer's held-out error above what the user wants,
+//! 42 item 3): when the networks alone leave the transfer's error above what the user wants,
 //! the pieces that matter most are profiled on this device
 //! ([`hsconas_devices::transfer_refine::refine`] chooses them and refits after each round), as `hsconas
 //! profile` measures pieces: the table's protocol, in interleaved groups with the transfer's reference
 //! network, normalised for drift. Shapes not yet profiled take the ratios measured on their kin
-//! ([`Unprofiled::KinRatios`]): they owe nothing to the networks, so the refit's leave-one-out error
-//! over the networks stays an honest estimate. The reference's state is re-read from the whole trace
-//! (networks and pieces) after each group, so the pieces are normalised to nearly, not exactly, the
-//! networks' state: the refit's factors absorb a common difference.
+//! ([`Unprofiled::KinRatios`]): they owe nothing to the networks. The rounds stop on the refit's error
+//! on the last network round's networks, which no refit of the piece rounds sees. The reference's state
+//! is re-read from the whole trace (networks and pieces) after each group, so the pieces are normalised
+//! to nearly, not exactly, the networks' state: the refit's factors absorb a common difference.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
