@@ -106,6 +106,8 @@ measure_step() {
 
 centre_step() {
   [[ -f $evidence/measured/run-1.json ]] || die "not measured yet: $0 measure"
+  rm -rf "$evidence/measured-centre" # the measurement T is read from, kept when `measure` runs again
+  cp -r "$evidence/measured" "$evidence/measured-centre"
   python3 - "$list" "$evidence/measured" "$evidence/target-ms" <<'PY'
 import csv, glob, json, statistics, sys
 equal = [r["id"] for r in csv.DictReader(open(sys.argv[1]), delimiter="\t") if r["group"] == "equal"]
