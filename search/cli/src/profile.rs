@@ -240,10 +240,6 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
     }
     let start = std::time::Instant::now();
     let table = if args.agent.agents.len() > 1 {
-        anyhow::ensure!(
-            !args.once_per_shape,
-            "--once-per-shape profiles on one device; a fleet measures every piece"
-        );
         let rule = FleetRule {
             factor: args.fleet_noise_factor,
             floor: args.fleet_min_tolerance / 100.0,
