@@ -3,7 +3,8 @@
 //! and INT8, the weight range chosen for this CPU and recorded), `latency precision` (each block's
 //! speed-up from the entries), prediction of an architecture with `@int8` layers against the hand sum,
 //! calibration on networks with INT8 layers, and the refusals (an FP32 table asked about INT8 layers, a
-//! mixed table resumed as FP32, a transfer of a mixed table, a bad weight range).
+//! mixed table resumed as FP32, a transfer of a mixed table, a bad weight range), and `--once-per-shape` on
+//! a mixed table.
 
 use std::collections::BTreeMap;
 
@@ -149,6 +150,11 @@ fn a_mixed_table_is_profiled_predicts_int8_layers_and_calibrates_on_mixed_networ
         "{}",
         out.stdout
     );
+    assert!(
+        !out.stdout.contains("note: the table's calibration uses"),
+        "under the table's own drift model the correction chosen again is the calibration's: {}",
+        out.stdout
+    );
     let report = read_json(&report_path);
     assert_eq!(report["int8"]["by_op"].as_array().map(Vec::len), Some(4));
     assert_eq!(report["int8"]["all"], gains["all"]);
@@ -212,8 +218,30 @@ fn a_mixed_table_is_profiled_predicts_int8_layers_and_calibrates_on_mixed_networ
     for key in ["int8_count", "int8_stages", "held_out_rmse"] {
         c.remove(key);
     }
-    c.insert("correction".into(), Value::from("bias"));
+    // Its choice is one this hsconas would not make (B unless that is what it chooses).
+    let row_of = |kind: &str| match kind {
+        "none" => "table",
+        "bias" => "table + B",
+        "linear" => "table, linear",
+        "int8-count" => "table + INT8",
+        "int8-stages" => "table + INT8/stage",
+        other => panic!("a correction kind: {other}"),
+    };
+    let chosen = calibration["correction"].as_str().expect("kind");
+    let stale = if chosen == "bias" { "none" } else { "bias" };
+    c.insert("correction".into(), Value::from(stale));
     std::fs::write(&path, serde_json::to_vec(&old).expect("JSON")).expect("write");
+    // Validation says that its networks, calibrated again, would choose otherwise.
+    let out = ok(run_bin(
+        "hsconas",
+        &["latency", "validate", "--table", p, "--samples", "2"],
+    ));
+    let note = format!(
+        "note: the table's calibration uses `{}`, but calibrating its networks again would choose `{}`",
+        row_of(stale),
+        row_of(chosen)
+    );
+    assert!(out.stdout.contains(&note), "{note}\n{}", out.stdout);
     let out = ok(run_bin(
         "hsconas",
         &["calibrate", "--table", p, "--refit", "--json"],
@@ -264,4 +292,39 @@ fn a_mixed_table_is_profiled_predicts_int8_layers_and_calibrates_on_mixed_networ
         ),
         "--int8-weight-range: unknown weight range '8bit'",
     );
+}
+
+/// `--once-per-shape` on a mixed table: one piece per shape in each precision (646 of 1618 pieces, the
+/// precision part of the shape), twins hold equal entries, and each INT8 shape is measured in the group
+/// of its FP32 twin.
+#[test]
+fn a_mixed_table_once_per_shape_measures_each_shape_in_each_precision_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("mixed-shapes.json");
+    let p = path.to_str().expect("utf-8");
+    let mut args = profile_args(p, &FAST);
+    args.extend(["--precision", "mixed", "--once-per-shape", "--json"]);
+    let summary: Value = serde_json::from_str(&ok(run_bin("hsconas", &args)).stdout).expect("JSON");
+    assert_eq!(
+        (&summary["entries"], &summary["measured"]),
+        (&Value::from(1618), &Value::from(646)),
+        "{summary}"
+    );
+    let table = read_json(&path);
+    assert_eq!(table["provenance"]["once_per_shape"], true);
+    let entries = entries(&table);
+    let mut by_shape: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for (key, entry) in &entries {
+        let piece: hsconas_models::build::Piece = key.parse().expect("a piece key");
+        by_shape.entry(piece.shape()).or_default().push(entry);
+    }
+    assert_eq!(by_shape.len(), 646);
+    let int8_shapes = by_shape.keys().filter(|s| s.ends_with("@int8")).count();
+    assert_eq!(int8_shapes, 646 - 326);
+    for (shape, twins) in &by_shape {
+        assert!(twins.iter().all(|e| *e == twins[0]), "{shape}: {twins:?}");
+        if let Some(fp32) = shape.strip_suffix("@int8") {
+            assert_eq!(twins[0]["group"], by_shape[fp32][0]["group"], "{shape}");
+        }
+    }
 }

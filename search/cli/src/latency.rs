@@ -227,7 +227,11 @@ fn print_table(report: &ValidationReport) -> std::io::Result<()> {
         )?;
     }
     match &report.drift {
-        Some(drift) => print_drift(drift)?,
+        Some(drift) => print_drift(
+            drift,
+            report.active().map(|row| row.name.as_str()),
+            &report.table,
+        )?,
         None => outln!(
             "drift: the table records no reference network, so these measurements are not normalised"
         )?,
@@ -253,8 +257,12 @@ fn print_table(report: &ValidationReport) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The reference network's movement and the predictor in use under each drift model.
-fn print_drift(drift: &DriftReport) -> std::io::Result<()> {
+/// The reference network's movement and, under each drift model, the correction a calibration would
+/// choose with the calibration networks normalised that way (this build's candidates and rule), and a
+/// note when, under the table's own model, that is not the correction the table holds (`in_use`: a
+/// calibration by an older hsconas, without the corrections this one fits) with the command that
+/// chooses again (`table` is the table's file).
+fn print_drift(drift: &DriftReport, in_use: Option<&str>, table: &Path) -> std::io::Result<()> {
     if let Some(s) = &drift.summary {
         outln!(
             "drift: reference network {:.3} ms in the table's state; during this run the device ran at \
@@ -269,7 +277,7 @@ fn print_drift(drift: &DriftReport) -> std::io::Result<()> {
     outln!(
         "{:<10} {:<15} {:>8} {:>7} {:>7} {:>8}",
         "drift",
-        "in use",
+        "chosen",
         "RMSPE %",
         "±5 %",
         "±10 %",
@@ -291,6 +299,19 @@ fn print_drift(drift: &DriftReport) -> std::io::Result<()> {
                 } else {
                     ""
                 }
+            )?;
+        }
+    }
+    let own = drift.by_model.iter().find(|rows| rows.model == drift.model);
+    let chosen = own.and_then(|rows| rows.predictors.iter().find(|p| p.active));
+    if let (Some(chosen), Some(in_use)) = (chosen, in_use) {
+        if chosen.name != in_use {
+            outln!(
+                "note: the table's calibration uses `{in_use}`, but calibrating its networks again would \
+                 choose `{}` (a calibration by an older hsconas, without the corrections this one fits): \
+                 run `hsconas calibrate --table {} --refit` (it measures nothing)",
+                chosen.name,
+                table.display()
             )?;
         }
     }

@@ -43,10 +43,12 @@ pub struct TaskArgs {
     /// `none`.
     #[arg(long, value_name = "builtin|none|FILE")]
     prior: Option<PriorChoice>,
-    /// Stage widths the networks were trained with [default: the prior's, else A].
+    /// Stage widths the networks were trained with [default: the results' recipe's `layout=`, else the
+    /// prior's, else A].
     #[arg(long, value_name = "A|B|W1,W2,W3,W4")]
     layout: Option<String>,
-    /// Input size the networks were trained at [default: the prior's, else 32].
+    /// Input size the networks were trained at [default: the results' recipe's `resize=S` (what
+    /// `collect --resize S` writes), else the prior's, else 32].
     #[arg(long, value_name = "S")]
     input_size: Option<usize>,
     /// Classes of the task [default: the prior's, else 10].
@@ -63,19 +65,30 @@ struct Task {
 }
 
 impl TaskArgs {
-    /// Reads the results and the prior and settles the geometry: given flags win, then the prior's, then
-    /// the built-in predictor's. Without `--prior`, the built-in predictor is the prior for networks of
-    /// its geometry ([`PriorChoice::automatic`]).
+    /// Reads the results and the prior and settles the geometry: given flags win, then what the results'
+    /// recipe says (`layout=`, `resize=`), then the prior's, then the built-in predictor's. Without
+    /// `--prior`, the built-in predictor is the prior for networks of its geometry
+    /// ([`PriorChoice::automatic`]).
     fn load(&self) -> anyhow::Result<Task> {
         let results = TrainingResults::load(&self.results)?;
         let built_in = Predictor::built_in()?;
+        let recipe_size = match results.recipe_setting("resize") {
+            None | Some("none") => None,
+            Some(size) => Some(size.parse::<usize>().with_context(|| {
+                format!("the results' recipe says resize={size}: not a size in pixels")
+            })?),
+        };
+        let recipe_layout = results.recipe_setting("layout");
         let geometry = |base: NetConfig| -> anyhow::Result<NetConfig> {
             Ok(NetConfig {
-                layout: match &self.layout {
-                    Some(text) => text.parse().context("--layout")?,
-                    None => base.layout,
+                layout: match (&self.layout, recipe_layout) {
+                    (Some(text), _) => text.parse().context("--layout")?,
+                    (None, Some(text)) => text
+                        .parse()
+                        .with_context(|| format!("the results' recipe says layout={text}"))?,
+                    (None, None) => base.layout,
                 },
-                input_size: self.input_size.unwrap_or(base.input_size),
+                input_size: self.input_size.or(recipe_size).unwrap_or(base.input_size),
                 classes: self.classes.unwrap_or(base.classes),
             })
         };
@@ -196,6 +209,7 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
+    outln!("{}", geometry_words(&config, prior.as_ref()))?;
     print_report(&report)?;
     outln!("wrote {}", args.out.display())?;
     Ok(())
@@ -238,7 +252,9 @@ fn curve(args: CurveArgs) -> anyhow::Result<()> {
     if args.json {
         let report = serde_json::json!({
             "networks": n,
+            "config": config,
             "prior": prior_name,
+            "prior_config": prior.as_ref().map(|p| p.config),
             "draws": args.draws,
             "seed": args.seed,
             "points": points,
@@ -246,6 +262,7 @@ fn curve(args: CurveArgs) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
+    outln!("{}", geometry_words(&config, prior.as_ref()))?;
     outln!(
         "{n} trained networks; prior {prior_name}; {} draws per K (tau over the networks not drawn: mean, \
          and 2.5th to 97.5th percentile over draws; RMSE on them in points of top-1, mean over draws)",
@@ -281,6 +298,24 @@ fn curve(args: CurveArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The networks' geometry and the prior's, when it reads networks at another one.
+fn geometry_words(config: &NetConfig, prior: Option<&Predictor>) -> String {
+    let words = |c: &NetConfig| {
+        format!(
+            "layout {}, {}x{} inputs, {} classes",
+            c.layout, c.input_size, c.input_size, c.classes
+        )
+    };
+    match prior {
+        Some(p) if p.config != *config => format!(
+            "networks at {}; the prior reads them at {} (its own)",
+            words(config),
+            words(&p.config)
+        ),
+        _ => format!("networks at {}", words(config)),
+    }
 }
 
 fn tau(score: &RankingScore) -> String {

@@ -45,7 +45,8 @@ pub struct CollectArgs {
     /// Seed of the plan's random draws.
     #[arg(long, default_value_t = 0, value_name = "N")]
     plan_seed: u64,
-    /// Trainings per network, with seeds --seed, --seed + 1, ...
+    /// Trainings per network, with seeds --seed, --seed + 1, ... (a collection may be rerun with more
+    /// to add seeds to every network)
     #[arg(long, default_value_t = 1, value_name = "K")]
     seeds: u64,
     /// Stage widths of the networks.
@@ -282,15 +283,20 @@ fn prepare_folder(
                 differences(was, now)
             );
         }
+        // More seeds add trainings to a collection; fewer, or other ones, would hide some.
         anyhow::ensure!(
-            (stored.seeds, stored.first_seed) == (collection.seeds, collection.first_seed),
-            "{} was collected with --seeds {} from --seed {}; this run says --seeds {} from --seed {}",
+            stored.first_seed == collection.first_seed && stored.seeds <= collection.seeds,
+            "{} was collected with --seeds {} from --seed {}; this run says --seeds {} from --seed {} \
+             (a collection can grow by seeds, from the same --seed, never lose any)",
             dir.display(),
             stored.seeds,
             stored.first_seed,
             collection.seeds,
             collection.first_seed
         );
+        if writer && stored.seeds < collection.seeds {
+            write_atomic(&settings_path, &serde_json::to_vec_pretty(collection)?)?;
+        }
     } else if writer {
         std::fs::create_dir_all(dir)?;
         write_atomic(&settings_path, &serde_json::to_vec_pretty(collection)?)?;

@@ -1,6 +1,7 @@
 //! `hsconas predictor collect` on the committed CIFAR-10 sample, as a user runs it: a plan of the three
 //! groups, trainings stopped and resumed, two workers side by side, a results file that `predictor fit`
-//! reads, and a rerun with another recipe refused without touching what was collected.
+//! reads, a rerun with another recipe refused without touching what was collected, and a second seed
+//! added to every network.
 
 mod common;
 
@@ -148,7 +149,8 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
         model
     );
 
-    // What fit reads: the recipe and data are recorded in the predictor.
+    // What fit reads: the recipe and data are recorded in the predictor, and the layout is the one the
+    // recipe names (no --layout given).
     let predictor = dir.path().join("predictor.json");
     let fitted = ok(
         hsconas(&[
@@ -158,8 +160,6 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
             out.join("results.tsv").to_str().expect("utf-8"),
             "--out",
             predictor.to_str().expect("utf-8"),
-            "--layout",
-            "24,32,48,64",
             "--prior",
             "none",
             "--json",
@@ -171,6 +171,7 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&predictor).expect("predictor"))
             .expect("JSON");
+    assert_eq!(file["config"]["layout"], "24,32,48,64");
     assert_eq!(file["fitted_on"]["data"], "cifar10-sample.tar.gz");
     assert!(file["fitted_on"]["recipe"]
         .as_str()
@@ -196,4 +197,35 @@ fn collect_plans_trains_resumes_and_writes_what_fit_reads() {
     assert!(!refused.status.success());
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("plans 6 networks"), "{why}");
+
+    // A second seed of every network: six more trainings, the first six untouched, the results file
+    // with both seeds; going back to one seed is refused (it would hide trainings).
+    ok(
+        collect(&out, &["--seeds", "2", "--jobs", "2", "--no-estimate"]),
+        "a second seed",
+    );
+    assert_eq!(
+        std::fs::read(first.join("model.json")).expect("kept"),
+        model
+    );
+    let results = lines(&out.join("results.tsv"));
+    assert_eq!(results.len(), 13, "a header and 12 trainings: {results:?}");
+    for planned in &plan[1..] {
+        let id = planned.split('\t').next().expect("id");
+        let seeds: Vec<&str> = results[1..]
+            .iter()
+            .filter(|row| row.split('\t').nth(4) == Some(id))
+            .map(|row| row.split('\t').nth(5).expect("seed"))
+            .collect();
+        assert_eq!(seeds, ["0", "1"], "{id}: {results:?}");
+        assert!(out.join(format!("runs/{id}-s1/model.json")).is_file());
+    }
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("collect.json")).expect("settings"))
+            .expect("JSON");
+    assert_eq!(settings["seeds"], 2);
+    let refused = collect(&out, &["--seeds", "1", "--no-estimate"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("never lose any"), "{why}");
 }

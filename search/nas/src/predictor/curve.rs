@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use hsconas_devices::metrics::kendall_tau;
 use hsconas_models::NetConfig;
 
-use super::fit::fit_model;
+use super::fit::{fit_model, prior_predictions};
 use super::{features_at, rmse, Predictor, TrainingResults};
 use crate::NasError;
 
@@ -114,6 +114,7 @@ pub fn few_shot_curve(
         .map(|r| features_at(&r.arch, &config))
         .collect::<Result<_, _>>()?;
     let y: Vec<f64> = results.networks.iter().map(|r| r.mean_top1()).collect();
+    let base = prior_predictions(results, prior)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut points = Vec::with_capacity(sizes.len());
     for &k in sizes {
@@ -127,9 +128,10 @@ pub fn few_shot_curve(
                 idx.iter().map(|&i| v(i)).collect()
             };
             let train_x: Vec<Vec<f64>> = train.iter().map(|&i| x[i].clone()).collect();
-            let ridge = fit_model(&train_x, &pick(train, &|i| y[i]), prior)?;
+            let train_base = base.as_ref().map(|b| pick(train, &|i| b[i]));
+            let ridge = fit_model(&train_x, &pick(train, &|i| y[i]), train_base.as_deref())?;
             let truth = pick(test, &|i| y[i]);
-            let base = |i: usize| prior.map_or(0.0, |p| p.predict_features(&x[i]));
+            let base = |i: usize| base.as_ref().map_or(0.0, |b| b[i]);
             let predicted = pick(test, &|i| base(i) + ridge.predict(&x[i]));
             fitted.push(kendall_tau(&predicted, &truth));
             fitted_rmse += rmse(&predicted, &truth) / draws as f64;

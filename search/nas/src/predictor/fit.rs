@@ -94,21 +94,18 @@ pub struct FitReport {
     pub macs: RankingScore,
 }
 
-/// A model fitted on `x` (feature rows) and `y` (accuracies): plain (three rows or more), or on `prior`'s
-/// residuals (two or more; with two, only the prior's level moves).
+/// A model fitted on `x` (feature rows) and `y` (accuracies): plain (three rows or more), or on the
+/// residuals from `base`, a prior's predictions of the same networks (two or more; with two, only the
+/// prior's level moves).
 pub(super) fn fit_model(
     x: &[Vec<f64>],
     y: &[f64],
-    prior: Option<&Predictor>,
+    base: Option<&[f64]>,
 ) -> Result<Ridge, NasError> {
-    match prior {
+    match base {
         None => Ridge::fit_cross_validated(x, y),
-        Some(p) => {
-            let residual: Vec<f64> = x
-                .iter()
-                .zip(y)
-                .map(|(row, v)| v - p.predict_features(row))
-                .collect();
+        Some(base) => {
+            let residual: Vec<f64> = y.iter().zip(base).map(|(v, b)| v - b).collect();
             if x.len() < 3 {
                 // Too few to cross-validate a strength: the strongest shrinkage, which only moves the
                 // prior's level (the mean residual).
@@ -122,6 +119,23 @@ pub(super) fn fit_model(
             }
         }
     }
+}
+
+/// `prior`'s prediction of every network of `results` (from the features at the prior's own
+/// configuration, which may differ from the results'), when there is a prior.
+pub(super) fn prior_predictions(
+    results: &TrainingResults,
+    prior: Option<&Predictor>,
+) -> Result<Option<Vec<f64>>, NasError> {
+    prior
+        .map(|p| {
+            results
+                .networks
+                .iter()
+                .map(|r| p.predict(&r.arch))
+                .collect()
+        })
+        .transpose()
 }
 
 /// Fits a predictor on `results` at `config`, adapting `prior` when given, and scores it on held-out
@@ -153,36 +167,25 @@ pub fn fit_predictor_held_out(
              fitted and cross-validated on the others)"
         )));
     }
-    if let Some(p) = prior {
-        if p.config != config {
-            return Err(NasError::Estimator(format!(
-                "the prior reads networks at layout {}, {}x{} inputs and {} classes; these results are at \
-                 {}, {}x{}, {} classes: fit without a prior (--prior none) or with one of this configuration",
-                p.config.layout,
-                p.config.input_size,
-                p.config.input_size,
-                p.config.classes,
-                config.layout,
-                config.input_size,
-                config.input_size,
-                config.classes
-            )));
-        }
-    }
     let x: Vec<Vec<f64>> = results
         .networks
         .iter()
         .map(|r| features_at(&r.arch, &config))
         .collect::<Result<_, _>>()?;
     let y: Vec<f64> = results.networks.iter().map(|r| r.mean_top1()).collect();
+    let base = prior_predictions(results, prior)?;
     let held_out: Vec<f64> = (0..n)
         .map(|i| {
             let (rest_x, rest_y) = without(&x, &y, i);
-            let ridge = fit_model(&rest_x, &rest_y, prior)?;
-            Ok(prior.map_or(0.0, |p| p.predict_features(&x[i])) + ridge.predict(&x[i]))
+            let rest_base: Option<Vec<f64>> = base.as_ref().map(|b| {
+                let keep = b.iter().enumerate().filter(|&(j, _)| j != i);
+                keep.map(|(_, v)| *v).collect()
+            });
+            let ridge = fit_model(&rest_x, &rest_y, rest_base.as_deref())?;
+            Ok(base.as_ref().map_or(0.0, |b| b[i]) + ridge.predict(&x[i]))
         })
         .collect::<Result<_, NasError>>()?;
-    let ridge = fit_model(&x, &y, prior)?;
+    let ridge = fit_model(&x, &y, base.as_deref())?;
     let score = |estimate: &[f64]| {
         RankingScore::of(estimate, &y)
             .ok_or_else(|| NasError::Estimator("too few networks to score".into()))
@@ -195,9 +198,7 @@ pub fn fit_predictor_held_out(
         strength: ridge.strength,
         held_out: score(&held_out)?,
         held_out_rmse: rmse,
-        prior_alone: prior
-            .map(|p| score(&x.iter().map(|r| p.predict_features(r)).collect::<Vec<_>>()))
-            .transpose()?,
+        prior_alone: base.as_deref().map(score).transpose()?,
         // The first feature is log MACs: the same order as MACs.
         macs: score(&x.iter().map(|r| r[0]).collect::<Vec<_>>())?,
     };
@@ -276,24 +277,58 @@ mod tests {
     }
 
     #[test]
-    fn too_few_networks_or_a_prior_of_another_configuration_are_refused() {
+    fn too_few_networks_are_refused() {
         let prior = Predictor::built_in().expect("built in");
         let few = results(3, |_| 50.0);
         let err = fit_predictor(&few, None, "none", prior.config, fitted_on())
             .expect_err("three networks");
         assert!(err.to_string().contains("3 trained networks"), "{err}");
-        let enough = results(5, |a| a.choices().len() as f64);
-        let other = NetConfig {
-            input_size: 64,
-            ..prior.config
-        };
-        let err = fit_predictor(&enough, Some(&prior), "builtin", other, fitted_on())
-            .expect_err("another configuration");
-        assert!(err.to_string().contains("--prior none"), "{err}");
     }
 
-    /// A predictor file keeps everything through a save and a load; a newer format, or a prior of
-    /// another configuration, is refused with the reason.
+    /// A task at 24x24 inputs whose accuracies are the built-in (32x32) predictor's plus 2 points: the
+    /// adapted model reads the prior at the prior's own configuration and its correction at 24x24, so it
+    /// predicts the task exactly; the prior fed the features counted at 24x24 would not (the stages
+    /// shrink by different factors there), and the file keeps both configurations.
+    #[test]
+    fn a_prior_of_another_input_size_predicts_at_its_own() {
+        let prior = Predictor::built_in().expect("built in");
+        let at_24 = NetConfig {
+            input_size: 24,
+            ..prior.config
+        };
+        let task = results(8, |a| prior.predict(a).expect("predicts") + 2.0);
+        let (adapted, report) =
+            fit_predictor(&task, Some(&prior), "builtin", at_24, fitted_on()).expect("fits");
+        assert_eq!(report.held_out.kendall_tau, 1.0, "{report:?}");
+        assert_eq!(
+            report.prior_alone.as_ref().map(|s| s.kendall_tau),
+            Some(1.0)
+        );
+        let mut misread = Vec::new();
+        for n in &task.networks {
+            let p = adapted.predict(&n.arch).expect("predicts");
+            assert!((p - n.mean_top1()).abs() < 0.05, "{p} vs {}", n.mean_top1());
+            let at_24 = features_at(&n.arch, &at_24).expect("features");
+            misread.push(prior.ridge.predict(&at_24) + 2.0 - n.mean_top1());
+        }
+        let spread = misread.iter().cloned().fold(f64::MIN, f64::max)
+            - misread.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(
+            spread > 0.1,
+            "the test cannot tell the configurations apart: {misread:?}"
+        );
+        assert_eq!(adapted.config.input_size, 24);
+        let kept = adapted.prior.as_ref().expect("a prior");
+        assert_eq!(kept.config.input_size, 32);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.json");
+        adapted.save(&path).expect("saves");
+        assert_eq!(Predictor::load(&path).expect("loads"), adapted);
+    }
+
+    /// A predictor file keeps everything through a save and a load; a newer format, or a prior this
+    /// build cannot read, is refused with the reason.
     #[test]
     fn a_predictor_file_round_trips_and_a_newer_format_is_refused() {
         let prior = Predictor::built_in().expect("built in");
@@ -313,12 +348,10 @@ mod tests {
         assert!(err.contains("newer than this hsconas reads"), "{err}");
 
         json["format"] = PREDICTOR_FORMAT.into();
-        json["prior"]["config"]["input_size"] = 64.into();
+        json["prior"]["features"][0] = "log FLOPs".into();
         std::fs::write(&path, json.to_string()).expect("write");
-        let err = Predictor::load(&path)
-            .expect_err("prior elsewhere")
-            .to_string();
-        assert!(err.contains("its prior reads networks at"), "{err}");
+        let err = Predictor::load(&path).expect_err("bad prior").to_string();
+        assert!(err.contains("its prior: fitted on other features"), "{err}");
 
         std::fs::write(&path, &json.to_string()[..40]).expect("write");
         let err = Predictor::load(&path).expect_err("truncated").to_string();

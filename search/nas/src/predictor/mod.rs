@@ -88,9 +88,10 @@ pub fn features_at(arch: &Arch, config: &NetConfig) -> Result<Vec<f64>, NasError
     Ok(features(arch, graph.macs(), graph.param_count()))
 }
 
-/// The predictor file format this build writes ([`Predictor::format`]); files of format 0 (before it was
-/// versioned) are read too, a newer one is refused.
-pub const PREDICTOR_FORMAT: u32 = 1;
+/// The predictor file format this build writes ([`Predictor::format`]); files of formats 0 (before it was
+/// versioned) and 1 (a prior only of the predictor's own configuration) are read too, a newer one is
+/// refused.
+pub const PREDICTOR_FORMAT: u32 = 2;
 
 /// What a predictor's training results were (a predictor file's `fitted_on`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,8 +128,9 @@ pub struct Predictor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fitted_on: Option<FittedOn>,
     /// The predictor this one adapts, when it was fitted as a correction of another's predictions: the
-    /// prediction is the prior's plus `ridge`'s (which was fitted on the prior's residuals). Its
-    /// configuration is this one's.
+    /// prediction is the prior's (from the features at the prior's own configuration, which may differ
+    /// from this one's since format 2: a prior fitted at 32x32 inputs adapted to 16x16) plus `ridge`'s
+    /// (fitted on the prior's residuals, from the features at this predictor's configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior: Option<Box<Predictor>>,
     /// Its error on networks it did not see: the root mean square of the nested leave-one-out
@@ -206,7 +208,7 @@ impl Predictor {
     }
 
     /// Refuses a predictor this build cannot use: a newer format, other features, a model of another
-    /// size, an invalid configuration, or a prior that is itself unusable or of another configuration.
+    /// size, an invalid configuration, or a prior that is itself unusable.
     fn check(&self) -> Result<(), String> {
         let p = self;
         if p.format > PREDICTOR_FORMAT {
@@ -229,30 +231,31 @@ impl Predictor {
         p.config.validate().map_err(|e| e.to_string())?;
         if let Some(prior) = &p.prior {
             prior.check().map_err(|m| format!("its prior: {m}"))?;
-            if prior.config != p.config {
-                return Err(format!(
-                    "its prior reads networks at {:?}, the predictor at {:?}",
-                    prior.config, p.config
-                ));
-            }
         }
         Ok(())
     }
 
     /// The predicted trained accuracy (test top-1, percent) of `arch`, from its features at the
-    /// predictor's own configuration (whatever data a search runs on).
+    /// predictor's own configuration (whatever data a search runs on), plus its prior's prediction at
+    /// the prior's configuration when adapted.
     pub fn predict(&self, arch: &Arch) -> Result<f64, NasError> {
-        Ok(self.predict_features(&self.features_of(arch)?))
+        self.predict_with(arch, &self.features_of(arch)?)
+    }
+
+    /// [`Predictor::predict`] with `x`, the features of `arch` at this predictor's configuration,
+    /// already computed (a prior of the same configuration reuses them).
+    fn predict_with(&self, arch: &Arch, x: &[f64]) -> Result<f64, NasError> {
+        let base = match &self.prior {
+            None => 0.0,
+            Some(prior) if prior.config == self.config => prior.predict_with(arch, x)?,
+            Some(prior) => prior.predict(arch)?,
+        };
+        Ok(base + self.ridge.predict(x))
     }
 
     /// The features of `arch` at the predictor's configuration.
     pub fn features_of(&self, arch: &Arch) -> Result<Vec<f64>, NasError> {
         features_at(arch, &self.config)
-    }
-
-    /// The prediction from a feature row (the prior's prediction plus this model's, when adapted).
-    pub fn predict_features(&self, x: &[f64]) -> f64 {
-        self.prior.as_ref().map_or(0.0, |p| p.predict_features(x)) + self.ridge.predict(x)
     }
 }
 

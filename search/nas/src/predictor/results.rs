@@ -39,6 +39,15 @@ pub struct TrainingResults {
 }
 
 impl TrainingResults {
+    /// The value of `key` in the recipe's `key=value` words (as `hsconas predictor collect` writes
+    /// them: `resize=16`, `layout=A`, ...), when the recipe has it.
+    pub fn recipe_setting(&self, key: &str) -> Option<&str> {
+        self.recipe
+            .as_deref()?
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+    }
+
     /// Reads a ground-truth JSON file or a TSV (see the module's documentation); refuses a file with a
     /// malformed line, naming it, or without a trained network.
     pub fn load(path: &Path) -> Result<TrainingResults, NasError> {
@@ -188,5 +197,20 @@ mod tests {
             b = uniform("0.6")
         ))
         .contains("mixes 2 recipes"));
+    }
+
+    #[test]
+    fn a_recipes_settings_are_read_by_key() {
+        let mut r = TrainingResults {
+            networks: Vec::new(),
+            data: None,
+            recipe: Some("epochs=3 resize=16 layout=A top1=test".into()),
+        };
+        assert_eq!(r.recipe_setting("resize"), Some("16"));
+        assert_eq!(r.recipe_setting("layout"), Some("A"));
+        assert_eq!(r.recipe_setting("lr"), None);
+        assert_eq!(r.recipe_setting("re"), None, "a whole key, not a prefix");
+        r.recipe = Some("hsconas train --epochs 15".into());
+        assert_eq!(r.recipe_setting("epochs"), None);
     }
 }
