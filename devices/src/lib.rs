@@ -38,7 +38,9 @@ pub mod metrics;
 mod profile;
 mod table;
 pub mod transfer;
+mod transfer_error;
 pub mod transfer_refine;
+pub mod transfer_terms;
 
 pub use correction::{
     int8_layers_per_stage, Calibration, Correction, CorrectionKind, HeldOutRmse, NetworkSample,

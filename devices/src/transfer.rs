@@ -1,6 +1,7 @@
 //! A latency table for a new device from another device's table and a few networks measured end to end
 //! on the new one: the source's entries rescaled, by one global factor, by one factor per operator type
-//! (the stem and head sharing one), per stage, or per entry (an AdaProxy-style correction penalised
+//! (the stem and head sharing one), per stage, per stage plus a cost per MAC and per layer at the new
+//! configuration ([`crate::transfer_terms`]), or per entry (an AdaProxy-style correction penalised
 //! towards the per-operator factors). Each level's factors are fitted by penalised least squares on relative errors
 //! (a network that takes 0.3 ms counts as much as one that takes 3 ms), shrunk towards the level above;
 //! the level and its penalty are chosen among all candidates by the one-standard-error rule over their
@@ -15,6 +16,8 @@ use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use crate::table::{EntryStats, LatencyTable, TableError};
+pub use crate::transfer_error::TransferError;
+use crate::transfer_terms::PieceTerms;
 use hsconas_vocabulary::Stats;
 
 /// How finely the source table's entries are rescaled, from the simplest to the richest.
@@ -28,25 +31,33 @@ pub enum TransferLevel {
     PerOperator,
     /// One factor per stage of the blocks and one for the stem and head together.
     PerStage,
+    /// The per-stage factors plus two coefficients of terms the new configuration gives: each piece's
+    /// MACs there and one per layer with a block ([`PieceTerms`]), shrunk towards the per-stage
+    /// factors and no such terms. For another input size, where a layer's fixed cost weighs otherwise
+    /// against its arithmetic than in the source.
+    PerStageMacs,
     /// One factor per entry, shrunk towards the per-operator factors.
     PerEntry,
 }
 
 impl TransferLevel {
     /// Every level, simplest first.
-    pub const ALL: [TransferLevel; 4] = [
+    pub const ALL: [TransferLevel; 5] = [
         TransferLevel::Global,
         TransferLevel::PerOperator,
         TransferLevel::PerStage,
+        TransferLevel::PerStageMacs,
         TransferLevel::PerEntry,
     ];
 
-    /// Its name in files and messages (`global`, `per-operator`, `per-stage`, `per-entry`).
+    /// Its name in files and messages (`global`, `per-operator`, `per-stage`, `per-stage-macs`,
+    /// `per-entry`).
     pub fn name(self) -> &'static str {
         match self {
             TransferLevel::Global => "global",
             TransferLevel::PerOperator => "per-operator",
             TransferLevel::PerStage => "per-stage",
+            TransferLevel::PerStageMacs => "per-stage-macs",
             TransferLevel::PerEntry => "per-entry",
         }
     }
@@ -59,7 +70,7 @@ impl TransferLevel {
             // In every network once each, so their two factors could not be told apart.
             (_, Piece::Stem | Piece::Head) => "stem-head".into(),
             (TransferLevel::PerOperator, Piece::Block { choice, .. }) => choice.op().to_string(),
-            (TransferLevel::PerStage, Piece::Block { layer, .. }) => {
+            (TransferLevel::PerStage | TransferLevel::PerStageMacs, Piece::Block { layer, .. }) => {
                 format!("stage{}", NetConfig::stage_of(*layer) + 1)
             }
         }
@@ -70,10 +81,20 @@ impl TransferLevel {
         match self {
             TransferLevel::Global => None,
             TransferLevel::PerOperator | TransferLevel::PerStage => Some(TransferLevel::Global),
+            TransferLevel::PerStageMacs => Some(TransferLevel::PerStage),
             TransferLevel::PerEntry => Some(TransferLevel::PerOperator),
         }
     }
+
+    /// Whether it fits the [`PieceTerms`] beside the factors.
+    fn has_terms(self) -> bool {
+        self == TransferLevel::PerStageMacs
+    }
 }
+
+/// The names of the [`TransferLevel::PerStageMacs`] coefficients in [`TransferFit::factors`]: of the
+/// MACs term and of the layer term.
+pub const TERM_NAMES: [&str; 2] = ["macs", "layers"];
 
 /// Penalties tried at each level, relative to the mean squared feature (0: plain least squares, tried
 /// only where there are more networks than factors).
@@ -110,19 +131,41 @@ pub struct TransferFit {
     /// percent): an estimate of the transferred table's error on other networks, optimistic in the
     /// measured runs ([`Self::rmspe_on`] networks measured after the fit is the check).
     pub held_out_rmspe: f64,
-    /// The factor of each group of the level, fitted on every network.
+    /// The factor of each group of the level, fitted on every network (and, for
+    /// [`TransferLevel::PerStageMacs`], the coefficients of its terms, named [`TERM_NAMES`]).
     pub factors: BTreeMap<String, f64>,
     /// Every candidate tried, simplest first.
     pub candidates: Vec<CandidateError>,
+    /// The configuration of the new table (its input size may differ from the source's).
+    pub target: NetConfig,
+    /// The pieces' terms at `target` (used by [`TransferLevel::PerStageMacs`]).
+    #[serde(skip)]
+    pub terms: PieceTerms,
 }
 
 impl TransferFit {
-    /// The transferred prediction of a network: each of its pieces' source value times its factor.
+    /// The transferred prediction of a network: the sum of its pieces' ([`Self::piece_ms`]).
     pub fn predict_ms(&self, source: &LatencyTable, arch: &Arch) -> Result<f64, TableError> {
         Ok(network_pieces(source, arch)?
             .iter()
-            .map(|(p, ms)| ms * self.factor_of(p))
+            .map(|(p, ms)| self.piece_ms(p, *ms))
             .sum())
+    }
+
+    /// The transferred value of one piece whose source value is `source_ms`: times its factor, plus
+    /// the level's terms where it has them.
+    pub fn piece_ms(&self, piece: &Piece, source_ms: f64) -> f64 {
+        piece_value(self.level, &self.factors, &self.terms, piece, source_ms)
+    }
+
+    /// What the source's entry of `piece` (value `source_ms`) is multiplied by in the transferred
+    /// table ([`transferred_entries`]).
+    pub fn entry_factor(&self, piece: &Piece, source_ms: f64) -> f64 {
+        if source_ms > 0.0 {
+            self.piece_ms(piece, source_ms) / source_ms
+        } else {
+            self.factor_of(piece)
+        }
     }
 
     /// Root mean square relative error (percent) of this fit's predictions for `networks`: the honest
@@ -200,57 +243,6 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// Why a transfer cannot be made.
-#[derive(Debug, thiserror::Error)]
-pub enum TransferError {
-    /// The source table cannot give a network's sum.
-    #[error("the source table: {0}")]
-    Source(#[from] TableError),
-    /// Too few networks to judge a fit.
-    #[error("a transfer needs at least {needed} measured networks, got {got}")]
-    TooFew {
-        /// The minimum.
-        needed: usize,
-        /// Given.
-        got: usize,
-    },
-    /// A measurement that is not a positive latency.
-    #[error("network {index} measured {measured_ms} ms: not a positive latency")]
-    Measurement {
-        /// 0-based index among the networks.
-        index: usize,
-        /// The value.
-        measured_ms: f64,
-    },
-    /// No candidate could be fitted.
-    #[error("no transfer could be fitted on these networks")]
-    NoFit,
-    /// The source's stage widths differ from the new table's: its entries measure other layers.
-    #[error("the source table has layout {source_layout}, the new table layout {wanted}: its entries measure other layers")]
-    Layout {
-        /// The source's layout.
-        source_layout: Layout,
-        /// The new table's.
-        wanted: Layout,
-    },
-    /// The source measured INT8 pieces too: transfer moves FP32 tables only.
-    #[error("the source table is a mixed-precision table (FP32 and INT8 pieces); transfer moves FP32 tables \
-             only: profile this device with `hsconas profile --precision mixed` instead")]
-    Mixed,
-    /// The source does not hold exactly the pieces of this search space.
-    #[error("the source table is not a complete table of this search space: {missing} of its {total} pieces missing{}{}", .example.as_ref().map_or(String::new(), |e| format!(" (e.g. '{e}')")), if *.extra > 0 { format!(", {} entries of another space", .extra) } else { String::new() })]
-    Space {
-        /// Pieces of the space the source lacks.
-        missing: usize,
-        /// Pieces of the space.
-        total: usize,
-        /// Entries the space does not have.
-        extra: usize,
-        /// One missing piece or foreign entry.
-        example: Option<String>,
-    },
-}
-
 /// Checks that `source` can be transferred to a table of `layout`: the same stage widths (the input
 /// size may differ) and exactly the pieces of this search space.
 pub fn check_source(source: &LatencyTable, layout: Layout) -> Result<(), TransferError> {
@@ -287,9 +279,11 @@ pub fn check_source(source: &LatencyTable, layout: Layout) -> Result<(), Transfe
 /// The fewest measured networks a transfer is fitted on.
 pub const MIN_NETWORKS: usize = 4;
 
-/// Fits the correction of `source` (every piece present) to `networks` measured on the new device.
+/// Fits the correction of `source` (every piece present) to `networks` measured on the new device,
+/// whose table has the configuration `target`.
 pub fn fit_transfer(
     source: &LatencyTable,
+    target: &NetConfig,
     networks: &[MeasuredNetwork],
 ) -> Result<TransferFit, TransferError> {
     if networks.len() < MIN_NETWORKS {
@@ -313,6 +307,10 @@ pub fn fit_transfer(
         .map(|n| network_pieces(source, &n.arch))
         .collect::<Result<_, _>>()?;
     let targets: Vec<f64> = networks.iter().map(|n| n.measured_ms).collect();
+    let terms = PieceTerms::new(source, target)?;
+    let fit = |level, penalty, rows: &[usize]| {
+        fit_level(level, penalty, (&pieces, &terms), &targets, rows)
+    };
     let all: Vec<usize> = (0..networks.len()).collect();
     let mut candidates = Vec::new();
     let mut errors = Vec::new();
@@ -326,9 +324,9 @@ pub fn fit_transfer(
                 .iter()
                 .map(|&i| {
                     let rest: Vec<usize> = all.iter().copied().filter(|&j| j != i).collect();
-                    fit_level(level, penalty, &pieces, &targets, &rest)
+                    fit(level, penalty, &rest)
                         .map(|factors| {
-                            let predicted = predict(level, &factors, &pieces[i]);
+                            let predicted = predict(level, &factors, &terms, &pieces[i]);
                             (predicted / targets[i] - 1.0).powi(2)
                         })
                         .unwrap_or(f64::INFINITY)
@@ -349,7 +347,7 @@ pub fn fit_transfer(
         let chosen = hsconas_foundation::stats::simplest_within_one_standard_error(&errors)
             .ok_or(TransferError::NoFit)?;
         let c = candidates[chosen];
-        match fit_level(c.level, c.penalty, &pieces, &targets, &all) {
+        match fit(c.level, c.penalty, &all) {
             Some(factors) => break (chosen, factors),
             None => {
                 errors[chosen].fill(f64::INFINITY);
@@ -368,6 +366,8 @@ pub fn fit_transfer(
         held_out_rmspe,
         factors,
         candidates,
+        target: *target,
+        terms,
     })
 }
 
@@ -387,21 +387,44 @@ pub fn network_pieces(source: &LatencyTable, arch: &Arch) -> Result<Vec<(Piece, 
 }
 
 /// The predicted latency of a network from its pieces and the factors of a level.
-fn predict(level: TransferLevel, factors: &BTreeMap<String, f64>, pieces: &[(Piece, f64)]) -> f64 {
+fn predict(
+    level: TransferLevel,
+    factors: &BTreeMap<String, f64>,
+    terms: &PieceTerms,
+    pieces: &[(Piece, f64)],
+) -> f64 {
     pieces
         .iter()
-        .map(|(p, ms)| ms * factors.get(&level.group_of(p)).copied().unwrap_or(1.0))
+        .map(|(p, ms)| piece_value(level, factors, terms, p, *ms))
         .sum()
 }
 
-/// The factors of `level` fitted on the networks `rows`: penalised least squares on relative errors,
-/// shrunk towards the parent level's factors (fitted on the same rows with the same relative penalty);
-/// the global factor is plain least squares. `None` when the system cannot be solved or a factor comes
-/// out non-positive.
+/// One piece's transferred value: its source value times its group's factor, plus the level's terms.
+fn piece_value(
+    level: TransferLevel,
+    factors: &BTreeMap<String, f64>,
+    terms: &PieceTerms,
+    piece: &Piece,
+    source_ms: f64,
+) -> f64 {
+    let scaled = source_ms * factors.get(&level.group_of(piece)).copied().unwrap_or(1.0);
+    if !level.has_terms() {
+        return scaled;
+    }
+    let coefficient = |name: &str| factors.get(name).copied().unwrap_or(0.0);
+    let [macs, layer] = terms.of(piece);
+    scaled + coefficient(TERM_NAMES[0]) * macs + coefficient(TERM_NAMES[1]) * layer
+}
+
+/// The factors of `level` fitted on the networks `rows` (their pieces, and every piece's terms):
+/// penalised least squares on relative errors, shrunk towards the parent level's factors (fitted on the
+/// same rows with the same relative penalty) and the terms' coefficients towards 0; the global factor
+/// is plain least squares. `None` when the system cannot be solved, a factor comes out non-positive,
+/// or (with terms) a piece of the space would take no time or less.
 fn fit_level(
     level: TransferLevel,
     penalty: f64,
-    pieces: &[Vec<(Piece, f64)>],
+    (pieces, terms): (&[Vec<(Piece, f64)>], &PieceTerms),
     targets: &[f64],
     rows: &[usize],
 ) -> Option<BTreeMap<String, f64>> {
@@ -412,7 +435,7 @@ fn fit_level(
         penalty
     };
     let prior: BTreeMap<String, f64> = match level.parent() {
-        Some(parent) => fit_level(parent, penalty, pieces, targets, rows)?,
+        Some(parent) => fit_level(parent, penalty, (pieces, terms), targets, rows)?,
         None => BTreeMap::new(),
     };
     let parent_group = |p: &Piece| level.parent().map_or("all".to_string(), |l| l.group_of(p));
@@ -421,12 +444,18 @@ fn fit_level(
     let mut groups: Vec<String> = all_pieces().iter().map(|p| level.group_of(p)).collect();
     groups.sort();
     groups.dedup();
+    // The terms' coefficients after the factors, shrunk towards 0.
+    let factor_groups = groups.len();
+    if level.has_terms() {
+        groups.extend(TERM_NAMES.iter().map(|n| n.to_string()));
+    }
     let index: BTreeMap<&str, usize> = groups
         .iter()
         .enumerate()
         .map(|(k, g)| (g.as_str(), k))
         .collect();
     let mut prior_of_group = vec![1.0; groups.len()];
+    prior_of_group[factor_groups..].fill(0.0);
     for p in all_pieces() {
         prior_of_group[index[level.group_of(&p).as_str()]] =
             prior.get(&parent_group(&p)).copied().unwrap_or(1.0);
@@ -441,6 +470,11 @@ fn fit_level(
             let k = index[level.group_of(p).as_str()];
             x[(row, k)] += ms / targets[i];
             prior_prediction += prior_of_group[k] * ms / targets[i];
+            if level.has_terms() {
+                for (t, value) in terms.of(p).into_iter().enumerate() {
+                    x[(row, factor_groups + t)] += value / targets[i];
+                }
+            }
         }
         r[row] = 1.0 - prior_prediction;
     }
@@ -470,20 +504,25 @@ fn fit_level(
         .map(|(k, group)| (group, prior_of_group[k] + delta[k]))
         .collect();
     // A latency cannot be scaled to nothing or below: a fit that needs a non-positive factor (groups
-    // the networks cannot tell apart, such as near-constant ones, traded against each other) is no fit.
-    factors
-        .values()
-        .all(|f| f.is_finite() && *f > 0.0)
-        .then_some(factors)
+    // the networks cannot tell apart, such as near-constant ones, traded against each other) is no fit;
+    // with terms, neither is one that leaves a piece of the space no time.
+    let sound = factors
+        .iter()
+        .all(|(group, f)| f.is_finite() && (*f > 0.0 || TERM_NAMES.contains(&group.as_str())))
+        && (!level.has_terms()
+            || terms
+                .pieces()
+                .all(|(p, ms)| piece_value(level, &factors, terms, p, ms) > 0.0));
+    sound.then_some(factors)
 }
 
-/// Every piece of the space with a factor applied to the source's entry (`|p| fit.factor_of(p)`),
-/// keyed as a table's entries: every statistic of the source's entry, normalised for the source's
+/// Every piece of the space with a factor applied to the source's entry (`factor(piece, source_ms)`,
+/// given the source's normalised value: `|p, ms| fit.entry_factor(p, ms)`), keyed as a table's entries: every statistic of the source's entry, normalised for the source's
 /// drift, times the piece's factor, with no profiling group (a transferred entry was not measured in
 /// one; the source's runs are kept).
 pub fn transferred_entries(
     source: &LatencyTable,
-    factor: impl Fn(&Piece) -> f64,
+    factor: impl Fn(&Piece, f64) -> f64,
 ) -> Result<BTreeMap<String, EntryStats>, TableError> {
     all_pieces()
         .iter()
@@ -494,10 +533,11 @@ pub fn transferred_entries(
                 .get(&key)
                 .ok_or_else(|| TableError::MissingEntry(key.clone()))?;
             let raw = entry.get(source.statistic);
+            let normalised = source.entry_ms(p)?;
             let scale = if raw > 0.0 {
-                source.entry_ms(p)? / raw * factor(p)
+                normalised / raw * factor(p, normalised)
             } else {
-                factor(p)
+                factor(p, normalised)
             };
             let s = &entry.stats;
             let stats = Stats {

@@ -186,7 +186,7 @@ pub fn refined_source(
     ratios: &MeasuredRatios,
 ) -> Result<LatencyTable, TableError> {
     let mut refined = source.clone();
-    refined.entries = transferred_entries(source, |p| ratios.ratio(p))?;
+    refined.entries = transferred_entries(source, |p, _| ratios.ratio(p))?;
     refined.reference = None;
     Ok(refined)
 }
@@ -294,7 +294,8 @@ pub fn refine<E: From<TransferError> + From<TableError>>(
             MeasuredRatios::new(source, &measured, prior_uncertainty, networks_fit.as_ref())?;
         if !measured.is_empty() && measured.len() != refinement.measured.len() {
             refinement.source = refined_source(source, &ratios)?;
-            refinement.fit = fit_transfer(&refinement.source, networks)?;
+            let target = refinement.fit.target;
+            refinement.fit = fit_transfer(&refinement.source, &target, networks)?;
             refinement.rounds.push(RefineRound {
                 pieces: measured.len(),
                 held_out_rmspe: refinement.fit.held_out_rmspe,

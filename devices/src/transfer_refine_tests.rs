@@ -80,8 +80,10 @@ fn measured_kin_make_the_refined_source_the_devices_own() {
             MeasuredNetwork { arch, measured_ms }
         })
         .collect();
-    let before = fit_transfer(&source, &networks).expect("fits the source");
-    let after = fit_transfer(&refined, &networks).expect("fits the refined source");
+    let before =
+        fit_transfer(&source, &source.provenance.net_config(), &networks).expect("fits the source");
+    let after = fit_transfer(&refined, &refined.provenance.net_config(), &networks)
+        .expect("fits the refined source");
     assert_eq!(after.level, TransferLevel::Global, "{:?}", after.candidates);
     assert!((after.factors["all"] - 1.0).abs() < 1e-9);
     assert!(after.held_out_rmspe < 1e-6, "{}", after.held_out_rmspe);
@@ -264,7 +266,7 @@ impl<'a> Device<'a> {
 fn refine_profiles_in_rounds_until_every_shape_is_known() {
     let source = source();
     let networks = networks_on_truth(&source, 20);
-    let start = fit_transfer(&source, &networks).expect("fits");
+    let start = fit_transfer(&source, &source.provenance.net_config(), &networks).expect("fits");
     for unprofiled in [Unprofiled::KinRatios, Unprofiled::TransferFactors] {
         let mut device = Device::new(&source);
         let refined = device.refine((&networks, &[]), &start, None, unprofiled);
@@ -299,7 +301,7 @@ fn refine_profiles_in_rounds_until_every_shape_is_known() {
 fn refine_stops_at_the_tolerance_and_resumes_what_was_profiled() {
     let source = source();
     let networks = networks_on_truth(&source, 20);
-    let start = fit_transfer(&source, &networks).expect("fits");
+    let start = fit_transfer(&source, &source.provenance.net_config(), &networks).expect("fits");
     let total = all_pieces().len();
     let kin = Unprofiled::KinRatios;
     let mut device = Device::new(&source);
@@ -376,7 +378,7 @@ fn refine_judges_the_tolerance_on_networks_no_fit_sees() {
     let source = source();
     let all = networks_on_truth(&source, 40);
     let (fit_set, check) = all.split_at(20);
-    let start = fit_transfer(&source, fit_set).expect("fits");
+    let start = fit_transfer(&source, &source.provenance.net_config(), fit_set).expect("fits");
     let kin = Unprofiled::KinRatios;
 
     let mut device = Device::new(&source);

@@ -1,4 +1,4 @@
-use hsconas_models::{Layout, Op, SearchSpace};
+use hsconas_models::{Layout, NetConfig, Op, SearchSpace};
 use rand::SeedableRng;
 
 use super::*;
@@ -36,7 +36,7 @@ fn measured_on(
 fn a_uniformly_slower_device_gets_one_factor() {
     let source = source();
     let networks = measured_on(&source, 12, |_| 2.5);
-    let fit = fit_transfer(&source, &networks).expect("fits");
+    let fit = fit_transfer(&source, &source.provenance.net_config(), &networks).expect("fits");
     assert_eq!(fit.level, TransferLevel::Global, "{:?}", fit.candidates);
     assert!((fit.factors["all"] - 2.5).abs() < 1e-9, "{:?}", fit.factors);
     assert!(fit.held_out_rmspe < 1e-6);
@@ -58,7 +58,7 @@ fn a_known_per_operator_scaling_is_recovered_exactly() {
         },
     };
     let networks = measured_on(&source, 30, truth);
-    let fit = fit_transfer(&source, &networks).expect("fits");
+    let fit = fit_transfer(&source, &source.provenance.net_config(), &networks).expect("fits");
     assert_eq!(
         fit.level,
         TransferLevel::PerOperator,
@@ -66,7 +66,7 @@ fn a_known_per_operator_scaling_is_recovered_exactly() {
         fit.candidates
     );
     assert_eq!(fit.penalty, 0.0, "{:?}", fit.candidates);
-    let entries = transferred_entries(&source, |p| fit.factor_of(p)).expect("entries");
+    let entries = transferred_entries(&source, |p, ms| fit.entry_factor(p, ms)).expect("entries");
     for piece in all_pieces() {
         let want = source.entry_ms(&piece).expect("entry") * truth(&piece);
         let got = entries[&piece.key()].get(source.statistic);
@@ -83,6 +83,72 @@ fn a_known_per_operator_scaling_is_recovered_exactly() {
     assert!(global.held_out_rmspe > 1.0, "{global:?}");
 }
 
+/// A device at another input size whose pieces take a factor per stage of the source's time plus a
+/// cost per MAC and per layer counted at the new size: the per-stage-macs level is chosen and recovers
+/// the stage factors and both coefficients, so the transferred entries are the device's own.
+#[test]
+fn a_known_stage_scaling_plus_macs_and_layer_costs_is_recovered_exactly() {
+    let source = source();
+    let target = NetConfig {
+        input_size: 32,
+        classes: 10,
+        ..source.provenance.net_config()
+    };
+    assert_ne!(target, source.provenance.net_config());
+    let terms = PieceTerms::new(&source, &target).expect("terms");
+    let stage_factor = |p: &Piece| match p {
+        Piece::Stem | Piece::Head => 0.9,
+        Piece::Block { layer, .. } => [0.5, 0.7, 1.1, 1.6][NetConfig::stage_of(*layer)],
+    };
+    let (per_mac, per_layer) = (0.4, 0.25);
+    let truth = |p: &Piece| {
+        let [macs, layer] = terms.of(p);
+        let ms = source.entry_ms(p).expect("entry");
+        stage_factor(p) + (per_mac * macs + per_layer * layer) / ms
+    };
+    let networks = measured_on(&source, 30, truth);
+    let fit = fit_transfer(&source, &target, &networks).expect("fits");
+    assert_eq!(
+        fit.level,
+        TransferLevel::PerStageMacs,
+        "{:?}",
+        fit.candidates
+    );
+    assert!(
+        (fit.factors["macs"] - per_mac).abs() < 1e-6,
+        "{:?}",
+        fit.factors
+    );
+    assert!(
+        (fit.factors["layers"] - per_layer).abs() < 1e-6,
+        "{:?}",
+        fit.factors
+    );
+    assert!(
+        (fit.factors["stage3"] - 1.1).abs() < 1e-6,
+        "{:?}",
+        fit.factors
+    );
+    let entries = transferred_entries(&source, |p, ms| fit.entry_factor(p, ms)).expect("entries");
+    for piece in all_pieces() {
+        let want = source.entry_ms(&piece).expect("entry") * truth(&piece);
+        let got = entries[&piece.key()].get(source.statistic);
+        assert!(
+            (got - want).abs() < 1e-6 * want.max(1.0),
+            "{}: {got} vs {want}",
+            piece.key()
+        );
+    }
+    // Factors per stage alone cannot fit it.
+    let per_stage = fit
+        .candidates
+        .iter()
+        .filter(|c| c.level == TransferLevel::PerStage)
+        .map(|c| c.held_out_rmspe)
+        .fold(f64::INFINITY, f64::min);
+    assert!(per_stage > 1.0, "{:?}", fit.candidates);
+}
+
 /// Noise the source's structure cannot explain does not buy a richer correction: with 2% noise on a
 /// uniformly slower device, the global factor stays in use.
 #[test]
@@ -92,7 +158,7 @@ fn noise_does_not_buy_a_richer_correction() {
     for (i, n) in networks.iter_mut().enumerate() {
         n.measured_ms *= 1.0 + 0.02 * (i as f64 * 12.9898 + 1.0).sin();
     }
-    let fit = fit_transfer(&source, &networks).expect("fits");
+    let fit = fit_transfer(&source, &source.provenance.net_config(), &networks).expect("fits");
     assert_eq!(fit.level, TransferLevel::Global, "{:?}", fit.candidates);
     assert!((fit.factors["all"] - 1.7).abs() < 0.02, "{:?}", fit.factors);
 }
@@ -101,15 +167,21 @@ fn noise_does_not_buy_a_richer_correction() {
 fn too_few_or_impossible_measurements_are_refused() {
     let source = source();
     let networks = measured_on(&source, 3, |_| 1.0);
-    let err = fit_transfer(&source, &networks).expect_err("three networks");
+    let err = fit_transfer(&source, &source.provenance.net_config(), &networks)
+        .expect_err("three networks");
     assert!(err.to_string().contains("at least 4"), "{err}");
     let mut networks = measured_on(&source, 6, |_| 1.0);
     networks[2].measured_ms = f64::NAN;
-    let err = fit_transfer(&source, &networks).expect_err("a NaN");
+    let err = fit_transfer(&source, &source.provenance.net_config(), &networks).expect_err("a NaN");
     assert!(err.to_string().contains("network 2"), "{err}");
     let mut partial = source.clone();
     partial.entries.remove("head");
-    let err = fit_transfer(&partial, &measured_on(&source, 6, |_| 1.0)).expect_err("no head");
+    let err = fit_transfer(
+        &partial,
+        &partial.provenance.net_config(),
+        &measured_on(&source, 6, |_| 1.0),
+    )
+    .expect_err("no head");
     assert!(err.to_string().contains("head"), "{err}");
 }
 
@@ -117,9 +189,14 @@ fn too_few_or_impossible_measurements_are_refused() {
 #[test]
 fn the_transfer_record_round_trips_through_the_table_file() {
     let source = source();
-    let fit = fit_transfer(&source, &measured_on(&source, 12, |_| 2.0)).expect("fits");
+    let fit = fit_transfer(
+        &source,
+        &source.provenance.net_config(),
+        &measured_on(&source, 12, |_| 2.0),
+    )
+    .expect("fits");
     let mut table = source.clone();
-    table.entries = transferred_entries(&source, |p| fit.factor_of(p)).expect("entries");
+    table.entries = transferred_entries(&source, |p, ms| fit.entry_factor(p, ms)).expect("entries");
     table.provenance.transfer = Some(TransferRecord {
         source_device: source.provenance.device.clone(),
         source_cpu: source.provenance.fingerprint.cpu_model.clone(),
@@ -219,7 +296,7 @@ fn a_fit_that_needs_a_negative_factor_is_refused() {
     for n in &mut networks {
         n.measured_ms -= faster * skips(&n.arch);
     }
-    let fit = fit_transfer(&source, &networks).expect("fits");
+    let fit = fit_transfer(&source, &source.provenance.net_config(), &networks).expect("fits");
     let held_out = |level: TransferLevel, penalty: f64| {
         fit.candidates
             .iter()
@@ -234,7 +311,7 @@ fn a_fit_that_needs_a_negative_factor_is_refused() {
     );
     assert!(held_out(TransferLevel::Global, 0.0).is_finite());
     assert!(fit.factors.values().all(|f| *f > 0.0), "{:?}", fit.factors);
-    let entries = transferred_entries(&source, |p| fit.factor_of(p)).expect("entries");
+    let entries = transferred_entries(&source, |p, ms| fit.entry_factor(p, ms)).expect("entries");
     assert!(entries.values().all(|e| e.get(source.statistic) > 0.0));
 }
 
@@ -243,7 +320,12 @@ fn a_fit_that_needs_a_negative_factor_is_refused() {
 #[test]
 fn rmspe_on_unseen_networks_is_the_relative_miss() {
     let source = source();
-    let fit = fit_transfer(&source, &measured_on(&source, 12, |_| 2.0)).expect("fits");
+    let fit = fit_transfer(
+        &source,
+        &source.provenance.net_config(),
+        &measured_on(&source, 12, |_| 2.0),
+    )
+    .expect("fits");
     let more = measured_on(&source, 30, |_| 2.0);
     assert!(fit.rmspe_on(&source, &more[12..]).expect("predicts") < 1e-9);
     let slower = measured_on(&source, 30, |_| 2.2);

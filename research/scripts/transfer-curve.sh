@@ -15,8 +15,11 @@ trap 'rm -rf "$tmp"' EXIT
 for r in 224-run-1 224-run-2 224-run-3 32-run-1; do
   gunzip -c "docs/evidence/latency-local-cpu/$r.report.json.gz" >"$tmp/$r.json"
 done
-run() { # run NAME SOURCE REPORT
-  "$bin" --source "devices/tables/$2.json" --report "$tmp/$3.json" --draws "${DRAWS:-20}" >"$out/$1.json"
+run() { # run NAME SOURCE REPORT: the report's networks at its size (32: 10 classes, 224: 1000)
+  local size=${3%%-run-*} classes=1000
+  [[ $size == 32 ]] && classes=10
+  "$bin" --source "devices/tables/$2.json" --report "$tmp/$3.json" --input-size "$size" \
+    --classes "$classes" --draws "${DRAWS:-20}" >"$out/$1.json"
 }
 for i in 1 2 3; do run "32-to-224-run-$i" local-cpu-A-32 "224-run-$i"; done
 run 224-to-32-run-1 local-cpu-A-224 32-run-1

@@ -49,6 +49,13 @@ struct Cli {
     /// Seed of the splits.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Input size of the target's networks [default: the source's]: the `per-stage-macs` level counts
+    /// the pieces' MACs there.
+    #[arg(long, value_name = "S")]
+    input_size: Option<usize>,
+    /// Classes of the target's networks [default: the source's].
+    #[arg(long, value_name = "N")]
+    classes: Option<usize>,
     /// A full profile of the target: its entries stand in for profiled pieces.
     #[arg(long, value_name = "FILE")]
     pieces_from: Option<PathBuf>,
@@ -150,6 +157,11 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let source = LatencyTable::load(&cli.source)?;
+    let target = hsconas_models::NetConfig {
+        input_size: cli.input_size.unwrap_or(source.provenance.input_size),
+        classes: cli.classes.unwrap_or(source.provenance.classes),
+        ..source.provenance.net_config()
+    };
     let text = std::fs::read_to_string(&cli.report)
         .with_context(|| format!("reading {}", cli.report.display()))?;
     let report: Report = serde_json::from_str(&text)
@@ -205,7 +217,7 @@ fn main() -> anyhow::Result<()> {
         for order in &splits {
             let fitting: Vec<MeasuredNetwork> =
                 order[..n].iter().map(|&i| networks[i].clone()).collect();
-            let fit = fit_transfer(&source, &fitting)?;
+            let fit = fit_transfer(&source, &target, &fitting)?;
             let test = held_out(order);
             let predicted = test
                 .iter()
@@ -248,7 +260,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut pieces = Vec::new();
     if let Some(path) = &cli.pieces_from {
-        let target = LatencyTable::load(path)?;
+        let full = LatencyTable::load(path)?;
         let n = cli.pieces_networks;
         let unprofiled = match cli.unprofiled.as_str() {
             "transfer" => Unprofiled::TransferFactors,
@@ -260,7 +272,7 @@ fn main() -> anyhow::Result<()> {
             for order in &splits {
                 let fitting: Vec<MeasuredNetwork> =
                     order[..n].iter().map(|&i| networks[i].clone()).collect();
-                let fit = fit_transfer(&source, &fitting)?;
+                let fit = fit_transfer(&source, &target, &fitting)?;
                 let mut revealed = BTreeMap::new();
                 let refined = refine(
                     &source,
@@ -271,7 +283,7 @@ fn main() -> anyhow::Result<()> {
                     unprofiled,
                     |todo: &[Piece]| {
                         for p in todo {
-                            revealed.insert(p.key(), target.entry_ms(p)?);
+                            revealed.insert(p.key(), full.entry_ms(p)?);
                         }
                         anyhow::Ok(revealed.clone())
                     },

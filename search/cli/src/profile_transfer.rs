@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hsconas_devices::transfer::{CandidateError, TransferLevel};
+use hsconas_devices::transfer::{CandidateError, TransferLevel, TERM_NAMES};
 use hsconas_devices::LatencyTable;
 use hsconas_foundation::outln;
 use hsconas_latency::transfer::Tolerance;
@@ -166,9 +166,17 @@ pub fn run(
             .fit
             .factors
             .iter()
+            .filter(|(group, _)| !TERM_NAMES.contains(&group.as_str()))
             .map(|(group, f)| format!("{group} {f:.3}"))
             .collect();
         outln!("factors: {}", factors.join(", "))?;
+        if record.level == TransferLevel::PerStageMacs {
+            let [macs, layers] = TERM_NAMES.map(|n| done.fit.factors[n]);
+            outln!(
+                "plus {macs:.3} x each piece's MACs here and {layers:.3} x a cost per layer, in the \
+                 source's average time per MAC and per layer"
+            )?;
+        }
     }
     if done.rounds.len() > 1 {
         let rounds: Vec<String> = done
@@ -226,6 +234,9 @@ fn level_name(level: TransferLevel) -> &'static str {
         TransferLevel::Global => "one global factor",
         TransferLevel::PerOperator => "one factor per operator type",
         TransferLevel::PerStage => "one factor per stage",
+        TransferLevel::PerStageMacs => {
+            "one factor per stage plus a cost per MAC and per layer at this input size"
+        }
         TransferLevel::PerEntry => "one factor per entry",
     }
 }

@@ -151,7 +151,7 @@ pub fn transfer_table(
         date,
     )?;
     // Until the fit, the source's own values: the measured samples record them as their table sums.
-    table.entries = transferred_entries(source, |_| 1.0)?;
+    table.entries = transferred_entries(source, |_, _| 1.0)?;
     let mut samples: Vec<NetworkSample> = Vec::new();
     let mut backend = None;
     let mut rounds = Vec::new();
@@ -202,7 +202,7 @@ pub fn transfer_table(
             checked = Some(fit.rmspe_on(source, &networks[fitted_on..])?);
             previous = Some((fit, fitted_on));
         }
-        let new_fit = fit_transfer(source, &networks)?;
+        let new_fit = fit_transfer(source, &table.provenance.net_config(), &networks)?;
         rounds.push(TransferRound {
             networks: networks.len(),
             pieces: 0,
@@ -257,7 +257,8 @@ pub fn transfer_table(
             }));
             if !check.is_empty() {
                 checked = Some(refined.judged_rmspe(check)?);
-                refined.fit = fit_transfer(&refined.source, &networks)?;
+                refined.fit =
+                    fit_transfer(&refined.source, &table.provenance.net_config(), &networks)?;
             }
             refined
         }
@@ -273,7 +274,7 @@ pub fn transfer_table(
         .until
         .map(|t| checked.unwrap_or(fit.held_out_rmspe) <= t.rmspe_percent);
     let mut transferred = table.clone();
-    transferred.entries = transferred_entries(&refined.source, |p| fit.factor_of(p))?;
+    transferred.entries = transferred_entries(&refined.source, |p, ms| fit.entry_factor(p, ms))?;
     if let Some(backend) = backend {
         transferred.provenance.backend_version = backend;
     }
