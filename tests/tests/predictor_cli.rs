@@ -1,5 +1,6 @@
 //! `hsconas predictor fit` and `show` as a user runs them: a TSV of trained networks in, a predictor file
-//! and a held-out report out; a malformed results file is refused with its line and writes nothing.
+//! and a held-out report out; results at another input size adapt the built-in predictor; a malformed
+//! results file is refused with its line and writes nothing.
 
 use hsconas_devices::metrics::kendall_tau;
 use hsconas_nas::ground_truth::GroundTruth;
@@ -111,6 +112,51 @@ fn fit_adapts_the_built_in_predictor_and_reports_held_out_tau_beside_the_prior_a
         "{}",
         human.stdout
     );
+}
+
+/// Results whose recipe says they were trained at 16x16 (`resize=16`, as `predictor collect` writes
+/// it): the fit reads them at 16x16 and adapts the built-in 32x32 predictor by default, which keeps its
+/// own configuration in the file; results of another class count fit without a prior by default.
+#[test]
+fn results_at_another_input_size_adapt_the_built_in_predictor_at_its_own_geometry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tsv, _) = results_tsv(6);
+    let with_recipe: Vec<String> = tsv
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            0 => format!("{l}\trecipe"),
+            _ => format!("{l}\tepochs=3 resize=16 layout=A top1=test"),
+        })
+        .collect();
+    let results = dir.path().join("results.tsv");
+    std::fs::write(&results, with_recipe.join("\n")).expect("write");
+    let out = dir.path().join("at-16.json");
+    let fitted = fit(&results, &out, &[]);
+    assert_eq!(fitted.code, Some(0), "{}", fitted.stderr);
+    assert!(
+        fitted.stdout.contains(
+            "networks at layout A, 16x16 inputs, 10 classes; the prior reads them at layout A, \
+             32x32 inputs, 10 classes"
+        ),
+        "{}",
+        fitted.stdout
+    );
+    let saved = Predictor::load(&out).expect("a predictor file");
+    assert_eq!(saved.config.input_size, 16);
+    let prior = saved
+        .prior
+        .as_ref()
+        .expect("the built-in predictor adapted");
+    assert_eq!(
+        prior.config,
+        Predictor::built_in().expect("built in").config
+    );
+
+    let other = fit(&results, &out, &["--classes", "100", "--json"]);
+    assert_eq!(other.code, Some(0), "{}", other.stderr);
+    let report: serde_json::Value = serde_json::from_str(&other.stdout).expect("JSON");
+    assert_eq!(report["prior"], "none");
 }
 
 #[test]
