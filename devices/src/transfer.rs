@@ -121,7 +121,9 @@ pub struct CandidateError {
 }
 
 /// The chosen correction of the source table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Serialised for reports only: it has no `Deserialize`, since its terms are not written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransferFit {
     /// The level chosen.
     pub level: TransferLevel,
@@ -138,7 +140,7 @@ pub struct TransferFit {
     pub candidates: Vec<CandidateError>,
     /// The configuration of the new table (its input size may differ from the source's).
     pub target: NetConfig,
-    /// The pieces' terms at `target` (used by [`TransferLevel::PerStageMacs`]).
+    /// The pieces' terms at `target` (used by [`TransferLevel::PerStageMacs`]; not serialised).
     #[serde(skip)]
     pub terms: PieceTerms,
 }
@@ -185,7 +187,8 @@ impl TransferFit {
         Ok(100.0 * (sum / networks.len() as f64).sqrt())
     }
 
-    /// The factor of one piece.
+    /// The factor of one piece's group (for [`TransferLevel::PerStageMacs`] without its terms: what a
+    /// piece's source value is multiplied by is [`Self::entry_factor`]).
     pub fn factor_of(&self, piece: &Piece) -> f64 {
         self.factors
             .get(&self.level.group_of(piece))

@@ -114,12 +114,14 @@ impl MeasuredRatios {
         } else {
             prior_uncertainty
         };
-        let transfer_factors = transfer.map(|fit| {
-            all_pieces()
-                .iter()
-                .map(|p| (p.key(), fit.factor_of(p)))
-                .collect()
-        });
+        let transfer_factors = transfer
+            .map(|fit| {
+                all_pieces()
+                    .iter()
+                    .map(|p| Ok((p.key(), fit.entry_factor(p, source.entry_ms(p)?))))
+                    .collect::<Result<_, TableError>>()
+            })
+            .transpose()?;
         Ok(MeasuredRatios {
             log_ratios,
             groups,

@@ -1,5 +1,5 @@
 """What each form of transfer can express (issue 42): each form of correction of a source table is
-fitted by least squares to the target device's own entries (a full profile: every piece, not a few
+fitted by unweighted least squares to the target device's own entries (a full profile: every piece, not a few
 networks), and the networks of a validation report measured on the target are predicted by the fitted
 table's sums. A reference, not a strict bound: a transfer fitted on networks minimises their error, not
 the entries', but a form that ranks the networks far below the goal even when fitted to every entry
@@ -97,9 +97,7 @@ def group_of(key, by_op):
     if key in ("stem", "head"):
         return "stem-head"
     layer, op = key.split(":")[:2]
-    if op == "skip":
-        return "skip"
-    stage = stage_of(int(layer[1:]))
+    stage = stage_of(int(layer[1:]))  # a skip in its stage's group, as the transfer's levels put it
     return f"{op}-stage{stage}" if by_op else f"stage{stage}"
 
 

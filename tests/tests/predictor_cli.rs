@@ -157,6 +157,20 @@ fn results_at_another_input_size_adapt_the_built_in_predictor_at_its_own_geometr
     assert_eq!(other.code, Some(0), "{}", other.stderr);
     let report: serde_json::Value = serde_json::from_str(&other.stdout).expect("JSON");
     assert_eq!(report["prior"], "none");
+
+    // A flag wins over the recipe; a recipe whose size is not a number is refused, naming it.
+    let flagged = fit(&results, &out, &["--input-size", "24"]);
+    assert_eq!(flagged.code, Some(0), "{}", flagged.stderr);
+    let saved = Predictor::load(&out).expect("a predictor file");
+    assert_eq!(saved.config.input_size, 24);
+    let odd: Vec<String> = with_recipe
+        .iter()
+        .map(|l| l.replace("resize=16", "resize=big"))
+        .collect();
+    std::fs::write(&results, odd.join("\n")).expect("write");
+    let refused = fit(&results, &out, &[]);
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains("resize=big"), "{}", refused.stderr);
 }
 
 #[test]

@@ -49,13 +49,12 @@ struct Cli {
     /// Seed of the splits.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Input size of the target's networks [default: the source's]: the `per-stage-macs` level counts
-    /// the pieces' MACs there.
+    /// Input size of the report's networks (the `per-stage-macs` level counts the pieces' MACs there).
     #[arg(long, value_name = "S")]
-    input_size: Option<usize>,
-    /// Classes of the target's networks [default: the source's].
+    input_size: usize,
+    /// Classes of the report's networks.
     #[arg(long, value_name = "N")]
-    classes: Option<usize>,
+    classes: usize,
     /// A full profile of the target: its entries stand in for profiled pieces.
     #[arg(long, value_name = "FILE")]
     pieces_from: Option<PathBuf>,
@@ -158,8 +157,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let source = LatencyTable::load(&cli.source)?;
     let target = hsconas_models::NetConfig {
-        input_size: cli.input_size.unwrap_or(source.provenance.input_size),
-        classes: cli.classes.unwrap_or(source.provenance.classes),
+        input_size: cli.input_size,
+        classes: cli.classes,
         ..source.provenance.net_config()
     };
     let text = std::fs::read_to_string(&cli.report)

@@ -308,7 +308,7 @@ fn print_drift(drift: &DriftReport, in_use: Option<&str>, table: &Path) -> std::
         if chosen.name != in_use {
             outln!(
                 "note: the table's calibration uses `{in_use}`, but calibrating its networks again would \
-                 choose `{}` (a calibration by an older hsconas, without the corrections this one fits): \
+                 choose `{}` (e.g. a calibration by an older hsconas, without the corrections this one fits): \
                  run `hsconas calibrate --table {} --refit` (it measures nothing)",
                 chosen.name,
                 table.display()

@@ -220,6 +220,26 @@ mod tests {
         );
     }
 
+    /// A task at 24x24 inputs whose accuracy is the built-in (32x32) predictor's plus 2 points: read at
+    /// its own configuration, the prior ranks every held-out draw exactly and the adapted model learns
+    /// the shift (fed the features counted at 24x24, where the stages shrink unevenly, it would not).
+    #[test]
+    fn a_prior_of_another_input_size_is_read_at_its_own() {
+        let prior = Predictor::built_in().expect("built in");
+        let task = results(|a| prior.predict(a).expect("a prediction") + 2.0);
+        let at_24 = NetConfig {
+            input_size: 24,
+            ..config()
+        };
+        let curve = few_shot_curve(&task, Some(&prior), at_24, &[4], 20, 2).expect("a curve");
+        let p = &curve[0];
+        assert_eq!(p.prior.expect("a prior").low, 1.0, "{p:?}");
+        assert!(
+            p.fitted_rmse < 0.05 && p.prior_rmse.expect("a prior") > 1.9,
+            "{p:?}"
+        );
+    }
+
     /// Accuracies that are noise: a model scored on the networks it was fitted on would find a ranking
     /// (it fits them); scored on the ones it left out, it finds none.
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use hsconas_models::NetConfig;
 
-use super::{features_at, without, FittedOn, Predictor, Ridge, TrainingResults};
+use super::{features_at, without, FittedOn, Predictor, Ridge, TrainingResults, PREDICTOR_FORMAT};
 use crate::ground_truth::RankingScore;
 use crate::NasError;
 
@@ -53,8 +53,8 @@ impl PriorChoice {
     /// networks of its layout and class count, at any input size (it predicts from its own 32x32
     /// features); nothing for others. Measured on two tasks (docs/accuracy-estimators.md, "Few-shot
     /// adaptation"): on a 3-epoch recipe a plain fit on 24 networks ranked the held-out ones backwards
-    /// while the adapted one stayed near the prior, and at 16x16 inputs the adapted model ranked as the
-    /// prior did from 2 trainings on where a plain fit needed 16 to get there; the
+    /// while the adapted one stayed near the prior, and at 16x16 inputs a plain fit ranked held-out
+    /// networks below the prior alone until 16 trainings; the
     /// one-standard-error rule still lets trainings that agree move the model away from the prior.
     pub fn automatic(config: &NetConfig, built_in: &Predictor) -> PriorChoice {
         let own = &built_in.config;
@@ -206,6 +206,11 @@ pub fn fit_predictor_held_out(
         macs: score(&x.iter().map(|r| r[0]).collect::<Vec<_>>())?,
     };
     let predictor = Predictor {
+        // Format 1 where it says all (no prior of another geometry), so older builds still read it.
+        format: match prior {
+            Some(p) if p.config != config => PREDICTOR_FORMAT,
+            _ => 1,
+        },
         fitted_on: Some(fitted_on),
         prior: prior.map(|p| Box::new(p.clone())),
         held_out_rmse: Some(rmse),
@@ -323,6 +328,10 @@ mod tests {
         assert_eq!(adapted.config.input_size, 24);
         let kept = adapted.prior.as_ref().expect("a prior");
         assert_eq!(kept.config.input_size, 32);
+        assert_eq!(
+            adapted.format, PREDICTOR_FORMAT,
+            "a format older builds refuse"
+        );
 
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p.json");
@@ -338,6 +347,10 @@ mod tests {
         let data = results(5, |a| prior.predict(a).expect("predicts") - 1.0);
         let (adapted, _) =
             fit_predictor(&data, Some(&prior), "builtin", prior.config, fitted_on()).expect("fits");
+        assert_eq!(
+            adapted.format, 1,
+            "a prior of its own geometry: a format older builds read"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p.json");
         adapted.save(&path).expect("saves");
