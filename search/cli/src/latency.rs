@@ -259,8 +259,8 @@ fn print_table(report: &ValidationReport) -> std::io::Result<()> {
 
 /// The reference network's movement and, under each drift model, the correction a calibration would
 /// choose with the calibration networks normalised that way (this build's candidates and rule), and a
-/// note when, under the table's own model, that is not the correction the table holds (`in_use`: a
-/// calibration by an older hsconas, without the corrections this one fits) with the command that
+/// note when, under the table's own model, that is not the correction the table holds (`in_use`; e.g.
+/// a calibration by an older hsconas, without the corrections this one fits) with the command that
 /// chooses again (`table` is the table's file).
 fn print_drift(drift: &DriftReport, in_use: Option<&str>, table: &Path) -> std::io::Result<()> {
     if let Some(s) = &drift.summary {

@@ -39,8 +39,8 @@ pub struct TaskArgs {
     #[arg(long, value_name = "FILE")]
     results: PathBuf,
     /// What to adapt: `builtin` (the predictor built into hsconas), `none` (a plain fit) or a predictor
-    /// file. Default: `builtin` for networks of its geometry (layout A, 32x32 inputs, 10 classes), else
-    /// `none`.
+    /// file. Default: `builtin` for networks of its layout and class count (layout A, 10 classes) at any
+    /// input size (it reads them at its own 32x32), else `none`.
     #[arg(long, value_name = "builtin|none|FILE")]
     prior: Option<PriorChoice>,
     /// Stage widths the networks were trained with [default: the results' recipe's `layout=`, else the
@@ -67,7 +67,7 @@ struct Task {
 impl TaskArgs {
     /// Reads the results and the prior and settles the geometry: given flags win, then what the results'
     /// recipe says (`layout=`, `resize=`), then the prior's, then the built-in predictor's. Without
-    /// `--prior`, the built-in predictor is the prior for networks of its geometry
+    /// `--prior`, the built-in predictor is the prior for networks of its layout and class count
     /// ([`PriorChoice::automatic`]).
     fn load(&self) -> anyhow::Result<Task> {
         let results = TrainingResults::load(&self.results)?;
@@ -300,14 +300,16 @@ fn curve(args: CurveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `layout A, 32x32 inputs, 10 classes`.
+fn words(c: &NetConfig) -> String {
+    format!(
+        "layout {}, {}x{} inputs, {} classes",
+        c.layout, c.input_size, c.input_size, c.classes
+    )
+}
+
 /// The networks' geometry and the prior's, when it reads networks at another one.
 fn geometry_words(config: &NetConfig, prior: Option<&Predictor>) -> String {
-    let words = |c: &NetConfig| {
-        format!(
-            "layout {}, {}x{} inputs, {} classes",
-            c.layout, c.input_size, c.input_size, c.classes
-        )
-    };
     match prior {
         Some(p) if p.config != *config => format!(
             "networks at {}; the prior reads them at {} (its own)",
@@ -371,11 +373,8 @@ fn show(args: ShowArgs) -> anyhow::Result<()> {
 fn describe(p: &Predictor, name: &str, indent: &str) -> anyhow::Result<()> {
     outln!("{indent}{name} (format {})", p.format)?;
     outln!(
-        "{indent}  networks    layout {}, {}x{} inputs, {} classes; fitted on {} trained networks",
-        p.config.layout,
-        p.config.input_size,
-        p.config.input_size,
-        p.config.classes,
+        "{indent}  networks    {}; fitted on {} trained networks",
+        words(&p.config),
         p.networks
     )?;
     match &p.fitted_on {
