@@ -143,6 +143,63 @@ fn a_known_stage_scaling_plus_macs_and_layer_costs_is_recovered_exactly() {
     assert!(per_stage > 1.0, "{:?}", fit.candidates);
 }
 
+/// A device where every layer with a block takes a fixed amount *less* than the source, more than the
+/// cheapest block's whole entry: the networks (sums of 20 layers) stay positive, but the exact
+/// per-stage-macs fit would leave the cheapest pieces of the space no time, so it is refused (the
+/// terms fit is checked on every piece, not only on the networks measured) and every transferred entry
+/// of the chosen fit stays positive.
+#[test]
+fn a_terms_fit_that_leaves_a_piece_no_time_is_refused() {
+    let source = source();
+    let cheapest = all_pieces()
+        .iter()
+        .filter(|p| matches!(p, Piece::Block { choice, .. } if !choice.is_skip()))
+        .map(|p| source.entry_ms(p).expect("entry"))
+        .fold(f64::INFINITY, f64::min);
+    let saving = 1.5 * cheapest;
+    // The stem and head slower, so that the factors per stage alone (which take the saving as a
+    // smaller constant) stay positive and only the terms can leave a piece no time.
+    let truth = |p: &Piece| match p {
+        Piece::Stem | Piece::Head => 10.0,
+        Piece::Block { choice, .. } if !choice.is_skip() => {
+            1.0 - saving / source.entry_ms(p).expect("entry")
+        }
+        Piece::Block { .. } => 1.0,
+    };
+    let networks = measured_on(&source, 30, truth);
+    assert!(networks.iter().all(|n| n.measured_ms > 0.0));
+    let fit = fit_transfer(&source, &source.provenance.net_config(), &networks).expect("fits");
+    let held_out = |level: TransferLevel| {
+        fit.candidates
+            .iter()
+            .find(|c| c.level == level && c.penalty == 0.0)
+            .expect("tried")
+            .held_out_rmspe
+    };
+    assert!(
+        held_out(TransferLevel::PerStage).is_finite(),
+        "the parent level fits: {:?}",
+        fit.candidates
+    );
+    assert!(
+        held_out(TransferLevel::PerStageMacs).is_infinite(),
+        "{:?}",
+        fit.candidates
+    );
+    assert_ne!(
+        (fit.level, fit.penalty),
+        (TransferLevel::PerStageMacs, 0.0),
+        "{:?}",
+        fit.factors
+    );
+    let entries = transferred_entries(&source, |p, ms| fit.entry_factor(p, ms)).expect("entries");
+    assert!(
+        entries.values().all(|e| e.get(source.statistic) > 0.0),
+        "{:?}",
+        fit.factors
+    );
+}
+
 /// Noise the source's structure cannot explain does not buy a richer correction: with 2% noise on a
 /// uniformly slower device, the global factor stays in use.
 #[test]
