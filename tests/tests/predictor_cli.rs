@@ -157,6 +157,20 @@ fn results_at_another_input_size_adapt_the_built_in_predictor_at_its_own_geometr
     assert_eq!(other.code, Some(0), "{}", other.stderr);
     let report: serde_json::Value = serde_json::from_str(&other.stdout).expect("JSON");
     assert_eq!(report["prior"], "none");
+    assert!(!other.stderr.contains("warning"), "{}", other.stderr);
+    // Asked for by name, a prior of another class count (or layout) is used, with a warning naming
+    // both geometries; one of the same layout and class count at another input size is not warned.
+    let named = fit(&results, &out, &["--classes", "100", "--prior", "builtin"]);
+    assert_eq!(named.code, Some(0), "{}", named.stderr);
+    assert!(
+        named.stderr.contains(
+            "warning: the prior builtin was fitted on networks at layout A, 32x32 inputs, 10 \
+             classes; these are at layout A, 16x16 inputs, 100 classes"
+        ),
+        "{}",
+        named.stderr
+    );
+    assert!(!fitted.stderr.contains("warning"), "{}", fitted.stderr);
 
     // A flag wins over the recipe; a recipe whose size is not a number is refused, naming it.
     let flagged = fit(&results, &out, &["--input-size", "24"]);

@@ -104,6 +104,18 @@ impl TaskArgs {
         };
         let config = geometry(prior.as_ref().map_or(built_in.config, |p| p.config))?;
         config.validate()?;
+        if let Some(p) = prior.as_ref() {
+            if (p.config.layout, p.config.classes) != (config.layout, config.classes) {
+                eprintln!(
+                    "warning: the prior {prior_name} was fitted on networks at {}; these are at {}: \
+                     its features (stage widths, the head) describe other networks, so its order may \
+                     not carry over (`--prior none` fits from these results alone; `predictor curve` \
+                     measures both)",
+                    words(&p.config),
+                    words(&config)
+                );
+            }
+        }
         Ok(Task {
             results,
             prior,
