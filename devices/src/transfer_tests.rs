@@ -144,7 +144,7 @@ fn a_known_stage_scaling_plus_macs_and_layer_costs_is_recovered_exactly() {
 }
 
 /// A device where every layer with a block takes a fixed amount *less* than the source, more than the
-/// cheapest block's whole entry: the networks (sums of 20 layers) stay positive, but the exact
+/// cheapest block's whole entry (and stem and head slower): the networks stay positive, but the exact
 /// per-stage-macs fit would leave the cheapest pieces of the space no time, so it is refused (the
 /// terms fit is checked on every piece, not only on the networks measured) and every transferred entry
 /// of the chosen fit stays positive.

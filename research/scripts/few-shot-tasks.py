@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""How alike two tasks rank the same networks: Kendall's tau between the trained top-1 of the networks
-two `hsconas predictor collect` results files share (matched by architecture, each the mean over its
-seeds), with a 95% bootstrap interval over the shared networks (2,000 resamples, seed 0).
+"""How alike two tasks rank the same networks: Kendall's tau-b (as `hsconas` computes it) between the
+trained top-1 of the networks two `hsconas predictor collect` results files share (matched by
+architecture, each the mean over its seeds), with a 95% bootstrap interval over the shared networks
+(2,000 resamples, seed 0; nearest-rank percentiles; a resample with a constant side counts as 0).
 
     research/scripts/few-shot-tasks.py A/results.tsv B/results.tsv [...] > tasks.json
 
@@ -15,7 +16,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rank_stats import kendall_tau  # noqa: E402
+from rank_stats import kendall_tau_b  # noqa: E402
 
 
 def load(path):
@@ -35,11 +36,9 @@ def interval(x, y, resamples=2000, seed=0):
     rng, n, taus = random.Random(seed), len(x), []
     for _ in range(resamples):
         pick = [rng.randrange(n) for _ in range(n)]
-        xs, ys = [x[i] for i in pick], [y[i] for i in pick]
-        if len(set(xs)) > 1 and len(set(ys)) > 1:
-            taus.append(kendall_tau(xs, ys))
+        taus.append(kendall_tau_b([x[i] for i in pick], [y[i] for i in pick]))
     taus.sort()
-    return taus[int(0.025 * len(taus))], taus[int(0.975 * len(taus)) - 1]
+    return taus[round(0.025 * (resamples - 1))], taus[round(0.975 * (resamples - 1))]
 
 
 def main(paths):
@@ -47,10 +46,12 @@ def main(paths):
     pairs = []
     for a, b in itertools.combinations(paths, 2):
         shared = sorted(set(tasks[a][0]) & set(tasks[b][0]))
+        if len(shared) < 3:
+            sys.exit(f"{a} and {b} share {len(shared)} networks: too few to rank")
         x = [tasks[a][0][s] for s in shared]
         y = [tasks[b][0][s] for s in shared]
         low, high = interval(x, y)
-        pairs.append({"a": a, "b": b, "networks": len(shared), "kendall_tau": kendall_tau(x, y),
+        pairs.append({"a": a, "b": b, "networks": len(shared), "kendall_tau": kendall_tau_b(x, y),
                       "ci95": [low, high]})
     out = {"tasks": [{"results": p, "networks": len(t[0]), "recipes": t[1]} for p, t in tasks.items()],
            "pairs": pairs}

@@ -160,8 +160,14 @@ fn results_at_another_input_size_adapt_the_built_in_predictor_at_its_own_geometr
     assert!(!other.stderr.contains("warning"), "{}", other.stderr);
     // Asked for by name, a prior of another class count (or layout) is used, with a warning naming
     // both geometries; one of the same layout and class count at another input size is not warned.
-    let named = fit(&results, &out, &["--classes", "100", "--prior", "builtin"]);
+    let named = fit(
+        &results,
+        &out,
+        &["--classes", "100", "--prior", "builtin", "--json"],
+    );
     assert_eq!(named.code, Some(0), "{}", named.stderr);
+    let report: serde_json::Value = serde_json::from_str(&named.stdout).expect("JSON alone");
+    assert_eq!(report["prior"], "builtin");
     assert!(
         named.stderr.contains(
             "warning: the prior builtin was fitted on networks at layout A, 32x32 inputs, 10 \

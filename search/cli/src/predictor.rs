@@ -109,8 +109,8 @@ impl TaskArgs {
                 eprintln!(
                     "warning: the prior {prior_name} was fitted on networks at {}; these are at {}: \
                      its features (stage widths, the head) describe other networks, so its order may \
-                     not carry over (`--prior none` fits from these results alone; `predictor curve` \
-                     measures both)",
+                     not carry over (`--prior none` fits from these results alone; a `predictor curve` \
+                     with each shows which ranks better)",
                     words(&p.config),
                     words(&config)
                 );
