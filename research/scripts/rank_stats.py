@@ -30,4 +30,3 @@ def kendall_tau_b(x, y):
                 d += 1
     denominator = ((c + d + tx) * (c + d + ty)) ** 0.5
     return 0.0 if denominator == 0 else (c - d) / denominator
-
